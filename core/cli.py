@@ -1,0 +1,21 @@
+"""The ``usher`` command line."""
+
+from __future__ import annotations
+
+import click
+
+from benchmarks.cli import bench
+from core.sim.cli import simulate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "USHER"})
+@click.version_option(package_name="usher")
+def main() -> None:
+    """Usher: the routing core for customer service."""
+
+
+main.add_command(simulate)
+main.add_command(bench)
+
+if __name__ == "__main__":
+    main()

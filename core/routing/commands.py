@@ -1,0 +1,221 @@
+"""Commands: what callers ask the engine to do. Each is validated whole before anything changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.routing.model import (
+    AgentProfile,
+    AgentStatus,
+    Mode,
+    Outcome,
+    QueueSettings,
+    Sender,
+    TenantSettings,
+    TransferTarget,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command:
+    tenant: str
+
+
+# --- administration ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigureTenant(Command):
+    """Create the tenant, or replace its settings."""
+
+    settings: TenantSettings = TenantSettings()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DefineSkill(Command):
+    skill: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DefineDepartment(Command):
+    department: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigureAgent(Command):
+    """Create the agent (signed out), or replace its profile."""
+
+    profile: AgentProfile
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveAgent(Command):
+    """Remove a signed-out agent who holds no conversations."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigureQueue(Command):
+    """Create the queue, or replace its settings (waiting conversations keep their plan)."""
+
+    settings: QueueSettings
+
+
+# --- agents -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetAgentStatus(Command):
+    """Sign in (online), step away, take a break, sign out, or enter a custom status."""
+
+    agent_id: str
+    status: AgentStatus
+    custom_status: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AcceptOffer(Command):
+    offer_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RejectOffer(Command):
+    offer_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TakeConversation(Command):
+    """The agent takes a waiting conversation from a queue ("take chat")."""
+
+    agent_id: str
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndConversation(Command):
+    agent_id: str
+    conversation_id: str
+    outcome: Outcome = Outcome.RESOLVED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FinishWrapUp(Command):
+    agent_id: str
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestTransfer(Command):
+    """Hand a conversation the agent owns to another agent, a queue or a department."""
+
+    agent_id: str
+    conversation_id: str
+    target: TransferTarget
+    target_id: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnswerTransfer(Command):
+    agent_id: str
+    transfer_id: str
+    accept: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelTransfer(Command):
+    agent_id: str
+    transfer_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetMode(Command):
+    """HKT console modes: AUTO hands back to the bot, SILENT monitors (and stops the bot),
+    LIVE takes the conversation, END ends it as resolved."""
+
+    agent_id: str
+    conversation_id: str
+    mode: Mode
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TagConversation(Command):
+    conversation_id: str
+    add: frozenset[str] = frozenset()
+    remove: frozenset[str] = frozenset()
+
+
+# --- supervisors ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForceAssign(Command):
+    """A supervisor assigns a conversation to an agent; ``override_capacity`` is recorded."""
+
+    supervisor_id: str
+    conversation_id: str
+    agent_id: str
+    override_capacity: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Monitor(Command):
+    """Start (or with ``stop``, end) silent monitoring of a live conversation."""
+
+    supervisor_id: str
+    conversation_id: str
+    stop: bool = False
+
+
+# --- conversations (gateways) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartConversation(Command):
+    """A customer starts a conversation: with a bot (``with_bot``) or straight into a queue."""
+
+    conversation_id: str
+    channel: str
+    customer_id: str
+    queue_id: str | None = None
+    """None picks the tenant's region rule, then its default queue."""
+    region: str = ""
+    language: str = ""
+    priority: int = 0
+    tags: frozenset[str] = frozenset()
+    with_bot: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestAgent(Command):
+    """The bot hands the conversation to a human (or a closed one is reopened)."""
+
+    conversation_id: str
+    queue_id: str | None = None
+    priority: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordMessage(Command):
+    """A message was exchanged; drives idle timers, first response time and auto-replies."""
+
+    conversation_id: str
+    sender: Sender
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomerLeft(Command):
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReopenConversation(Command):
+    """Reopen a closed or abandoned conversation into a queue (sticky to its last agent)."""
+
+    conversation_id: str
+    queue_id: str | None = None

@@ -1,0 +1,54 @@
+"""Typed errors raised by the engine. A raised error means the command changed nothing.
+
+Each error carries the canonical gRPC status name the service layer answers with, so the
+mapping lives next to the error rather than in a table somewhere else.
+"""
+
+from __future__ import annotations
+
+
+class RoutingError(Exception):
+    """Base class: the command was refused and the engine state is unchanged."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidArgument(RoutingError):
+    """The command is malformed whatever the state (capacity <= 0, level out of range...)."""
+
+    code = "INVALID_ARGUMENT"
+
+
+class NotFound(RoutingError):
+    """A tenant, agent, queue, conversation, offer or transfer that does not exist."""
+
+    code = "NOT_FOUND"
+
+
+class AlreadyExists(RoutingError):
+    """Creating something whose id is taken."""
+
+    code = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(RoutingError):
+    """The command is well formed but the state does not allow it (offer gone, wrong state)."""
+
+    code = "FAILED_PRECONDITION"
+
+
+class CapacityExceeded(RoutingError):
+    """The agent has no room for this conversation and no override was given."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+
+class PermissionDenied(RoutingError):
+    """The acting agent may not do this (answering someone else's offer, ending another's chat)."""
+
+    code = "PERMISSION_DENIED"

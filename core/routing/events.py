@@ -1,0 +1,239 @@
+"""Events: what happened. The engine changes state only by applying events, so replaying a
+tenant's events in order into an empty engine rebuilds it exactly (invariant 5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.routing.explain import Decision
+from core.routing.model import (
+    AgentProfile,
+    AgentStatus,
+    CloseReason,
+    DeclineReason,
+    Outcome,
+    QueueReason,
+    QueueSettings,
+    Sender,
+    TenantSettings,
+    TransferOutcome,
+    TransferTarget,
+)
+from core.routing.pools import GroupKey
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    tenant: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TenantConfigured(Event):
+    settings: TenantSettings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SkillDefined(Event):
+    skill: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DepartmentDefined(Event):
+    department: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentConfigured(Event):
+    profile: AgentProfile
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentRemoved(Event):
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueConfigured(Event):
+    settings: QueueSettings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentStatusChanged(Event):
+    agent_id: str
+    status: AgentStatus
+    custom_status: str | None = None
+    reason: str = "agent"
+    """``agent``, or ``missed_offers`` when the engine set the agent away."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationStarted(Event):
+    conversation_id: str
+    channel: str
+    customer_id: str
+    region: str
+    language: str
+    priority: int
+    tags: frozenset[str]
+    with_bot: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationQueued(Event):
+    """The conversation waits in ``queue_id`` along ``plan``: one eligibility group per step,
+    entered at ``enqueued_at + offsets[i]``. ``held`` defers routing until a break ends."""
+
+    conversation_id: str
+    queue_id: str
+    reason: QueueReason
+    priority: int
+    enqueued_at: float
+    plan: tuple[GroupKey, ...]
+    offsets: tuple[float, ...]
+    max_wait_at: float | None
+    held: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationStepped(Event):
+    """The conversation moved to another step of its plan (relaxation, sticky timeout, or the
+    end of a break that held it)."""
+
+    conversation_id: str
+    step: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OfferMade(Event):
+    offer_id: str
+    conversation_id: str
+    agent_ids: tuple[str, ...]
+    deadline: float
+    broadcast: bool
+    decision: Decision
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OfferAccepted(Event):
+    offer_id: str
+    conversation_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OfferDeclined(Event):
+    """The offer ended without an owner; the conversation waits again in its queue."""
+
+    offer_id: str
+    conversation_id: str
+    reason: DeclineReason
+    missed_by: tuple[str, ...] = ()
+    """Agents charged with a missed offer (expiry of a directed offer)."""
+    declined_by: tuple[str, ...] = ()
+    """Agents not to be offered this conversation again at its current step."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationAssigned(Event):
+    """An agent became owner without an offer: manual take, force-assign, LIVE mode."""
+
+    conversation_id: str
+    agent_id: str
+    via: str
+    by: str
+    override_capacity: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageRecorded(Event):
+    conversation_id: str
+    sender: Sender
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomerIdleReminded(Event):
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentIdleNotified(Event):
+    conversation_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationEnded(Event):
+    """Owner released; WRAP_UP until ``wrap_up_until`` if set (capacity still held), else
+    CLOSED. From a waiting state with ``LEFT_MESSAGE`` or ``CUSTOMER_LEFT`` it closes too."""
+
+    conversation_id: str
+    reason: CloseReason
+    outcome: Outcome | None
+    by: str = ""
+    wrap_up_until: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WrapUpFinished(Event):
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationAbandoned(Event):
+    """The customer left while waiting."""
+
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationReturnedToBot(Event):
+    conversation_id: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorChanged(Event):
+    conversation_id: str
+    supervisor_id: str
+    monitoring: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TagsChanged(Event):
+    conversation_id: str
+    tags: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferRequested(Event):
+    """A transfer to an agent; the target's capacity is reserved until it is answered."""
+
+    transfer_id: str
+    conversation_id: str
+    from_agent: str
+    to_agent: str
+    note: str
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferResolved(Event):
+    transfer_id: str
+    conversation_id: str
+    outcome: TransferOutcome
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationTransferred(Event):
+    """Moved from its owner to a queue or department: the owner is released, then a
+    ``ConversationQueued`` follows."""
+
+    transfer_id: str
+    conversation_id: str
+    from_agent: str
+    target: TransferTarget
+    target_id: str
+    note: str

@@ -1,0 +1,276 @@
+"""Configuration values and enumerations of the routing domain.
+
+Everything here is an immutable value: tenants, agents and queues are configured by replacing
+their settings whole (``ConfigureTenant``, ``ConfigureAgent``, ``ConfigureQueue``).
+Mappings inside frozen values are treated as read-only by convention.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+MIN_SKILL_LEVEL = 1
+MAX_SKILL_LEVEL = 10
+
+
+class AgentStatus(StrEnum):
+    ONLINE = "online"
+    AWAY = "away"
+    BREAK = "break"
+    OFFLINE = "offline"
+
+
+class ConversationState(StrEnum):
+    BOT = "bot"
+    QUEUED = "queued"
+    OFFERED = "offered"
+    ACTIVE = "active"
+    WRAP_UP = "wrap_up"
+    CLOSED = "closed"
+    ABANDONED = "abandoned"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (ConversationState.CLOSED, ConversationState.ABANDONED)
+
+    @property
+    def is_waiting(self) -> bool:
+        return self in (ConversationState.QUEUED, ConversationState.OFFERED)
+
+
+class Strategy(StrEnum):
+    LONGEST_IDLE = "longest_idle"
+    """The agent whose last assignment is oldest."""
+    LEAST_BUSY = "least_busy"
+    """The agent with the largest share of free capacity."""
+    ROUND_ROBIN = "round_robin"
+    """The agent who was offered work longest ago."""
+    BROADCAST = "broadcast"
+    """Every eligible agent sees the conversation; the first to accept owns it."""
+
+
+class Outcome(StrEnum):
+    RESOLVED = "resolved"
+    SPAM = "spam"
+    IGNORED = "ignored"
+
+
+class Mode(StrEnum):
+    """Conversation modes of the HKT console, mapped onto states (see ``SetMode``)."""
+
+    AUTO = "auto"
+    SILENT = "silent"
+    LIVE = "live"
+    END = "end"
+
+
+class CloseReason(StrEnum):
+    AGENT_ENDED = "agent_ended"
+    CUSTOMER_LEFT = "customer_left"
+    CUSTOMER_IDLE = "customer_idle"
+    BOT_RESOLVED = "bot_resolved"
+    LEFT_MESSAGE = "left_message"
+    """Out of hours or waited too long: the customer was invited to leave a message."""
+    SUPERVISOR = "supervisor"
+
+
+class QueueReason(StrEnum):
+    """Why a conversation (re-)entered a queue."""
+
+    REQUESTED = "requested"
+    OVERFLOW = "overflow"
+    TRANSFER = "transfer"
+    REOPENED = "reopened"
+    AGENT_IDLE = "agent_idle"
+    SILENT_MODE = "silent_mode"
+
+
+class DeclineReason(StrEnum):
+    """Why an offer ended without an owner."""
+
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    RESCINDED = "rescinded"
+
+
+class TransferTarget(StrEnum):
+    AGENT = "agent"
+    QUEUE = "queue"
+    DEPARTMENT = "department"
+
+
+class TransferOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    RESCINDED = "rescinded"
+
+
+class Sender(StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    BOT = "bot"
+
+
+class SystemMessage(StrEnum):
+    """System messages the gateways send to customers; texts are per tenant and language."""
+
+    WELCOME = "welcome"
+    WAITING = "waiting"
+    OUT_OF_HOURS = "out_of_hours"
+    BREAK_TIME = "break_time"
+    AGENT_JOINED = "agent_joined"
+    AGENT_ENDED = "agent_ended"
+    IDLE_REMINDER = "idle_reminder"
+    IDLE_CLOSED = "idle_closed"
+    LEAVE_MESSAGE = "leave_message"
+    AGENT_AUTO_REPLY = "agent_auto_reply"
+
+
+DEFAULT_TEXTS: Mapping[SystemMessage, str] = {
+    SystemMessage.WELCOME: "Hello! How can we help you today?",
+    SystemMessage.WAITING: (
+        "All our agents are busy. You are number {position} in line; "
+        "the estimated wait is {wait_minutes} min."
+    ),
+    SystemMessage.OUT_OF_HOURS: "We are closed right now.",
+    SystemMessage.BREAK_TIME: "Our team is on a short break; we will be with you soon.",
+    SystemMessage.AGENT_JOINED: "{agent} has joined the conversation.",
+    SystemMessage.AGENT_ENDED: "The conversation has ended. Thank you!",
+    SystemMessage.IDLE_REMINDER: "Are you still there?",
+    SystemMessage.IDLE_CLOSED: "We closed this conversation as we did not hear back from you.",
+    SystemMessage.LEAVE_MESSAGE: "Please leave a message and we will get back to you.",
+    SystemMessage.AGENT_AUTO_REPLY: "{text}",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SkillRequirement:
+    skill: str
+    min_level: int = MIN_SKILL_LEVEL
+
+
+@dataclass(frozen=True, slots=True)
+class RelaxationStep:
+    """After ``after_seconds`` of waiting, widen the set of eligible agents."""
+
+    after_seconds: float
+    level_drop: int = 0
+    """Lower every minimum level by this much (never below 1)."""
+    any_agent: bool = False
+    """The relaxed skill mode: any online agent of the tenant qualifies."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A local time-of-day range ``[start, end)``; ``end`` of 00:00 means midnight."""
+
+    start: dt.time
+    end: dt.time
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessHours:
+    """Opening hours per weekday (0 = Monday) in a time zone, with breaks and holidays."""
+
+    timezone: str = "UTC"
+    weekly: Mapping[int, tuple[TimeRange, ...]] = field(default_factory=dict)
+    breaks: Mapping[int, tuple[TimeRange, ...]] = field(default_factory=dict)
+    holidays: frozenset[dt.date] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    queue_id: str
+    name: str = ""
+    requirements: tuple[SkillRequirement, ...] = ()
+    priority: int = 0
+    """Added to every conversation's own priority in this queue."""
+    strategy: Strategy = Strategy.LONGEST_IDLE
+    offer_timeout: float = 30.0
+    relaxation: tuple[RelaxationStep, ...] = ()
+    max_wait: float | None = None
+    overflow_queue: str | None = None
+    """Where conversations go after ``max_wait``; None invites the customer to leave a message."""
+    hours: BusinessHours | None = None
+    """None means always open."""
+    route_out_of_hours: bool = False
+    """Queue conversations that arrive while closed instead of inviting a message."""
+    designated_agents: frozenset[str] = frozenset()
+    designated_departments: frozenset[str] = frozenset()
+    sticky_window: float | None = None
+    """Prefer the customer's last agent if they served them within this many seconds."""
+    sticky_timeout: float = 30.0
+    """How long to wait for the preferred agent before routing to anyone eligible."""
+
+
+@dataclass(frozen=True, slots=True)
+class CustomStatus:
+    """A tenant-defined agent status (for example "in a meeting") with its auto-reply."""
+
+    name: str
+    base: AgentStatus = AgentStatus.AWAY
+    auto_reply: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSettings:
+    channel_weights: Mapping[str, float] = field(
+        default_factory=lambda: {
+            "webchat": 1.0,
+            "whatsapp": 1.0,
+            "line": 1.0,
+            "sms": 1.0,
+            "email": 0.5,
+        }
+    )
+    """Capacity units a conversation on each channel costs; unknown channels cost 1."""
+    exclusive_channels: frozenset[str] = frozenset({"voice"})
+    """Channels whose conversations take an agent's whole budget."""
+    head_start_seconds: float = 60.0
+    """Each point of priority counts as this many seconds of waiting."""
+    misses_before_away: int = 3
+    """Consecutive missed offers that set an agent away; 0 disables."""
+    transfer_timeout: float = 60.0
+    customer_idle_remind: float | None = None
+    """T1: remind the customer this long after the agent's last unanswered message."""
+    customer_idle_close: float | None = None
+    """T2: close this long after the reminder."""
+    agent_idle_notify: float | None = None
+    """T3: notify this long after the customer's last unanswered message."""
+    agent_idle_requeue: bool = False
+    """After notifying, put the conversation back in its queue."""
+    wrap_up_seconds: float = 0.0
+    default_queue: str | None = None
+    region_queues: Mapping[str, str] = field(default_factory=dict)
+    """Customer region -> queue, used when a conversation asks for no queue."""
+    custom_statuses: tuple[CustomStatus, ...] = ()
+    default_language: str = "en"
+    texts: Mapping[str, Mapping[SystemMessage, str]] = field(default_factory=dict)
+    """Per language, per system message; an empty text disables that message."""
+    assumed_handle_seconds: float = 180.0
+    """Handle time assumed for wait estimates until a queue has measured its own."""
+
+    def custom_status(self, name: str) -> CustomStatus | None:
+        return next((s for s in self.custom_statuses if s.name == name), None)
+
+    def text(self, kind: SystemMessage, language: str) -> str:
+        for lang in (language, self.default_language):
+            texts = self.texts.get(lang)
+            if texts is not None and kind in texts:
+                return texts[kind]
+        return DEFAULT_TEXTS[kind]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentProfile:
+    agent_id: str
+    name: str = ""
+    skills: Mapping[str, int] = field(default_factory=dict)
+    capacity: float = 1.0
+    """The weighted budget: e.g. 3 chats, or 2 chats and 2 e-mails at 0.5 each."""
+    departments: frozenset[str] = frozenset()
