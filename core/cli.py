@@ -8,7 +8,9 @@ from benchmarks.cli import bench
 from core.sim.cli import simulate
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "USHER"})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "USHER"}
+)
 @click.version_option(package_name="usher")
 def main() -> None:
     """Usher: the routing core for customer service."""

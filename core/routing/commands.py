@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.routing.model import (
     AgentProfile,
@@ -28,7 +28,7 @@ class Command:
 class ConfigureTenant(Command):
     """Create the tenant, or replace its settings."""
 
-    settings: TenantSettings = TenantSettings()
+    settings: TenantSettings = field(default_factory=TenantSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

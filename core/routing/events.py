@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.routing.explain import Decision
+from core.routing.hours import HoursStatus
 from core.routing.model import (
     AgentProfile,
     AgentStatus,
@@ -60,6 +61,14 @@ class QueueConfigured(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class QueueHoursChanged(Event):
+    """A business-hours edge passed: the queue opened, went on a break or closed."""
+
+    queue_id: str
+    status: HoursStatus
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgentStatusChanged(Event):
     agent_id: str
     status: AgentStatus
@@ -78,6 +87,8 @@ class ConversationStarted(Event):
     priority: int
     tags: frozenset[str]
     with_bot: bool
+    queue_id: str | None
+    """The queue it will wait in when it asks for an agent (None: decided then)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +105,8 @@ class ConversationQueued(Event):
     offsets: tuple[float, ...]
     max_wait_at: float | None
     held: bool = False
+    exclude: tuple[str, ...] = ()
+    """Agents not to be offered it at its first step (the agent who transferred it away)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from core.routing.hours import HoursStatus
 from core.routing.model import (
     AgentProfile,
     AgentStatus,
@@ -114,10 +115,10 @@ class Conversation:
     __slots__ = (
         "assigned_at",
         "channel",
-        "closed_at",
         "close_reason",
-        "cost",
+        "closed_at",
         "conversation_id",
+        "cost",
         "created_at",
         "customer_id",
         "deadlines",
@@ -139,10 +140,12 @@ class Conversation:
         "owner",
         "plan",
         "plan_offsets",
+        "plan_started_at",
         "priority",
         "queue_id",
         "region",
         "reminded",
+        "reserved",
         "seq",
         "state",
         "step",
@@ -178,6 +181,7 @@ class Conversation:
         self.queue_id: str | None = None
         self.plan: tuple[GroupKey, ...] = ()
         self.plan_offsets: tuple[float, ...] = ()
+        self.plan_started_at = at
         self.step = 0
         self.held = False
         self.enqueued_at: float | None = None
@@ -187,6 +191,8 @@ class Conversation:
         self.offer: str | None = None
         self.owner: str | None = None
         self.override = False
+        self.reserved = 0
+        """Units held on the owner, or on the recipient of a directed offer."""
         self.last_agent: str | None = None
         self.transfer: str | None = None
         self.transfers: list[TransferRecord] = []
@@ -238,6 +244,7 @@ class TransferRecord:
         "from_agent",
         "note",
         "outcome",
+        "reserved",
         "resolved_at",
         "target",
         "target_id",
@@ -262,13 +269,21 @@ class TransferRecord:
         self.at = at
         self.deadline = deadline
         self.outcome: TransferOutcome | None = None
+        self.reserved = 0
         self.resolved_at: float | None = None
 
 
 class QueueRuntime:
     """A queue's settings plus what the engine measures and holds for it."""
 
-    __slots__ = ("avg_handle_seconds", "held", "hours_open", "settings", "waiting")
+    __slots__ = (
+        "avg_handle_seconds",
+        "held",
+        "hours_deadline",
+        "hours_status",
+        "settings",
+        "waiting",
+    )
 
     def __init__(self, settings: QueueSettings, assumed_handle_seconds: float) -> None:
         from sortedcontainers import SortedList
@@ -278,5 +293,6 @@ class QueueRuntime:
         """(effective_at, seq, conversation_id) of every routable waiting conversation."""
         self.held: dict[str, None] = {}
         """Conversations queued during a break, in arrival order."""
-        self.hours_open = True
+        self.hours_status = HoursStatus.OPEN
+        self.hours_deadline: float | None = None
         self.avg_handle_seconds = assumed_handle_seconds

@@ -1,0 +1,117 @@
+"""``usher bench``: the benchmark suites of the dispatch hot path (``core`` for now).
+
+Each suite prints a table, or with ``--json`` one JSON document on stdout; ``--out FILE`` also
+writes the document to a file. Progress goes to stderr, and only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from benchmarks import report
+from benchmarks.core import QUICK, CoreConfig, CoreResult, check_targets, run_core
+
+CORE_COLUMNS = (
+    report.Column("agents", "agents", report.thousands),
+    report.Column("skills", "skills", report.thousands),
+    report.Column("queues", "queues", report.thousands),
+    report.Column("decisions", "decisions", report.thousands),
+    report.Column("decisions_per_s", "decisions/s", report.thousands),
+    report.Column("mean_us", "mean µs", report.micros),
+    report.Column("p50_us", "p50 µs", report.micros),
+    report.Column("p99_us", "p99 µs", report.micros),
+    report.Column("cycle_per_s", "cycles/s", report.thousands),
+    report.Column("occupancy", "busy", lambda v: f"{v:.0%}"),
+    report.Column("waiting", "waiting", report.thousands),
+    report.Column("bytes_per_agent", "B/agent", report.thousands),
+    report.Column("bytes_per_waiting_conversation", "B/waiting", report.thousands),
+)
+
+
+def _counts(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part.replace("_", "")) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter("a comma-separated list of integers, e.g. 100,1000") from None
+    if not counts or any(n <= 0 for n in counts):
+        raise click.BadParameter("give at least one positive agent count")
+    return counts
+
+
+def _progress(message: str) -> None:
+    if sys.stderr.isatty():
+        click.echo(f"bench core: {message}", err=True)
+
+
+def _emit(suite: str, results: list[CoreResult], as_json: bool, out: Path | None) -> None:
+    document = report.to_document(suite, results)
+    if out is not None:
+        report.write_json(document, out)
+    if as_json:
+        click.echo(report.dumps(document))
+
+
+@click.group()
+def bench() -> None:
+    """Benchmark suites of the dispatch hot path."""
+
+
+@bench.command("core")
+@click.option(
+    "--agents",
+    default="100,1000,10000,100000",
+    show_default=True,
+    callback=_counts,
+    help="Agent counts, one tenant (and one table row) each.",
+)
+@click.option("--skills", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--queues", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option(
+    "--decisions",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Decisions measured per row [default: 100,000; 2,000 with --quick].",
+)
+@click.option("--quick", is_flag=True, help="Small counts: a smoke run of a few seconds.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write the JSON document to this file.",
+)
+def core(
+    agents: tuple[int, ...],
+    skills: int,
+    queues: int,
+    decisions: int | None,
+    quick: bool,
+    seed: int,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """The routing engine alone, in process: decisions/s, latency per decision, memory.
+
+    How it is measured (and what a "decision" is) is described in benchmarks/core.py.
+    """
+    base = CoreConfig(agents=1, skills=skills, queues=queues, seed=seed)
+    if quick:
+        base = dataclasses.replace(base, **QUICK)
+    if decisions is not None:
+        base = dataclasses.replace(base, decisions=decisions)
+    results = [run_core(dataclasses.replace(base, agents=n), progress=_progress) for n in agents]
+    _emit("core", results, as_json, out)
+    if as_json:
+        return
+    console = Console()
+    title = "usher bench core" + (" (quick: a smoke run, not a measurement)" if quick else "")
+    report.render_table(title, CORE_COLUMNS, results, console)
+    for verdict in check_targets(results):
+        mark = "[green]met[/]" if verdict.ok else "[red]MISSED[/]"
+        console.print(f"  {mark}  {verdict.name}: {verdict.value:,} (target {verdict.limit:,})")

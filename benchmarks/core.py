@@ -1,0 +1,507 @@
+"""The ``core`` suite: the pure routing engine alone, in process, on a virtual clock.
+
+What is built (deterministic from the seed): one tenant with S skills and Q queues, each queue
+requiring 1-2 uniformly random skills at a minimum level of 1-5, its strategy LONGEST_IDLE
+(one in five LEAST_BUSY); N agents, each with 3-7 uniformly random skills at levels 1-10 and a
+capacity of 2-4 chats, all ONLINE. With uniform skills many queues have nobody able to serve
+them (most of them at small N), so arrivals follow the agents: pick an agent at random weighted
+by capacity, then one of the queues it is eligible for. Demand thus lands where supply is and
+the load is feasible at every N; the table reports the occupancy actually reached.
+
+Driving it: every command goes through ``Engine.execute``; the clock moves 1 ms after each one
+(virtual time, outside the measurement). Every ``OfferMade`` is accepted at once by the offered
+agent. First a fill phase (arrivals only) brings conversations in the system (active plus
+waiting) up to ``occupancy`` of total capacity; then the steady state alternates: below the
+target a conversation arrives (``StartConversation`` into a queue, as above), otherwise a
+random active conversation ends (``EndConversation``; no wrap-up). An arrival is matched at
+once if an eligible agent has room, else it waits; an end frees room, and the engine pulls the
+best waiting conversation for that agent. ``warmup`` steady steps are run, the garbage is
+collected, then the measured phase runs until ``decisions`` decisions were made. The garbage
+collector stays on throughout the measured phase, as in a server: its pauses are in the figures.
+
+Figures (a decision = one conversation matched to an agent = one ``OfferMade``):
+
+- latency: the wall time (``perf_counter_ns``) of the one ``execute`` call that produced the
+  decision. The call also did other work (creating the conversation, or closing the one that
+  freed the room); that is counted, since it is on the path of the decision. A call that made
+  k decisions contributes k samples of its time / k. p50 and p99 are over those samples.
+- ``decisions_per_s`` = decisions / total time of the calls that produced decisions. Calls that
+  decided nothing (accepts, ends with nothing waiting, arrivals that had to wait) are outside
+  this figure; ``cycle_per_s`` covers them: conversations completed in the measured phase
+  (arrive, accept, end) per second of *all* engine time in that phase. ``mean_us`` is the
+  mean decision cost (1e6 / ``decisions_per_s``); its growth over N is the scaling check.
+- memory, with ``tracemalloc`` on a separate engine (tenant, skills and queues already
+  configured, and each queue's index already used once by a throw-away agent, as in a live
+  tenant): ``bytes_per_agent`` is the traced growth from configuring N agents and setting them
+  ONLINE, divided by N; then all agents go AWAY and ``bytes_per_waiting_conversation`` is the
+  growth from starting W conversations (which all wait), divided by W. Ids are built inside the
+  traced region; skill names are shared strings, as a configured tenant's would be. Lazy index
+  entries per agent can grow up to about twice what is measured here between compactions.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import random
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from core.routing import Engine, ManualClock
+from core.routing import commands as c
+from core.routing import events as ev
+from core.routing import model as m
+
+TENANT = "bench"
+CHANNEL = "webchat"
+STEP_SECONDS = 0.001
+"""Virtual time between two commands."""
+LEAST_BUSY_SHARE = 0.2
+AGENT_SKILLS = (3, 7)
+AGENT_CAPACITY = (2, 4)
+QUEUE_REQUIREMENTS = (1, 2)
+QUEUE_MIN_LEVEL = (1, 5)
+
+TARGET_AGENTS = 10_000
+TARGET_DECISIONS_PER_S = 50_000.0
+TARGET_P99_US = 100.0
+TARGET_GROWTH = 2.0
+TARGET_BYTES_PER_AGENT = 4096.0
+TARGET_BYTES_PER_WAITING = 2048.0
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    """One row of the suite: the tenant's size and how long to measure."""
+
+    agents: int
+    skills: int = 200
+    queues: int = 500
+    decisions: int = 100_000
+    """Decisions measured in the steady state."""
+    warmup: int = 20_000
+    """Steady-state steps run (unmeasured) after the fill."""
+    waiting: int = 20_000
+    """Conversations enqueued for the waiting-conversation memory figure."""
+    occupancy: float = 0.9
+    """Conversations kept in the system (active + waiting), as a share of total capacity."""
+    seed: int = 1
+
+
+QUICK = {"decisions": 2_000, "warmup": 500, "waiting": 500}
+"""Overrides of ``CoreConfig`` for ``--quick``: a smoke run, not a measurement."""
+
+
+@dataclass(frozen=True, slots=True)
+class CoreResult:
+    """One row of the report; the first eight fields are the suite's JSON contract."""
+
+    agents: int
+    skills: int
+    queues: int
+    decisions_per_s: float
+    p50_us: float
+    p99_us: float
+    bytes_per_agent: float
+    bytes_per_waiting_conversation: float
+    cycle_per_s: float
+    mean_us: float
+    decisions: int
+    occupancy: float
+    """Mean share of total capacity held by active conversations in the measured phase."""
+    waiting: float
+    """Mean number of conversations waiting in the measured phase."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A target from the benchmark issue and whether this run met it."""
+
+    name: str
+    value: float
+    limit: float
+    ok: bool
+
+
+# --- workload ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    skills: tuple[tuple[str, int], ...]
+    capacity: int
+    queues: tuple[str, ...]
+    """Queues this agent is eligible for (computed here, independently of the engine)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    skills: tuple[str, ...]
+    queues: tuple[m.QueueSettings, ...]
+    agents: tuple[AgentSpec, ...]
+    slots: tuple[int, ...]
+    """Agent indexes, each repeated once per unit of capacity, of agents serving some queue:
+    a uniform pick from it is a capacity-weighted pick of an agent."""
+
+    def profile(self, index: int) -> m.AgentProfile:
+        """A freshly allocated profile for agent ``index``."""
+        spec = self.agents[index]
+        return m.AgentProfile(
+            agent_id=f"a{index}", skills=dict(spec.skills), capacity=float(spec.capacity)
+        )
+
+    def pick_queue(self, rng: random.Random) -> str:
+        """A queue for an arrival: a capacity-weighted agent's, so someone can serve it."""
+        return rng.choice(self.agents[rng.choice(self.slots)].queues)
+
+
+def build_workload(agents: int, skills: int, queues: int, rng: random.Random) -> Workload:
+    """Random skills, queues and agents as described in the module docstring."""
+    names = tuple(f"s{i}" for i in range(skills))
+    settings: list[m.QueueSettings] = []
+    for q in range(queues):
+        count = min(skills, rng.randint(*QUEUE_REQUIREMENTS))
+        required = tuple(
+            m.SkillRequirement(skill, rng.randint(*QUEUE_MIN_LEVEL))
+            for skill in rng.sample(names, count)
+        )
+        strategy = (
+            m.Strategy.LEAST_BUSY if rng.random() < LEAST_BUSY_SHARE else m.Strategy.LONGEST_IDLE
+        )
+        settings.append(m.QueueSettings(queue_id=f"q{q}", requirements=required, strategy=strategy))
+    drawn: list[tuple[tuple[str, int], ...]] = []
+    holders: dict[str, list[int]] = {name: [] for name in names}
+    for a in range(agents):
+        count = min(skills, rng.randint(*AGENT_SKILLS))
+        owned = tuple((skill, rng.randint(1, 10)) for skill in rng.sample(names, count))
+        drawn.append(owned)
+        for skill, _ in owned:
+            holders[skill].append(a)
+    serves: list[list[str]] = [[] for _ in range(agents)]
+    for queue in settings:
+        rarest = min(queue.requirements, key=lambda r: len(holders[r.skill]))
+        for a in holders[rarest.skill]:
+            levels = dict(drawn[a])
+            if all(levels.get(r.skill, 0) >= r.min_level for r in queue.requirements):
+                serves[a].append(queue.queue_id)
+    specs = tuple(
+        AgentSpec(skills=owned, capacity=rng.randint(*AGENT_CAPACITY), queues=tuple(served))
+        for owned, served in zip(drawn, serves, strict=True)
+    )
+    slots = tuple(i for i, spec in enumerate(specs) if spec.queues for _ in range(spec.capacity))
+    if not slots:
+        raise ValueError("no agent is eligible for any queue: add agents or skills")
+    return Workload(skills=names, queues=tuple(settings), agents=specs, slots=slots)
+
+
+def new_engine(workload: Workload) -> tuple[Engine, ManualClock]:
+    """An engine holding the bench tenant with its skills and queues, and no agents."""
+    clock = ManualClock()
+    engine = Engine(clock)
+    engine.execute(
+        c.ConfigureTenant(tenant=TENANT, settings=m.TenantSettings(misses_before_away=0))
+    )
+    for skill in workload.skills:
+        engine.execute(c.DefineSkill(tenant=TENANT, skill=skill))
+    for queue in workload.queues:
+        engine.execute(c.ConfigureQueue(tenant=TENANT, settings=queue))
+    return engine, clock
+
+
+def add_agents(engine: Engine, clock: ManualClock, workload: Workload) -> None:
+    """Configure every agent of the workload and sign it in."""
+    for i in range(len(workload.agents)):
+        profile = workload.profile(i)
+        engine.execute(c.ConfigureAgent(tenant=TENANT, profile=profile))
+        engine.execute(
+            c.SetAgentStatus(tenant=TENANT, agent_id=profile.agent_id, status=m.AgentStatus.ONLINE)
+        )
+        clock.advance(STEP_SECONDS)
+
+
+# --- the steady state -------------------------------------------------------------------------
+
+
+class Driver:
+    """Feeds commands to one engine, accepts every offer, and keeps the books.
+
+    ``active`` holds (conversation, agent) pairs; a random one is removed by swapping it with
+    the last, so ending a random conversation costs the harness O(1).
+    """
+
+    def __init__(self, engine: Engine, clock: ManualClock, workload: Workload, seed: int) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.workload = workload
+        self.rng = random.Random(seed)
+        self.active: list[tuple[str, str]] = []
+        self.in_system = 0
+        self.started = 0
+        self.recording = False
+        self.samples: list[int] = []
+        self.decision_ns = 0
+        self.engine_ns = 0
+        self.ended = 0
+        self.steps = 0
+        self.active_sum = 0
+        self.waiting_sum = 0
+
+    def reset_books(self) -> None:
+        self.samples = []
+        self.decision_ns = self.engine_ns = self.ended = 0
+        self.steps = self.active_sum = self.waiting_sum = 0
+
+    def execute(self, command: c.Command) -> list[ev.Event]:
+        """Run one command, timed; accept whatever it offered."""
+        started = time.perf_counter_ns()
+        result = self.engine.execute(command)
+        elapsed = time.perf_counter_ns() - started
+        self.clock.advance(STEP_SECONDS)
+        offers = [e for e in result.events if isinstance(e, ev.OfferMade)]
+        if self.recording:
+            self.engine_ns += elapsed
+            if offers:
+                self.decision_ns += elapsed
+                self.samples.extend([elapsed // len(offers)] * len(offers))
+        for offer in offers:
+            self.accept(offer)
+        return list(result.events)
+
+    def accept(self, offer: ev.OfferMade) -> None:
+        agent_id = offer.agent_ids[0]
+        events = self.execute(
+            c.AcceptOffer(tenant=TENANT, offer_id=offer.offer_id, agent_id=agent_id)
+        )
+        for event in events:
+            if isinstance(event, ev.OfferAccepted):
+                self.active.append((event.conversation_id, event.agent_id))
+
+    def arrive(self) -> None:
+        self.started += 1
+        n = self.started
+        self.in_system += 1
+        self.execute(
+            c.StartConversation(
+                tenant=TENANT,
+                conversation_id=f"c{n}",
+                channel=CHANNEL,
+                customer_id=f"k{n}",
+                queue_id=self.workload.pick_queue(self.rng),
+            )
+        )
+
+    def end(self) -> None:
+        active = self.active
+        i = self.rng.randrange(len(active))
+        active[i], active[-1] = active[-1], active[i]
+        conversation_id, agent_id = active.pop()
+        self.in_system -= 1
+        self.ended += 1
+        self.execute(
+            c.EndConversation(tenant=TENANT, agent_id=agent_id, conversation_id=conversation_id)
+        )
+
+    def step(self, target: int) -> None:
+        """Arrive while below ``target`` conversations in the system, else end one."""
+        if self.in_system < target or not self.active:
+            self.arrive()
+        else:
+            self.end()
+        if self.recording:
+            self.steps += 1
+            self.active_sum += len(self.active)
+            self.waiting_sum += self.in_system - len(self.active)
+
+
+def percentile(ordered: Sequence[int], q: float) -> int:
+    """Nearest-rank percentile of an ascending, non-empty sequence."""
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+# --- memory -----------------------------------------------------------------------------------
+
+
+def prime_indexes(engine: Engine, clock: ManualClock, workload: Workload) -> None:
+    """Route one conversation through every queue with a throw-away agent who has every skill,
+    so the engine's per-queue indexes exist before agents are measured; then sign it out."""
+    agent_id = "primer"
+    profile = m.AgentProfile(
+        agent_id=agent_id, skills={skill: 10 for skill in workload.skills}, capacity=1.0
+    )
+    engine.execute(c.ConfigureAgent(tenant=TENANT, profile=profile))
+    engine.execute(c.SetAgentStatus(tenant=TENANT, agent_id=agent_id, status=m.AgentStatus.ONLINE))
+    for queue in workload.queues:
+        conversation_id = f"prime-{queue.queue_id}"
+        result = engine.execute(
+            c.StartConversation(
+                tenant=TENANT,
+                conversation_id=conversation_id,
+                channel=CHANNEL,
+                customer_id="primer",
+                queue_id=queue.queue_id,
+            )
+        )
+        clock.advance(STEP_SECONDS)
+        for event in result.events:
+            if isinstance(event, ev.OfferMade):
+                engine.execute(
+                    c.AcceptOffer(tenant=TENANT, offer_id=event.offer_id, agent_id=agent_id)
+                )
+                engine.execute(
+                    c.EndConversation(
+                        tenant=TENANT, agent_id=agent_id, conversation_id=conversation_id
+                    )
+                )
+                clock.advance(STEP_SECONDS)
+    engine.execute(c.SetAgentStatus(tenant=TENANT, agent_id=agent_id, status=m.AgentStatus.OFFLINE))
+
+
+def traced_growth(action: Callable[[], None]) -> int:
+    """Bytes still allocated after ``action`` (and a full collection) that were not before."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        action()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def measure_memory(workload: Workload, waiting: int, seed: int) -> tuple[float, float]:
+    """(bytes per online agent, bytes per waiting conversation), see the module docstring."""
+    engine, clock = new_engine(workload)
+    prime_indexes(engine, clock, workload)
+    per_agent = traced_growth(lambda: add_agents(engine, clock, workload)) / len(workload.agents)
+    for i in range(len(workload.agents)):
+        engine.execute(c.SetAgentStatus(tenant=TENANT, agent_id=f"a{i}", status=m.AgentStatus.AWAY))
+    rng = random.Random(seed)
+
+    def enqueue() -> None:
+        for n in range(waiting):
+            engine.execute(
+                c.StartConversation(
+                    tenant=TENANT,
+                    conversation_id=f"w{n}",
+                    channel=CHANNEL,
+                    customer_id=f"k{n}",
+                    queue_id=workload.pick_queue(rng),
+                )
+            )
+            clock.advance(STEP_SECONDS)
+
+    per_waiting = traced_growth(enqueue) / waiting
+    return per_agent, per_waiting
+
+
+# --- the suite --------------------------------------------------------------------------------
+
+
+def run_core(config: CoreConfig, progress: Progress | None = None) -> CoreResult:
+    """Measure one tenant size: memory first, then the steady state (see the docstring)."""
+    say = progress or (lambda _: None)
+    if config.agents <= 0 or config.decisions <= 0 or config.waiting <= 0:
+        raise ValueError("agents, decisions and waiting must be positive")
+    rng = random.Random(config.seed)
+    workload = build_workload(config.agents, config.skills, config.queues, rng)
+    say(f"{config.agents:,} agents: memory")
+    per_agent, per_waiting = measure_memory(workload, config.waiting, config.seed + 1)
+    gc.collect()
+
+    say(f"{config.agents:,} agents: building")
+    engine, clock = new_engine(workload)
+    add_agents(engine, clock, workload)
+    driver = Driver(engine, clock, workload, config.seed + 2)
+    capacity = sum(workload.agents[i].capacity for i in set(workload.slots))
+    target = max(1, int(config.occupancy * capacity))
+    say(f"{config.agents:,} agents: filling to {target:,} conversations")
+    while driver.in_system < target:
+        driver.arrive()
+    for _ in range(config.warmup):
+        driver.step(target)
+    gc.collect()
+
+    say(f"{config.agents:,} agents: measuring {config.decisions:,} decisions")
+    driver.reset_books()
+    driver.recording = True
+    budget = 50 * config.decisions + 10_000
+    while len(driver.samples) < config.decisions:
+        if driver.steps >= budget:
+            raise RuntimeError(f"only {len(driver.samples)} decisions in {budget:,} steps")
+        driver.step(target)
+    driver.recording = False
+
+    samples = sorted(driver.samples)
+    decisions = len(samples)
+    seconds = driver.decision_ns / 1e9
+    return CoreResult(
+        agents=config.agents,
+        skills=config.skills,
+        queues=config.queues,
+        decisions_per_s=round(decisions / seconds, 1),
+        p50_us=round(percentile(samples, 0.50) / 1e3, 2),
+        p99_us=round(percentile(samples, 0.99) / 1e3, 2),
+        bytes_per_agent=round(per_agent, 1),
+        bytes_per_waiting_conversation=round(per_waiting, 1),
+        cycle_per_s=round(driver.ended / (driver.engine_ns / 1e9), 1),
+        mean_us=round(driver.decision_ns / decisions / 1e3, 2),
+        decisions=decisions,
+        occupancy=round(driver.active_sum / driver.steps / capacity, 3),
+        waiting=round(driver.waiting_sum / driver.steps, 1),
+    )
+
+
+def check_targets(results: Sequence[CoreResult]) -> list[Verdict]:
+    """The issue's targets that these results can speak to (throughput and p99 need a row at
+    10,000 agents, 200 skills, 500 queues; growth needs two agent counts)."""
+    verdicts: list[Verdict] = []
+    for r in results:
+        if (r.agents, r.skills, r.queues) == (TARGET_AGENTS, 200, 500):
+            verdicts.append(
+                Verdict(
+                    "decisions/s at 10,000 agents (at least)",
+                    r.decisions_per_s,
+                    TARGET_DECISIONS_PER_S,
+                    r.decisions_per_s >= TARGET_DECISIONS_PER_S,
+                )
+            )
+            verdicts.append(
+                Verdict(
+                    "p99 µs at 10,000 agents", r.p99_us, TARGET_P99_US, r.p99_us <= TARGET_P99_US
+                )
+            )
+    if len({r.agents for r in results}) > 1:
+        smallest = min(results, key=lambda r: r.agents)
+        largest = max(results, key=lambda r: r.agents)
+        growth = largest.mean_us / smallest.mean_us
+        verdicts.append(
+            Verdict(
+                f"cost growth {smallest.agents:,} -> {largest.agents:,} agents (×)",
+                round(growth, 2),
+                TARGET_GROWTH,
+                growth <= TARGET_GROWTH,
+            )
+        )
+    for r in results:
+        verdicts.append(
+            Verdict(
+                f"bytes per agent at {r.agents:,}",
+                r.bytes_per_agent,
+                TARGET_BYTES_PER_AGENT,
+                r.bytes_per_agent <= TARGET_BYTES_PER_AGENT,
+            )
+        )
+        verdicts.append(
+            Verdict(
+                f"bytes per waiting conversation at {r.agents:,}",
+                r.bytes_per_waiting_conversation,
+                TARGET_BYTES_PER_WAITING,
+                r.bytes_per_waiting_conversation <= TARGET_BYTES_PER_WAITING,
+            )
+        )
+    return verdicts
