@@ -100,6 +100,7 @@ class ConversationQueued(Event):
     queue_id: str
     reason: QueueReason
     priority: int
+    """The conversation's own priority; the queue's is added when scoring."""
     enqueued_at: float
     plan: tuple[GroupKey, ...]
     offsets: tuple[float, ...]

@@ -66,8 +66,30 @@ def next_change(hours: BusinessHours | None, at: float) -> float | None:
         edges = {_MIDNIGHT}
         for r in (*hours.weekly.get(weekday, ()), *hours.breaks.get(weekday, ())):
             edges.update((r.start, r.end))
-        for edge in sorted(edges):
-            instant = dt.datetime.combine(date, edge, tzinfo=zone).timestamp()
+        instants = {dt.datetime.combine(date, edge, tzinfo=zone).timestamp() for edge in edges}
+        instants.update(_offset_changes(zone, date))
+        for instant in sorted(instants):
             if instant > at and status_at(hours, instant) is not current:
                 return instant
     return None
+
+
+def _offset_changes(zone: ZoneInfo, date: dt.date) -> list[float]:
+    """The instant a daylight-saving change happens on ``date``, found by bisection: an edge
+    inside a skipped hour takes effect right then, not at its nominal local time."""
+    start = dt.datetime.combine(date, _MIDNIGHT, tzinfo=zone).timestamp()
+    end = dt.datetime.combine(date + dt.timedelta(days=1), _MIDNIGHT, tzinfo=zone).timestamp()
+
+    def utc_offset(instant: float) -> dt.timedelta | None:
+        return dt.datetime.fromtimestamp(instant, zone).utcoffset()
+
+    if utc_offset(start) == utc_offset(end):
+        return []
+    low, high = start, end
+    while high - low > 1:
+        middle = (low + high) // 2
+        if utc_offset(middle) == utc_offset(start):
+            low = middle
+        else:
+            high = middle
+    return [high]

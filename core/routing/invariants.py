@@ -198,4 +198,3 @@ def _timer_current(router: Router, deadline: float, kind: TimerKind, subject: st
         return queue is not None and queue.hours_deadline == deadline
     conv = router.conversations.get(subject)
     return conv is not None and conv.deadlines.get(kind) == deadline
-

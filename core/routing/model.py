@@ -203,7 +203,8 @@ class QueueSettings:
     designated_agents: frozenset[str] = frozenset()
     designated_departments: frozenset[str] = frozenset()
     sticky_window: float | None = None
-    """Prefer the customer's last agent if they served them within this many seconds."""
+    """Prefer the customer's last agent if they served them within this many seconds (counted
+    from the end of that service, or its start while it goes on)."""
     sticky_timeout: float = 30.0
     """How long to wait for the preferred agent before routing to anyone eligible."""
 
@@ -237,11 +238,11 @@ class TenantSettings:
     """Consecutive missed offers that set an agent away; 0 disables."""
     transfer_timeout: float = 60.0
     customer_idle_remind: float | None = None
-    """T1: remind the customer this long after the agent's last unanswered message."""
+    """T1: remind the customer this long after the first agent message they left unanswered."""
     customer_idle_close: float | None = None
     """T2: close this long after the reminder."""
     agent_idle_notify: float | None = None
-    """T3: notify this long after the customer's last unanswered message."""
+    """T3: notify this long after the first customer message the agent left unanswered."""
     agent_idle_requeue: bool = False
     """After notifying, put the conversation back in its queue."""
     wrap_up_seconds: float = 0.0

@@ -293,8 +293,10 @@ class Router:
         if queue_id is not None:
             self._queue(queue_id)
             return queue_id
-        candidate = self.settings.region_queues.get(region) or self.settings.default_queue
-        return candidate if candidate in self.queues else None
+        for candidate in (self.settings.region_queues.get(region), self.settings.default_queue):
+            if candidate in self.queues:
+                return candidate
+        return None
 
     def _validate_levels(self, requirements: Iterable[tuple[str, int]], what: str) -> None:
         for skill, level in requirements:
@@ -401,6 +403,7 @@ class Router:
         if s.hours is not None:
             validate_hours(s.hours)
         self._emit(ev.QueueConfigured(tenant=self.tenant, at=self.clock.now(), settings=s))
+        self._release_held(self.queues[s.queue_id])
 
     # === agents ==================================================================================
 
@@ -497,6 +500,15 @@ class Router:
             for agent in recipients:
                 self._pull(agent)
 
+    def _rescind_offer(self, conv: Conversation) -> list[Agent]:
+        """Withdraw the conversation's live offer, if any, without re-routing it; the caller
+        decides the conversation's fate and then lets the returned recipients pull new work."""
+        if conv.offer is None:
+            return []
+        offer = self.offers[conv.offer]
+        self._decline(offer, DeclineReason.RESCINDED, reroute=False)
+        return [self.agents[a] for a in offer.agent_ids]
+
     def _take(self, cmd: c.TakeConversation) -> None:
         conv = self._conversation(cmd.conversation_id)
         agent = self._agent(cmd.agent_id)
@@ -532,11 +544,7 @@ class Router:
         """Make ``agent`` the owner now, rescinding whatever offer or transfer stood in the way."""
         previous = self.agents.get(conv.owner) if conv.owner else None
         self._rescind_transfer(conv)
-        displaced: list[Agent] = []
-        if conv.offer is not None:
-            offer = self.offers[conv.offer]
-            displaced = [self.agents[a] for a in offer.agent_ids]
-            self._decline(offer, DeclineReason.RESCINDED, reroute=False)
+        displaced = self._rescind_offer(conv)
         self._emit(
             ev.ConversationAssigned(
                 tenant=self.tenant,
@@ -771,15 +779,14 @@ class Router:
     def _to_bot(self, conv: Conversation, by: str) -> None:
         owner = self.agents.get(conv.owner) if conv.owner else None
         self._rescind_transfer(conv)
-        if conv.offer is not None:
-            self._decline(self.offers[conv.offer], DeclineReason.RESCINDED, reroute=False)
+        displaced = self._rescind_offer(conv)
         self._emit(
             ev.ConversationReturnedToBot(
                 tenant=self.tenant, at=self.clock.now(), conversation_id=conv.conversation_id, by=by
             )
         )
-        if owner is not None:
-            self._pull(owner)
+        for agent in (*displaced, *([owner] if owner else [])):
+            self._pull(agent)
 
     def _tag(self, cmd: c.TagConversation) -> None:
         conv = self._conversation(cmd.conversation_id)
@@ -900,11 +907,7 @@ class Router:
         elif conv.state is S.BOT:
             self._close_waiting(conv, CloseReason.CUSTOMER_LEFT, None)
         else:
-            displaced: list[Agent] = []
-            if conv.offer is not None:
-                offer = self.offers[conv.offer]
-                displaced = [self.agents[a] for a in offer.agent_ids]
-                self._decline(offer, DeclineReason.RESCINDED, reroute=False)
+            displaced = self._rescind_offer(conv)
             self._emit(
                 ev.ConversationAbandoned(
                     tenant=self.tenant, at=self.clock.now(), conversation_id=conv.conversation_id
@@ -917,11 +920,7 @@ class Router:
         self, conv: Conversation, reason: CloseReason, outcome: Outcome | None, by: str = ""
     ) -> None:
         """Close a conversation nobody owns (bot, queued, offered)."""
-        displaced: list[Agent] = []
-        if conv.offer is not None:
-            offer = self.offers[conv.offer]
-            displaced = [self.agents[a] for a in offer.agent_ids]
-            self._decline(offer, DeclineReason.RESCINDED, reroute=False)
+        displaced = self._rescind_offer(conv)
         self._emit(
             ev.ConversationEnded(
                 tenant=self.tenant,
@@ -973,7 +972,7 @@ class Router:
                 conversation_id=conv.conversation_id,
                 queue_id=queue_id,
                 reason=reason,
-                priority=(conv.priority if priority is None else priority) + s.priority,
+                priority=conv.priority if priority is None else priority,
                 enqueued_at=enqueued_at,
                 plan=plan,
                 offsets=offsets,
@@ -1085,7 +1084,7 @@ class Router:
             strategy=strategy.value,
             candidates=tuple(chosen + passed)[:MAX_CANDIDATES],
             winners=tuple(a.agent_id for a in winners),
-            score=self._score(conv, now),
+            score=self.score(conv, now),
             reason=reason,
         )
         self._emit(
@@ -1111,9 +1110,9 @@ class Router:
             return "round robin: offered work longest ago"
         return f"longest idle: last assigned {self.clock.now() - best.last_assigned_at:.0f}s ago"
 
-    def _score(self, conv: Conversation, now: float) -> float:
-        """Seconds waited plus priority times the head start: ``now - effective_at``."""
-        return now - conv.effective_at
+    def score(self, conv: Conversation, now: float | None = None) -> float:
+        """Seconds waited plus (conversation + queue priority) times the tenant's head start."""
+        return (self.clock.now() if now is None else now) - conv.effective_at
 
     def _pull(self, agent: Agent) -> None:
         """While the agent has room, offer it the highest-scoring conversation it may serve across
@@ -1205,11 +1204,7 @@ class Router:
     def _max_wait(self, conv: Conversation) -> None:
         assert conv.queue_id is not None
         overflow = self.queues[conv.queue_id].settings.overflow_queue
-        displaced: list[Agent] = []
-        if conv.offer is not None:
-            offer = self.offers[conv.offer]
-            displaced = [self.agents[a] for a in offer.agent_ids]
-            self._decline(offer, DeclineReason.RESCINDED, reroute=False)
+        displaced = self._rescind_offer(conv)
         if overflow is not None and overflow in self.queues:
             self._enqueue(conv, overflow, QueueReason.OVERFLOW)
         else:
@@ -1226,17 +1221,23 @@ class Router:
         self._emit(
             ev.QueueHoursChanged(tenant=self.tenant, at=now, queue_id=queue_id, status=status)
         )
-        if status is not HoursStatus.BREAK:
-            for conversation_id in list(queue.held):
-                conv = self.conversations[conversation_id]
-                elapsed = now - conv.plan_started_at
-                step = sum(1 for offset in conv.plan_offsets[1:] if offset <= elapsed)
-                self._emit(
-                    ev.ConversationStepped(
-                        tenant=self.tenant, at=now, conversation_id=conversation_id, step=step
-                    )
+        self._release_held(queue)
+
+    def _release_held(self, queue: QueueRuntime) -> None:
+        """Route the conversations a break held, at the step their wait has reached."""
+        now = self.clock.now()
+        if status_at(queue.settings.hours, now) is HoursStatus.BREAK:
+            return
+        for conversation_id in list(queue.held):
+            conv = self.conversations[conversation_id]
+            elapsed = now - conv.plan_started_at
+            step = sum(1 for offset in conv.plan_offsets[1:] if offset <= elapsed)
+            self._emit(
+                ev.ConversationStepped(
+                    tenant=self.tenant, at=now, conversation_id=conversation_id, step=step
                 )
-                self._route(conv)
+            )
+            self._route(conv)
 
     # === appliers: the only code that changes state ==============================================
 
@@ -1282,19 +1283,25 @@ class Router:
         assert conv.queue_id is not None
         self.queues[conv.queue_id].waiting.remove(waiting_entry(conv))
 
+    def _delist(self, conv: Conversation) -> None:
+        """Take a QUEUED conversation out of routing: its group and queue order, or the list of
+        conversations held by a break."""
+        if conv.state is not S.QUEUED:
+            return
+        if conv.held:
+            assert conv.queue_id is not None
+            del self.queues[conv.queue_id].held[conv.conversation_id]
+            conv.held = False
+        else:
+            self._unlist(conv)
+
     def _leave_queue(self, conv: Conversation) -> None:
         """Drop the conversation from whatever queue structure holds it and release its plan."""
-        if conv.state is S.QUEUED:
-            if conv.held:
-                assert conv.queue_id is not None
-                del self.queues[conv.queue_id].held[conv.conversation_id]
-            else:
-                self._unlist(conv)
+        self._delist(conv)
         for key in conv.plan:
             self._unref(key)
         conv.plan = ()
         conv.plan_offsets = ()
-        conv.held = False
         conv.deadlines.pop(TimerKind.STEP, None)
         conv.deadlines.pop(TimerKind.MAX_WAIT, None)
 
@@ -1446,7 +1453,9 @@ class Router:
         conv.enqueued_at = e.enqueued_at
         if conv.first_queued_at is None:
             conv.first_queued_at = e.enqueued_at
-        conv.effective_at = e.enqueued_at - e.priority * self.settings.head_start_seconds
+        queue_priority = self.queues[e.queue_id].settings.priority
+        head_start = (e.priority + queue_priority) * self.settings.head_start_seconds
+        conv.effective_at = e.enqueued_at - head_start
         conv.plan = e.plan
         conv.plan_offsets = e.offsets
         conv.plan_started_at = e.at
@@ -1468,12 +1477,7 @@ class Router:
     def _on_stepped(self, e: ev.ConversationStepped) -> None:
         conv = self.conversations[e.conversation_id]
         routable = conv.state is S.QUEUED
-        if routable and conv.held:
-            assert conv.queue_id is not None
-            del self.queues[conv.queue_id].held[conv.conversation_id]
-        elif routable:
-            self._unlist(conv)
-        conv.held = False
+        self._delist(conv)
         conv.step = e.step
         conv.declined.clear()
         if routable:
@@ -1489,8 +1493,7 @@ class Router:
 
     def _on_offer_made(self, e: ev.OfferMade) -> None:
         conv = self.conversations[e.conversation_id]
-        if conv.state is S.QUEUED:
-            self._unlist(conv)
+        self._delist(conv)
         conv.state = S.OFFERED
         conv.offer = e.offer_id
         self._next("offer")
@@ -1547,8 +1550,7 @@ class Router:
     def _on_assigned(self, e: ev.ConversationAssigned) -> None:
         conv = self.conversations[e.conversation_id]
         agent = self.agents[e.agent_id]
-        if conv.state is S.QUEUED:
-            self._unlist(conv)
+        self._delist(conv)
         self._release_owner(conv)
         reserved = agent.cost_of(conv.cost)
         agent.load += reserved
@@ -1565,10 +1567,11 @@ class Router:
             if conv.first_response_at is None:
                 conv.first_response_at = e.at
             self.agents[e.agent_id or ""].last_activity_at = e.at
-            conv.reminded = False
             self._set_deadline(conv, TimerKind.AGENT_IDLE, None)
             if conv.last_sender != Sender.AGENT or TimerKind.CUSTOMER_IDLE not in conv.deadlines:
+                # Idle time counts from the first agent message the customer has not answered.
                 remind = s.customer_idle_remind
+                conv.reminded = False
                 self._set_deadline(
                     conv, TimerKind.CUSTOMER_IDLE, e.at + remind if remind and live else None
                 )
@@ -1602,6 +1605,8 @@ class Router:
                 )
         self._leave_queue(conv)
         conv.deadlines.clear()
+        if conv.owner is not None:
+            self.last_served[conv.customer_id] = (conv.owner, e.at)
         conv.ended_at = e.at
         conv.outcome = e.outcome
         conv.close_reason = e.reason

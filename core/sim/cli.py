@@ -6,8 +6,9 @@ import json
 import math
 
 import click
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from core.sim.simulator import SimulationConfig, SimulationReport
 from core.sim.simulator import simulate as run_simulation
@@ -101,15 +102,22 @@ def simulate(
         Console().print(render(config, report))
 
 
-def render(config: SimulationConfig, report: SimulationReport) -> Table:
+def render(config: SimulationConfig, report: SimulationReport) -> Group:
     """The report as a table, with the Erlang C prediction beside it when the run is M/M/c."""
     predicted = report.erlang_c
-    table = Table(
-        title=(
-            f"{config.agents} agents, {config.arrival_rate:g}/s, "
-            f"{config.mean_handle_time:g} s handle time, {config.duration:g} s simulated"
-        )
-    )
+    parts = [
+        f"{config.agents} agents × capacity {config.capacity}",
+        f"{config.skills} skills ({config.skills_per_agent} per agent)",
+        f"{config.arrival_rate:g} arrivals/s",
+        f"{config.mean_handle_time:g} s mean handle time",
+    ]
+    if config.patience is not None:
+        parts.append(f"{config.patience:g} s mean patience")
+    if config.accept_delay is not None:
+        parts.append(f"accepted after {config.accept_delay:g} s")
+    parts.append(f"{config.duration:g} s simulated, seed {config.seed}")
+    heading = Text(", ".join(parts), style="bold")
+    table = Table()
     table.add_column("measure")
     table.add_column("simulated", justify="right")
     if predicted is not None:
@@ -146,7 +154,7 @@ def render(config: SimulationConfig, report: SimulationReport) -> Table:
     row("longest queue", f"{report.max_queue_length:,}")
     row("engine events", f"{report.engine_events:,}")
     row("wall time", f"{report.wall_seconds:.2f} s")
-    return table
+    return Group(heading, table)
 
 
 def _percent(value: float | None) -> str:

@@ -167,19 +167,19 @@ class _Run:
         self.engine = Engine(self.clock)
         self.end = START + config.duration
         seed = config.seed
-        # Separate streams, so changing one knob (patience, say) leaves the others' draws alone.
-        self.arrivals = random.Random(f"{seed}/arrivals")
-        self.handling = random.Random(f"{seed}/handling")
-        self.patience = random.Random(f"{seed}/patience")
-        self.staffing = random.Random(f"{seed}/staffing")
+        # Separate streams: the same seed gives the same arrivals and staff whatever the patience,
+        # accept delay or handle times.
+        self.arrival_rng = random.Random(f"{seed}/arrivals")
+        self.handle_rng = random.Random(f"{seed}/handling")
+        self.patience_rng = random.Random(f"{seed}/patience")
+        self.staffing_rng = random.Random(f"{seed}/staffing")
         self.heap: list[tuple[float, int, _Action, str, str]] = []
         self.seq = 0
         self.pending: deque[ev.Event] = deque()
         self.waiting: dict[str, float] = {}
         """Conversation -> enqueue time, while queued or offered."""
-        self.busy = 0
-        """Conversations held by agents right now."""
         self.held: set[str] = set()
+        """Conversations agents hold right now (accepted, not yet closed)."""
         self.busy_area = 0.0
         self.last_at = START
         self.offered = 0
@@ -195,7 +195,8 @@ class _Run:
 
     def setup(self) -> None:
         cfg = self.config
-        offer_timeout = 30.0 + (cfg.accept_delay or 0.0)  # offers never expire unanswered
+        # Offers outlive the accept delay, so none expires and every one is answered.
+        offer_timeout = 30.0 + (cfg.accept_delay or 0.0)
         self.execute(
             c.ConfigureTenant(tenant=TENANT, settings=m.TenantSettings(misses_before_away=0))
         )
@@ -214,15 +215,15 @@ class _Run:
                 c.SetAgentStatus(tenant=TENANT, agent_id=agent_id, status=m.AgentStatus.ONLINE)
             )
         self.drain()
-        self.schedule(START + self.arrivals.expovariate(cfg.arrival_rate), _Action.ARRIVE)
+        self.schedule(START + self.arrival_rng.expovariate(cfg.arrival_rate), _Action.ARRIVE)
 
     def profile(self, index: int) -> m.AgentProfile:
         cfg = self.config
         first = index % cfg.skills
         others = [k for k in range(cfg.skills) if k != first]
-        chosen = [first, *self.staffing.sample(others, cfg.skills_per_agent - 1)]
+        chosen = [first, *self.staffing_rng.sample(others, cfg.skills_per_agent - 1)]
         skills = {
-            f"s{k}": self.staffing.randint(m.MIN_SKILL_LEVEL, m.MAX_SKILL_LEVEL) for k in chosen
+            f"s{k}": self.staffing_rng.randint(m.MIN_SKILL_LEVEL, m.MAX_SKILL_LEVEL) for k in chosen
         }
         return m.AgentProfile(agent_id=f"a{index}", skills=skills, capacity=float(cfg.capacity))
 
@@ -258,7 +259,7 @@ class _Run:
         """Move the clock (never back) and integrate the load up to ``at``."""
         now = self.clock.now()
         if at > now:
-            self.busy_area += self.busy * (at - self.last_at)
+            self.busy_area += len(self.held) * (at - self.last_at)
             self.last_at = at
             self.clock.set(at)
 
@@ -279,13 +280,13 @@ class _Run:
         cfg = self.config
         self.offered += 1
         conversation_id = f"c{self.offered}"
-        queue_id = f"q{self.arrivals.randrange(cfg.skills)}" if cfg.skills > 1 else "q0"
-        nxt = now + self.arrivals.expovariate(cfg.arrival_rate)
+        queue_id = f"q{self.arrival_rng.randrange(cfg.skills)}" if cfg.skills > 1 else "q0"
+        nxt = now + self.arrival_rng.expovariate(cfg.arrival_rate)
         if nxt < self.end:
             self.schedule(nxt, _Action.ARRIVE)
         if cfg.patience is not None:
             self.schedule(
-                now + self.patience.expovariate(1.0 / cfg.patience),
+                now + self.patience_rng.expovariate(1.0 / cfg.patience),
                 _Action.GIVE_UP,
                 conversation_id,
             )
@@ -349,15 +350,12 @@ class _Run:
         self.total_wait += wait
         self.waited += wait > _WAIT_EPSILON
         self.within_threshold += wait <= self.config.sl_threshold + _WAIT_EPSILON
-        self.busy += 1
         self.held.add(conversation_id)
-        handle = self.handling.expovariate(1.0 / self.config.mean_handle_time)
+        handle = self.handle_rng.expovariate(1.0 / self.config.mean_handle_time)
         self.schedule(now + handle, _Action.END, agent_id, conversation_id)
 
     def release(self, conversation_id: str) -> None:
-        if conversation_id in self.held:
-            self.held.remove(conversation_id)
-            self.busy -= 1
+        self.held.discard(conversation_id)
 
     def schedule(self, at: float, action: _Action, first: str = "", second: str = "") -> None:
         self.seq += 1

@@ -1,0 +1,378 @@
+"""A Hypothesis state machine over the whole engine, checking invariants 1-5 after every step.
+
+Agents sign in, out and change status; conversations arrive, wait, are offered, accepted,
+rejected, time out, are taken, force-assigned, transferred, ended and reopened; customers
+write, go idle and leave; the clock advances and timers fire. A refused command must leave
+the state exactly as it was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from core.routing import Engine, ManualClock, RoutingError
+from core.routing import commands as c
+from core.routing import events as ev
+from core.routing import model as m
+from core.routing.invariants import check_invariants, snapshot
+
+T = "acme"
+AGENTS = ("a0", "a1", "a2", "a3", "a4")
+CHANNELS = ("webchat", "webchat", "email", "voice")
+QUEUES = ("basic", "open", "bcast", "sticky")
+S = m.ConversationState
+
+
+def _setup_commands() -> list[c.Command]:
+    settings = m.TenantSettings(
+        misses_before_away=2,
+        wrap_up_seconds=5.0,
+        transfer_timeout=15.0,
+        customer_idle_remind=30.0,
+        customer_idle_close=30.0,
+        agent_idle_notify=25.0,
+        agent_idle_requeue=True,
+        head_start_seconds=30.0,
+        custom_statuses=(m.CustomStatus("lunch", m.AgentStatus.BREAK, "Back at 2pm"),),
+    )
+    skill = m.SkillRequirement
+    commands: list[c.Command] = [
+        c.ConfigureTenant(tenant=T, settings=settings),
+        c.DefineSkill(tenant=T, skill="s1"),
+        c.DefineSkill(tenant=T, skill="s2"),
+        c.DefineDepartment(tenant=T, department="d1"),
+        c.ConfigureQueue(tenant=T, settings=m.QueueSettings(queue_id="open")),
+        c.ConfigureQueue(
+            tenant=T,
+            settings=m.QueueSettings(
+                queue_id="basic",
+                requirements=(skill("s1", 6),),
+                offer_timeout=10.0,
+                relaxation=(
+                    m.RelaxationStep(20.0, level_drop=3),
+                    m.RelaxationStep(40.0, any_agent=True),
+                ),
+                max_wait=120.0,
+                overflow_queue="open",
+            ),
+        ),
+        c.ConfigureQueue(
+            tenant=T,
+            settings=m.QueueSettings(
+                queue_id="bcast",
+                requirements=(skill("s2", 1),),
+                strategy=m.Strategy.BROADCAST,
+                offer_timeout=15.0,
+            ),
+        ),
+        c.ConfigureQueue(
+            tenant=T,
+            settings=m.QueueSettings(
+                queue_id="sticky",
+                requirements=(skill("s1", 1),),
+                strategy=m.Strategy.ROUND_ROBIN,
+                sticky_window=600.0,
+                sticky_timeout=15.0,
+                max_wait=90.0,
+                priority=1,
+            ),
+        ),
+    ]
+    profiles = [
+        m.AgentProfile("a0", skills={"s1": 8, "s2": 3}, capacity=2.0),
+        m.AgentProfile("a1", skills={"s1": 4}, capacity=1.0, departments=frozenset({"d1"})),
+        m.AgentProfile("a2", skills={"s2": 5}, capacity=1.5, departments=frozenset({"d1"})),
+        m.AgentProfile("a3", skills={"s1": 6, "s2": 1}, capacity=3.0),
+        m.AgentProfile("a4", skills={}, capacity=1.0),
+    ]
+    commands += [c.ConfigureAgent(tenant=T, profile=p) for p in profiles]
+    commands += [
+        c.SetAgentStatus(tenant=T, agent_id=a, status=m.AgentStatus.ONLINE) for a in AGENTS[:4]
+    ]
+    return commands
+
+
+class EngineMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = ManualClock()
+        self.engine = Engine(self.clock)
+        self.log: list[ev.Event] = []
+        for command in _setup_commands():
+            self._run(command)
+        self.refused = 0
+
+    @property
+    def router(self) -> Any:
+        return self.engine.router(T)
+
+    def _run(self, command: c.Command) -> None:
+        before = snapshot(self.router) if self.engine.tenants else None
+        try:
+            result = self.engine.execute(command)
+        except RoutingError:
+            self.refused += 1
+            assert snapshot(self.router) == before, f"refused {command} changed state"
+            return
+        self.log.extend(result.events)
+
+    def _pick(self, data: st.DataObject) -> str:
+        """An existing conversation, or now and then one that does not exist."""
+        known = [*sorted(self.router.conversations), "nope"]
+        return data.draw(st.sampled_from(known))
+
+    def _conversations(self, *states: m.ConversationState) -> list[str]:
+        return sorted(
+            cid for cid, conv in self.router.conversations.items() if conv.state in states
+        )
+
+    # --- agents --------------------------------------------------------------------------------
+
+    @rule(
+        agent=st.sampled_from(AGENTS),
+        status=st.sampled_from(
+            [m.AgentStatus.ONLINE] * 4 + [m.AgentStatus.AWAY, m.AgentStatus.OFFLINE]
+        ),
+    )
+    def set_status(self, agent: str, status: m.AgentStatus) -> None:
+        self._run(c.SetAgentStatus(tenant=T, agent_id=agent, status=status))
+
+    @rule(agent=st.sampled_from(AGENTS))
+    def go_to_lunch(self, agent: str) -> None:
+        self._run(
+            c.SetAgentStatus(
+                tenant=T, agent_id=agent, status=m.AgentStatus.BREAK, custom_status="lunch"
+            )
+        )
+
+    @rule(agent=st.sampled_from(AGENTS), capacity=st.sampled_from([0.5, 1.0, 2.0, 3.0]))
+    def resize(self, agent: str, capacity: float) -> None:
+        profile = self.router.agents[agent].profile
+        self._run(
+            c.ConfigureAgent(
+                tenant=T,
+                profile=m.AgentProfile(
+                    agent, skills=profile.skills, capacity=capacity, departments=profile.departments
+                ),
+            )
+        )
+
+    # --- conversations arrive and leave -------------------------------------------------------
+
+    @rule(
+        fresh=st.booleans(),
+        queue=st.sampled_from(QUEUES),
+        channel=st.sampled_from(CHANNELS),
+        customer=st.sampled_from(["k1", "k2", "k3"]),
+        priority=st.integers(0, 2),
+        with_bot=st.booleans(),
+    )
+    def start(
+        self,
+        fresh: bool,
+        queue: str,
+        channel: str,
+        customer: str,
+        priority: int,
+        with_bot: bool,
+    ) -> None:
+        known = len(self.router.conversations)
+        conversation = f"c{known if fresh or not known else known - 1}"
+        self._run(
+            c.StartConversation(
+                tenant=T,
+                conversation_id=conversation,
+                channel=channel,
+                customer_id=customer,
+                queue_id=queue,
+                priority=priority,
+                with_bot=with_bot,
+            )
+        )
+
+    # Arrivals drive everything else, so they come twice as often as other steps.
+    start_another = start
+
+    @rule(data=st.data())
+    def request_agent(self, data: st.DataObject) -> None:
+        bots = self._conversations(S.BOT)
+        if bots:
+            self._run(c.RequestAgent(tenant=T, conversation_id=data.draw(st.sampled_from(bots))))
+
+    @rule(data=st.data())
+    def customer_leaves(self, data: st.DataObject) -> None:
+        self._run(c.CustomerLeft(tenant=T, conversation_id=self._pick(data)))
+
+    @rule(data=st.data(), queue=st.sampled_from(QUEUES))
+    def reopen(self, data: st.DataObject, queue: str) -> None:
+        self._run(c.ReopenConversation(tenant=T, conversation_id=self._pick(data), queue_id=queue))
+
+    @rule(data=st.data(), sender=st.sampled_from([m.Sender.CUSTOMER, m.Sender.AGENT]))
+    def message(self, data: st.DataObject, sender: m.Sender) -> None:
+        conversation = self._pick(data)
+        conv = self.router.conversations.get(conversation)
+        agent = conv.owner if conv is not None and sender is m.Sender.AGENT else None
+        self._run(
+            c.RecordMessage(
+                tenant=T, conversation_id=conversation, sender=sender, agent_id=agent or "a0"
+            )
+        )
+
+    # --- offers ----------------------------------------------------------------------------------
+
+    @rule(data=st.data(), accept=st.sampled_from([True, True, True, False]))
+    def answer_offer(self, data: st.DataObject, accept: bool) -> None:
+        offers = sorted(self.router.offers)
+        if not offers:
+            return
+        offer = self.router.offers[data.draw(st.sampled_from(offers))]
+        agent = data.draw(st.sampled_from(offer.agent_ids))
+        command: c.Command = (
+            c.AcceptOffer(tenant=T, offer_id=offer.offer_id, agent_id=agent)
+            if accept
+            else c.RejectOffer(tenant=T, offer_id=offer.offer_id, agent_id=agent)
+        )
+        self._run(command)
+
+    @rule(offer=st.sampled_from([f"o{i}" for i in range(1, 6)]), agent=st.sampled_from(AGENTS))
+    def accept_stale_offer(self, offer: str, agent: str) -> None:
+        self._run(c.AcceptOffer(tenant=T, offer_id=offer, agent_id=agent))
+
+    @rule(data=st.data(), agent=st.sampled_from(AGENTS))
+    def take(self, data: st.DataObject, agent: str) -> None:
+        self._run(c.TakeConversation(tenant=T, agent_id=agent, conversation_id=self._pick(data)))
+
+    @rule(data=st.data(), agent=st.sampled_from(AGENTS), override=st.booleans())
+    def force_assign(self, data: st.DataObject, agent: str, override: bool) -> None:
+        self._run(
+            c.ForceAssign(
+                tenant=T,
+                supervisor_id="sup",
+                conversation_id=self._pick(data),
+                agent_id=agent,
+                override_capacity=override,
+            )
+        )
+
+    # --- live conversations -----------------------------------------------------------------
+
+    @rule(data=st.data(), outcome=st.sampled_from(m.Outcome))
+    def end(self, data: st.DataObject, outcome: m.Outcome) -> None:
+        live = self._conversations(S.ACTIVE)
+        if live:
+            conv = self.router.conversations[data.draw(st.sampled_from(live))]
+            self._run(
+                c.EndConversation(
+                    tenant=T,
+                    agent_id=conv.owner,
+                    conversation_id=conv.conversation_id,
+                    outcome=outcome,
+                )
+            )
+
+    @rule(data=st.data())
+    def finish_wrap_up(self, data: st.DataObject) -> None:
+        wrapping = self._conversations(S.WRAP_UP)
+        if wrapping:
+            conv = self.router.conversations[data.draw(st.sampled_from(wrapping))]
+            self._run(
+                c.FinishWrapUp(tenant=T, agent_id=conv.owner, conversation_id=conv.conversation_id)
+            )
+
+    @rule(
+        data=st.data(),
+        destination=st.sampled_from(
+            [(m.TransferTarget.AGENT, a) for a in AGENTS]
+            + [(m.TransferTarget.QUEUE, q) for q in QUEUES]
+            + [(m.TransferTarget.DEPARTMENT, "d1")]
+        ),
+    )
+    def transfer(self, data: st.DataObject, destination: tuple[m.TransferTarget, str]) -> None:
+        live = self._conversations(S.ACTIVE)
+        if live:
+            conv = self.router.conversations[data.draw(st.sampled_from(live))]
+            self._run(
+                c.RequestTransfer(
+                    tenant=T,
+                    agent_id=conv.owner,
+                    conversation_id=conv.conversation_id,
+                    target=destination[0],
+                    target_id=destination[1],
+                    note="over to you",
+                )
+            )
+
+    @rule(data=st.data(), answer=st.sampled_from(["accept", "reject", "cancel"]))
+    def answer_transfer(self, data: st.DataObject, answer: str) -> None:
+        pending = sorted(self.router.transfers)
+        if not pending:
+            return
+        transfer_id = data.draw(st.sampled_from(pending))
+        record = self.router.transfers[transfer_id][1]
+        command: c.Command
+        if answer == "cancel":
+            command = c.CancelTransfer(
+                tenant=T, agent_id=record.from_agent, transfer_id=transfer_id
+            )
+        else:
+            command = c.AnswerTransfer(
+                tenant=T,
+                agent_id=record.target_id,
+                transfer_id=transfer_id,
+                accept=answer == "accept",
+            )
+        self._run(command)
+
+    @rule(data=st.data(), agent=st.sampled_from(AGENTS), mode=st.sampled_from(m.Mode))
+    def set_mode(self, data: st.DataObject, agent: str, mode: m.Mode) -> None:
+        conversation = self._pick(data)
+        self._run(c.SetMode(tenant=T, agent_id=agent, conversation_id=conversation, mode=mode))
+
+    @rule(data=st.data(), stop=st.booleans())
+    def monitor(self, data: st.DataObject, stop: bool) -> None:
+        conversation = self._pick(data)
+        self._run(c.Monitor(tenant=T, supervisor_id="sup", conversation_id=conversation, stop=stop))
+
+    # --- time -------------------------------------------------------------------------------------
+
+    @rule(seconds=st.sampled_from([0.5, 3.0, 9.0, 11.0, 16.0, 26.0, 45.0, 130.0]))
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.log.extend(self.engine.tick().events)
+
+    # --- invariants ------------------------------------------------------------------------------
+
+    @invariant()
+    def invariants_hold(self) -> None:
+        check_invariants(self.router)
+
+    @invariant()
+    def no_live_timer_is_overdue(self) -> None:
+        now = self.clock.now()
+        assert all(deadline > now for deadline, _, _ in snapshot(self.router)["timers"])
+
+    @precondition(lambda self: len(self.log) % 7 == 0)
+    @invariant()
+    def replay_rebuilds_an_equal_engine(self) -> None:
+        self._check_replay()
+
+    def _check_replay(self) -> None:
+        rebuilt = Engine(ManualClock())
+        rebuilt.replay(self.log)
+        assert snapshot(rebuilt.router(T)) == snapshot(self.router)
+
+    def teardown(self) -> None:
+        self._check_replay()
+
+
+EngineMachine.TestCase.settings = settings(
+    max_examples=150,
+    stateful_step_count=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestEngineMachine = EngineMachine.TestCase
