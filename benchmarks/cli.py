@@ -16,11 +16,8 @@ from rich.console import Console
 from benchmarks import report
 from benchmarks.core import QUICK, CoreConfig, CoreResult, check_targets, run_core
 
-CORE_COLUMNS = (
+SPEED_COLUMNS = (
     report.Column("agents", "agents", report.thousands),
-    report.Column("skills", "skills", report.thousands),
-    report.Column("queues", "queues", report.thousands),
-    report.Column("decisions", "decisions", report.thousands),
     report.Column("decisions_per_s", "decisions/s", report.thousands),
     report.Column("mean_us", "mean µs", report.micros),
     report.Column("p50_us", "p50 µs", report.micros),
@@ -28,8 +25,12 @@ CORE_COLUMNS = (
     report.Column("cycle_per_s", "cycles/s", report.thousands),
     report.Column("occupancy", "busy", lambda v: f"{v:.0%}"),
     report.Column("waiting", "waiting", report.thousands),
-    report.Column("bytes_per_agent", "B/agent", report.thousands),
-    report.Column("bytes_per_waiting_conversation", "B/waiting", report.thousands),
+)
+MEMORY_COLUMNS = (
+    report.Column("agents", "agents", report.thousands),
+    report.Column("bytes_per_agent", "bytes/agent", report.thousands),
+    report.Column("bytes_per_waiting_conversation", "bytes/waiting conv.", report.thousands),
+    report.Column("bytes_kept_per_ended_conversation", "bytes kept/ended conv.", report.thousands),
 )
 
 
@@ -110,8 +111,18 @@ def core(
     if as_json:
         return
     console = Console()
-    title = "usher bench core" + (" (quick: a smoke run, not a measurement)" if quick else "")
-    report.render_table(title, CORE_COLUMNS, results, console)
+    measured = min(r.decisions for r in results)
+    title = f"bench core: {skills:,} skills, {queues:,} queues, {measured:,}+ decisions a row"
+    report.render_table(title, SPEED_COLUMNS, results, console)
+    report.render_table("memory", MEMORY_COLUMNS, results, console)
+    if quick:
+        console.print("  --quick: a smoke run, not a measurement")
     for verdict in check_targets(results):
-        mark = "[green]met[/]" if verdict.ok else "[red]MISSED[/]"
-        console.print(f"  {mark}  {verdict.name}: {verdict.value:,} (target {verdict.limit:,})")
+        mark = "[green]met[/]   " if verdict.ok else "[red]MISSED[/]"
+        console.print(
+            f"  {mark} {verdict.name}: {_number(verdict.value)} (target {_number(verdict.limit)})"
+        )
+
+
+def _number(value: float) -> str:
+    return f"{value:,.2f}".rstrip("0").rstrip(".")

@@ -30,13 +30,20 @@ Figures (a decision = one conversation matched to an agent = one ``OfferMade``):
   this figure; ``cycle_per_s`` covers them: conversations completed in the measured phase
   (arrive, accept, end) per second of *all* engine time in that phase. ``mean_us`` is the
   mean decision cost (1e6 / ``decisions_per_s``); its growth over N is the scaling check.
-- memory, with ``tracemalloc`` on a separate engine (tenant, skills and queues already
-  configured, and each queue's index already used once by a throw-away agent, as in a live
-  tenant): ``bytes_per_agent`` is the traced growth from configuring N agents and setting them
-  ONLINE, divided by N; then all agents go AWAY and ``bytes_per_waiting_conversation`` is the
-  growth from starting W conversations (which all wait), divided by W. Ids are built inside the
-  traced region; skill names are shared strings, as a configured tenant's would be. Lazy index
-  entries per agent can grow up to about twice what is measured here between compactions.
+- memory, as the growth of the engine's state (``sys.getsizeof`` summed over every object
+  reachable from the engine, each once; classes, functions and modules excluded), with one
+  conversation already sent through every queue (and gone), so the per-queue indexes exist
+  as in a tenant in use:
+  ``bytes_per_agent`` is the growth from configuring the N agents and signing them in,
+  divided by N (on the engine then measured for speed). ``bytes_per_waiting_conversation`` is
+  the growth from W arrivals into a second engine with the same queues and no agent, so that
+  all W wait, divided by W. Skill names are strings the tenant already holds, so
+  they are not counted again; ids are. Lazy index entries per agent can grow up to about
+  twice what is measured here between compactions.
+- ``bytes_kept_per_ended_conversation`` (no target; a leak detector): after the timed phase,
+  a further steady stretch runs under ``tracemalloc`` on the main engine. The number of
+  conversations in the system stays put, so the growth divided by the conversations ended is
+  what finished work leaves behind (zero for an engine bounded by its live state).
 """
 
 from __future__ import annotations
@@ -44,8 +51,10 @@ from __future__ import annotations
 import gc
 import math
 import random
+import sys
 import time
 import tracemalloc
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -72,6 +81,8 @@ TARGET_BYTES_PER_AGENT = 4096.0
 TARGET_BYTES_PER_WAITING = 2048.0
 
 Progress = Callable[[str], None]
+SHARED = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.CodeType)
+"""Objects ``state_bytes`` does not count or follow: they belong to the program, not a state."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +126,9 @@ class CoreResult:
     """Mean share of total capacity held by active conversations in the measured phase."""
     waiting: float
     """Mean number of conversations waiting in the measured phase."""
+    bytes_kept_per_ended_conversation: float
+    """Traced growth per conversation ended during a further steady stretch, where the number
+    of conversations in the system stays put: what the engine keeps of finished work."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +275,12 @@ class Driver:
         result = self.engine.execute(command)
         elapsed = time.perf_counter_ns() - started
         self.clock.advance(STEP_SECONDS)
-        offers = [e for e in result.events if isinstance(e, ev.OfferMade)]
+        self.book(elapsed, result.events)
+        return result.events
+
+    def book(self, elapsed: int, events: list[ev.Event]) -> None:
+        """Account one engine call of ``elapsed`` ns, then accept the offers it made."""
+        offers = [e for e in events if isinstance(e, ev.OfferMade)]
         if self.recording:
             self.engine_ns += elapsed
             if offers:
@@ -269,7 +288,6 @@ class Driver:
                 self.samples.extend([elapsed // len(offers)] * len(offers))
         for offer in offers:
             self.accept(offer)
-        return list(result.events)
 
     def accept(self, offer: ev.OfferMade) -> None:
         agent_id = offer.agent_ids[0]
@@ -305,16 +323,33 @@ class Driver:
             c.EndConversation(tenant=TENANT, agent_id=agent_id, conversation_id=conversation_id)
         )
 
+    def tick(self) -> None:
+        """Fire due timers, as the runtime does on ``ArmTimer``; timed like any engine call."""
+        deadline = self.engine.next_deadline()
+        if deadline is None or deadline > self.clock.now():
+            return
+        started = time.perf_counter_ns()
+        result = self.engine.tick()
+        elapsed = time.perf_counter_ns() - started
+        self.book(elapsed, result.events)
+
     def step(self, target: int) -> None:
-        """Arrive while below ``target`` conversations in the system, else end one."""
+        """Arrive while below ``target`` conversations in the system, else end one; then fire
+        whatever timers fell due."""
         if self.in_system < target or not self.active:
             self.arrive()
         else:
             self.end()
+        self.tick()
         if self.recording:
             self.steps += 1
             self.active_sum += len(self.active)
             self.waiting_sum += self.in_system - len(self.active)
+
+
+def steady(driver: Driver, target: int, steps: int) -> None:
+    for _ in range(steps):
+        driver.step(target)
 
 
 def percentile(ordered: Sequence[int], q: float) -> int:
@@ -326,17 +361,11 @@ def percentile(ordered: Sequence[int], q: float) -> int:
 
 
 def prime_indexes(engine: Engine, clock: ManualClock, workload: Workload) -> None:
-    """Route one conversation through every queue with a throw-away agent who has every skill,
-    so the engine's per-queue indexes exist before agents are measured; then sign it out."""
-    agent_id = "primer"
-    profile = m.AgentProfile(
-        agent_id=agent_id, skills={skill: 10 for skill in workload.skills}, capacity=1.0
-    )
-    engine.execute(c.ConfigureAgent(tenant=TENANT, profile=profile))
-    engine.execute(c.SetAgentStatus(tenant=TENANT, agent_id=agent_id, status=m.AgentStatus.ONLINE))
+    """Send one conversation into every queue before any agent is signed in, then let the
+    customer leave: the engine's per-queue indexes then exist, as in a tenant already in use."""
     for queue in workload.queues:
         conversation_id = f"prime-{queue.queue_id}"
-        result = engine.execute(
+        engine.execute(
             c.StartConversation(
                 tenant=TENANT,
                 conversation_id=conversation_id,
@@ -345,19 +374,31 @@ def prime_indexes(engine: Engine, clock: ManualClock, workload: Workload) -> Non
                 queue_id=queue.queue_id,
             )
         )
+        engine.execute(c.CustomerLeft(tenant=TENANT, conversation_id=conversation_id))
         clock.advance(STEP_SECONDS)
-        for event in result.events:
-            if isinstance(event, ev.OfferMade):
-                engine.execute(
-                    c.AcceptOffer(tenant=TENANT, offer_id=event.offer_id, agent_id=agent_id)
-                )
-                engine.execute(
-                    c.EndConversation(
-                        tenant=TENANT, agent_id=agent_id, conversation_id=conversation_id
-                    )
-                )
-                clock.advance(STEP_SECONDS)
-    engine.execute(c.SetAgentStatus(tenant=TENANT, agent_id=agent_id, status=m.AgentStatus.OFFLINE))
+
+
+def state_bytes(root: object) -> int:
+    """``sys.getsizeof`` summed over every object reachable from ``root`` (each once), not
+    following into classes, modules or code: the size of an engine's state."""
+    seen: set[int] = set()
+    stack = [root]
+    total = 0
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, SHARED):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        stack.extend(gc.get_referents(obj))
+    return total
+
+
+def state_growth(engine: Engine, action: Callable[[], None]) -> int:
+    """How much larger the engine's state is after ``action``."""
+    before = state_bytes(engine)
+    action()
+    return state_bytes(engine) - before
 
 
 def traced_growth(action: Callable[[], None]) -> int:
@@ -373,13 +414,11 @@ def traced_growth(action: Callable[[], None]) -> int:
         tracemalloc.stop()
 
 
-def measure_memory(workload: Workload, waiting: int, seed: int) -> tuple[float, float]:
-    """(bytes per online agent, bytes per waiting conversation), see the module docstring."""
+def waiting_memory(workload: Workload, waiting: int, seed: int) -> float:
+    """Bytes per waiting conversation: ``waiting`` arrivals into an engine with no agent, so
+    that they all wait."""
     engine, clock = new_engine(workload)
     prime_indexes(engine, clock, workload)
-    per_agent = traced_growth(lambda: add_agents(engine, clock, workload)) / len(workload.agents)
-    for i in range(len(workload.agents)):
-        engine.execute(c.SetAgentStatus(tenant=TENANT, agent_id=f"a{i}", status=m.AgentStatus.AWAY))
     rng = random.Random(seed)
 
     def enqueue() -> None:
@@ -395,8 +434,7 @@ def measure_memory(workload: Workload, waiting: int, seed: int) -> tuple[float, 
             )
             clock.advance(STEP_SECONDS)
 
-    per_waiting = traced_growth(enqueue) / waiting
-    return per_agent, per_waiting
+    return state_growth(engine, enqueue) / waiting
 
 
 # --- the suite --------------------------------------------------------------------------------
@@ -409,19 +447,22 @@ def run_core(config: CoreConfig, progress: Progress | None = None) -> CoreResult
         raise ValueError("agents, decisions and waiting must be positive")
     rng = random.Random(config.seed)
     workload = build_workload(config.agents, config.skills, config.queues, rng)
-    say(f"{config.agents:,} agents: memory")
-    per_agent, per_waiting = measure_memory(workload, config.waiting, config.seed + 1)
+    say(f"{config.agents:,} agents: memory of {config.waiting:,} waiting conversations")
+    per_waiting = waiting_memory(workload, config.waiting, config.seed + 1)
     gc.collect()
 
     say(f"{config.agents:,} agents: building")
     engine, clock = new_engine(workload)
-    add_agents(engine, clock, workload)
+    prime_indexes(engine, clock, workload)
+    grown = state_growth(engine, lambda: add_agents(engine, clock, workload))
+    per_agent = grown / config.agents
     driver = Driver(engine, clock, workload, config.seed + 2)
     capacity = sum(workload.agents[i].capacity for i in set(workload.slots))
     target = max(1, int(config.occupancy * capacity))
     say(f"{config.agents:,} agents: filling to {target:,} conversations")
     while driver.in_system < target:
         driver.arrive()
+        driver.tick()
     for _ in range(config.warmup):
         driver.step(target)
     gc.collect()
@@ -435,6 +476,11 @@ def run_core(config: CoreConfig, progress: Progress | None = None) -> CoreResult
             raise RuntimeError(f"only {len(driver.samples)} decisions in {budget:,} steps")
         driver.step(target)
     driver.recording = False
+
+    say(f"{config.agents:,} agents: memory kept by ended conversations")
+    ended = driver.ended
+    kept = traced_growth(lambda: steady(driver, target, config.decisions // 20 + 100))
+    kept_per_end = kept / max(1, driver.ended - ended)
 
     samples = sorted(driver.samples)
     decisions = len(samples)
@@ -453,6 +499,7 @@ def run_core(config: CoreConfig, progress: Progress | None = None) -> CoreResult
         decisions=decisions,
         occupancy=round(driver.active_sum / driver.steps / capacity, 3),
         waiting=round(driver.waiting_sum / driver.steps, 1),
+        bytes_kept_per_ended_conversation=round(kept_per_end, 1),
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -65,9 +66,9 @@ def render_table(
     console: Console | None = None,
 ) -> None:
     """Print the results as a table, one row per result, right-aligned numbers."""
-    table = Table(title=title)
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
-        table.add_column(column.header, justify="right")
+        table.add_column(column.header, justify="right", no_wrap=True)
     for result in results:
         table.add_row(*(column.fmt(getattr(result, column.field)) for column in columns))
     (console or Console()).print(table)
