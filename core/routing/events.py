@@ -203,6 +203,13 @@ class ConversationAbandoned(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationForgotten(Event):
+    """A closed conversation left memory after the tenant's retention (it stays in the store)."""
+
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConversationReturnedToBot(Event):
     conversation_id: str
     by: str

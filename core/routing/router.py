@@ -133,6 +133,7 @@ class Router:
             ev.WrapUpFinished: self._on_wrap_up_finished,
             ev.ConversationAbandoned: self._on_abandoned,
             ev.ConversationReturnedToBot: self._on_returned_to_bot,
+            ev.ConversationForgotten: self._on_forgotten,
             ev.MonitorChanged: self._on_monitor_changed,
             ev.TagsChanged: self._on_tags_changed,
             ev.TransferRequested: self._on_transfer_requested,
@@ -1200,6 +1201,12 @@ class Router:
                 self._pull(owner)
         elif kind is TimerKind.WRAP_UP:
             self._close_wrap_up(conv)
+        elif kind is TimerKind.RETENTION:
+            self._emit(
+                ev.ConversationForgotten(
+                    tenant=self.tenant, at=self.clock.now(), conversation_id=subject
+                )
+            )
 
     def _max_wait(self, conv: Conversation) -> None:
         assert conv.queue_id is not None
@@ -1447,6 +1454,7 @@ class Router:
         self._release_owner(conv)
         for kind in (TimerKind.CUSTOMER_IDLE, TimerKind.AGENT_IDLE, TimerKind.WRAP_UP):
             conv.deadlines.pop(kind, None)
+        conv.deadlines.pop(TimerKind.RETENTION, None)
         conv.state = S.QUEUED
         conv.queue_id = e.queue_id
         conv.priority = e.priority
@@ -1616,22 +1624,32 @@ class Router:
             self._set_deadline(conv, TimerKind.WRAP_UP, e.wrap_up_until)
         else:
             self._release_owner(conv)
-            conv.state = S.CLOSED
-            conv.closed_at = e.at
+            self._terminate(conv, S.CLOSED, e.at)
 
     def _on_wrap_up_finished(self, e: ev.WrapUpFinished) -> None:
         conv = self.conversations[e.conversation_id]
         conv.deadlines.clear()
         self._release_owner(conv)
-        conv.state = S.CLOSED
-        conv.closed_at = e.at
+        self._terminate(conv, S.CLOSED, e.at)
 
     def _on_abandoned(self, e: ev.ConversationAbandoned) -> None:
         conv = self.conversations[e.conversation_id]
         self._leave_queue(conv)
         conv.deadlines.clear()
-        conv.state = S.ABANDONED
-        conv.closed_at = e.at
+        self._terminate(conv, S.ABANDONED, e.at)
+
+    def _terminate(self, conv: Conversation, state: ConversationState, at: float) -> None:
+        conv.state = state
+        conv.closed_at = at
+        retention = self.settings.closed_retention_seconds
+        self._set_deadline(conv, TimerKind.RETENTION, at + retention)
+
+    def _on_forgotten(self, e: ev.ConversationForgotten) -> None:
+        conv = self.conversations.pop(e.conversation_id)
+        served = self.last_served.get(conv.customer_id)
+        windows = [q.settings.sticky_window or 0.0 for q in self.queues.values()]
+        if served is not None and e.at - served[1] > max(windows, default=0.0):
+            del self.last_served[conv.customer_id]
 
     def _on_returned_to_bot(self, e: ev.ConversationReturnedToBot) -> None:
         conv = self.conversations[e.conversation_id]

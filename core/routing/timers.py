@@ -20,6 +20,7 @@ class TimerKind(StrEnum):
     AGENT_IDLE = "agent_idle"
     WRAP_UP = "wrap_up"
     HOURS = "hours"
+    RETENTION = "retention"
 
 
 class TimerHeap:

@@ -283,3 +283,22 @@ def test_replaying_the_events_rebuilds_an_equal_engine() -> None:
     rebuilt.replay(kit.log)
 
     assert snapshot(rebuilt.router(T)) == snapshot(kit.router)
+
+
+def test_a_closed_conversation_leaves_memory_after_the_retention() -> None:
+    kit = Kit(m.TenantSettings(closed_retention_seconds=600))
+    kit.queue()
+    kit.agent("a")
+    kit.start("c1")
+    kit.assign("c1")
+    kit.end("c1")
+
+    kit.advance(599)
+    kit.run(c.ReopenConversation(tenant=T, conversation_id="c1"))  # reopening cancels it
+    kit.end("c1", agent_id=kit.assign("c1"))
+    kit.advance(600)
+
+    assert "c1" not in kit.router.conversations
+    assert kit.router.last_served == {}
+    with pytest.raises(NotFound):
+        kit.run(c.ReopenConversation(tenant=T, conversation_id="c1"))
