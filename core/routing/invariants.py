@@ -131,7 +131,7 @@ def snapshot(router: Router) -> dict[str, Any]:
         "queues": {
             q.settings.queue_id: (
                 q.settings,
-                [entry[2].conversation_id for entry in q.waiting],
+                q.waiting,
                 list(q.held),
                 q.hours_status,
                 q.hours_deadline,
@@ -154,7 +154,7 @@ def snapshot(router: Router) -> dict[str, Any]:
         },
         "transfers": sorted(router.transfers),
         "groups": {
-            key.describe(): (sorted(g.members), g.online, g.refs, _waiting_ids(g))
+            g.description: (sorted(g.members), g.online, g.refs, _waiting_ids(g))
             for key, g in router.groups.items()
         },
         "last_served": dict(router.last_served),

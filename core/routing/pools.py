@@ -60,10 +60,11 @@ class GroupKey:
 
 
 class Group:
-    __slots__ = ("_heaps", "key", "members", "online", "refs", "waiting")
+    __slots__ = ("_heaps", "description", "key", "members", "online", "refs", "waiting")
 
     def __init__(self, key: GroupKey, members: Iterable[Agent]) -> None:
         self.key = key
+        self.description = key.describe()
         self.members: dict[str, Agent] = {a.agent_id: a for a in members}
         self.online = sum(1 for a in self.members.values() if a.status is AgentStatus.ONLINE)
         """Members signed in and online (for wait estimates); kept by the router."""
@@ -158,13 +159,18 @@ class Group:
                     yield entry
                     break
 
+    def ahead_of(self, conversation: Conversation) -> int:
+        """How many waiting conversations this group will serve before ``conversation``."""
+        entry = waiting_entry(conversation)
+        return sum(lst.bisect_left(entry) for lst in self.waiting.values())
+
     def waiting_count(self) -> int:
         return sum(len(lst) for lst in self.waiting.values())
 
     def __repr__(self) -> str:
         available = sum(1 for a in self.members.values() if a.available)
         return (
-            f"<Group {self.key.describe()}: {available}/{len(self.members)} available, "
+            f"<Group {self.description}: {available}/{len(self.members)} available, "
             f"{self.waiting_count()} waiting>"
         )
 

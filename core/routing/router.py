@@ -41,7 +41,7 @@ from core.routing.model import (
     TransferOutcome,
     TransferTarget,
 )
-from core.routing.pools import Group, GroupKey, waiting_entry
+from core.routing.pools import Group, GroupKey
 from core.routing.state import (
     EXCLUSIVE,
     UNIT,
@@ -960,7 +960,7 @@ class Router:
         if route and hours is HoursStatus.CLOSED:
             self._say(conv, SystemMessage.OUT_OF_HOURS)
         if plan is None:
-            plan, offsets = self._plan(conv, s, now)
+            plan, offsets = self._plan(conv, queue, now)
         else:
             offsets = (0.0,) * len(plan)
         keep_age = reason is QueueReason.OVERFLOW and conv.enqueued_at is not None
@@ -988,46 +988,21 @@ class Router:
             self._say_waiting(conv)
 
     def _plan(
-        self, conv: Conversation, s: QueueSettings, now: float
+        self, conv: Conversation, queue: QueueRuntime, now: float
     ) -> tuple[tuple[GroupKey, ...], tuple[float, ...]]:
-        """The eligibility groups a conversation passes through while it waits, with offsets."""
-        requirements = frozenset((r.skill, r.min_level) for r in s.requirements)
-        agents = s.designated_agents or None
-        departments = s.designated_departments or None
-        base = GroupKey(requirements, agents, departments)
-        steps: list[tuple[float, GroupKey]] = [(0.0, base)]
-        for step in s.relaxation:
-            if step.any_agent:
-                key = GroupKey()
-            else:
-                lowered = frozenset(
-                    (skill, max(MIN_SKILL_LEVEL, level - step.level_drop))
-                    for skill, level in requirements
-                )
-                key = GroupKey(lowered, agents, departments)
-            steps.append((step.after_seconds, key))
-        served = self.last_served.get(conv.customer_id)
-        if s.sticky_window is not None and served is not None:
-            agent = self.agents.get(served[0])
-            if (
-                agent is not None
-                and now - served[1] <= s.sticky_window
-                and base.admits(agent.profile)
-            ):
-                sticky = GroupKey(requirements, frozenset({agent.agent_id}), None)
-                timeout = s.sticky_timeout
-                steps = [(0.0, sticky)] + [(max(t, timeout), k) for t, k in steps]
-        plan: list[GroupKey] = []
-        offsets: list[float] = []
-        for offset, key in steps:
-            if plan and plan[-1] == key:
-                continue
-            if offsets and offset <= offsets[-1]:
-                plan[-1] = key  # a later step that starts no later replaces the earlier one
-                continue
-            plan.append(key)
-            offsets.append(offset)
-        return tuple(plan), tuple(offsets)
+        """The queue's steps, preceded by the customer's last agent when the queue is sticky
+        and they served the customer within its window (and still meet its skills)."""
+        s = queue.settings
+        served = self.last_served.get(conv.customer_id) if s.sticky_window else None
+        if served is None or now - served[1] > (s.sticky_window or 0.0):
+            return queue.plan, queue.offsets
+        agent = self.agents.get(served[0])
+        base = queue.plan[0]
+        if agent is None or not base.admits(agent.profile):
+            return queue.plan, queue.offsets
+        sticky = GroupKey(base.requirements, frozenset({agent.agent_id}), None)
+        timeout = s.sticky_timeout
+        return _squash([(0.0, sticky)] + [(max(t, timeout), k) for t, k in _steps(queue)])
 
     def _say_waiting(self, conv: Conversation) -> None:
         position, wait = self.position(conv)
@@ -1039,15 +1014,17 @@ class Router:
         )
 
     def position(self, conv: Conversation) -> tuple[int, float]:
-        """(1-based position among the queue's routable waiting conversations, estimated wait)."""
+        """(1-based place in line, estimated wait in seconds). The line is the conversations
+        waiting for the same agents; held conversations queue behind the routable ones."""
         queue = self.queues[conv.queue_id] if conv.queue_id else None
         if queue is None or conv.state is not S.QUEUED:
             return 0, 0.0
+        group = self.groups[conv.group_key]
         if conv.held:
-            position = list(queue.held).index(conv.conversation_id) + 1 + len(queue.waiting)
+            position = list(queue.held).index(conv.conversation_id) + 1 + queue.waiting
         else:
-            position = queue.waiting.index(waiting_entry(conv)) + 1
-        servers = self.groups[conv.group_key].online
+            position = group.ahead_of(conv) + 1
+        servers = group.online
         return position, position * queue.avg_handle_seconds / max(1, servers)
 
     def _invite_message(self, conv: Conversation) -> None:
@@ -1081,7 +1058,7 @@ class Router:
         chosen = [Candidate(a.agent_id, "chosen") for a in winners[:MAX_CANDIDATES]]
         decision = Decision(
             step=conv.step,
-            filters=conv.group_key.describe(),
+            filters=self.groups[conv.group_key].description,
             strategy=strategy.value,
             candidates=tuple(chosen + passed)[:MAX_CANDIDATES],
             winners=tuple(a.agent_id for a in winners),
@@ -1283,12 +1260,12 @@ class Router:
         """Make a QUEUED conversation routable: into its group and its queue's order."""
         self.groups[conv.group_key].add_waiting(conv)
         assert conv.queue_id is not None
-        self.queues[conv.queue_id].waiting.add(waiting_entry(conv))
+        self.queues[conv.queue_id].waiting += 1
 
     def _unlist(self, conv: Conversation) -> None:
         self.groups[conv.group_key].remove_waiting(conv)
         assert conv.queue_id is not None
-        self.queues[conv.queue_id].waiting.remove(waiting_entry(conv))
+        self.queues[conv.queue_id].waiting -= 1
 
     def _delist(self, conv: Conversation) -> None:
         """Take a QUEUED conversation out of routing: its group and queue order, or the list of
@@ -1356,7 +1333,7 @@ class Router:
         if agent is None:
             agent = Agent(e.profile, self._next("agent"), e.at)
             self.agents[agent.agent_id] = agent
-        agent.profile = e.profile
+        agent.reconfigure(e.profile)
         for group in self.groups.values():
             admitted = group.key.admits(e.profile)
             if admitted and agent.agent_id not in group.members:
@@ -1375,32 +1352,19 @@ class Router:
         agent.version += 1
 
     def _on_queue_configured(self, e: ev.QueueConfigured) -> None:
+        plan, offsets = queue_plan(e.settings)
         queue = self.queues.get(e.settings.queue_id)
         if queue is None:
-            queue = QueueRuntime(e.settings, self.settings.assumed_handle_seconds)
+            queue = QueueRuntime(e.settings, plan, offsets, self.settings.assumed_handle_seconds)
             self.queues[e.settings.queue_id] = queue
         else:
-            for key in self._queue_keys(queue.settings):
+            for key in set(queue.plan):
                 self._unref(key)
-        queue.settings = e.settings
-        for key in self._queue_keys(e.settings):
+            queue.settings, queue.plan, queue.offsets = e.settings, plan, offsets
+        for key in set(plan):
             self._ref(key)
         queue.hours_status = status_at(e.settings.hours, e.at)
         self._arm_hours(queue, e.at)
-
-    def _queue_keys(self, s: QueueSettings) -> set[GroupKey]:
-        """The groups a queue keeps warm (its steps without stickiness)."""
-        requirements = frozenset((r.skill, r.min_level) for r in s.requirements)
-        agents = s.designated_agents or None
-        departments = s.designated_departments or None
-        keys = {GroupKey(requirements, agents, departments)}
-        for step in s.relaxation:
-            lowered = frozenset(
-                (skill, max(MIN_SKILL_LEVEL, level - step.level_drop))
-                for skill, level in requirements
-            )
-            keys.add(GroupKey() if step.any_agent else GroupKey(lowered, agents, departments))
-        return keys
 
     def _arm_hours(self, queue: QueueRuntime, at: float) -> None:
         queue.hours_deadline = next_change(queue.settings.hours, at)
@@ -1715,3 +1679,44 @@ class Router:
         record.resolved_at = e.at
         self._next("transfer")
         conv.transfers.append(record)
+
+
+def queue_plan(s: QueueSettings) -> tuple[tuple[GroupKey, ...], tuple[float, ...]]:
+    """A queue's eligibility group per step: its requirements and designations, then each
+    relaxation step (lowered levels, or any agent of the tenant)."""
+    requirements = frozenset((r.skill, r.min_level) for r in s.requirements)
+    agents = s.designated_agents or None
+    departments = s.designated_departments or None
+    steps: list[tuple[float, GroupKey]] = [(0.0, GroupKey(requirements, agents, departments))]
+    for step in s.relaxation:
+        if step.any_agent:
+            key = GroupKey()
+        else:
+            lowered = frozenset(
+                (skill, max(MIN_SKILL_LEVEL, level - step.level_drop))
+                for skill, level in requirements
+            )
+            key = GroupKey(lowered, agents, departments)
+        steps.append((step.after_seconds, key))
+    return _squash(steps)
+
+
+def _steps(queue: QueueRuntime) -> list[tuple[float, GroupKey]]:
+    return list(zip(queue.offsets, queue.plan, strict=True))
+
+
+def _squash(
+    steps: list[tuple[float, GroupKey]],
+) -> tuple[tuple[GroupKey, ...], tuple[float, ...]]:
+    """Drop steps that change nothing; a step starting no later than the one before replaces it."""
+    plan: list[GroupKey] = []
+    offsets: list[float] = []
+    for offset, key in steps:
+        if plan and plan[-1] == key:
+            continue
+        if offsets and offset <= offsets[-1]:
+            plan[-1] = key
+            continue
+        plan.append(key)
+        offsets.append(offset)
+    return tuple(plan), tuple(offsets)

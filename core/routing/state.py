@@ -42,6 +42,7 @@ class Agent:
 
     __slots__ = (
         "agent_id",
+        "capacity",
         "conversations",
         "custom_status",
         "groups",
@@ -63,6 +64,7 @@ class Agent:
     def __init__(self, profile: AgentProfile, seq: int, at: float) -> None:
         self.agent_id = profile.agent_id
         self.profile = profile
+        self.capacity = to_units(profile.capacity)
         self.seq = seq
         self.status = AgentStatus.OFFLINE
         self.custom_status: str | None = None
@@ -79,9 +81,9 @@ class Agent:
         self.transfers_in: set[str] = set()
         self.conversations: set[str] = set()
 
-    @property
-    def capacity(self) -> int:
-        return to_units(self.profile.capacity)
+    def reconfigure(self, profile: AgentProfile) -> None:
+        self.profile = profile
+        self.capacity = to_units(profile.capacity)
 
     @property
     def available(self) -> bool:
@@ -281,16 +283,25 @@ class QueueRuntime:
         "held",
         "hours_deadline",
         "hours_status",
+        "offsets",
+        "plan",
         "settings",
         "waiting",
     )
 
-    def __init__(self, settings: QueueSettings, assumed_handle_seconds: float) -> None:
-        from sortedcontainers import SortedList
-
+    def __init__(
+        self,
+        settings: QueueSettings,
+        plan: tuple[GroupKey, ...],
+        offsets: tuple[float, ...],
+        assumed_handle_seconds: float,
+    ) -> None:
         self.settings = settings
-        self.waiting = SortedList()
-        """(effective_at, seq, conversation_id) of every routable waiting conversation."""
+        self.plan = plan
+        """The eligibility group of each step, from the settings (stickiness comes on top)."""
+        self.offsets = offsets
+        self.waiting = 0
+        """Routable conversations waiting in this queue (the held ones not included)."""
         self.held: dict[str, None] = {}
         """Conversations queued during a break, in arrival order."""
         self.hours_status = HoursStatus.OPEN
