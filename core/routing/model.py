@@ -253,7 +253,7 @@ class TenantSettings:
     default_language: str = "en"
     texts: Mapping[str, Mapping[SystemMessage, str]] = field(default_factory=dict)
     """Per language, per system message; an empty text disables that message."""
-    closed_retention_seconds: float = 3600.0
+    closed_retention_seconds: float = 300.0
     """How long a closed or abandoned conversation stays in memory, where it can be reopened;
     the store keeps it for good."""
     assumed_handle_seconds: float = 180.0

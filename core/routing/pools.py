@@ -6,10 +6,13 @@ department transfer routes through one group, and queues with equal requirements
 
 Each group keeps, per strategy in use, a lazy heap of its available agents ordered by that
 strategy's key, and the conversations waiting for it, by score, in one sorted list per cost.
-An agent's heap entries carry its ``version``: whenever the agent's key or availability changes
-the version moves on and fresh entries are pushed, so stale entries are dropped when they reach
-the top. Arrivals pop the best agent; freed capacity takes the best head across the agent's
-groups. Neither scans all agents nor all waiting conversations.
+An agent's heap entries carry its ``version``: when the agent may have become available or a key
+improved, the version moves on and fresh entries are pushed, so older entries are dropped when
+they reach the top. A key that got worse (the agent was just offered work) is re-filed lazily
+when its entry surfaces; an entry of an agent that is not available is dropped.
+
+Arrivals pop the best agent; freed capacity takes the best head across the agent's groups.
+Neither scans all agents nor all waiting conversations.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from core.routing.model import AgentProfile, AgentStatus, Strategy
 if TYPE_CHECKING:
     from core.routing.state import Agent, Conversation
 
-HeapEntry = tuple[tuple[float, ...], int, "Agent"]
+HeapEntry = tuple[tuple[float, ...], int, str]
+"""(strategy key, agent version, agent id). Ids rather than agents keep the entries free of
+references, so the garbage collector stops tracking them."""
 WaitingEntry = tuple[float, int, "Conversation"]
 """(effective_at, conversation seq, conversation): score order; seq is unique, so
 conversations themselves are never compared."""
@@ -89,7 +94,14 @@ class Group:
         """Index the agent's current keys; called after its version moved on."""
         if agent.available:
             for strategy, heap in self._heaps.items():
-                heapq.heappush(heap, (agent.key(strategy), agent.version, agent))
+                heapq.heappush(heap, (agent.key(strategy), agent.version, agent.agent_id))
+
+    def push_improved(self, agent: Agent) -> None:
+        """Index an agent whose load just dropped while it stayed available: only the keys that
+        depend on load improved; its other entries are still current."""
+        heap = self._heaps.get(Strategy.LEAST_BUSY)
+        if heap is not None:
+            heapq.heappush(heap, (agent.key(Strategy.LEAST_BUSY), agent.version, agent.agent_id))
 
     def best_agents(
         self, strategy: Strategy, cost: int, excluded: set[str]
@@ -103,20 +115,26 @@ class Group:
             heap = self._heaps[strategy] = self._build_heap(strategy)
         elif len(heap) > 2 * len(self.members) + 64:
             heap[:] = self._build_heap(strategy)
+        members = self.members
         passed: list[HeapEntry] = []
         candidates: list[Candidate] = []
         winner: Agent | None = None
         while heap:
             entry = heap[0]
-            agent = entry[2]
-            if entry[1] != agent.version or not agent.available:
+            key, version, agent_id = entry
+            agent = members.get(agent_id)
+            if agent is None or version != agent.version or not agent.available:
                 heapq.heappop(heap)
                 continue
-            if agent.agent_id in excluded or not agent.fits(cost):
+            current = agent.key(strategy)
+            if current != key:  # the key got worse since it was indexed: re-file it
+                heapq.heapreplace(heap, (current, version, agent_id))
+                continue
+            if agent_id in excluded or not agent.fits(cost):
                 passed.append(heapq.heappop(heap))
                 if len(candidates) < MAX_CANDIDATES:
-                    verdict = "declined earlier" if agent.agent_id in excluded else "no room"
-                    candidates.append(Candidate(agent.agent_id, verdict))
+                    verdict = "declined earlier" if agent_id in excluded else "no room"
+                    candidates.append(Candidate(agent_id, verdict))
                 continue
             winner = agent
             break
@@ -134,7 +152,9 @@ class Group:
         return chosen, []
 
     def _build_heap(self, strategy: Strategy) -> list[HeapEntry]:
-        heap = [(a.key(strategy), a.version, a) for a in self.members.values() if a.available]
+        heap = [
+            (a.key(strategy), a.version, a.agent_id) for a in self.members.values() if a.available
+        ]
         heapq.heapify(heap)
         return heap
 

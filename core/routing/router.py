@@ -1249,12 +1249,25 @@ class Router:
                 agent.groups.remove(group)
             del self.groups[key]
 
-    def _touch(self, agent: Agent) -> None:
-        """The agent's availability or strategy keys changed: re-index it."""
+    def _reindex(self, agent: Agent) -> None:
+        """Index the agent afresh in all its groups. Needed when it may have become available or
+        a strategy key improved (room freed, signed in, reconfigured). Keys that only get worse
+        (an offer, an assignment) need nothing: the heaps catch up when the stale entry surfaces.
+        """
         agent.version += 1
         if agent.available:
             for group in agent.groups:
                 group.push(agent)
+
+    def _free(self, agent: Agent, units: int) -> None:
+        """Give back ``units`` of the agent's load and index it for the room it gained."""
+        was_available = agent.available
+        agent.load -= units
+        if not was_available:
+            self._reindex(agent)  # its entries may have been dropped while it was full
+        elif agent.available:
+            for group in agent.groups:
+                group.push_improved(agent)
 
     def _list(self, conv: Conversation) -> None:
         """Make a QUEUED conversation routable: into its group and its queue's order."""
@@ -1293,14 +1306,13 @@ class Router:
         if conv.owner is None:
             return
         agent = self.agents[conv.owner]
-        agent.load -= conv.reserved
+        self._free(agent, conv.reserved)
         if conv.override:
             agent.override -= conv.reserved
         agent.conversations.discard(conv.conversation_id)
         conv.owner = None
         conv.override = False
         conv.reserved = 0
-        self._touch(agent)
 
     def _own(self, conv: Conversation, agent: Agent, at: float, reserved: int) -> None:
         conv.owner = agent.agent_id
@@ -1317,7 +1329,6 @@ class Router:
             conv.deadlines.pop(kind, None)
         idle = self.settings.agent_idle_notify
         self._set_deadline(conv, TimerKind.AGENT_IDLE, at + idle if idle else None)
-        self._touch(agent)
 
     def _on_tenant_configured(self, e: ev.TenantConfigured) -> None:
         self.settings = e.settings
@@ -1342,7 +1353,7 @@ class Router:
             elif not admitted and agent.agent_id in group.members:
                 group.remove_member(agent)
                 agent.groups.remove(group)
-        self._touch(agent)
+        self._reindex(agent)
 
     def _on_agent_removed(self, e: ev.AgentRemoved) -> None:
         agent = self.agents.pop(e.agent_id)
@@ -1390,7 +1401,7 @@ class Router:
         agent.custom_status = e.custom_status
         agent.status_since = e.at
         agent.last_activity_at = e.at
-        self._touch(agent)
+        self._reindex(agent)
 
     def _on_started(self, e: ev.ConversationStarted) -> None:
         weights = self.settings.channel_weights
@@ -1479,7 +1490,6 @@ class Router:
             if not e.broadcast:
                 conv.reserved = agent.cost_of(conv.cost)
                 agent.load += conv.reserved
-            self._touch(agent)
         conv.decisions.append(e.decision)
         del conv.decisions[:-KEPT_DECISIONS]
         self._arm(TimerKind.OFFER, e.offer_id, e.deadline)
@@ -1495,25 +1505,21 @@ class Router:
     def _on_offer_accepted(self, e: ev.OfferAccepted) -> None:
         conv = self.conversations[e.conversation_id]
         offer = self.offers[e.offer_id]
-        recipients = self._drop_offer(offer, conv)
+        self._drop_offer(offer, conv)
         agent = self.agents[e.agent_id]
         if offer.broadcast:
             conv.reserved = agent.cost_of(conv.cost)
             agent.load += conv.reserved
-            for other in recipients:
-                if other is not agent:
-                    self._touch(other)
         self._own(conv, agent, e.at, conv.reserved)
 
     def _on_offer_declined(self, e: ev.OfferDeclined) -> None:
         conv = self.conversations[e.conversation_id]
         offer = self.offers[e.offer_id]
         for agent in self._drop_offer(offer, conv):
-            if not offer.broadcast:
-                agent.load -= conv.reserved
             if agent.agent_id in e.missed_by:
                 agent.missed_offers += 1
-            self._touch(agent)
+            if not offer.broadcast:
+                self._free(agent, conv.reserved)
         conv.reserved = 0
         conv.declined.update(e.declined_by)
         conv.state = S.QUEUED
@@ -1645,7 +1651,6 @@ class Router:
         self.transfers[e.transfer_id] = (conv, record)
         target.load += record.reserved
         target.transfers_in.add(e.transfer_id)
-        self._touch(target)
         self._arm(TimerKind.TRANSFER, e.transfer_id, e.deadline)
 
     def _on_transfer_resolved(self, e: ev.TransferResolved) -> None:
@@ -1667,8 +1672,7 @@ class Router:
             self._ref(conv.plan[0])
             self._own(conv, target, e.at, record.reserved)
         else:
-            target.load -= record.reserved
-            self._touch(target)
+            self._free(target, record.reserved)
 
     def _on_transferred(self, e: ev.ConversationTransferred) -> None:
         conv = self.conversations[e.conversation_id]
