@@ -15,7 +15,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)  ## until the service lands: a simulated contact-center day through the real engine
-	$(BIN)/usher simulate --agents 50 --arrival-rate 0.5 --mean-handle-time 240 \
+	$(BIN)/usher simulate --agents 50 --arrival-rate 0.35 --mean-handle-time 240 \
 		--duration 28800 --skills 4 --skills-per-agent 2 --capacity 2 --patience 300
 
 test: $(STAMP) lint typecheck
