@@ -290,6 +290,11 @@ class Router:
                 f"agent {agent.agent_id!r} is {agent.status.value}", agent_id=agent.agent_id
             )
 
+    def _queue_of(self, conv: Conversation) -> QueueRuntime:
+        """The queue a waiting or routed conversation belongs to (it always has one)."""
+        assert conv.queue_id is not None
+        return self.queues[conv.queue_id]
+
     def _resolve_queue(self, queue_id: str | None, region: str) -> str | None:
         if queue_id is not None:
             self._queue(queue_id)
@@ -963,8 +968,9 @@ class Router:
             plan, offsets = self._plan(conv, queue, now)
         else:
             offsets = (0.0,) * len(plan)
-        keep_age = reason is QueueReason.OVERFLOW and conv.enqueued_at is not None
-        enqueued_at = conv.enqueued_at if keep_age and conv.enqueued_at is not None else now
+        enqueued_at = now
+        if reason is QueueReason.OVERFLOW and conv.enqueued_at is not None:
+            enqueued_at = conv.enqueued_at  # keeps its age, so it does not lose its place
         held = route and hours is HoursStatus.BREAK
         self._emit(
             ev.ConversationQueued(
@@ -1035,10 +1041,10 @@ class Router:
         """Offer a waiting conversation to the best eligible agent(s); False if none is free."""
         if conv.state is not S.QUEUED or conv.held:
             return False
-        group = self.groups[conv.group_key]
-        strategy = self.queues[conv.queue_id].settings.strategy if conv.queue_id else None
-        strategy = strategy or Strategy.LONGEST_IDLE
-        winners, passed = group.best_agents(strategy, conv.cost, conv.declined)
+        strategy = self._queue_of(conv).settings.strategy
+        winners, passed = self.groups[conv.group_key].best_agents(
+            strategy, conv.cost, conv.declined
+        )
         if not winners:
             return False
         self._offer(conv, winners, strategy, passed, reason=self._why(strategy, winners))
@@ -1053,8 +1059,7 @@ class Router:
         reason: str,
     ) -> None:
         now = self.clock.now()
-        queue = self.queues[conv.queue_id] if conv.queue_id else None
-        timeout = queue.settings.offer_timeout if queue else 30.0
+        timeout = self._queue_of(conv).settings.offer_timeout
         chosen = [Candidate(a.agent_id, "chosen") for a in winners[:MAX_CANDIDATES]]
         decision = Decision(
             step=conv.step,
@@ -1104,17 +1109,12 @@ class Router:
             if best is None:
                 return
             conv = best[2]
-            strategy = self.queues[conv.queue_id].settings.strategy if conv.queue_id else None
+            strategy = self._queue_of(conv).settings.strategy
             if strategy is Strategy.BROADCAST:
-                self._route(conv)
+                self._route(conv)  # everyone eligible sees it, this agent included
             else:
-                self._offer(
-                    conv,
-                    [agent],
-                    strategy or Strategy.LONGEST_IDLE,
-                    [],
-                    reason="freed capacity took the highest-scoring conversation it may serve",
-                )
+                reason = "freed capacity took the highest-scoring conversation it may serve"
+                self._offer(conv, [agent], strategy, [], reason=reason)
 
     # === timers ==================================================================================
 
