@@ -15,6 +15,7 @@ from core.routing import events as ev
 from core.routing.clock import Clock
 from core.routing.effects import ArmTimer, Effect, SendSystemMessage
 from core.routing.errors import (
+    AlreadyExists,
     CapacityExceeded,
     FailedPrecondition,
     InvalidArgument,
@@ -722,65 +723,68 @@ class Router:
     def _set_mode(self, cmd: c.SetMode) -> None:
         conv = self._conversation(cmd.conversation_id)
         agent = self._agent(cmd.agent_id)
-        now = self.clock.now()
-        if cmd.mode is Mode.AUTO:
-            self._require_state(conv, S.QUEUED, S.OFFERED, S.ACTIVE)
-            if conv.state is S.ACTIVE:
-                self._require_owner(conv, agent.agent_id)
-            self._to_bot(conv, by=agent.agent_id)
-        elif cmd.mode is Mode.SILENT:
-            self._require_state(conv, S.BOT, S.QUEUED, S.OFFERED, S.ACTIVE, S.WRAP_UP)
-            queue_id = None
-            if conv.state is S.BOT:
-                queue_id = self._resolve_queue(None, conv.region)
-                if queue_id is None:
-                    raise FailedPrecondition("no queue to hand the conversation to")
-            if agent.agent_id not in conv.monitors:
-                self._emit(
-                    ev.MonitorChanged(
-                        tenant=self.tenant,
-                        at=now,
-                        conversation_id=conv.conversation_id,
-                        supervisor_id=agent.agent_id,
-                        monitoring=True,
-                    )
+        {
+            Mode.AUTO: self._mode_auto,
+            Mode.SILENT: self._mode_silent,
+            Mode.LIVE: self._mode_live,
+            Mode.END: self._mode_end,
+        }[cmd.mode](conv, agent)
+
+    def _mode_auto(self, conv: Conversation, agent: Agent) -> None:
+        """Hand the conversation (back) to the bot."""
+        self._require_state(conv, S.QUEUED, S.OFFERED, S.ACTIVE)
+        if conv.state is S.ACTIVE:
+            self._require_owner(conv, agent.agent_id)
+        self._to_bot(conv, by=agent.agent_id)
+
+    def _mode_silent(self, conv: Conversation, agent: Agent) -> None:
+        """Watch silently; a conversation the bot was answering goes to its queue instead."""
+        self._require_state(conv, S.BOT, S.QUEUED, S.OFFERED, S.ACTIVE, S.WRAP_UP)
+        queue_id = None
+        if conv.state is S.BOT:
+            queue_id = self._resolve_queue(conv.queue_id, conv.region)
+            if queue_id is None:
+                raise FailedPrecondition("no queue to hand the conversation to")
+        if agent.agent_id not in conv.monitors:
+            self._emit(
+                ev.MonitorChanged(
+                    tenant=self.tenant,
+                    at=self.clock.now(),
+                    conversation_id=conv.conversation_id,
+                    supervisor_id=agent.agent_id,
+                    monitoring=True,
                 )
-            if queue_id is not None:
-                self._enqueue(conv, queue_id, QueueReason.SILENT_MODE)
-        elif cmd.mode is Mode.LIVE:
-            self._require_state(conv, S.BOT, S.QUEUED, S.OFFERED)
-            self._require_online(agent)
-            if conv.state is S.BOT:
-                # Taking over from the bot: the agent chose this conversation themself.
-                self._require_room(agent, conv)
-                queue_id = self._resolve_queue(conv.queue_id, conv.region)
-                if queue_id is None:
-                    raise FailedPrecondition("no queue to account the conversation to")
-                self._enqueue(
-                    conv,
-                    queue_id,
-                    QueueReason.REQUESTED,
-                    plan=(GroupKey(agents=frozenset({agent.agent_id})),),
-                    route=False,
-                )
-                self._assign(conv, agent, via="live", by=agent.agent_id, override=False)
-            else:
-                self._take(
-                    c.TakeConversation(
-                        tenant=self.tenant,
-                        agent_id=agent.agent_id,
-                        conversation_id=conv.conversation_id,
-                    )
-                )
-        else:  # Mode.END
-            self._require_state(conv, S.BOT, S.QUEUED, S.OFFERED, S.ACTIVE)
-            if conv.state is S.ACTIVE:
-                self._require_owner(conv, agent.agent_id)
-                self._finish(conv, CloseReason.AGENT_ENDED, Outcome.RESOLVED, by=agent.agent_id)
-            else:
-                self._close_waiting(
-                    conv, CloseReason.AGENT_ENDED, Outcome.RESOLVED, by=agent.agent_id
-                )
+            )
+        if queue_id is not None:
+            self._enqueue(conv, queue_id, QueueReason.SILENT_MODE)
+
+    def _mode_live(self, conv: Conversation, agent: Agent) -> None:
+        """Chat with the customer: take it from the queue, or over from the bot."""
+        self._require_state(conv, S.BOT, S.QUEUED, S.OFFERED)
+        self._require_online(agent)
+        if conv.state is not S.BOT:
+            command = c.TakeConversation(
+                tenant=self.tenant, agent_id=agent.agent_id, conversation_id=conv.conversation_id
+            )
+            self._take(command)
+            return
+        self._require_room(agent, conv)
+        queue_id = self._resolve_queue(conv.queue_id, conv.region)
+        if queue_id is None:
+            raise FailedPrecondition("no queue to account the conversation to")
+        # The agent chose this conversation themself: its plan names them alone.
+        only_them = (GroupKey(agents=frozenset({agent.agent_id})),)
+        self._enqueue(conv, queue_id, QueueReason.REQUESTED, plan=only_them, route=False)
+        self._assign(conv, agent, via="live", by=agent.agent_id, override=False)
+
+    def _mode_end(self, conv: Conversation, agent: Agent) -> None:
+        """Complete the conversation as resolved."""
+        self._require_state(conv, S.BOT, S.QUEUED, S.OFFERED, S.ACTIVE)
+        if conv.state is S.ACTIVE:
+            self._require_owner(conv, agent.agent_id)
+            self._finish(conv, CloseReason.AGENT_ENDED, Outcome.RESOLVED, by=agent.agent_id)
+        else:
+            self._close_waiting(conv, CloseReason.AGENT_ENDED, Outcome.RESOLVED, by=agent.agent_id)
 
     def _to_bot(self, conv: Conversation, by: str) -> None:
         owner = self.agents.get(conv.owner) if conv.owner else None
@@ -834,8 +838,6 @@ class Router:
         if not cmd.conversation_id or not cmd.channel or not cmd.customer_id:
             raise InvalidArgument("a conversation needs an id, a channel and a customer")
         if cmd.conversation_id in self.conversations:
-            from core.routing.errors import AlreadyExists
-
             raise AlreadyExists(f"conversation {cmd.conversation_id!r} exists")
         queue_id = self._resolve_queue(cmd.queue_id, cmd.region)
         if queue_id is None and not cmd.with_bot:
