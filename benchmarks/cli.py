@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 
 from benchmarks import report
-from benchmarks.core import QUICK, CoreConfig, CoreResult, check_targets, run_core
+from benchmarks.core import CoreConfig, CoreResult, check_targets, run_core, smoke
 
 SPEED_COLUMNS = (
     report.Column("agents", "agents", report.thousands),
@@ -103,7 +103,7 @@ def core(
     """
     base = CoreConfig(agents=1, skills=skills, queues=queues, seed=seed)
     if quick:
-        base = dataclasses.replace(base, **QUICK)
+        base = smoke(base)
     if decisions is not None:
         base = dataclasses.replace(base, decisions=decisions)
     results = [run_core(dataclasses.replace(base, agents=n), progress=_progress) for n in agents]

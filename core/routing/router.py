@@ -78,7 +78,9 @@ class Router:
         """Pending transfers to agents."""
         self.groups: dict[GroupKey, Group] = {}
         self.last_served: dict[str, tuple[str, float]] = {}
-        """Customer -> (agent, when) of their latest assignment, for sticky routing."""
+        """Customer -> (agent, when) of their latest service, for sticky routing."""
+        self._sticky_horizon = 0.0
+        """The longest sticky window of any queue: older ``last_served`` entries can go."""
         self.timers = TimerHeap()
         self.version = 0
         """Events applied so far."""
@@ -1376,6 +1378,7 @@ class Router:
             queue.settings, queue.plan, queue.offsets = e.settings, plan, offsets
         for key in set(plan):
             self._ref(key)
+        self._sticky_horizon = max(q.settings.sticky_window or 0.0 for q in self.queues.values())
         queue.hours_status = status_at(e.settings.hours, e.at)
         self._arm_hours(queue, e.at)
 
@@ -1619,8 +1622,7 @@ class Router:
     def _on_forgotten(self, e: ev.ConversationForgotten) -> None:
         conv = self.conversations.pop(e.conversation_id)
         served = self.last_served.get(conv.customer_id)
-        windows = [q.settings.sticky_window or 0.0 for q in self.queues.values()]
-        if served is not None and e.at - served[1] > max(windows, default=0.0):
+        if served is not None and e.at - served[1] > self._sticky_horizon:
             del self.last_served[conv.customer_id]
 
     def _on_returned_to_bot(self, e: ev.ConversationReturnedToBot) -> None:
