@@ -26,6 +26,7 @@ from sortedcontainers import SortedList
 
 from core.routing.explain import MAX_CANDIDATES, Candidate
 from core.routing.model import AgentProfile, AgentStatus, Strategy
+from core.routing.state import STRATEGY_KEYS
 
 if TYPE_CHECKING:
     from core.routing.state import Agent, Conversation
@@ -116,6 +117,8 @@ class Group:
         elif len(heap) > 2 * len(self.members) + 64:
             heap[:] = self._build_heap(strategy)
         members = self.members
+        key_of = STRATEGY_KEYS[strategy]
+        online = AgentStatus.ONLINE
         passed: list[HeapEntry] = []
         candidates: list[Candidate] = []
         winner: Agent | None = None
@@ -123,10 +126,15 @@ class Group:
             entry = heap[0]
             key, version, agent_id = entry
             agent = members.get(agent_id)
-            if agent is None or version != agent.version or not agent.available:
-                heapq.heappop(heap)
+            if (
+                agent is None
+                or version != agent.version
+                or agent.status is not online
+                or agent.load >= agent.capacity
+            ):
+                heapq.heappop(heap)  # outdated, or not available: indexed again when it is
                 continue
-            current = agent.key(strategy)
+            current = key_of(agent)
             if current != key:  # the key got worse since it was indexed: re-file it
                 heapq.heapreplace(heap, (current, version, agent_id))
                 continue

@@ -85,6 +85,7 @@ class Router:
         self.version = 0
         """Events applied so far."""
         self._counters = {"agent": 0, "conversation": 0, "offer": 0, "transfer": 0, "rotation": 0}
+        self._unlisted: list[Conversation] = []
         self._events: list[ev.Event] = []
         self._effects: list[Effect] = []
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -152,6 +153,7 @@ class Router:
             raise InvalidArgument(f"unknown command {type(command).__name__}")
         self._events, self._effects = [], []
         handler(command)
+        self._flush_listings()
         return self._events, self._effects
 
     def tick(self) -> tuple[list[ev.Event], list[Effect]]:
@@ -160,12 +162,13 @@ class Router:
         now = self.clock.now()
         while (due := self.timers.pop_due(now)) is not None:
             self._fire(*due)
+            self._flush_listings()
         return self._events, self._effects
 
     def apply(self, event: ev.Event) -> None:
         """Apply a recorded event (replay); no decisions are taken and no effects produced."""
-        self._appliers[type(event)](event)
-        self.version += 1
+        self._apply(event)
+        self._flush_listings()
 
     def next_deadline(self) -> float | None:
         return self.timers.next_deadline()
@@ -173,8 +176,12 @@ class Router:
     # === emitting ================================================================================
 
     def _emit(self, event: ev.Event) -> None:
-        self.apply(event)
+        self._apply(event)
         self._events.append(event)
+
+    def _apply(self, event: ev.Event) -> None:
+        self._appliers[type(event)](event)
+        self.version += 1
 
     def _say(self, conv: Conversation, kind: SystemMessage, **params: object) -> None:
         text = self.settings.text(kind, conv.language)
@@ -1029,6 +1036,7 @@ class Router:
         queue = self.queues[conv.queue_id] if conv.queue_id else None
         if queue is None or conv.state is not S.QUEUED:
             return 0, 0.0
+        self._flush_listings()
         group = self.groups[conv.group_key]
         if conv.held:
             position = list(queue.held).index(conv.conversation_id) + 1 + queue.waiting
@@ -1104,6 +1112,7 @@ class Router:
     def _pull(self, agent: Agent) -> None:
         """While the agent has room, offer it the highest-scoring conversation it may serve across
         all its groups (cross-queue fairness)."""
+        self._flush_listings()
         while agent.available:
             best = None
             for group in agent.groups:
@@ -1273,16 +1282,29 @@ class Router:
             for group in agent.groups:
                 group.push_improved(agent)
 
+    def _list_later(self, conv: Conversation) -> None:
+        """List a conversation that just became routable once the command is done with it.
+        Most arrivals are offered at once, so listing them first would be wasted work."""
+        self._unlisted.append(conv)
+
+    def _flush_listings(self) -> None:
+        """List the conversations still waiting; called before anything reads the lists."""
+        for conv in self._unlisted:
+            if conv.state is S.QUEUED and not conv.held and not conv.listed:
+                self._list(conv)
+        self._unlisted.clear()
+
     def _list(self, conv: Conversation) -> None:
-        """Make a QUEUED conversation routable: into its group and its queue's order."""
+        """Make a QUEUED conversation routable: into its group's line and its queue's count."""
         self.groups[conv.group_key].add_waiting(conv)
-        assert conv.queue_id is not None
-        self.queues[conv.queue_id].waiting += 1
+        self._queue_of(conv).waiting += 1
+        conv.listed = True
 
     def _unlist(self, conv: Conversation) -> None:
-        self.groups[conv.group_key].remove_waiting(conv)
-        assert conv.queue_id is not None
-        self.queues[conv.queue_id].waiting -= 1
+        if conv.listed:
+            self.groups[conv.group_key].remove_waiting(conv)
+            self._queue_of(conv).waiting -= 1
+            conv.listed = False
 
     def _delist(self, conv: Conversation) -> None:
         """Take a QUEUED conversation out of routing: its group and queue order, or the list of
@@ -1457,7 +1479,7 @@ class Router:
         if e.held:
             self.queues[e.queue_id].held[conv.conversation_id] = None
         else:
-            self._list(conv)
+            self._list_later(conv)
             if len(e.offsets) > 1:
                 self._set_deadline(conv, TimerKind.STEP, e.at + e.offsets[1])
         self._set_deadline(conv, TimerKind.MAX_WAIT, e.max_wait_at)
@@ -1469,7 +1491,7 @@ class Router:
         conv.step = e.step
         conv.declined.clear()
         if routable:
-            self._list(conv)
+            self._list_later(conv)
         following = e.step + 1
         self._set_deadline(
             conv,
@@ -1528,7 +1550,7 @@ class Router:
         conv.reserved = 0
         conv.declined.update(e.declined_by)
         conv.state = S.QUEUED
-        self._list(conv)
+        self._list_later(conv)
 
     def _on_assigned(self, e: ev.ConversationAssigned) -> None:
         conv = self.conversations[e.conversation_id]

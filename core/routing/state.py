@@ -5,6 +5,7 @@ Capacity is kept in integer milli-units so weights such as 0.5 or 0.3 add up exa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from core.routing.hours import HoursStatus
@@ -100,17 +101,24 @@ class Agent:
 
     def key(self, strategy: Strategy) -> tuple[float, ...]:
         """The strategy's ordering key: smaller is better."""
-        if strategy is Strategy.LEAST_BUSY:
-            return (self.load / self.capacity, self.last_assigned_at, self.seq)
-        if strategy is Strategy.ROUND_ROBIN:
-            return (self.last_offered, self.seq)
-        return (self.last_assigned_at, self.seq)
+        return STRATEGY_KEYS[strategy](self)
 
     def __repr__(self) -> str:
         return (
             f"<Agent {self.agent_id} {self.status} load={self.load / UNIT:g}/"
             f"{self.capacity / UNIT:g} offers={len(self.offers)}>"
         )
+
+
+StrategyKey = Callable[[Agent], tuple[float, ...]]
+
+STRATEGY_KEYS: dict[Strategy, StrategyKey] = {
+    Strategy.LONGEST_IDLE: lambda a: (a.last_assigned_at, a.seq),
+    Strategy.LEAST_BUSY: lambda a: (a.load / a.capacity, a.last_assigned_at, a.seq),
+    Strategy.ROUND_ROBIN: lambda a: (a.last_offered, a.seq),
+    Strategy.BROADCAST: lambda a: (a.seq,),
+}
+"""Each strategy's ordering of agents (smaller is better), as plain functions for the hot loop."""
 
 
 class Conversation:
@@ -135,6 +143,7 @@ class Conversation:
         "language",
         "last_agent",
         "last_sender",
+        "listed",
         "monitors",
         "offer",
         "outcome",
@@ -186,6 +195,9 @@ class Conversation:
         self.plan_started_at = at
         self.step = 0
         self.held = False
+        self.listed = False
+        """In its group's line (a routable conversation may wait to be listed until its command
+        finishes; see ``Router._list_later``)."""
         self.enqueued_at: float | None = None
         self.first_queued_at: float | None = None
         self.effective_at = 0.0
