@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedList
@@ -47,6 +47,18 @@ class GroupKey:
     requirements: frozenset[tuple[str, int]] = frozenset()
     agents: frozenset[str] | None = None
     departments: frozenset[str] | None = None
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Keys are looked up on every enqueue; hash the three sets once.
+        object.__setattr__(self, "_hash", hash((self.requirements, self.agents, self.departments)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[type[GroupKey], tuple[object, ...]]:
+        # String hashes differ between processes: never ship the cached one.
+        return (GroupKey, (self.requirements, self.agents, self.departments))
 
     def admits(self, profile: AgentProfile) -> bool:
         skills = profile.skills
