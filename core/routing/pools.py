@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedList
@@ -39,7 +39,7 @@ WaitingEntry = tuple[float, int, "Conversation"]
 conversations themselves are never compared."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class GroupKey:
     """Who may serve: agents meeting every (skill, minimum level), and, when given, only the
     named agents or members of the named departments."""
@@ -47,17 +47,16 @@ class GroupKey:
     requirements: frozenset[tuple[str, int]] = frozenset()
     agents: frozenset[str] | None = None
     departments: frozenset[str] | None = None
-    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Keys are looked up on every enqueue; hash the three sets once.
+        # Keys are looked up on every enqueue: hash the three sets once. Kept out of the fields
+        # (and of pickles, below) because string hashes differ between processes.
         object.__setattr__(self, "_hash", hash((self.requirements, self.agents, self.departments)))
 
     def __hash__(self) -> int:
-        return self._hash
+        return self._hash  # type: ignore[attr-defined, no-any-return]
 
     def __reduce__(self) -> tuple[type[GroupKey], tuple[object, ...]]:
-        # String hashes differ between processes: never ship the cached one.
         return (GroupKey, (self.requirements, self.agents, self.departments))
 
     def admits(self, profile: AgentProfile) -> bool:
