@@ -1,0 +1,17 @@
+"""The durable store: PostgreSQL as the system of record, Redis beside it."""
+
+from core.store.connect import Connections, connect, redact
+from core.store.eventlog import EventLog, StaleEpoch, StoreError, StoreUnavailable
+from core.store.projection import Projection, project
+
+__all__ = [
+    "Connections",
+    "EventLog",
+    "Projection",
+    "StaleEpoch",
+    "StoreError",
+    "StoreUnavailable",
+    "connect",
+    "project",
+    "redact",
+]

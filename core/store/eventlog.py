@@ -1,0 +1,315 @@
+"""The event log: group-committed, epoch-fenced appends, and loading a tenant's history back.
+
+``append`` returns only after the batch holding its events has committed, so a caller that
+acknowledges after ``append`` never acknowledges anything that is not stored. Appends that arrive
+while a batch is being written wait for the next one: under load, one transaction (one COPY and
+a few batched statements) carries the events of many commands.
+
+Each shard incarnation ``claim``s its tenants, which bumps their epoch; an append carrying an
+older epoch is refused with ``StaleEpoch`` and writes nothing. The fence is the conditional
+``UPDATE tenants ... WHERE epoch = $epoch`` that also hands out the sequence numbers, so a
+claim and an append cannot interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from core.routing import events as ev
+from core.store import codec
+from core.store.projection import Projection, ts
+
+
+class StoreError(Exception):
+    code = "INTERNAL"
+
+
+class StaleEpoch(StoreError):
+    """A newer incarnation owns the tenant; this writer must stop."""
+
+    code = "FAILED_PRECONDITION"
+
+
+class StoreUnavailable(StoreError):
+    """PostgreSQL did not answer; nothing of the batch was stored."""
+
+    code = "UNAVAILABLE"
+
+
+_CONNECTION_ERRORS = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+)
+
+
+@dataclass(slots=True)
+class _Append:
+    tenant: str
+    epoch: int
+    rows: list[tuple[str, str, float]]
+    """(type, payload, at) of each event, in order."""
+    projection: Projection
+    done: asyncio.Future[int] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class EventLog:
+    """Group commit over an asyncpg pool. One per process; safe for many concurrent callers."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        max_batch_events: int = 2000,
+        linger: float = 0.0,
+        timeout: float = 5.0,
+    ) -> None:
+        self._pool = pool
+        self._max_batch = max_batch_events
+        self._linger = linger
+        """Extra seconds to wait for company before writing a batch (0: only what queued up
+        while the previous batch was being written)."""
+        self._timeout = timeout
+        self._queue: list[_Append] = []
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+
+    async def claim(self, tenant: str) -> int:
+        """Start a new incarnation for ``tenant``: returns its epoch, fencing off older ones."""
+        try:
+            async with self._pool.acquire(timeout=self._timeout) as conn:
+                epoch: int = await conn.fetchval(
+                    """INSERT INTO tenants (tenant_id, epoch) VALUES ($1, 1)
+                       ON CONFLICT (tenant_id) DO UPDATE SET epoch = tenants.epoch + 1
+                       RETURNING epoch""",
+                    tenant,
+                    timeout=self._timeout,
+                )
+        except _CONNECTION_ERRORS as exc:
+            raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
+        return epoch
+
+    async def append(
+        self, tenant: str, epoch: int, events: Sequence[ev.Event], projection: Projection
+    ) -> int:
+        """Store the events (and their record rows) durably; return the last one's sequence."""
+        rows = [(*codec.encode(e), e.at) for e in events]
+        item = _Append(tenant, epoch, rows, projection)
+        self._queue.append(item)
+        self._wakeup.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_batches())
+        return await item.done
+
+    async def load(self, tenant: str, after: int = 0) -> list[ev.Event]:
+        """The tenant's events after sequence ``after``, in order."""
+        try:
+            async with self._pool.acquire(timeout=self._timeout) as conn:
+                records = await conn.fetch(
+                    "SELECT type, payload FROM events WHERE tenant_id = $1 AND seq > $2"
+                    " ORDER BY seq",
+                    tenant,
+                    after,
+                )
+        except _CONNECTION_ERRORS as exc:
+            raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
+        return [codec.decode(r["type"], r["payload"]) for r in records]
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._wakeup.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+    # --- the writer -----------------------------------------------------------------------
+
+    async def _write_batches(self) -> None:
+        while self._queue:
+            if self._linger:
+                await asyncio.sleep(self._linger)
+            batch: list[_Append] = []
+            size = 0
+            while self._queue and (not batch or size + len(self._queue[0].rows) <= self._max_batch):
+                item = self._queue.pop(0)
+                batch.append(item)
+                size += len(item.rows)
+            await self._write(batch)
+
+    async def _write(self, batch: list[_Append]) -> None:
+        newest: dict[str, int] = {}
+        for item in batch:
+            newest[item.tenant] = max(item.epoch, newest.get(item.tenant, 0))
+        live = [item for item in batch if item.epoch == newest[item.tenant]]
+        for item in batch:
+            if item.epoch != newest[item.tenant]:
+                _fail(item, StaleEpoch(f"tenant {item.tenant!r}: epoch {item.epoch} is stale"))
+        try:
+            last = await self._commit(live)
+        except _CONNECTION_ERRORS as exc:
+            for item in live:
+                _fail(item, StoreUnavailable(f"PostgreSQL is unavailable: {exc}"))
+            return
+        except Exception as exc:  # a bug or a constraint: nobody in the batch is acknowledged
+            for item in live:
+                _fail(item, exc)
+            return
+        for item in live:
+            if item.tenant not in last:
+                _fail(
+                    item, StaleEpoch(f"tenant {item.tenant!r}: epoch {item.epoch} is not current")
+                )
+        # Sequences run per tenant in batch order: count back from each tenant's new last.
+        remaining = dict(last)
+        for item in reversed(live):
+            if item.tenant in last and not item.done.done():
+                item.done.set_result(remaining[item.tenant])
+                remaining[item.tenant] -= len(item.rows)
+
+    async def _commit(self, batch: list[_Append]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        epochs: dict[str, int] = {}
+        for item in batch:
+            counts[item.tenant] = counts.get(item.tenant, 0) + len(item.rows)
+            epochs[item.tenant] = item.epoch
+        tenants = list(counts)
+        async with self._pool.acquire(timeout=self._timeout) as conn, conn.transaction():
+            claimed = await conn.fetch(
+                """UPDATE tenants t SET last_seq = t.last_seq + v.n
+                   FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(tenant_id, epoch, n)
+                   WHERE t.tenant_id = v.tenant_id AND t.epoch = v.epoch
+                   RETURNING t.tenant_id, t.last_seq""",
+                tenants,
+                [epochs[t] for t in tenants],
+                [counts[t] for t in tenants],
+                timeout=self._timeout,
+            )
+            last = {r["tenant_id"]: r["last_seq"] for r in claimed}
+            next_seq = {t: last[t] - counts[t] + 1 for t in last}
+            records = []
+            projection = Projection()
+            for item in batch:
+                if item.tenant not in last:
+                    continue
+                for type_name, payload, at in item.rows:
+                    seq = next_seq[item.tenant]
+                    next_seq[item.tenant] = seq + 1
+                    records.append((item.tenant, seq, item.epoch, ts(at), type_name, payload))
+                projection.extend(item.projection)
+            if records:
+                await conn.copy_records_to_table(
+                    "events",
+                    records=records,
+                    columns=("tenant_id", "seq", "epoch", "at", "type", "payload"),
+                    timeout=self._timeout,
+                )
+                await write_projection(conn, projection, self._timeout)
+        return last
+
+
+def _fail(item: _Append, error: Exception) -> None:
+    if not item.done.done():
+        item.done.set_exception(error)
+
+
+_PROJECTION_SQL: list[tuple[str, str]] = [
+    (
+        "tenants",
+        "UPDATE tenants SET settings = $2::jsonb WHERE tenant_id = $1",
+    ),
+    (
+        "skills",
+        "INSERT INTO skills (tenant_id, skill) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    ),
+    (
+        "departments",
+        """INSERT INTO departments (tenant_id, department_id, name) VALUES ($1, $2, $3)
+           ON CONFLICT (tenant_id, department_id) DO UPDATE SET name = EXCLUDED.name""",
+    ),
+    (
+        "agents",
+        """INSERT INTO agents (tenant_id, agent_id, profile, status, custom_status, removed_at,
+                               updated_at)
+           VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)
+           ON CONFLICT (tenant_id, agent_id) DO UPDATE SET
+               profile = CASE WHEN EXCLUDED.removed_at IS NULL THEN EXCLUDED.profile
+                              ELSE agents.profile END,
+               status = EXCLUDED.status, custom_status = EXCLUDED.custom_status,
+               removed_at = EXCLUDED.removed_at, updated_at = EXCLUDED.updated_at""",
+    ),
+    (
+        "queues",
+        """INSERT INTO queues (tenant_id, queue_id, settings, updated_at)
+           VALUES ($1, $2, $3::jsonb, $4)
+           ON CONFLICT (tenant_id, queue_id) DO UPDATE SET
+               settings = EXCLUDED.settings, updated_at = EXCLUDED.updated_at""",
+    ),
+    (
+        "conversations",
+        """INSERT INTO conversations (tenant_id, conversation_id, channel, customer_id, state,
+               queue_id, owner_agent_id, last_agent_id, priority, outcome, close_reason, tags,
+               created_at, queued_at, assigned_at, first_response_at, ended_at, closed_at,
+               updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                   $18, $19)
+           ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET
+               state = EXCLUDED.state, queue_id = EXCLUDED.queue_id,
+               owner_agent_id = EXCLUDED.owner_agent_id, last_agent_id = EXCLUDED.last_agent_id,
+               priority = EXCLUDED.priority, outcome = EXCLUDED.outcome,
+               close_reason = EXCLUDED.close_reason, tags = EXCLUDED.tags,
+               queued_at = EXCLUDED.queued_at, assigned_at = EXCLUDED.assigned_at,
+               first_response_at = EXCLUDED.first_response_at, ended_at = EXCLUDED.ended_at,
+               closed_at = EXCLUDED.closed_at, updated_at = EXCLUDED.updated_at""",
+    ),
+    (
+        "offers_made",
+        """INSERT INTO offers (tenant_id, offer_id, conversation_id, agent_ids, broadcast,
+               decision, made_at, deadline)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)""",
+    ),
+    (
+        "offers_resolved",
+        """UPDATE offers SET outcome = $3, resolved_at = $4
+           WHERE tenant_id = $1 AND offer_id = $2 AND outcome IS NULL""",
+    ),
+    (
+        "transfers_made",
+        """INSERT INTO transfers (tenant_id, transfer_id, conversation_id, from_agent, target,
+               target_id, note, requested_at, deadline, outcome, resolved_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+    ),
+    (
+        "transfers_resolved",
+        """UPDATE transfers SET outcome = $3, resolved_at = $4
+           WHERE tenant_id = $1 AND transfer_id = $2 AND outcome IS NULL""",
+    ),
+    (
+        "sessions",
+        """WITH ended AS (
+               UPDATE agent_sessions SET ended_at = $5
+               WHERE tenant_id = $1 AND agent_id = $2 AND ended_at IS NULL AND started_at < $5)
+           INSERT INTO agent_sessions (tenant_id, agent_id, status, custom_status, started_at)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (tenant_id, agent_id, started_at) DO UPDATE SET
+               status = EXCLUDED.status, custom_status = EXCLUDED.custom_status""",
+    ),
+]
+
+
+async def write_projection(
+    conn: asyncpg.Connection, projection: Projection, timeout: float
+) -> None:
+    """Write the record rows, one batched statement per kind, in dependency order."""
+    for name, sql in _PROJECTION_SQL:
+        rows = getattr(projection, name)
+        if rows:
+            await conn.executemany(sql, rows, timeout=timeout)

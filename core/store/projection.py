@@ -1,0 +1,163 @@
+"""The record tables' rows that a batch of engine events changes, computed without I/O.
+
+Conversations and agents are written whole from the router's state after the command (so many
+events on one conversation make one row write); offers, transfers and agent sessions are
+history, written from the events themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from core.routing import events as ev
+from core.routing.router import Router
+
+Row = tuple[Any, ...]
+_json = msgspec.json.Encoder()
+
+
+def ts(seconds: float | None) -> dt.datetime | None:
+    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def as_json(value: object) -> str:
+    return _json.encode(value).decode()
+
+
+@dataclass(slots=True)
+class Projection:
+    tenants: list[Row] = field(default_factory=list)
+    skills: list[Row] = field(default_factory=list)
+    departments: list[Row] = field(default_factory=list)
+    agents: list[Row] = field(default_factory=list)
+    queues: list[Row] = field(default_factory=list)
+    conversations: list[Row] = field(default_factory=list)
+    offers_made: list[Row] = field(default_factory=list)
+    offers_resolved: list[Row] = field(default_factory=list)
+    transfers_made: list[Row] = field(default_factory=list)
+    transfers_resolved: list[Row] = field(default_factory=list)
+    sessions: list[Row] = field(default_factory=list)
+
+    def extend(self, other: Projection) -> None:
+        for name in self.__slots__:
+            getattr(self, name).extend(getattr(other, name))
+
+
+def project(router: Router, events: list[ev.Event]) -> Projection:
+    """Rows for the events of one command (or several), read against ``router`` as it is now."""
+    out = Projection()
+    tenant = router.tenant
+    conversations: dict[str, None] = {}
+    agents: dict[str, None] = {}
+    for e in events:
+        conversation_id = getattr(e, "conversation_id", None)
+        if conversation_id is not None:
+            conversations[conversation_id] = None
+        match e:
+            case ev.TenantConfigured():
+                out.tenants.append((tenant, as_json(e.settings)))
+            case ev.SkillDefined():
+                out.skills.append((tenant, e.skill))
+            case ev.DepartmentDefined():
+                out.departments.append((tenant, e.department, e.name))
+            case ev.AgentConfigured() | ev.AgentRemoved():
+                agents[e.profile.agent_id if isinstance(e, ev.AgentConfigured) else e.agent_id] = (
+                    None
+                )
+            case ev.QueueConfigured():
+                out.queues.append((tenant, e.settings.queue_id, as_json(e.settings), ts(e.at)))
+            case ev.AgentStatusChanged():
+                agents[e.agent_id] = None
+                out.sessions.append((tenant, e.agent_id, e.status.value, e.custom_status, ts(e.at)))
+            case ev.OfferMade():
+                out.offers_made.append(
+                    (
+                        tenant,
+                        e.offer_id,
+                        e.conversation_id,
+                        list(e.agent_ids),
+                        e.broadcast,
+                        as_json(e.decision),
+                        ts(e.at),
+                        ts(e.deadline),
+                    )
+                )
+            case ev.OfferAccepted():
+                out.offers_resolved.append((tenant, e.offer_id, "accepted", ts(e.at)))
+            case ev.OfferDeclined():
+                out.offers_resolved.append((tenant, e.offer_id, e.reason.value, ts(e.at)))
+            case ev.TransferRequested():
+                out.transfers_made.append(
+                    (
+                        tenant,
+                        e.transfer_id,
+                        e.conversation_id,
+                        e.from_agent,
+                        "agent",
+                        e.to_agent,
+                        e.note,
+                        ts(e.at),
+                        ts(e.deadline),
+                        None,
+                        None,
+                    )
+                )
+            case ev.ConversationTransferred():
+                out.transfers_made.append(
+                    (
+                        tenant,
+                        e.transfer_id,
+                        e.conversation_id,
+                        e.from_agent,
+                        e.target.value,
+                        e.target_id,
+                        e.note,
+                        ts(e.at),
+                        None,
+                        "accepted",
+                        ts(e.at),
+                    )
+                )
+            case ev.TransferResolved():
+                out.transfers_resolved.append((tenant, e.transfer_id, e.outcome.value, ts(e.at)))
+    for agent_id in agents:
+        agent = router.agents.get(agent_id)
+        at = ts(events[-1].at)
+        if agent is None:
+            out.agents.append((tenant, agent_id, "{}", "offline", None, at, at))
+        else:
+            profile = as_json(agent.profile)
+            status = agent.status.value
+            out.agents.append((tenant, agent_id, profile, status, agent.custom_status, None, at))
+    for conversation_id in conversations:
+        conv = router.conversations.get(conversation_id)
+        if conv is None:
+            continue  # forgotten by the engine after its retention: the row is final
+        out.conversations.append(
+            (
+                tenant,
+                conv.conversation_id,
+                conv.channel,
+                conv.customer_id,
+                conv.state.value,
+                conv.queue_id,
+                conv.owner,
+                conv.last_agent,
+                conv.priority,
+                conv.outcome.value if conv.outcome else None,
+                conv.close_reason.value if conv.close_reason else None,
+                sorted(conv.tags),
+                ts(conv.created_at),
+                ts(conv.first_queued_at),
+                ts(conv.assigned_at),
+                ts(conv.first_response_at),
+                ts(conv.ended_at),
+                ts(conv.closed_at),
+                ts(events[-1].at),
+            )
+        )
+    return out
