@@ -51,6 +51,17 @@ _CONNECTION_ERRORS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class EventLogStatistics:
+    commits: int
+    appends: int
+    events: int
+
+    @property
+    def events_per_commit(self) -> float:
+        return self.events / self.commits if self.commits else 0.0
+
+
 @dataclass(slots=True)
 class _Append:
     tenant: str
@@ -83,6 +94,7 @@ class EventLog:
         self._queue: list[_Append] = []
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._commits = self._appends = self._events = 0
 
     async def claim(self, tenant: str) -> int:
         """Start a new incarnation for ``tenant``: returns its epoch, fencing off older ones."""
@@ -125,6 +137,14 @@ class EventLog:
             raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
         return [codec.decode(r["type"], r["payload"]) for r in records]
 
+    def statistics(self) -> EventLogStatistics:
+        """Committed transactions, appends and events so far."""
+        return EventLogStatistics(self._commits, self._appends, self._events)
+
+    def __repr__(self) -> str:
+        queued = len(self._queue)
+        return f"<EventLog {self._events} events in {self._commits} commits, {queued} queued>"
+
     async def close(self) -> None:
         if self._writer is not None:
             self._wakeup.set()
@@ -163,6 +183,11 @@ class EventLog:
             for item in live:
                 _fail(item, exc)
             return
+        stored = [item for item in live if item.tenant in last]
+        if stored:
+            self._commits += 1
+            self._appends += len(stored)
+            self._events += sum(len(item.rows) for item in stored)
         for item in live:
             if item.tenant not in last:
                 _fail(
