@@ -65,6 +65,11 @@ class Engine:
                 router = self._routers[event.tenant] = Router(event.tenant, self.clock)
             router.apply(event)
 
+    def restore(self, router: Router) -> None:
+        """Adopt a router restored from a snapshot (then ``replay`` the events after it)."""
+        router.clock = self.clock
+        self._routers[router.tenant] = router
+
     def router(self, tenant: str) -> Router:
         router = self._routers.get(tenant)
         if router is None:

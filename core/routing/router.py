@@ -61,6 +61,11 @@ HANDLE_TIME_SMOOTHING = 0.1
 """Weight of the latest handle time in a queue's moving average (for wait estimates)."""
 
 
+class _NoClock:
+    def now(self) -> float:
+        raise RuntimeError("a restored router needs a clock: set router.clock first")
+
+
 class Router:
     """The routing state and decisions of one tenant. Not thread-safe; one owner calls it."""
 
@@ -88,6 +93,10 @@ class Router:
         self._unlisted: list[Conversation] = []
         self._events: list[ev.Event] = []
         self._effects: list[Effect] = []
+        self._bind()
+
+    def _bind(self) -> None:
+        """The tables from command and event types to the methods that handle them."""
         self._handlers: dict[type, Callable[[Any], None]] = {
             c.ConfigureTenant: self._configure_tenant,
             c.DefineSkill: self._define_skill,
@@ -144,6 +153,20 @@ class Router:
             ev.TransferResolved: self._on_transfer_resolved,
             ev.ConversationTransferred: self._on_transferred,
         }
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A snapshot of the state, for the store; the clock and method tables are not state."""
+        state = dict(self.__dict__)
+        for transient in ("clock", "_handlers", "_appliers", "_events", "_effects"):
+            del state[transient]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a snapshot; the owner sets ``clock`` before using the router."""
+        self.__dict__.update(state)
+        self.clock = _NoClock()
+        self._events, self._effects = [], []
+        self._bind()
 
     # === entry points ============================================================================
 

@@ -23,6 +23,7 @@ from core.store.migrate import migrate
 TABLES = (
     "events, agent_sessions, transfers, offers, messages, conversation_notes, conversations,"
     " customer_identities, customers, queues, agents, departments, skills, api_credentials,"
+    " snapshots,"
     " tenants"
 )
 

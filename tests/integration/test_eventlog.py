@@ -289,3 +289,25 @@ def _retenant(event: ev.Event, tenant: str) -> ev.Event:
     import dataclasses
 
     return dataclasses.replace(event, tenant=tenant)
+
+
+async def test_a_rebuild_from_a_snapshot_and_the_events_after_it_equals_the_original(
+    log: EventLog, pool: asyncpg.Pool
+) -> None:
+    from core.store import snapshots
+
+    epoch = await log.claim(T)
+    d = Durable(log, epoch)
+    await contact_center(d)
+    seq = await pool.fetchval("SELECT last_seq FROM tenants WHERE tenant_id = $1", T)
+    await snapshots.save(pool, d.router, seq, epoch)
+    await d.run(c.EndConversation(tenant=T, agent_id="ann", conversation_id="c0"))
+    await d.advance(45)
+
+    rebuilt = Engine(ManualClock())
+    last = await snapshots.rebuild(rebuilt, log, pool, T)
+
+    assert last == await pool.fetchval("SELECT last_seq FROM tenants WHERE tenant_id = $1", T)
+    assert snapshot(rebuilt.router(T)) == snapshot(d.router)
+    with pytest.raises(StaleEpoch):
+        await snapshots.save(pool, d.router, seq, epoch - 1)

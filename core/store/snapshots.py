@@ -1,0 +1,74 @@
+"""Snapshots of a tenant's router, so that a rebuild replays only the events after one.
+
+The state is pickled: it is a graph of the engine's own objects (agents, groups, heaps), written
+and read only by Usher's own processes through this module. ``FORMAT`` changes whenever the
+engine's state classes do; snapshots of another format are ignored and the log is replayed whole.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import asyncpg
+
+from core.routing import Engine
+from core.routing.router import Router
+from core.store.eventlog import EventLog, StaleEpoch
+
+FORMAT = 1
+KEEP = 2
+"""Snapshots kept per tenant (the newest ones)."""
+
+
+async def save(pool: asyncpg.Pool, router: Router, seq: int, epoch: int) -> None:
+    """Store ``router`` as the state after event ``seq``; it must be exactly that (no command
+    executed since that event that is not yet appended). Refused for a stale ``epoch``."""
+    state = pickle.dumps(router, protocol=pickle.HIGHEST_PROTOCOL)
+    async with pool.acquire() as conn, conn.transaction():
+        inserted = await conn.fetchval(
+            """INSERT INTO snapshots (tenant_id, seq, format, state)
+               SELECT $1, $2, $3, $4 FROM tenants WHERE tenant_id = $1 AND epoch = $5
+               ON CONFLICT (tenant_id, seq) DO UPDATE SET state = EXCLUDED.state
+               RETURNING seq""",
+            router.tenant,
+            seq,
+            FORMAT,
+            state,
+            epoch,
+        )
+        if inserted is None:
+            raise StaleEpoch(f"tenant {router.tenant!r}: epoch {epoch} is not current")
+        await conn.execute(
+            """DELETE FROM snapshots WHERE tenant_id = $1 AND seq < (
+                   SELECT min(seq) FROM (SELECT seq FROM snapshots WHERE tenant_id = $1
+                                         ORDER BY seq DESC LIMIT $2) AS newest)""",
+            router.tenant,
+            KEEP,
+        )
+
+
+async def latest(pool: asyncpg.Pool, tenant: str) -> tuple[int, Router] | None:
+    """The newest snapshot of this format, as (seq, router), or None."""
+    row = await pool.fetchrow(
+        "SELECT seq, state FROM snapshots WHERE tenant_id = $1 AND format = $2"
+        " ORDER BY seq DESC LIMIT 1",
+        tenant,
+        FORMAT,
+    )
+    if row is None:
+        return None
+    router: Router = pickle.loads(row["state"])
+    return row["seq"], router
+
+
+async def rebuild(engine: Engine, log: EventLog, pool: asyncpg.Pool, tenant: str) -> int:
+    """Load the tenant into ``engine``: its newest snapshot, then the events after it.
+    Returns the sequence of the last event applied (0 for a tenant with no history)."""
+    found = await latest(pool, tenant)
+    after = 0
+    if found is not None:
+        after, router = found
+        engine.restore(router)
+    events = await log.load(tenant, after=after)
+    engine.replay(events)
+    return after + len(events)
