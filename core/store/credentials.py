@@ -1,0 +1,82 @@
+"""API credentials: random tokens shown once, stored only as hashes.
+
+A token reads ``ush_<credential id>_<secret>``. The secret is 32 random bytes, so a plain SHA-256
+is as good as a slow password hash here; lookups are by id and compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+import asyncpg
+
+from core.store.eventlog import StoreError
+
+ROLES = ("gateway", "agent", "supervisor", "admin")
+PREFIX = "ush"
+
+
+class InvalidCredential(StoreError):
+    code = "UNAUTHENTICATED"
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    credential_id: str
+    tenant_id: str
+    role: str
+    agent_id: str | None
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create(
+    pool: asyncpg.Pool, tenant: str, role: str, agent_id: str | None = None
+) -> tuple[Credential, str]:
+    """A new credential and its token (the only time the token exists in clear)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if (role == "agent") != (agent_id is not None):
+        raise ValueError("an agent credential names its agent, and only it does")
+    credential_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    await pool.execute(
+        "INSERT INTO api_credentials (credential_id, tenant_id, role, agent_id, secret_hash)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        credential_id,
+        tenant,
+        role,
+        agent_id,
+        _hash(secret),
+    )
+    return Credential(credential_id, tenant, role, agent_id), f"{PREFIX}_{credential_id}_{secret}"
+
+
+async def verify(pool: asyncpg.Pool, token: str) -> Credential:
+    """The credential a token stands for; ``InvalidCredential`` if unknown, wrong or revoked."""
+    prefix, _, rest = token.partition("_")
+    credential_id, _, secret = rest.partition("_")
+    if prefix != PREFIX or not credential_id or not secret:
+        raise InvalidCredential("malformed token")
+    row = await pool.fetchrow(
+        "SELECT tenant_id, role, agent_id, secret_hash FROM api_credentials"
+        " WHERE credential_id = $1 AND revoked_at IS NULL",
+        credential_id,
+    )
+    if row is None or not hmac.compare_digest(row["secret_hash"], _hash(secret)):
+        raise InvalidCredential("unknown or revoked credential")
+    return Credential(credential_id, row["tenant_id"], row["role"], row["agent_id"])
+
+
+async def revoke(pool: asyncpg.Pool, credential_id: str) -> bool:
+    status = await pool.execute(
+        "UPDATE api_credentials SET revoked_at = now() WHERE credential_id = $1"
+        " AND revoked_at IS NULL",
+        credential_id,
+    )
+    return bool(status.endswith(" 1"))
