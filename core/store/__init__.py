@@ -1,7 +1,8 @@
 """The durable store: PostgreSQL as the system of record, Redis beside it."""
 
 from core.store.connect import Connections, connect, redact
-from core.store.eventlog import EventLog, StaleEpoch, StoreError, StoreUnavailable
+from core.store.errors import StaleEpoch, StoreError, StoreUnavailable
+from core.store.eventlog import EventLog
 from core.store.projection import Projection, project
 
 __all__ = [

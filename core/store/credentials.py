@@ -13,14 +13,10 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from core.store.eventlog import StoreError
+from core.store.errors import InvalidCredential
 
 ROLES = ("gateway", "agent", "supervisor", "admin")
 PREFIX = "ush"
-
-
-class InvalidCredential(StoreError):
-    code = "UNAUTHENTICATED"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,33 +22,8 @@ import asyncpg
 
 from core.routing import events as ev
 from core.store import codec
+from core.store.errors import PG_CONNECTION_ERRORS, StaleEpoch, StoreUnavailable
 from core.store.projection import Projection, ts
-
-
-class StoreError(Exception):
-    code = "INTERNAL"
-
-
-class StaleEpoch(StoreError):
-    """A newer incarnation owns the tenant; this writer must stop."""
-
-    code = "FAILED_PRECONDITION"
-
-
-class StoreUnavailable(StoreError):
-    """PostgreSQL did not answer; nothing of the batch was stored."""
-
-    code = "UNAVAILABLE"
-
-
-_CONNECTION_ERRORS = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.AdminShutdownError,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +82,7 @@ class EventLog:
                     tenant,
                     timeout=self._timeout,
                 )
-        except _CONNECTION_ERRORS as exc:
+        except PG_CONNECTION_ERRORS as exc:
             raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
         return epoch
 
@@ -133,7 +108,7 @@ class EventLog:
                     tenant,
                     after,
                 )
-        except _CONNECTION_ERRORS as exc:
+        except PG_CONNECTION_ERRORS as exc:
             raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
         return [codec.decode(r["type"], r["payload"]) for r in records]
 
@@ -175,7 +150,7 @@ class EventLog:
                 _fail(item, StaleEpoch(f"tenant {item.tenant!r}: epoch {item.epoch} is stale"))
         try:
             last = await self._commit(live)
-        except _CONNECTION_ERRORS as exc:
+        except PG_CONNECTION_ERRORS as exc:
             for item in live:
                 _fail(item, StoreUnavailable(f"PostgreSQL is unavailable: {exc}"))
             return

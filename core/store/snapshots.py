@@ -13,7 +13,8 @@ import asyncpg
 
 from core.routing import Engine
 from core.routing.router import Router
-from core.store.eventlog import EventLog, StaleEpoch
+from core.store.errors import StaleEpoch
+from core.store.eventlog import EventLog
 
 FORMAT = 1
 KEEP = 2
