@@ -65,6 +65,10 @@ class Engine:
                 router = self._routers[event.tenant] = Router(event.tenant, self.clock)
             router.apply(event)
 
+    def forget(self, tenant: str) -> None:
+        """Drop a tenant's state (its owner rebuilds it from the store when needed)."""
+        self._routers.pop(tenant, None)
+
     def restore(self, router: Router) -> None:
         """Adopt a router restored from a snapshot (then ``replay`` the events after it)."""
         router.clock = self.clock

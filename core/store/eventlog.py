@@ -271,28 +271,6 @@ _PROJECTION_SQL: list[tuple[str, str]] = [
                closed_at = EXCLUDED.closed_at, updated_at = EXCLUDED.updated_at""",
     ),
     (
-        "offers_made",
-        """INSERT INTO offers (tenant_id, offer_id, conversation_id, agent_ids, broadcast,
-               decision, made_at, deadline)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)""",
-    ),
-    (
-        "offers_resolved",
-        """UPDATE offers SET outcome = $3, resolved_at = $4
-           WHERE tenant_id = $1 AND offer_id = $2 AND outcome IS NULL""",
-    ),
-    (
-        "transfers_made",
-        """INSERT INTO transfers (tenant_id, transfer_id, conversation_id, from_agent, target,
-               target_id, note, requested_at, deadline, outcome, resolved_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
-    ),
-    (
-        "transfers_resolved",
-        """UPDATE transfers SET outcome = $3, resolved_at = $4
-           WHERE tenant_id = $1 AND transfer_id = $2 AND outcome IS NULL""",
-    ),
-    (
         "sessions",
         """WITH ended AS (
                UPDATE agent_sessions SET ended_at = $5
@@ -305,11 +283,35 @@ _PROJECTION_SQL: list[tuple[str, str]] = [
 ]
 
 
+_HISTORY_SQL: dict[str, tuple[str, str]] = {
+    "offers": (
+        """UPDATE offers SET outcome = $3, resolved_at = $4
+           WHERE tenant_id = $1 AND offer_id = $2 AND outcome IS NULL""",
+        """INSERT INTO offers (tenant_id, offer_id, conversation_id, agent_ids, broadcast,
+               decision, made_at, deadline, outcome, resolved_at)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10)""",
+    ),
+    "transfers": (
+        """UPDATE transfers SET outcome = $3, resolved_at = $4
+           WHERE tenant_id = $1 AND transfer_id = $2 AND outcome IS NULL""",
+        """INSERT INTO transfers (tenant_id, transfer_id, conversation_id, from_agent, target,
+               target_id, note, requested_at, deadline, outcome, resolved_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+    ),
+}
+
+
 async def write_projection(
     conn: asyncpg.Connection, projection: Projection, timeout: float
 ) -> None:
-    """Write the record rows, one batched statement per kind, in dependency order."""
+    """Write the record rows, one batched statement per kind, in dependency order; for offers
+    and transfers, resolutions of older entries before new entries (see ``History``)."""
     for name, sql in _PROJECTION_SQL:
         rows = getattr(projection, name)
         if rows:
             await conn.executemany(sql, rows, timeout=timeout)
+    for name, (update, insert) in _HISTORY_SQL.items():
+        history = getattr(projection, name)
+        for sql, rows in ((update, history.updates()), (insert, history.inserts())):
+            if rows:
+                await conn.executemany(sql, rows, timeout=timeout)

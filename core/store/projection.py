@@ -28,6 +28,44 @@ def as_json(value: object) -> str:
     return _json.encode(value).decode()
 
 
+Key = tuple[str, str]
+Resolution = tuple[str, dt.datetime | None]
+
+
+@dataclass(slots=True)
+class History:
+    """Rows of a history table (offers, transfers) whose entries are made, then resolved.
+
+    A resolution of an entry made in the same batch goes into its insert, so the unique
+    "one live entry per conversation" indexes hold at every statement: resolutions of earlier
+    entries are written first, then the new entries.
+    """
+
+    made: dict[Key, list[Any]] = field(default_factory=dict)
+    resolved: dict[Key, Resolution] = field(default_factory=dict)
+
+    def make(self, key: Key, row: list[Any]) -> None:
+        self.made[key] = row
+
+    def resolve(self, key: Key, outcome: str, at: dt.datetime | None) -> None:
+        row = self.made.get(key)
+        if row is not None:
+            row[-2:] = [outcome, at]
+        else:
+            self.resolved[key] = (outcome, at)
+
+    def extend(self, other: History) -> None:
+        self.made.update(other.made)
+        for key, (outcome, at) in other.resolved.items():
+            self.resolve(key, outcome, at)
+
+    def updates(self) -> list[Row]:
+        return [(*key, outcome, at) for key, (outcome, at) in self.resolved.items()]
+
+    def inserts(self) -> list[Row]:
+        return [tuple(row) for row in self.made.values()]
+
+
 @dataclass(slots=True)
 class Projection:
     tenants: list[Row] = field(default_factory=list)
@@ -36,15 +74,14 @@ class Projection:
     agents: list[Row] = field(default_factory=list)
     queues: list[Row] = field(default_factory=list)
     conversations: list[Row] = field(default_factory=list)
-    offers_made: list[Row] = field(default_factory=list)
-    offers_resolved: list[Row] = field(default_factory=list)
-    transfers_made: list[Row] = field(default_factory=list)
-    transfers_resolved: list[Row] = field(default_factory=list)
+    offers: History = field(default_factory=History)
+    transfers: History = field(default_factory=History)
     sessions: list[Row] = field(default_factory=list)
 
     def extend(self, other: Projection) -> None:
         for name in self.__slots__:
-            getattr(self, name).extend(getattr(other, name))
+            mine = getattr(self, name)
+            mine.extend(getattr(other, name))
 
 
 def project(router: Router, events: list[ev.Event]) -> Projection:
@@ -74,8 +111,9 @@ def project(router: Router, events: list[ev.Event]) -> Projection:
                 agents[e.agent_id] = None
                 out.sessions.append((tenant, e.agent_id, e.status.value, e.custom_status, ts(e.at)))
             case ev.OfferMade():
-                out.offers_made.append(
-                    (
+                out.offers.make(
+                    (tenant, e.offer_id),
+                    [
                         tenant,
                         e.offer_id,
                         e.conversation_id,
@@ -84,15 +122,18 @@ def project(router: Router, events: list[ev.Event]) -> Projection:
                         as_json(e.decision),
                         ts(e.at),
                         ts(e.deadline),
-                    )
+                        None,
+                        None,
+                    ],
                 )
             case ev.OfferAccepted():
-                out.offers_resolved.append((tenant, e.offer_id, "accepted", ts(e.at)))
+                out.offers.resolve((tenant, e.offer_id), "accepted", ts(e.at))
             case ev.OfferDeclined():
-                out.offers_resolved.append((tenant, e.offer_id, e.reason.value, ts(e.at)))
+                out.offers.resolve((tenant, e.offer_id), e.reason.value, ts(e.at))
             case ev.TransferRequested():
-                out.transfers_made.append(
-                    (
+                out.transfers.make(
+                    (tenant, e.transfer_id),
+                    [
                         tenant,
                         e.transfer_id,
                         e.conversation_id,
@@ -104,11 +145,12 @@ def project(router: Router, events: list[ev.Event]) -> Projection:
                         ts(e.deadline),
                         None,
                         None,
-                    )
+                    ],
                 )
             case ev.ConversationTransferred():
-                out.transfers_made.append(
-                    (
+                out.transfers.make(
+                    (tenant, e.transfer_id),
+                    [
                         tenant,
                         e.transfer_id,
                         e.conversation_id,
@@ -120,10 +162,10 @@ def project(router: Router, events: list[ev.Event]) -> Projection:
                         None,
                         "accepted",
                         ts(e.at),
-                    )
+                    ],
                 )
             case ev.TransferResolved():
-                out.transfers_resolved.append((tenant, e.transfer_id, e.outcome.value, ts(e.at)))
+                out.transfers.resolve((tenant, e.transfer_id), e.outcome.value, ts(e.at))
     for agent_id in agents:
         agent = router.agents.get(agent_id)
         at = ts(events[-1].at)

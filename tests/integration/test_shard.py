@@ -1,0 +1,149 @@
+"""A shard over real PostgreSQL: acknowledged means stored, fencing, timers, outages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+import asyncpg
+import pytest
+
+from core.routing import ManualClock
+from core.routing import commands as c
+from core.routing import events as ev
+from core.routing import model as m
+from core.routing.effects import Effect
+from core.routing.invariants import snapshot
+from core.runtime.shard import Shard
+from tests.integration.proxy import CuttableProxy
+
+T = "acme"
+
+
+def setup_commands() -> list[c.Command]:
+    return [
+        c.ConfigureTenant(tenant=T),
+        c.DefineSkill(tenant=T, skill="billing"),
+        c.ConfigureQueue(
+            tenant=T,
+            settings=m.QueueSettings("q", requirements=(m.SkillRequirement("billing", 1),)),
+        ),
+        c.ConfigureAgent(tenant=T, profile=m.AgentProfile("ann", skills={"billing": 3})),
+        c.ConfigureAgent(tenant=T, profile=m.AgentProfile("bob", skills={"billing": 3})),
+        c.SetAgentStatus(tenant=T, agent_id="ann", status=m.AgentStatus.ONLINE),
+        c.SetAgentStatus(tenant=T, agent_id="bob", status=m.AgentStatus.ONLINE),
+    ]
+
+
+def start(n: int) -> c.StartConversation:
+    return c.StartConversation(
+        tenant=T, conversation_id=f"c{n}", channel="line", customer_id=f"k{n}", queue_id="q"
+    )
+
+
+@pytest.fixture
+async def shard(pool: asyncpg.Pool) -> AsyncIterator[Shard]:
+    s = Shard("s0", pool, clock=ManualClock())
+    yield s
+    await s.stop()
+
+
+async def test_acknowledged_commands_survive_a_new_incarnation(
+    shard: Shard, pool: asyncpg.Pool
+) -> None:
+    outcomes = await shard.submit([*setup_commands(), start(1), start(2)])
+    assert all(o.ok for o in outcomes)
+
+    successor = Shard("s0-restarted", pool, clock=ManualClock())
+    await successor.submit([start(3)])
+
+    assert snapshot(successor.engine.router(T)).keys() == snapshot(shard.engine.router(T)).keys()
+    conversations = successor.engine.router(T).conversations
+    assert {cid: conv.state for cid, conv in conversations.items()} == {
+        "c1": m.ConversationState.OFFERED,
+        "c2": m.ConversationState.OFFERED,
+        "c3": m.ConversationState.QUEUED,
+    }
+    await successor.stop()
+
+
+async def test_the_older_incarnation_is_fenced_off(shard: Shard, pool: asyncpg.Pool) -> None:
+    await shard.submit(setup_commands())
+    successor = Shard("s0-new", pool, clock=ManualClock())
+    await successor.submit([start(1)])
+
+    (stale,) = await shard.submit([start(2)])
+
+    assert stale.failure is not None and stale.failure.code == "UNAVAILABLE"
+    assert await pool.fetchval("SELECT count(*) FROM conversations") == 1
+    await successor.stop()
+
+
+async def test_a_refused_command_gets_its_code_and_stores_nothing(
+    shard: Shard, pool: asyncpg.Pool
+) -> None:
+    await shard.submit(setup_commands())
+    before = await pool.fetchval("SELECT count(*) FROM events")
+
+    bad, good = await shard.submit(
+        [c.AcceptOffer(tenant=T, offer_id="o404", agent_id="ann"), start(1)]
+    )
+
+    assert bad.failure is not None and bad.failure.code == "FAILED_PRECONDITION"
+    assert good.ok and good.first_id == before + 1
+    assert await pool.fetchval("SELECT count(*) FROM events") == before + len(good.events)
+
+
+async def test_event_ids_are_the_tenant_sequence_and_reach_subscribers(pool: asyncpg.Pool) -> None:
+    seen: list[tuple[int, int]] = []
+
+    async def committed(
+        tenant: str, first: int, events: Sequence[ev.Event], effects: Sequence[Effect]
+    ) -> None:
+        seen.append((first, len(events)))
+
+    shard = Shard("s0", pool, clock=ManualClock(), on_commit=committed)
+    await shard.submit(setup_commands())
+    await shard.submit([start(1), start(2)])
+
+    ids = [i for first, n in seen for i in range(first, first + n)]
+    assert ids == list(range(1, len(ids) + 1))
+    await shard.stop()
+
+
+async def test_timers_fire_on_the_shard_and_are_stored(pool: asyncpg.Pool) -> None:
+    clock = ManualClock()
+    shard = Shard("s0", pool, clock=clock)
+    await shard.submit([*setup_commands(), start(1)])
+
+    clock.advance(31)  # the offer times out
+    await shard.tick()
+
+    types = [r["type"] for r in await pool.fetch("SELECT type FROM events ORDER BY seq")]
+    assert types[-2:] == ["OfferDeclined", "OfferMade"]
+    await shard.stop()
+
+
+async def test_postgres_away_fails_commands_unavailable_and_the_shard_recovers(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    """(``pool`` only empties the tables; the shard talks through the proxy.)"""
+    proxy = CuttableProxy(database_url)
+    await proxy.start()
+    proxied = await asyncpg.create_pool(proxy.url, min_size=1, max_size=2, timeout=2)
+    shard = Shard("s0", proxied, clock=ManualClock())
+    try:
+        assert all(o.ok for o in await shard.submit(setup_commands()))
+
+        await proxy.cut()
+        (lost,) = await shard.submit([start(1)])
+        assert lost.failure is not None and lost.failure.code == "UNAVAILABLE"
+        await proxy.restore()
+
+        (kept,) = await shard.submit([start(2)])
+        assert kept.ok
+        conversations = shard.engine.router(T).conversations
+        assert "c1" not in conversations and "c2" in conversations
+    finally:
+        await shard.stop()
+        await proxied.close()
+        await proxy.cut()
