@@ -1,4 +1,4 @@
-"""``usher bench``: the benchmark suites of the dispatch hot path (``core`` for now).
+"""``usher bench``: the benchmark suites (``core``: the engine alone; ``store``: the event log).
 
 Each suite prints a table, or with ``--json`` one JSON document on stdout; ``--out FILE`` also
 writes the document to a file. Progress goes to stderr, and only when stderr is a terminal.
@@ -6,15 +6,19 @@ writes the document to a file. Progress goes to stderr, and only when stderr is 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import asyncpg
 import click
 from rich.console import Console
 
 from benchmarks import report
-from benchmarks.core import CoreConfig, CoreResult, check_targets, run_core, smoke
+from benchmarks import store as store_suite
+from benchmarks.core import CoreConfig, check_targets, run_core, smoke
 
 SPEED_COLUMNS = (
     report.Column("agents", "agents", report.thousands),
@@ -25,6 +29,16 @@ SPEED_COLUMNS = (
     report.Column("cycle_per_s", "cycles/s", report.thousands),
     report.Column("occupancy", "busy", lambda v: f"{v:.0%}"),
     report.Column("waiting", "waiting", report.thousands),
+)
+STORE_COLUMNS = (
+    report.Column("writers", "writers", report.thousands),
+    report.Column("group_commit", "grouped", lambda v: "yes" if v else "no"),
+    report.Column("appends_per_s", "appends/s", report.thousands),
+    report.Column("events_per_s", "events/s", report.thousands),
+    report.Column("p50_ms", "p50 ms", lambda v: f"{v:,.2f}"),
+    report.Column("p99_ms", "p99 ms", lambda v: f"{v:,.2f}"),
+    report.Column("events_per_commit", "events/tx", lambda v: f"{v:,.1f}"),
+    report.Column("appends_per_commit", "appends/tx", lambda v: f"{v:,.1f}"),
 )
 MEMORY_COLUMNS = (
     report.Column("agents", "agents", report.thousands),
@@ -40,16 +54,21 @@ def _counts(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[i
     except ValueError:
         raise click.BadParameter("a comma-separated list of integers, e.g. 100,1000") from None
     if not counts or any(n <= 0 for n in counts):
-        raise click.BadParameter("give at least one positive agent count")
+        raise click.BadParameter("give at least one positive count")
     return counts
 
 
-def _progress(message: str) -> None:
-    if sys.stderr.isatty():
-        click.echo(f"bench core: {message}", err=True)
+def _progress(suite: str) -> Callable[[str], None]:
+    """Report progress on stderr, and only when it is a terminal."""
+
+    def say(message: str) -> None:
+        if sys.stderr.isatty():
+            click.echo(f"bench {suite}: {message}", err=True)
+
+    return say
 
 
-def _emit(suite: str, results: list[CoreResult], as_json: bool, out: Path | None) -> None:
+def _emit(suite: str, results: Sequence[object], as_json: bool, out: Path | None) -> None:
     document = report.to_document(suite, results)
     if out is not None:
         report.write_json(document, out)
@@ -106,7 +125,8 @@ def core(
         base = smoke(base)
     if decisions is not None:
         base = dataclasses.replace(base, decisions=decisions)
-    results = [run_core(dataclasses.replace(base, agents=n), progress=_progress) for n in agents]
+    say = _progress("core")
+    results = [run_core(dataclasses.replace(base, agents=n), progress=say) for n in agents]
     _emit("core", results, as_json, out)
     if as_json:
         return
@@ -122,6 +142,83 @@ def core(
         console.print(
             f"  {mark} {verdict.name}: {_number(verdict.value)} (target {_number(verdict.limit)})"
         )
+
+
+@bench.command("store")
+@click.option(
+    "--writers",
+    default="1,8,64",
+    show_default=True,
+    callback=_counts,
+    help="Concurrent writers (one tenant each), two table rows each: group commit on and off.",
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Measured seconds per row [default: 5; 0.3 with --quick].",
+)
+@click.option("--agents", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--queues", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "--database-url",
+    envvar="USHER_DATABASE_URL",
+    show_envvar=True,
+    default=None,
+    help="PostgreSQL to measure: pending migrations are applied, the benchmark's rows deleted "
+    "afterwards [default: an embedded one in a temporary directory].",
+)
+@click.option("--quick", is_flag=True, help="Brief rows: a smoke run of a few seconds.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write the JSON document to this file.",
+)
+def store(
+    writers: tuple[int, ...],
+    seconds: float | None,
+    agents: int,
+    queues: int,
+    database_url: str | None,
+    quick: bool,
+    seed: int,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """The event log on PostgreSQL: appends/s, events/s and append latency, with group commit
+    and with a transaction per append.
+
+    How it is measured is described in benchmarks/store.py.
+    """
+    base = store_suite.StoreConfig(writers=1, agents=agents, queues=queues, seed=seed)
+    if quick:
+        base = store_suite.smoke(base)
+    if seconds is not None:
+        base = dataclasses.replace(base, seconds=seconds, warmup_seconds=min(1.0, seconds / 5))
+    configs = [
+        dataclasses.replace(base, writers=n, group_commit=on)
+        for n in writers
+        for on in (True, False)
+    ]
+    try:
+        results = asyncio.run(
+            store_suite.run_store(configs, database_url, progress=_progress("store"))
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise click.ClickException(f"PostgreSQL: {' '.join(str(exc).split())}") from exc
+    _emit("store", results, as_json, out)
+    if as_json:
+        return
+    console = Console()
+    title = f"bench store: {agents} agents, {queues} queues a tenant, {base.seconds:g} s a row"
+    report.render_table(title, STORE_COLUMNS, results, console)
+    if quick:
+        console.print("  --quick: a smoke run, not a measurement")
+    for n, ratio in store_suite.speedups(results):
+        console.print(f"  {n:,} writers: group commit makes {ratio:g}× the appends/s")
 
 
 def _number(value: float) -> str:

@@ -6,6 +6,7 @@ import click
 
 from benchmarks.cli import bench
 from core.sim.cli import simulate
+from core.store.cli import db
 
 
 @click.group(
@@ -18,6 +19,7 @@ def main() -> None:
 
 main.add_command(simulate)
 main.add_command(bench)
+main.add_command(db)
 
 if __name__ == "__main__":
     main()

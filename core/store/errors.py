@@ -21,7 +21,8 @@ class StaleEpoch(StoreError):
 
 
 class StoreUnavailable(StoreError):
-    """PostgreSQL (or Redis) did not answer; nothing was stored."""
+    """PostgreSQL (or Redis) did not answer: nothing was acknowledged (for an event-log append
+    the outcome is unknown, so its writer rebuilds from the store)."""
 
     code = "UNAVAILABLE"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -66,8 +67,7 @@ class EventLog:
         """Extra seconds to wait for company before writing a batch (0: only what queued up
         while the previous batch was being written)."""
         self._timeout = timeout
-        self._queue: list[_Append] = []
-        self._wakeup = asyncio.Event()
+        self._queue: deque[_Append] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._commits = self._appends = self._events = 0
 
@@ -89,11 +89,14 @@ class EventLog:
     async def append(
         self, tenant: str, epoch: int, events: Sequence[ev.Event], projection: Projection
     ) -> int:
-        """Store the events (and their record rows) durably; return the last one's sequence."""
+        """Store the events (and their record rows) durably; return the last one's sequence.
+
+        ``StoreUnavailable`` means the outcome is unknown (the connection may have dropped after
+        COMMIT was sent): the caller rebuilds from the store before going on. A caller that
+        stops waiting does not withdraw its events: they are written with their batch."""
         rows = [(*codec.encode(e), e.at) for e in events]
         item = _Append(tenant, epoch, rows, projection)
         self._queue.append(item)
-        self._wakeup.set()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_batches())
         return await item.done
@@ -122,7 +125,6 @@ class EventLog:
 
     async def close(self) -> None:
         if self._writer is not None:
-            self._wakeup.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
 
@@ -135,7 +137,7 @@ class EventLog:
             batch: list[_Append] = []
             size = 0
             while self._queue and (not batch or size + len(self._queue[0].rows) <= self._max_batch):
-                item = self._queue.pop(0)
+                item = self._queue.popleft()
                 batch.append(item)
                 size += len(item.rows)
             await self._write(batch)
@@ -171,8 +173,9 @@ class EventLog:
         # Sequences run per tenant in batch order: count back from each tenant's new last.
         remaining = dict(last)
         for item in reversed(live):
-            if item.tenant in last and not item.done.done():
-                item.done.set_result(remaining[item.tenant])
+            if item.tenant in last:
+                if not item.done.done():  # a caller may have stopped waiting; still stored
+                    item.done.set_result(remaining[item.tenant])
                 remaining[item.tenant] -= len(item.rows)
 
     async def _commit(self, batch: list[_Append]) -> dict[str, int]:

@@ -9,6 +9,8 @@ gets a database of its own, dropped at the end, and a Redis key prefix of its ow
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,15 +31,19 @@ TABLES = (
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url() -> Iterator[str]:
     """A PostgreSQL server to create test databases in."""
     url = os.environ.get("USHER_TEST_DATABASE_URL")
     if url:
         yield url
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    # Outside pytest's temporary tree: pgserver runs PostgreSQL as another user and needs the
+    # path readable, which a concurrent pytest run resets on /tmp/pytest-of-<user>.
+    directory = Path(tempfile.mkdtemp(prefix="usher-test-pg-"))
+    server = EmbeddedPostgres(directory)
     yield server.start()
     server.stop()
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -311,3 +311,22 @@ async def test_a_rebuild_from_a_snapshot_and_the_events_after_it_equals_the_orig
     assert snapshot(rebuilt.router(T)) == snapshot(d.router)
     with pytest.raises(StaleEpoch):
         await snapshots.save(pool, d.router, seq, epoch - 1)
+
+
+async def test_a_caller_that_stops_waiting_does_not_shift_the_others_sequences(
+    log: EventLog,
+) -> None:
+    epoch = await log.claim(T)
+
+    def skills(*names: str) -> list[ev.Event]:
+        return [ev.SkillDefined(tenant=T, at=0.0, skill=n) for n in names]
+
+    first = asyncio.ensure_future(log.append(T, epoch, skills("a"), Projection()))
+    second = asyncio.ensure_future(log.append(T, epoch, skills("b", "c"), Projection()))
+    gone = asyncio.ensure_future(log.append(T, epoch, skills("d"), Projection()))
+    last = asyncio.ensure_future(log.append(T, epoch, skills("e"), Projection()))
+    await asyncio.sleep(0)  # all four are queued for the same batch
+    gone.cancel()
+
+    assert [await first, await second, await last] == [1, 3, 5]
+    assert [e.skill for e in await log.load(T)] == ["a", "b", "c", "d", "e"]  # type: ignore[attr-defined]
