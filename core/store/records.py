@@ -194,6 +194,15 @@ def decode_page_token(token: str) -> tuple[dt.datetime, str]:
         raise InvalidInput("the page token is not one this search issued") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class Note:
+    note_id: int
+    conversation_id: str
+    author: str
+    body: str
+    created_at: dt.datetime
+
+
 class Records:
     """Read access to conversation records over an asyncpg pool."""
 
@@ -239,6 +248,42 @@ class Records:
                     timeout=self._timeout,
                 )
         return tuple(_message(r) for r in rows)
+
+    async def add_note(self, tenant: str, conversation_id: str, author: str, body: str) -> Note:
+        """Attach an agent's note to a stored conversation; ``InvalidInput`` if there is none."""
+        require_name("tenant", tenant)
+        require_text("conversation_id", conversation_id, min_len=1, max_len=200)
+        require_text("author", author, min_len=1, max_len=200)
+        require_text("body", body, min_len=1, max_len=10_000)
+        with translated_errors():
+            async with self._pool.acquire(timeout=self._timeout) as conn:
+                row = await conn.fetchrow(
+                    """INSERT INTO conversation_notes (tenant_id, conversation_id, author, body)
+                       VALUES ($1, $2, $3, $4) RETURNING note_id, created_at""",
+                    tenant,
+                    conversation_id,
+                    author,
+                    body,
+                    timeout=self._timeout,
+                )
+        return Note(row["note_id"], conversation_id, author, body, row["created_at"])
+
+    async def notes(self, tenant: str, conversation_id: str) -> tuple[Note, ...]:
+        """The conversation's notes, oldest first."""
+        require_name("tenant", tenant)
+        with translated_errors():
+            async with self._pool.acquire(timeout=self._timeout) as conn:
+                rows = await conn.fetch(
+                    """SELECT note_id, author, body, created_at FROM conversation_notes
+                       WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY note_id""",
+                    tenant,
+                    conversation_id,
+                    timeout=self._timeout,
+                )
+        return tuple(
+            Note(r["note_id"], conversation_id, r["author"], r["body"], r["created_at"])
+            for r in rows
+        )
 
     async def export(
         self, query: ConversationQuery, out: TextIO, *, excel_safe: bool = False

@@ -247,3 +247,25 @@ async def test_search_results_export_as_csv(
     assert by_column[0]["ended_at"] == ""
     page = await records.search(query)
     assert conversations_csv(page.records).splitlines()[1:] == out.getvalue().splitlines()[1:4]
+
+
+async def test_notes_are_kept_per_conversation_and_need_one(pool: asyncpg.Pool) -> None:
+    await pool.execute("INSERT INTO tenants (tenant_id) VALUES ('notes')")
+    await pool.execute(
+        "INSERT INTO conversations (tenant_id, conversation_id, channel, customer_id, state,"
+        " created_at, updated_at) VALUES ('notes', 'c1', 'line', 'k1', 'active', now(), now())"
+    )
+    records = Records(pool)
+
+    await records.add_note("notes", "c1", "ann", "客人要求退款 — refund by Friday")
+    await records.add_note("notes", "c1", "bob", "ลูกค้าโทรมาอีกครั้ง")
+
+    notes = await records.notes("notes", "c1")
+    assert [(n.author, n.body) for n in notes] == [
+        ("ann", "客人要求退款 — refund by Friday"),
+        ("bob", "ลูกค้าโทรมาอีกครั้ง"),
+    ]
+    with pytest.raises(InvalidInput):
+        await records.add_note("notes", "nope", "ann", "no such conversation")
+    with pytest.raises(InvalidInput):
+        await records.add_note("notes", "c1", "ann", "")
