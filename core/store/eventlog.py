@@ -101,15 +101,16 @@ class EventLog:
             self._writer = asyncio.create_task(self._write_batches())
         return await item.done
 
-    async def load(self, tenant: str, after: int = 0) -> list[ev.Event]:
-        """The tenant's events after sequence ``after``, in order."""
+    async def load(self, tenant: str, after: int = 0, up_to: int | None = None) -> list[ev.Event]:
+        """The tenant's events after sequence ``after`` (up to ``up_to``), in order."""
         try:
             async with self._pool.acquire(timeout=self._timeout) as conn:
                 records = await conn.fetch(
                     "SELECT type, payload FROM events WHERE tenant_id = $1 AND seq > $2"
-                    " ORDER BY seq",
+                    " AND seq <= $3 ORDER BY seq",
                     tenant,
                     after,
+                    up_to if up_to is not None else 2**62,
                 )
         except PG_CONNECTION_ERRORS as exc:
             raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
