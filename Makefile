@@ -4,23 +4,31 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck simulate bench clean
+.PHONY: run test lint typecheck simulate bench clean protos check-protos lint-protos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(STAMP): $(BIN)/python pyproject.toml clients/python/pyproject.toml
+	$(BIN)/pip install --quiet -e ./clients/python -e '.[dev]'
 	touch $(STAMP)
+
+# buf (the proto linter) comes from npm as a devDependency; `npm ci` runs once per lockfile.
+NODE_STAMP := node_modules/.installed
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
 
 run: $(STAMP)  ## until the service lands: a simulated contact-center day through the real engine
 	$(BIN)/usher simulate --agents 50 --arrival-rate 0.35 --mean-handle-time 240 \
 		--duration 28800 --skills 4 --skills-per-agent 2 --capacity 2 --patience 300
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck lint-protos check-protos
 	$(BIN)/pytest -q
 	$(BIN)/usher bench core --agents 100,1000 --quick --json > /dev/null
+	$(BIN)/usher bench store --quick --json > /dev/null
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -28,6 +36,17 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+protos: $(STAMP)  ## regenerate the checked-in stubs clients/python/usher/v1 from protos/
+	$(BIN)/python scripts/gen_protos.py
+
+check-protos: $(STAMP)  ## the stubs match a fresh generation; the SDK type-checks (strict)
+	$(BIN)/python scripts/gen_protos.py --check
+	cd clients/python && ../../$(BIN)/mypy
+
+lint-protos: $(NODE_STAMP)  ## buf lint (STANDARD) and buf format
+	npx --no-install buf lint
+	npx --no-install buf format --diff --exit-code
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

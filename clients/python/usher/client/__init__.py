@@ -1,0 +1,66 @@
+"""Thin async clients for Usher's gRPC services, over ``grpc.aio``.
+
+One client per audience, each taking a target (``host:port``) and a bearer token::
+
+    async with AgentClient("usher.example.com:443", token, tls=True) as agent:
+        await agent.set_status(SetStatusRequest(status=AGENT_STATUS_ONLINE))
+        async for event in agent.events():
+            ...
+
+Calls take and return the generated ``usher.v1`` messages, have a default deadline, and are
+retried with backoff only when idempotent (reads, and writes carrying an idempotency key).
+Feeds reconnect and resume from the last event id. Failures raise ``UsherError`` subclasses
+(``NotFound``, ``FailedPrecondition``...) carrying the server's ``google.rpc.Status`` details.
+"""
+
+from usher.client._retry import RetryPolicy
+from usher.client._stream import EventStream
+from usher.client.admin import AdminClient
+from usher.client.agent import AgentClient
+from usher.client.errors import (
+    Aborted,
+    AlreadyExists,
+    Cancelled,
+    DataLoss,
+    DeadlineExceeded,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    Unimplemented,
+    Unknown,
+    UsherError,
+)
+from usher.client.gateway import GatewayClient
+from usher.client.supervisor import SupervisorClient
+
+__all__ = [
+    "Aborted",
+    "AdminClient",
+    "AgentClient",
+    "AlreadyExists",
+    "Cancelled",
+    "DataLoss",
+    "DeadlineExceeded",
+    "EventStream",
+    "FailedPrecondition",
+    "GatewayClient",
+    "Internal",
+    "InvalidArgument",
+    "NotFound",
+    "OutOfRange",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "RetryPolicy",
+    "SupervisorClient",
+    "Unauthenticated",
+    "Unavailable",
+    "Unimplemented",
+    "Unknown",
+    "UsherError",
+]

@@ -1,0 +1,123 @@
+"""What every client shares: the channel, the bearer token, deadlines and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Self, TypeVar
+
+import grpc
+from google.protobuf import message
+
+from usher.client._retry import DEFAULT_RETRY, RetryPolicy
+from usher.client._stream import EventStream
+from usher.client.errors import from_rpc_error
+
+Req = TypeVar("Req", bound=message.Message)
+Resp = TypeVar("Resp", bound=message.Message)
+Item = TypeVar("Item")
+
+USER_AGENT = "usher-client/0.1.0"
+
+
+def keyed(request: Req) -> Req:
+    """A copy of ``request`` whose ``request_id`` idempotency key is set: the caller's, or a fresh
+    UUID when it was empty (merging an empty proto3 string does not overwrite)."""
+    fresh = type(request)(request_id=uuid.uuid4().hex)
+    fresh.MergeFrom(request)
+    return fresh
+
+
+class BaseClient:
+    """A channel to Usher with the caller's credential.
+
+    ``target`` is ``host:port``. The token goes as ``authorization: Bearer <token>`` metadata on
+    every call. With ``tls`` (implied by ``root_certificates``, PEM bytes; None trusts the
+    system's roots) the channel is encrypted; otherwise it is plaintext (local development).
+    ``timeout`` is the default deadline of each unary call attempt, in seconds. Use as an async
+    context manager, or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        token: str,
+        *,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        timeout: float = 10.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        options: Sequence[tuple[str, str | int]] = (),
+    ) -> None:
+        channel_options = [
+            ("grpc.primary_user_agent", USER_AGENT),
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            *options,
+        ]
+        if tls or root_certificates is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates)
+            self._channel = grpc.aio.secure_channel(target, credentials, channel_options)
+        else:
+            self._channel = grpc.aio.insecure_channel(target, channel_options)
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._timeout = timeout
+        self._retry = retry
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        return self._channel
+
+    async def close(self) -> None:
+        """Close the channel; open streams end."""
+        await self._channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _call(
+        self,
+        rpc: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
+        request: Req,
+        *,
+        idempotent: bool,
+        timeout: float | None,
+    ) -> Resp:
+        """Call ``rpc``; retry with backoff when ``idempotent`` and the error is transient."""
+        attempt = 1
+        while True:
+            try:
+                return await rpc(request, timeout=timeout or self._timeout, metadata=self._metadata)
+            except grpc.aio.AioRpcError as exc:
+                error = from_rpc_error(exc)
+                if not (idempotent and error.retryable and attempt < self._retry.max_attempts):
+                    raise error from exc
+            await asyncio.sleep(self._retry.backoff(attempt, error))
+            attempt += 1
+
+    def _stream(
+        self,
+        rpc: grpc.aio.UnaryStreamMultiCallable[Req, Resp],
+        request: Callable[[int], Req],
+        items: Callable[[Resp], Iterable[Item]],
+        event_id: Callable[[Item], int] | None,
+        resume_after_event_id: int = 0,
+    ) -> EventStream[Resp, Item]:
+        """A reconnecting feed: ``request(after)`` builds the request resuming after an event id."""
+        return EventStream(
+            lambda after: rpc(request(after), metadata=self._metadata),
+            items,
+            event_id,
+            resume_after_event_id=resume_after_event_id,
+            retry=self._retry,
+        )
