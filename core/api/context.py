@@ -1,0 +1,44 @@
+"""What the servicers work with: the shards (through a dispatcher), the feeds, and the store.
+
+Servicers never touch Ray, SQL or Redis directly; they translate requests into engine commands
+(``submit``), read records through the store modules, and serve streams from the feeds. Tests
+build an ``ApiContext`` over in-process shards; ``usher serve`` over Ray actors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from core.routing import commands as c
+from core.runtime.feed import Feeds
+from core.runtime.shard import Outcome
+from core.store.ingest import Ingestor
+from core.store.records import Records
+
+Submit = Callable[[c.Command], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, from the verified credential (never from the request)."""
+
+    tenant: str
+    role: str
+    """``gateway``, ``agent``, ``supervisor`` or ``admin``."""
+    agent_id: str | None = None
+    credential_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    submit: Submit
+    """Run one engine command on its tenant's shard; the outcome is final (committed or not)."""
+    feeds: Feeds
+    pool: asyncpg.Pool
+    redis: aioredis.Redis | None
+    records: Records
+    ingestor: Ingestor
