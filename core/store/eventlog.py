@@ -24,7 +24,7 @@ import asyncpg
 from core.routing import events as ev
 from core.store import codec
 from core.store.errors import PG_CONNECTION_ERRORS, StaleEpoch, StoreUnavailable
-from core.store.projection import Projection, ts
+from core.store.projection import Projection, Row, as_json, ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,23 +258,6 @@ _PROJECTION_SQL: list[tuple[str, str]] = [
                settings = EXCLUDED.settings, updated_at = EXCLUDED.updated_at""",
     ),
     (
-        "conversations",
-        """INSERT INTO conversations (tenant_id, conversation_id, channel, customer_id, state,
-               queue_id, owner_agent_id, last_agent_id, priority, outcome, close_reason, tags,
-               created_at, queued_at, assigned_at, first_response_at, ended_at, closed_at,
-               updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18, $19)
-           ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET
-               state = EXCLUDED.state, queue_id = EXCLUDED.queue_id,
-               owner_agent_id = EXCLUDED.owner_agent_id, last_agent_id = EXCLUDED.last_agent_id,
-               priority = EXCLUDED.priority, outcome = EXCLUDED.outcome,
-               close_reason = EXCLUDED.close_reason, tags = EXCLUDED.tags,
-               queued_at = EXCLUDED.queued_at, assigned_at = EXCLUDED.assigned_at,
-               first_response_at = EXCLUDED.first_response_at, ended_at = EXCLUDED.ended_at,
-               closed_at = EXCLUDED.closed_at, updated_at = EXCLUDED.updated_at""",
-    ),
-    (
         "sessions",
         """WITH ended AS (
                UPDATE agent_sessions SET ended_at = $5
@@ -305,6 +288,39 @@ _HISTORY_SQL: dict[str, tuple[str, str]] = {
 }
 
 
+_CONVERSATIONS_SQL = """
+    INSERT INTO conversations (tenant_id, conversation_id, channel, customer_id, state, queue_id,
+        owner_agent_id, last_agent_id, priority, outcome, close_reason, tags, created_at,
+        queued_at, assigned_at, first_response_at, ended_at, closed_at, updated_at)
+    SELECT r.tenant_id, r.conversation_id, r.channel, r.customer_id, r.state, r.queue_id,
+        r.owner_agent_id, r.last_agent_id, r.priority, r.outcome, r.close_reason,
+        ARRAY(SELECT jsonb_array_elements_text(r.tags)), r.created_at, r.queued_at,
+        r.assigned_at, r.first_response_at, r.ended_at, r.closed_at, r.updated_at
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::jsonb[],
+                $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
+                $17::timestamptz[], $18::timestamptz[], $19::timestamptz[])
+        AS r(tenant_id, conversation_id, channel, customer_id, state, queue_id, owner_agent_id,
+             last_agent_id, priority, outcome, close_reason, tags, created_at, queued_at,
+             assigned_at, first_response_at, ended_at, closed_at, updated_at)
+    ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET
+        state = EXCLUDED.state, queue_id = EXCLUDED.queue_id,
+        owner_agent_id = EXCLUDED.owner_agent_id, last_agent_id = EXCLUDED.last_agent_id,
+        priority = EXCLUDED.priority, outcome = EXCLUDED.outcome,
+        close_reason = EXCLUDED.close_reason, tags = EXCLUDED.tags,
+        queued_at = EXCLUDED.queued_at, assigned_at = EXCLUDED.assigned_at,
+        first_response_at = EXCLUDED.first_response_at, ended_at = EXCLUDED.ended_at,
+        closed_at = EXCLUDED.closed_at, updated_at = EXCLUDED.updated_at"""
+
+
+async def _write_conversations(conn: asyncpg.Connection, rows: list[Row], timeout: float) -> None:
+    """All conversation rows in one statement; the newest row of a conversation wins."""
+    latest = {(row[0], row[1]): row for row in rows}
+    columns = [list(column) for column in zip(*latest.values(), strict=True)]
+    columns[11] = [as_json(tags) for tags in columns[11]]
+    await conn.execute(_CONVERSATIONS_SQL, *columns, timeout=timeout)
+
+
 async def write_projection(
     conn: asyncpg.Connection, projection: Projection, timeout: float
 ) -> None:
@@ -314,6 +330,8 @@ async def write_projection(
         rows = getattr(projection, name)
         if rows:
             await conn.executemany(sql, rows, timeout=timeout)
+    if projection.conversations:
+        await _write_conversations(conn, projection.conversations, timeout)
     for name, (update, insert) in _HISTORY_SQL.items():
         history = getattr(projection, name)
         for sql, rows in ((update, history.updates()), (insert, history.inserts())):
