@@ -21,7 +21,10 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-run: $(STAMP)  ## until the service lands: a simulated contact-center day through the real engine
+run: $(STAMP)  ## the service with a demo tenant (embedded PostgreSQL, Redis and Ray); Ctrl-C stops
+	$(BIN)/usher serve --demo
+
+simulate: $(STAMP)  ## a simulated contact-center day through the real engine
 	$(BIN)/usher simulate --agents 50 --arrival-rate 0.35 --mean-handle-time 240 \
 		--duration 28800 --skills 4 --skills-per-agent 2 --capacity 2 --patience 300
 

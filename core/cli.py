@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from benchmarks.cli import bench
+from core.admin_cli import admin
+from core.serve import serve_command
 from core.sim.cli import simulate
 from core.store.cli import db
 
@@ -20,6 +22,8 @@ def main() -> None:
 main.add_command(simulate)
 main.add_command(bench)
 main.add_command(db)
+main.add_command(serve_command)
+main.add_command(admin)
 
 if __name__ == "__main__":
     main()

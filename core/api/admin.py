@@ -1,0 +1,648 @@
+"""AdminService: the caller's tenant's agents, queues, skills, departments, settings, credentials.
+
+Writes go through the engine (``ctx.submit``), which validates them whole and changes nothing
+when it refuses; reads come from the record tables, which are current because ``submit``
+returns after its events (and their rows) committed. Before the first write of a tenant whose
+routing state was never configured, the servicer configures it with the default settings.
+
+What the engine cannot do yet is refused plainly: deleting a skill, department or queue answers
+UNIMPLEMENTED, and so does updating a skill (a skill has no stored fields but its id).
+Credentials are written by ``core.store.credentials`` directly (they are not routing state).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+import asyncpg
+import msgspec
+from google.protobuf import field_mask_pb2, message
+from usher.v1 import admin_service_pb2 as pb
+from usher.v1 import admin_service_pb2_grpc as pb_grpc
+from usher.v1 import agent_pb2, queue_pb2, tenant_pb2
+
+from core.api.admin_values import (
+    ROLE_OF,
+    BadValue,
+    agent_to_proto,
+    check_id,
+    credential_to_proto,
+    parse_name,
+    profile_from_proto,
+    queue_from_proto,
+    queue_to_proto,
+    settings_from_proto,
+    settings_to_proto,
+)
+from core.api.auth import caller
+from core.api.context import ApiContext
+from core.api.errors import abort, fail_from
+from core.routing import commands as c
+from core.routing import model as m
+from core.store import credentials
+
+Ctx = Any  # grpc.aio.ServicerContext
+T = TypeVar("T")
+Msg = TypeVar("Msg", bound=message.Message)
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 500
+
+AGENT_FIELDS = ("display_name", "skills", "capacity", "departments")
+QUEUE_FIELDS = tuple(
+    f.name
+    for f in queue_pb2.Queue.DESCRIPTOR.fields
+    if f.name not in ("name", "create_time", "update_time")
+)
+DEPARTMENT_FIELDS = ("display_name",)
+SETTINGS_FIELDS = tuple(
+    f.name
+    for f in tenant_pb2.TenantSettings.DESCRIPTOR.fields
+    if f.name not in ("name", "update_time")
+)
+
+
+# --- paging ------------------------------------------------------------------------------------
+
+
+async def page_size(context: Ctx, size: int) -> int:
+    if size == 0:
+        return DEFAULT_PAGE
+    if not 1 <= size <= MAX_PAGE:
+        await abort(
+            context,
+            "INVALID_ARGUMENT",
+            f"page_size must be 1 to {MAX_PAGE} (0: {DEFAULT_PAGE})",
+            violations={"page_size": f"{size} is outside 0..{MAX_PAGE}"},
+        )
+    return size
+
+
+def encode_token(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode()
+
+
+async def decode_token(context: Ctx, token: str) -> str:
+    """The key after which the page starts ('' for the first page)."""
+    if not token:
+        return ""
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        await abort(
+            context,
+            "INVALID_ARGUMENT",
+            "page_token is not one this server issued",
+            violations={"page_token": "malformed"},
+        )
+
+
+# --- field masks -------------------------------------------------------------------------------
+
+
+async def merged(
+    context: Ctx,
+    current: Msg,
+    patch: Msg,
+    mask: field_mask_pb2.FieldMask,
+    writable: Sequence[str],
+) -> Msg:
+    """``current`` with the fields of ``patch`` named in ``mask`` (``*`` or empty: every
+    ``writable`` field); repeated fields, maps and messages are replaced whole."""
+    paths = list(mask.paths)
+    if not paths or paths == ["*"]:
+        paths = list(writable)
+    for path in paths:
+        if path.split(".")[0] not in writable:
+            await abort(
+                context,
+                "INVALID_ARGUMENT",
+                f"update_mask names {path!r}, which cannot be written",
+                violations={"update_mask": f"{path!r} is not one of {', '.join(writable)}"},
+            )
+    out = type(current)()
+    out.CopyFrom(current)
+    field_mask_pb2.FieldMask(paths=paths).MergeMessage(
+        patch, out, replace_message_field=True, replace_repeated_field=True
+    )
+    return out
+
+
+class AdminServicer(pb_grpc.AdminServiceServicer):
+    """See the module docstring."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+        self._configured: set[str] = set()
+
+    @property
+    def _pool(self) -> asyncpg.Pool:
+        return self.ctx.pool
+
+    # --- shared steps ------------------------------------------------------------------------
+
+    async def _submit(self, context: Ctx, command: c.Command) -> None:
+        """Run ``command``; abort with its failure if refused."""
+        await self._ensure_tenant(context, command.tenant)
+        outcome = await self.ctx.submit(command)
+        if outcome.failure is not None:
+            await fail_from(context, outcome.failure)
+
+    async def _ensure_tenant(self, context: Ctx, tenant: str) -> None:
+        if tenant in self._configured:
+            return
+        settings = await self._pool.fetchval(
+            "SELECT settings::text FROM tenants WHERE tenant_id = $1", tenant
+        )
+        if settings in (None, "{}"):
+            outcome = await self.ctx.submit(c.ConfigureTenant(tenant=tenant))
+            if outcome.failure is not None:
+                await fail_from(context, outcome.failure)
+        self._configured.add(tenant)
+
+    async def _value(self, context: Ctx, build: Callable[[], T]) -> T:
+        """``build()``, turning a ``BadValue`` into INVALID_ARGUMENT with a BadRequest."""
+        try:
+            return build()
+        except BadValue as exc:
+            await abort(
+                context, "INVALID_ARGUMENT", exc.message, violations={exc.field: exc.message}
+            )
+
+    async def _name(self, context: Ctx, field: str, name: str, collection: str) -> str:
+        return await self._value(context, lambda: parse_name(field, name, collection))
+
+    async def _new_id(self, context: Ctx, field: str, value: str) -> str:
+        return await self._value(context, lambda: check_id(field, value))
+
+    @staticmethod
+    async def _not_found(context: Ctx, what: str, name: str) -> NoReturn:
+        await abort(
+            context,
+            "NOT_FOUND",
+            f"{what} {name!r} not found",
+            details={"resource_type": what, "resource_name": name},
+        )
+
+    @staticmethod
+    async def _exists(context: Ctx, what: str, name: str) -> NoReturn:
+        await abort(
+            context,
+            "ALREADY_EXISTS",
+            f"{what} {name!r} already exists",
+            details={"resource_type": what, "resource_name": name},
+        )
+
+    @staticmethod
+    async def _unimplemented(context: Ctx, what: str) -> NoReturn:
+        await abort(context, "UNIMPLEMENTED", what, reason="NOT_SUPPORTED_BY_ENGINE")
+
+    # --- agents --------------------------------------------------------------------------------
+
+    async def _agent_row(self, tenant: str, agent_id: str) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self._pool.fetchrow(
+            "SELECT agent_id, profile::text AS profile, status, custom_status, updated_at"
+            " FROM agents WHERE tenant_id = $1 AND agent_id = $2 AND removed_at IS NULL",
+            tenant,
+            agent_id,
+        )
+        return row
+
+    @staticmethod
+    def _agent(row: asyncpg.Record) -> agent_pb2.Agent:
+        profile = msgspec.json.decode(row["profile"], type=m.AgentProfile)
+        return agent_to_proto(
+            profile, m.AgentStatus(row["status"]), row["custom_status"], row["updated_at"]
+        )
+
+    async def _load_agent(self, context: Ctx, tenant: str, agent_id: str) -> agent_pb2.Agent:
+        row = await self._agent_row(tenant, agent_id)
+        if row is None:
+            await self._not_found(context, "agent", f"agents/{agent_id}")
+        return self._agent(row)
+
+    async def GetAgent(self, request: pb.GetAgentRequest, context: Ctx) -> pb.GetAgentResponse:
+        agent_id = await self._name(context, "name", request.name, "agents")
+        return pb.GetAgentResponse(
+            agent=await self._load_agent(context, caller(context).tenant, agent_id)
+        )
+
+    async def ListAgents(
+        self, request: pb.ListAgentsRequest, context: Ctx
+    ) -> pb.ListAgentsResponse:
+        size = await page_size(context, request.page_size)
+        after = await decode_token(context, request.page_token)
+        rows = await self._pool.fetch(
+            "SELECT agent_id, profile::text AS profile, status, custom_status, updated_at"
+            " FROM agents WHERE tenant_id = $1 AND removed_at IS NULL AND agent_id > $2"
+            " ORDER BY agent_id LIMIT $3",
+            caller(context).tenant,
+            after,
+            size + 1,
+        )
+        more = len(rows) > size
+        rows = rows[:size]
+        return pb.ListAgentsResponse(
+            agents=[self._agent(r) for r in rows],
+            next_page_token=encode_token(rows[-1]["agent_id"]) if more else "",
+        )
+
+    async def CreateAgent(
+        self, request: pb.CreateAgentRequest, context: Ctx
+    ) -> pb.CreateAgentResponse:
+        tenant = caller(context).tenant
+        agent_id = await self._new_id(context, "agent_id", request.agent_id)
+        profile = await self._value(context, lambda: profile_from_proto(agent_id, request.agent))
+        if await self._agent_row(tenant, agent_id) is not None:
+            await self._exists(context, "agent", f"agents/{agent_id}")
+        await self._submit(context, c.ConfigureAgent(tenant=tenant, profile=profile))
+        return pb.CreateAgentResponse(agent=await self._load_agent(context, tenant, agent_id))
+
+    async def UpdateAgent(
+        self, request: pb.UpdateAgentRequest, context: Ctx
+    ) -> pb.UpdateAgentResponse:
+        tenant = caller(context).tenant
+        agent_id = await self._name(context, "agent.name", request.agent.name, "agents")
+        current = await self._load_agent(context, tenant, agent_id)
+        new = await merged(context, current, request.agent, request.update_mask, AGENT_FIELDS)
+        profile = await self._value(context, lambda: profile_from_proto(agent_id, new))
+        await self._submit(context, c.ConfigureAgent(tenant=tenant, profile=profile))
+        return pb.UpdateAgentResponse(agent=await self._load_agent(context, tenant, agent_id))
+
+    async def DeleteAgent(
+        self, request: pb.DeleteAgentRequest, context: Ctx
+    ) -> pb.DeleteAgentResponse:
+        tenant = caller(context).tenant
+        agent_id = await self._name(context, "name", request.name, "agents")
+        await self._load_agent(context, tenant, agent_id)
+        await self._submit(context, c.RemoveAgent(tenant=tenant, agent_id=agent_id))
+        return pb.DeleteAgentResponse()
+
+    # --- queues --------------------------------------------------------------------------------
+
+    async def _load_queue(
+        self, context: Ctx, tenant: str, queue_id: str, *, missing_ok: bool = False
+    ) -> queue_pb2.Queue | None:
+        row = await self._pool.fetchrow(
+            "SELECT settings::text AS settings, updated_at FROM queues"
+            " WHERE tenant_id = $1 AND queue_id = $2",
+            tenant,
+            queue_id,
+        )
+        if row is None:
+            if missing_ok:
+                return None
+            await self._not_found(context, "queue", f"queues/{queue_id}")
+        return self._queue(row)
+
+    @staticmethod
+    def _queue(row: asyncpg.Record) -> queue_pb2.Queue:
+        settings = msgspec.json.decode(row["settings"], type=m.QueueSettings)
+        return queue_to_proto(settings, row["updated_at"])
+
+    async def _queue_or_abort(self, context: Ctx, tenant: str, queue_id: str) -> queue_pb2.Queue:
+        found = await self._load_queue(context, tenant, queue_id)
+        assert found is not None
+        return found
+
+    async def GetQueue(self, request: pb.GetQueueRequest, context: Ctx) -> pb.GetQueueResponse:
+        queue_id = await self._name(context, "name", request.name, "queues")
+        return pb.GetQueueResponse(
+            queue=await self._queue_or_abort(context, caller(context).tenant, queue_id)
+        )
+
+    async def ListQueues(
+        self, request: pb.ListQueuesRequest, context: Ctx
+    ) -> pb.ListQueuesResponse:
+        size = await page_size(context, request.page_size)
+        after = await decode_token(context, request.page_token)
+        rows = await self._pool.fetch(
+            "SELECT queue_id, settings::text AS settings, updated_at FROM queues"
+            " WHERE tenant_id = $1 AND queue_id > $2 ORDER BY queue_id LIMIT $3",
+            caller(context).tenant,
+            after,
+            size + 1,
+        )
+        more = len(rows) > size
+        rows = rows[:size]
+        return pb.ListQueuesResponse(
+            queues=[self._queue(r) for r in rows],
+            next_page_token=encode_token(rows[-1]["queue_id"]) if more else "",
+        )
+
+    async def CreateQueue(
+        self, request: pb.CreateQueueRequest, context: Ctx
+    ) -> pb.CreateQueueResponse:
+        tenant = caller(context).tenant
+        queue_id = await self._new_id(context, "queue_id", request.queue_id)
+        settings = await self._value(context, lambda: queue_from_proto(queue_id, request.queue))
+        if await self._load_queue(context, tenant, queue_id, missing_ok=True) is not None:
+            await self._exists(context, "queue", f"queues/{queue_id}")
+        await self._submit(context, c.ConfigureQueue(tenant=tenant, settings=settings))
+        return pb.CreateQueueResponse(queue=await self._queue_or_abort(context, tenant, queue_id))
+
+    async def UpdateQueue(
+        self, request: pb.UpdateQueueRequest, context: Ctx
+    ) -> pb.UpdateQueueResponse:
+        tenant = caller(context).tenant
+        queue_id = await self._name(context, "queue.name", request.queue.name, "queues")
+        current = await self._queue_or_abort(context, tenant, queue_id)
+        new = await merged(context, current, request.queue, request.update_mask, QUEUE_FIELDS)
+        settings = await self._value(context, lambda: queue_from_proto(queue_id, new))
+        await self._submit(context, c.ConfigureQueue(tenant=tenant, settings=settings))
+        return pb.UpdateQueueResponse(queue=await self._queue_or_abort(context, tenant, queue_id))
+
+    async def DeleteQueue(
+        self, request: pb.DeleteQueueRequest, context: Ctx
+    ) -> pb.DeleteQueueResponse:
+        queue_id = await self._name(context, "name", request.name, "queues")
+        await self._queue_or_abort(context, caller(context).tenant, queue_id)
+        await self._unimplemented(
+            context, "deleting a queue is not supported yet: the routing engine cannot remove one"
+        )
+
+    # --- skills --------------------------------------------------------------------------------
+
+    async def _has_skill(self, tenant: str, skill: str) -> bool:
+        found = await self._pool.fetchval(
+            "SELECT 1 FROM skills WHERE tenant_id = $1 AND skill = $2", tenant, skill
+        )
+        return found is not None
+
+    @staticmethod
+    def _skill(skill: str) -> tenant_pb2.Skill:
+        """A skill as the API shows it: only its id is stored, so it is its display name too."""
+        return tenant_pb2.Skill(name=f"skills/{skill}", display_name=skill)
+
+    async def GetSkill(self, request: pb.GetSkillRequest, context: Ctx) -> pb.GetSkillResponse:
+        skill = await self._name(context, "name", request.name, "skills")
+        if not await self._has_skill(caller(context).tenant, skill):
+            await self._not_found(context, "skill", request.name)
+        return pb.GetSkillResponse(skill=self._skill(skill))
+
+    async def ListSkills(
+        self, request: pb.ListSkillsRequest, context: Ctx
+    ) -> pb.ListSkillsResponse:
+        size = await page_size(context, request.page_size)
+        after = await decode_token(context, request.page_token)
+        rows = await self._pool.fetch(
+            "SELECT skill FROM skills WHERE tenant_id = $1 AND skill > $2 ORDER BY skill LIMIT $3",
+            caller(context).tenant,
+            after,
+            size + 1,
+        )
+        more = len(rows) > size
+        rows = rows[:size]
+        return pb.ListSkillsResponse(
+            skills=[self._skill(r["skill"]) for r in rows],
+            next_page_token=encode_token(rows[-1]["skill"]) if more else "",
+        )
+
+    async def CreateSkill(
+        self, request: pb.CreateSkillRequest, context: Ctx
+    ) -> pb.CreateSkillResponse:
+        tenant = caller(context).tenant
+        skill = await self._new_id(context, "skill_id", request.skill_id)
+        if await self._has_skill(tenant, skill):
+            await self._exists(context, "skill", f"skills/{skill}")
+        await self._submit(context, c.DefineSkill(tenant=tenant, skill=skill))
+        return pb.CreateSkillResponse(skill=self._skill(skill))
+
+    async def UpdateSkill(
+        self, request: pb.UpdateSkillRequest, context: Ctx
+    ) -> pb.UpdateSkillResponse:
+        skill = await self._name(context, "skill.name", request.skill.name, "skills")
+        if not await self._has_skill(caller(context).tenant, skill):
+            await self._not_found(context, "skill", request.skill.name)
+        await self._unimplemented(
+            context, "updating a skill is not supported yet: a skill stores nothing but its id"
+        )
+
+    async def DeleteSkill(
+        self, request: pb.DeleteSkillRequest, context: Ctx
+    ) -> pb.DeleteSkillResponse:
+        skill = await self._name(context, "name", request.name, "skills")
+        if not await self._has_skill(caller(context).tenant, skill):
+            await self._not_found(context, "skill", request.name)
+        await self._unimplemented(
+            context, "deleting a skill is not supported yet: the routing engine cannot remove one"
+        )
+
+    # --- departments ---------------------------------------------------------------------------
+
+    async def _department(self, tenant: str, department_id: str) -> tenant_pb2.Department | None:
+        name = await self._pool.fetchval(
+            "SELECT name FROM departments WHERE tenant_id = $1 AND department_id = $2",
+            tenant,
+            department_id,
+        )
+        if name is None:
+            return None
+        return tenant_pb2.Department(name=f"departments/{department_id}", display_name=name)
+
+    async def _department_or_abort(
+        self, context: Ctx, tenant: str, department_id: str
+    ) -> tenant_pb2.Department:
+        found = await self._department(tenant, department_id)
+        if found is None:
+            await self._not_found(context, "department", f"departments/{department_id}")
+        return found
+
+    async def GetDepartment(
+        self, request: pb.GetDepartmentRequest, context: Ctx
+    ) -> pb.GetDepartmentResponse:
+        department_id = await self._name(context, "name", request.name, "departments")
+        return pb.GetDepartmentResponse(
+            department=await self._department_or_abort(
+                context, caller(context).tenant, department_id
+            )
+        )
+
+    async def ListDepartments(
+        self, request: pb.ListDepartmentsRequest, context: Ctx
+    ) -> pb.ListDepartmentsResponse:
+        size = await page_size(context, request.page_size)
+        after = await decode_token(context, request.page_token)
+        rows = await self._pool.fetch(
+            "SELECT department_id, name FROM departments WHERE tenant_id = $1"
+            " AND department_id > $2 ORDER BY department_id LIMIT $3",
+            caller(context).tenant,
+            after,
+            size + 1,
+        )
+        more = len(rows) > size
+        rows = rows[:size]
+        return pb.ListDepartmentsResponse(
+            departments=[
+                tenant_pb2.Department(
+                    name=f"departments/{r['department_id']}", display_name=r["name"]
+                )
+                for r in rows
+            ],
+            next_page_token=encode_token(rows[-1]["department_id"]) if more else "",
+        )
+
+    async def CreateDepartment(
+        self, request: pb.CreateDepartmentRequest, context: Ctx
+    ) -> pb.CreateDepartmentResponse:
+        tenant = caller(context).tenant
+        department_id = await self._new_id(context, "department_id", request.department_id)
+        if await self._department(tenant, department_id) is not None:
+            await self._exists(context, "department", f"departments/{department_id}")
+        command = c.DefineDepartment(
+            tenant=tenant, department=department_id, name=request.department.display_name
+        )
+        await self._submit(context, command)
+        return pb.CreateDepartmentResponse(
+            department=await self._department_or_abort(context, tenant, department_id)
+        )
+
+    async def UpdateDepartment(
+        self, request: pb.UpdateDepartmentRequest, context: Ctx
+    ) -> pb.UpdateDepartmentResponse:
+        tenant = caller(context).tenant
+        department_id = await self._name(
+            context, "department.name", request.department.name, "departments"
+        )
+        current = await self._department_or_abort(context, tenant, department_id)
+        new = await merged(
+            context,
+            current,
+            request.department,
+            request.update_mask,
+            DEPARTMENT_FIELDS,
+        )
+        command = c.DefineDepartment(tenant=tenant, department=department_id, name=new.display_name)
+        await self._submit(context, command)
+        return pb.UpdateDepartmentResponse(
+            department=await self._department_or_abort(context, tenant, department_id)
+        )
+
+    async def DeleteDepartment(
+        self, request: pb.DeleteDepartmentRequest, context: Ctx
+    ) -> pb.DeleteDepartmentResponse:
+        department_id = await self._name(context, "name", request.name, "departments")
+        await self._department_or_abort(context, caller(context).tenant, department_id)
+        await self._unimplemented(
+            context,
+            "deleting a department is not supported yet: the routing engine cannot remove one",
+        )
+
+    # --- tenant settings -----------------------------------------------------------------------
+
+    async def _settings(self, tenant: str) -> m.TenantSettings:
+        text = await self._pool.fetchval(
+            "SELECT settings::text FROM tenants WHERE tenant_id = $1", tenant
+        )
+        if text in (None, "{}"):
+            return m.TenantSettings()
+        return msgspec.json.decode(text, type=m.TenantSettings)
+
+    async def GetTenantSettings(
+        self, request: pb.GetTenantSettingsRequest, context: Ctx
+    ) -> pb.GetTenantSettingsResponse:
+        settings = await self._settings(caller(context).tenant)
+        return pb.GetTenantSettingsResponse(settings=settings_to_proto(settings))
+
+    async def UpdateTenantSettings(
+        self, request: pb.UpdateTenantSettingsRequest, context: Ctx
+    ) -> pb.UpdateTenantSettingsResponse:
+        tenant = caller(context).tenant
+        current = settings_to_proto(await self._settings(tenant))
+        new = await merged(context, current, request.settings, request.update_mask, SETTINGS_FIELDS)
+        settings = await self._value(context, lambda: settings_from_proto(new))
+        await self._submit(context, c.ConfigureTenant(tenant=tenant, settings=settings))
+        return pb.UpdateTenantSettingsResponse(
+            settings=settings_to_proto(await self._settings(tenant))
+        )
+
+    # --- credentials ---------------------------------------------------------------------------
+
+    async def CreateCredential(
+        self, request: pb.CreateCredentialRequest, context: Ctx
+    ) -> pb.CreateCredentialResponse:
+        tenant = caller(context).tenant
+        wanted = request.credential
+        role = ROLE_OF.get(wanted.role)
+        if role is None:
+            await abort(
+                context,
+                "INVALID_ARGUMENT",
+                "a credential needs a role",
+                violations={"credential.role": "required"},
+            )
+        agent_id: str | None = None
+        if wanted.agent:
+            agent_id = await self._name(context, "credential.agent", wanted.agent, "agents")
+        if (role == "agent") != (agent_id is not None):
+            await abort(
+                context,
+                "INVALID_ARGUMENT",
+                "an AGENT credential names its agent, and only it does",
+                violations={"credential.agent": "required for ROLE_AGENT only"},
+            )
+        if agent_id is not None and await self._agent_row(tenant, agent_id) is None:
+            await self._not_found(context, "agent", f"agents/{agent_id}")
+        credential, token = await credentials.create(self._pool, tenant, role, agent_id)
+        row = await self._credential_row(tenant, credential.credential_id)
+        assert row is not None
+        return pb.CreateCredentialResponse(credential=self._credential(row), token=token)
+
+    async def _credential_row(self, tenant: str, credential_id: str) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self._pool.fetchrow(
+            "SELECT credential_id, role, agent_id, created_at, revoked_at FROM api_credentials"
+            " WHERE tenant_id = $1 AND credential_id = $2",
+            tenant,
+            credential_id,
+        )
+        return row
+
+    @staticmethod
+    def _credential(row: asyncpg.Record) -> Any:
+        return credential_to_proto(
+            row["credential_id"], row["role"], row["agent_id"], row["created_at"], row["revoked_at"]
+        )
+
+    async def ListCredentials(
+        self, request: pb.ListCredentialsRequest, context: Ctx
+    ) -> pb.ListCredentialsResponse:
+        size = await page_size(context, request.page_size)
+        token = await decode_token(context, request.page_token)
+        try:
+            offset = int(token or "0")
+        except ValueError:
+            offset = -1
+        if offset < 0:
+            await abort(
+                context,
+                "INVALID_ARGUMENT",
+                "page_token is not one this server issued",
+                violations={"page_token": "malformed"},
+            )
+        rows = await self._pool.fetch(
+            "SELECT credential_id, role, agent_id, created_at, revoked_at FROM api_credentials"
+            " WHERE tenant_id = $1 ORDER BY created_at DESC, credential_id"
+            " OFFSET $2 LIMIT $3",
+            caller(context).tenant,
+            offset,
+            size + 1,
+        )
+        more = len(rows) > size
+        return pb.ListCredentialsResponse(
+            credentials=[self._credential(r) for r in rows[:size]],
+            next_page_token=encode_token(str(offset + size)) if more else "",
+        )
+
+    async def RevokeCredential(
+        self, request: pb.RevokeCredentialRequest, context: Ctx
+    ) -> pb.RevokeCredentialResponse:
+        tenant = caller(context).tenant
+        credential_id = await self._name(context, "name", request.name, "credentials")
+        if await self._credential_row(tenant, credential_id) is None:
+            await self._not_found(context, "credential", request.name)
+        await credentials.revoke(self._pool, credential_id)
+        row = await self._credential_row(tenant, credential_id)
+        assert row is not None
+        return pb.RevokeCredentialResponse(credential=self._credential(row))

@@ -1,0 +1,260 @@
+"""Who may call what: bearer tokens, roles per service, and per-tenant rate limits.
+
+``Authenticator`` is a ``grpc.aio`` server interceptor. For every ``usher.v1`` method it wraps
+the handler so that, before the servicer runs, the call's ``authorization: Bearer <token>`` is
+verified (``core.store.credentials.verify``; verified tokens are cached in memory for
+``cache_ttl`` seconds, so a revocation bites within that time), the credential's role is checked
+against ``ROLES``, and the tenant's rate limit is counted in Redis when one is configured. The
+servicer then reads the caller with ``caller(context)``. Health checking and reflection need no
+token. Refusals: ``UNAUTHENTICATED`` (no, malformed, unknown or revoked token),
+``PERMISSION_DENIED`` (the role may not call the method), ``RESOURCE_EXHAUSTED`` with
+``RetryInfo`` (rate limited).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import asyncpg
+import grpc
+import redis.asyncio as aioredis
+import structlog
+
+from core.api.context import Caller
+from core.api.errors import abort
+from core.store import credentials
+from core.store.errors import StoreError
+from core.store.presence import RateLimiter
+
+log = structlog.get_logger(__name__)
+
+PACKAGE = "usher.v1"
+
+ROLES: Mapping[str, frozenset[str]] = {
+    "ConversationService": frozenset({"gateway"}),
+    "AgentService": frozenset({"agent"}),
+    "SupervisorService": frozenset({"supervisor", "admin"}),
+    "AdminService": frozenset({"admin"}),
+}
+"""The roles that may call every method of a service."""
+
+READ_ROLES: Mapping[str, frozenset[str]] = {
+    "AdminService": frozenset({"supervisor"}),
+    "AgentService": frozenset({"supervisor"}),
+}
+"""Roles that may also call some read methods (see ``READS``)."""
+
+READS: Mapping[str, Callable[[str], bool]] = {
+    "AdminService": lambda method: method.startswith(("Get", "List")),
+    "AgentService": lambda method: method in ("GetConversation", "ListMessages"),
+}
+
+
+def allowed(service: str, method: str, role: str) -> bool:
+    """Whether ``role`` may call ``method`` of ``service`` (short names, e.g. ``AdminService``)."""
+    if role in ROLES.get(service, frozenset()):
+        return True
+    reads = READS.get(service)
+    return reads is not None and reads(method) and role in READ_ROLES.get(service, frozenset())
+
+
+_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("usher_caller")
+
+
+def caller(context: grpc.aio.ServicerContext[Any, Any] | None = None) -> Caller:
+    """The verified caller of the current call (set by ``Authenticator`` before the servicer
+    runs). ``context`` is accepted for readability at call sites; the value is per call."""
+    try:
+        return _caller.get()
+    except LookupError:
+        raise RuntimeError("no authenticated caller: is the Authenticator installed?") from None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``limit`` calls per tenant in each window of ``window`` seconds (all front doors
+    together, counted in Redis)."""
+
+    limit: int = 1_000
+    window: float = 1.0
+
+
+DEFAULT_RATE_LIMIT = RateLimit()
+
+
+class TokenCache:
+    """Verified tokens for ``ttl`` seconds, at most ``size`` of them (oldest dropped first)."""
+
+    def __init__(
+        self, *, ttl: float = 30.0, size: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, Caller]] = OrderedDict()
+
+    def get(self, token: str) -> Caller | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            del self._entries[token]
+            return None
+        return entry[1]
+
+    def put(self, token: str, who: Caller) -> None:
+        self._entries[token] = (self._clock() + self._ttl, who)
+        self._entries.move_to_end(token)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def bearer(metadata: Any) -> str | None:
+    """The token of an ``authorization: Bearer <token>`` metadata entry, if any."""
+    for key, value in metadata or ():
+        if key.lower() == "authorization":
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            scheme, _, token = text.strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return ""
+    return None
+
+
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+
+
+class Authenticator(grpc.aio.ServerInterceptor):
+    """Authenticates and authorizes ``usher.v1`` calls; see the module docstring."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        redis: aioredis.Redis | None = None,
+        rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
+        cache: TokenCache | None = None,
+    ) -> None:
+        self._pool = pool
+        self._limiter = RateLimiter(redis) if redis is not None and rate_limit else None
+        self._rate_limit = rate_limit or RateLimit()
+        self.cache = cache or TokenCache()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        service, _, method = handler_call_details.method.strip("/").partition("/")
+        package, _, short = service.rpartition(".")
+        if handler is None or package != PACKAGE:
+            return handler  # health, reflection: open to all
+        metadata = handler_call_details.invocation_metadata
+
+        async def admit(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            who = await self._authenticate(context, metadata)
+            if not allowed(short, method, who.role):
+                await abort(
+                    context,
+                    "PERMISSION_DENIED",
+                    f"a {who.role} credential may not call {short}.{method}",
+                    reason="ROLE_NOT_ALLOWED",
+                    details={"role": who.role, "method": f"{service}/{method}"},
+                )
+            await self._count(context, who)
+            _caller.set(who)
+
+        return wrap(handler, admit)
+
+    async def _authenticate(
+        self, context: grpc.aio.ServicerContext[Any, Any], metadata: Any
+    ) -> Caller:
+        token = bearer(metadata)
+        if not token:
+            message = "no credential: send authorization: Bearer <token>"
+            if token == "":
+                message = "malformed authorization metadata: expected Bearer <token>"
+            await abort(context, "UNAUTHENTICATED", message, reason="NO_CREDENTIAL")
+        who = self.cache.get(token)
+        if who is not None:
+            return who
+        try:
+            found = await credentials.verify(self._pool, token)
+        except StoreError as exc:
+            if exc.code == "UNAUTHENTICATED":
+                await abort(context, "UNAUTHENTICATED", str(exc), reason="INVALID_CREDENTIAL")
+            await abort(context, exc.code, f"cannot verify the credential: {exc}")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            await abort(
+                context, "UNAVAILABLE", f"cannot verify the credential: {exc!r}", retry_after=1.0
+            )
+        who = Caller(found.tenant_id, found.role, found.agent_id, found.credential_id)
+        self.cache.put(token, who)
+        return who
+
+    async def _count(self, context: grpc.aio.ServicerContext[Any, Any], who: Caller) -> None:
+        if self._limiter is None:
+            return
+        limit = self._rate_limit
+        try:
+            ok = await self._limiter.allow(who.tenant, limit.limit, limit.window)
+        except Exception as exc:  # Redis away: serve rather than refuse everyone
+            log.warning("rate limit unavailable", tenant=who.tenant, error=repr(exc))
+            return
+        if not ok:
+            await abort(
+                context,
+                "RESOURCE_EXHAUSTED",
+                f"tenant rate limit: {limit.limit} calls per {limit.window:g} s",
+                reason="RATE_LIMITED",
+                details={"limit": str(limit.limit), "window_seconds": f"{limit.window:g}"},
+                retry_after=limit.window,
+            )
+
+
+Admit = Callable[[grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]
+
+
+def wrap(handler: Handler, admit: Admit) -> Handler:
+    """``handler`` with ``admit(context)`` awaited first (it aborts to refuse the call).
+
+    Client-streaming methods are passed through unwrapped: ``usher.v1`` has none."""
+    if handler.unary_unary is not None:
+        unary: Any = handler.unary_unary
+
+        async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            await admit(context)
+            result = unary(request, context)
+            return await result if inspect.isawaitable(result) else result
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary, handler.request_deserializer, handler.response_serializer
+        )
+    if handler.unary_stream is not None:
+        stream: Any = handler.unary_stream
+
+        async def unary_stream(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            await admit(context)
+            result: Any = stream(request, context)
+            if inspect.isawaitable(result):  # a coroutine writing with context.write
+                await result
+                return
+            async for item in result:
+                yield item
+
+        return grpc.unary_stream_rpc_method_handler(
+            unary_stream, handler.request_deserializer, handler.response_serializer
+        )
+    return handler

@@ -1,0 +1,616 @@
+"""ConversationService: the channel gateways' door, plus the store reads every servicer shares.
+
+Contracts:
+
+- Commands go to the engine through ``ApiContext.submit``; a refused command answers with its
+  ``Failure``'s code and changes nothing. Messages are stored (``Ingestor``) before the engine
+  hears of them (``RecordMessage``), so a ``MessageRecorded`` event always finds its message.
+- ``StartConversation`` derives the conversation id from ``request_id`` (uuid5), so a repeat
+  finds the first call's conversation and answers it with ``duplicate`` set.
+- ``StreamOutbound`` is the tenant feed translated: its ``event_id`` values are the feed's, so a
+  resume after the last one seen loses nothing and repeats nothing. Items are derived from
+  events only: agent and bot messages (``MessageRecorded``, text read from the store), state
+  changes. The engine's ``SendSystemMessage`` effects (welcome, waiting position, agent
+  joined/ended, idle reminders) are not in the feed and are not delivered yet: gateways see the
+  state changes they stem from.
+- ``NotifyTyping`` and ``MarkRead`` check the conversation exists and are otherwise no-ops: the
+  ephemeral typing/receipt channel is not built yet.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Final
+
+import asyncpg
+from usher.v1 import conversation_pb2, conversation_service_pb2, conversation_service_pb2_grpc
+
+from core.api import convert as cv
+from core.api.auth import caller
+from core.api.context import ApiContext, Caller
+from core.routing import commands as c
+from core.routing import events as ev
+from core.routing import model as m
+from core.routing.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from core.runtime.shard import Outcome
+from core.store.ingest import MAX_CONTENT, Attachment, NewMessage
+from core.store.records import MessageRecord
+from core.store.records import _message as record_from_row
+
+CallerOf = Callable[[cv.Ctx], Caller]
+
+
+def default_caller(context: cv.Ctx) -> Caller:
+    """The authenticated caller (``core.api.auth.caller``)."""
+    return caller(context)
+
+
+def require_role(who: Caller, *roles: str) -> None:
+    if who.role not in roles:
+        raise PermissionDenied(f"role {who.role!r} may not call this")
+
+
+# --- store reads -----------------------------------------------------------------------------
+
+_CONVERSATION_SQL: Final = """
+SELECT c.conversation_id, c.channel, c.customer_id, c.state, c.queue_id, c.owner_agent_id,
+       c.last_agent_id, c.priority, c.outcome, c.close_reason, c.tags, c.created_at, c.queued_at,
+       c.assigned_at, c.first_response_at, c.ended_at, c.closed_at,
+       cu.name AS customer_name, cu.phone AS customer_phone, cu.email AS customer_email,
+       (SELECT i.external_id FROM customer_identities i
+        WHERE i.tenant_id = c.tenant_id AND i.channel = c.channel
+          AND i.customer_id = c.customer_id LIMIT 1) AS external_id
+FROM conversations c
+LEFT JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.customer_id = c.customer_id
+"""
+
+
+def conversation_from_row(r: asyncpg.Record) -> conversation_pb2.Conversation:
+    """The Conversation resource from a row of ``_CONVERSATION_SQL``. Region and language are
+    not in the store's table and stay empty."""
+    out = conversation_pb2.Conversation(
+        name=cv.conversation_name(r["conversation_id"]),
+        channel=r["channel"],
+        customer=conversation_pb2.CustomerIdentity(
+            external_id=r["external_id"] or "",
+            name=r["customer_name"] or "",
+            phone=r["customer_phone"] or "",
+            email=r["customer_email"] or "",
+        ),
+        state=cv.state_to_proto(r["state"]),
+        queue=cv.queue_name(r["queue_id"]),
+        owner=cv.agent_name(r["owner_agent_id"]),
+        last_agent=cv.agent_name(r["last_agent_id"]),
+        priority=r["priority"],
+        tags=list(r["tags"]),
+        outcome=cv.outcome_to_proto(r["outcome"]),
+        close_reason=r["close_reason"] or "",
+    )
+    for field, column in (
+        ("create_time", "created_at"),
+        ("queue_time", "queued_at"),
+        ("assign_time", "assigned_at"),
+        ("first_response_time", "first_response_at"),
+        ("end_time", "ended_at"),
+        ("close_time", "closed_at"),
+    ):
+        stamp = cv.timestamp(r[column])
+        if stamp is not None:
+            getattr(out, field).CopyFrom(stamp)
+    return out
+
+
+async def find_conversation(
+    pool: asyncpg.Pool, tenant: str, conversation_id: str
+) -> conversation_pb2.Conversation | None:
+    row = await pool.fetchrow(
+        _CONVERSATION_SQL + " WHERE c.tenant_id = $1 AND c.conversation_id = $2",
+        tenant,
+        conversation_id,
+    )
+    return None if row is None else conversation_from_row(row)
+
+
+async def load_conversation(
+    pool: asyncpg.Pool, tenant: str, conversation_id: str
+) -> conversation_pb2.Conversation:
+    """The stored conversation; ``NotFound`` if there is none."""
+    found = await find_conversation(pool, tenant, conversation_id)
+    if found is None:
+        raise NotFound(f"conversation {conversation_id!r} not found", conversation=conversation_id)
+    return found
+
+
+def message_to_proto(r: MessageRecord) -> conversation_pb2.Message:
+    out = conversation_pb2.Message(
+        name=cv.message_name(r.conversation_id, r.message_id),
+        sender=cv.sender_to_proto(r.sender),
+        agent=cv.agent_name(r.agent_id),
+        text=r.content,
+        attachments=[
+            conversation_pb2.Attachment(
+                sha256=a.sha256, name=a.name, content_type=a.type, size=a.size
+            )
+            for a in r.attachments
+        ],
+        provider_message_id=r.provider_message_id or "",
+    )
+    stamp = cv.timestamp(r.created_at)
+    if stamp is not None:
+        out.create_time.CopyFrom(stamp)
+    return out
+
+
+_MESSAGE_SQL: Final = """
+SELECT message_id, conversation_id, channel, direction, sender, agent_id, content, attachments,
+       provider_message_id, created_at FROM messages"""
+
+
+def _record(r: asyncpg.Record) -> MessageRecord:
+    return record_from_row(r)
+
+
+async def load_message(pool: asyncpg.Pool, tenant: str, message_id: int) -> MessageRecord:
+    row = await pool.fetchrow(
+        _MESSAGE_SQL + " WHERE tenant_id = $1 AND message_id = $2", tenant, message_id
+    )
+    if row is None:
+        raise NotFound(f"message {message_id} not found")
+    return _record(row)
+
+
+async def latest_message(
+    pool: asyncpg.Pool, tenant: str, conversation_id: str, sender: str
+) -> MessageRecord | None:
+    row = await pool.fetchrow(
+        _MESSAGE_SQL + " WHERE tenant_id = $1 AND conversation_id = $2 AND sender = $3"
+        " ORDER BY message_id DESC LIMIT 1",
+        tenant,
+        conversation_id,
+        sender,
+    )
+    return None if row is None else _record(row)
+
+
+def attachments_from_proto(items: Any) -> tuple[Attachment, ...]:
+    """Store attachments from proto ones (the ``uri`` is not kept yet)."""
+    return tuple(
+        Attachment(sha256=a.sha256, name=a.name, type=a.content_type, size=a.size) for a in items
+    )
+
+
+def validate_text(text: str, attachments: Any) -> None:
+    if not text and not len(attachments):
+        raise InvalidArgument("a message needs text or an attachment", field="text")
+    if len(text) > MAX_CONTENT:
+        raise InvalidArgument(f"text is over {MAX_CONTENT} characters", field="text")
+
+
+# --- which message an event stands for ----------------------------------------------------------
+
+
+class MessageIndex:
+    """Maps a ``MessageRecorded`` event to the stored message it stands for.
+
+    Writers call ``expect`` before submitting ``RecordMessage`` and ``settle`` after (with the
+    outcome): the event id then names the message. A stream that sees the event before the
+    writer settles takes the oldest expected message of that conversation and sender. Without
+    either (another process wrote it), ``lookup`` falls back to the conversation's latest
+    message of that sender, which is right unless messages arrive faster than streams read.
+    Bounded: the oldest ``size`` mappings are kept.
+    """
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._size = size
+        self._pending: dict[tuple[str, str, str], deque[int]] = {}
+        self._by_event: OrderedDict[tuple[str, int], int] = OrderedDict()
+
+    def expect(self, tenant: str, conversation_id: str, sender: str, message_id: int) -> None:
+        self._pending.setdefault((tenant, conversation_id, sender), deque()).append(message_id)
+
+    def settle(
+        self, tenant: str, conversation_id: str, sender: str, message_id: int, outcome: Outcome
+    ) -> None:
+        key = (tenant, conversation_id, sender)
+        pending = self._pending.get(key)
+        if pending is not None and message_id in pending:
+            pending.remove(message_id)
+            if not pending:
+                del self._pending[key]
+        for offset, event in enumerate(outcome.events):
+            if isinstance(event, ev.MessageRecorded):
+                self._remember((tenant, outcome.first_id + offset), message_id)
+
+    def _remember(self, key: tuple[str, int], message_id: int) -> None:
+        self._by_event[key] = message_id
+        while len(self._by_event) > self._size:
+            self._by_event.popitem(last=False)
+
+    async def lookup(
+        self, pool: asyncpg.Pool, tenant: str, event_id: int, event: ev.MessageRecorded
+    ) -> MessageRecord | None:
+        sender = event.sender.value
+        message_id = self._by_event.get((tenant, event_id))
+        if message_id is None:
+            pending = self._pending.get((tenant, event.conversation_id, sender))
+            if pending:
+                message_id = pending.popleft()
+                self._remember((tenant, event_id), message_id)
+        if message_id is not None:
+            return await load_message(pool, tenant, message_id)
+        return await latest_message(pool, tenant, event.conversation_id, sender)
+
+
+SHARED_MESSAGES: Final = MessageIndex()
+"""The index the servicers of one process share unless given their own."""
+
+
+async def record_message(
+    api: ApiContext,
+    index: MessageIndex,
+    message: NewMessage,
+    sender: m.Sender,
+) -> tuple[MessageRecord, bool]:
+    """Store ``message`` then submit ``RecordMessage``; (the stored message, duplicate).
+    A duplicate (same provider id) returns the original and submits nothing."""
+    ingested = await api.ingestor.ingest(message)
+    stored = await load_message(api.pool, message.tenant, ingested.message_id)
+    if ingested.duplicate:
+        return stored, True
+    tenant, conversation_id = message.tenant, message.conversation_id
+    index.expect(tenant, conversation_id, sender.value, ingested.message_id)
+    outcome = Outcome()
+    try:
+        outcome = await api.submit(
+            c.RecordMessage(
+                tenant=tenant,
+                conversation_id=conversation_id,
+                sender=sender,
+                agent_id=message.agent_id,
+            )
+        )
+    finally:
+        index.settle(tenant, conversation_id, sender.value, ingested.message_id, outcome)
+    cv.check(outcome)
+    return stored, False
+
+
+# --- outbound ------------------------------------------------------------------------------------
+
+
+class Targets:
+    """Where a conversation's outbound items go: (channel, external id), cached per process."""
+
+    def __init__(self, pool: asyncpg.Pool, size: int = 50_000) -> None:
+        self._pool = pool
+        self._size = size
+        self._cache: dict[tuple[str, str], tuple[str, str]] = {}
+
+    async def get(self, tenant: str, conversation_id: str) -> tuple[str, str] | None:
+        key = (tenant, conversation_id)
+        found = self._cache.get(key)
+        if found is None:
+            row = await self._pool.fetchrow(
+                """SELECT c.channel, i.external_id FROM conversations c
+                   LEFT JOIN customer_identities i ON i.tenant_id = c.tenant_id
+                     AND i.channel = c.channel AND i.customer_id = c.customer_id
+                   WHERE c.tenant_id = $1 AND c.conversation_id = $2 LIMIT 1""",
+                tenant,
+                conversation_id,
+            )
+            if row is None:
+                return None
+            if len(self._cache) >= self._size:
+                self._cache.clear()
+            found = self._cache[key] = (row["channel"], row["external_id"] or "")
+        return found
+
+
+def _state(state: m.ConversationState, reason: str = "") -> dict[str, conversation_pb2.StateChange]:
+    return {
+        "state_change": conversation_pb2.StateChange(state=cv.state_to_proto(state), reason=reason)
+    }
+
+
+async def outbound_items(
+    api: ApiContext, index: MessageIndex, tenant: str, event_id: int, event: ev.Event
+) -> list[dict[str, Any]]:
+    """The outbound payload (keyword arguments of ``OutboundItem``'s oneof) for one event: at
+    most one, since an item's ``event_id`` is the event's and clients drop repeated ids."""
+    S = m.ConversationState
+    match event:
+        case ev.MessageRecorded(sender=m.Sender.AGENT | m.Sender.BOT):
+            record = await index.lookup(api.pool, tenant, event_id, event)
+            return [] if record is None else [{"message": message_to_proto(record)}]
+        case ev.ConversationQueued():
+            return [_state(S.QUEUED, event.reason.value)]
+        case ev.OfferMade():
+            return [_state(S.OFFERED)]
+        case ev.OfferAccepted():
+            return [_state(S.ACTIVE, "offer_accepted")]
+        case ev.ConversationAssigned():
+            return [_state(S.ACTIVE, event.via)]
+        case ev.ConversationEnded():
+            state = S.WRAP_UP if event.wrap_up_until is not None else S.CLOSED
+            return [_state(state, event.reason.value)]
+        case ev.WrapUpFinished():
+            return [_state(S.CLOSED, "agent_ended")]
+        case ev.ConversationAbandoned():
+            return [_state(S.ABANDONED, "customer_left")]
+        case ev.ConversationReturnedToBot():
+            return [_state(S.BOT)]
+    return []
+
+
+# --- the servicer --------------------------------------------------------------------------------
+
+
+class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServicer):
+    """ConversationService over an ``ApiContext`` (role GATEWAY)."""
+
+    def __init__(
+        self,
+        api: ApiContext,
+        *,
+        caller_of: CallerOf = default_caller,
+        messages: MessageIndex = SHARED_MESSAGES,
+    ) -> None:
+        self._api = api
+        self._caller_of = caller_of
+        self._messages = messages
+        self._targets = Targets(api.pool)
+
+    def _gateway(self, context: cv.Ctx) -> Caller:
+        who = self._caller_of(context)
+        require_role(who, "gateway")
+        return who
+
+    @cv.guarded
+    async def StartConversation(
+        self, request: conversation_service_pb2.StartConversationRequest, context: cv.Ctx
+    ) -> conversation_service_pb2.StartConversationResponse:
+        who = self._gateway(context)
+        tenant = who.tenant
+        channel = cv.require(request.channel, "channel")
+        external_id = cv.require(request.customer.external_id, "customer.external_id")
+        queue_id = cv.parse_queue(request.queue) if request.queue else None
+        first = request.first_message if request.HasField("first_message") else None
+        if first is not None:
+            validate_text(first.text, first.attachments)
+        if request.request_id:
+            conversation_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant}/{request.request_id}"))
+            existing = await find_conversation(self._api.pool, tenant, conversation_id)
+            if existing is not None:
+                return await self._started(tenant, existing, duplicate=True)
+        else:
+            conversation_id = uuid.uuid4().hex
+        customer_id = await self._api.ingestor.resolve_customer(
+            tenant,
+            channel,
+            external_id,
+            name=request.customer.name,
+            phone=request.customer.phone or None,
+            email=request.customer.email or None,
+        )
+        outcome = await self._api.submit(
+            c.StartConversation(
+                tenant=tenant,
+                conversation_id=conversation_id,
+                channel=channel,
+                customer_id=customer_id,
+                queue_id=queue_id,
+                region=request.region,
+                language=request.language,
+                priority=request.priority,
+                tags=frozenset(request.tags),
+                with_bot=request.with_bot,
+            )
+        )
+        if outcome.failure is not None and outcome.failure.code == "ALREADY_EXISTS":
+            existing = await load_conversation(self._api.pool, tenant, conversation_id)
+            return await self._started(tenant, existing, duplicate=True)
+        cv.check(outcome)
+        message = None
+        if first is not None:
+            stored, _ = await record_message(
+                self._api,
+                self._messages,
+                NewMessage(
+                    tenant=tenant,
+                    conversation_id=conversation_id,
+                    channel=channel,
+                    sender="customer",
+                    content=first.text,
+                    provider_message_id=first.provider_message_id or None,
+                    attachments=attachments_from_proto(first.attachments),
+                    created_at=cv.from_timestamp(first.send_time)
+                    if first.HasField("send_time")
+                    else None,
+                ),
+                m.Sender.CUSTOMER,
+            )
+            message = message_to_proto(stored)
+        conversation = await load_conversation(self._api.pool, tenant, conversation_id)
+        return conversation_service_pb2.StartConversationResponse(
+            conversation=conversation, first_message=message
+        )
+
+    async def _started(
+        self, tenant: str, conversation: conversation_pb2.Conversation, *, duplicate: bool
+    ) -> conversation_service_pb2.StartConversationResponse:
+        conversation_id = cv.parse_conversation(conversation.name)
+        row = await self._api.pool.fetchrow(
+            _MESSAGE_SQL + " WHERE tenant_id = $1 AND conversation_id = $2 AND sender = 'customer'"
+            " ORDER BY message_id LIMIT 1",
+            tenant,
+            conversation_id,
+        )
+        first = None if row is None else message_to_proto(_record(row))
+        return conversation_service_pb2.StartConversationResponse(
+            conversation=conversation, first_message=first, duplicate=duplicate
+        )
+
+    async def _open(self, tenant: str, conversation_id: str) -> conversation_pb2.Conversation:
+        conversation = await load_conversation(self._api.pool, tenant, conversation_id)
+        if conversation.state in (
+            conversation_pb2.CONVERSATION_STATE_CLOSED,
+            conversation_pb2.CONVERSATION_STATE_ABANDONED,
+        ):
+            raise FailedPrecondition(f"conversation {conversation_id!r} is closed")
+        return conversation
+
+    @cv.guarded
+    async def PostCustomerMessage(
+        self, request: conversation_service_pb2.PostCustomerMessageRequest, context: cv.Ctx
+    ) -> conversation_service_pb2.PostCustomerMessageResponse:
+        tenant = self._gateway(context).tenant
+        conversation_id = cv.parse_conversation(request.conversation)
+        validate_text(request.text, request.attachments)
+        conversation = await load_conversation(self._api.pool, tenant, conversation_id)
+        new = NewMessage(
+            tenant=tenant,
+            conversation_id=conversation_id,
+            channel=conversation.channel,
+            sender="customer",
+            content=request.text,
+            provider_message_id=request.provider_message_id or None,
+            attachments=attachments_from_proto(request.attachments),
+            created_at=cv.from_timestamp(request.send_time)
+            if request.HasField("send_time")
+            else None,
+        )
+        if new.provider_message_id is not None:
+            original = await self._api.pool.fetchrow(
+                _MESSAGE_SQL
+                + " WHERE tenant_id = $1 AND channel = $2 AND provider_message_id = $3",
+                tenant,
+                new.channel,
+                new.provider_message_id,
+            )
+            if original is not None:
+                return conversation_service_pb2.PostCustomerMessageResponse(
+                    message=message_to_proto(_record(original)), duplicate=True
+                )
+        await self._open(tenant, conversation_id)
+        stored, duplicate = await record_message(self._api, self._messages, new, m.Sender.CUSTOMER)
+        return conversation_service_pb2.PostCustomerMessageResponse(
+            message=message_to_proto(stored), duplicate=duplicate
+        )
+
+    @cv.guarded
+    async def PostBotMessage(
+        self, request: conversation_service_pb2.PostBotMessageRequest, context: cv.Ctx
+    ) -> conversation_service_pb2.PostBotMessageResponse:
+        tenant = self._gateway(context).tenant
+        conversation_id = cv.parse_conversation(request.conversation)
+        validate_text(request.text, request.attachments)
+        conversation = await self._open(tenant, conversation_id)
+        if conversation.state != conversation_pb2.CONVERSATION_STATE_BOT:
+            raise FailedPrecondition(f"conversation {conversation_id!r} is not with the bot")
+        stored, duplicate = await record_message(
+            self._api,
+            self._messages,
+            NewMessage(
+                tenant=tenant,
+                conversation_id=conversation_id,
+                channel=conversation.channel,
+                sender="bot",
+                content=request.text,
+                provider_message_id=f"request:{request.request_id}" if request.request_id else None,
+                attachments=attachments_from_proto(request.attachments),
+            ),
+            m.Sender.BOT,
+        )
+        return conversation_service_pb2.PostBotMessageResponse(
+            message=message_to_proto(stored), duplicate=duplicate
+        )
+
+    @cv.guarded
+    async def RequestAgent(
+        self, request: conversation_service_pb2.RequestAgentRequest, context: cv.Ctx
+    ) -> conversation_service_pb2.RequestAgentResponse:
+        tenant = self._gateway(context).tenant
+        conversation_id = cv.parse_conversation(request.conversation)
+        cv.check(
+            await self._api.submit(
+                c.RequestAgent(
+                    tenant=tenant,
+                    conversation_id=conversation_id,
+                    queue_id=cv.parse_queue(request.queue) if request.queue else None,
+                    priority=request.priority if request.HasField("priority") else None,
+                )
+            )
+        )
+        conversation = await load_conversation(self._api.pool, tenant, conversation_id)
+        return conversation_service_pb2.RequestAgentResponse(conversation=conversation)
+
+    @cv.guarded
+    async def LeaveConversation(
+        self, request: conversation_service_pb2.LeaveConversationRequest, context: cv.Ctx
+    ) -> conversation_service_pb2.LeaveConversationResponse:
+        tenant = self._gateway(context).tenant
+        conversation_id = cv.parse_conversation(request.conversation)
+        cv.check(
+            await self._api.submit(c.CustomerLeft(tenant=tenant, conversation_id=conversation_id))
+        )
+        conversation = await load_conversation(self._api.pool, tenant, conversation_id)
+        return conversation_service_pb2.LeaveConversationResponse(conversation=conversation)
+
+    @cv.guarded
+    async def NotifyTyping(
+        self, request: conversation_service_pb2.NotifyTypingRequest, context: cv.Ctx
+    ) -> conversation_service_pb2.NotifyTypingResponse:
+        """Checked, then dropped: typing is not relayed yet."""
+        tenant = self._gateway(context).tenant
+        await load_conversation(self._api.pool, tenant, cv.parse_conversation(request.conversation))
+        return conversation_service_pb2.NotifyTypingResponse()
+
+    @cv.guarded
+    async def MarkRead(
+        self, request: conversation_service_pb2.MarkReadRequest, context: cv.Ctx
+    ) -> conversation_service_pb2.MarkReadResponse:
+        """Checked, then dropped: receipts are not relayed yet."""
+        tenant = self._gateway(context).tenant
+        conversation_id, message_id = cv.parse_message(request.message)
+        record = await load_message(self._api.pool, tenant, message_id)
+        if record.conversation_id != conversation_id:
+            raise NotFound(f"message {request.message!r} not found")
+        return conversation_service_pb2.MarkReadResponse()
+
+    @cv.guarded_stream
+    async def StreamOutbound(
+        self, request: conversation_service_pb2.StreamOutboundRequest, context: cv.Ctx
+    ) -> AsyncIterator[conversation_service_pb2.StreamOutboundResponse]:
+        tenant = self._gateway(context).tenant
+        after = request.resume_after_event_id or None
+        subscription = self._api.feeds.feed(tenant).subscribe(after)
+        try:
+            async for item in subscription:
+                payloads = await outbound_items(
+                    self._api, self._messages, tenant, item.event_id, item.event
+                )
+                if not payloads:
+                    continue
+                conversation_id = getattr(item.event, "conversation_id", "")
+                target = await self._targets.get(tenant, conversation_id)
+                if target is None:
+                    continue
+                channel, external_id = target
+                if request.channel and channel != request.channel:
+                    continue
+                items = [
+                    conversation_service_pb2.OutboundItem(
+                        event_id=item.event_id,
+                        conversation=cv.conversation_name(conversation_id),
+                        channel=channel,
+                        external_id=external_id,
+                        time=cv.timestamp(item.event.at),
+                        **payload,
+                    )
+                    for payload in payloads
+                ]
+                yield conversation_service_pb2.StreamOutboundResponse(items=items)
+        finally:
+            subscription.close()

@@ -1,0 +1,233 @@
+"""The front door: a ``grpc.aio`` server with auth, limits, health, reflection and a clean stop.
+
+``Server`` owns one ``grpc.aio.Server``: ``start()`` binds (port 0 picks a free port) and
+reports SERVING through the standard health service once the servicers are registered;
+``stop(grace)`` is the graceful path: health goes NOT_SERVING, open feed streams end with
+UNAVAILABLE "server shutting down", new calls are refused, and unary calls in flight get
+``grace`` seconds to finish. ``serve()`` runs a server until SIGTERM or SIGINT and then stops it
+that way. Which servicers run is a parameter; ``available_servicers(ctx)`` finds those whose
+modules exist (``core.api.admin``, ``conversations``, ``agents``, ``supervisors``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from usher.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    agent_service_pb2,
+    agent_service_pb2_grpc,
+    conversation_service_pb2,
+    conversation_service_pb2_grpc,
+    supervisor_service_pb2,
+    supervisor_service_pb2_grpc,
+)
+
+from core.api.auth import DEFAULT_RATE_LIMIT, Authenticator, RateLimit
+from core.api.context import ApiContext
+from core.api.drain import Drain
+
+log = structlog.get_logger(__name__)
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+DEFAULT_GRACE = 10.0
+"""Seconds unary calls in flight get to finish after a stop begins."""
+
+
+@dataclass(frozen=True, slots=True)
+class Servicer:
+    """A servicer and how to register it: ``add(servicer, server)`` (the generated
+    ``add_<Service>Servicer_to_server``), under its full service name."""
+
+    name: str
+    servicer: object
+    add: Callable[[Any, grpc.aio.Server], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    module: str
+    base: type
+    add: Callable[[Any, grpc.aio.Server], None]
+    name: str
+
+
+def _service_name(module: Any, short: str) -> str:
+    return str(module.DESCRIPTOR.services_by_name[short].full_name)
+
+
+KNOWN = (
+    _Known(
+        "core.api.conversations",
+        conversation_service_pb2_grpc.ConversationServiceServicer,
+        conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server,
+        _service_name(conversation_service_pb2, "ConversationService"),
+    ),
+    _Known(
+        "core.api.agents",
+        agent_service_pb2_grpc.AgentServiceServicer,
+        agent_service_pb2_grpc.add_AgentServiceServicer_to_server,
+        _service_name(agent_service_pb2, "AgentService"),
+    ),
+    _Known(
+        "core.api.supervisors",
+        supervisor_service_pb2_grpc.SupervisorServiceServicer,
+        supervisor_service_pb2_grpc.add_SupervisorServiceServicer_to_server,
+        _service_name(supervisor_service_pb2, "SupervisorService"),
+    ),
+    _Known(
+        "core.api.admin",
+        admin_service_pb2_grpc.AdminServiceServicer,
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server,
+        _service_name(admin_service_pb2, "AdminService"),
+    ),
+)
+USHER_SERVICES = tuple(k.name for k in KNOWN)
+
+
+def available_servicers(ctx: ApiContext) -> list[Servicer]:
+    """A servicer for each ``usher.v1`` service whose module exists: the module's subclass of
+    the generated ``<Service>Servicer``, built with ``ctx``. A missing module, or one without
+    such a class, is logged and skipped (its service answers UNIMPLEMENTED)."""
+    found = []
+    for known in KNOWN:
+        try:
+            module = importlib.import_module(known.module)
+        except ImportError as exc:
+            log.warning("servicer not available", module=known.module, error=str(exc))
+            continue
+        classes = [
+            value
+            for value in vars(module).values()
+            if inspect.isclass(value)
+            and issubclass(value, known.base)
+            and value is not known.base
+            and value.__module__ == module.__name__
+        ]
+        if len(classes) != 1:
+            log.warning("no single servicer class", module=known.module, found=len(classes))
+            continue
+        servicer_class: Any = classes[0]
+        found.append(Servicer(known.name, servicer_class(ctx), known.add))
+    return found
+
+
+class Server:
+    """One front door; see the module docstring."""
+
+    def __init__(
+        self,
+        ctx: ApiContext,
+        servicers: Sequence[Servicer],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 50051,
+        rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
+    ) -> None:
+        self.ctx = ctx
+        self.servicers = tuple(servicers)
+        self.host = host
+        self.requested_port = port
+        self.port = 0
+        self.auth = Authenticator(ctx.pool, redis=ctx.redis, rate_limit=rate_limit)
+        self.drain = Drain()
+        self.health = health.aio.HealthServicer()
+        self._server = grpc.aio.server(
+            interceptors=[self.auth, self.drain],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._stopped = False
+
+    @property
+    def served(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.servicers)
+
+    async def _set_all(self, status: int) -> None:
+        for name in ("", *self.served):
+            await self.health.set(name, status)
+
+    async def start(self) -> int:
+        """Bind, register everything and start serving; the bound port."""
+        await self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        for servicer in self.servicers:
+            servicer.add(servicer.servicer, self._server)
+        reflection.enable_server_reflection(
+            (
+                *USHER_SERVICES,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            self._server,
+        )
+        self.port = self._server.add_insecure_port(f"{self.host}:{self.requested_port}")
+        if not self.port:
+            raise OSError(f"cannot listen on {self.host}:{self.requested_port}")
+        await self._server.start()
+        await self._set_all(health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving", host=self.host, port=self.port, services=list(self.served))
+        return self.port
+
+    async def stop(self, grace: float = DEFAULT_GRACE) -> None:
+        """Stop gracefully (see the module docstring); idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        log.info("shutting down", grace=grace, open_streams=self.drain.open_streams)
+        await self.health.enter_graceful_shutdown()
+        self.drain.begin()
+        await self._server.stop(grace)
+        log.info("stopped")
+
+    async def wait(self) -> None:
+        await self._server.wait_for_termination()
+
+
+async def serve(
+    ctx: ApiContext,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 50051,
+    servicers: Sequence[Servicer] | None = None,
+    grace: float = DEFAULT_GRACE,
+    rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
+    on_ready: Callable[[Server], None] | None = None,
+) -> None:
+    """Serve ``servicers`` (default: ``available_servicers(ctx)``) until SIGTERM or SIGINT, then
+    stop gracefully and return (the process then exits 0)."""
+    server = Server(
+        ctx,
+        available_servicers(ctx) if servicers is None else servicers,
+        host=host,
+        port=port,
+        rate_limit=rate_limit,
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await server.start()
+        if on_ready is not None:
+            on_ready(server)
+        await stopping.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        await server.stop(grace)

@@ -1,0 +1,227 @@
+"""``usher serve``: run the front door with its shards, store and metrics.
+
+Settings come from flags, else ``USHER_*`` environment variables (``RAY_ADDRESS`` too), else
+the defaults below. With no URLs, an embedded PostgreSQL and Redis start under ``--data-dir``.
+Shards run as Ray actors (a local Ray unless ``--ray-address``); ``--local`` runs one shard in
+this process instead, without Ray. ``--demo`` seeds a demo tenant and prints tokens to try it.
+SIGTERM or SIGINT stops gracefully (see ``core.api.server``) and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import warnings
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.api.context import ApiContext
+from core.api.local import build_local_context
+from core.api.server import Server, serve
+from core.api.tail import LogTail
+from core.config import StoreSettings
+from core.routing import commands as c
+from core.routing import model as m
+from core.runtime.feed import Feeds
+from core.store import credentials
+from core.store.connect import Connections, connect
+from core.store.embedded import EmbeddedPostgres
+from core.store.eventlog import EventLog
+from core.store.ingest import Ingestor
+from core.store.records import Records
+
+DEMO_TENANT = "demo"
+
+
+class ServeSettings(BaseSettings):
+    """Where ``usher serve`` listens and what it attaches to."""
+
+    model_config = SettingsConfigDict(env_prefix="USHER_", frozen=True, extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    """The gRPC port; 0 picks a free one."""
+    http_port: int = 9090
+    """Prometheus metrics on ``http://host:http_port/metrics``; -1 turns them off."""
+    data_dir: Path = Path(".usher-data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    ray_address: str | None = Field(
+        default=None, validation_alias=AliasChoices("USHER_RAY_ADDRESS", "RAY_ADDRESS")
+    )
+    shards: int = 2
+    local: bool = False
+    demo: bool = False
+    grace: float = 10.0
+    """Seconds in-flight unary calls get to finish on shutdown."""
+
+    def store(self) -> StoreSettings:
+        return StoreSettings(self.data_dir, self.database_url, self.redis_url)
+
+
+def configure_logging() -> None:
+    """structlog JSON lines on stderr."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+async def seed_demo(ctx: ApiContext) -> dict[str, str]:
+    """The demo tenant: two skills, a queue, two agents (configured afresh each run), and new
+    gateway, agent (ann) and admin tokens."""
+    t = DEMO_TENANT
+    await ctx.pool.execute("INSERT INTO tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING", t)
+    commands: list[c.Command] = [
+        c.ConfigureTenant(tenant=t, settings=m.TenantSettings(default_queue="support")),
+        c.DefineSkill(tenant=t, skill="billing"),
+        c.DefineSkill(tenant=t, skill="english"),
+        c.ConfigureQueue(
+            tenant=t,
+            settings=m.QueueSettings(
+                "support", name="Support", requirements=(m.SkillRequirement("english", 1),)
+            ),
+        ),
+        c.ConfigureAgent(
+            tenant=t,
+            profile=m.AgentProfile("ann", "Ann", {"english": 8, "billing": 5}, capacity=2),
+        ),
+        c.ConfigureAgent(
+            tenant=t, profile=m.AgentProfile("bob", "Bob", {"english": 6}, capacity=2)
+        ),
+    ]
+    # The queue must exist before it is the default: configure the tenant, then again at the end.
+    commands = [c.ConfigureTenant(tenant=t), *commands[1:], commands[0]]
+    for command in commands:
+        outcome = await ctx.submit(command)
+        if outcome.failure is not None:
+            raise click.ClickException(f"demo seeding failed: {outcome.failure.message}")
+    tokens = {}
+    for role, agent in (("gateway", None), ("agent", "ann"), ("admin", None)):
+        _, tokens[role] = await credentials.create(ctx.pool, t, role, agent)
+    return tokens
+
+
+Cleanup = Callable[[], Awaitable[None]]
+
+
+async def _ray_context(
+    settings: ServeSettings, connections: Connections
+) -> tuple[ApiContext, Cleanup]:
+    import ray
+
+    from core.runtime.actor import spawn
+    from core.runtime.dispatcher import Dispatcher
+
+    ray.init(address=settings.ray_address or None, namespace="usher", log_to_driver=False)
+    # The actors need the real URL (the connections hold a redacted one): for the embedded
+    # server, join it again here for its URL (never stopped through this handle).
+    url = settings.database_url
+    if not url:
+        url = await asyncio.to_thread(EmbeddedPostgres(settings.data_dir).start)
+    dispatcher = Dispatcher([spawn(i, url) for i in range(settings.shards)])
+    feeds = Feeds(EventLog(connections.pg).load)
+    tail = LogTail(connections.pg, feeds)
+    await tail.poll()
+    tail.start()
+    ctx = ApiContext(
+        submit=dispatcher.submit,
+        feeds=feeds,
+        pool=connections.pg,
+        redis=connections.redis,
+        records=Records(connections.pg),
+        ingestor=Ingestor(connections.pg, connections.redis),
+    )
+
+    async def cleanup() -> None:
+        await tail.stop()
+        ray.shutdown()  # the detached shards stay up for the next front door
+
+    return ctx, cleanup
+
+
+async def run(settings: ServeSettings) -> None:
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        warnings.simplefilter("ignore", UserWarning)
+        connections = await connect(settings.store())
+    cleanup: Cleanup
+    try:
+        if settings.local:
+            ctx, shard = build_local_context(connections)
+            shard.start()
+            cleanup = shard.stop
+            mode = "in-process shard (--local)"
+        else:
+            ctx, cleanup = await _ray_context(settings, connections)
+            mode = f"{settings.shards} Ray shard actors ({settings.ray_address or 'local Ray'})"
+        try:
+            metrics = _start_metrics(settings)
+            tokens = await seed_demo(ctx) if settings.demo else {}
+
+            def ready(server: Server) -> None:
+                click.echo(f"usher: gRPC listening on {server.host}:{server.port}")
+                click.echo(f"usher: services: {', '.join(server.served)}")
+                click.echo(f"usher: routing: {mode}")
+                click.echo(f"usher: PostgreSQL: {connections.database_url}")
+                click.echo(f"usher: Redis: {connections.redis_url}")
+                click.echo(f"usher: metrics: {metrics}")
+                for role, token in tokens.items():
+                    click.echo(f"usher: demo {role} token (tenant {DEMO_TENANT}): {token}")
+                sys.stdout.flush()
+
+            await serve(
+                ctx, host=settings.host, port=settings.port, grace=settings.grace, on_ready=ready
+            )
+        finally:
+            await cleanup()
+    finally:
+        await connections.close()
+
+
+def _start_metrics(settings: ServeSettings) -> str:
+    if settings.http_port < 0:
+        return "off"
+    import prometheus_client
+
+    server, _ = prometheus_client.start_http_server(settings.http_port, addr=settings.host)
+    return f"http://{settings.host}:{server.server_port}/metrics"
+
+
+@click.command("serve")
+@click.option("--host", default=None, help="Address to listen on [USHER_HOST; 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="gRPC port, 0 for any [USHER_PORT; 50051].")
+@click.option("--http-port", type=int, default=None, help="Metrics port, -1 for none [9090].")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the embedded PostgreSQL and Redis keep their files [.usher-data].",
+)
+@click.option("--database-url", default=None, help="PostgreSQL URL [embedded].")
+@click.option("--redis-url", default=None, help="Redis URL [embedded].")
+@click.option("--ray-address", default=None, help="Ray cluster [RAY_ADDRESS; a local Ray].")
+@click.option("--shards", type=int, default=None, help="Shard actors [2].")
+@click.option("--local", is_flag=True, default=None, help="One in-process shard, no Ray.")
+@click.option("--demo", is_flag=True, default=None, help="Seed a demo tenant; print tokens.")
+@click.option("--grace", type=float, default=None, help="Shutdown grace in seconds [10].")
+def serve_command(**flags: Any) -> None:
+    """Run the gRPC front door until SIGTERM or SIGINT."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    settings = ServeSettings(**given)
+    configure_logging()
+    asyncio.run(run(settings))
