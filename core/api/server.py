@@ -18,6 +18,7 @@ import inspect
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -124,6 +125,18 @@ def available_servicers(ctx: ApiContext) -> list[Servicer]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """PEM files of the server's certificate (chain) and private key."""
+
+    cert_file: Path
+    key_file: Path
+
+    def credentials(self) -> grpc.ServerCredentials:
+        pair = (self.key_file.read_bytes(), self.cert_file.read_bytes())
+        return grpc.ssl_server_credentials([pair])
+
+
 class Server:
     """One front door; see the module docstring."""
 
@@ -135,8 +148,10 @@ class Server:
         host: str = "127.0.0.1",
         port: int = 50051,
         rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
+        tls: Tls | None = None,
     ) -> None:
         self.ctx = ctx
+        self.tls = tls
         self.servicers = tuple(servicers)
         self.host = host
         self.requested_port = port
@@ -175,7 +190,11 @@ class Server:
             ),
             self._server,
         )
-        self.port = self._server.add_insecure_port(f"{self.host}:{self.requested_port}")
+        address = f"{self.host}:{self.requested_port}"
+        if self.tls is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            self.port = self._server.add_secure_port(address, self.tls.credentials())
         if not self.port:
             raise OSError(f"cannot listen on {self.host}:{self.requested_port}")
         await self._server.start()
@@ -206,6 +225,7 @@ async def serve(
     servicers: Sequence[Servicer] | None = None,
     grace: float = DEFAULT_GRACE,
     rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
+    tls: Tls | None = None,
     on_ready: Callable[[Server], None] | None = None,
 ) -> None:
     """Serve ``servicers`` (default: ``available_servicers(ctx)``) until SIGTERM or SIGINT, then
@@ -216,6 +236,7 @@ async def serve(
         host=host,
         port=port,
         rate_limit=rate_limit,
+        tls=tls,
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
