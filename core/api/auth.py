@@ -13,6 +13,7 @@ token. Refusals: ``UNAUTHENTICATED`` (no, malformed, unknown or revoked token),
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import inspect
 import time
@@ -65,6 +66,8 @@ def allowed(service: str, method: str, role: str) -> bool:
 
 
 _caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("usher_caller")
+call_deadline: contextvars.ContextVar[float] = contextvars.ContextVar("usher_call_deadline")
+"""The current call's deadline on the event loop's clock, when the client set one."""
 
 
 def caller(context: grpc.aio.ServicerContext[Any, Any] | None = None) -> Caller:
@@ -173,6 +176,13 @@ class Authenticator(grpc.aio.ServerInterceptor):
                 )
             await self._count(context, who)
             _caller.set(who)
+            remaining = context.time_remaining()
+            if remaining is not None:
+                call_deadline.set(asyncio.get_running_loop().time() + remaining)
+            # Every log line of this call carries who made it.
+            structlog.contextvars.bind_contextvars(
+                tenant=who.tenant, role=who.role, agent=who.agent_id, method=method
+            )
 
         return wrap(handler, admit)
 

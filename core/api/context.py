@@ -7,7 +7,9 @@ build an ``ApiContext`` over in-process shards; ``usher serve`` over Ray actors.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import asyncpg
@@ -15,11 +17,28 @@ import redis.asyncio as aioredis
 
 from core.routing import commands as c
 from core.runtime.feed import Feeds
-from core.runtime.shard import Outcome
+from core.runtime.shard import Failure, Outcome
 from core.store.ingest import Ingestor
 from core.store.records import Records
 
 Submit = Callable[[c.Command], Awaitable[Outcome]]
+
+
+def within_deadline(submit: Submit, deadline: ContextVar[float]) -> Submit:
+    """``submit`` bounded by the calling RPC's deadline (``DEADLINE_EXCEEDED`` when it passes;
+    the command may still take effect, as the contract says)."""
+
+    async def bounded(command: c.Command) -> Outcome:
+        until = deadline.get(None)
+        if until is None:
+            return await submit(command)
+        remaining = until - asyncio.get_running_loop().time()
+        try:
+            return await asyncio.wait_for(submit(command), max(0.0, remaining))
+        except TimeoutError:
+            return Outcome(failure=Failure("DEADLINE_EXCEEDED", "the call's deadline passed"))
+
+    return bounded
 
 
 @dataclass(frozen=True, slots=True)
