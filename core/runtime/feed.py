@@ -3,9 +3,11 @@
 Committed events arrive with their ids (the tenant's event sequence) from the shards, in any
 order and possibly with holes (pub/sub delivers at most once). A feed releases them strictly in
 id order: a hole is filled from the store (``backfill``) before anything after it goes out. A
-subscriber that reconnects with the last id it saw gets what it missed from the feed's window,
-with no gap and no duplicate. A subscriber too slow to keep up is cut off with ``SlowConsumer``
-rather than letting server memory grow.
+subscriber that reconnects with the last id it saw gets what it missed, with no gap and no
+duplicate: from the feed's window, or from the store when it lies further back (up to
+``MAX_CATCH_UP`` events; beyond that ``ResumeTooOld``). This also carries a client across a
+front door's restart. A subscriber too slow to keep up is cut off with ``SlowConsumer`` rather
+than letting server memory grow.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from core.routing import events as ev
+
+MAX_CATCH_UP = 50_000
+"""The most events a resuming subscriber may be behind (the bounded window of the contract)."""
 
 Backfill = Callable[[str, int, int], Awaitable[Sequence[ev.Event]]]
 """(tenant, after id, up to id) -> the events with ids after..up_to, in order."""
@@ -44,10 +49,18 @@ class Item:
 
 
 class Subscription:
-    def __init__(self, feed: TenantFeed, limit: int) -> None:
+    """Items after ``after`` in id order, each once; gaps are read from the store."""
+
+    def __init__(
+        self, feed: TenantFeed, limit: int, after: int | None, caught_up_to: int | None
+    ) -> None:
         self._feed = feed
         self._queue: asyncio.Queue[Item | FeedError] = asyncio.Queue()
         self._limit = limit
+        self._next = None if after is None else after + 1
+        """The id owed next (None: whatever comes)."""
+        self._caught_up_to = caught_up_to
+        """Committed ids up to here may be missing from the queue: read them first."""
         self.closed = False
 
     def _offer(self, item: Item) -> None:
@@ -64,13 +77,37 @@ class Subscription:
 
     async def _iterate(self) -> AsyncIterator[Item]:
         try:
+            if self._caught_up_to is not None:
+                async for missed in self._catch_up(self._caught_up_to):
+                    yield missed
             while True:
-                item = await self._queue.get()
-                if isinstance(item, FeedError):
-                    raise item
+                got = await self._queue.get()
+                if isinstance(got, FeedError):
+                    raise got
+                item = got
+                if self._next is not None and item.event_id < self._next:
+                    continue  # seen already
+                if self._next is not None and item.event_id > self._next:
+                    async for missed in self._catch_up(item.event_id - 1):
+                        yield missed
+                self._next = item.event_id + 1
                 yield item
         finally:
             self.close()
+
+    async def _catch_up(self, up_to: int) -> AsyncIterator[Item]:
+        """The items from the one owed next to ``up_to``, read from the store."""
+        if self._next is None or up_to < self._next:
+            return
+        if up_to - self._next + 1 > MAX_CATCH_UP:
+            raise ResumeTooOld(
+                f"{up_to - self._next + 1} events missed since {self._next - 1}: "
+                f"more than the {MAX_CATCH_UP} a stream may catch up on"
+            )
+        events = await self._feed._backfill(self._feed.tenant, self._next - 1, up_to)
+        for event in events:
+            yield Item(self._next, event)
+            self._next += 1
 
     def close(self) -> None:
         self.closed = True
@@ -79,31 +116,40 @@ class Subscription:
 
 class TenantFeed:
     def __init__(
-        self, tenant: str, backfill: Backfill, *, window: int = 10_000, last_id: int = 0
+        self,
+        tenant: str,
+        backfill: Backfill,
+        *,
+        window: int = 10_000,
+        last_id: int | None = None,
     ) -> None:
         self.tenant = tenant
         self._backfill = backfill
         self._window: deque[Item] = deque(maxlen=window)
         self._released = last_id
-        """The highest id handed to subscribers; everything up to it went out in order."""
+        """The highest id handed to subscribers (None: nothing yet, so the first published id
+        sets where this feed starts; older events are the store's)."""
         self._early: dict[int, ev.Event] = {}
         self._subscribers: set[Subscription] = set()
         self._filling = asyncio.Lock()
 
     @property
     def last_id(self) -> int:
-        return self._released
+        return self._released or 0
 
     async def publish(self, first_id: int, events: Sequence[ev.Event]) -> None:
         """Accept committed events ``first_id``...; release whatever is now in order."""
         for offset, event in enumerate(events):
             event_id = first_id + offset
+            if self._released is None:
+                self._released = event_id - 1
             if event_id > self._released:
                 self._early[event_id] = event
         await self._release()
 
     async def _release(self) -> None:
         async with self._filling:
+            assert self._released is not None
             while self._early:
                 expected = self._released + 1
                 if expected in self._early:
@@ -123,13 +169,13 @@ class TenantFeed:
             subscriber._offer(item)
 
     def subscribe(self, after: int | None = None, *, limit: int = 1_000) -> Subscription:
-        """Events after id ``after`` (None: only new ones). ``ResumeTooOld`` if the window no
-        longer reaches back to it."""
-        subscription = Subscription(self, limit)
-        if after is not None and after < self._released:
-            oldest = self._window[0].event_id if self._window else self._released + 1
-            if after + 1 < oldest:
-                raise ResumeTooOld(f"event {after + 1} has left the window (oldest kept: {oldest})")
+        """Events after id ``after`` (None: only new ones); what the window no longer holds is
+        read from the store when the subscriber iterates."""
+        released = self._released if self._released is not None else -1
+        oldest = self._window[0].event_id if self._window else released + 1
+        behind = after is not None and after + 1 < oldest and after < released
+        subscription = Subscription(self, limit, after, oldest - 1 if behind else None)
+        if after is not None:
             for item in self._window:
                 if item.event_id > after:
                     subscription._offer(item)
@@ -145,7 +191,7 @@ class Feeds:
         self._window = window
         self._feeds: dict[str, TenantFeed] = {}
 
-    def feed(self, tenant: str, last_id: int = 0) -> TenantFeed:
+    def feed(self, tenant: str, last_id: int | None = None) -> TenantFeed:
         found = self._feeds.get(tenant)
         if found is None:
             found = self._feeds[tenant] = TenantFeed(
@@ -154,4 +200,4 @@ class Feeds:
         return found
 
     async def publish(self, tenant: str, first_id: int, events: Sequence[ev.Event]) -> None:
-        await self.feed(tenant, last_id=first_id - 1).publish(first_id, events)
+        await self.feed(tenant).publish(first_id, events)

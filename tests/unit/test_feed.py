@@ -48,15 +48,16 @@ async def test_events_reach_subscribers_in_id_order() -> None:
 
 
 async def test_a_hole_is_filled_from_the_store_before_later_events_go_out() -> None:
-    store = Store(4)
+    store = Store(5)
     feeds = Feeds(store.backfill)
     subscription = feeds.feed(T).subscribe()
 
-    await feeds.publish(T, 3, [event(3), event(4)])  # 1 and 2 were lost on the way
-    await feeds.publish(T, 1, [event(1), event(2)])  # late duplicates are ignored
+    await feeds.publish(T, 1, [event(1)])
+    await feeds.publish(T, 4, [event(4), event(5)])  # 2 and 3 were lost on the way
+    await feeds.publish(T, 2, [event(2), event(3)])  # late duplicates are ignored
 
-    assert await take(subscription, 4) == [1, 2, 3, 4]
-    assert store.asked == [(0, 2)]
+    assert await take(subscription, 5) == [1, 2, 3, 4, 5]
+    assert store.asked == [(1, 3)]
 
 
 async def test_a_reconnecting_subscriber_resumes_without_gap_or_duplicate() -> None:
@@ -69,13 +70,33 @@ async def test_a_reconnecting_subscriber_resumes_without_gap_or_duplicate() -> N
     assert await take(resumed, 3) == [4, 5, 6]
 
 
-async def test_resuming_from_beyond_the_window_is_refused() -> None:
-    feeds = Feeds(Store(0).backfill, window=3)
+async def test_resuming_from_beyond_the_window_reads_the_rest_from_the_store() -> None:
+    store = Store(6)
+    feeds = Feeds(store.backfill, window=3)
     await feeds.publish(T, 1, [event(n) for n in range(1, 7)])
 
+    assert await take(feeds.feed(T).subscribe(after=1), 5) == [2, 3, 4, 5, 6]
+    assert store.asked == [(1, 3)]
+
+
+async def test_a_fresh_front_door_catches_a_resuming_subscriber_up_from_the_store() -> None:
+    store = Store(9)  # 1..9 were committed before this front door started
+    feeds = Feeds(store.backfill)
+    resumed = feeds.feed(T).subscribe(after=4)
+
+    await feeds.publish(T, 10, [event(10)])  # the first event it sees after starting
+
+    assert await take(resumed, 6) == [5, 6, 7, 8, 9, 10]
+
+
+async def test_resuming_from_too_far_back_is_refused() -> None:
+    from core.runtime import feed
+
+    feeds = Feeds(Store(0).backfill, window=3)
+    await feeds.publish(T, feed.MAX_CATCH_UP + 10, [event(1)])
+
     with pytest.raises(ResumeTooOld):
-        feeds.feed(T).subscribe(after=1)
-    assert await take(feeds.feed(T).subscribe(after=3), 3) == [4, 5, 6]
+        await take(feeds.feed(T).subscribe(after=1), 1)
 
 
 async def test_a_slow_subscriber_is_cut_off_instead_of_buffering_without_bound() -> None:
