@@ -72,12 +72,16 @@ class Shard:
         clock: Clock | None = None,
         on_commit: Committed | None = None,
         snapshot_every: int = 10_000,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
         self.name = name
         self.engine = Engine(clock or SystemClock())
         self._pool = pool
         self._log = EventLog(pool)
         self._on_commit = on_commit
+        self._owns = owns
+        """Tenants to load when the timers start, so that deadlines which passed while no shard
+        ran fire without waiting for a command (None: load tenants on demand only)."""
         self._snapshot_every = snapshot_every
         self._epochs: dict[str, int] = {}
         self._last_seq: dict[str, int] = {}
@@ -198,8 +202,28 @@ class Shard:
                 if tenant in self._epochs:
                     await self._commit(tenant, [(0, events, effects.get(tenant, []))])
 
+    async def warm_up(self) -> int:
+        """Load every stored tenant this shard owns; how many were loaded."""
+        if self._owns is None:
+            return 0
+        rows = await self._pool.fetch("SELECT tenant_id FROM tenants WHERE last_seq > 0")
+        loaded = 0
+        for row in rows:
+            tenant = row["tenant_id"]
+            if self._owns(tenant):
+                async with self._lock:
+                    try:
+                        await self._load(tenant)
+                        loaded += 1
+                    except StoreError as exc:
+                        log.warning("tenant not loaded", tenant=tenant, reason=str(exc))
+        self._wake.set()
+        return loaded
+
     async def _run_timers(self) -> None:
         clock = self.engine.clock
+        with contextlib.suppress(StoreError, *_PG_ERRORS):
+            await self.warm_up()
         while True:
             deadline = self.engine.next_deadline()
             delay = 1.0 if deadline is None else max(0.0, min(1.0, deadline - clock.now()))

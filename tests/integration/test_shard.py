@@ -147,3 +147,20 @@ async def test_postgres_away_fails_commands_unavailable_and_the_shard_recovers(
         await shard.stop()
         await proxied.close()
         await proxy.cut()
+
+
+async def test_a_restarted_shard_fires_overdue_timers_without_waiting_for_a_command(
+    pool: asyncpg.Pool,
+) -> None:
+    before = Shard("s0", pool, clock=ManualClock())
+    await before.submit([*setup_commands(), start(1)])
+    await before.stop()  # the process dies; the offer's deadline passes meanwhile
+
+    clock = ManualClock(before.engine.clock.now() + 60)
+    after = Shard("s0-restarted", pool, clock=clock, owns=lambda tenant: True)
+    assert await after.warm_up() == 1
+    await after.tick()
+
+    types = [r["type"] for r in await pool.fetch("SELECT type FROM events ORDER BY seq")]
+    assert types[-2:] == ["OfferDeclined", "OfferMade"]
+    await after.stop()
