@@ -5,11 +5,16 @@ the defaults below. With no URLs, an embedded PostgreSQL and Redis start under `
 Shards run as Ray actors (a local Ray unless ``--ray-address``); ``--local`` runs one shard in
 this process instead, without Ray. ``--demo`` seeds a demo tenant and prints tokens to try it.
 SIGTERM or SIGINT stops gracefully (see ``core.api.server``) and exits 0.
+
+With Ray shards, committed events reach this front door's feeds through Redis pub/sub
+(``core.api.tail.CommitListener``), with the log tail as the gap filler. Commands, offers and
+open streams are measured in Prometheus metrics (``core.api.metrics``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import warnings
@@ -22,14 +27,14 @@ import structlog
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.api.context import ApiContext
+from core.api.auth import call_deadline
+from core.api.context import ApiContext, within_deadline
 from core.api.local import build_local_context
-from core.api.server import Server, serve
-from core.api.tail import LogTail
+from core.api.metrics import CountingFeeds, metered, with_stream_gauge
+from core.api.server import Server, available_servicers, serve
 from core.config import StoreSettings
 from core.routing import commands as c
 from core.routing import model as m
-from core.runtime.feed import Feeds
 from core.store import credentials
 from core.store.connect import Connections, connect
 from core.store.embedded import EmbeddedPostgres
@@ -64,6 +69,16 @@ class ServeSettings(BaseSettings):
 
     def store(self) -> StoreSettings:
         return StoreSettings(self.data_dir, self.database_url, self.redis_url)
+
+
+async def _keep_shards_started(handles: list[Any], every: float = 5.0) -> None:
+    """Ray restarts a dead shard empty; asking its health starts it (timers, warm-up), so its
+    tenants' overdue deadlines fire even when no command comes."""
+    while True:
+        await asyncio.sleep(every)
+        for handle in handles:
+            with contextlib.suppress(Exception):  # restarting: asked again next round
+                await handle.health.remote()
 
 
 def configure_logging() -> None:
@@ -125,6 +140,7 @@ async def _ray_context(
 ) -> tuple[ApiContext, Cleanup]:
     import ray
 
+    from core.api.tail import CommitListener, LogTail
     from core.runtime.actor import spawn
     from core.runtime.dispatcher import Dispatcher
 
@@ -134,13 +150,20 @@ async def _ray_context(
     url = settings.database_url
     if not url:
         url = await asyncio.to_thread(EmbeddedPostgres(settings.data_dir).start)
-    dispatcher = Dispatcher([spawn(i, url) for i in range(settings.shards)])
-    feeds = Feeds(EventLog(connections.pg).load)
+    # Likewise Redis: an embedded one has no password, so its URL is the one shown.
+    redis_url = settings.redis_url or connections.redis_url
+    handles = [spawn(i, url, redis_url, shards=settings.shards) for i in range(settings.shards)]
+    await asyncio.gather(*(handle.health.remote() for handle in handles))  # start them now
+    watch = asyncio.create_task(_keep_shards_started(handles))
+    dispatcher = Dispatcher(handles)
+    feeds = CountingFeeds(EventLog(connections.pg).load)
     tail = LogTail(connections.pg, feeds)
     await tail.poll()
     tail.start()
+    listener = CommitListener(connections.redis, feeds, resync=tail.poll)
+    listener.start()
     ctx = ApiContext(
-        submit=dispatcher.submit,
+        submit=within_deadline(metered(dispatcher.submit), call_deadline),
         feeds=feeds,
         pool=connections.pg,
         redis=connections.redis,
@@ -149,6 +172,8 @@ async def _ray_context(
     )
 
     async def cleanup() -> None:
+        watch.cancel()
+        await listener.stop()
         await tail.stop()
         ray.shutdown()  # the detached shards stay up for the next front door
 
@@ -185,7 +210,12 @@ async def run(settings: ServeSettings) -> None:
                 sys.stdout.flush()
 
             await serve(
-                ctx, host=settings.host, port=settings.port, grace=settings.grace, on_ready=ready
+                ctx,
+                host=settings.host,
+                port=settings.port,
+                servicers=[with_stream_gauge(s) for s in available_servicers(ctx)],
+                grace=settings.grace,
+                on_ready=ready,
             )
         finally:
             await cleanup()

@@ -210,7 +210,7 @@ class _AgentView:
                     offer=cv.offer_name(event.offer_id), reason="accepted_elsewhere"
                 )
                 return {"offer_rescinded": rescinded}
-            case ev.OfferDeclined() if event.offer_id in self.offers:
+            case ev.OfferDeclined() if self.agent_id in event.agent_ids:
                 self.offers.discard(event.offer_id)
                 rescinded = agent_service_pb2.OfferRescinded(
                     offer=cv.offer_name(event.offer_id), reason=event.reason.value

@@ -143,6 +143,8 @@ class OfferDeclined(Event):
     offer_id: str
     conversation_id: str
     reason: DeclineReason
+    agent_ids: tuple[str, ...] = ()
+    """The offer's recipients (for their event streams)."""
     missed_by: tuple[str, ...] = ()
     """Agents charged with a missed offer (expiry of a directed offer)."""
     declined_by: tuple[str, ...] = ()

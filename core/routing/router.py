@@ -526,6 +526,7 @@ class Router:
                 offer_id=offer.offer_id,
                 conversation_id=conv.conversation_id,
                 reason=reason,
+                agent_ids=offer.agent_ids,
                 missed_by=missed_by,
                 declined_by=declined_by,
             )

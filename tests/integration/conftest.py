@@ -100,3 +100,21 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 def key_prefix() -> str:
     """A Redis key prefix no other test (or test run) shares."""
     return f"usher-test:{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[None]:
+    """A local Ray for the whole session (started on first use, in the ``usher`` namespace)."""
+    import ray
+
+    from core.runtime.actor import NAMESPACE
+
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        namespace=NAMESPACE,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    yield
+    ray.shutdown()

@@ -1,12 +1,11 @@
-"""Shards as Ray actors behind the batching dispatcher, on a real local Ray (one per session)."""
+"""Shards as Ray actors behind the batching dispatcher, on a real local Ray (one per session:
+the ``local_ray`` fixture of ``conftest``)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import asyncpg
-import pytest
 import ray
 
 from core.routing import Engine, ManualClock
@@ -14,24 +13,11 @@ from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
 from core.routing.invariants import check_invariants
-from core.runtime.actor import NAMESPACE, spawn
+from core.runtime.actor import spawn
 from core.runtime.dispatcher import Dispatcher
 from core.store import EventLog, snapshots
 
 T = "acme"
-
-
-@pytest.fixture(scope="session")
-def local_ray() -> Iterator[None]:
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        namespace=NAMESPACE,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    yield
-    ray.shutdown()
 
 
 def setup_commands(agents: int) -> list[c.Command]:
