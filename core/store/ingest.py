@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from core.store.errors import (
+    PG_CONNECTION_ERRORS,
     InvalidInput,
     StoreUnavailable,
     translated_errors,
@@ -202,10 +203,29 @@ class Ingestor:
         key = self.dedupe_key(message.tenant, message.channel, provider_id)
         seen = await self._seen(key)
         if seen is not None:
-            return Ingested(seen, duplicate=True)
+            original = await self._original(message, provider_id, fallback=seen)
+            if original is not None:
+                return Ingested(original, duplicate=True)
+            # Redis remembered a message PostgreSQL does not have (a restored database, or a
+            # Redis shared with another deployment): PostgreSQL is the arbiter, so store it.
+            await self._redis_call(lambda r: r.delete(key))
         result = await self._insert(message)
         await self._redis_call(lambda r: r.set(key, str(result.message_id), ex=self._ttl))
         return result
+
+    async def _original(
+        self, message: NewMessage, provider_id: str, *, fallback: int
+    ) -> int | None:
+        """The stored message with this provider id; ``fallback`` (Redis's answer) while
+        PostgreSQL is unavailable, so redeliveries are still recognised during an outage."""
+        try:
+            async with self._pool.acquire(timeout=self._timeout) as conn:
+                found: int | None = await conn.fetchval(
+                    _ORIGINAL, message.tenant, message.channel, provider_id, timeout=self._timeout
+                )
+        except PG_CONNECTION_ERRORS:
+            return fallback
+        return found
 
     async def resolve_customer(
         self,

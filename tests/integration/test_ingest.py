@@ -372,3 +372,26 @@ async def test_bad_customer_details_are_refused_and_write_nothing(
         with pytest.raises(InvalidInput):
             await ingestor.resolve_customer(TENANT, "sms", external_id, **details)
     assert await pool.fetchval("SELECT count(*) FROM customers") == 0
+
+
+async def test_a_stale_redis_entry_does_not_hide_a_new_message(
+    pool: asyncpg.Pool, redis: aioredis.Redis, key_prefix: str, tenant: str
+) -> None:
+    """Redis remembers a provider id that PostgreSQL does not have (a restored database, or a
+    Redis shared with another deployment): PostgreSQL decides, and the message is stored."""
+    ingestor = Ingestor(pool, redis, prefix=key_prefix)
+    message = NewMessage(
+        tenant=tenant,
+        conversation_id="c1",
+        channel="whatsapp",
+        sender="customer",
+        content="hello",
+        provider_message_id="wamid.STALE",
+    )
+    await redis.set(ingestor.dedupe_key(tenant, "whatsapp", "wamid.STALE"), "999")
+
+    stored = await ingestor.ingest(message)
+
+    assert not stored.duplicate
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 1
+    assert (await ingestor.ingest(message)) == Ingested(stored.message_id, duplicate=True)
