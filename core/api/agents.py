@@ -146,8 +146,8 @@ class _AgentView:
         self.transfers: set[str] = set()
         self.owned: set[str] = set()
 
-    async def load(self) -> list[str]:
-        """Seed from the store; the ids of the agent's open offers."""
+    async def load(self) -> list[tuple[str, str]]:
+        """Seed from the store; the agent's open offers as (offer id, conversation id)."""
         pool = self.api.pool
         self.owned = {
             r["conversation_id"]
@@ -172,7 +172,7 @@ class _AgentView:
             self.agent_id,
         )
         self.transfers = {r["transfer_id"] for r in transfers}
-        return [r["offer_id"] for r in offers]
+        return [(r["offer_id"], r["conversation_id"]) for r in offers]
 
     def _assignment(
         self, conversation_id: str, state: m.ConversationState, reason: str
@@ -346,14 +346,9 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             if after is None and open_offers:
                 position = feed.last_id
                 events = []
-                for offer_id in open_offers:
-                    row = await self._api.pool.fetchrow(
-                        "SELECT conversation_id FROM offers WHERE tenant_id = $1 AND offer_id = $2",
-                        tenant,
-                        offer_id,
-                    )
+                for offer_id, conversation_id in open_offers:
                     offer = await offer_proto(
-                        self._api.pool, tenant, offer_id, row["conversation_id"], None
+                        self._api.pool, tenant, offer_id, conversation_id, None
                     )
                     events.append(
                         agent_service_pb2.AgentEvent(

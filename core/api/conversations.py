@@ -36,8 +36,7 @@ from core.routing import model as m
 from core.routing.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from core.runtime.shard import Outcome
 from core.store.ingest import MAX_CONTENT, Attachment, NewMessage
-from core.store.records import MessageRecord
-from core.store.records import _message as record_from_row
+from core.store.records import MessageRecord, message_from_row
 
 CallerOf = Callable[[cv.Ctx], Caller]
 
@@ -148,17 +147,13 @@ SELECT message_id, conversation_id, channel, direction, sender, agent_id, conten
        provider_message_id, created_at FROM messages"""
 
 
-def _record(r: asyncpg.Record) -> MessageRecord:
-    return record_from_row(r)
-
-
 async def load_message(pool: asyncpg.Pool, tenant: str, message_id: int) -> MessageRecord:
     row = await pool.fetchrow(
         _MESSAGE_SQL + " WHERE tenant_id = $1 AND message_id = $2", tenant, message_id
     )
     if row is None:
         raise NotFound(f"message {message_id} not found")
-    return _record(row)
+    return message_from_row(row)
 
 
 async def latest_message(
@@ -171,7 +166,7 @@ async def latest_message(
         conversation_id,
         sender,
     )
-    return None if row is None else _record(row)
+    return None if row is None else message_from_row(row)
 
 
 def attachments_from_proto(items: Any) -> tuple[Attachment, ...]:
@@ -447,7 +442,7 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
             tenant,
             conversation_id,
         )
-        first = None if row is None else message_to_proto(_record(row))
+        first = None if row is None else message_to_proto(message_from_row(row))
         return conversation_service_pb2.StartConversationResponse(
             conversation=conversation, first_message=first, duplicate=duplicate
         )
@@ -491,7 +486,7 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
             )
             if original is not None:
                 return conversation_service_pb2.PostCustomerMessageResponse(
-                    message=message_to_proto(_record(original)), duplicate=True
+                    message=message_to_proto(message_from_row(original)), duplicate=True
                 )
         await self._open(tenant, conversation_id)
         stored, duplicate = await record_message(self._api, self._messages, new, m.Sender.CUSTOMER)

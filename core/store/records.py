@@ -247,7 +247,7 @@ class Records:
                     conversation_id,
                     timeout=self._timeout,
                 )
-        return tuple(_message(r) for r in rows)
+        return tuple(message_from_row(r) for r in rows)
 
     async def add_note(self, tenant: str, conversation_id: str, author: str, body: str) -> Note:
         """Attach an agent's note to a stored conversation; ``InvalidInput`` if there is none."""
@@ -328,7 +328,8 @@ def _conversation(r: asyncpg.Record) -> ConversationRecord:
     )
 
 
-def _message(r: asyncpg.Record) -> MessageRecord:
+def message_from_row(r: asyncpg.Record) -> MessageRecord:
+    """A ``messages`` row (all columns of the transcript query) as a record."""
     attachments = tuple(
         Attachment(
             sha256=str(a.get("sha256", "")),
