@@ -10,9 +10,8 @@ Contracts:
 - ``StreamOutbound`` is the tenant feed translated: its ``event_id`` values are the feed's, so a
   resume after the last one seen loses nothing and repeats nothing. Items are derived from
   events only: agent and bot messages (``MessageRecorded``, text read from the store), state
-  changes. The engine's ``SendSystemMessage`` effects (welcome, waiting position, agent
-  joined/ended, idle reminders) are not in the feed and are not delivered yet: gateways see the
-  state changes they stem from.
+  changes, and system messages (``SystemMessageSent``: welcome, waiting position, agent
+  joined/ended, idle reminders, out of hours), rendered by the engine in the customer's language.
 - ``NotifyTyping`` and ``MarkRead`` check the conversation exists and are otherwise no-ops: the
   ephemeral typing/receipt channel is not built yet.
 """
@@ -319,6 +318,15 @@ async def outbound_items(
         case ev.MessageRecorded(sender=m.Sender.AGENT | m.Sender.BOT):
             record = await index.lookup(api.pool, tenant, event_id, event)
             return [] if record is None else [{"message": message_to_proto(record)}]
+        case ev.SystemMessageSent():
+            kind = cv.system_kind_to_proto(event.kind)
+            return [
+                {
+                    "system_message": conversation_pb2.SystemMessage(
+                        kind=kind, text=event.text, language=event.language
+                    )
+                }
+            ]
         case ev.ConversationQueued():
             return [_state(S.QUEUED, event.reason.value)]
         case ev.OfferMade():

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.routing.model import SystemMessage
 from core.routing.timers import TimerKind
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Effect:
     tenant: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SendSystemMessage(Effect):
-    """Send ``text`` (already rendered in the conversation's language) to the customer."""
-
-    conversation_id: str
-    kind: SystemMessage
-    language: str
-    text: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

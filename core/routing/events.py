@@ -16,6 +16,7 @@ from core.routing.model import (
     QueueReason,
     QueueSettings,
     Sender,
+    SystemMessage,
     TenantSettings,
     TransferOutcome,
     TransferTarget,
@@ -167,6 +168,18 @@ class MessageRecorded(Event):
     conversation_id: str
     sender: Sender
     agent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemMessageSent(Event):
+    """Usher told the customer something (welcome, waiting position, ...). ``text`` is rendered
+    in ``language``. An event, not an effect, so that it is stored, replayed to a resuming
+    gateway, and part of the transcript; applying it changes no routing state."""
+
+    conversation_id: str
+    kind: SystemMessage
+    language: str
+    text: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,7 +13,7 @@ from typing import Any
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing.clock import Clock
-from core.routing.effects import ArmTimer, Effect, SendSystemMessage
+from core.routing.effects import ArmTimer, Effect
 from core.routing.errors import (
     AlreadyExists,
     CapacityExceeded,
@@ -140,6 +140,7 @@ class Router:
             ev.OfferDeclined: self._on_offer_declined,
             ev.ConversationAssigned: self._on_assigned,
             ev.MessageRecorded: self._on_message,
+            ev.SystemMessageSent: self._on_system_message,
             ev.CustomerIdleReminded: self._on_customer_idle_reminded,
             ev.AgentIdleNotified: self._on_agent_idle_notified,
             ev.ConversationEnded: self._on_ended,
@@ -209,9 +210,10 @@ class Router:
     def _say(self, conv: Conversation, kind: SystemMessage, **params: object) -> None:
         text = self.settings.text(kind, conv.language)
         if text:
-            self._effects.append(
-                SendSystemMessage(
+            self._emit(
+                ev.SystemMessageSent(
                     tenant=self.tenant,
+                    at=self.clock.now(),
                     conversation_id=conv.conversation_id,
                     kind=kind,
                     language=conv.language,
@@ -1613,6 +1615,9 @@ class Router:
                     conv, TimerKind.AGENT_IDLE, e.at + notify if notify and live else None
                 )
         conv.last_sender = e.sender
+
+    def _on_system_message(self, e: ev.SystemMessageSent) -> None:
+        pass  # the transcript's, not the router's
 
     def _on_customer_idle_reminded(self, e: ev.CustomerIdleReminded) -> None:
         conv = self.conversations[e.conversation_id]

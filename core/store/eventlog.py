@@ -288,6 +288,12 @@ _HISTORY_SQL: dict[str, tuple[str, str]] = {
 }
 
 
+_SYSTEM_MESSAGE_SQL = """
+    INSERT INTO messages (tenant_id, conversation_id, channel, direction, sender, content,
+                          created_at)
+    VALUES ($1, $2, $3, 'outbound', 'system', $4, $5)"""
+
+
 _CONVERSATIONS_SQL = """
     INSERT INTO conversations (tenant_id, conversation_id, channel, customer_id, state, queue_id,
         owner_agent_id, last_agent_id, priority, outcome, close_reason, tags, created_at,
@@ -332,6 +338,8 @@ async def write_projection(
             await conn.executemany(sql, rows, timeout=timeout)
     if projection.conversations:
         await _write_conversations(conn, projection.conversations, timeout)
+    if projection.system_messages:  # after their conversations' rows (foreign key)
+        await conn.executemany(_SYSTEM_MESSAGE_SQL, projection.system_messages, timeout=timeout)
     for name, (update, insert) in _HISTORY_SQL.items():
         history = getattr(projection, name)
         for sql, rows in ((update, history.updates()), (insert, history.inserts())):

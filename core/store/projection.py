@@ -77,6 +77,7 @@ class Projection:
     offers: History = field(default_factory=History)
     transfers: History = field(default_factory=History)
     sessions: list[Row] = field(default_factory=list)
+    system_messages: list[Row] = field(default_factory=list)
 
     def extend(self, other: Projection) -> None:
         for name in self.__slots__:
@@ -166,6 +167,12 @@ def project(router: Router, events: list[ev.Event]) -> Projection:
                 )
             case ev.TransferResolved():
                 out.transfers.resolve((tenant, e.transfer_id), e.outcome.value, ts(e.at))
+            case ev.SystemMessageSent():
+                conv = router.conversations.get(e.conversation_id)
+                if conv is not None:
+                    out.system_messages.append(
+                        (tenant, e.conversation_id, conv.channel, e.text, ts(e.at))
+                    )
     for agent_id in agents:
         agent = router.agents.get(agent_id)
         at = ts(events[-1].at)

@@ -33,6 +33,7 @@ from core.api.supervisors import SupervisorServicer
 from core.routing import ManualClock
 from core.routing import commands as c
 from core.routing import model as m
+from core.routing.model import DEFAULT_TEXTS, SystemMessage
 from core.runtime.shard import Shard
 from core.store.connect import Connections
 
@@ -182,6 +183,13 @@ def error_reason(error: grpc.aio.AioRpcError) -> str:
     return ""
 
 
+CUSTOMER, AGENT, SYSTEM = (
+    conversation_pb2.SENDER_CUSTOMER,
+    conversation_pb2.SENDER_AGENT,
+    conversation_pb2.SENDER_SYSTEM,
+)
+
+
 async def test_a_conversation_from_start_to_end(env: Env) -> None:
     await sign_in(env, "ann")
     outbound = env.gateway.StreamOutbound(
@@ -211,8 +219,13 @@ async def test_a_conversation_from_start_to_end(env: Env) -> None:
     )
     assert accepted.conversation.state == conversation_pb2.CONVERSATION_STATE_ACTIVE
     assert accepted.conversation.owner == "agents/ann"
+    welcome = await next_where(outbound, kind("system_message"))
+    assert welcome.system_message.kind == conversation_pb2.SYSTEM_MESSAGE_KIND_WELCOME
+    assert welcome.external_id == "+85291234567" and welcome.system_message.text
     change = await next_where(outbound, kind("state_change"))
     assert change.state_change.state == conversation_pb2.CONVERSATION_STATE_QUEUED
+    joined = await next_where(outbound, kind("system_message"))
+    assert joined.system_message.kind == conversation_pb2.SYSTEM_MESSAGE_KIND_AGENT_JOINED
 
     posted = await env.gateway.PostCustomerMessage(
         conversation_service_pb2.PostCustomerMessageRequest(
@@ -282,7 +295,14 @@ async def test_a_conversation_from_start_to_end(env: Env) -> None:
     transcript = await env.agents.ListMessages(
         agent_service_pb2.ListMessagesRequest(parent=conversation), metadata=agent("bob")
     )
-    assert [x.text for x in transcript.messages] == ["my bill is wrong", "order 42", "on it"]
+    said = [(x.sender, x.text) for x in transcript.messages if x.sender != SYSTEM]
+    assert said == [(CUSTOMER, "my bill is wrong"), (CUSTOMER, "order 42"), (AGENT, "on it")]
+    notices = [x.text for x in transcript.messages if x.sender == SYSTEM]
+    assert notices[:2] == [welcome.system_message.text, joined.system_message.text]
+    assert notices[2:] == [  # bob joined on the transfer; the agent ended
+        DEFAULT_TEXTS[SystemMessage.AGENT_JOINED].format(agent="Bob"),
+        DEFAULT_TEXTS[SystemMessage.AGENT_ENDED],
+    ]
     explained = await env.supervisors.ExplainRouting(
         supervisor_service_pb2.ExplainRoutingRequest(conversation=conversation),
         metadata=SUPERVISOR,

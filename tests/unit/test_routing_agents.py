@@ -17,7 +17,6 @@ from core.routing import (
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
-from core.routing.effects import SendSystemMessage
 from core.routing.invariants import snapshot
 from tests.unit.engine_kit import Kit, T, of_type
 
@@ -35,7 +34,7 @@ def test_a_custom_status_sends_its_auto_reply_to_customers() -> None:
 
     result = kit.run(c.RecordMessage(tenant=T, conversation_id="c1", sender=m.Sender.CUSTOMER))
 
-    (reply,) = of_type(result.effects, SendSystemMessage)
+    (reply,) = of_type(result.events, ev.SystemMessageSent)
     assert (reply.kind, reply.text) == (m.SystemMessage.AGENT_AUTO_REPLY, "Back at 2pm")
 
 
@@ -66,8 +65,8 @@ def test_system_messages_use_the_tenant_text_in_the_customer_language() -> None:
     zh = kit.start("c1", language="zh")
     th = kit.start("c2", language="th")
 
-    assert of_type(zh.effects, SendSystemMessage)[0].text == "您好！"
-    assert not [e for e in of_type(th.effects, SendSystemMessage) if e.kind == "welcome"]
+    assert of_type(zh.events, ev.SystemMessageSent)[0].text == "您好！"
+    assert not [e for e in of_type(th.events, ev.SystemMessageSent) if e.kind == "welcome"]
 
 
 def test_a_bot_conversation_waits_for_a_request_before_routing() -> None:

@@ -11,7 +11,7 @@ from core.routing import FailedPrecondition, Result
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
-from core.routing.effects import ArmTimer, SendSystemMessage
+from core.routing.effects import ArmTimer
 from core.routing.hours import HoursStatus
 from core.routing.timers import TimerKind
 from tests.unit.engine_kit import Kit, T, of_type
@@ -21,8 +21,8 @@ Msg = m.SystemMessage
 THURSDAY = 3  # the kit's clock starts on Thursday 2026-01-01 00:00Z
 
 
-def messages(result: Result) -> list[SendSystemMessage]:
-    return [e for e in result.effects if isinstance(e, SendSystemMessage)]
+def messages(result: Result) -> list[ev.SystemMessageSent]:
+    return [e for e in result.events if isinstance(e, ev.SystemMessageSent)]
 
 
 def said(result: Result) -> list[Msg]:

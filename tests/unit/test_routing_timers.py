@@ -6,7 +6,7 @@ from core.routing import Result
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
-from core.routing.effects import ArmTimer, SendSystemMessage
+from core.routing.effects import ArmTimer
 from core.routing.timers import TimerKind
 from tests.unit.engine_kit import Kit, T, of_type
 
@@ -15,7 +15,7 @@ Msg = m.SystemMessage
 
 
 def said(result: Result) -> list[Msg]:
-    return [e.kind for e in result.effects if isinstance(e, SendSystemMessage)]
+    return [e.kind for e in result.events if isinstance(e, ev.SystemMessageSent)]
 
 
 def armed(result: Result) -> list[tuple[TimerKind, str, float]]:
@@ -53,7 +53,7 @@ def test_the_customer_is_reminded_t1_after_the_agents_unanswered_message() -> No
     assert not kit.advance(59).events
     result = kit.advance(1)
 
-    assert [type(e) for e in result.events] == [ev.CustomerIdleReminded]
+    assert [type(e) for e in result.events] == [ev.CustomerIdleReminded, ev.SystemMessageSent]
     assert said(result) == [Msg.IDLE_REMINDER]
     assert kit.state("c1") is S.ACTIVE
 
