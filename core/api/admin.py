@@ -7,7 +7,8 @@ routing state was never configured, the servicer configures it with the default 
 
 What the engine cannot do yet is refused plainly: deleting a skill, department or queue answers
 UNIMPLEMENTED, and so does updating a skill (a skill has no stored fields but its id).
-Credentials are written by ``core.store.credentials`` directly (they are not routing state).
+Credentials and channels are written to the store directly (they are not routing state);
+channel secrets are never read back through this service (``Channel.blanked``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from core.api.admin_values import (
     ROLE_OF,
     BadValue,
     agent_to_proto,
+    channel_from_proto,
+    channel_to_proto,
     check_id,
     credential_to_proto,
     parse_name,
@@ -42,6 +45,8 @@ from core.api.errors import abort, fail_from
 from core.routing import commands as c
 from core.routing import model as m
 from core.store import credentials
+from core.store.channels import Channels
+from core.store.errors import InvalidInput
 
 Ctx = Any  # grpc.aio.ServicerContext
 T = TypeVar("T")
@@ -51,6 +56,7 @@ DEFAULT_PAGE = 100
 MAX_PAGE = 500
 
 AGENT_FIELDS = ("display_name", "skills", "capacity", "departments")
+CHANNEL_FIELDS = ("display_name", "settings", "secrets")
 QUEUE_FIELDS = tuple(
     f.name
     for f in queue_pb2.Queue.DESCRIPTOR.fields
@@ -136,6 +142,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
         self._configured: set[str] = set()
+        self._channels = Channels(ctx.pool)
 
     @property
     def _pool(self) -> asyncpg.Pool:
@@ -646,3 +653,83 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         row = await self._credential_row(tenant, credential_id)
         assert row is not None
         return pb.RevokeCredentialResponse(credential=self._credential(row))
+
+    # --- channels ------------------------------------------------------------------------------
+
+    async def _channel(self, context: Ctx, tenant: str, channel_id: str) -> Any:
+        found = await self._channels.get(tenant, channel_id)
+        if found is None:
+            await self._not_found(context, "channel", f"channels/{channel_id}")
+        return found
+
+    @staticmethod
+    async def _invalid(context: Ctx, exc: InvalidInput) -> NoReturn:
+        await abort(context, "INVALID_ARGUMENT", str(exc), violations={"channel": str(exc)})
+
+    async def GetChannel(
+        self, request: pb.GetChannelRequest, context: Ctx
+    ) -> pb.GetChannelResponse:
+        channel_id = await self._name(context, "name", request.name, "channels")
+        found = await self._channel(context, caller(context).tenant, channel_id)
+        return pb.GetChannelResponse(channel=channel_to_proto(found.blanked()))
+
+    async def ListChannels(
+        self, request: pb.ListChannelsRequest, context: Ctx
+    ) -> pb.ListChannelsResponse:
+        size = await page_size(context, request.page_size)
+        after = await decode_token(context, request.page_token)
+        found = await self._channels.page(caller(context).tenant, after, size + 1)
+        more = len(found) > size
+        found = found[:size]
+        return pb.ListChannelsResponse(
+            channels=[channel_to_proto(ch.blanked()) for ch in found],
+            next_page_token=encode_token(found[-1].channel_id) if more else "",
+        )
+
+    async def CreateChannel(
+        self, request: pb.CreateChannelRequest, context: Ctx
+    ) -> pb.CreateChannelResponse:
+        tenant = caller(context).tenant
+        channel_id = await self._new_id(context, "channel_id", request.channel_id)
+        wanted = await self._value(context, lambda: channel_from_proto(channel_id, request.channel))
+        try:
+            await self._ensure_tenant(context, tenant)
+            created = await self._channels.create(tenant, wanted)
+        except InvalidInput as exc:
+            await self._invalid(context, exc)
+        if created is None:
+            await self._exists(context, "channel", f"channels/{channel_id}")
+        return pb.CreateChannelResponse(channel=channel_to_proto(created.blanked()))
+
+    async def UpdateChannel(
+        self, request: pb.UpdateChannelRequest, context: Ctx
+    ) -> pb.UpdateChannelResponse:
+        tenant = caller(context).tenant
+        channel_id = await self._name(context, "channel.name", request.channel.name, "channels")
+        current = await self._channel(context, tenant, channel_id)
+        patch = channel_to_proto(current)
+        patch.type = request.channel.type or patch.type
+        if patch.type != channel_to_proto(current).type:
+            await abort(
+                context,
+                "INVALID_ARGUMENT",
+                "a channel's type cannot change",
+                violations={"channel.type": "fixed at creation"},
+            )
+        new = await merged(context, patch, request.channel, request.update_mask, CHANNEL_FIELDS)
+        wanted = await self._value(context, lambda: channel_from_proto(channel_id, new))
+        try:
+            updated = await self._channels.update(tenant, wanted)
+        except InvalidInput as exc:
+            await self._invalid(context, exc)
+        if updated is None:
+            await self._not_found(context, "channel", f"channels/{channel_id}")
+        return pb.UpdateChannelResponse(channel=channel_to_proto(updated.blanked()))
+
+    async def DeleteChannel(
+        self, request: pb.DeleteChannelRequest, context: Ctx
+    ) -> pb.DeleteChannelResponse:
+        channel_id = await self._name(context, "name", request.name, "channels")
+        if not await self._channels.delete(caller(context).tenant, channel_id):
+            await self._not_found(context, "channel", f"channels/{channel_id}")
+        return pb.DeleteChannelResponse()

@@ -13,9 +13,17 @@ import re
 from collections.abc import Iterable, Mapping
 
 from google.protobuf import duration_pb2, timestamp_pb2
-from usher.v1 import agent_pb2, conversation_pb2, credential_pb2, queue_pb2, tenant_pb2
+from usher.v1 import (
+    agent_pb2,
+    channel_pb2,
+    conversation_pb2,
+    credential_pb2,
+    queue_pb2,
+    tenant_pb2,
+)
 
 from core.routing import model as m
+from core.store.channels import Channel
 
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -369,4 +377,43 @@ def credential_to_proto(
         agent=f"agents/{agent_id}" if agent_id else "",
         create_time=timestamp(created_at),
         revoke_time=timestamp(revoked_at),
+    )
+
+
+CHANNEL_TYPES: Mapping[str, channel_pb2.ChannelType.ValueType] = {
+    "web_chat": channel_pb2.CHANNEL_TYPE_WEB_CHAT,
+    "whatsapp": channel_pb2.CHANNEL_TYPE_WHATSAPP,
+    "line": channel_pb2.CHANNEL_TYPE_LINE,
+    "sms": channel_pb2.CHANNEL_TYPE_SMS,
+    "email": channel_pb2.CHANNEL_TYPE_EMAIL,
+}
+CHANNEL_TYPE_OF = {number: name for name, number in CHANNEL_TYPES.items()}
+
+
+def channel_type(field: str, value: channel_pb2.ChannelType.ValueType) -> str:
+    """The stored name of a channel type; ``BadValue`` when unspecified or unknown."""
+    if value not in CHANNEL_TYPE_OF:
+        raise BadValue(field, "a channel needs a type")
+    return CHANNEL_TYPE_OF[value]
+
+
+def channel_from_proto(channel_id: str, ch: channel_pb2.Channel) -> Channel:
+    return Channel(
+        channel_id,
+        channel_type("channel.type", ch.type),
+        ch.display_name,
+        dict(ch.settings),
+        dict(ch.secrets),
+    )
+
+
+def channel_to_proto(ch: Channel) -> channel_pb2.Channel:
+    return channel_pb2.Channel(
+        name=f"channels/{ch.channel_id}",
+        type=CHANNEL_TYPES[ch.type],
+        display_name=ch.display_name,
+        settings=dict(ch.settings),
+        secrets=dict(ch.secrets),
+        create_time=timestamp(ch.created_at),
+        update_time=timestamp(ch.updated_at),
     )

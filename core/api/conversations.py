@@ -27,6 +27,7 @@ import asyncpg
 from usher.v1 import conversation_pb2, conversation_service_pb2, conversation_service_pb2_grpc
 
 from core.api import convert as cv
+from core.api.admin_values import CHANNEL_TYPE_OF, channel_to_proto
 from core.api.auth import caller
 from core.api.context import ApiContext, Caller
 from core.routing import commands as c
@@ -34,6 +35,7 @@ from core.routing import events as ev
 from core.routing import model as m
 from core.routing.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from core.runtime.shard import Outcome
+from core.store.channels import Channels
 from core.store.ingest import MAX_CONTENT, Attachment, NewMessage
 from core.store.records import MessageRecord, message_from_row
 
@@ -364,6 +366,7 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         self._caller_of = caller_of
         self._messages = messages
         self._targets = Targets(api.pool)
+        self._channels = Channels(api.pool)
 
     def _gateway(self, context: cv.Ctx) -> Caller:
         who = self._caller_of(context)
@@ -581,6 +584,18 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         if record.conversation_id != conversation_id:
             raise NotFound(f"message {request.message!r} not found")
         return conversation_service_pb2.MarkReadResponse()
+
+    @cv.guarded
+    async def FetchGatewayChannels(
+        self, request: conversation_service_pb2.FetchGatewayChannelsRequest, context: cv.Ctx
+    ) -> conversation_service_pb2.FetchGatewayChannelsResponse:
+        tenant = self._gateway(context).tenant
+        if request.type not in CHANNEL_TYPE_OF:
+            raise InvalidArgument("name the channel type to serve", field="type")
+        found = await self._channels.list_for_gateway(tenant, CHANNEL_TYPE_OF[request.type])
+        return conversation_service_pb2.FetchGatewayChannelsResponse(
+            webhook_namespace=tenant, channels=[channel_to_proto(ch) for ch in found]
+        )
 
     @cv.guarded_stream
     async def StreamOutbound(

@@ -14,7 +14,7 @@ from usher.v1 import admin_service_pb2, admin_service_pb2_grpc
 from core.api.admin import AdminServicer
 from core.api.auth import RateLimit
 from core.api.local import build_local_context
-from core.api.server import Server, Servicer
+from core.api.server import Server, Servicer, available_servicers
 from core.store import credentials
 from core.store.connect import Connections
 
@@ -53,13 +53,16 @@ async def running(
     *,
     extra: Sequence[Servicer] = (),
     rate_limit: RateLimit | None = GENEROUS,
+    with_core: bool = False,
 ) -> AsyncIterator[Running]:
+    """AdminService and ``extra``; with ``with_core`` every ``usher.v1`` service."""
     client = aioredis.Redis.from_url(redis_url)
     connections = Connections(pool, client, "test", "test")
     ctx, shard = build_local_context(connections)
     shard.start()
     admin = Servicer(ADMIN.name, AdminServicer(ctx), ADMIN.add)
-    server = Server(ctx, [admin, *extra], host="127.0.0.1", port=0, rate_limit=rate_limit)
+    servicers = available_servicers(ctx) if with_core else [admin]
+    server = Server(ctx, [*servicers, *extra], host="127.0.0.1", port=0, rate_limit=rate_limit)
     await server.start()
     try:
         yield Running(server, pool)

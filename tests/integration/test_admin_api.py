@@ -12,6 +12,7 @@ from google.rpc import error_details_pb2
 from usher.client import (
     AdminClient,
     AlreadyExists,
+    GatewayClient,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -19,14 +20,21 @@ from usher.client import (
     Unimplemented,
 )
 from usher.v1 import admin_service_pb2 as pb
-from usher.v1 import agent_pb2, credential_pb2, queue_pb2, tenant_pb2
+from usher.v1 import (
+    agent_pb2,
+    channel_pb2,
+    conversation_service_pb2,
+    credential_pb2,
+    queue_pb2,
+    tenant_pb2,
+)
 
 from tests.integration.api_kit import Running, running
 
 
 @pytest.fixture
 async def api(pool: asyncpg.Pool, redis_url: str) -> AsyncIterator[Running]:
-    async with running(pool, redis_url) as r:
+    async with running(pool, redis_url, with_core=True) as r:
         yield r
 
 
@@ -242,3 +250,89 @@ async def test_credentials_are_shown_once_and_revocable(api: Running, admin: Adm
     async with AdminClient(api.target, created.token) as gone:
         with pytest.raises(Unauthenticated):
             await gone.list_skills(pb.ListSkillsRequest())
+
+
+WHATSAPP = channel_pb2.Channel(
+    type=channel_pb2.CHANNEL_TYPE_WHATSAPP,
+    display_name="Sales",
+    settings={"phone_number_id": "1065", "api_version": "v21.0"},
+    secrets={"access_token": "EAAG-secret", "app_secret": "shh", "verify_token": "v"},
+)
+
+
+async def test_channels_keep_their_secrets_from_admins_and_give_them_to_gateways(
+    api: Running, admin: AdminClient
+) -> None:
+    created = await admin.create_channel(
+        pb.CreateChannelRequest(channel_id="wa-sales", channel=WHATSAPP)
+    )
+    assert created.channel.name == "channels/wa-sales"
+    assert dict(created.channel.secrets) == dict.fromkeys(WHATSAPP.secrets, "")
+    with pytest.raises(AlreadyExists):
+        await admin.create_channel(pb.CreateChannelRequest(channel_id="wa-sales", channel=WHATSAPP))
+
+    patch = channel_pb2.Channel(name="channels/wa-sales", secrets={"access_token": "rotated"})
+    await admin.update_channel(
+        pb.UpdateChannelRequest(
+            channel=patch, update_mask=field_mask_pb2.FieldMask(paths=["secrets"])
+        )
+    )
+    read = await admin.get_channel(pb.GetChannelRequest(name="channels/wa-sales"))
+    assert read.channel.display_name == "Sales" and read.channel.settings["api_version"] == "v21.0"
+    assert dict(read.channel.secrets) == {"access_token": ""}
+
+    async with GatewayClient(api.target, await api.token("acme", "gateway")) as gateway:
+        served = await gateway.fetch_gateway_channels(
+            conversation_service_pb2.FetchGatewayChannelsRequest(
+                type=channel_pb2.CHANNEL_TYPE_WHATSAPP
+            )
+        )
+        assert served.webhook_namespace == "acme"
+        assert [(c.name, dict(c.secrets)) for c in served.channels] == [
+            ("channels/wa-sales", {"access_token": "rotated"})
+        ]
+        with pytest.raises(InvalidArgument):
+            await gateway.fetch_gateway_channels(
+                conversation_service_pb2.FetchGatewayChannelsRequest()
+            )
+    async with GatewayClient(api.target, await api.token("other", "gateway")) as stranger:
+        theirs = await stranger.fetch_gateway_channels(
+            conversation_service_pb2.FetchGatewayChannelsRequest(
+                type=channel_pb2.CHANNEL_TYPE_WHATSAPP
+            )
+        )
+        assert theirs.webhook_namespace == "other" and not theirs.channels
+
+    await admin.delete_channel(pb.DeleteChannelRequest(name="channels/wa-sales"))
+    with pytest.raises(NotFound):
+        await admin.get_channel(pb.GetChannelRequest(name="channels/wa-sales"))
+
+
+async def test_bad_channels_are_refused_and_change_nothing(admin: AdminClient) -> None:
+    bad = [
+        pb.CreateChannelRequest(channel_id="no type", channel=WHATSAPP),
+        pb.CreateChannelRequest(channel_id="untyped", channel=channel_pb2.Channel()),
+        pb.CreateChannelRequest(
+            channel_id="huge",
+            channel=channel_pb2.Channel(
+                type=channel_pb2.CHANNEL_TYPE_SMS, settings={"k": "x" * 10_000}
+            ),
+        ),
+    ]
+    for request in bad:
+        with pytest.raises(InvalidArgument):
+            await admin.create_channel(request)
+    await admin.create_channel(pb.CreateChannelRequest(channel_id="sms", channel=WHATSAPP))
+    with pytest.raises(InvalidArgument):
+        await admin.update_channel(
+            pb.UpdateChannelRequest(
+                channel=channel_pb2.Channel(
+                    name="channels/sms", type=channel_pb2.CHANNEL_TYPE_LINE
+                ),
+                update_mask=field_mask_pb2.FieldMask(paths=["display_name"]),
+            )
+        )
+    listed = await admin.list_channels(pb.ListChannelsRequest())
+    assert [(c.name, c.type) for c in listed.channels] == [
+        ("channels/sms", channel_pb2.CHANNEL_TYPE_WHATSAPP)
+    ]

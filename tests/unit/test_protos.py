@@ -47,6 +47,7 @@ SERVICES: dict[str, set[str]] = {
         "PostBotMessage",
         "RequestAgent",
         "LeaveConversation",
+        "FetchGatewayChannels",
         "NotifyTyping",
         "MarkRead",
         "StreamOutbound",
@@ -83,10 +84,10 @@ SERVICES: dict[str, set[str]] = {
     "AdminService": {
         *(
             f"{verb}{kind}"
-            for kind in ("Agent", "Queue", "Skill", "Department")
+            for kind in ("Agent", "Queue", "Skill", "Department", "Channel")
             for verb in ("Get", "Create", "Update", "Delete")
         ),
-        *(f"List{kinds}" for kinds in ("Agents", "Queues", "Skills", "Departments")),
+        *(f"List{kinds}" for kinds in ("Agents", "Queues", "Skills", "Departments", "Channels")),
         "GetTenantSettings",
         "UpdateTenantSettings",
         "CreateCredential",
@@ -106,6 +107,7 @@ RESOURCES = {
     "Offer": "offers/{offer}",
     "Transfer": "transfers/{transfer}",
     "Credential": "credentials/{credential}",
+    "Channel": "channels/{channel}",
     "TenantSettings": "settings",
 }
 

@@ -10,8 +10,8 @@ from usher.v1 import admin_service_pb2_grpc as pb_grpc
 
 
 class AdminClient(BaseClient):
-    """Agents, queues, skills, departments, tenant settings and API credentials (AIP standard
-    methods). Methods take the generated request message and return the generated response.
+    """Agents, queues, skills, departments, tenant settings, API credentials and channels (AIP
+    standard methods). Methods take the generated request message and return the generated response.
     Retried on transient errors: the Get and List methods.
     """
 
@@ -160,4 +160,35 @@ class AdminClient(BaseClient):
     ) -> pb.RevokeCredentialResponse:
         return await self._call(
             self._stub.RevokeCredential, request, idempotent=False, timeout=timeout
+        )
+
+    async def get_channel(
+        self, request: pb.GetChannelRequest, *, timeout: float | None = None
+    ) -> pb.GetChannelResponse:
+        return await self._call(self._stub.GetChannel, request, idempotent=True, timeout=timeout)
+
+    async def list_channels(
+        self, request: pb.ListChannelsRequest, *, timeout: float | None = None
+    ) -> pb.ListChannelsResponse:
+        return await self._call(self._stub.ListChannels, request, idempotent=True, timeout=timeout)
+
+    async def create_channel(
+        self, request: pb.CreateChannelRequest, *, timeout: float | None = None
+    ) -> pb.CreateChannelResponse:
+        return await self._call(
+            self._stub.CreateChannel, request, idempotent=False, timeout=timeout
+        )
+
+    async def update_channel(
+        self, request: pb.UpdateChannelRequest, *, timeout: float | None = None
+    ) -> pb.UpdateChannelResponse:
+        return await self._call(
+            self._stub.UpdateChannel, request, idempotent=False, timeout=timeout
+        )
+
+    async def delete_channel(
+        self, request: pb.DeleteChannelRequest, *, timeout: float | None = None
+    ) -> pb.DeleteChannelResponse:
+        return await self._call(
+            self._stub.DeleteChannel, request, idempotent=False, timeout=timeout
         )

@@ -71,6 +71,14 @@ class GatewayClient(BaseClient):
     ) -> pb.MarkReadResponse:
         return await self._call(self._stub.MarkRead, request, idempotent=False, timeout=timeout)
 
+    async def fetch_gateway_channels(
+        self, request: pb.FetchGatewayChannelsRequest, *, timeout: float | None = None
+    ) -> pb.FetchGatewayChannelsResponse:
+        """The tenant's channels of one type with their secrets, and the tenant's id."""
+        return await self._call(
+            self._stub.FetchGatewayChannels, request, idempotent=True, timeout=timeout
+        )
+
     def events(
         self, *, channel: str = "", resume_after_event_id: int = 0
     ) -> EventStream[pb.StreamOutboundResponse, pb.OutboundItem]:

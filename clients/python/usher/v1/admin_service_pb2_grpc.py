@@ -168,6 +168,31 @@ class AdminServiceStub:
                 request_serializer=usher_dot_v1_dot_admin__service__pb2.RevokeCredentialRequest.SerializeToString,
                 response_deserializer=usher_dot_v1_dot_admin__service__pb2.RevokeCredentialResponse.FromString,
                 _registered_method=True)
+        self.GetChannel = channel.unary_unary(
+                '/usher.v1.AdminService/GetChannel',
+                request_serializer=usher_dot_v1_dot_admin__service__pb2.GetChannelRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_admin__service__pb2.GetChannelResponse.FromString,
+                _registered_method=True)
+        self.ListChannels = channel.unary_unary(
+                '/usher.v1.AdminService/ListChannels',
+                request_serializer=usher_dot_v1_dot_admin__service__pb2.ListChannelsRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_admin__service__pb2.ListChannelsResponse.FromString,
+                _registered_method=True)
+        self.CreateChannel = channel.unary_unary(
+                '/usher.v1.AdminService/CreateChannel',
+                request_serializer=usher_dot_v1_dot_admin__service__pb2.CreateChannelRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_admin__service__pb2.CreateChannelResponse.FromString,
+                _registered_method=True)
+        self.UpdateChannel = channel.unary_unary(
+                '/usher.v1.AdminService/UpdateChannel',
+                request_serializer=usher_dot_v1_dot_admin__service__pb2.UpdateChannelRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_admin__service__pb2.UpdateChannelResponse.FromString,
+                _registered_method=True)
+        self.DeleteChannel = channel.unary_unary(
+                '/usher.v1.AdminService/DeleteChannel',
+                request_serializer=usher_dot_v1_dot_admin__service__pb2.DeleteChannelRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_admin__service__pb2.DeleteChannelResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -382,6 +407,46 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetChannel(self, request, context):
+        """Read a channel; its secrets come back with empty values. Errors: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChannels(self, request, context):
+        """The tenant's channels, by id (AIP-132 paging). Errors: INVALID_ARGUMENT (bad page token or
+        size).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateChannel(self, request, context):
+        """Create a channel. Errors: INVALID_ARGUMENT (bad id, no type, a setting or secret that is
+        too long), ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateChannel(self, request, context):
+        """Change a channel's `display_name`, `settings` or `secrets` (each replaced whole). Gateways
+        pick changes up within their refresh interval. Errors: INVALID_ARGUMENT (bad mask; `type`
+        cannot change), NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteChannel(self, request, context):
+        """Delete a channel: its gateway stops accepting its webhooks (404). Its conversations stay.
+        Errors: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -509,6 +574,31 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RevokeCredential,
                     request_deserializer=usher_dot_v1_dot_admin__service__pb2.RevokeCredentialRequest.FromString,
                     response_serializer=usher_dot_v1_dot_admin__service__pb2.RevokeCredentialResponse.SerializeToString,
+            ),
+            'GetChannel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetChannel,
+                    request_deserializer=usher_dot_v1_dot_admin__service__pb2.GetChannelRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_admin__service__pb2.GetChannelResponse.SerializeToString,
+            ),
+            'ListChannels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChannels,
+                    request_deserializer=usher_dot_v1_dot_admin__service__pb2.ListChannelsRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_admin__service__pb2.ListChannelsResponse.SerializeToString,
+            ),
+            'CreateChannel': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateChannel,
+                    request_deserializer=usher_dot_v1_dot_admin__service__pb2.CreateChannelRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_admin__service__pb2.CreateChannelResponse.SerializeToString,
+            ),
+            'UpdateChannel': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateChannel,
+                    request_deserializer=usher_dot_v1_dot_admin__service__pb2.UpdateChannelRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_admin__service__pb2.UpdateChannelResponse.SerializeToString,
+            ),
+            'DeleteChannel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteChannel,
+                    request_deserializer=usher_dot_v1_dot_admin__service__pb2.DeleteChannelRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_admin__service__pb2.DeleteChannelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1195,6 +1285,141 @@ class AdminService:
             '/usher.v1.AdminService/RevokeCredential',
             usher_dot_v1_dot_admin__service__pb2.RevokeCredentialRequest.SerializeToString,
             usher_dot_v1_dot_admin__service__pb2.RevokeCredentialResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetChannel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usher.v1.AdminService/GetChannel',
+            usher_dot_v1_dot_admin__service__pb2.GetChannelRequest.SerializeToString,
+            usher_dot_v1_dot_admin__service__pb2.GetChannelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChannels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usher.v1.AdminService/ListChannels',
+            usher_dot_v1_dot_admin__service__pb2.ListChannelsRequest.SerializeToString,
+            usher_dot_v1_dot_admin__service__pb2.ListChannelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateChannel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usher.v1.AdminService/CreateChannel',
+            usher_dot_v1_dot_admin__service__pb2.CreateChannelRequest.SerializeToString,
+            usher_dot_v1_dot_admin__service__pb2.CreateChannelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateChannel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usher.v1.AdminService/UpdateChannel',
+            usher_dot_v1_dot_admin__service__pb2.UpdateChannelRequest.SerializeToString,
+            usher_dot_v1_dot_admin__service__pb2.UpdateChannelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteChannel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usher.v1.AdminService/DeleteChannel',
+            usher_dot_v1_dot_admin__service__pb2.DeleteChannelRequest.SerializeToString,
+            usher_dot_v1_dot_admin__service__pb2.DeleteChannelResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -137,6 +137,25 @@ class AdminServiceStub:
     """Revoke a credential: its token is refused from now on. Revoking a revoked one is not an
     error. Errors: NOT_FOUND.
     """
+    GetChannel: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetChannelRequest, _admin_service_pb2.GetChannelResponse]
+    """Read a channel; its secrets come back with empty values. Errors: NOT_FOUND."""
+    ListChannels: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListChannelsRequest, _admin_service_pb2.ListChannelsResponse]
+    """The tenant's channels, by id (AIP-132 paging). Errors: INVALID_ARGUMENT (bad page token or
+    size).
+    """
+    CreateChannel: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CreateChannelRequest, _admin_service_pb2.CreateChannelResponse]
+    """Create a channel. Errors: INVALID_ARGUMENT (bad id, no type, a setting or secret that is
+    too long), ALREADY_EXISTS.
+    """
+    UpdateChannel: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateChannelRequest, _admin_service_pb2.UpdateChannelResponse]
+    """Change a channel's `display_name`, `settings` or `secrets` (each replaced whole). Gateways
+    pick changes up within their refresh interval. Errors: INVALID_ARGUMENT (bad mask; `type`
+    cannot change), NOT_FOUND.
+    """
+    DeleteChannel: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteChannelRequest, _admin_service_pb2.DeleteChannelResponse]
+    """Delete a channel: its gateway stops accepting its webhooks (404). Its conversations stay.
+    Errors: NOT_FOUND.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -246,6 +265,25 @@ class AdminServiceAsyncStub(AdminServiceStub):
     RevokeCredential: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeCredentialRequest, _admin_service_pb2.RevokeCredentialResponse]  # type: ignore[assignment]
     """Revoke a credential: its token is refused from now on. Revoking a revoked one is not an
     error. Errors: NOT_FOUND.
+    """
+    GetChannel: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetChannelRequest, _admin_service_pb2.GetChannelResponse]  # type: ignore[assignment]
+    """Read a channel; its secrets come back with empty values. Errors: NOT_FOUND."""
+    ListChannels: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListChannelsRequest, _admin_service_pb2.ListChannelsResponse]  # type: ignore[assignment]
+    """The tenant's channels, by id (AIP-132 paging). Errors: INVALID_ARGUMENT (bad page token or
+    size).
+    """
+    CreateChannel: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CreateChannelRequest, _admin_service_pb2.CreateChannelResponse]  # type: ignore[assignment]
+    """Create a channel. Errors: INVALID_ARGUMENT (bad id, no type, a setting or secret that is
+    too long), ALREADY_EXISTS.
+    """
+    UpdateChannel: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateChannelRequest, _admin_service_pb2.UpdateChannelResponse]  # type: ignore[assignment]
+    """Change a channel's `display_name`, `settings` or `secrets` (each replaced whole). Gateways
+    pick changes up within their refresh interval. Errors: INVALID_ARGUMENT (bad mask; `type`
+    cannot change), NOT_FOUND.
+    """
+    DeleteChannel: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteChannelRequest, _admin_service_pb2.DeleteChannelResponse]  # type: ignore[assignment]
+    """Delete a channel: its gateway stops accepting its webhooks (404). Its conversations stay.
+    Errors: NOT_FOUND.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -503,6 +541,55 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.RevokeCredentialResponse, _abc.Awaitable[_admin_service_pb2.RevokeCredentialResponse]]:
         """Revoke a credential: its token is refused from now on. Revoking a revoked one is not an
         error. Errors: NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def GetChannel(
+        self,
+        request: _admin_service_pb2.GetChannelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.GetChannelResponse, _abc.Awaitable[_admin_service_pb2.GetChannelResponse]]:
+        """Read a channel; its secrets come back with empty values. Errors: NOT_FOUND."""
+
+    @_abc_1.abstractmethod
+    def ListChannels(
+        self,
+        request: _admin_service_pb2.ListChannelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListChannelsResponse, _abc.Awaitable[_admin_service_pb2.ListChannelsResponse]]:
+        """The tenant's channels, by id (AIP-132 paging). Errors: INVALID_ARGUMENT (bad page token or
+        size).
+        """
+
+    @_abc_1.abstractmethod
+    def CreateChannel(
+        self,
+        request: _admin_service_pb2.CreateChannelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.CreateChannelResponse, _abc.Awaitable[_admin_service_pb2.CreateChannelResponse]]:
+        """Create a channel. Errors: INVALID_ARGUMENT (bad id, no type, a setting or secret that is
+        too long), ALREADY_EXISTS.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateChannel(
+        self,
+        request: _admin_service_pb2.UpdateChannelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.UpdateChannelResponse, _abc.Awaitable[_admin_service_pb2.UpdateChannelResponse]]:
+        """Change a channel's `display_name`, `settings` or `secrets` (each replaced whole). Gateways
+        pick changes up within their refresh interval. Errors: INVALID_ARGUMENT (bad mask; `type`
+        cannot change), NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteChannel(
+        self,
+        request: _admin_service_pb2.DeleteChannelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.DeleteChannelResponse, _abc.Awaitable[_admin_service_pb2.DeleteChannelResponse]]:
+        """Delete a channel: its gateway stops accepting its webhooks (404). Its conversations stay.
+        Errors: NOT_FOUND.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from usher.v1 import channel_pb2 as _channel_pb2
 from usher.v1 import conversation_pb2 as _conversation_pb2
 import builtins as _builtins
 import sys
@@ -19,6 +20,53 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+@_typing.final
+class FetchGatewayChannelsRequest(_message.Message):
+    """Which channels a gateway serves."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    type: _channel_pb2.ChannelType.ValueType
+    def __init__(
+        self,
+        *,
+        type: _channel_pb2.ChannelType.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchGatewayChannelsRequest: _TypeAlias = FetchGatewayChannelsRequest  # noqa: Y015
+
+@_typing.final
+class FetchGatewayChannelsResponse(_message.Message):
+    """The channels, with their secrets."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEBHOOK_NAMESPACE_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    webhook_namespace: _builtins.str
+    """The first segment of this tenant's webhook paths on the gateway (the tenant's id)."""
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedCompositeFieldContainer[_channel_pb2.Channel]: ...
+    def __init__(
+        self,
+        *,
+        webhook_namespace: _builtins.str = ...,
+        channels: _abc.Iterable[_channel_pb2.Channel] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "webhook_namespace", b"webhook_namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchGatewayChannelsResponse: _TypeAlias = FetchGatewayChannelsResponse  # noqa: Y015
 
 @_typing.final
 class StartConversationRequest(_message.Message):

@@ -81,6 +81,11 @@ class ConversationServiceStub:
                 request_serializer=usher_dot_v1_dot_conversation__service__pb2.StreamOutboundRequest.SerializeToString,
                 response_deserializer=usher_dot_v1_dot_conversation__service__pb2.StreamOutboundResponse.FromString,
                 _registered_method=True)
+        self.FetchGatewayChannels = channel.unary_unary(
+                '/usher.v1.ConversationService/FetchGatewayChannels',
+                request_serializer=usher_dot_v1_dot_conversation__service__pb2.FetchGatewayChannelsRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_conversation__service__pb2.FetchGatewayChannelsResponse.FromString,
+                _registered_method=True)
 
 
 class ConversationServiceServicer:
@@ -178,6 +183,15 @@ class ConversationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FetchGatewayChannels(self, request, context):
+        """The tenant's channels of one type, secrets included, and the tenant's id: what a gateway
+        needs to serve them. Gateways call it at start and then every little while to pick up
+        changes. Errors: INVALID_ARGUMENT (no type).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -220,6 +234,11 @@ def add_ConversationServiceServicer_to_server(servicer, server):
                     servicer.StreamOutbound,
                     request_deserializer=usher_dot_v1_dot_conversation__service__pb2.StreamOutboundRequest.FromString,
                     response_serializer=usher_dot_v1_dot_conversation__service__pb2.StreamOutboundResponse.SerializeToString,
+            ),
+            'FetchGatewayChannels': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchGatewayChannels,
+                    request_deserializer=usher_dot_v1_dot_conversation__service__pb2.FetchGatewayChannelsRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_conversation__service__pb2.FetchGatewayChannelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -445,6 +464,33 @@ class ConversationService:
             '/usher.v1.ConversationService/StreamOutbound',
             usher_dot_v1_dot_conversation__service__pb2.StreamOutboundRequest.SerializeToString,
             usher_dot_v1_dot_conversation__service__pb2.StreamOutboundResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchGatewayChannels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usher.v1.ConversationService/FetchGatewayChannels',
+            usher_dot_v1_dot_conversation__service__pb2.FetchGatewayChannelsRequest.SerializeToString,
+            usher_dot_v1_dot_conversation__service__pb2.FetchGatewayChannelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -93,6 +93,11 @@ class ConversationServiceStub:
     Errors: OUT_OF_RANGE (`resume_after_event_id` is older than the server keeps: start again
     from 0 and reconcile), INVALID_ARGUMENT (unknown channel filter).
     """
+    FetchGatewayChannels: _grpc.UnaryUnaryMultiCallable[_conversation_service_pb2.FetchGatewayChannelsRequest, _conversation_service_pb2.FetchGatewayChannelsResponse]
+    """The tenant's channels of one type, secrets included, and the tenant's id: what a gateway
+    needs to serve them. Gateways call it at start and then every little while to pick up
+    changes. Errors: INVALID_ARGUMENT (no type).
+    """
 
 @_typing.type_check_only
 class ConversationServiceAsyncStub(ConversationServiceStub):
@@ -158,6 +163,11 @@ class ConversationServiceAsyncStub(ConversationServiceStub):
     channel both get everything: run one consumer per channel, or filter downstream.
     Errors: OUT_OF_RANGE (`resume_after_event_id` is older than the server keeps: start again
     from 0 and reconcile), INVALID_ARGUMENT (unknown channel filter).
+    """
+    FetchGatewayChannels: _aio.UnaryUnaryMultiCallable[_conversation_service_pb2.FetchGatewayChannelsRequest, _conversation_service_pb2.FetchGatewayChannelsResponse]  # type: ignore[assignment]
+    """The tenant's channels of one type, secrets included, and the tenant's id: what a gateway
+    needs to serve them. Gateways call it at start and then every little while to pick up
+    changes. Errors: INVALID_ARGUMENT (no type).
     """
 
 class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -269,6 +279,17 @@ class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
         channel both get everything: run one consumer per channel, or filter downstream.
         Errors: OUT_OF_RANGE (`resume_after_event_id` is older than the server keeps: start again
         from 0 and reconcile), INVALID_ARGUMENT (unknown channel filter).
+        """
+
+    @_abc_1.abstractmethod
+    def FetchGatewayChannels(
+        self,
+        request: _conversation_service_pb2.FetchGatewayChannelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_service_pb2.FetchGatewayChannelsResponse, _abc.Awaitable[_conversation_service_pb2.FetchGatewayChannelsResponse]]:
+        """The tenant's channels of one type, secrets included, and the tenant's id: what a gateway
+        needs to serve them. Gateways call it at start and then every little while to pick up
+        changes. Errors: INVALID_ARGUMENT (no type).
         """
 
 def add_ConversationServiceServicer_to_server(servicer: ConversationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
