@@ -33,7 +33,13 @@ from core.api.context import ApiContext, Caller
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
-from core.routing.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from core.routing.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from core.runtime.shard import Outcome
 from core.store.channels import Channels
 from core.store.ingest import MAX_CONTENT, Attachment, NewMessage
@@ -415,6 +421,14 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
             )
         )
         if outcome.failure is not None and outcome.failure.code == "ALREADY_EXISTS":
+            open_one = outcome.failure.details.get("open_conversation")
+            if open_one is not None:
+                raise AlreadyExists(
+                    outcome.failure.message,
+                    reason="OPEN_CONVERSATION",
+                    resource_type="usher.v1.Conversation",
+                    resource_name=cv.conversation_name(open_one),
+                )
             existing = await load_conversation(self._api.pool, tenant, conversation_id)
             return await self._started(tenant, existing, duplicate=True)
         cv.check(outcome)

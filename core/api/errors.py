@@ -51,7 +51,8 @@ def status(
     violations: Mapping[str, str] | None = None,
 ) -> status_pb2.Status:
     """The ``google.rpc.Status`` for a failure: ``ErrorInfo`` always (reason defaults to the
-    code), ``RetryInfo`` when ``retry_after`` seconds are given, ``BadRequest`` with one field
+    code), ``ResourceInfo`` when the details name a ``resource_name``, ``RetryInfo`` when
+    ``retry_after`` seconds are given, ``BadRequest`` with one field
     violation per entry of ``violations`` (field -> description)."""
     info = error_details_pb2.ErrorInfo(
         reason=reason_of(reason or code),
@@ -60,6 +61,12 @@ def status(
     )
     result = status_pb2.Status(code=code_number(code), message=message)
     result.details.add().Pack(info)
+    if details and "resource_name" in details:
+        resource = error_details_pb2.ResourceInfo(
+            resource_type=str(details.get("resource_type", "")),
+            resource_name=str(details["resource_name"]),
+        )
+        result.details.add().Pack(resource)
     if retry_after is not None:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(int(max(0.0, retry_after) * 1e9))

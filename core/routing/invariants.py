@@ -49,6 +49,13 @@ def _one_offer_or_owner(router: Router) -> None:
             _fail(1, f"{conv!r} holds an owner or offer in state {conv.state}")
         if conv.transfer is not None and conv.state is not S.ACTIVE:
             _fail(1, f"{conv!r} has a pending transfer but is not active")
+    over = (S.WRAP_UP, S.CLOSED, S.ABANDONED)
+    for (customer, channel), conversation_id in router.open_conversations.items():
+        indexed = router.conversations.get(conversation_id)
+        if indexed is None or indexed.state in over:
+            _fail(1, f"{conversation_id} is indexed as open for {customer} but is over")
+        elif (indexed.customer_id, indexed.channel) != (customer, channel):
+            _fail(1, f"{conversation_id} is indexed as open for {customer} but is not")
 
 
 def _capacity(router: Router) -> None:
@@ -153,6 +160,7 @@ def snapshot(router: Router) -> dict[str, Any]:
             for o in router.offers.values()
         },
         "transfers": sorted(router.transfers),
+        "open_conversations": dict(sorted(router.open_conversations.items())),
         "groups": {
             g.description: (sorted(g.members), g.online, g.refs, _waiting_ids(g))
             for key, g in router.groups.items()

@@ -84,6 +84,9 @@ class Router:
         self.groups: dict[GroupKey, Group] = {}
         self.last_served: dict[str, tuple[str, float]] = {}
         """Customer -> (agent, when) of their latest service, for sticky routing."""
+        self.open_conversations: dict[tuple[str, str], str] = {}
+        """(customer, channel) -> the customer's conversation there that is not over yet (not
+        wrap-up, closed or abandoned): a customer has at most one per channel."""
         self._sticky_horizon = 0.0
         """The longest sticky window of any queue: older ``last_served`` entries can go."""
         self.timers = TimerHeap()
@@ -874,6 +877,12 @@ class Router:
             raise InvalidArgument("a conversation needs an id, a channel and a customer")
         if cmd.conversation_id in self.conversations:
             raise AlreadyExists(f"conversation {cmd.conversation_id!r} exists")
+        current = self.open_conversations.get((cmd.customer_id, cmd.channel))
+        if current is not None:
+            raise AlreadyExists(
+                "the customer already has an open conversation on this channel",
+                open_conversation=current,
+            )
         queue_id = self._resolve_queue(cmd.queue_id, cmd.region)
         if queue_id is None and not cmd.with_bot:
             raise FailedPrecondition(
@@ -911,6 +920,12 @@ class Router:
     def _reopen(self, cmd: c.ReopenConversation) -> None:
         conv = self._conversation(cmd.conversation_id)
         self._require_state(conv, S.CLOSED, S.ABANDONED)
+        current = self.open_conversations.get((conv.customer_id, conv.channel))
+        if current is not None:
+            raise AlreadyExists(
+                "the customer has another open conversation on this channel",
+                open_conversation=current,
+            )
         queue_id = self._resolve_queue(cmd.queue_id or conv.queue_id, conv.region)
         if queue_id is None:
             raise FailedPrecondition("no queue given and the tenant has no default queue")
@@ -1475,9 +1490,11 @@ class Router:
             e.at,
         )
         self.conversations[e.conversation_id].queue_id = e.queue_id
+        self.open_conversations[e.customer_id, e.channel] = e.conversation_id
 
     def _on_queued(self, e: ev.ConversationQueued) -> None:
         conv = self.conversations[e.conversation_id]
+        self.open_conversations[conv.customer_id, conv.channel] = conv.conversation_id  # reopened
         self._leave_queue(conv)
         self._release_owner(conv)
         for kind in (TimerKind.CUSTOMER_IDLE, TimerKind.AGENT_IDLE, TimerKind.WRAP_UP):
@@ -1645,6 +1662,7 @@ class Router:
         conv.outcome = e.outcome
         conv.close_reason = e.reason
         conv.reminded = False
+        self._over(conv)
         if e.wrap_up_until is not None:
             conv.state = S.WRAP_UP
             self._set_deadline(conv, TimerKind.WRAP_UP, e.wrap_up_until)
@@ -1664,7 +1682,14 @@ class Router:
         conv.deadlines.clear()
         self._terminate(conv, S.ABANDONED, e.at)
 
+    def _over(self, conv: Conversation) -> None:
+        """The customer's next message starts a new conversation."""
+        key = (conv.customer_id, conv.channel)
+        if self.open_conversations.get(key) == conv.conversation_id:
+            del self.open_conversations[key]
+
     def _terminate(self, conv: Conversation, state: ConversationState, at: float) -> None:
+        self._over(conv)
         conv.state = state
         conv.closed_at = at
         retention = self.settings.closed_retention_seconds

@@ -481,3 +481,24 @@ async def test_bad_requests_change_nothing(env: Env) -> None:
 
     assert await env.pool.fetchval("SELECT count(*) FROM events") == events_before
     assert await env.pool.fetchval("SELECT count(*) FROM messages") == messages_before
+
+
+async def test_a_customer_with_an_open_conversation_is_pointed_to_it(env: Env) -> None:
+    first = await start(env, "+85290000001")
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await env.gateway.StartConversation(
+            conversation_service_pb2.StartConversationRequest(
+                request_id="another-start",
+                channel="whatsapp",
+                customer=conversation_pb2.CustomerIdentity(external_id="+85290000001"),
+                queue="queues/q",
+            ),
+            metadata=GATEWAY,
+        )
+    assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert error_reason(refused.value) == "OPEN_CONVERSATION"
+    status = rpc_status.from_call(refused.value)
+    assert status is not None
+    resource = error_details_pb2.ResourceInfo()
+    assert any(detail.Unpack(resource) for detail in status.details)
+    assert resource.resource_name == first.conversation.name

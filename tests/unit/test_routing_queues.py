@@ -7,12 +7,13 @@ import datetime as dt
 
 import pytest
 
-from core.routing import FailedPrecondition, Result
+from core.routing import AlreadyExists, FailedPrecondition, Result
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
 from core.routing.effects import ArmTimer
 from core.routing.hours import HoursStatus
+from core.routing.invariants import snapshot
 from core.routing.timers import TimerKind
 from tests.unit.engine_kit import Kit, T, of_type
 
@@ -612,3 +613,26 @@ def test_freed_capacity_takes_the_highest_score_not_the_earliest_arrival() -> No
 
     assert kit.offered_to("b-urgent") == ("both",)
     assert kit.state("a-old") is S.QUEUED
+
+
+# --- one open conversation per customer and channel --------------------------------------------
+
+
+def test_a_customer_has_one_open_conversation_per_channel() -> None:
+    kit = Kit()
+    kit.queue()
+    kit.agent("a1")
+    kit.start("c1", customer_id="kim", channel="whatsapp")
+    before = snapshot(kit.router)
+
+    with pytest.raises(AlreadyExists) as refused:
+        kit.start("c2", customer_id="kim", channel="whatsapp")
+
+    assert refused.value.details == {"open_conversation": "c1"}
+    assert snapshot(kit.router) == before
+    kit.start("c3", customer_id="kim", channel="line")  # another channel: another conversation
+    kit.assign("c1")
+    kit.end("c1")
+    kit.start("c2", customer_id="kim", channel="whatsapp")  # the first is over
+    with pytest.raises(AlreadyExists):
+        kit.run(c.ReopenConversation(tenant=T, conversation_id="c1"))
