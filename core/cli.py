@@ -9,6 +9,7 @@ from core.admin_cli import admin
 from core.serve import serve_command
 from core.sim.cli import simulate
 from core.store.cli import db
+from gateways.cli import gateway_command
 
 
 @click.group(
@@ -24,6 +25,7 @@ main.add_command(bench)
 main.add_command(db)
 main.add_command(serve_command)
 main.add_command(admin)
+main.add_command(gateway_command)
 
 if __name__ == "__main__":
     main()
