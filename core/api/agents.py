@@ -13,7 +13,8 @@ Contracts:
   messages in the conversations they own. Opened at 0 it first sends their open offers in one
   response, all with the current feed position as ``event_id`` (they are state, not events; a
   client that drops repeated ids, like the SDK's stream, keeps only the first of them).
-- ``NotifyTyping`` / ``MarkRead`` are checked, then dropped (not relayed yet).
+- ``NotifyTyping`` / ``MarkRead`` become engine events relayed to the customer's gateway on
+  ``StreamOutbound``; the customer's typing and reads arrive on the agent's stream.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from core.api.conversations import (
     load_conversation,
     load_message,
     message_to_proto,
+    receipt,
     record_message,
     validate_text,
 )
@@ -266,6 +268,12 @@ class _AgentView:
                     reason=event.reason,
                 )
                 return {"status_changed": changed}
+            case ev.TypingChanged(typist=m.Sender.CUSTOMER) if event.conversation_id in self.owned:
+                return {"typing": conversation_pb2.Typing(active=event.active)}
+            case ev.ReceiptRecorded(reader=m.Sender.CUSTOMER) if (
+                event.conversation_id in self.owned
+            ):
+                return {"receipt": receipt(event)}
             case ev.MessageRecorded(sender=m.Sender.CUSTOMER | m.Sender.BOT) if (
                 event.conversation_id in self.owned
             ):
@@ -679,17 +687,35 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     async def NotifyTyping(
         self, request: agent_service_pb2.AgentServiceNotifyTypingRequest, context: cv.Ctx
     ) -> agent_service_pb2.AgentServiceNotifyTypingResponse:
-        tenant, _ = self._agent(context)
-        await self._conversation(tenant, cv.parse_conversation(request.conversation))
+        tenant, agent_id = self._agent(context)
+        conversation_id = cv.parse_conversation(request.conversation)
+        await self._conversation(tenant, conversation_id)
+        command = c.NotifyTyping(
+            tenant=tenant,
+            conversation_id=conversation_id,
+            typist=m.Sender.AGENT,
+            active=request.active,
+            agent_id=agent_id,
+        )
+        cv.check(await self._api.submit(command))
         return agent_service_pb2.AgentServiceNotifyTypingResponse()
 
     @cv.guarded
     async def MarkRead(
         self, request: agent_service_pb2.AgentServiceMarkReadRequest, context: cv.Ctx
     ) -> agent_service_pb2.AgentServiceMarkReadResponse:
-        tenant, _ = self._agent(context)
+        tenant, agent_id = self._agent(context)
         conversation_id, message_id = cv.parse_message(request.message)
         record = await load_message(self._api.pool, tenant, message_id)
         if record.conversation_id != conversation_id:
             raise NotFound(f"message {request.message!r} not found")
+        command = c.RecordReceipt(
+            tenant=tenant,
+            conversation_id=conversation_id,
+            reader=m.Sender.AGENT,
+            message_id=message_id,
+            status="read",
+            agent_id=agent_id,
+        )
+        cv.check(await self._api.submit(command))
         return agent_service_pb2.AgentServiceMarkReadResponse()

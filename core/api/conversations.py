@@ -12,8 +12,9 @@ Contracts:
   events only: agent and bot messages (``MessageRecorded``, text read from the store), state
   changes, and system messages (``SystemMessageSent``: welcome, waiting position, agent
   joined/ended, idle reminders, out of hours), rendered by the engine in the customer's language.
-- ``NotifyTyping`` and ``MarkRead`` check the conversation exists and are otherwise no-ops: the
-  ephemeral typing/receipt channel is not built yet.
+- ``NotifyTyping`` and ``MarkRead`` go through the engine as ``TypingChanged`` and
+  ``ReceiptRecorded`` events, so they reach the other side in order with everything else and
+  survive a resume. The agent's typing and reads come back on ``StreamOutbound``.
 """
 
 from __future__ import annotations
@@ -316,6 +317,16 @@ def _state(state: m.ConversationState, reason: str = "") -> dict[str, conversati
     }
 
 
+def receipt(event: ev.ReceiptRecorded) -> conversation_pb2.Receipt:
+    status = (
+        conversation_pb2.RECEIPT_STATUS_DELIVERED
+        if event.status == "delivered"
+        else conversation_pb2.RECEIPT_STATUS_READ
+    )
+    name = cv.message_name(event.conversation_id, event.message_id)
+    return conversation_pb2.Receipt(message=name, status=status)
+
+
 async def outbound_items(
     api: ApiContext, index: MessageIndex, tenant: str, event_id: int, event: ev.Event
 ) -> list[dict[str, Any]]:
@@ -335,6 +346,11 @@ async def outbound_items(
                     )
                 }
             ]
+        case ev.TypingChanged(typist=m.Sender.AGENT):
+            agent = cv.agent_name(event.agent_id) if event.agent_id else ""
+            return [{"typing": conversation_pb2.Typing(active=event.active, agent=agent)}]
+        case ev.ReceiptRecorded(reader=m.Sender.AGENT):
+            return [{"receipt": receipt(event)}]
         case ev.ConversationQueued():
             return [_state(S.QUEUED, event.reason.value)]
         case ev.OfferMade():
@@ -582,21 +598,44 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
     async def NotifyTyping(
         self, request: conversation_service_pb2.NotifyTypingRequest, context: cv.Ctx
     ) -> conversation_service_pb2.NotifyTypingResponse:
-        """Checked, then dropped: typing is not relayed yet."""
+        """Relayed to the owning agent's stream (``TypingChanged``)."""
         tenant = self._gateway(context).tenant
-        await load_conversation(self._api.pool, tenant, cv.parse_conversation(request.conversation))
+        conversation_id = cv.parse_conversation(request.conversation)
+        await load_conversation(self._api.pool, tenant, conversation_id)
+        cv.check(
+            await self._api.submit(
+                c.NotifyTyping(
+                    tenant=tenant,
+                    conversation_id=conversation_id,
+                    typist=m.Sender.CUSTOMER,
+                    active=request.active,
+                )
+            )
+        )
         return conversation_service_pb2.NotifyTypingResponse()
 
     @cv.guarded
     async def MarkRead(
         self, request: conversation_service_pb2.MarkReadRequest, context: cv.Ctx
     ) -> conversation_service_pb2.MarkReadResponse:
-        """Checked, then dropped: receipts are not relayed yet."""
+        """Relayed to the owning agent's stream (``ReceiptRecorded``)."""
         tenant = self._gateway(context).tenant
         conversation_id, message_id = cv.parse_message(request.message)
         record = await load_message(self._api.pool, tenant, message_id)
         if record.conversation_id != conversation_id:
             raise NotFound(f"message {request.message!r} not found")
+        delivered = request.status == conversation_pb2.RECEIPT_STATUS_DELIVERED
+        cv.check(
+            await self._api.submit(
+                c.RecordReceipt(
+                    tenant=tenant,
+                    conversation_id=conversation_id,
+                    reader=m.Sender.CUSTOMER,
+                    message_id=message_id,
+                    status="delivered" if delivered else "read",
+                )
+            )
+        )
         return conversation_service_pb2.MarkReadResponse()
 
     @cv.guarded

@@ -209,6 +209,28 @@ class RecordMessage(Command):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RecordReceipt(Command):
+    """The customer (``reader`` CUSTOMER) or the owning agent received or read the messages up
+    to ``message_id``; ``status`` is ``delivered`` or ``read``. Late receipts are fine."""
+
+    conversation_id: str
+    reader: Sender
+    message_id: int
+    status: str
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotifyTyping(Command):
+    """The customer or the owning agent started (``active``) or stopped typing."""
+
+    conversation_id: str
+    typist: Sender
+    active: bool
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CustomerLeft(Command):
     conversation_id: str
 

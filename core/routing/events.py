@@ -183,6 +183,28 @@ class SystemMessageSent(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReceiptRecorded(Event):
+    """Messages up to ``message_id`` reached (``delivered``) or were ``read`` by ``reader``.
+    For the other side's view only: applying it changes no routing state."""
+
+    conversation_id: str
+    reader: Sender
+    message_id: int
+    status: str
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TypingChanged(Event):
+    """``typist`` started or stopped typing; for the other side's view only."""
+
+    conversation_id: str
+    typist: Sender
+    active: bool
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CustomerIdleReminded(Event):
     conversation_id: str
 

@@ -124,6 +124,8 @@ class Router:
             c.RequestAgent: self._request_agent,
             c.RecordMessage: self._record_message,
             c.CustomerLeft: self._customer_left,
+            c.RecordReceipt: self._record_receipt,
+            c.NotifyTyping: self._notify_typing,
             c.ReopenConversation: self._reopen,
         }
         self._appliers: dict[type, Callable[[Any], None]] = {
@@ -143,7 +145,9 @@ class Router:
             ev.OfferDeclined: self._on_offer_declined,
             ev.ConversationAssigned: self._on_assigned,
             ev.MessageRecorded: self._on_message,
-            ev.SystemMessageSent: self._on_system_message,
+            ev.SystemMessageSent: self._on_other_side_only,
+            ev.ReceiptRecorded: self._on_other_side_only,
+            ev.TypingChanged: self._on_other_side_only,
             ev.CustomerIdleReminded: self._on_customer_idle_reminded,
             ev.AgentIdleNotified: self._on_agent_idle_notified,
             ev.ConversationEnded: self._on_ended,
@@ -931,6 +935,48 @@ class Router:
             raise FailedPrecondition("no queue given and the tenant has no default queue")
         self._enqueue(conv, queue_id, QueueReason.REOPENED)
 
+    def _check_party(self, conv: Conversation, party: Sender, agent_id: str | None) -> None:
+        """The customer, or the agent who owns ``conv``, is the one acting."""
+        if party is Sender.AGENT:
+            if agent_id is None:
+                raise InvalidArgument("name the agent")
+            self._require_owner(conv, agent_id)
+        elif party is not Sender.CUSTOMER:
+            raise InvalidArgument("only the customer or the owning agent can do this")
+
+    def _record_receipt(self, cmd: c.RecordReceipt) -> None:
+        conv = self._conversation(cmd.conversation_id)
+        self._check_party(conv, cmd.reader, cmd.agent_id)
+        if cmd.status not in ("delivered", "read"):
+            raise InvalidArgument("a receipt is delivered or read")
+        self._emit(
+            ev.ReceiptRecorded(
+                tenant=self.tenant,
+                at=self.clock.now(),
+                conversation_id=conv.conversation_id,
+                reader=cmd.reader,
+                message_id=cmd.message_id,
+                status=cmd.status,
+                agent_id=cmd.agent_id,
+            )
+        )
+
+    def _notify_typing(self, cmd: c.NotifyTyping) -> None:
+        conv = self._conversation(cmd.conversation_id)
+        if conv.state.is_terminal:
+            raise FailedPrecondition(f"conversation {conv.conversation_id!r} is closed")
+        self._check_party(conv, cmd.typist, cmd.agent_id)
+        self._emit(
+            ev.TypingChanged(
+                tenant=self.tenant,
+                at=self.clock.now(),
+                conversation_id=conv.conversation_id,
+                typist=cmd.typist,
+                active=cmd.active,
+                agent_id=cmd.agent_id,
+            )
+        )
+
     def _record_message(self, cmd: c.RecordMessage) -> None:
         conv = self._conversation(cmd.conversation_id)
         if conv.state.is_terminal:
@@ -1633,8 +1679,8 @@ class Router:
                 )
         conv.last_sender = e.sender
 
-    def _on_system_message(self, e: ev.SystemMessageSent) -> None:
-        pass  # the transcript's, not the router's
+    def _on_other_side_only(self, e: ev.Event) -> None:
+        pass  # for the transcript and the other side's screen, not for routing
 
     def _on_customer_idle_reminded(self, e: ev.CustomerIdleReminded) -> None:
         conv = self.conversations[e.conversation_id]

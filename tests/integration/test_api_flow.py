@@ -502,3 +502,66 @@ async def test_a_customer_with_an_open_conversation_is_pointed_to_it(env: Env) -
     resource = error_details_pb2.ResourceInfo()
     assert any(detail.Unpack(resource) for detail in status.details)
     assert resource.resource_name == first.conversation.name
+
+
+async def test_typing_and_receipts_reach_the_other_side(env: Env) -> None:
+    await sign_in(env, "ann")
+    outbound = env.gateway.StreamOutbound(
+        conversation_service_pb2.StreamOutboundRequest(resume_after_event_id=env.position()),
+        metadata=GATEWAY,
+    )
+    ann_events = env.agents.StreamEvents(
+        agent_service_pb2.StreamEventsRequest(resume_after_event_id=env.position()),
+        metadata=agent("ann"),
+    )
+    started = await start(env, "+85290000002", text="are you there?")
+    conversation = started.conversation.name
+    offer = await next_where(ann_events, offer_of)
+    await env.agents.AcceptOffer(
+        agent_service_pb2.AcceptOfferRequest(offer=offer.name), metadata=agent("ann")
+    )
+
+    await env.gateway.NotifyTyping(
+        conversation_service_pb2.NotifyTypingRequest(conversation=conversation, active=True),
+        metadata=GATEWAY,
+    )
+    assert (await next_where(ann_events, kind("typing"))).typing.active
+    await env.agents.MarkRead(
+        agent_service_pb2.AgentServiceMarkReadRequest(message=started.first_message.name),
+        metadata=agent("ann"),
+    )
+    read = await next_where(outbound, kind("receipt"))
+    assert read.receipt.message == started.first_message.name
+    assert read.receipt.status == conversation_pb2.RECEIPT_STATUS_READ
+
+    await env.agents.NotifyTyping(
+        agent_service_pb2.AgentServiceNotifyTypingRequest(conversation=conversation, active=True),
+        metadata=agent("ann"),
+    )
+    typing = await next_where(outbound, kind("typing"))
+    assert typing.typing.active and typing.typing.agent == "agents/ann"
+    sent = await env.agents.SendMessage(
+        agent_service_pb2.SendMessageRequest(
+            request_id="t1", conversation=conversation, text="yes"
+        ),
+        metadata=agent("ann"),
+    )
+    await env.gateway.MarkRead(
+        conversation_service_pb2.MarkReadRequest(
+            message=sent.message.name, status=conversation_pb2.RECEIPT_STATUS_DELIVERED
+        ),
+        metadata=GATEWAY,
+    )
+    delivered = await next_where(ann_events, kind("receipt"))
+    assert delivered.receipt.message == sent.message.name
+    assert delivered.receipt.status == conversation_pb2.RECEIPT_STATUS_DELIVERED
+    with pytest.raises(grpc.aio.AioRpcError) as refused:  # bob does not own it
+        await env.agents.NotifyTyping(
+            agent_service_pb2.AgentServiceNotifyTypingRequest(
+                conversation=conversation, active=True
+            ),
+            metadata=agent("bob"),
+        )
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    for call in (outbound, ann_events):
+        call.cancel()
