@@ -1,11 +1,16 @@
-"""Ending server streams when the server shuts down.
+"""Ending calls cleanly when the server shuts down.
 
 A feed stream never finishes on its own, so a graceful stop would wait out its whole grace
 period and then cancel them. ``Drain`` is a ``grpc.aio`` server interceptor that wraps every
 server-streaming handler: once ``begin()`` is called, each open stream (and any stream that
 starts afterwards) ends with ``UNAVAILABLE`` "server shutting down" and a ``RetryInfo``, so
-clients reconnect elsewhere and resume from their last event id. Unary calls are untouched:
-the server lets them finish within the grace period.
+clients reconnect elsewhere and resume from their last event id.
+
+Unary calls already running finish within the grace period. A ``usher.v1`` unary call that
+reaches its handler after ``begin()`` is refused with the same ``UNAVAILABLE``: it did nothing,
+and the client may retry elsewhere. (Left to ``grpc.aio``'s own stop, calls that had arrived
+but not yet been handed to the application would end ``CANCELLED``, leaving the client unsure
+whether they happened; ``Server.stop`` lets those reach this refusal before stopping.)
 """
 
 from __future__ import annotations
@@ -46,7 +51,15 @@ class Drain(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_stream is None:
+        if handler is None:
+            return handler
+        if handler.unary_unary is not None:
+            if self._closing.is_set() and handler_call_details.method.startswith("/usher.v1."):
+                return grpc.unary_unary_rpc_method_handler(
+                    _refuse, handler.request_deserializer, handler.response_serializer
+                )
+            return handler
+        if handler.unary_stream is None:
             return handler
         stream: Any = handler.unary_stream
 
@@ -105,6 +118,12 @@ class Drain(grpc.aio.ServerInterceptor):
                         await aclose()
         finally:
             closing.cancel()
+
+
+async def _refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    await abort(
+        context, "UNAVAILABLE", SHUTTING_DOWN, reason="SHUTTING_DOWN", retry_after=RETRY_AFTER
+    )
 
 
 async def _cancel(task: asyncio.Future[Any]) -> None:

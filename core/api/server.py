@@ -137,6 +137,10 @@ class Tls:
         return grpc.ssl_server_credentials([pair])
 
 
+SETTLE = 0.5
+"""Seconds between refusing new calls and stopping the gRPC server (see ``Drain``)."""
+
+
 class Server:
     """One front door; see the module docstring."""
 
@@ -210,6 +214,9 @@ class Server:
         log.info("shutting down", grace=grace, open_streams=self.drain.open_streams)
         await self.health.enter_graceful_shutdown()
         self.drain.begin()
+        # Calls already on the wire get handed to the application and refused UNAVAILABLE by
+        # the drain, instead of being cancelled by the stop while still unmatched.
+        await asyncio.sleep(min(SETTLE, grace))
         await self._server.stop(grace)
         log.info("stopped")
 
