@@ -5,8 +5,8 @@ when it refuses; reads come from the record tables, which are current because ``
 returns after its events (and their rows) committed. Before the first write of a tenant whose
 routing state was never configured, the servicer configures it with the default settings.
 
-What the engine cannot do yet is refused plainly: deleting a skill, department or queue answers
-UNIMPLEMENTED, and so does updating a skill (a skill has no stored fields but its id).
+Deleting a skill, department or queue still in use answers FAILED_PRECONDITION naming the users;
+updating a skill answers UNIMPLEMENTED (a skill has no stored fields but its id).
 Credentials and channels are written to the store directly (they are not routing state);
 channel secrets are never read back through this service (``Channel.blanked``).
 """
@@ -365,10 +365,10 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         self, request: pb.DeleteQueueRequest, context: Ctx
     ) -> pb.DeleteQueueResponse:
         queue_id = await self._name(context, "name", request.name, "queues")
-        await self._queue_or_abort(context, caller(context).tenant, queue_id)
-        await self._unimplemented(
-            context, "deleting a queue is not supported yet: the routing engine cannot remove one"
-        )
+        tenant = caller(context).tenant
+        await self._queue_or_abort(context, tenant, queue_id)
+        await self._submit(context, c.RemoveQueue(tenant=tenant, queue_id=queue_id))
+        return pb.DeleteQueueResponse()
 
     # --- skills --------------------------------------------------------------------------------
 
@@ -430,12 +430,12 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     async def DeleteSkill(
         self, request: pb.DeleteSkillRequest, context: Ctx
     ) -> pb.DeleteSkillResponse:
+        tenant = caller(context).tenant
         skill = await self._name(context, "name", request.name, "skills")
-        if not await self._has_skill(caller(context).tenant, skill):
+        if not await self._has_skill(tenant, skill):
             await self._not_found(context, "skill", request.name)
-        await self._unimplemented(
-            context, "deleting a skill is not supported yet: the routing engine cannot remove one"
-        )
+        await self._submit(context, c.RemoveSkill(tenant=tenant, skill=skill))
+        return pb.DeleteSkillResponse()
 
     # --- departments ---------------------------------------------------------------------------
 
@@ -531,11 +531,10 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         self, request: pb.DeleteDepartmentRequest, context: Ctx
     ) -> pb.DeleteDepartmentResponse:
         department_id = await self._name(context, "name", request.name, "departments")
-        await self._department_or_abort(context, caller(context).tenant, department_id)
-        await self._unimplemented(
-            context,
-            "deleting a department is not supported yet: the routing engine cannot remove one",
-        )
+        tenant = caller(context).tenant
+        await self._department_or_abort(context, tenant, department_id)
+        await self._submit(context, c.RemoveDepartment(tenant=tenant, department=department_id))
+        return pb.DeleteDepartmentResponse()
 
     # --- tenant settings -----------------------------------------------------------------------
 

@@ -43,6 +43,28 @@ class DefineDepartment(Command):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveSkill(Command):
+    """Refused while an agent has the skill or a queue requires it."""
+
+    skill: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveDepartment(Command):
+    """Refused while an agent belongs to it or a queue designates it."""
+
+    department: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveQueue(Command):
+    """Refused while a conversation that is not over is in it, or the tenant's settings or
+    another queue's overflow point to it."""
+
+    queue_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConfigureAgent(Command):
     """Create the agent (signed out), or replace its profile."""
 

@@ -47,6 +47,21 @@ class DepartmentDefined(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SkillRemoved(Event):
+    skill: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DepartmentRemoved(Event):
+    department: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueRemoved(Event):
+    queue_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgentConfigured(Event):
     profile: AgentProfile
 

@@ -124,6 +124,9 @@ class Router:
             c.RequestAgent: self._request_agent,
             c.RecordMessage: self._record_message,
             c.CustomerLeft: self._customer_left,
+            c.RemoveSkill: self._remove_skill,
+            c.RemoveDepartment: self._remove_department,
+            c.RemoveQueue: self._remove_queue,
             c.RecordReceipt: self._record_receipt,
             c.NotifyTyping: self._notify_typing,
             c.ReopenConversation: self._reopen,
@@ -132,6 +135,9 @@ class Router:
             ev.TenantConfigured: self._on_tenant_configured,
             ev.SkillDefined: self._on_skill_defined,
             ev.DepartmentDefined: self._on_department_defined,
+            ev.SkillRemoved: self._on_skill_removed,
+            ev.DepartmentRemoved: self._on_department_removed,
+            ev.QueueRemoved: self._on_queue_removed,
             ev.AgentConfigured: self._on_agent_configured,
             ev.AgentRemoved: self._on_agent_removed,
             ev.QueueConfigured: self._on_queue_configured,
@@ -389,6 +395,66 @@ class Router:
                 tenant=self.tenant, at=self.clock.now(), department=cmd.department, name=cmd.name
             )
         )
+
+    def _remove_skill(self, cmd: c.RemoveSkill) -> None:
+        if cmd.skill not in self.skills:
+            raise NotFound(f"unknown skill {cmd.skill!r}", skill=cmd.skill)
+        holders = sorted(a.agent_id for a in self.agents.values() if cmd.skill in a.profile.skills)
+        queues = sorted(
+            q.settings.queue_id
+            for q in self.queues.values()
+            if any(r.skill == cmd.skill for r in q.settings.requirements)
+        )
+        if holders or queues:
+            raise FailedPrecondition(
+                f"skill {cmd.skill!r} is in use", agents=",".join(holders), queues=",".join(queues)
+            )
+        self._emit(ev.SkillRemoved(tenant=self.tenant, at=self.clock.now(), skill=cmd.skill))
+
+    def _remove_department(self, cmd: c.RemoveDepartment) -> None:
+        department = cmd.department
+        if department not in self.departments:
+            raise NotFound(f"unknown department {department!r}", department=department)
+        members = sorted(
+            a.agent_id for a in self.agents.values() if department in a.profile.departments
+        )
+        queues = sorted(
+            q.settings.queue_id
+            for q in self.queues.values()
+            if department in q.settings.designated_departments
+        )
+        if members or queues:
+            raise FailedPrecondition(
+                f"department {department!r} is in use",
+                agents=",".join(members),
+                queues=",".join(queues),
+            )
+        self._emit(
+            ev.DepartmentRemoved(tenant=self.tenant, at=self.clock.now(), department=department)
+        )
+
+    def _remove_queue(self, cmd: c.RemoveQueue) -> None:
+        queue_id = self._queue(cmd.queue_id).settings.queue_id
+        s = self.settings
+        if s.default_queue == queue_id or queue_id in s.region_queues.values():
+            raise FailedPrecondition(
+                f"queue {queue_id!r} is the tenant's default or a region's queue"
+            )
+        overflowing = sorted(
+            q.settings.queue_id
+            for q in self.queues.values()
+            if q.settings.overflow_queue == queue_id
+        )
+        if overflowing:
+            raise FailedPrecondition(
+                f"queues overflow into {queue_id!r}", queues=",".join(overflowing)
+            )
+        if any(
+            conv.queue_id == queue_id and not conv.state.is_terminal
+            for conv in self.conversations.values()
+        ):
+            raise FailedPrecondition(f"queue {queue_id!r} has conversations that are not over")
+        self._emit(ev.QueueRemoved(tenant=self.tenant, at=self.clock.now(), queue_id=queue_id))
 
     def _configure_agent(self, cmd: c.ConfigureAgent) -> None:
         p = cmd.profile
@@ -1451,6 +1517,19 @@ class Router:
 
     def _on_department_defined(self, e: ev.DepartmentDefined) -> None:
         self.departments[e.department] = e.name
+
+    def _on_skill_removed(self, e: ev.SkillRemoved) -> None:
+        self.skills.discard(e.skill)
+
+    def _on_department_removed(self, e: ev.DepartmentRemoved) -> None:
+        del self.departments[e.department]
+
+    def _on_queue_removed(self, e: ev.QueueRemoved) -> None:
+        queue = self.queues.pop(e.queue_id)
+        for key in set(queue.plan):
+            self._unref(key)
+        horizons = [q.settings.sticky_window or 0.0 for q in self.queues.values()]
+        self._sticky_horizon = max(horizons, default=0.0)
 
     def _on_agent_configured(self, e: ev.AgentConfigured) -> None:
         agent = self.agents.get(e.profile.agent_id)

@@ -270,6 +270,13 @@ _PROJECTION_SQL: list[tuple[str, str]] = [
 ]
 
 
+_DELETE_SQL: dict[str, str] = {
+    "skills": "DELETE FROM skills WHERE tenant_id = $1 AND skill = $2",
+    "departments": "DELETE FROM departments WHERE tenant_id = $1 AND department_id = $2",
+    "queues": "DELETE FROM queues WHERE tenant_id = $1 AND queue_id = $2",
+}
+
+
 _HISTORY_SQL: dict[str, tuple[str, str]] = {
     "offers": (
         """UPDATE offers SET outcome = $3, resolved_at = $4
@@ -332,6 +339,8 @@ async def write_projection(
 ) -> None:
     """Write the record rows, one batched statement per kind, in dependency order; for offers
     and transfers, resolutions of older entries before new entries (see ``History``)."""
+    for table, key in projection.removed:
+        await conn.execute(_DELETE_SQL[table], *key, timeout=timeout)
     for name, sql in _PROJECTION_SQL:
         rows = getattr(projection, name)
         if rows:

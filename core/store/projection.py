@@ -78,11 +78,35 @@ class Projection:
     transfers: History = field(default_factory=History)
     sessions: list[Row] = field(default_factory=list)
     system_messages: list[Row] = field(default_factory=list)
+    removed: list[tuple[str, Row]] = field(default_factory=list)
+    """(table, key) of skills, departments and queues removed; deleted before the upserts."""
 
     def extend(self, other: Projection) -> None:
+        for table, key in other.removed:
+            self.remove(table, key)
         for name in self.__slots__:
-            mine = getattr(self, name)
-            mine.extend(getattr(other, name))
+            theirs = getattr(other, name)
+            if name in REMOVABLE:
+                for row in theirs:
+                    self.add(name, row)
+            elif name != "removed":
+                getattr(self, name).extend(theirs)
+
+    def add(self, table: str, row: Row) -> None:
+        """Upsert ``row``, cancelling an earlier removal of the same key in this batch."""
+        if table in REMOVABLE:
+            key = tuple(row[:2])
+            self.removed = [(t, k) for t, k in self.removed if (t, k) != (table, key)]
+        getattr(self, table).append(row)
+
+    def remove(self, table: str, key: Row) -> None:
+        """Delete the row of ``key``, cancelling earlier upserts of it in this batch."""
+        rows = getattr(self, table)
+        rows[:] = [row for row in rows if tuple(row[:2]) != key]
+        self.removed.append((table, key))
+
+
+REMOVABLE = frozenset({"skills", "departments", "queues"})
 
 
 def project(router: Router, events: list[ev.Event]) -> Projection:
@@ -99,15 +123,21 @@ def project(router: Router, events: list[ev.Event]) -> Projection:
             case ev.TenantConfigured():
                 out.tenants.append((tenant, as_json(e.settings)))
             case ev.SkillDefined():
-                out.skills.append((tenant, e.skill))
+                out.add("skills", (tenant, e.skill))
             case ev.DepartmentDefined():
-                out.departments.append((tenant, e.department, e.name))
+                out.add("departments", (tenant, e.department, e.name))
+            case ev.SkillRemoved():
+                out.remove("skills", (tenant, e.skill))
+            case ev.DepartmentRemoved():
+                out.remove("departments", (tenant, e.department))
+            case ev.QueueRemoved():
+                out.remove("queues", (tenant, e.queue_id))
             case ev.AgentConfigured() | ev.AgentRemoved():
                 agents[e.profile.agent_id if isinstance(e, ev.AgentConfigured) else e.agent_id] = (
                     None
                 )
             case ev.QueueConfigured():
-                out.queues.append((tenant, e.settings.queue_id, as_json(e.settings), ts(e.at)))
+                out.add("queues", (tenant, e.settings.queue_id, as_json(e.settings), ts(e.at)))
             case ev.AgentStatusChanged():
                 agents[e.agent_id] = None
                 out.sessions.append((tenant, e.agent_id, e.status.value, e.custom_status, ts(e.at)))

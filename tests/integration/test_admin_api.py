@@ -12,12 +12,12 @@ from google.rpc import error_details_pb2
 from usher.client import (
     AdminClient,
     AlreadyExists,
+    FailedPrecondition,
     GatewayClient,
     InvalidArgument,
     NotFound,
     PermissionDenied,
     Unauthenticated,
-    Unimplemented,
 )
 from usher.v1 import admin_service_pb2 as pb
 from usher.v1 import (
@@ -190,13 +190,33 @@ async def test_bad_requests_are_invalid_and_change_nothing(
     assert await pool.fetchval("SELECT count(*) FROM queues") == 1
 
 
-async def test_deletes_the_engine_cannot_do_say_so(admin: AdminClient) -> None:
+async def test_deletes_refuse_what_is_in_use_then_remove(admin: AdminClient) -> None:
     await seed(admin)
-    with pytest.raises(Unimplemented, match="not supported"):
+    await admin.create_department(
+        pb.CreateDepartmentRequest(department_id="sales", department=tenant_pb2.Department())
+    )
+    with pytest.raises(FailedPrecondition, match="in use") as in_use:
         await admin.delete_skill(pb.DeleteSkillRequest(name="skills/billing"))
+    info = in_use.value.detail(error_details_pb2.ErrorInfo)
+    assert info is not None and info.metadata["agents"] == "ann,bob"
+    assert info.metadata["queues"] == "support"
     await admin.delete_agent(pb.DeleteAgentRequest(name="agents/bob"))
     with pytest.raises(NotFound):
         await admin.get_agent(pb.GetAgentRequest(name="agents/bob"))
+
+    await admin.delete_skill(pb.DeleteSkillRequest(name="skills/cantonese"))  # bob is gone
+    await admin.delete_department(pb.DeleteDepartmentRequest(name="departments/sales"))
+    await admin.delete_queue(pb.DeleteQueueRequest(name="queues/support"))
+    for missing in (
+        admin.get_skill(pb.GetSkillRequest(name="skills/cantonese")),
+        admin.get_department(pb.GetDepartmentRequest(name="departments/sales")),
+        admin.get_queue(pb.GetQueueRequest(name="queues/support")),
+    ):
+        with pytest.raises(NotFound):
+            await missing
+    await admin.delete_agent(pb.DeleteAgentRequest(name="agents/ann"))
+    await admin.delete_skill(pb.DeleteSkillRequest(name="skills/billing"))
+    assert not (await admin.list_skills(pb.ListSkillsRequest())).skills
 
 
 async def test_another_tenants_agent_is_not_found(api: Running, admin: AdminClient) -> None:

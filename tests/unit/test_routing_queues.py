@@ -636,3 +636,34 @@ def test_a_customer_has_one_open_conversation_per_channel() -> None:
     kit.start("c2", customer_id="kim", channel="whatsapp")  # the first is over
     with pytest.raises(AlreadyExists):
         kit.run(c.ReopenConversation(tenant=T, conversation_id="c1"))
+
+
+# --- removing skills, departments and queues ---------------------------------------------------
+
+
+def test_what_is_in_use_cannot_be_removed_and_refusals_change_nothing() -> None:
+    kit = Kit(skills=["billing"])
+    kit.run(c.DefineDepartment(tenant=T, department="sales"))
+    kit.queue(requirements=(m.SkillRequirement("billing", 1),))
+    kit.agent("a1", skills={"billing": 3}, departments=frozenset({"sales"}))
+    kit.start("c1")
+    before = snapshot(kit.router)
+
+    for command in (
+        c.RemoveSkill(tenant=T, skill="billing"),
+        c.RemoveDepartment(tenant=T, department="sales"),
+        c.RemoveQueue(tenant=T, queue_id="q"),
+    ):
+        with pytest.raises(FailedPrecondition):
+            kit.run(command)
+    assert snapshot(kit.router) == before
+
+    kit.assign("c1")
+    kit.end("c1")
+    kit.status("a1", m.AgentStatus.OFFLINE)
+    kit.run(c.RemoveAgent(tenant=T, agent_id="a1"))
+    kit.run(c.RemoveQueue(tenant=T, queue_id="q"))
+    kit.run(c.RemoveSkill(tenant=T, skill="billing"))
+    kit.run(c.RemoveDepartment(tenant=T, department="sales"))
+    assert not kit.router.queues and not kit.router.skills and not kit.router.departments
+    assert not kit.router.groups  # the queue's eligibility groups went with it
