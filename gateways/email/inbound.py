@@ -4,8 +4,8 @@
 or a peer outside the optional allow-list, gets 550. After ``DATA`` the mail is parsed and
 stored in the core before 250 is answered: a malformed mail gets 554 and an attachment over the
 limit 552 (the whole mail over the limit gets 552 from aiosmtpd itself), all storing nothing;
-a core failure gets 451 so the sending server retries later. Automatic mail (bounces,
-auto-replies) is accepted and dropped, so two robots cannot answer each other forever.
+any other failure (the core away) gets 451 so the sending server retries later. Automatic mail
+(bounces, auto-replies) is accepted and dropped, so two robots cannot answer each other forever.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from google.protobuf import timestamp_pb2
-from usher.client import FailedPrecondition, InvalidArgument, NotFound, UsherError
+from usher.client import FailedPrecondition, InvalidArgument, NotFound
 from usher.v1 import conversation_pb2
 from usher.v1 import conversation_service_pb2 as pb
 
@@ -81,6 +81,9 @@ class SmtpInbox:
             mail = parse(envelope.original_content or b"")
         except Malformed as exc:
             return f"554 5.6.0 Malformed message: {exc}"
+        except Exception as exc:  # the stdlib parser is lenient; whatever still breaks it
+            log.info("unreadable mail refused", error=repr(exc))
+            return "554 5.6.0 Malformed message"
         if mail.automatic or envelope.mail_from in (None, "", "<>"):
             log.info("automatic mail dropped", message_id=mail.message_id, sender=mail.sender)
             return "250 2.0.0 OK (automatic mail is not answered)"
@@ -97,8 +100,8 @@ class SmtpInbox:
                 await self._store(served, mail)
         except InvalidArgument as exc:
             return f"554 5.6.0 Message refused: {exc}"
-        except UsherError as exc:
-            log.warning("mail not stored; the sender will retry", error=str(exc))
+        except Exception as exc:  # the core is away, the gateway stops...: 4xx, never lose it
+            log.warning("mail not stored; the sender will retry", error=repr(exc))
             return "451 4.3.0 Temporarily unable to take the message; try again later"
         return "250 2.0.0 OK"
 

@@ -22,6 +22,7 @@ import html2text
 MAX_TEXT = 65_000
 """The core takes at most 65,536 characters of text; longer mails are cut to this."""
 
+_ATTRIBUTION = re.compile(r"(wrote|schrieb|a écrit|escribió|ha scritto|schreef)\s*:\s*$", re.I)
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|antw)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
@@ -81,6 +82,23 @@ def readable(html: str) -> str:
     return converter.handle(html).strip()
 
 
+def without_quote(text: str) -> str:
+    """A reply without the quoted mail at its end (``>`` lines and their "On ... wrote:"
+    line); the text unchanged when nothing would be left."""
+    lines = text.split("\n")
+    end = len(lines)
+    while end and (lines[end - 1].startswith(">") or not lines[end - 1].strip()):
+        end -= 1
+    if end == len(lines):
+        return text
+    if end and _ATTRIBUTION.search(lines[end - 1]):
+        end -= 1
+        if end and lines[end - 1].lstrip().startswith("On ") and "wrote" not in lines[end - 1]:
+            end -= 1  # the attribution wrapped onto two lines
+    kept = "\n".join(lines[:end]).strip()
+    return kept or text
+
+
 def _content(part: EmailMessage) -> str:
     try:
         content = part.get_content()
@@ -90,7 +108,7 @@ def _content(part: EmailMessage) -> str:
     return content if isinstance(content, str) else ""
 
 
-def _text(message: EmailMessage) -> str:
+def _text(message: EmailMessage, *, reply: bool) -> str:
     body = message.get_body(preferencelist=("plain", "html"))
     if not isinstance(body, EmailMessage):
         return ""
@@ -98,6 +116,8 @@ def _text(message: EmailMessage) -> str:
     if body.get_content_type() == "text/html":
         content = readable(content)
     content = content.replace("\r\n", "\n").strip()
+    if reply:
+        content = without_quote(content)
     return content if len(content) <= MAX_TEXT else content[:MAX_TEXT] + "\n[…]"
 
 
@@ -128,6 +148,8 @@ def parse(raw: bytes) -> Mail:
     local, _, domain = address.rpartition("@")
     if not local or not domain or any(c.isspace() for c in address):
         raise Malformed("no sender address in From")
+    in_reply_to = message_ids(str(message.get("In-Reply-To", "")))
+    references = message_ids(str(message.get("References", "")))
     ids = message_ids(str(message.get("Message-ID", "")))
     message_id = ids[0] if ids else f"<{hashlib.sha256(raw).hexdigest()}@usher.invalid>"
     auto = str(message.get("Auto-Submitted", "no")).strip().lower()
@@ -137,10 +159,10 @@ def parse(raw: bytes) -> Mail:
         sender=address.lower(),
         sender_name=name.strip(),
         subject=str(message.get("Subject", "")).strip(),
-        text=_text(message),
+        text=_text(message, reply=bool(in_reply_to or references)),
         files=_files(message),
-        in_reply_to=message_ids(str(message.get("In-Reply-To", ""))),
-        references=message_ids(str(message.get("References", ""))),
+        in_reply_to=in_reply_to,
+        references=references,
         sent_at=_sent_at(message),
         automatic=auto not in ("", "no") or precedence in ("auto_reply", "bulk", "junk"),
     )

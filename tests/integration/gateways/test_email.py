@@ -131,7 +131,7 @@ def mail(
     for name, content_type, data in files:
         maintype, _, subtype = content_type.partition("/")
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
-    return message.as_bytes()
+    return message.as_bytes(policy=policy.SMTP)
 
 
 def _submit(port: int, data: bytes, rcpt: str, sender: str, size: int | None) -> int:
@@ -262,18 +262,20 @@ async def test_mail_in_answered_in_the_thread_with_attachments(
             in_reply_to=answer_id,
             references=f"<m1@example.com> {answer_id}",
             html="<html><body><p>Thanks, <b>great</b>!</p><ul><li>one box</li></ul>"
-            "<script>x()</script></body></html>",
+            "<p>On Mon, Acme Support wrote:</p><blockquote>Hi Alice, it ships today."
+            "</blockquote></body></html>",
         )
         assert await submit(provider.port, reply) == 250
         texts = await eventually(
             lambda: _when(customer_texts(the_core, conversation), lambda t: len(t) == 2)
         )
         assert texts[1].startswith("Thanks, great!")
-        assert "* one box" in texts[1] and "<" not in texts[1] and "x()" not in texts[1]
+        assert "* one box" in texts[1] and "<" not in texts[1] and "ships" not in texts[1]
 
         # a colleague answering the agent's mail (another address) joins the same conversation
         colleague = mail(
-            "Bob here, I am in copy.",
+            "Bob here, I am in copy.\n\nOn Mon, 1 Jan 2024 at 10:00, Acme Support <\n"
+            "support@acme.example> wrote:\n> Hi Alice, it ships today.\n",
             sender="Bob <bob@example.com>",
             subject="Re: Order 42",
             message_id="<m3@example.com>",
@@ -297,3 +299,93 @@ async def test_mail_in_answered_in_the_thread_with_attachments(
 async def _when(texts: Any, ready: Any) -> Any:
     value = await texts
     return value if ready(value) else None
+
+
+async def test_refusals_store_nothing(the_core: Core, tmp_path: Path) -> None:
+    provider = Email(host="127.0.0.1", port=free_port(), max_message_bytes=20_000)
+    async with (
+        relay() as fake,
+        gateway(
+            the_core,
+            provider,
+            tmp_path,
+            channel_id="mail",
+            channel=channel(fake.port),
+            max_attachment_bytes=5_000,
+        ),
+    ):
+        port = provider.port
+        # unknown recipient: 550 at RCPT TO
+        assert await submit(port, mail("hi"), rcpt="sales@acme.example") == 550
+        # over the size limit: 552 after DATA, or at MAIL FROM when SIZE says so up front
+        huge = mail(("x" * 70 + "\n") * 400, message_id="<big@example.com>")
+        assert await submit(port, huge) == 552
+        assert await submit(port, huge, size=len(huge)) == 552
+        # an attachment over max_attachment_bytes in a mail under the size limit: 552
+        heavy = mail("see file", files=(("a.bin", "application/octet-stream", b"\0" * 6_000),))
+        assert await submit(port, heavy) == 552
+        # malformed: no usable From, or no headers at all: 554
+        assert await submit(port, mail("hi", sender="nobody")) == 554
+        assert await submit(port, b"just some bytes, no headers") == 554
+        # automatic mail (an auto-reply, a bounce) is taken but never stored or answered
+        auto = mail("I am out of office", headers=(("Auto-Submitted", "auto-replied"),))
+        assert await submit(port, auto) == 250
+        assert await submit(port, mail("Delivery failed"), sender="") == 250
+    assert await the_core.conversation_count() == 0
+    assert await the_core.message_count() == 0
+    assert fake.received == []
+
+
+async def test_allow_list_refuses_other_peers(the_core: Core, tmp_path: Path) -> None:
+    provider = Email(host="127.0.0.1", port=free_port(), allow_from=["10.0.0.0/8"])
+    async with (
+        relay() as fake,
+        gateway(the_core, provider, tmp_path, channel_id="mail", channel=channel(fake.port)),
+    ):
+        assert await submit(provider.port, mail("hi")) == 550
+    assert await the_core.conversation_count() == 0
+    assert await the_core.message_count() == 0
+
+
+async def test_outbound_files_by_uri_within_limits(the_core: Core, tmp_path: Path) -> None:
+    """Files not in the local store come from their ``uri``, checked by size and SHA-256."""
+    provider = Email(host="127.0.0.1", port=free_port())
+    async with (
+        relay() as fake,
+        gateway(
+            the_core,
+            provider,
+            tmp_path,
+            channel_id="mail",
+            channel=channel(fake.port),
+            max_attachment_bytes=100,
+        ) as gw,
+    ):
+        blobs = gw.gateway.blobs
+        small = blobs.put(b"remote bytes", content_type="text/plain", name="n.txt")
+        remote = conversation_pb2.Attachment(
+            name="n.txt", content_type="text/plain", uri=blobs.url(small.sha256)
+        )
+        fetched = await fetch(gw.gateway, remote)
+        assert (fetched.name, fetched.content_type, fetched.data) == (
+            "n.txt",
+            "text/plain",
+            b"remote bytes",
+        )
+        wrong = conversation_pb2.Attachment(name="n.txt", sha256="0" * 64, uri=remote.uri)
+        with pytest.raises(DeliveryError) as mismatch:
+            await fetch(gw.gateway, wrong)
+        assert not mismatch.value.transient
+        # over the limit although the store holds it: BlobStore writes unchecked here
+        big = blobs.put(b"y" * 100, content_type="text/plain")
+        big_path = blobs.get(big.sha256)
+        assert big_path is not None
+        big_path[0].write_bytes(b"y" * 200)
+        too_big = conversation_pb2.Attachment(name="big.txt", uri=blobs.url(big.sha256))
+        with pytest.raises(DeliveryError) as over:
+            await fetch(gw.gateway, too_big)
+        assert not over.value.transient
+        gone = conversation_pb2.Attachment(name="gone.txt", uri=blobs.url("1" * 64))
+        with pytest.raises(DeliveryError) as missing:
+            await fetch(gw.gateway, gone)
+        assert not missing.value.transient
