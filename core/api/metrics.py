@@ -13,21 +13,24 @@
 - ``usher_open_streams{service}``: server streams being served now, per gRPC service
   (``with_stream_gauge`` wraps a servicer).
 
-Not measured: queue depth per tenant and queue. The depth lives in the shard actors (other
-processes); a front door only sees events, so it would have to replay queue state from the log
-(and start from the log again after each restart) or query the store on every scrape, from
-the scrape thread, away from the event loop that owns the database pool. Neither is cheap;
-the supervisor dashboard stream has the depth when it is needed.
+- ``usher_queue_waiting{tenant, queue}`` and ``usher_queue_longest_wait_seconds{tenant,
+  queue}``: conversations waiting (queued or offered) and the longest wait, read from the
+  record tables every few seconds by ``QueueDepth`` (one indexed query on the event loop, not on
+  the scrape thread). Every front door reports the same figures: do not sum them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final
 
+import asyncpg
+import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from core.api.context import Submit
@@ -36,6 +39,8 @@ from core.routing import commands as c
 from core.routing import events as ev
 from core.runtime.feed import Backfill, Feeds
 from core.runtime.shard import Outcome
+
+log = structlog.get_logger(__name__)
 
 COMMAND_SECONDS: Final = Histogram(
     "usher_command_seconds",
@@ -71,7 +76,65 @@ OPEN_STREAMS: Final = Gauge(
     "usher_open_streams", "Server streams being served now, per gRPC service.", ["service"]
 )
 
+QUEUE_WAITING: Final = Gauge(
+    "usher_queue_waiting",
+    "Conversations waiting (queued or offered), per queue.",
+    ["tenant", "queue"],
+)
+QUEUE_LONGEST_WAIT: Final = Gauge(
+    "usher_queue_longest_wait_seconds",
+    "How long the longest-waiting conversation has waited, per queue.",
+    ["tenant", "queue"],
+)
+
 OFFER_OUTCOMES: Final = ("made", "accepted", "rejected", "expired", "rescinded")
+
+_DEPTH_SQL: Final = """
+SELECT tenant_id, queue_id, count(*) AS waiting,
+       coalesce(extract(epoch FROM now() - min(queued_at)), 0) AS longest
+FROM conversations
+WHERE state IN ('queued', 'offered') AND queue_id IS NOT NULL
+GROUP BY tenant_id, queue_id"""
+
+
+class QueueDepth:
+    """Refreshes the queue gauges every ``interval`` seconds; queues that emptied read 0."""
+
+    def __init__(self, pool: asyncpg.Pool, *, interval: float = 5.0) -> None:
+        self._pool = pool
+        self._interval = interval
+        self._seen: set[tuple[str, str]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def refresh(self) -> None:
+        rows = await self._pool.fetch(_DEPTH_SQL, timeout=self._interval)
+        now = {(r["tenant_id"], r["queue_id"]): r for r in rows}
+        for key in self._seen - set(now):
+            QUEUE_WAITING.labels(*key).set(0)
+            QUEUE_LONGEST_WAIT.labels(*key).set(0)
+        for key, row in now.items():
+            QUEUE_WAITING.labels(*key).set(row["waiting"])
+            QUEUE_LONGEST_WAIT.labels(*key).set(float(row["longest"]))
+        self._seen |= set(now)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="queue-depth")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception as exc:  # the store is away: keep the last figures, try again
+                log.warning("queue depth not refreshed", error=repr(exc))
+            await asyncio.sleep(self._interval)
 
 
 def metered(submit: Submit) -> Submit:

@@ -27,7 +27,7 @@ from core.api.agents import AgentServicer
 from core.api.context import Caller
 from core.api.conversations import ConversationServicer, MessageIndex
 from core.api.local import build_local_context
-from core.api.metrics import offer_outcome, with_stream_gauge
+from core.api.metrics import QueueDepth, offer_outcome, with_stream_gauge
 from core.api.server import Servicer
 from core.routing import ManualClock
 from core.routing import commands as c
@@ -201,3 +201,20 @@ def test_offer_outcomes_come_from_offer_events() -> None:
     )
     assert offer_outcome(declined) == "expired"
     assert offer_outcome(ev.SkillDefined(tenant=T, at=0.0, skill="s")) is None
+
+
+async def test_queue_depth_counts_the_waiting_and_drops_to_zero(
+    stubs: Stubs, pool: asyncpg.Pool
+) -> None:
+    depth = QueueDepth(pool)
+    for n in range(3):  # ann is signed out: they wait
+        await start(stubs, f"+8529000100{n}")
+    await depth.refresh()
+    assert value("usher_queue_waiting", tenant=T, queue="q") == 3
+    assert value("usher_queue_longest_wait_seconds", tenant=T, queue="q") >= 0
+
+    await pool.execute(
+        "UPDATE conversations SET state = 'abandoned' WHERE tenant_id = $1", T
+    )  # as if they left; the gauge reads the record tables
+    await depth.refresh()
+    assert value("usher_queue_waiting", tenant=T, queue="q") == 0
