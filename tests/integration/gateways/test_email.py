@@ -293,6 +293,17 @@ async def test_mail_in_answered_in_the_thread_with_attachments(
         assert later["References"] == f"<m1@example.com> {answer_id} <m3@example.com>"
         assert later["Subject"] == "Re: Order 42"
         assert later["Message-ID"] != answer_id
+
+        # a file the gateway cannot get does not swallow the answer: the mail says so
+        lost = conversation_pb2.Attachment(
+            sha256="2" * 64, name="label.pdf", content_type="application/pdf", size=10
+        )
+        await the_core.reply(conversation, "Here is the label.", attachments=[lost])
+        noted = await eventually(lambda: fake.answer("Here is the label."))
+        assert list(noted.iter_attachments()) == []
+        noted_body = noted.get_body(preferencelist=("plain",))
+        assert isinstance(noted_body, EmailMessage)
+        assert "[label.pdf could not be attached]" in noted_body.get_content()
     await events.aclose()
 
 
