@@ -1,0 +1,71 @@
+"""Calls to Twilio's REST API for one channel: send a message (the Messages resource) and
+fetch a customer's media. HTTP basic auth with the account SID and auth token; the base URL is
+the channel's ``api_base_url`` so tests can point elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from gateways.common.blobs import TooLarge
+from gateways.common.directory import ChannelConfig
+from gateways.common.provider import DeliveryError, check_response
+
+API_BASE = "https://api.twilio.com"
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioApi:
+    http: httpx.AsyncClient
+    channel: ChannelConfig
+
+    @property
+    def _auth(self) -> httpx.BasicAuth:
+        return httpx.BasicAuth(
+            self.channel.secret("account_sid"), self.channel.secret("auth_token")
+        )
+
+    async def send(
+        self, to: str, body: str, media_urls: Sequence[str], status_callback: str
+    ) -> str:
+        """Create a Message to ``to`` from the channel's number or messaging service; its SID."""
+        account = self.channel.secret("account_sid")
+        base = self.channel.setting("api_base_url", API_BASE).rstrip("/")
+        service = self.channel.settings.get("messaging_service_sid", "")
+        form: dict[str, str | list[str]] = {"To": to}
+        if service:
+            form["MessagingServiceSid"] = service
+        else:
+            form["From"] = self.channel.setting("from_number")
+        if body:
+            form["Body"] = body
+        if media_urls:
+            form["MediaUrl"] = list(media_urls)
+        form["StatusCallback"] = status_callback
+        response = await self.http.post(
+            f"{base}/2010-04-01/Accounts/{account}/Messages.json", data=form, auth=self._auth
+        )
+        sid = check_response(response).json().get("sid")
+        if not isinstance(sid, str) or not sid:
+            raise DeliveryError("Twilio created a message without a sid", transient=False)
+        return sid
+
+    async def media(self, url: str, *, max_bytes: int) -> tuple[bytes, str]:
+        """A customer's media (Twilio redirects to its CDN); ``TooLarge`` past ``max_bytes``."""
+        request = self.http.stream("GET", url, auth=self._auth, follow_redirects=True)
+        async with request as response:
+            if not response.is_success:
+                raise DeliveryError(f"GET media answered {response.status_code}", transient=True)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise TooLarge(f"{declared} bytes is over the {max_bytes}-byte limit")
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(f"over the {max_bytes}-byte limit")
+                chunks.append(chunk)
+            kind = response.headers.get("content-type", "application/octet-stream")
+            return b"".join(chunks), kind.split(";")[0].strip()
