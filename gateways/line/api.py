@@ -94,7 +94,7 @@ class LineApi:
         past ``max_bytes`` (stops reading there)."""
         url = f"{self._data_base}/v2/bot/message/{message_id}/content"
         async with self.http.stream("GET", url, headers=self._auth) as response:
-            if not response.is_success:
+            if response.status_code != 200:  # 202: a video or audio LINE is still preparing
                 raise DeliveryError(f"GET content answered {response.status_code}", transient=True)
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:

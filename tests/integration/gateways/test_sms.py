@@ -215,6 +215,14 @@ async def test_mms_in_and_out_through_a_messaging_service(
         assert photo.content_type == "image/jpeg" and photo.size == len(jpeg)
         assert gw.gateway.blobs.read(photo.sha256) == jpeg
 
+        # media Twilio no longer has: the message is kept, with a note
+        lost = twilio.inbound(CUSTOMER, "and this", media=[(b"gone", "image/png")])
+        twilio.media.clear()
+        body, headers = signed(url, lost)
+        assert (await http.post(url, content=body, headers=headers)).status_code == 200
+        later = customer_texts(await the_core.transcript(conversation))
+        assert later[-1] == "and this\n[image/png could not be fetched]"
+
         manual = gw.gateway.blobs.attachment(
             gw.gateway.blobs.put(b"%PDF", content_type="application/pdf", name="manual.pdf")
         )
