@@ -160,7 +160,7 @@ class WhatsApp(Provider):
                 continue
             now = self._clock()
             phone = senders[message.sender]
-            name = change.names.get(message.sender) or next(iter(change.names.values()), "")
+            name = change.names.get(message.sender, "")
             # the window opens before the core answers: its welcome may go out at once
             state.customer_wrote(tenant, channel, phone, message.id, message.sent_at or now)
             try:

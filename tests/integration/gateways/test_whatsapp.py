@@ -213,6 +213,16 @@ async def test_refusals_store_nothing(the_core: Core, fake: FakeMeta, tmp_path: 
             meta.messages("12", "Bad", text("wamid.X5", "not a number")),
         )
         assert await status(HOOK, *meta.signed(mixed)) == 400
+        # another business number, not one of the tenant's channels: acknowledged, not stored
+        stranger = meta.notification(
+            meta.messages(WA_ID, "Chan", text("wamid.X6", "hi"), number="999000999")
+        )
+        assert await post(http, gw, stranger) == {
+            "stored": 0,
+            "duplicates": 0,
+            "skipped": 0,
+            "receipts": 0,
+        }
     assert await the_core.conversation_count() == 0
     assert await the_core.message_count() == 0
     assert fake.sent == []
