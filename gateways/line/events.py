@@ -59,9 +59,11 @@ def _event(raw: object) -> Event | None:
             raise Malformed("a message event has no message")
         _text(message.get("id"), "message.id")
         _text(message.get("type"), "message.type")
-    postback = raw.get("postback", {}) if kind == "postback" else {}
-    if not isinstance(postback, dict) or not isinstance(postback.get("data", ""), str):
-        raise Malformed("a postback event has no data")
+    postback_data = ""
+    if kind == "postback":
+        postback = raw.get("postback")
+        data = postback.get("data") if isinstance(postback, dict) else None
+        postback_data = _text(data, "postback.data")
     token = raw.get("replyToken", "")
     return Event(
         kind=str(kind),
@@ -71,7 +73,7 @@ def _event(raw: object) -> Event | None:
         redelivery=isinstance(context, dict) and context.get("isRedelivery") is True,
         reply_token=token if isinstance(token, str) else "",
         message=message,
-        postback_data=str(postback.get("data", "")),
+        postback_data=postback_data,
     )
 
 

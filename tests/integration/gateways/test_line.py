@@ -138,6 +138,9 @@ async def test_refusals_store_nothing(the_core: Core, line: FakeLine, tmp_path: 
         del nameless["source"]["userId"]
         # one bad event refuses the whole body: the good one before it is not stored either
         assert (await post(http, url, [line.text(USER, "ok"), nameless])).status_code == 400
+        assert (
+            await post(http, url, [line.event("postback", USER, postback={})])
+        ).status_code == 400
         no_id = line.text(USER, "no id")
         del no_id["webhookEventId"]
         assert (await post(http, url, [no_id])).status_code == 400
