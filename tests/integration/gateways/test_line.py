@@ -14,8 +14,10 @@ import httpx
 import pytest
 from usher.v1 import agent_service_pb2, channel_pb2, conversation_pb2
 
+from gateways.common.directory import ChannelConfig
 from gateways.common.signatures import hmac_sha256_base64
 from gateways.line import Line
+from gateways.line.api import LineApi
 from tests.integration.gateways.fake_line import SECRET, TOKEN, FakeLine, fake_line
 from tests.integration.gateways.kit import Core, core, eventually, gateway
 
@@ -301,3 +303,17 @@ async def test_a_spent_reply_token_falls_back_to_push(
         assert photo.uri.startswith("https://usher.example.test/files/")
     assert line.problems == []
     await events.aclose()
+
+
+async def test_a_retried_push_is_accepted_once(line: FakeLine) -> None:
+    config = ChannelConfig(
+        "line", settings=line.settings(), secrets={"channel_access_token": TOKEN}
+    )
+    async with httpx.AsyncClient() as http:
+        api = LineApi(http, config)
+        key = str(uuid.uuid4())
+        first = await api.push(USER, [{"type": "text", "text": "once"}], retry_key=key)
+        again = await api.push(USER, [{"type": "text", "text": "once"}], retry_key=key)
+    assert first == again and len(first) == 1
+    assert len(line.sent) == 1
+    assert line.problems == []
