@@ -36,19 +36,17 @@ from core.api import convert as cv
 from core.api.context import ApiContext, Caller
 from core.api.conversations import (
     _CONVERSATION_SQL,
-    SHARED_MESSAGES,
     CallerOf,
-    MessageIndex,
     attachments_from_proto,
     conversation_from_row,
     default_caller,
     load_conversation,
-    load_message,
     message_to_proto,
     receipt,
     record_message,
     validate_text,
 )
+from core.api.messages import MessageIndex, load_message
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
@@ -291,11 +289,11 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         api: ApiContext,
         *,
         caller_of: CallerOf = default_caller,
-        messages: MessageIndex = SHARED_MESSAGES,
+        messages: MessageIndex | None = None,
     ) -> None:
         self._api = api
         self._caller_of = caller_of
-        self._messages = messages
+        self._messages = api.messages if messages is None else messages
 
     def _agent(self, context: cv.Ctx) -> tuple[str, str]:
         """(tenant, agent id) of an agent caller; ``PermissionDenied`` for anyone else."""

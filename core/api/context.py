@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import redis.asyncio as aioredis
 
+from core.api.messages import MessageIndex
 from core.routing import commands as c
 from core.runtime.feed import Feeds
 from core.runtime.shard import Failure, Outcome
@@ -61,3 +62,5 @@ class ApiContext:
     redis: aioredis.Redis | None
     records: Records
     ingestor: Ingestor
+    messages: MessageIndex = field(default_factory=MessageIndex)
+    """Which stored message each ``MessageRecorded`` event stands for (see its docstring)."""

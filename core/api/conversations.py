@@ -20,7 +20,6 @@ Contracts:
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
@@ -31,6 +30,7 @@ from core.api import convert as cv
 from core.api.admin_values import CHANNEL_TYPE_OF, channel_to_proto
 from core.api.auth import caller
 from core.api.context import ApiContext, Caller
+from core.api.messages import _MESSAGE_SQL, MessageIndex, load_message
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
@@ -138,7 +138,7 @@ def message_to_proto(r: MessageRecord) -> conversation_pb2.Message:
         text=r.content,
         attachments=[
             conversation_pb2.Attachment(
-                sha256=a.sha256, name=a.name, content_type=a.type, size=a.size
+                sha256=a.sha256, name=a.name, content_type=a.type, size=a.size, uri=a.uri
             )
             for a in r.attachments
         ],
@@ -150,37 +150,11 @@ def message_to_proto(r: MessageRecord) -> conversation_pb2.Message:
     return out
 
 
-_MESSAGE_SQL: Final = """
-SELECT message_id, conversation_id, channel, direction, sender, agent_id, content, attachments,
-       provider_message_id, created_at FROM messages"""
-
-
-async def load_message(pool: asyncpg.Pool, tenant: str, message_id: int) -> MessageRecord:
-    row = await pool.fetchrow(
-        _MESSAGE_SQL + " WHERE tenant_id = $1 AND message_id = $2", tenant, message_id
-    )
-    if row is None:
-        raise NotFound(f"message {message_id} not found")
-    return message_from_row(row)
-
-
-async def latest_message(
-    pool: asyncpg.Pool, tenant: str, conversation_id: str, sender: str
-) -> MessageRecord | None:
-    row = await pool.fetchrow(
-        _MESSAGE_SQL + " WHERE tenant_id = $1 AND conversation_id = $2 AND sender = $3"
-        " ORDER BY message_id DESC LIMIT 1",
-        tenant,
-        conversation_id,
-        sender,
-    )
-    return None if row is None else message_from_row(row)
-
-
 def attachments_from_proto(items: Any) -> tuple[Attachment, ...]:
-    """Store attachments from proto ones (the ``uri`` is not kept yet)."""
+    """Stored attachments from proto ones."""
     return tuple(
-        Attachment(sha256=a.sha256, name=a.name, type=a.content_type, size=a.size) for a in items
+        Attachment(sha256=a.sha256, name=a.name, type=a.content_type, size=a.size, uri=a.uri)
+        for a in items
     )
 
 
@@ -189,65 +163,6 @@ def validate_text(text: str, attachments: Any) -> None:
         raise InvalidArgument("a message needs text or an attachment", field="text")
     if len(text) > MAX_CONTENT:
         raise InvalidArgument(f"text is over {MAX_CONTENT} characters", field="text")
-
-
-# --- which message an event stands for ----------------------------------------------------------
-
-
-class MessageIndex:
-    """Maps a ``MessageRecorded`` event to the stored message it stands for.
-
-    Writers call ``expect`` before submitting ``RecordMessage`` and ``settle`` after (with the
-    outcome): the event id then names the message. A stream that sees the event before the
-    writer settles takes the oldest expected message of that conversation and sender. Without
-    either (another process wrote it), ``lookup`` falls back to the conversation's latest
-    message of that sender, which is right unless messages arrive faster than streams read.
-    Bounded: the oldest ``size`` mappings are kept.
-    """
-
-    def __init__(self, size: int = 100_000) -> None:
-        self._size = size
-        self._pending: dict[tuple[str, str, str], deque[int]] = {}
-        self._by_event: OrderedDict[tuple[str, int], int] = OrderedDict()
-
-    def expect(self, tenant: str, conversation_id: str, sender: str, message_id: int) -> None:
-        self._pending.setdefault((tenant, conversation_id, sender), deque()).append(message_id)
-
-    def settle(
-        self, tenant: str, conversation_id: str, sender: str, message_id: int, outcome: Outcome
-    ) -> None:
-        key = (tenant, conversation_id, sender)
-        pending = self._pending.get(key)
-        if pending is not None and message_id in pending:
-            pending.remove(message_id)
-            if not pending:
-                del self._pending[key]
-        for offset, event in enumerate(outcome.events):
-            if isinstance(event, ev.MessageRecorded):
-                self._remember((tenant, outcome.first_id + offset), message_id)
-
-    def _remember(self, key: tuple[str, int], message_id: int) -> None:
-        self._by_event[key] = message_id
-        while len(self._by_event) > self._size:
-            self._by_event.popitem(last=False)
-
-    async def lookup(
-        self, pool: asyncpg.Pool, tenant: str, event_id: int, event: ev.MessageRecorded
-    ) -> MessageRecord | None:
-        sender = event.sender.value
-        message_id = self._by_event.get((tenant, event_id))
-        if message_id is None:
-            pending = self._pending.get((tenant, event.conversation_id, sender))
-            if pending:
-                message_id = pending.popleft()
-                self._remember((tenant, event_id), message_id)
-        if message_id is not None:
-            return await load_message(pool, tenant, message_id)
-        return await latest_message(pool, tenant, event.conversation_id, sender)
-
-
-SHARED_MESSAGES: Final = MessageIndex()
-"""The index the servicers of one process share unless given their own."""
 
 
 async def record_message(
@@ -382,11 +297,11 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         api: ApiContext,
         *,
         caller_of: CallerOf = default_caller,
-        messages: MessageIndex = SHARED_MESSAGES,
+        messages: MessageIndex | None = None,
     ) -> None:
         self._api = api
         self._caller_of = caller_of
-        self._messages = messages
+        self._messages = api.messages if messages is None else messages
         self._targets = Targets(api.pool)
         self._channels = Channels(api.pool)
 

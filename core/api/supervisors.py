@@ -27,14 +27,13 @@ from usher.v1 import routing_pb2, supervisor_service_pb2, supervisor_service_pb2
 from core.api import convert as cv
 from core.api.context import ApiContext, Caller
 from core.api.conversations import (
-    SHARED_MESSAGES,
     CallerOf,
-    MessageIndex,
     default_caller,
     load_conversation,
     message_to_proto,
     require_role,
 )
+from core.api.messages import MessageIndex
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing.errors import NotFound
@@ -52,11 +51,11 @@ class SupervisorServicer(supervisor_service_pb2_grpc.SupervisorServiceServicer):
         api: ApiContext,
         *,
         caller_of: CallerOf = default_caller,
-        messages: MessageIndex = SHARED_MESSAGES,
+        messages: MessageIndex | None = None,
     ) -> None:
         self._api = api
         self._caller_of = caller_of
-        self._messages = messages
+        self._messages = api.messages if messages is None else messages
 
     def _supervisor(self, context: cv.Ctx) -> tuple[Caller, str]:
         who = self._caller_of(context)

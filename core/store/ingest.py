@@ -60,6 +60,8 @@ class Attachment:
     name: str
     type: str
     size: int
+    uri: str = ""
+    """Where the gateway serves it (https, or an object-store URI); empty when not known."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,6 +123,7 @@ def validate_message(m: NewMessage) -> None:
             raise InvalidInput("an attachment's sha256 must be 64 lowercase hex digits")
         require_text("attachment name", a.name, max_len=255)
         require_text("attachment type", a.type, max_len=255)
+        require_text("attachment uri", a.uri, max_len=2048)
         if not isinstance(a.size, int) or isinstance(a.size, bool) or a.size < 0:
             raise InvalidInput("an attachment's size must be a whole number >= 0")
     if m.created_at is not None:
@@ -129,7 +132,10 @@ def validate_message(m: NewMessage) -> None:
 
 def _attachments_json(attachments: tuple[Attachment, ...]) -> str:
     return json.dumps(
-        [{"sha256": a.sha256, "name": a.name, "type": a.type, "size": a.size} for a in attachments],
+        [
+            {"sha256": a.sha256, "name": a.name, "type": a.type, "size": a.size, "uri": a.uri}
+            for a in attachments
+        ],
         ensure_ascii=False,
     )
 

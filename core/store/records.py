@@ -336,6 +336,7 @@ def message_from_row(r: asyncpg.Record) -> MessageRecord:
             name=str(a.get("name", "")),
             type=str(a.get("type", "")),
             size=int(a.get("size", 0)),
+            uri=str(a.get("uri", "")),
         )
         for a in json.loads(r["attachments"])
     )
@@ -392,7 +393,7 @@ TRANSCRIPT_COLUMNS: Final = (
     "provider_message_id",
 )
 """One row per message, oldest first. ``attachments`` is a JSON array of
-``{sha256, name, type, size}``; ``content`` is verbatim (newlines included, quoted)."""
+``{sha256, name, type, size, uri}``; ``content`` is verbatim (newlines included, quoted)."""
 
 _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 
@@ -434,7 +435,8 @@ def conversation_row(r: ConversationRecord) -> list[str]:
 def message_row(m: MessageRecord) -> list[str]:
     """``m``'s cells in ``TRANSCRIPT_COLUMNS`` order."""
     attachments = [
-        {"sha256": a.sha256, "name": a.name, "type": a.type, "size": a.size} for a in m.attachments
+        {"sha256": a.sha256, "name": a.name, "type": a.type, "size": a.size, "uri": a.uri}
+        for a in m.attachments
     ]
     cells: list[object] = [
         m.conversation_id,

@@ -15,7 +15,6 @@ import httpx
 import pytest
 from usher.v1 import agent_service_pb2, channel_pb2, conversation_pb2
 
-from core.api.conversations import SHARED_MESSAGES
 from gateways.common.signatures import hmac_sha256_hex
 from gateways.whatsapp import WhatsApp
 from tests.integration.gateways import fake_meta as meta
@@ -52,13 +51,6 @@ def channel(fake: FakeMeta, **settings: str) -> channel_pb2.Channel:
             "verify_token": meta.VERIFY_TOKEN,
         },
     )
-
-
-@pytest.fixture(autouse=True)
-def _fresh_message_index() -> None:
-    """The core's process-wide event -> message index outlives each test's database; stale
-    entries would name messages of an earlier test (see the report to the lead)."""
-    SHARED_MESSAGES.__init__()  # type: ignore[misc]
 
 
 @pytest.fixture
