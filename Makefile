@@ -32,6 +32,8 @@ test: $(STAMP) lint typecheck lint-protos check-protos
 	$(BIN)/pytest -q
 	$(BIN)/usher bench core --agents 100,1000 --quick --json > /dev/null
 	$(BIN)/usher bench store --quick --json > /dev/null
+	$(BIN)/usher bench actor --quick --json > /dev/null
+	$(BIN)/usher bench e2e --quick --json > /dev/null
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

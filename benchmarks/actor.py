@@ -42,6 +42,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import asyncpg
@@ -113,6 +114,9 @@ class ActorResult:
     """Cores used by the driver (this process) in the measured window."""
     shard_cpu: float
     """Cores used by the actor's process in the measured window (-1: not measured)."""
+    db_cpu: float
+    """Cores used by PostgreSQL (all its processes) in the window (-1: not on this machine, or
+    not readable)."""
     seconds: float
 
 
@@ -243,6 +247,7 @@ async def run_row(
     tenant: str,
     shard_pid: int | None,
     progress: Progress | None = None,
+    db_pids: Callable[[], list[int]] = list,
 ) -> ActorRun:
     """Measure one row (see the module docstring) on tenant ``tenant`` of the actor ``handle``."""
     say = progress or (lambda _: None)
@@ -265,12 +270,13 @@ async def run_row(
     traffic = Traffic(tenant, config, submit, books)
     say(f"{config.label}: measuring {config.seconds:g} s")
 
-    async def sample(at: float) -> tuple[int, int, int]:
+    async def sample(at: float) -> tuple[int, int, int, int]:
         await asyncio.sleep(max(0.0, at - time.perf_counter()))
         return (
             dispatcher.calls + unbatched.calls,
             procstat.cpu_ticks([os.getpid()]),
             procstat.cpu_ticks([shard_pid]) if shard_pid else 0,
+            procstat.cpu_ticks(db_pids()),
         )
 
     samplers = [asyncio.create_task(sample(books.start)), asyncio.create_task(sample(books.end))]
@@ -282,7 +288,9 @@ async def run_row(
             task.cancel()
         await asyncio.gather(*workers, *samplers, return_exceptions=True)
         raise
-    (calls_0, driver_0, shard_0), (calls_1, driver_1, shard_1) = await asyncio.gather(*samplers)
+    (calls_0, driver_0, shard_0, db_0), (calls_1, driver_1, shard_1, db_1) = await asyncio.gather(
+        *samplers
+    )
     latencies = sorted(books.latencies_ns)
     if not latencies:
         raise RuntimeError(f"no command completed in {config.seconds:g} s")
@@ -302,6 +310,7 @@ async def run_row(
             calls=calls,
             driver_cpu=procstat.cores(driver_1 - driver_0, config.seconds),
             shard_cpu=procstat.cores(shard_1 - shard_0, config.seconds) if shard_pid else -1.0,
+            db_cpu=procstat.cores(max(0, db_1 - db_0), config.seconds) if db_pids() else -1.0,
             seconds=config.seconds,
         ),
         tuple(ns / 1e3 for ns in latencies),
@@ -358,6 +367,24 @@ async def shard_pid(handle: Any) -> int | None:
     return int(pid)
 
 
+async def postgres_pids(pool: asyncpg.Pool) -> Callable[[], list[int]]:
+    """A function giving PostgreSQL's processes now, if it runs on this machine and its data
+    directory is readable (else they are not measured: the function gives none)."""
+    try:
+        directory = await pool.fetchval("SHOW data_directory")
+    except asyncpg.PostgresError:  # not a superuser
+        return list
+    pidfile = Path(directory) / "postmaster.pid"
+
+    def pids() -> list[int]:
+        try:
+            return procstat.tree(int(pidfile.read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
+            return []
+
+    return pids
+
+
 async def run_actor(
     configs: Sequence[ActorConfig], url: str | None, progress: Progress | None = None
 ) -> list[ActorRun]:
@@ -381,9 +408,10 @@ async def run_actor(
                     # group: it must be a dispatch call (see ``create_shard``).
                     await handle.submit.remote([])
                     pid = await shard_pid(handle)
+                    db = await postgres_pids(pool)
                     for i, config in enumerate(configs):
                         tenant = f"{prefix}-{i}{'b' if config.batched else 'u'}"
-                        runs.append(await run_row(handle, config, tenant, pid, progress))
+                        runs.append(await run_row(handle, config, tenant, pid, progress, db))
                 finally:
                     ray.kill(handle, no_restart=True)
             if url:

@@ -1,7 +1,9 @@
-"""``usher bench``: the benchmark suites (``core``: the engine alone; ``store``: the event log).
+"""``usher bench``: the benchmark suites (``core``: the engine alone; ``store``: the event log;
+``actor``: one Ray shard, batched or not; ``e2e``: ``usher serve`` through the SDK).
 
 Each suite prints a table, or with ``--json`` one JSON document on stdout; ``--out FILE`` also
-writes the document to a file. Progress goes to stderr, and only when stderr is a terminal.
+writes the document to a file; ``--plot DIR`` (core, actor, e2e) writes PNG charts, with the
+optional matplotlib. Progress goes to stderr, and only when stderr is a terminal.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import click
 from rich.console import Console
 
-from benchmarks import report
+from benchmarks import actor as actor_suite
+from benchmarks import e2e as e2e_suite
+from benchmarks import plot, report
 from benchmarks import store as store_suite
-from benchmarks.core import CoreConfig, check_targets, run_core, smoke
+from benchmarks.core import CoreConfig, Verdict, check_targets, run_core, smoke
 
 SPEED_COLUMNS = (
     report.Column("agents", "agents", report.thousands),
@@ -39,6 +44,49 @@ STORE_COLUMNS = (
     report.Column("p99_ms", "p99 ms", lambda v: f"{v:,.2f}"),
     report.Column("events_per_commit", "events/tx", lambda v: f"{v:,.1f}"),
     report.Column("appends_per_commit", "appends/tx", lambda v: f"{v:,.1f}"),
+)
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.1f}"
+
+
+def _cores(value: float) -> str:
+    return f"{value:.2f}" if value >= 0 else "-"
+
+
+ACTOR_COLUMNS = (
+    report.Column("mode", "mode"),
+    report.Column("max_batch", "batch ≤", report.thousands),
+    report.Column("in_flight", "in flight", report.thousands),
+    report.Column("commands_per_s", "commands/s", report.thousands),
+    report.Column("p50_us", "p50 µs", report.thousands),
+    report.Column("p99_us", "p99 µs", report.thousands),
+    report.Column("commands_per_call", "per call", lambda v: f"{v:,.1f}"),
+    report.Column("driver_cpu", "cores: driver", _cores),
+    report.Column("shard_cpu", "shard", _cores),
+    report.Column("db_cpu", "PostgreSQL", _cores),
+)
+E2E_COLUMNS = (
+    report.Column("offered_per_s", "offered/s", report.thousands),
+    report.Column("routed_per_s", "routed/s", report.thousands),
+    report.Column("enqueue_to_offer_p50_ms", "offer p50", _ms),
+    report.Column("enqueue_to_offer_p99_ms", "p99", _ms),
+    report.Column("enqueue_to_offer_p999_ms", "p99.9", _ms),
+    report.Column("accept_to_assigned_p99_ms", "accept p99", _ms),
+    report.Column("errors", "errors", report.thousands),
+    report.Column("frontdoor_cpu", "cores: serve", _cores),
+    report.Column("ray_cpu", "Ray", _cores),
+    report.Column("store_cpu", "store", _cores),
+    report.Column("loadgen_cpu", "loadgen", _cores),
+)
+BASELINE_COLUMNS = (
+    report.Column("offered_per_s", "offered/s", report.thousands),
+    report.Column("completed_per_s", "requests/s", report.thousands),
+    report.Column("p50_ms", "p50 ms", lambda v: f"{v:,.2f}"),
+    report.Column("p99_ms", "p99 ms", lambda v: f"{v:,.2f}"),
+    report.Column("p999_ms", "p99.9 ms", lambda v: f"{v:,.2f}"),
+    report.Column("errors", "errors", report.thousands),
 )
 MEMORY_COLUMNS = (
     report.Column("agents", "agents", report.thousands),
@@ -69,11 +117,40 @@ def _progress(suite: str) -> Callable[[str], None]:
 
 
 def _emit(suite: str, results: Sequence[object], as_json: bool, out: Path | None) -> None:
-    document = report.to_document(suite, results)
+    _emit_document(report.to_document(suite, results), as_json, out)
+
+
+def _emit_document(document: dict[str, Any], as_json: bool, out: Path | None) -> None:
     if out is not None:
         report.write_json(document, out)
     if as_json:
         click.echo(report.dumps(document))
+
+
+PLOT_OPTION = click.option(
+    "--plot",
+    "plot_dir",
+    type=click.Path(file_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write PNG charts into this directory (needs matplotlib: the `plot` extra).",
+)
+
+
+def _wide_console() -> Console:
+    """A terminal's own width; 140 columns when not a terminal (wide tables stay whole)."""
+    return Console() if sys.stdout.isatty() else Console(width=140)
+
+
+def _wrote(path: Path, as_json: bool) -> None:
+    click.echo(f"wrote {path}", err=as_json)
+
+
+def _verdicts(verdicts: Sequence[Verdict], console: Console) -> None:
+    for verdict in verdicts:
+        mark = "[green]met[/]   " if verdict.ok else "[red]MISSED[/]"
+        console.print(
+            f"  {mark} {verdict.name}: {_number(verdict.value)} (target {_number(verdict.limit)})"
+        )
 
 
 @click.group()
@@ -106,6 +183,7 @@ def bench() -> None:
     default=None,
     help="Also write the JSON document to this file.",
 )
+@PLOT_OPTION
 def core(
     agents: tuple[int, ...],
     skills: int,
@@ -115,11 +193,14 @@ def core(
     seed: int,
     as_json: bool,
     out: Path | None,
+    plot_dir: Path | None,
 ) -> None:
     """The routing engine alone, in process: decisions/s, latency per decision, memory.
 
     How it is measured (and what a "decision" is) is described in benchmarks/core.py.
     """
+    if plot_dir is not None:
+        plot.require()
     base = CoreConfig(agents=1, skills=skills, queues=queues, seed=seed)
     if quick:
         base = smoke(base)
@@ -128,6 +209,10 @@ def core(
     say = _progress("core")
     results = [run_core(dataclasses.replace(base, agents=n), progress=say) for n in agents]
     _emit("core", results, as_json, out)
+    if plot_dir is not None:
+        points = [(r.agents, r.mean_us, r.p50_us, r.p99_us) for r in results]
+        title = f"bench core: cost per decision ({skills:,} skills, {queues:,} queues)"
+        _wrote(plot.cost_against_agents(points, plot_dir / "core-cost.png", title=title), as_json)
     if as_json:
         return
     console = Console()
@@ -137,11 +222,7 @@ def core(
     report.render_table("memory", MEMORY_COLUMNS, results, console)
     if quick:
         console.print("  --quick: a smoke run, not a measurement")
-    for verdict in check_targets(results):
-        mark = "[green]met[/]   " if verdict.ok else "[red]MISSED[/]"
-        console.print(
-            f"  {mark} {verdict.name}: {_number(verdict.value)} (target {_number(verdict.limit)})"
-        )
+    _verdicts(check_targets(results), console)
 
 
 @bench.command("store")
@@ -223,3 +304,288 @@ def store(
 
 def _number(value: float) -> str:
     return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+_DATABASE_URL = click.option(
+    "--database-url",
+    envvar="USHER_DATABASE_URL",
+    show_envvar=True,
+    default=None,
+    help="PostgreSQL to use: pending migrations are applied [default: an embedded one in a "
+    "temporary directory].",
+)
+
+
+@bench.command("actor")
+@click.option(
+    "--max-batch",
+    default="64,256",
+    show_default=True,
+    callback=_counts,
+    help="Batched rows: the most commands per actor call, one row each (plus one unbatched row).",
+)
+@click.option(
+    "--in-flight",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Conversations driven concurrently (each one command at a time).",
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Measured seconds per row [default: 5; 0.5 with --quick].",
+)
+@click.option("--agents", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--capacity", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--queues", type=click.IntRange(min=1), default=4, show_default=True)
+@_DATABASE_URL
+@click.option("--quick", is_flag=True, help="Brief rows: a smoke run of a few seconds.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write the JSON document to this file.",
+)
+@PLOT_OPTION
+def actor(
+    max_batch: tuple[int, ...],
+    in_flight: int,
+    seconds: float | None,
+    agents: int,
+    capacity: int,
+    queues: int,
+    database_url: str | None,
+    quick: bool,
+    seed: int,
+    as_json: bool,
+    out: Path | None,
+    plot_dir: Path | None,
+) -> None:
+    """One RouterShard on a local Ray and a real PostgreSQL: commands/s and latency per command,
+    batched through the front door's dispatcher versus one Ray call per command.
+
+    How it is measured is described in benchmarks/actor.py.
+    """
+    if plot_dir is not None:
+        plot.require()
+    base = actor_suite.ActorConfig(
+        batched=False,
+        in_flight=in_flight,
+        agents=agents,
+        capacity=capacity,
+        queues=queues,
+        seed=seed,
+    )
+    if quick:
+        base = actor_suite.smoke(base)
+    if seconds is not None:
+        base = dataclasses.replace(base, seconds=seconds, warmup_seconds=min(1.0, seconds / 5))
+    configs = [base] + [dataclasses.replace(base, batched=True, max_batch=n) for n in max_batch]
+    try:
+        runs = asyncio.run(
+            actor_suite.run_actor(configs, database_url, progress=_progress("actor"))
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise click.ClickException(f"PostgreSQL: {' '.join(str(exc).split())}") from exc
+    results = [run.result for run in runs]
+    _emit_document(actor_suite.document(results), as_json, out)
+    if plot_dir is not None:
+        curves = {run.result.mode + f" ≤{run.result.max_batch}": run.latencies_us for run in runs}
+        title = f"bench actor: latency per command, {in_flight} in flight"
+        path = plot.latency_cdf(curves, plot_dir / "actor-latency-cdf.png", title=title, unit="µs")
+        _wrote(path, as_json)
+    if as_json:
+        return
+    console = _wide_console()
+    title = f"bench actor: one RouterShard, {agents} agents, {base.seconds:g} s a row"
+    report.render_table(title, ACTOR_COLUMNS, results, console)
+    summary = actor_suite.summarize(results)
+    console.print(
+        f"  batching makes {summary.speedup:g}× the commands/s"
+        f" ({summary.batched_per_s:,.0f} against {summary.unbatched_per_s:,.0f})"
+    )
+    if quick:
+        console.print("  --quick: a smoke run, not a measurement")
+    _verdicts(actor_suite.check_targets(summary), console)
+
+
+@bench.command("e2e")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=100.0,
+    show_default=True,
+    help="Conversations offered a second in the measured run (with --ramp: the share "
+    "--peak-share of the peak found instead).",
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Length of the measured run [default: 20; 2 with --quick].",
+)
+@click.option("--ramp", is_flag=True, help="First raise the rate step by step to find the peak.")
+@click.option("--ramp-start", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--ramp-factor", type=click.FloatRange(min=1, min_open=True), default=None)
+@click.option("--ramp-steps", type=click.IntRange(min=1), default=None)
+@click.option("--ramp-seconds", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option(
+    "--peak-share",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=0.8,
+    show_default=True,
+)
+@click.option("--agents", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--skills", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--queues", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--capacity", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--gateways", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option(
+    "--handle-ms",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="How long an agent keeps a conversation before ending it [default: 200].",
+)
+@click.option("--shards", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option(
+    "--prestart-shards/--serve-starts-ray",
+    default=True,
+    show_default=True,
+    help="Start Ray and the shard actors here and run usher serve with --ray-address (works "
+    "around the shard's first-call defect, see benchmarks/e2e.py), or let usher serve start "
+    "its own Ray.",
+)
+@click.option("--baseline/--no-baseline", default=True, show_default=True)
+@_DATABASE_URL
+@click.option("--redis-url", envvar="USHER_REDIS_URL", show_envvar=True, default=None)
+@click.option("--quick", is_flag=True, help="A smoke run of a few seconds, not a measurement.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write the JSON document to this file.",
+)
+@PLOT_OPTION
+def e2e(
+    rate: float,
+    seconds: float | None,
+    ramp: bool,
+    ramp_start: float | None,
+    ramp_factor: float | None,
+    ramp_steps: int | None,
+    ramp_seconds: float | None,
+    peak_share: float,
+    agents: int,
+    skills: int,
+    queues: int,
+    capacity: int,
+    gateways: int,
+    handle_ms: float | None,
+    shards: int,
+    prestart_shards: bool,
+    baseline: bool,
+    database_url: str | None,
+    redis_url: str | None,
+    quick: bool,
+    seed: int,
+    as_json: bool,
+    out: Path | None,
+    plot_dir: Path | None,
+) -> None:
+    """The whole system: usher serve (Ray shards, PostgreSQL, Redis) driven through the Python
+    SDK by simulated gateways and agents, open-loop; and a no-op gRPC server as the baseline.
+
+    How it is measured is described in benchmarks/e2e.py.
+    """
+    if plot_dir is not None:
+        plot.require()
+    config = e2e_suite.E2EConfig(
+        rate=rate,
+        ramp=ramp,
+        peak_share=peak_share,
+        agents=agents,
+        skills=skills,
+        queues=queues,
+        capacity=capacity,
+        gateways=gateways,
+        shards=shards,
+        prestart_shards=prestart_shards,
+        baseline=baseline,
+        database_url=database_url,
+        redis_url=redis_url,
+        seed=seed,
+    )
+    if quick:
+        config = e2e_suite.smoke(config)
+    given: dict[str, Any] = {
+        "seconds": seconds,
+        "ramp_start": ramp_start,
+        "ramp_factor": ramp_factor,
+        "ramp_steps": ramp_steps,
+        "ramp_seconds": ramp_seconds,
+        "handle_ms": handle_ms,
+    }
+    config = dataclasses.replace(config, **{k: v for k, v in given.items() if v is not None})
+    try:
+        run = asyncio.run(e2e_suite.run_e2e(config, progress=_progress("e2e")))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise click.ClickException(f"e2e: {' '.join(str(exc).split())}") from exc
+    result = run.result
+    _emit_document(e2e_suite.document(result), as_json, out)
+    if plot_dir is not None:
+        curves = {
+            "enqueue → offer": run.enqueue_to_offer_ms,
+            "accept → assigned": run.accept_to_assigned_ms,
+            "no-op baseline": run.baseline_ms,
+        }
+        title = f"bench e2e: latency at {result.offered_per_s:,.0f} conversations/s offered"
+        _wrote(plot.latency_cdf(curves, plot_dir / "e2e-latency-cdf.png", title=title), as_json)
+        series = {
+            "e2e routed": [
+                (s.offered_per_s, s.routed_per_s, s.enqueue_to_offer_p99_ms) for s in result.steps
+            ],
+            "no-op baseline": [
+                (s.offered_per_s, s.completed_per_s, s.p99_ms) for s in result.baseline_steps
+            ],
+        }
+        path = plot.throughput_and_p99(
+            series, plot_dir / "e2e-throughput.png", title="bench e2e against offered rate"
+        )
+        _wrote(path, as_json)
+    if as_json:
+        return
+    console = _wide_console()
+    title = (
+        f"bench e2e: usher serve, {config.shards} shards, {config.agents} agents × "
+        f"{config.capacity}, {config.gateways} gateways"
+    )
+    report.render_table(title, E2E_COLUMNS, result.steps, console)
+    if result.baseline_steps:
+        report.render_table(
+            "no-op grpc.aio baseline", BASELINE_COLUMNS, result.baseline_steps, console
+        )
+    if result.peak_routed_per_s is not None:
+        console.print(f"  peak: {result.peak_routed_per_s:,.0f} routed/s (a step that kept up)")
+    memory = result.server_memory
+    console.print(
+        f"  measured run (last row): {result.routed_per_s:,.0f} routed/s for"
+        f" {result.duration_s:g} s; errors {result.errors:,} {result.error_kinds or ''}"
+    )
+    console.print(
+        f"  server memory: {memory.start_mib:,.0f} → {memory.end_mib:,.0f} MiB"
+        f" (peak {memory.max_mib:,.0f}; {memory.growth_mib_per_min:+,.1f} MiB/min)"
+    )
+    if result.baseline_rps:
+        console.print(
+            f"  no-op baseline: {result.baseline_rps:,.0f} requests/s; routed/s is"
+            f" {result.ratio_to_baseline:.1%} of it"
+        )
+    if quick:
+        console.print("  --quick: a smoke run, not a measurement")
+    _verdicts(e2e_suite.check_targets(result), console)

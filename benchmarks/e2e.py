@@ -237,7 +237,7 @@ def check_targets(result: E2EResult) -> list[Verdict]:
             "p99 enqueue→offer ms" + (" at 80% of peak" if result.peak_routed_per_s else ""),
             result.enqueue_to_offer_ms.p99,
             TARGET_P99_MS,
-            0 < result.enqueue_to_offer_ms.samples
+            result.enqueue_to_offer_ms.samples > 0
             and result.enqueue_to_offer_ms.p99 <= TARGET_P99_MS,
         ),
     ]
@@ -345,7 +345,14 @@ async def running_system(config: E2EConfig, say: Progress) -> AsyncIterator[Syst
             if redis_url and not config.redis_url:
                 store_parts.append(_redis_pids(redis_url))
 
-            args = ["--http-port", "-1", "--data-dir", str(data_dir), "--shards", str(config.shards)]
+            args = [
+                "--http-port",
+                "-1",
+                "--data-dir",
+                str(data_dir),
+                "--shards",
+                str(config.shards),
+            ]
             if config.database_url:
                 args += ["--database-url", config.database_url]
             if redis_url:
@@ -363,7 +370,9 @@ async def running_system(config: E2EConfig, say: Progress) -> AsyncIterator[Syst
             say("starting usher serve")
             # After Ray started: it leaves what a client needs (e.g. its auth mode) in os.environ.
             env = {
-                k: v for k, v in os.environ.items() if k != "RAY_ADDRESS" and not k.startswith("USHER_")
+                k: v
+                for k, v in os.environ.items()
+                if k != "RAY_ADDRESS" and not k.startswith("USHER_")
             }
             port = free_port()
             log = data_dir / "serve.log"
@@ -823,7 +832,9 @@ async def run_e2e(config: E2EConfig, progress: Progress | None = None) -> E2ERun
     baseline_ms: list[float] = []
     if config.baseline:
         baseline_steps, baseline_ms = await loadgen.baseline(
-            loadgen.ramp_rates(config.baseline_start, config.baseline_factor, config.baseline_steps),
+            loadgen.ramp_rates(
+                config.baseline_start, config.baseline_factor, config.baseline_steps
+            ),
             config.baseline_seconds,
             channels,
             seed=config.seed,

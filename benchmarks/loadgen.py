@@ -187,7 +187,9 @@ def peak(steps: Sequence[Step]) -> float:
 
 
 @contextlib.asynccontextmanager
-async def noop_server(host: str = "127.0.0.1") -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+async def noop_server(
+    host: str = "127.0.0.1",
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     """``python -m benchmarks.noop`` in a process of its own: (process, target)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -236,9 +238,7 @@ async def baseline_step(
             window.completed += 1
         latencies.append((done - intended) * 1e3)
 
-    unfinished = await run_step(
-        rate, seconds, fire, window, seed=seed, drain_seconds=drain_seconds
-    )
+    unfinished = await run_step(rate, seconds, fire, window, seed=seed, drain_seconds=drain_seconds)
     latencies.sort()
     return make_step(rate, window, latencies, unfinished), latencies
 
