@@ -635,10 +635,17 @@ class Load:
         books.accept_to_assigned.sort()
         return books, unrouted
 
+    def _stray(self, kind: str) -> None:
+        self.stray_errors[kind] = self.stray_errors.get(kind, 0) + 1
+
     async def _agent(self, agent_id: str, client: AgentClient) -> None:
-        async for event in client.events():
-            if event.WhichOneof("event") == "offer":
-                self._spawn(self._handle(client, event.offer))
+        while True:  # a stream the server cuts (it fell behind) is opened again, from now
+            try:
+                async for event in client.events():
+                    if event.WhichOneof("event") == "offer":
+                        self._spawn(self._handle(client, event.offer))
+            except UsherError as exc:
+                self._stray(f"AgentStream{type(exc).__name__}")
 
     async def _handle(self, client: AgentClient, offer: routing_pb2.Offer) -> None:
         seen = time.perf_counter()
@@ -674,8 +681,12 @@ class Load:
                 routed.set_exception(exc)
 
     async def _outbound(self, gateway: GatewayClient) -> None:
-        async for _ in gateway.events():
-            self.outbound += 1
+        while True:  # as for agents: a cut stream is opened again, from now
+            try:
+                async for _ in gateway.events():
+                    self.outbound += 1
+            except UsherError as exc:
+                self._stray(f"OutboundStream{type(exc).__name__}")
 
 
 # --- measuring ---------------------------------------------------------------------------------
@@ -827,6 +838,8 @@ async def run_e2e(config: E2EConfig, progress: Progress | None = None) -> E2ERun
         finally:
             await load.close()
         channels = load.channels
+        stream_errors = dict(load.stray_errors)
+        """Streams the server cut during the whole run (not counted in ``errors``)."""
 
     baseline_steps: list[loadgen.Step] = []
     baseline_ms: list[float] = []
@@ -852,7 +865,8 @@ async def run_e2e(config: E2EConfig, progress: Progress | None = None) -> E2ERun
         accept_to_assigned_ms=p_accept,
         errors=step.errors,
         error_kinds=dict(books.window.error_kinds)
-        | ({"Unrouted": step.unrouted} if step.unrouted else {}),
+        | ({"Unrouted": step.unrouted} if step.unrouted else {})
+        | stream_errors,
         baseline_rps=baseline_rps,
         ratio_to_baseline=round(step.routed_per_s / baseline_rps, 3) if baseline_rps else 0.0,
         peak_routed_per_s=peak,
