@@ -3,7 +3,8 @@
 Settings come from flags, else ``USHER_*`` environment variables (``RAY_ADDRESS`` too), else
 the defaults below. With no URLs, an embedded PostgreSQL and Redis start under ``--data-dir``.
 Shards run as Ray actors (a local Ray unless ``--ray-address``); ``--local`` runs one shard in
-this process instead, without Ray. ``--demo`` seeds a demo tenant and prints tokens to try it.
+this process instead, without Ray. ``--demo`` seeds a demo tenant, prints tokens to try it, and
+runs the web chat gateway in this process (``--webchat-port``) with a demo page to chat from.
 SIGTERM or SIGINT stops gracefully (see ``core.api.server``) and exits 0.
 
 With Ray shards, committed events reach this front door's feeds through Redis pub/sub
@@ -36,6 +37,7 @@ from core.config import StoreSettings
 from core.routing import commands as c
 from core.routing import model as m
 from core.store import credentials
+from core.store.channels import Channel, Channels
 from core.store.connect import Connections, connect
 from core.store.embedded import EmbeddedPostgres
 from core.store.eventlog import EventLog
@@ -55,6 +57,8 @@ class ServeSettings(BaseSettings):
     """The gRPC port; 0 picks a free one."""
     http_port: int = 9090
     """Prometheus metrics on ``http://host:http_port/metrics``; -1 turns them off."""
+    webchat_port: int = 8080
+    """With ``demo``: the web chat gateway's HTTP port; -1 runs none."""
     data_dir: Path = Path(".usher-data")
     database_url: str | None = None
     redis_url: str | None = None
@@ -98,8 +102,8 @@ def configure_logging() -> None:
 
 
 async def seed_demo(ctx: ApiContext) -> dict[str, str]:
-    """The demo tenant: two skills, a queue, two agents (configured afresh each run), and new
-    gateway, agent (ann) and admin tokens."""
+    """The demo tenant: two skills, a queue, two agents, a web chat channel (configured afresh
+    each run), and new gateway, agent (ann) and admin tokens."""
     t = DEMO_TENANT
     await ctx.pool.execute("INSERT INTO tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING", t)
     commands: list[c.Command] = [
@@ -126,6 +130,14 @@ async def seed_demo(ctx: ApiContext) -> dict[str, str]:
         outcome = await ctx.submit(command)
         if outcome.failure is not None:
             raise click.ClickException(f"demo seeding failed: {outcome.failure.message}")
+    from gateways.webchat import demo as webchat
+
+    channel = Channel(
+        webchat.CHANNEL_ID, webchat.CHANNEL_TYPE, webchat.DISPLAY_NAME, webchat.SETTINGS
+    )
+    channels = Channels(ctx.pool)
+    if await channels.create(t, channel) is None:
+        await channels.update(t, channel)
     tokens = {}
     for role, agent in (("gateway", None), ("agent", "ann"), ("admin", None)):
         _, tokens[role] = await credentials.create(ctx.pool, t, role, agent)
@@ -197,6 +209,17 @@ async def run(settings: ServeSettings) -> None:
         try:
             metrics = _start_metrics(settings)
             tokens = await seed_demo(ctx) if settings.demo else {}
+            chat = None
+            if settings.demo and settings.webchat_port >= 0:
+                from gateways.webchat.demo import DemoWebChat
+
+                chat = DemoWebChat(
+                    api_key=tokens["gateway"],
+                    tenant=DEMO_TENANT,
+                    host=settings.host,
+                    port=settings.webchat_port,
+                    data_dir=settings.data_dir / "gateway",
+                )
 
             def ready(server: Server) -> None:
                 click.echo(f"usher: gRPC listening on {server.host}:{server.port}")
@@ -207,6 +230,9 @@ async def run(settings: ServeSettings) -> None:
                 click.echo(f"usher: metrics: {metrics}")
                 for role, token in tokens.items():
                     click.echo(f"usher: demo {role} token (tenant {DEMO_TENANT}): {token}")
+                if chat is not None:
+                    chat.start(server.host, server.port)
+                    click.echo(f"usher: demo web chat: open {chat.demo_url}")
                 sys.stdout.flush()
 
             await serve(
@@ -217,6 +243,8 @@ async def run(settings: ServeSettings) -> None:
                 grace=settings.grace,
                 on_ready=ready,
             )
+            if chat is not None:
+                await chat.stop()
         finally:
             await cleanup()
     finally:
@@ -248,6 +276,9 @@ def _start_metrics(settings: ServeSettings) -> str:
 @click.option("--shards", type=int, default=None, help="Shard actors [2].")
 @click.option("--local", is_flag=True, default=None, help="One in-process shard, no Ray.")
 @click.option("--demo", is_flag=True, default=None, help="Seed a demo tenant; print tokens.")
+@click.option(
+    "--webchat-port", type=int, default=None, help="Demo web chat port, -1 for none [8080]."
+)
 @click.option("--grace", type=float, default=None, help="Shutdown grace in seconds [10].")
 def serve_command(**flags: Any) -> None:
     """Run the gRPC front door until SIGTERM or SIGINT."""
