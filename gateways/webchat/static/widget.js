@@ -36,6 +36,21 @@
     if (text !== undefined && text !== null) node.textContent = text;
     return node;
   }
+  function clipIcon() {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "20");
+    svg.setAttribute("height", "20");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("d", "M16.5 6.5v10a4.5 4.5 0 0 1-9 0V5a3 3 0 0 1 6 0v10.5a1.5 1.5 0 0 1-3 0V6.5");
+    path.setAttribute("fill", "none");
+    path.setAttribute("stroke", "currentColor");
+    path.setAttribute("stroke-width", "1.6");
+    path.setAttribute("stroke-linecap", "round");
+    svg.appendChild(path);
+    return svg;
+  }
   function messageNumber(name) {
     var m = /\/messages\/(\d+)$/.exec(name || "");
     return m ? parseInt(m[1], 10) : -1;
@@ -119,8 +134,9 @@
   var attach = el("input", "usher-file");
   attach.type = "file";
   attach.accept = "image/*,application/pdf,text/plain";
-  var attachLabel = el("label", "usher-attach", "\uD83D\uDCCE");
+  var attachLabel = el("label", "usher-attach");
   attachLabel.title = "Attach a file";
+  attachLabel.appendChild(clipIcon());
   attachLabel.appendChild(attach);
   var send = el("button", "usher-send", "Send");
   send.type = "submit";
