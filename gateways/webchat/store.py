@@ -102,9 +102,10 @@ class WebChatStore:
             return None
         seq = int(cursor.lastrowid or 0)
         self._db.execute(
-            "DELETE FROM history WHERE tenant = ? AND channel = ? AND visitor = ?"
-            " AND (seq <= ? OR at < ?)",
-            (tenant, channel, visitor, seq - self._limit, now - self._keep_seconds),
+            "DELETE FROM history WHERE tenant = ?1 AND channel = ?2 AND visitor = ?3"
+            " AND (at < ?4 OR seq <= (SELECT seq FROM history WHERE tenant = ?1"
+            " AND channel = ?2 AND visitor = ?3 ORDER BY seq DESC LIMIT 1 OFFSET ?5))",
+            (tenant, channel, visitor, now - self._keep_seconds, self._limit),
         )
         return seq
 

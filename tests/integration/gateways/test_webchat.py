@@ -25,6 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateways.webchat.provider import WebChat
+from gateways.webchat.store import WebChatStore
 from tests.integration.gateways.kit import WAIT, Core, RunningGateway, core, eventually, gateway
 
 ORIGIN = "https://shop.example"
@@ -71,11 +72,11 @@ class Widget:
                     self._untaken.remove(frame)
                     return frame
             while True:
-                frame = json.loads(await self.ws.recv())
-                self.seen.append(frame)
-                if wanted(frame):
-                    return frame
-                self._untaken.append(frame)
+                received: dict[str, Any] = json.loads(await self.ws.recv())
+                self.seen.append(received)
+                if wanted(received):
+                    return received
+                self._untaken.append(received)
 
         return await asyncio.wait_for(scan(), WAIT)
 
@@ -258,8 +259,6 @@ async def test_a_returning_visitor_replays_what_they_missed(
 
 
 def _history_has(gw: RunningGateway, visitor: str, text: str) -> bool:
-    from gateways.webchat.store import WebChatStore
-
     store = WebChatStore(gw.gateway.settings.data_dir / "webchat.sqlite3")
     try:
         return any(e.get("text") == text for e in store.history("acme", "webchat", visitor))
@@ -440,7 +439,7 @@ async def test_refusals_store_nothing(the_core: Core, chat_gateway: RunningGatew
     async with httpx.AsyncClient() as http:
         url = gw.url("/acme/webchat/offline-message")
         good = {"visitor": visitor, "id": "o1", "email": "a@example.com", "text": "hi"}
-        for target, body, origin, status in (
+        cases: list[tuple[str, str, str | None, int]] = [
             (url, json.dumps(good), "https://evil.example", 403),
             (url, json.dumps(good), None, 403),  # no Origin while the channel names its sites
             (gw.url("/nobody/webchat/offline-message"), json.dumps(good), ORIGIN, 404),
@@ -449,8 +448,9 @@ async def test_refusals_store_nothing(the_core: Core, chat_gateway: RunningGatew
             (url, json.dumps({**good, "email": ""}), ORIGIN, 400),
             (url, json.dumps({**good, "visitor": "short"}), ORIGIN, 400),
             (url, json.dumps({**good, "email": "not-an-address"}), ORIGIN, 400),
-        ):
-            headers = {"Origin": origin} if origin else {}
+        ]
+        for target, body, page_origin, status in cases:
+            headers = {"Origin": page_origin} if page_origin else {}
             answer = await http.post(target, content=body, headers=headers)
             assert answer.status_code == status, (body[:60], answer.text)
         too_big = await http.post(
@@ -467,3 +467,18 @@ async def test_refusals_store_nothing(the_core: Core, chat_gateway: RunningGatew
         assert stranger.status_code == 400
     assert await the_core.conversation_count() == 0
     assert await the_core.message_count() == 0
+
+
+def test_history_keeps_the_newest_entries_of_each_visitor(tmp_path: Path) -> None:
+    store = WebChatStore(tmp_path / "webchat.sqlite3", history_limit=3, history_days=1)
+    for i in range(5):
+        store.append("acme", "webchat", "visitor-a-0000000000", {"n": i}, now=1000.0 + i)
+        store.append("acme", "webchat", "visitor-b-0000000000", {"n": i}, now=1000.0 + i)
+    assert [e["n"] for e in store.history("acme", "webchat", "visitor-a-0000000000")] == [2, 3, 4]
+    assert store.append("acme", "webchat", "visitor-a-0000000000", {}, event_id=7, now=1005.0)
+    assert (
+        store.append("acme", "webchat", "visitor-a-0000000000", {}, event_id=7, now=1006.0) is None
+    )
+    store.append("acme", "webchat", "visitor-b-0000000000", {"n": 9}, now=1000.0 + 86400 + 4.5)
+    assert [e["n"] for e in store.history("acme", "webchat", "visitor-b-0000000000")] == [9]
+    store.close()
