@@ -255,6 +255,11 @@ async def test_a_returning_visitor_replays_what_they_missed(
     assert next(f for f in fresh.seen if f.get("text") == "anyone there?")["id"] == "a1"
     assert ack["conversation"] == conversation
     await fresh.ws.close()
+
+    stranger, _ = await open_widget(gw)  # another visitor cannot rate or read this chat
+    await stranger.send(type="rate", conversation=conversation, score=1)
+    assert (await stranger.next("error"))["error"] == "not your conversation"
+    await stranger.ws.close()
     await events.aclose()
 
 
