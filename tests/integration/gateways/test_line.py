@@ -85,7 +85,10 @@ async def test_text_in_reply_out_and_redelivery(
         push = next(s for s in line.sent if s.messages[0].get("text") == "hi, Ann here")
         assert push.api == "push" and push.to == USER
         assert uuid.UUID(push.retry_key)
-        assert gw.gateway.sent.message_for("acme", "line", push.ids[0]) == sent.name
+        # remembered once LINE's answer is back, just after the fake recorded the push
+        await eventually(
+            lambda: gw.gateway.sent.message_for("acme", "line", push.ids[0]) == sent.name
+        )
 
         # LINE redelivers the same event: stored once
         again = dict(hello, deliveryContext={"isRedelivery": True})

@@ -104,7 +104,8 @@ async def test_sms_in_reply_out_receipts_and_redelivery(
             "Body": ["hi, Ann here"],
             "StatusCallback": [f"{PUBLIC}/acme/sms/status"],
         }
-        assert gw.gateway.sent.message_for("acme", "sms", reply.sid) == sent.name
+        # the gateway remembers the sid once Twilio's answer is back, just after the fake saw it
+        await eventually(lambda: gw.gateway.sent.message_for("acme", "sms", reply.sid) == sent.name)
 
         # Twilio reports delivery to the callback URL it was given, signing that URL
         status = twilio.status(reply.sid, "delivered")
