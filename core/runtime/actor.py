@@ -25,7 +25,6 @@ import threading
 from collections.abc import Coroutine, Sequence
 from typing import Any, Final, TypeVar
 
-import asyncpg
 import msgspec
 import ray
 import redis.asyncio as aioredis
@@ -37,6 +36,7 @@ from core.routing.effects import Effect
 from core.runtime.dispatcher import shard_of
 from core.runtime.shard import Outcome, Shard
 from core.store import codec
+from core.store.connect import create_pool
 from core.store.presence import FanOut
 
 log = structlog.get_logger(__name__)
@@ -185,7 +185,7 @@ class RouterShard:
 
     async def _start(self) -> Shard:
         if self._shard is None:
-            pool = await asyncpg.create_pool(self._database_url, min_size=1, max_size=4)
+            pool = await create_pool(self._database_url, max_size=4)
             if self._redis_url:
                 self._publisher = CommitPublisher(
                     aioredis.Redis.from_url(self._redis_url), prefix=self._prefix

@@ -334,13 +334,13 @@ async def test_postgresql_unavailable_is_store_unavailable(redis: aioredis.Redis
 # --- customers ---------------------------------------------------------------------------------
 
 
-async def test_a_customer_and_identity_are_created_once(
+async def test_a_customer_and_identity_are_created_once_and_details_refreshed(
     pool: asyncpg.Pool, tenant: str, ingestor: Ingestor
 ) -> None:
     first = await ingestor.resolve_customer(
         TENANT, "whatsapp", "85291234567", name="陳大文", phone="+85291234567"
     )
-    again = await ingestor.resolve_customer(TENANT, "whatsapp", "85291234567", name="other")
+    again = await ingestor.resolve_customer(TENANT, "whatsapp", "85291234567", name="Chan Tai Man")
     racing = await asyncio.gather(
         *(ingestor.resolve_customer(TENANT, "line", "U4af4980629") for _ in range(10))
     )
@@ -348,7 +348,8 @@ async def test_a_customer_and_identity_are_created_once(
     assert again == first
     assert len(set(racing)) == 1 and racing[0] != first
     rows = await pool.fetch("SELECT customer_id, name, phone FROM customers ORDER BY name")
-    assert [(r["name"], r["phone"]) for r in rows] == [("", None), ("陳大文", "+85291234567")]
+    # the newer name replaced the old; the phone, not given again, stayed
+    assert [(r["name"], r["phone"]) for r in rows] == [("", None), ("Chan Tai Man", "+85291234567")]
     assert await pool.fetchval("SELECT count(*) FROM customer_identities") == 2
 
 
