@@ -20,8 +20,8 @@ Contracts:
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Final
 
 import asyncpg
 from usher.v1 import (
@@ -281,6 +281,50 @@ class _AgentView:
         return None
 
 
+_SHOWN_TO_AGENTS: Final = (
+    ev.OfferMade,
+    ev.OfferAccepted,
+    ev.OfferDeclined,
+    ev.ConversationAssigned,
+    ev.TransferRequested,
+    ev.TransferResolved,
+    ev.ConversationTransferred,
+    ev.ConversationEnded,
+    ev.WrapUpFinished,
+    ev.ConversationReturnedToBot,
+    ev.ConversationQueued,
+    ev.AgentIdleNotified,
+    ev.AgentStatusChanged,
+    ev.TypingChanged,
+    ev.ReceiptRecorded,
+    ev.MessageRecorded,
+)
+"""The events ``_AgentView.translate`` has a case for; keep the two in step."""
+
+
+def may_concern(me: str) -> Callable[[ev.Event], bool]:
+    """A cheap, stateless prefilter of ``me``'s stream (``Subscription`` accepts): False only
+    for events ``_AgentView.translate`` would surely ignore, so a tenant's many agent streams
+    do not all wake for every event. Whatever depends on the view's state passes."""
+    tests: dict[type, Callable[[Any], bool]] = dict.fromkeys(_SHOWN_TO_AGENTS, lambda _: True)
+    tests |= {
+        ev.OfferMade: lambda e: me in e.agent_ids,
+        ev.OfferDeclined: lambda e: me in e.agent_ids,
+        ev.AgentStatusChanged: lambda e: e.agent_id == me,
+        ev.AgentIdleNotified: lambda e: e.agent_id == me,
+        ev.TransferRequested: lambda e: me in (e.to_agent, e.from_agent),
+        ev.MessageRecorded: lambda e: e.sender is not m.Sender.AGENT,
+        ev.TypingChanged: lambda e: e.typist is m.Sender.CUSTOMER,
+        ev.ReceiptRecorded: lambda e: e.reader is m.Sender.CUSTOMER,
+    }
+
+    def accepts(event: ev.Event) -> bool:
+        test = tests.get(type(event))
+        return test is not None and test(event)
+
+    return accepts
+
+
 class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     """AgentService over an ``ApiContext`` (role AGENT; supervisors may read)."""
 
@@ -346,7 +390,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         feed = self._api.feeds.feed(tenant)
         view = _AgentView(self._api, tenant, me)
         after = request.resume_after_event_id or None
-        subscription = feed.subscribe(after)
+        subscription = feed.subscribe(after, accepts=may_concern(me))
         try:
             open_offers = await view.load()
             if after is None and open_offers:

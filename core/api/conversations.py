@@ -232,6 +232,33 @@ def _state(state: m.ConversationState, reason: str = "") -> dict[str, conversati
     }
 
 
+_SHOWN_TO_CUSTOMERS: Final = (
+    ev.SystemMessageSent,
+    ev.ConversationQueued,
+    ev.OfferMade,
+    ev.OfferAccepted,
+    ev.ConversationAssigned,
+    ev.ConversationEnded,
+    ev.WrapUpFinished,
+    ev.ConversationAbandoned,
+    ev.ConversationReturnedToBot,
+)
+"""Events ``outbound_items`` always turns into an item (besides the sender-dependent ones)."""
+
+
+def for_customers(event: ev.Event) -> bool:
+    """The outbound stream's prefilter (``Subscription`` accepts): what ``outbound_items``
+    may turn into an item; keep the two in step."""
+    match event:
+        case ev.MessageRecorded():
+            return event.sender in (m.Sender.AGENT, m.Sender.BOT)
+        case ev.TypingChanged():
+            return event.typist is m.Sender.AGENT
+        case ev.ReceiptRecorded():
+            return event.reader is m.Sender.AGENT
+    return isinstance(event, _SHOWN_TO_CUSTOMERS)
+
+
 def receipt(event: ev.ReceiptRecorded) -> conversation_pb2.Receipt:
     status = (
         conversation_pb2.RECEIPT_STATUS_DELIVERED
@@ -571,7 +598,7 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
     ) -> AsyncIterator[conversation_service_pb2.StreamOutboundResponse]:
         tenant = self._gateway(context).tenant
         after = request.resume_after_event_id or None
-        subscription = self._api.feeds.feed(tenant).subscribe(after)
+        subscription = self._api.feeds.feed(tenant).subscribe(after, accepts=for_customers)
         try:
             async for item in subscription:
                 payloads = await outbound_items(

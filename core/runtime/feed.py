@@ -48,14 +48,31 @@ class Item:
     event: ev.Event
 
 
+Accepts = Callable[[ev.Event], bool]
+"""A subscriber's cheap, stateless test of whether an event may concern it."""
+
+
 class Subscription:
-    """Items after ``after`` in id order, each once; gaps are read from the store."""
+    """Items after ``after`` in id order, each once; gaps are read from the store.
+
+    With ``accepts``, events it refuses are dropped as they are offered (never queued, never
+    waking the subscriber), so the ids it yields skip them. Events read from the store (the
+    catch-up of a resume) are yielded unfiltered: subscribers still ignore what is not theirs.
+    """
 
     def __init__(
-        self, feed: TenantFeed, limit: int, after: int | None, caught_up_to: int | None
+        self,
+        feed: TenantFeed,
+        limit: int,
+        after: int | None,
+        caught_up_to: int | None,
+        accepts: Accepts | None = None,
     ) -> None:
         self._feed = feed
         self._queue: asyncio.Queue[Item | FeedError] = asyncio.Queue()
+        self._accepts = accepts
+        self._first_offered: int | None = None
+        """The first id offered live: from it on, ids missing from the queue were refused."""
         self._limit = limit
         self._next = None if after is None else after + 1
         """The id owed next (None: whatever comes)."""
@@ -65,6 +82,10 @@ class Subscription:
 
     def _offer(self, item: Item) -> None:
         if self.closed:
+            return
+        if self._first_offered is None:
+            self._first_offered = item.event_id
+        if self._accepts is not None and not self._accepts(item.event):
             return
         if self._queue.qsize() >= self._limit:
             self.closed = True
@@ -88,7 +109,12 @@ class Subscription:
                 if self._next is not None and item.event_id < self._next:
                     continue  # seen already
                 if self._next is not None and item.event_id > self._next:
-                    async for missed in self._catch_up(item.event_id - 1):
+                    # ids offered live and missing were refused; the others come from the store
+                    offered = self._first_offered
+                    up_to = (
+                        item.event_id - 1 if offered is None else min(item.event_id, offered) - 1
+                    )
+                    async for missed in self._catch_up(up_to):
                         yield missed
                 self._next = item.event_id + 1
                 yield item
@@ -168,13 +194,16 @@ class TenantFeed:
         for subscriber in list(self._subscribers):
             subscriber._offer(item)
 
-    def subscribe(self, after: int | None = None, *, limit: int = 1_000) -> Subscription:
+    def subscribe(
+        self, after: int | None = None, *, limit: int = 1_000, accepts: Accepts | None = None
+    ) -> Subscription:
         """Events after id ``after`` (None: only new ones); what the window no longer holds is
-        read from the store when the subscriber iterates."""
+        read from the store when the subscriber iterates. ``accepts``: see ``Subscription``."""
         released = self._released if self._released is not None else -1
         oldest = self._window[0].event_id if self._window else released + 1
         behind = after is not None and after + 1 < oldest and after < released
-        subscription = Subscription(self, limit, after, oldest - 1 if behind else None)
+        caught_up_to = oldest - 1 if behind else None
+        subscription = Subscription(self, limit, after, caught_up_to, accepts)
         if after is not None:
             for item in self._window:
                 if item.event_id > after:

@@ -110,3 +110,29 @@ async def test_a_slow_subscriber_is_cut_off_instead_of_buffering_without_bound()
         async for item in slow:
             seen.append(item.event_id)
     assert seen == [1, 2, 3]
+
+
+def even(e: ev.Event) -> bool:
+    return int(e.at) % 2 == 0
+
+
+async def test_refused_events_are_skipped_without_reading_the_store() -> None:
+    store = Store(0)
+    feeds = Feeds(store.backfill)
+    subscription = feeds.feed(T).subscribe(accepts=even)
+
+    await feeds.publish(T, 1, [event(n) for n in range(1, 8)])
+
+    assert await take(subscription, 3) == [2, 4, 6]
+    assert store.asked == []
+
+
+async def test_a_filtered_resume_still_catches_up_what_it_missed_before() -> None:
+    store = Store(9)  # 1..9 committed before this front door started
+    feeds = Feeds(store.backfill)
+    resumed = feeds.feed(T).subscribe(after=4, accepts=even)
+
+    await feeds.publish(T, 10, [event(n) for n in range(10, 14)])
+
+    # the store's catch-up comes unfiltered (the subscriber ignores what is not its own)
+    assert await take(resumed, 7) == [5, 6, 7, 8, 9, 10, 12]
