@@ -170,9 +170,13 @@ async def record_message(
     index: MessageIndex,
     message: NewMessage,
     sender: m.Sender,
+    *,
+    opening: bool = False,
 ) -> tuple[MessageRecord, bool]:
     """Store ``message`` then submit ``RecordMessage``; (the stored message, duplicate).
-    A duplicate (same provider id) returns the original and submits nothing."""
+    A duplicate (same provider id) returns the original and submits nothing. The ``opening``
+    message of a conversation that closed as it started (out of hours: the customer is invited
+    to leave a message) stays stored, as that left message, though the engine refuses it."""
     ingested = await api.ingestor.ingest(message)
     stored = await load_message(api.pool, message.tenant, ingested.message_id)
     if ingested.duplicate:
@@ -191,6 +195,8 @@ async def record_message(
         )
     finally:
         index.settle(tenant, conversation_id, sender.value, ingested.message_id, outcome)
+    if opening and outcome.failure is not None and outcome.failure.code == "FAILED_PRECONDITION":
+        return stored, False
     cv.check(outcome)
     return stored, False
 
@@ -408,6 +414,7 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
                     else None,
                 ),
                 m.Sender.CUSTOMER,
+                opening=True,
             )
             message = message_to_proto(stored)
         conversation = await load_conversation(self._api.pool, tenant, conversation_id)

@@ -565,3 +565,18 @@ async def test_typing_and_receipts_reach_the_other_side(env: Env) -> None:
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     for call in (outbound, ann_events):
         call.cancel()
+
+
+async def test_a_first_message_out_of_hours_is_kept_as_a_left_message(env: Env) -> None:
+    closed = m.QueueSettings("closed", hours=m.BusinessHours())  # never open
+    assert (await env.api.submit(c.ConfigureQueue(tenant=T, settings=closed))).ok
+
+    started = await start(env, "+85290000003", queue="queues/closed", text="call me back")
+
+    assert started.conversation.state == conversation_pb2.CONVERSATION_STATE_CLOSED
+    assert started.first_message.text == "call me back"
+    transcript = await env.agents.ListMessages(
+        agent_service_pb2.ListMessagesRequest(parent=started.conversation.name),
+        metadata=SUPERVISOR,
+    )
+    assert "call me back" in [x.text for x in transcript.messages]
