@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -120,14 +119,7 @@ class Chat:
         }
 
     async def _post(self, served: Served, customer: Customer, message: Inbound) -> Posted:
-        """``inbox.post``, once more after FAILED_PRECONDITION: a conversation the core closes as
-        it starts (out of hours: leave a message) refuses the first message it was started
-        with, yet keeps it; the repeat finds the conversation and that message."""
-        try:
-            return await self.gateway.inbox.post(served, customer, message)
-        except FailedPrecondition:
-            posted = await self.gateway.inbox.post(served, customer, message)
-            return dataclasses.replace(posted, duplicate=False)
+        return await self.gateway.inbox.post(served, customer, message)
 
     def _record_post(self, served: Served, visitor: str, posted: Posted, client_id: str) -> None:
         now = time.time()
