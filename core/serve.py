@@ -31,7 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.api.auth import call_deadline
 from core.api.context import ApiContext, within_deadline
 from core.api.local import build_local_context
-from core.api.metrics import CountingFeeds, metered, with_stream_gauge
+from core.api.metrics import CountingFeeds, QueueDepth, metered, with_stream_gauge
 from core.api.server import Server, available_servicers, serve
 from core.config import StoreSettings
 from core.routing import commands as c
@@ -206,8 +206,11 @@ async def run(settings: ServeSettings) -> None:
         else:
             ctx, cleanup = await _ray_context(settings, connections)
             mode = f"{settings.shards} Ray shard actors ({settings.ray_address or 'local Ray'})"
+        depth = QueueDepth(connections.pg)
         try:
             metrics = _start_metrics(settings)
+            if settings.http_port >= 0:
+                depth.start()
             tokens = await seed_demo(ctx) if settings.demo else {}
             chat = None
             if settings.demo and settings.webchat_port >= 0:
@@ -246,6 +249,7 @@ async def run(settings: ServeSettings) -> None:
             if chat is not None:
                 await chat.stop()
         finally:
+            await depth.stop()
             await cleanup()
     finally:
         await connections.close()
