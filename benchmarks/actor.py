@@ -345,12 +345,7 @@ def local_ray() -> Iterator[None]:
 def create_shard(name: str, database_url: str) -> Any:
     """A ``RouterShard`` for the suite: named ``name`` in ``NAMESPACE``, not detached, never
     restarted, and owning no stored tenant (so its warm-up loads nothing: it loads the suite's
-    tenants on their first command).
-
-    Its first call must be ``submit`` (an empty batch will do): the actor builds its database
-    pool and timers on the event loop of the first call's concurrency group, and Ray runs each
-    group on a loop of its own, so a ``health`` call first would leave every later ``submit``
-    on a pool of another loop (it fails, and the actor dies)."""
+    tenants on their first command)."""
     from core.runtime.actor import DEFAULT_PREFIX, RouterShard
 
     return RouterShard.options(  # type: ignore[attr-defined]
@@ -404,9 +399,7 @@ async def run_actor(
             with local_ray():
                 handle = create_shard(f"{prefix}-shard", dsn)
                 try:
-                    # The first call starts the shard on the event loop of its concurrency
-                    # group: it must be a dispatch call (see ``create_shard``).
-                    await handle.submit.remote([])
+                    await handle.health.remote()  # started before the clock runs
                     pid = await shard_pid(handle)
                     db = await postgres_pids(pool)
                     for i, config in enumerate(configs):

@@ -453,11 +453,10 @@ def actor(
 @click.option("--shards", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option(
     "--prestart-shards/--serve-starts-ray",
-    default=True,
+    default=False,
     show_default=True,
-    help="Start Ray and the shard actors here and run usher serve with --ray-address (works "
-    "around the shard's first-call defect, see benchmarks/e2e.py), or let usher serve start "
-    "its own Ray.",
+    help="Start Ray and the shard actors here and run usher serve with --ray-address (cluster "
+    "mode), or let usher serve start its own Ray, as a user's does.",
 )
 @click.option("--baseline/--no-baseline", default=True, show_default=True)
 @_DATABASE_URL

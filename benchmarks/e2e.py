@@ -4,14 +4,10 @@ The system: ``usher serve`` (``python -m core.cli serve``) as a child process wi
 Ray shard actors, PostgreSQL (durable: every command commits before it is acknowledged) and
 Redis: embedded ones under a temporary data directory, or the URLs given.
 
-Shards are started by the suite (``prestart_shards``, the default): it starts a local Ray,
-creates the shard actors exactly as ``usher serve`` would (``core.runtime.actor.spawn``, same
-names and arguments), makes each one's first call a dispatch call, and runs ``usher serve
---ray-address`` against that Ray. This works around a defect of the actor: it builds its
-database pool on the event loop of the first call's concurrency group, and ``usher serve``'s
-first call is ``health`` (the control group), so every command then fails ("another operation
-is in progress"). With ``prestart_shards`` off, ``usher serve`` starts its own Ray (the plain
-``usher serve``), and the suite measures whatever that gives.
+By default ``usher serve`` starts its own Ray, as a user's does. With ``prestart_shards`` the
+suite starts a local Ray itself, creates the shard actors exactly as ``usher serve`` would
+(``core.runtime.actor.spawn``, same names and arguments), and runs ``usher serve
+--ray-address`` against it: cluster mode, with Ray's processes outside the front door's tree.
 
 The load, all through ``usher.client`` over gRPC: a tenant with ``skills`` skills and ``queues``
 queues (queue i needs skill i), ``agents`` agents with two skills each and a capacity of
@@ -109,7 +105,7 @@ class E2EConfig:
     gateways: int = 2
     handle_ms: float = 200.0
     shards: int = 2
-    prestart_shards: bool = True
+    prestart_shards: bool = False
     baseline: bool = True
     baseline_start: float = 500.0
     baseline_factor: float = 1.5
@@ -428,11 +424,11 @@ def _start_ray(shards: int) -> str | None:
 
 
 async def _prestart(database_url: str, redis_url: str | None, shards: int) -> list[Any]:
-    """The shard actors as ``usher serve`` makes them, each started by a dispatch call."""
+    """The shard actors as ``usher serve`` makes them, started."""
     from core.runtime.actor import spawn
 
     handles = [spawn(i, database_url, redis_url, shards=shards) for i in range(shards)]
-    await asyncio.gather(*(h.submit.remote([]) for h in handles))
+    await asyncio.gather(*(h.health.remote() for h in handles))
     return handles
 
 
