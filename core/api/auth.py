@@ -31,7 +31,7 @@ from core.api.context import Caller
 from core.api.errors import abort
 from core.store import credentials
 from core.store.errors import StoreError
-from core.store.presence import RateLimiter
+from core.store.presence import BatchedRateLimiter, RateLimiter
 
 log = structlog.get_logger(__name__)
 
@@ -82,7 +82,7 @@ def caller(context: grpc.aio.ServicerContext[Any, Any] | None = None) -> Caller:
 @dataclass(frozen=True, slots=True)
 class RateLimit:
     """At most ``limit`` calls per tenant in each window of ``window`` seconds (all front doors
-    together, counted in Redis)."""
+    together, counted in Redis; see ``BatchedRateLimiter`` for the slack)."""
 
     limit: int = 1_000
     window: float = 1.0
@@ -148,7 +148,9 @@ class Authenticator(grpc.aio.ServerInterceptor):
         cache: TokenCache | None = None,
     ) -> None:
         self._pool = pool
-        self._limiter = RateLimiter(redis) if redis is not None and rate_limit else None
+        self._limiter = (
+            BatchedRateLimiter(RateLimiter(redis)) if redis is not None and rate_limit else None
+        )
         self._rate_limit = rate_limit or RateLimit()
         self.cache = cache or TokenCache()
 

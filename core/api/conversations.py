@@ -178,9 +178,21 @@ async def record_message(
     message of a conversation that closed as it started (out of hours: the customer is invited
     to leave a message) stays stored, as that left message, though the engine refuses it."""
     ingested = await api.ingestor.ingest(message)
-    stored = await load_message(api.pool, message.tenant, ingested.message_id)
-    if ingested.duplicate:
-        return stored, True
+    if ingested.duplicate or ingested.created_at is None:
+        original = await load_message(api.pool, message.tenant, ingested.message_id)
+        return original, ingested.duplicate
+    stored = MessageRecord(
+        message_id=ingested.message_id,
+        conversation_id=message.conversation_id,
+        channel=message.channel,
+        direction=message.direction,
+        sender=message.sender,
+        agent_id=message.agent_id,
+        content=message.content,
+        attachments=message.attachments,
+        provider_message_id=message.provider_message_id,
+        created_at=ingested.created_at,
+    )
     tenant, conversation_id = message.tenant, message.conversation_id
     index.expect(tenant, conversation_id, sender.value, ingested.message_id)
     outcome = Outcome()

@@ -92,6 +92,8 @@ class Ingested:
     message_id: int
     duplicate: bool
     """True: this provider id was stored before; ``message_id`` is the original's."""
+    created_at: dt.datetime | None = None
+    """When the new message was stored (None for a duplicate)."""
 
 
 MAX_CONTENT: Final = 65536
@@ -167,12 +169,15 @@ _PENDING_TTL: Final = 60
 """Seconds a placeholder lives: a failed write (say, an unknown tenant) leaves litter briefly."""
 
 _INSERT = """
+WITH tenant AS (SELECT 1 FROM tenants WHERE tenant_id = $1 FOR KEY SHARE)
 INSERT INTO messages (tenant_id, conversation_id, channel, direction, sender, agent_id, content,
                       attachments, provider_message_id, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, COALESCE($10, now()))
+SELECT $1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, COALESCE($10, now()) FROM tenant
 ON CONFLICT (tenant_id, channel, provider_message_id) WHERE provider_message_id IS NOT NULL
 DO NOTHING
-RETURNING message_id"""
+RETURNING message_id, created_at"""
+"""One statement: the tenant held (``FOR KEY SHARE``) and the message stored, or no row when
+the tenant is unknown or the provider id is taken."""
 
 _ORIGINAL = """
 SELECT message_id FROM messages
@@ -346,15 +351,20 @@ class Ingestor:
             m.created_at,
         )
         with translated_errors():
-            async with self._pool.acquire(timeout=self._timeout) as conn, conn.transaction():
-                await require_tenant(conn, m.tenant, self._timeout)
-                message_id: int | None = await conn.fetchval(_INSERT, *args, timeout=self._timeout)
-                if message_id is not None:
-                    return Ingested(message_id, duplicate=False)
-                # Taken: the insert waited for the holder's commit, so this new snapshot sees it.
-                original: int | None = await conn.fetchval(
-                    _ORIGINAL, m.tenant, m.channel, m.provider_message_id, timeout=self._timeout
-                )
+            async with self._pool.acquire(timeout=self._timeout) as conn:
+                row = await conn.fetchrow(_INSERT, *args, timeout=self._timeout)
+                if row is not None:
+                    return Ingested(row["message_id"], False, row["created_at"])
+                # Taken (the insert waited for the holder's commit, so this statement sees
+                # it), or an unknown tenant.
+                original: int | None = None
+                if m.provider_message_id is not None:
+                    original = await conn.fetchval(
+                        _ORIGINAL, m.tenant, m.channel, m.provider_message_id, timeout=self._timeout
+                    )
+                if original is None:
+                    async with conn.transaction():
+                        await require_tenant(conn, m.tenant, self._timeout)
         if original is None:  # the original was deleted between the two statements
             raise StoreUnavailable("the original message vanished while deduplicating; retry")
         return Ingested(original, duplicate=True)

@@ -9,7 +9,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from core.store.errors import InvalidInput
-from core.store.presence import FanOut, Presence, RateLimiter, RedisUnavailable, Subscription
+from core.store.presence import (
+    BatchedRateLimiter,
+    FanOut,
+    Presence,
+    RateLimiter,
+    RedisUnavailable,
+    Subscription,
+)
 
 
 @pytest.fixture
@@ -138,3 +145,15 @@ async def test_redis_unavailable_is_a_typed_error(dead_redis: aioredis.Redis) ->
         async with FanOut(dead_redis, timeout=0.5).subscribe("acme"):
             pass
     assert failed.value.code == "UNAVAILABLE"
+
+
+async def test_a_batched_limit_is_exact_to_within_one_batch(limiter: RateLimiter) -> None:
+    shared = BatchedRateLimiter(limiter)
+    other_door = BatchedRateLimiter(limiter)
+
+    allowed = [
+        await door.allow("acme", 100, 60) for _ in range(100) for door in (shared, other_door)
+    ]
+
+    assert 100 <= sum(allowed) <= 100 + 2 * 10  # one batch (a tenth of the limit) per door
+    assert not await shared.allow("acme", 100, 60) and not await other_door.allow("acme", 100, 60)
