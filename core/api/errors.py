@@ -19,7 +19,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from core.routing.errors import RoutingError
-from core.runtime.feed import FeedError
+from core.runtime.feed import FeedError, SlowConsumer
 from core.runtime.shard import Failure
 from core.store.errors import StoreError
 
@@ -120,6 +120,8 @@ def describe(failed: Failed | Exception) -> tuple[str, str, dict[str, str]]:
 
 RETRY_AFTER_UNAVAILABLE = 1.0
 """Seconds suggested (RetryInfo) before retrying an UNAVAILABLE answer."""
+RETRY_AFTER_SLOW_CONSUMER = 0.1
+"""Seconds suggested before a stream cut for falling behind resumes (it then catches up)."""
 
 
 async def fail_from(
@@ -130,4 +132,6 @@ async def fail_from(
     code, message, details = describe(failed)
     reason = details.pop("reason", "") or code
     retry_after = RETRY_AFTER_UNAVAILABLE if code == "UNAVAILABLE" else None
+    if isinstance(failed, SlowConsumer):  # resuming from the last id catches up from the store
+        reason, retry_after = "SLOW_CONSUMER", RETRY_AFTER_SLOW_CONSUMER
     await abort(context, code, message, reason=reason, details=details, retry_after=retry_after)
