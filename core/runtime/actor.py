@@ -6,9 +6,9 @@ and rebuilt from the store on its first command, so nothing acknowledged is lost
 incarnation, if still alive somewhere, is fenced off by the new epoch.
 
 Health and control calls run in their own concurrency group, so they never queue behind
-dispatch. Ray runs each concurrency group on its own thread and event loop, so the shard itself
-(its pool, its timers, its state) lives on one event loop of its own, and both groups hand it
-their work (``_on_shard_loop``): engine state is only ever touched from that one thread.
+dispatch. Ray runs each concurrency group on its own thread and event loop, so the shard (its
+pool, its timers, its state) lives on the dispatch group's loop only: ``health`` starts it by
+calling the actor's own ``start`` (a dispatch method), and reads nothing but plain attributes.
 
 With a ``redis_url``, each commit is also pushed to the front doors through Redis pub/sub
 (``CommitPublisher``): one channel per tenant, ``{prefix}events:{tenant}``, carrying a
@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
-from collections.abc import Coroutine, Sequence
-from typing import Any, Final, TypeVar
+from collections.abc import Sequence
+from typing import Any, Final
 
 import msgspec
 import ray
@@ -40,8 +39,6 @@ from core.store.connect import create_pool
 from core.store.presence import FanOut
 
 log = structlog.get_logger(__name__)
-
-T = TypeVar("T")
 
 NAMESPACE = "usher"
 DEFAULT_PREFIX: Final = "usher:"
@@ -170,15 +167,9 @@ class RouterShard:
         self._shard: Shard | None = None
         self._starting: asyncio.Task[Shard] | None = None
         self._publisher: CommitPublisher | None = None
-        self._loop = asyncio.new_event_loop()
-        threading.Thread(target=self._loop.run_forever, name=f"{name}-loop", daemon=True).start()
-
-    async def _on_shard_loop(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run ``work`` on the shard's own event loop and wait for it from the caller's."""
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
 
     async def _ready(self) -> Shard:
-        """The started shard (started once; on the shard's loop only)."""
+        """The started shard (started once; on the dispatch group's loop only)."""
         if self._starting is None:
             self._starting = asyncio.ensure_future(self._start())
         return await asyncio.shield(self._starting)
@@ -204,18 +195,20 @@ class RouterShard:
     @ray.method(concurrency_group="dispatch")
     async def submit(self, commands: Sequence[c.Command]) -> list[Outcome]:
         """Run a batch; every outcome is final (committed, or refused)."""
-        return await self._on_shard_loop(self._submit(commands))
-
-    async def _submit(self, commands: Sequence[c.Command]) -> list[Outcome]:
         shard = await self._ready()
         return await shard.submit(commands)
+
+    @ray.method(concurrency_group="dispatch")
+    async def start(self) -> None:
+        """Start the shard on the dispatch group's loop (``health`` calls it)."""
+        await self._ready()
 
     @ray.method(concurrency_group="control")
     async def health(self) -> dict[str, Any]:
         """Also starts the shard (a restarted actor starts empty): its timers and the warm-up
         that loads its tenants, so overdue deadlines fire without waiting for a command."""
         if self._shard is None:
-            await self._on_shard_loop(self._ready())
+            await ray.get_runtime_context().current_actor.start.remote()
         return {
             "name": self._name,
             "started": self._shard is not None,
