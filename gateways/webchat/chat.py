@@ -98,7 +98,7 @@ class Chat:
     async def say(self, served: Served, visit: Visit, say: frames.Say) -> dict[str, Any]:
         """Post the visitor's message; the ``ack`` frame for the widget."""
         attachments = self.attachments(say.attachments)
-        posted = await self._post(
+        posted = await self.gateway.inbox.post(
             served,
             visit.customer,
             Inbound(
@@ -117,9 +117,6 @@ class Chat:
             "conversation": posted.conversation,
             "duplicate": posted.duplicate,
         }
-
-    async def _post(self, served: Served, customer: Customer, message: Inbound) -> Posted:
-        return await self.gateway.inbox.post(served, customer, message)
 
     def _record_post(self, served: Served, visitor: str, posted: Posted, client_id: str) -> None:
         now = time.time()
@@ -200,7 +197,7 @@ class Chat:
                     await served.client.leave_conversation(
                         pb.LeaveConversationRequest(conversation=found[0])
                     )
-            posted = await self._post(
+            posted = await self.gateway.inbox.post(
                 served,
                 customer,
                 Inbound(
