@@ -44,6 +44,8 @@ from core.store.eventlog import EventLog
 from core.store.ingest import Ingestor
 from core.store.records import Records
 
+log = structlog.get_logger(__name__)
+
 DEMO_TENANT = "demo"
 
 
@@ -156,7 +158,13 @@ async def _ray_context(
     from core.runtime.actor import spawn
     from core.runtime.dispatcher import Dispatcher
 
-    ray.init(address=settings.ray_address or None, namespace="usher", log_to_driver=False)
+    options: dict[str, Any] = {"address": settings.ray_address or None, "namespace": "usher"}
+    try:
+        ray.init(**options, log_to_driver=False)
+    except Exception as exc:  # a local raylet slow to register on a busy machine: once more
+        log.warning("ray did not start; trying once more", error=repr(exc))
+        ray.shutdown()
+        ray.init(**options, log_to_driver=False)
     # The actors need the real URL (the connections hold a redacted one): for the embedded
     # server, join it again here for its URL (never stopped through this handle).
     url = settings.database_url

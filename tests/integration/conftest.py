@@ -109,12 +109,17 @@ def local_ray() -> Iterator[None]:
 
     from core.runtime.actor import NAMESPACE
 
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        namespace=NAMESPACE,
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    options: dict[str, object] = {
+        "num_cpus": 2,
+        "include_dashboard": False,
+        "namespace": NAMESPACE,
+        "log_to_driver": False,
+        "configure_logging": False,
+    }
+    try:
+        ray.init(**options)
+    except Exception:  # a raylet that did not register in time on a busy machine: once more
+        ray.shutdown()
+        ray.init(**options)
     yield
     ray.shutdown()
