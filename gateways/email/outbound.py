@@ -20,7 +20,9 @@ from email.utils import format_datetime, formataddr
 import httpx
 from usher.v1 import conversation_pb2
 
+from gateways.common.blobs import TooLarge
 from gateways.common.directory import ChannelConfig
+from gateways.common.fetch import read_limited
 from gateways.common.gateway import Gateway
 from gateways.common.provider import DeliveryError
 from gateways.email.mail import File, topic
@@ -104,15 +106,11 @@ async def _download(http: httpx.AsyncClient, uri: str, limit: int) -> bytes:
                 raise DeliveryError(
                     f"GET {uri} answered {code}", transient=code in (408, 429) or code >= 500
                 )
-            chunks, size = [], 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise DeliveryError(f"{uri} is over {limit} bytes", transient=False)
-                chunks.append(chunk)
+            return await read_limited(response, limit)
+    except TooLarge as exc:
+        raise DeliveryError(f"{uri}: {exc}", transient=False) from exc
     except httpx.TransportError as exc:
         raise DeliveryError(f"GET {uri} failed: {exc}", transient=True) from exc
-    return b"".join(chunks)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from gateways.common.blobs import TooLarge
 from gateways.common.directory import ChannelConfig
+from gateways.common.fetch import media_type, read_limited
 from gateways.common.provider import DeliveryError, check_response
 
 API_BASE = "https://api.line.me"
@@ -96,14 +96,4 @@ class LineApi:
         async with self.http.stream("GET", url, headers=self._auth) as response:
             if response.status_code != 200:  # 202: a video or audio LINE is still preparing
                 raise DeliveryError(f"GET content answered {response.status_code}", transient=True)
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise TooLarge(f"{declared} bytes is over the {max_bytes}-byte limit")
-            chunks, size = [], 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise TooLarge(f"over the {max_bytes}-byte limit")
-                chunks.append(chunk)
-            kind = response.headers.get("content-type", "application/octet-stream")
-            return b"".join(chunks), kind.split(";")[0].strip()
+            return await read_limited(response, max_bytes), media_type(response)

@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import structlog
 
+from gateways.common.blobs import TooLarge
 from gateways.common.directory import ChannelConfig
+from gateways.common.fetch import read_limited
 from gateways.common.provider import DeliveryError, check_response
 
 log = structlog.get_logger(__name__)
@@ -108,12 +110,10 @@ class Graph:
                 if not response.is_success:
                     await response.aread()  # the error text, for the log
                 _check(response, "media download")
-                chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        raise MediaTooLarge(f"media {media_id} is over {limit} bytes")
-                    chunks.append(chunk)
+                try:
+                    data = await read_limited(response, limit)
+                except TooLarge as exc:
+                    raise MediaTooLarge(f"media {media_id}: {exc}") from exc
                 content_type = response.headers.get("content-type", "")
         except (ValueError, LookupError, TypeError) as exc:
             raise MediaError(
@@ -122,7 +122,7 @@ class Graph:
         except httpx.TransportError as exc:
             raise MediaError(f"media {media_id}: {exc!r}", transient=True) from exc
         mime = str(info.get("mime_type") or content_type or "application/octet-stream")
-        return Media(b"".join(chunks), mime.split(";")[0].strip())
+        return Media(data, mime.split(";")[0].strip())
 
 
 def _check(response: httpx.Response, what: str) -> None:
