@@ -35,7 +35,7 @@ from usher.v1 import (
 from core.api import convert as cv
 from core.api.context import ApiContext, Caller
 from core.api.conversations import (
-    _CONVERSATION_SQL,
+    CONVERSATION_SQL,
     CallerOf,
     attachments_from_proto,
     conversation_from_row,
@@ -676,7 +676,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             args += [at, conversation_id]
             where += " AND (coalesce(c.assigned_at, c.created_at), c.conversation_id) < ($4, $5)"
         rows = await self._api.pool.fetch(
-            f"{_CONVERSATION_SQL} WHERE {where}"
+            f"{CONVERSATION_SQL} WHERE {where}"
             f" ORDER BY coalesce(c.assigned_at, c.created_at) DESC, c.conversation_id DESC"
             f" LIMIT {size + 1}",
             *args,

@@ -30,7 +30,7 @@ from core.api import convert as cv
 from core.api.admin_values import CHANNEL_TYPE_OF, channel_to_proto
 from core.api.auth import caller
 from core.api.context import ApiContext, Caller
-from core.api.messages import _MESSAGE_SQL, MessageIndex, load_message
+from core.api.messages import MESSAGE_SQL, MessageIndex, load_message
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
@@ -61,7 +61,7 @@ def require_role(who: Caller, *roles: str) -> None:
 
 # --- store reads -----------------------------------------------------------------------------
 
-_CONVERSATION_SQL: Final = """
+CONVERSATION_SQL: Final = """
 SELECT c.conversation_id, c.channel, c.customer_id, c.state, c.queue_id, c.owner_agent_id,
        c.last_agent_id, c.priority, c.outcome, c.close_reason, c.tags, c.created_at, c.queued_at,
        c.assigned_at, c.first_response_at, c.ended_at, c.closed_at,
@@ -75,7 +75,7 @@ LEFT JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.customer_id = c.cust
 
 
 def conversation_from_row(r: asyncpg.Record) -> conversation_pb2.Conversation:
-    """The Conversation resource from a row of ``_CONVERSATION_SQL``. Region and language are
+    """The Conversation resource from a row of ``CONVERSATION_SQL``. Region and language are
     not in the store's table and stay empty."""
     out = conversation_pb2.Conversation(
         name=cv.conversation_name(r["conversation_id"]),
@@ -113,7 +113,7 @@ async def find_conversation(
     pool: asyncpg.Pool, tenant: str, conversation_id: str
 ) -> conversation_pb2.Conversation | None:
     row = await pool.fetchrow(
-        _CONVERSATION_SQL + " WHERE c.tenant_id = $1 AND c.conversation_id = $2",
+        CONVERSATION_SQL + " WHERE c.tenant_id = $1 AND c.conversation_id = $2",
         tenant,
         conversation_id,
     )
@@ -331,6 +331,13 @@ async def outbound_items(
     return []
 
 
+def is_closed(conversation: conversation_pb2.Conversation) -> bool:
+    return conversation.state in (
+        conversation_pb2.CONVERSATION_STATE_CLOSED,
+        conversation_pb2.CONVERSATION_STATE_ABANDONED,
+    )
+
+
 # --- the servicer --------------------------------------------------------------------------------
 
 
@@ -439,7 +446,7 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
     ) -> conversation_service_pb2.StartConversationResponse:
         conversation_id = cv.parse_conversation(conversation.name)
         row = await self._api.pool.fetchrow(
-            _MESSAGE_SQL + " WHERE tenant_id = $1 AND conversation_id = $2 AND sender = 'customer'"
+            MESSAGE_SQL + " WHERE tenant_id = $1 AND conversation_id = $2 AND sender = 'customer'"
             " ORDER BY message_id LIMIT 1",
             tenant,
             conversation_id,
@@ -451,12 +458,21 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
 
     async def _open(self, tenant: str, conversation_id: str) -> conversation_pb2.Conversation:
         conversation = await load_conversation(self._api.pool, tenant, conversation_id)
-        if conversation.state in (
-            conversation_pb2.CONVERSATION_STATE_CLOSED,
-            conversation_pb2.CONVERSATION_STATE_ABANDONED,
-        ):
+        if is_closed(conversation):
             raise FailedPrecondition(f"conversation {conversation_id!r} is closed")
         return conversation
+
+    async def _original(self, tenant: str, new: NewMessage) -> MessageRecord | None:
+        """The stored message with ``new``'s provider id, if any."""
+        if new.provider_message_id is None:
+            return None
+        row = await self._api.pool.fetchrow(
+            MESSAGE_SQL + " WHERE tenant_id = $1 AND channel = $2 AND provider_message_id = $3",
+            tenant,
+            new.channel,
+            new.provider_message_id,
+        )
+        return None if row is None else message_from_row(row)
 
     @cv.guarded
     async def PostCustomerMessage(
@@ -478,19 +494,14 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
             if request.HasField("send_time")
             else None,
         )
-        if new.provider_message_id is not None:
-            original = await self._api.pool.fetchrow(
-                _MESSAGE_SQL
-                + " WHERE tenant_id = $1 AND channel = $2 AND provider_message_id = $3",
-                tenant,
-                new.channel,
-                new.provider_message_id,
+        if is_closed(conversation):
+            # a redelivery of a message stored before the conversation closed is still answered
+            original = await self._original(tenant, new)
+            if original is None:
+                raise FailedPrecondition(f"conversation {conversation_id!r} is closed")
+            return conversation_service_pb2.PostCustomerMessageResponse(
+                message=message_to_proto(original), duplicate=True
             )
-            if original is not None:
-                return conversation_service_pb2.PostCustomerMessageResponse(
-                    message=message_to_proto(message_from_row(original)), duplicate=True
-                )
-        await self._open(tenant, conversation_id)
         stored, duplicate = await record_message(self._api, self._messages, new, m.Sender.CUSTOMER)
         return conversation_service_pb2.PostCustomerMessageResponse(
             message=message_to_proto(stored), duplicate=duplicate

@@ -16,14 +16,14 @@ from core.routing.errors import NotFound
 from core.runtime.shard import Outcome
 from core.store.records import MessageRecord, message_from_row
 
-_MESSAGE_SQL: Final = """
+MESSAGE_SQL: Final = """
 SELECT message_id, conversation_id, channel, direction, sender, agent_id, content, attachments,
        provider_message_id, created_at FROM messages"""
 
 
 async def load_message(pool: asyncpg.Pool, tenant: str, message_id: int) -> MessageRecord:
     row = await pool.fetchrow(
-        _MESSAGE_SQL + " WHERE tenant_id = $1 AND message_id = $2", tenant, message_id
+        MESSAGE_SQL + " WHERE tenant_id = $1 AND message_id = $2", tenant, message_id
     )
     if row is None:
         raise NotFound(f"message {message_id} not found")
@@ -34,7 +34,7 @@ async def latest_message(
     pool: asyncpg.Pool, tenant: str, conversation_id: str, sender: str
 ) -> MessageRecord | None:
     row = await pool.fetchrow(
-        _MESSAGE_SQL + " WHERE tenant_id = $1 AND conversation_id = $2 AND sender = $3"
+        MESSAGE_SQL + " WHERE tenant_id = $1 AND conversation_id = $2 AND sender = $3"
         " ORDER BY message_id DESC LIMIT 1",
         tenant,
         conversation_id,

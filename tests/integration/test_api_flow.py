@@ -580,3 +580,28 @@ async def test_a_first_message_out_of_hours_is_kept_as_a_left_message(env: Env) 
         metadata=SUPERVISOR,
     )
     assert "call me back" in [x.text for x in transcript.messages]
+
+
+async def test_a_redelivery_after_the_conversation_closed_is_still_a_duplicate(env: Env) -> None:
+    started = await start(env, "+85290000004", text="hello")
+    conversation = started.conversation.name
+    await env.gateway.LeaveConversation(
+        conversation_service_pb2.LeaveConversationRequest(conversation=conversation),
+        metadata=GATEWAY,
+    )
+
+    again = await env.gateway.PostCustomerMessage(
+        conversation_service_pb2.PostCustomerMessageRequest(
+            conversation=conversation, text="hello", provider_message_id="wamid-+85290000004"
+        ),
+        metadata=GATEWAY,
+    )
+    assert again.duplicate and again.message.name == started.first_message.name
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await env.gateway.PostCustomerMessage(
+            conversation_service_pb2.PostCustomerMessageRequest(
+                conversation=conversation, text="new", provider_message_id="wamid-new"
+            ),
+            metadata=GATEWAY,
+        )
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
