@@ -192,6 +192,7 @@ class Tenant:
         by_agent = messages % 2 == 1
         return self._run(
             c.RecordMessage(
+                message=m.MessageBody(text="hi"),
                 tenant=self.tenant,
                 conversation_id=conversation_id,
                 sender=m.Sender.AGENT if by_agent else m.Sender.CUSTOMER,

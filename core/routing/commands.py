@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from core.routing.model import (
     AgentProfile,
     AgentStatus,
+    CustomerCard,
+    MessageBody,
     Mode,
     Outcome,
     QueueSettings,
@@ -210,6 +212,29 @@ class StartConversation(Command):
     priority: int = 0
     tags: frozenset[str] = frozenset()
     with_bot: bool = False
+    customer: CustomerCard = field(default_factory=CustomerCard)
+    """How consoles and gateways show the customer (the id is ``customer_id``)."""
+    first_message: MessageBody | None = None
+    """The customer's first message, recorded in the same command: both or neither."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReceiveMessage(Command):
+    """A customer wrote on a channel: the message goes to their open conversation there, or
+    starts conversation ``conversation_id`` with the options below (as ``StartConversation``).
+    A message whose ``provider_message_id`` was recorded before raises ``Duplicate``."""
+
+    conversation_id: str
+    channel: str
+    customer_id: str
+    message: MessageBody
+    customer: CustomerCard = field(default_factory=CustomerCard)
+    queue_id: str | None = None
+    region: str = ""
+    language: str = ""
+    priority: int = 0
+    tags: frozenset[str] = frozenset()
+    with_bot: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,11 +248,14 @@ class RequestAgent(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecordMessage(Command):
-    """A message was exchanged; drives idle timers, first response time and auto-replies."""
+    """A message in a conversation: stored with its event, and it drives idle timers, first
+    response time and auto-replies. A ``provider_message_id`` recorded before raises
+    ``Duplicate``."""
 
     conversation_id: str
     sender: Sender
     agent_id: str | None = None
+    message: MessageBody = field(default_factory=MessageBody)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -80,6 +80,10 @@ class Engine:
             raise NotFound(f"tenant {tenant!r} not found", tenant=tenant)
         return router
 
+    def get(self, tenant: str) -> Router | None:
+        """The tenant's router, or None if it has no state yet."""
+        return self._routers.get(tenant)
+
     @property
     def tenants(self) -> list[str]:
         return sorted(self._routers)

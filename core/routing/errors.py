@@ -52,3 +52,8 @@ class PermissionDenied(RoutingError):
     """The acting agent may not do this (answering someone else's offer, ending another's chat)."""
 
     code = "PERMISSION_DENIED"
+
+
+class Duplicate(AlreadyExists):
+    """A message whose idempotency key was recorded before: nothing changed. ``details`` name
+    the original (``message_id``, ``conversation_id``)."""

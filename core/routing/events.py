@@ -3,7 +3,7 @@ tenant's events in order into an empty engine rebuilds it exactly (invariant 5).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.routing.explain import Decision
 from core.routing.hours import HoursStatus
@@ -11,7 +11,9 @@ from core.routing.model import (
     AgentProfile,
     AgentStatus,
     CloseReason,
+    CustomerCard,
     DeclineReason,
+    MessageBody,
     Outcome,
     QueueReason,
     QueueSettings,
@@ -105,6 +107,7 @@ class ConversationStarted(Event):
     with_bot: bool
     queue_id: str | None
     """The queue it will wait in when it asks for an agent (None: decided then)."""
+    customer: CustomerCard = field(default_factory=CustomerCard)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,6 +127,8 @@ class ConversationQueued(Event):
     held: bool = False
     exclude: tuple[str, ...] = ()
     """Agents not to be offered it at its first step (the agent who transferred it away)."""
+    previous_owner: str | None = None
+    """The agent it was taken from, if it had an owner."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,12 +142,19 @@ class ConversationStepped(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OfferMade(Event):
+    """Carries what an agent's console shows for the offer: the channel, the customer, the
+    queue and the first message's preview."""
+
     offer_id: str
     conversation_id: str
     agent_ids: tuple[str, ...]
     deadline: float
     broadcast: bool
     decision: Decision
+    channel: str = ""
+    queue_id: str = ""
+    customer: CustomerCard = field(default_factory=CustomerCard)
+    preview: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,6 +162,8 @@ class OfferAccepted(Event):
     offer_id: str
     conversation_id: str
     agent_id: str
+    agent_ids: tuple[str, ...] = ()
+    """The offer's recipients (the others see it rescinded)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -176,13 +190,21 @@ class ConversationAssigned(Event):
     via: str
     by: str
     override_capacity: bool = False
+    previous_owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MessageRecorded(Event):
+    """A message, stored with this event (``message_id`` is unique in the tenant). ``owner``
+    is the conversation's owner when it was recorded (whose console shows it)."""
+
     conversation_id: str
     sender: Sender
     agent_id: str | None = None
+    message_id: int = 0
+    body: MessageBody = field(default_factory=MessageBody)
+    channel: str = ""
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -195,6 +217,8 @@ class SystemMessageSent(Event):
     kind: SystemMessage
     language: str
     text: str
+    message_id: int = 0
+    channel: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,6 +231,7 @@ class ReceiptRecorded(Event):
     message_id: int
     status: str
     agent_id: str | None = None
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -217,6 +242,7 @@ class TypingChanged(Event):
     typist: Sender
     active: bool
     agent_id: str | None = None
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -240,11 +266,14 @@ class ConversationEnded(Event):
     outcome: Outcome | None
     by: str = ""
     wrap_up_until: float | None = None
+    agent_id: str | None = None
+    """The owner when it ended (None: nobody owned it)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WrapUpFinished(Event):
     conversation_id: str
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -265,6 +294,7 @@ class ConversationForgotten(Event):
 class ConversationReturnedToBot(Event):
     conversation_id: str
     by: str
+    previous_owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -294,9 +324,16 @@ class TransferRequested(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TransferResolved(Event):
+    """Carries the transfer whole, as both agents' consoles show it."""
+
     transfer_id: str
     conversation_id: str
     outcome: TransferOutcome
+    from_agent: str = ""
+    to_agent: str = ""
+    note: str = ""
+    requested_at: float = 0.0
+    deadline: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -278,3 +278,43 @@ class AgentProfile:
     capacity: float = 1.0
     """The weighted budget: e.g. 3 chats, or 2 chats and 2 e-mails at 0.5 each."""
     departments: frozenset[str] = frozenset()
+
+
+# --- messages and customers, as the engine carries them in commands and events ----------------
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file stored elsewhere, named by its content hash."""
+
+    sha256: str
+    name: str
+    content_type: str
+    size: int
+    uri: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageBody:
+    """What a message says. ``provider_message_id`` is the idempotency key per tenant and
+    channel (a provider's id, or ``request:{id}`` for the API's own requests)."""
+
+    text: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    provider_message_id: str | None = None
+    sent_at: float | None = None
+    """When the sender wrote it, as the provider reports (None: when it was recorded)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomerCard:
+    """Who the customer is on the conversation's channel, as consoles and gateways show it."""
+
+    external_id: str = ""
+    name: str = ""
+    phone: str = ""
+    email: str = ""
+
+
+PREVIEW_LENGTH = 200
+"""Characters of a conversation's first message kept for offers' previews."""

@@ -17,6 +17,7 @@ from core.routing.effects import ArmTimer, Effect
 from core.routing.errors import (
     AlreadyExists,
     CapacityExceeded,
+    Duplicate,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -27,10 +28,12 @@ from core.routing.hours import HoursStatus, next_change, status_at, validate_hou
 from core.routing.model import (
     MAX_SKILL_LEVEL,
     MIN_SKILL_LEVEL,
+    PREVIEW_LENGTH,
     AgentStatus,
     CloseReason,
     ConversationState,
     DeclineReason,
+    MessageBody,
     Mode,
     Outcome,
     QueueReason,
@@ -56,6 +59,9 @@ from core.routing.state import (
 from core.routing.timers import TimerHeap, TimerKind
 
 S = ConversationState
+MAX_MESSAGE_TEXT = 65_536
+MAX_ATTACHMENTS = 20
+MAX_PROVIDER_ID = 256
 KEPT_DECISIONS = 10
 HANDLE_TIME_SMOOTHING = 0.1
 """Weight of the latest handle time in a queue's moving average (for wait estimates)."""
@@ -93,6 +99,11 @@ class Router:
         self.version = 0
         """Events applied so far."""
         self._counters = {"agent": 0, "conversation": 0, "offer": 0, "transfer": 0, "rotation": 0}
+        self.message_seq = 0
+        """The highest message id given out in this tenant (messages are numbered here)."""
+        self.message_keys: dict[tuple[str, str], tuple[int, str]] = {}
+        """(channel, idempotency key) -> (message id, conversation id), for the conversations in
+        memory; older keys are the store's to find (see ``core.runtime.shard``)."""
         self._unlisted: list[Conversation] = []
         self._events: list[ev.Event] = []
         self._effects: list[Effect] = []
@@ -123,6 +134,7 @@ class Router:
             c.StartConversation: self._start,
             c.RequestAgent: self._request_agent,
             c.RecordMessage: self._record_message,
+            c.ReceiveMessage: self._receive_message,
             c.CustomerLeft: self._customer_left,
             c.RemoveSkill: self._remove_skill,
             c.RemoveDepartment: self._remove_department,
@@ -151,7 +163,7 @@ class Router:
             ev.OfferDeclined: self._on_offer_declined,
             ev.ConversationAssigned: self._on_assigned,
             ev.MessageRecorded: self._on_message,
-            ev.SystemMessageSent: self._on_other_side_only,
+            ev.SystemMessageSent: self._on_system_message,
             ev.ReceiptRecorded: self._on_other_side_only,
             ev.TypingChanged: self._on_other_side_only,
             ev.CustomerIdleReminded: self._on_customer_idle_reminded,
@@ -231,6 +243,8 @@ class Router:
                     kind=kind,
                     language=conv.language,
                     text=text.format(**params) if params else text,
+                    message_id=self.message_seq + 1,
+                    channel=conv.channel,
                 )
             )
 
@@ -574,6 +588,7 @@ class Router:
                 offer_id=offer.offer_id,
                 conversation_id=conv.conversation_id,
                 agent_id=agent.agent_id,
+                agent_ids=offer.agent_ids,
             )
         )
         self._joined(conv, agent)
@@ -669,6 +684,7 @@ class Router:
                 via=via,
                 by=by,
                 override_capacity=override,
+                previous_owner=conv.owner,
             )
         )
         self._joined(conv, agent)
@@ -702,6 +718,7 @@ class Router:
                 outcome=outcome,
                 by=by,
                 wrap_up_until=now + wrap_up if wrap_up and owner else None,
+                agent_id=conv.owner,
             )
         )
         if reason is CloseReason.AGENT_ENDED:
@@ -721,7 +738,10 @@ class Router:
         owner = self.agents[conv.owner] if conv.owner else None
         self._emit(
             ev.WrapUpFinished(
-                tenant=self.tenant, at=self.clock.now(), conversation_id=conv.conversation_id
+                tenant=self.tenant,
+                at=self.clock.now(),
+                conversation_id=conv.conversation_id,
+                agent_id=conv.owner,
             )
         )
         if owner is not None:
@@ -818,6 +838,11 @@ class Router:
                 transfer_id=record.transfer_id,
                 conversation_id=conv.conversation_id,
                 outcome=outcome,
+                from_agent=record.from_agent,
+                to_agent=record.target_id,
+                note=record.note,
+                requested_at=record.at,
+                deadline=record.deadline,
             )
         )
         if outcome is TransferOutcome.ACCEPTED:
@@ -900,7 +925,11 @@ class Router:
         displaced = self._rescind_offer(conv)
         self._emit(
             ev.ConversationReturnedToBot(
-                tenant=self.tenant, at=self.clock.now(), conversation_id=conv.conversation_id, by=by
+                tenant=self.tenant,
+                at=self.clock.now(),
+                conversation_id=conv.conversation_id,
+                by=by,
+                previous_owner=conv.owner,
             )
         )
         for agent in (*displaced, *([owner] if owner else [])):
@@ -942,11 +971,17 @@ class Router:
 
     # === conversations ===========================================================================
 
-    def _start(self, cmd: c.StartConversation) -> None:
+    def _start(self, cmd: c.StartConversation | c.ReceiveMessage) -> None:
+        """Start a conversation, with its first message if there is one (both or neither)."""
+        first = cmd.message if isinstance(cmd, c.ReceiveMessage) else cmd.first_message
         if not cmd.conversation_id or not cmd.channel or not cmd.customer_id:
             raise InvalidArgument("a conversation needs an id, a channel and a customer")
+        if first is not None:
+            self._check_new_message(cmd.channel, first)
         if cmd.conversation_id in self.conversations:
-            raise AlreadyExists(f"conversation {cmd.conversation_id!r} exists")
+            raise AlreadyExists(
+                f"conversation {cmd.conversation_id!r} exists", conversation_id=cmd.conversation_id
+            )
         current = self.open_conversations.get((cmd.customer_id, cmd.channel))
         if current is not None:
             raise AlreadyExists(
@@ -971,13 +1006,31 @@ class Router:
                 tags=cmd.tags,
                 with_bot=cmd.with_bot,
                 queue_id=queue_id,
+                customer=cmd.customer,
             )
         )
         conv = self.conversations[cmd.conversation_id]
+        if first is not None:
+            self._emit_message(conv, Sender.CUSTOMER, None, first)
         self._say(conv, SystemMessage.WELCOME)
         if not cmd.with_bot:
             assert queue_id is not None
             self._enqueue(conv, queue_id, QueueReason.REQUESTED)
+
+    def _receive_message(self, cmd: c.ReceiveMessage) -> None:
+        self._check_new_message(cmd.channel, cmd.message)
+        current = self.open_conversations.get((cmd.customer_id, cmd.channel))
+        if current is None:
+            self._start(cmd)
+        else:
+            self._record_message(
+                c.RecordMessage(
+                    tenant=cmd.tenant,
+                    conversation_id=current,
+                    sender=Sender.CUSTOMER,
+                    message=cmd.message,
+                )
+            )
 
     def _request_agent(self, cmd: c.RequestAgent) -> None:
         conv = self._conversation(cmd.conversation_id)
@@ -1024,6 +1077,7 @@ class Router:
                 message_id=cmd.message_id,
                 status=cmd.status,
                 agent_id=cmd.agent_id,
+                owner=conv.owner,
             )
         )
 
@@ -1040,27 +1094,66 @@ class Router:
                 typist=cmd.typist,
                 active=cmd.active,
                 agent_id=cmd.agent_id,
+                owner=conv.owner,
             )
         )
 
-    def _record_message(self, cmd: c.RecordMessage) -> None:
-        conv = self._conversation(cmd.conversation_id)
-        if conv.state.is_terminal:
-            raise FailedPrecondition(f"conversation {conv.conversation_id!r} is closed")
-        if cmd.sender is Sender.AGENT:
-            if cmd.agent_id is None:
-                raise InvalidArgument("an agent message names its agent")
-            self._require_state(conv, S.ACTIVE)
-            self._require_owner(conv, cmd.agent_id)
+    def _check_new_message(self, channel: str, body: MessageBody) -> None:
+        """Refuse a malformed message, or one whose idempotency key was recorded before."""
+        if not body.text and not body.attachments:
+            raise InvalidArgument("a message needs text or an attachment", field="text")
+        if len(body.text) > MAX_MESSAGE_TEXT:
+            raise InvalidArgument(f"text is over {MAX_MESSAGE_TEXT} characters", field="text")
+        if len(body.attachments) > MAX_ATTACHMENTS:
+            raise InvalidArgument(f"at most {MAX_ATTACHMENTS} attachments", field="attachments")
+        key = body.provider_message_id
+        if key is not None:
+            if not key or len(key) > MAX_PROVIDER_ID:
+                raise InvalidArgument(
+                    f"a provider message id has 1 to {MAX_PROVIDER_ID} characters",
+                    field="provider_message_id",
+                )
+            known = self.message_keys.get((channel, key))
+            if known is not None:
+                raise Duplicate(
+                    "this message was recorded before",
+                    message_id=known[0],
+                    conversation_id=known[1],
+                )
+
+    def _emit_message(
+        self, conv: Conversation, sender: Sender, agent_id: str | None, body: MessageBody
+    ) -> None:
         self._emit(
             ev.MessageRecorded(
                 tenant=self.tenant,
                 at=self.clock.now(),
                 conversation_id=conv.conversation_id,
-                sender=cmd.sender,
-                agent_id=cmd.agent_id,
+                sender=sender,
+                agent_id=agent_id,
+                message_id=self.message_seq + 1,
+                body=body,
+                channel=conv.channel,
+                owner=conv.owner,
             )
         )
+
+    def _record_message(self, cmd: c.RecordMessage) -> None:
+        conv = self._conversation(cmd.conversation_id)
+        self._check_new_message(conv.channel, cmd.message)
+        if conv.state.is_terminal:
+            raise FailedPrecondition(
+                f"conversation {conv.conversation_id!r} is closed",
+                conversation_id=conv.conversation_id,
+            )
+        if cmd.sender is Sender.AGENT:
+            if cmd.agent_id is None:
+                raise InvalidArgument("an agent message names its agent")
+            self._require_state(conv, S.ACTIVE)
+            self._require_owner(conv, cmd.agent_id)
+        elif cmd.sender is Sender.BOT:
+            self._require_state(conv, S.BOT)
+        self._emit_message(conv, cmd.sender, cmd.agent_id, cmd.message)
         if cmd.sender is Sender.CUSTOMER and conv.owner is not None:
             owner = self.agents[conv.owner]
             custom = (
@@ -1150,6 +1243,7 @@ class Router:
                 max_wait_at=now + s.max_wait if s.max_wait is not None else None,
                 held=held,
                 exclude=exclude,
+                previous_owner=conv.owner,
             )
         )
         if held:
@@ -1245,6 +1339,10 @@ class Router:
                 deadline=now + timeout,
                 broadcast=strategy is Strategy.BROADCAST,
                 decision=decision,
+                channel=conv.channel,
+                queue_id=conv.queue_id or "",
+                customer=conv.customer,
+                preview=conv.preview,
             )
         )
 
@@ -1615,6 +1713,7 @@ class Router:
             e.at,
         )
         self.conversations[e.conversation_id].queue_id = e.queue_id
+        self.conversations[e.conversation_id].customer = e.customer
         self.open_conversations[e.customer_id, e.channel] = e.conversation_id
 
     def _on_queued(self, e: ev.ConversationQueued) -> None:
@@ -1757,9 +1856,19 @@ class Router:
                     conv, TimerKind.AGENT_IDLE, e.at + notify if notify and live else None
                 )
         conv.last_sender = e.sender
+        self.message_seq = max(self.message_seq, e.message_id)
+        key = e.body.provider_message_id
+        if key is not None:
+            self.message_keys[conv.channel, key] = (e.message_id, conv.conversation_id)
+            conv.message_keys.append((conv.channel, key))
+        if e.sender is Sender.CUSTOMER and not conv.preview:
+            conv.preview = e.body.text[:PREVIEW_LENGTH]
 
     def _on_other_side_only(self, e: ev.Event) -> None:
         pass  # for the transcript and the other side's screen, not for routing
+
+    def _on_system_message(self, e: ev.SystemMessageSent) -> None:
+        self.message_seq = max(self.message_seq, e.message_id)
 
     def _on_customer_idle_reminded(self, e: ev.CustomerIdleReminded) -> None:
         conv = self.conversations[e.conversation_id]
@@ -1822,6 +1931,8 @@ class Router:
 
     def _on_forgotten(self, e: ev.ConversationForgotten) -> None:
         conv = self.conversations.pop(e.conversation_id)
+        for key in conv.message_keys:
+            self.message_keys.pop(key, None)
         served = self.last_served.get(conv.customer_id)
         if served is not None and e.at - served[1] > self._sticky_horizon:
             del self.last_served[conv.customer_id]

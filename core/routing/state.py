@@ -14,6 +14,7 @@ from core.routing.model import (
     AgentStatus,
     CloseReason,
     ConversationState,
+    CustomerCard,
     Outcome,
     QueueSettings,
     Strategy,
@@ -130,6 +131,7 @@ class Conversation:
         "conversation_id",
         "cost",
         "created_at",
+        "customer",
         "customer_id",
         "deadlines",
         "decisions",
@@ -144,6 +146,7 @@ class Conversation:
         "last_agent",
         "last_sender",
         "listed",
+        "message_keys",
         "monitors",
         "offer",
         "outcome",
@@ -152,6 +155,7 @@ class Conversation:
         "plan",
         "plan_offsets",
         "plan_started_at",
+        "preview",
         "priority",
         "queue_id",
         "region",
@@ -222,6 +226,11 @@ class Conversation:
         self.closed_at: float | None = None
         self.close_reason: CloseReason | None = None
         self.outcome: Outcome | None = None
+        self.customer = CustomerCard()
+        self.preview = ""
+        """The start of the customer's first message (for offers)."""
+        self.message_keys: list[tuple[str, str]] = []
+        """(channel, idempotency key) of its messages that have one (forgotten with it)."""
 
     @property
     def group_key(self) -> GroupKey:

@@ -7,8 +7,14 @@ door coalesces commands while the previous batch commits.
 
 A tenant is loaded on its first command: the shard claims it (a new epoch fences off any older
 owner) and rebuilds it from the newest snapshot and the events after it. If the store refuses
-or fails an append, the tenant's in-memory state is ahead of the store: the shard drops it, the
-commands of that batch fail with ``UNAVAILABLE``, and the next command loads it afresh.
+or fails an append, or anything but a ``RoutingError`` escapes the engine, the tenant's
+in-memory state may be ahead of the store: the shard drops it, every command of that tenant in
+the batch fails with ``UNAVAILABLE`` (nothing was stored; retry), and the next command loads it
+afresh. Failures never carry internal text to callers; the cause is logged.
+
+Messages are part of their commands and their rows are written with the events, so the shard
+also decides idempotency: the engine remembers the keys of the conversations in memory, and for
+the rest one read per batch (``core.store.idempotency``) finds what was committed before.
 
 Timers run on the shard's clock: a task sleeps until the engine's next deadline, ticks, and
 stores what the timers did like any command.
@@ -19,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import asyncpg
 import structlog
@@ -29,7 +35,11 @@ from core.routing import commands as c
 from core.routing import events as ev
 from core.routing.clock import Clock
 from core.routing.effects import Effect
-from core.store import snapshots
+from core.routing.errors import AlreadyExists, Duplicate
+from core.routing.router import Router
+from core.routing.views import AgentView, ConversationView, agent_view, conversation_view
+from core.runtime.live import TenantLive, tenant_live
+from core.store import idempotency, snapshots
 from core.store.errors import StaleEpoch, StoreError
 from core.store.eventlog import EventLog
 from core.store.projection import project
@@ -51,12 +61,15 @@ class Failure:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A command's result: its events (ids ``first_id``...) and effects, or a failure."""
+    """A command's result: its events (ids ``first_id``...) and effects, or a failure; with the
+    state it left its conversation (and, for agent commands, its agent) in."""
 
     events: tuple[ev.Event, ...] = ()
     effects: tuple[Effect, ...] = ()
     first_id: int = 0
     failure: Failure | None = None
+    conversation: ConversationView | None = None
+    agent: AgentView | None = None
 
     @property
     def ok(self) -> bool:
@@ -96,48 +109,97 @@ class Shard:
         """Run the commands in order; each outcome is final (committed, or refused/failed)."""
         async with self._lock:
             outcomes: list[Outcome | None] = [None] * len(commands)
-            pending: dict[str, list[tuple[int, list[ev.Event], list[Effect]]]] = {}
+            pending: dict[str, list[_Done]] = {}
+            by_tenant: dict[str, list[int]] = {}
             for i, command in enumerate(commands):
-                tenant = command.tenant
+                by_tenant.setdefault(command.tenant, []).append(i)
+            for tenant, indexes in by_tenant.items():
                 try:
                     await self._load(tenant)
+                    known = await self._recorded(tenant, [commands[i] for i in indexes])
                 except StoreError as exc:
-                    outcomes[i] = _failed(exc)
+                    for i in indexes:
+                        outcomes[i] = _failed(exc)
                     continue
-                try:
-                    result = self.engine.execute(command)
-                except RoutingError as exc:
-                    outcomes[i] = Outcome(failure=Failure(exc.code, exc.message, _str(exc.details)))
-                    continue
-                pending.setdefault(tenant, []).append((i, result.events, result.effects))
-            for tenant, results in pending.items():
-                for i, outcome in zip(
-                    (i for i, _, _ in results), await self._commit(tenant, results), strict=True
-                ):
+                for i in indexes:
+                    if tenant not in self._epochs:  # dropped by an earlier command's failure
+                        outcomes[i] = _UNAVAILABLE
+                        continue
+                    refusal = _already_recorded(self.engine.get(tenant), commands[i], known)
+                    if refusal is not None:
+                        outcomes[i] = _refused(refusal)
+                        continue
+                    try:
+                        outcome = self._execute(commands[i])
+                    except RoutingError as exc:
+                        outcomes[i] = _refused(exc)
+                        continue
+                    except Exception:
+                        log.exception("command failed", shard=self.name, tenant=tenant)
+                        self._drop(tenant, "a command failed")
+                        for j, _ in pending.pop(tenant, []):
+                            outcomes[j] = _UNAVAILABLE
+                        outcomes[i] = _UNAVAILABLE
+                        continue
+                    pending.setdefault(tenant, []).append((i, outcome))
+            for tenant, done in pending.items():
+                for (i, _), outcome in zip(done, await self._commit(tenant, done), strict=True):
                     outcomes[i] = outcome
         self._wake.set()  # deadlines may have moved
         return [o if o is not None else Outcome() for o in outcomes]
 
-    async def _commit(
-        self, tenant: str, results: list[tuple[int, list[ev.Event], list[Effect]]]
-    ) -> list[Outcome]:
-        events = [e for _, batch, _ in results for e in batch]
+    def _execute(self, command: c.Command) -> Outcome:
+        """Run one command on the engine: its events, effects and the views it leaves."""
+        result = self.engine.execute(command)
+        router = self.engine.router(command.tenant)
+        subject = next(
+            (e.conversation_id for e in result.events if hasattr(e, "conversation_id")),
+            getattr(command, "conversation_id", None),
+        )
+        agent_id = getattr(command, "agent_id", None)
+        return Outcome(
+            tuple(result.events),
+            tuple(result.effects),
+            conversation=conversation_view(router, subject) if subject else None,
+            agent=agent_view(router, agent_id) if agent_id else None,
+        )
+
+    async def _recorded(self, tenant: str, commands: Sequence[c.Command]) -> idempotency.Recorded:
+        """What the store holds of these commands' keys that the engine does not remember."""
+        router = self.engine.get(tenant)
+        keys: list[tuple[str, str]] = []
+        starts: list[str] = []
+        for command in commands:
+            if isinstance(command, c.StartConversation) and (
+                router is None or command.conversation_id not in router.conversations
+            ):
+                starts.append(command.conversation_id)
+            key = _message_key(router, command)
+            if key is not None and (router is None or key not in router.message_keys):
+                keys.append(key)
+        return await idempotency.recorded(self._pool, tenant, keys, starts)
+
+    async def _commit(self, tenant: str, done: list[_Done]) -> list[Outcome]:
+        events = [e for _, outcome in done for e in outcome.events]
         if not events:
-            return [Outcome(effects=tuple(effects)) for _, _, effects in results]
+            return [outcome for _, outcome in done]
         router = self.engine.router(tenant)
         try:
             last = await self._log.append(
                 tenant, self._epochs[tenant], events, project(router, events)
             )
-        except StoreError as exc:
-            self._drop(tenant, exc)
-            return [_failed(exc) for _ in results]
+        except Exception as exc:  # a refusal or an outage: the engine is ahead of the store
+            if not isinstance(exc, StoreError):
+                log.error("commit refused", shard=self.name, tenant=tenant, error=repr(exc))
+            self._drop(tenant, repr(exc))
+            return [_failed(exc) for _ in done]
         outcomes = []
         next_id = last - len(events) + 1
-        for _, batch, effects in results:
-            outcomes.append(Outcome(tuple(batch), tuple(effects), next_id if batch else 0))
+        for _, outcome in done:
+            batch = outcome.events
+            outcomes.append(replace(outcome, first_id=next_id if batch else 0))
             if batch and self._on_commit is not None:
-                await self._on_commit(tenant, next_id, batch, effects)
+                await self._on_commit(tenant, next_id, batch, outcome.effects)
             next_id += len(batch)
         self._last_seq[tenant] = last
         await self._maybe_snapshot(tenant, len(events))
@@ -150,15 +212,19 @@ class Shard:
         epoch = await self._log.claim(tenant)
         self.engine.forget(tenant)
         last = await snapshots.rebuild(self.engine, self._log, self._pool, tenant)
+        stored = await idempotency.highest_message_id(self._pool, tenant)
+        router = self.engine.get(tenant)
+        if router is not None:
+            router.message_seq = max(router.message_seq, stored)
         self._epochs[tenant] = epoch
         self._last_seq[tenant] = last
         self._since_snapshot[tenant] = 0
         log.info("tenant loaded", shard=self.name, tenant=tenant, epoch=epoch, last_event=last)
 
-    def _drop(self, tenant: str, why: Exception) -> None:
+    def _drop(self, tenant: str, why: str) -> None:
         self.engine.forget(tenant)
         self._epochs.pop(tenant, None)
-        log.warning("tenant dropped", shard=self.name, tenant=tenant, reason=str(why))
+        log.warning("tenant dropped", shard=self.name, tenant=tenant, reason=why)
 
     async def _maybe_snapshot(self, tenant: str, added: int) -> None:
         self._since_snapshot[tenant] = self._since_snapshot.get(tenant, 0) + added
@@ -200,7 +266,8 @@ class Shard:
                 effects.setdefault(effect.tenant, []).append(effect)
             for tenant, events in by_tenant.items():
                 if tenant in self._epochs:
-                    await self._commit(tenant, [(0, events, effects.get(tenant, []))])
+                    timed = Outcome(tuple(events), tuple(effects.get(tenant, [])))
+                    await self._commit(tenant, [(0, timed)])
 
     async def warm_up(self) -> int:
         """Load every stored tenant this shard owns; how many were loaded."""
@@ -236,6 +303,22 @@ class Shard:
                 except Exception:  # keep the timers alive; the failure is logged
                     log.exception("timer tick failed", shard=self.name)
 
+    # --- live figures --------------------------------------------------------------------------
+
+    async def live(self, tenant: str) -> TenantLive:
+        """The tenant's live figures now (``core.runtime.live``), loading it first if need be.
+        A read between batches: it may show a batch's effects a moment before they commit."""
+        if tenant not in self._epochs:
+            async with self._lock:
+                await self._load(tenant)
+            self._wake.set()  # its deadlines join the timers
+        now = self.engine.clock.now()
+        try:
+            router = self.engine.router(tenant)
+        except RoutingError:  # nothing stored yet for this tenant
+            return TenantLive.empty(tenant, now)
+        return tenant_live(router, now)
+
     def __repr__(self) -> str:
         return f"<Shard {self.name} tenants={sorted(self._epochs)}>"
 
@@ -243,11 +326,59 @@ class Shard:
 _PG_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError)
 
 
+_Done = tuple[int, Outcome]
+"""(index in the batch, the command's outcome before commit)."""
+
+_UNAVAILABLE = Outcome(
+    failure=Failure("UNAVAILABLE", "the shard could not complete the command; nothing was stored")
+)
+
+
 def _failed(exc: Exception) -> Outcome:
-    code = exc.code if isinstance(exc, StoreError) else "UNAVAILABLE"
-    if isinstance(exc, StaleEpoch):
-        code = "UNAVAILABLE"  # another incarnation took over; the caller retries there
+    """A store failure: nothing was stored. Only the store's own refusals pass their text."""
+    code = exc.code if isinstance(exc, StoreError) else "INTERNAL"
+    if isinstance(exc, StaleEpoch) or code in ("UNAVAILABLE", "INTERNAL"):
+        return _UNAVAILABLE
     return Outcome(failure=Failure(code, str(exc)))
+
+
+def _refused(exc: RoutingError) -> Outcome:
+    return Outcome(failure=Failure(exc.code, exc.message, _str(exc.details)))
+
+
+def _message_key(router: Router | None, command: c.Command) -> tuple[str, str] | None:
+    """(channel, idempotency key) of the message a command records, if it has a key."""
+    if isinstance(command, c.ReceiveMessage):
+        body, channel = command.message, command.channel
+    elif isinstance(command, c.StartConversation) and command.first_message is not None:
+        body, channel = command.first_message, command.channel
+    elif isinstance(command, c.RecordMessage) and router is not None:
+        conv = router.conversations.get(command.conversation_id)
+        if conv is None:
+            return None
+        body, channel = command.message, conv.channel
+    else:
+        return None
+    key = body.provider_message_id
+    return None if key is None else (channel, key)
+
+
+def _already_recorded(
+    router: Router | None, command: c.Command, known: idempotency.Recorded
+) -> RoutingError | None:
+    """The refusal of a command whose message or conversation the store already holds."""
+    if isinstance(command, c.StartConversation) and command.conversation_id in known.conversations:
+        return AlreadyExists(
+            f"conversation {command.conversation_id!r} exists",
+            conversation_id=command.conversation_id,
+        )
+    key = _message_key(router, command)
+    found = None if key is None else known.messages.get(key)
+    if found is None:
+        return None
+    return Duplicate(
+        "this message was recorded before", message_id=found[0], conversation_id=found[1]
+    )
 
 
 def _str(details: dict[str, object]) -> dict[str, str]:

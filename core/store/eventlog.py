@@ -24,7 +24,7 @@ import asyncpg
 from core.routing import events as ev
 from core.store import codec
 from core.store.errors import PG_CONNECTION_ERRORS, StaleEpoch, StoreUnavailable
-from core.store.projection import Projection, Row, as_json, ts
+from core.store.projection import MESSAGE_COLUMNS, Projection, Row, as_json, ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,12 +295,6 @@ _HISTORY_SQL: dict[str, tuple[str, str]] = {
 }
 
 
-_SYSTEM_MESSAGE_SQL = """
-    INSERT INTO messages (tenant_id, conversation_id, channel, direction, sender, content,
-                          created_at)
-    VALUES ($1, $2, $3, 'outbound', 'system', $4, $5)"""
-
-
 _CONVERSATIONS_SQL = """
     INSERT INTO conversations (tenant_id, conversation_id, channel, customer_id, state, queue_id,
         owner_agent_id, last_agent_id, priority, outcome, close_reason, tags, created_at,
@@ -347,8 +341,10 @@ async def write_projection(
             await conn.executemany(sql, rows, timeout=timeout)
     if projection.conversations:
         await _write_conversations(conn, projection.conversations, timeout)
-    if projection.system_messages:  # after their conversations' rows (foreign key)
-        await conn.executemany(_SYSTEM_MESSAGE_SQL, projection.system_messages, timeout=timeout)
+    if projection.messages:  # after their conversations' rows
+        await conn.copy_records_to_table(
+            "messages", records=projection.messages, columns=MESSAGE_COLUMNS, timeout=timeout
+        )
     for name, (update, insert) in _HISTORY_SQL.items():
         history = getattr(projection, name)
         for sql, rows in ((update, history.updates()), (insert, history.inserts())):

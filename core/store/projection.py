@@ -77,7 +77,8 @@ class Projection:
     offers: History = field(default_factory=History)
     transfers: History = field(default_factory=History)
     sessions: list[Row] = field(default_factory=list)
-    system_messages: list[Row] = field(default_factory=list)
+    messages: list[Row] = field(default_factory=list)
+    """Message rows, in the column order of ``MESSAGE_COLUMNS``."""
     removed: list[tuple[str, Row]] = field(default_factory=list)
     """(table, key) of skills, departments and queues removed; deleted before the upserts."""
 
@@ -107,6 +108,66 @@ class Projection:
 
 
 REMOVABLE = frozenset({"skills", "departments", "queues"})
+
+
+MESSAGE_COLUMNS = (
+    "tenant_id",
+    "message_id",
+    "conversation_id",
+    "channel",
+    "direction",
+    "sender",
+    "agent_id",
+    "content",
+    "attachments",
+    "provider_message_id",
+    "created_at",
+)
+
+
+def _channel(router: Router, conversation_id: str, carried: str) -> str:
+    if carried:
+        return carried
+    conv = router.conversations.get(conversation_id)
+    return conv.channel if conv is not None else ""
+
+
+def message_row(router: Router, e: ev.MessageRecorded) -> Row:
+    body = e.body
+    attachments = [
+        {"sha256": a.sha256, "name": a.name, "type": a.content_type, "size": a.size, "uri": a.uri}
+        for a in body.attachments
+    ]
+    return (
+        router.tenant,
+        e.message_id,
+        e.conversation_id,
+        _channel(router, e.conversation_id, e.channel),
+        "inbound" if e.sender.value == "customer" else "outbound",
+        e.sender.value,
+        e.agent_id,
+        body.text,
+        as_json(attachments),
+        body.provider_message_id,
+        ts(body.sent_at if body.sent_at is not None else e.at),
+    )
+
+
+def system_message_row(router: Router, e: ev.SystemMessageSent) -> Row:
+    channel = _channel(router, e.conversation_id, e.channel)
+    return (
+        router.tenant,
+        e.message_id,
+        e.conversation_id,
+        channel,
+        "outbound",
+        "system",
+        None,
+        e.text,
+        "[]",
+        None,
+        ts(e.at),
+    )
 
 
 def project(router: Router, events: list[ev.Event]) -> Projection:
@@ -197,12 +258,10 @@ def project(router: Router, events: list[ev.Event]) -> Projection:
                 )
             case ev.TransferResolved():
                 out.transfers.resolve((tenant, e.transfer_id), e.outcome.value, ts(e.at))
+            case ev.MessageRecorded():
+                out.messages.append(message_row(router, e))
             case ev.SystemMessageSent():
-                conv = router.conversations.get(e.conversation_id)
-                if conv is not None:
-                    out.system_messages.append(
-                        (tenant, e.conversation_id, conv.channel, e.text, ts(e.at))
-                    )
+                out.messages.append(system_message_row(router, e))
     for agent_id in agents:
         agent = router.agents.get(agent_id)
         at = ts(events[-1].at)

@@ -218,7 +218,11 @@ class EngineMachine(RuleBasedStateMachine):
         agent = conv.owner if conv is not None and sender is m.Sender.AGENT else None
         self._run(
             c.RecordMessage(
-                tenant=T, conversation_id=conversation, sender=sender, agent_id=agent or "a0"
+                message=m.MessageBody(text="hi"),
+                tenant=T,
+                conversation_id=conversation,
+                sender=sender,
+                agent_id=agent or "a0",
             )
         )
 

@@ -32,7 +32,14 @@ def test_a_custom_status_sends_its_auto_reply_to_customers() -> None:
     kit.assign("c1")
     kit.status("a", m.AgentStatus.BREAK, custom="lunch")
 
-    result = kit.run(c.RecordMessage(tenant=T, conversation_id="c1", sender=m.Sender.CUSTOMER))
+    result = kit.run(
+        c.RecordMessage(
+            message=m.MessageBody(text="hi"),
+            tenant=T,
+            conversation_id="c1",
+            sender=m.Sender.CUSTOMER,
+        )
+    )
 
     (reply,) = of_type(result.events, ev.SystemMessageSent)
     assert (reply.kind, reply.text) == (m.SystemMessage.AGENT_AUTO_REPLY, "Back at 2pm")
@@ -166,7 +173,15 @@ def test_an_outcome_and_times_are_recorded() -> None:
     kit.clock.advance(5)
     kit.assign("c1")
     kit.clock.advance(7)
-    kit.run(c.RecordMessage(tenant=T, conversation_id="c1", sender=m.Sender.AGENT, agent_id="a"))
+    kit.run(
+        c.RecordMessage(
+            message=m.MessageBody(text="hi"),
+            tenant=T,
+            conversation_id="c1",
+            sender=m.Sender.AGENT,
+            agent_id="a",
+        )
+    )
     kit.clock.advance(100)
     kit.run(c.EndConversation(tenant=T, agent_id="a", conversation_id="c1", outcome=m.Outcome.SPAM))
 

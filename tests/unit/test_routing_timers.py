@@ -26,7 +26,13 @@ def armed(result: Result) -> list[tuple[TimerKind, str, float]]:
 def message(kit: Kit, conversation_id: str, sender: m.Sender) -> Result:
     agent_id = kit.conv(conversation_id).owner if sender is m.Sender.AGENT else None
     return kit.run(
-        c.RecordMessage(tenant=T, conversation_id=conversation_id, sender=sender, agent_id=agent_id)
+        c.RecordMessage(
+            message=m.MessageBody(text="hi"),
+            tenant=T,
+            conversation_id=conversation_id,
+            sender=sender,
+            agent_id=agent_id,
+        )
     )
 
 

@@ -27,7 +27,7 @@ from usher.v1 import channel_pb2 as usher_dot_v1_dot_channel__pb2
 from usher.v1 import conversation_pb2 as usher_dot_v1_dot_conversation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#usher/v1/conversation_service.proto\x12\x08usher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16usher/v1/channel.proto\x1a\x1busher/v1/conversation.proto\"B\n\x1b\x46\x65tchGatewayChannelsRequest\x12#\n\x04type\x18\x01 \x01(\x0e\x32\x15.usher.v1.ChannelType\"^\n\x1c\x46\x65tchGatewayChannelsResponse\x12\x19\n\x11webhook_namespace\x18\x01 \x01(\t\x12#\n\x08\x63hannels\x18\x02 \x03(\x0b\x32\x11.usher.v1.Channel\"\x82\x02\n\x18StartConversationRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12,\n\x08\x63ustomer\x18\x03 \x01(\x0b\x32\x1a.usher.v1.CustomerIdentity\x12\r\n\x05queue\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x10\n\x08priority\x18\x07 \x01(\x05\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\x10\n\x08with_bot\x18\t \x01(\x08\x12\x30\n\rfirst_message\x18\n \x01(\x0b\x32\x19.usher.v1.CustomerMessage\"\x96\x01\n\x0f\x43ustomerMessage\x12\x0c\n\x04text\x18\x01 \x01(\t\x12)\n\x0b\x61ttachments\x18\x02 \x03(\x0b\x32\x14.usher.v1.Attachment\x12\x1b\n\x13provider_message_id\x18\x03 \x01(\t\x12-\n\tsend_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x86\x01\n\x19StartConversationResponse\x12,\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x16.usher.v1.Conversation\x12(\n\rfirst_message\x18\x02 \x01(\x0b\x32\x11.usher.v1.Message\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"\xb7\x01\n\x1aPostCustomerMessageRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12)\n\x0b\x61ttachments\x18\x03 \x03(\x0b\x32\x14.usher.v1.Attachment\x12\x1b\n\x13provider_message_id\x18\x04 \x01(\t\x12-\n\tsend_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x1bPostCustomerMessageResponse\x12\"\n\x07message\x18\x01 \x01(\x0b\x32\x11.usher.v1.Message\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"z\n\x15PostBotMessageRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63onversation\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12)\n\x0b\x61ttachments\x18\x04 \x03(\x0b\x32\x14.usher.v1.Attachment\"O\n\x16PostBotMessageResponse\x12\"\n\x07message\x18\x01 \x01(\x0b\x32\x11.usher.v1.Message\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"^\n\x13RequestAgentRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x15\n\x08priority\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x0b\n\t_priority\"D\n\x14RequestAgentResponse\x12,\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x16.usher.v1.Conversation\"0\n\x18LeaveConversationRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\"I\n\x19LeaveConversationResponse\x12,\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x16.usher.v1.Conversation\";\n\x13NotifyTypingRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\"\x16\n\x14NotifyTypingResponse\"K\n\x0fMarkReadRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.usher.v1.ReceiptStatus\"\x12\n\x10MarkReadResponse\"G\n\x15StreamOutboundRequest\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x1d\n\x15resume_after_event_id\x18\x02 \x01(\x04\"?\n\x16StreamOutboundResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.usher.v1.OutboundItem\"\xe0\x02\n\x0cOutboundItem\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x04\x12\x14\n\x0c\x63onversation\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x04 \x01(\t\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x07message\x18\n \x01(\x0b\x32\x11.usher.v1.MessageH\x00\x12\x31\n\x0esystem_message\x18\x0b \x01(\x0b\x32\x17.usher.v1.SystemMessageH\x00\x12-\n\x0cstate_change\x18\x0c \x01(\x0b\x32\x15.usher.v1.StateChangeH\x00\x12$\n\x07receipt\x18\r \x01(\x0b\x32\x11.usher.v1.ReceiptH\x00\x12\"\n\x06typing\x18\x0e \x01(\x0b\x32\x10.usher.v1.TypingH\x00\x42\x06\n\x04item2\xa9\x06\n\x13\x43onversationService\x12\\\n\x11StartConversation\x12\".usher.v1.StartConversationRequest\x1a#.usher.v1.StartConversationResponse\x12\x62\n\x13PostCustomerMessage\x12$.usher.v1.PostCustomerMessageRequest\x1a%.usher.v1.PostCustomerMessageResponse\x12S\n\x0ePostBotMessage\x12\x1f.usher.v1.PostBotMessageRequest\x1a .usher.v1.PostBotMessageResponse\x12M\n\x0cRequestAgent\x12\x1d.usher.v1.RequestAgentRequest\x1a\x1e.usher.v1.RequestAgentResponse\x12\\\n\x11LeaveConversation\x12\".usher.v1.LeaveConversationRequest\x1a#.usher.v1.LeaveConversationResponse\x12M\n\x0cNotifyTyping\x12\x1d.usher.v1.NotifyTypingRequest\x1a\x1e.usher.v1.NotifyTypingResponse\x12\x41\n\x08MarkRead\x12\x19.usher.v1.MarkReadRequest\x1a\x1a.usher.v1.MarkReadResponse\x12U\n\x0eStreamOutbound\x12\x1f.usher.v1.StreamOutboundRequest\x1a .usher.v1.StreamOutboundResponse0\x01\x12\x65\n\x14\x46\x65tchGatewayChannels\x12%.usher.v1.FetchGatewayChannelsRequest\x1a&.usher.v1.FetchGatewayChannelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#usher/v1/conversation_service.proto\x12\x08usher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16usher/v1/channel.proto\x1a\x1busher/v1/conversation.proto\"B\n\x1b\x46\x65tchGatewayChannelsRequest\x12#\n\x04type\x18\x01 \x01(\x0e\x32\x15.usher.v1.ChannelType\"^\n\x1c\x46\x65tchGatewayChannelsResponse\x12\x19\n\x11webhook_namespace\x18\x01 \x01(\t\x12#\n\x08\x63hannels\x18\x02 \x03(\x0b\x32\x11.usher.v1.Channel\"\x82\x02\n\x18StartConversationRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12,\n\x08\x63ustomer\x18\x03 \x01(\x0b\x32\x1a.usher.v1.CustomerIdentity\x12\r\n\x05queue\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x10\n\x08priority\x18\x07 \x01(\x05\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\x10\n\x08with_bot\x18\t \x01(\x08\x12\x30\n\rfirst_message\x18\n \x01(\x0b\x32\x19.usher.v1.CustomerMessage\"\x96\x01\n\x0f\x43ustomerMessage\x12\x0c\n\x04text\x18\x01 \x01(\t\x12)\n\x0b\x61ttachments\x18\x02 \x03(\x0b\x32\x14.usher.v1.Attachment\x12\x1b\n\x13provider_message_id\x18\x03 \x01(\t\x12-\n\tsend_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x86\x01\n\x19StartConversationResponse\x12,\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x16.usher.v1.Conversation\x12(\n\rfirst_message\x18\x02 \x01(\x0b\x32\x11.usher.v1.Message\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"\xb7\x01\n\x1aPostCustomerMessageRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12)\n\x0b\x61ttachments\x18\x03 \x03(\x0b\x32\x14.usher.v1.Attachment\x12\x1b\n\x13provider_message_id\x18\x04 \x01(\t\x12-\n\tsend_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x1bPostCustomerMessageResponse\x12\"\n\x07message\x18\x01 \x01(\x0b\x32\x11.usher.v1.Message\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"\xb8\x01\n\x1dReceiveCustomerMessageRequest\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12,\n\x08\x63ustomer\x18\x02 \x01(\x0b\x32\x1a.usher.v1.CustomerIdentity\x12*\n\x07message\x18\x03 \x01(\x0b\x32\x19.usher.v1.CustomerMessage\x12,\n\x05start\x18\x04 \x01(\x0b\x32\x1d.usher.v1.ConversationOptions\"x\n\x13\x43onversationOptions\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\x05\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x10\n\x08with_bot\x18\x06 \x01(\x08\"\x96\x01\n\x1eReceiveCustomerMessageResponse\x12,\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x16.usher.v1.Conversation\x12\"\n\x07message\x18\x02 \x01(\x0b\x32\x11.usher.v1.Message\x12\x0f\n\x07started\x18\x03 \x01(\x08\x12\x11\n\tduplicate\x18\x04 \x01(\x08\"z\n\x15PostBotMessageRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63onversation\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12)\n\x0b\x61ttachments\x18\x04 \x03(\x0b\x32\x14.usher.v1.Attachment\"O\n\x16PostBotMessageResponse\x12\"\n\x07message\x18\x01 \x01(\x0b\x32\x11.usher.v1.Message\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"^\n\x13RequestAgentRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x15\n\x08priority\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x0b\n\t_priority\"D\n\x14RequestAgentResponse\x12,\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x16.usher.v1.Conversation\"0\n\x18LeaveConversationRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\"I\n\x19LeaveConversationResponse\x12,\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x16.usher.v1.Conversation\";\n\x13NotifyTypingRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\"\x16\n\x14NotifyTypingResponse\"K\n\x0fMarkReadRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.usher.v1.ReceiptStatus\"\x12\n\x10MarkReadResponse\"G\n\x15StreamOutboundRequest\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x1d\n\x15resume_after_event_id\x18\x02 \x01(\x04\"?\n\x16StreamOutboundResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.usher.v1.OutboundItem\"\xe0\x02\n\x0cOutboundItem\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x04\x12\x14\n\x0c\x63onversation\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x04 \x01(\t\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x07message\x18\n \x01(\x0b\x32\x11.usher.v1.MessageH\x00\x12\x31\n\x0esystem_message\x18\x0b \x01(\x0b\x32\x17.usher.v1.SystemMessageH\x00\x12-\n\x0cstate_change\x18\x0c \x01(\x0b\x32\x15.usher.v1.StateChangeH\x00\x12$\n\x07receipt\x18\r \x01(\x0b\x32\x11.usher.v1.ReceiptH\x00\x12\"\n\x06typing\x18\x0e \x01(\x0b\x32\x10.usher.v1.TypingH\x00\x42\x06\n\x04item2\x96\x07\n\x13\x43onversationService\x12\\\n\x11StartConversation\x12\".usher.v1.StartConversationRequest\x1a#.usher.v1.StartConversationResponse\x12\x62\n\x13PostCustomerMessage\x12$.usher.v1.PostCustomerMessageRequest\x1a%.usher.v1.PostCustomerMessageResponse\x12k\n\x16ReceiveCustomerMessage\x12\'.usher.v1.ReceiveCustomerMessageRequest\x1a(.usher.v1.ReceiveCustomerMessageResponse\x12S\n\x0ePostBotMessage\x12\x1f.usher.v1.PostBotMessageRequest\x1a .usher.v1.PostBotMessageResponse\x12M\n\x0cRequestAgent\x12\x1d.usher.v1.RequestAgentRequest\x1a\x1e.usher.v1.RequestAgentResponse\x12\\\n\x11LeaveConversation\x12\".usher.v1.LeaveConversationRequest\x1a#.usher.v1.LeaveConversationResponse\x12M\n\x0cNotifyTyping\x12\x1d.usher.v1.NotifyTypingRequest\x1a\x1e.usher.v1.NotifyTypingResponse\x12\x41\n\x08MarkRead\x12\x19.usher.v1.MarkReadRequest\x1a\x1a.usher.v1.MarkReadResponse\x12U\n\x0eStreamOutbound\x12\x1f.usher.v1.StreamOutboundRequest\x1a .usher.v1.StreamOutboundResponse0\x01\x12\x65\n\x14\x46\x65tchGatewayChannels\x12%.usher.v1.FetchGatewayChannelsRequest\x1a&.usher.v1.FetchGatewayChannelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,32 +48,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POSTCUSTOMERMESSAGEREQUEST']._serialized_end=1034
   _globals['_POSTCUSTOMERMESSAGERESPONSE']._serialized_start=1036
   _globals['_POSTCUSTOMERMESSAGERESPONSE']._serialized_end=1120
-  _globals['_POSTBOTMESSAGEREQUEST']._serialized_start=1122
-  _globals['_POSTBOTMESSAGEREQUEST']._serialized_end=1244
-  _globals['_POSTBOTMESSAGERESPONSE']._serialized_start=1246
-  _globals['_POSTBOTMESSAGERESPONSE']._serialized_end=1325
-  _globals['_REQUESTAGENTREQUEST']._serialized_start=1327
-  _globals['_REQUESTAGENTREQUEST']._serialized_end=1421
-  _globals['_REQUESTAGENTRESPONSE']._serialized_start=1423
-  _globals['_REQUESTAGENTRESPONSE']._serialized_end=1491
-  _globals['_LEAVECONVERSATIONREQUEST']._serialized_start=1493
-  _globals['_LEAVECONVERSATIONREQUEST']._serialized_end=1541
-  _globals['_LEAVECONVERSATIONRESPONSE']._serialized_start=1543
-  _globals['_LEAVECONVERSATIONRESPONSE']._serialized_end=1616
-  _globals['_NOTIFYTYPINGREQUEST']._serialized_start=1618
-  _globals['_NOTIFYTYPINGREQUEST']._serialized_end=1677
-  _globals['_NOTIFYTYPINGRESPONSE']._serialized_start=1679
-  _globals['_NOTIFYTYPINGRESPONSE']._serialized_end=1701
-  _globals['_MARKREADREQUEST']._serialized_start=1703
-  _globals['_MARKREADREQUEST']._serialized_end=1778
-  _globals['_MARKREADRESPONSE']._serialized_start=1780
-  _globals['_MARKREADRESPONSE']._serialized_end=1798
-  _globals['_STREAMOUTBOUNDREQUEST']._serialized_start=1800
-  _globals['_STREAMOUTBOUNDREQUEST']._serialized_end=1871
-  _globals['_STREAMOUTBOUNDRESPONSE']._serialized_start=1873
-  _globals['_STREAMOUTBOUNDRESPONSE']._serialized_end=1936
-  _globals['_OUTBOUNDITEM']._serialized_start=1939
-  _globals['_OUTBOUNDITEM']._serialized_end=2291
-  _globals['_CONVERSATIONSERVICE']._serialized_start=2294
-  _globals['_CONVERSATIONSERVICE']._serialized_end=3103
+  _globals['_RECEIVECUSTOMERMESSAGEREQUEST']._serialized_start=1123
+  _globals['_RECEIVECUSTOMERMESSAGEREQUEST']._serialized_end=1307
+  _globals['_CONVERSATIONOPTIONS']._serialized_start=1309
+  _globals['_CONVERSATIONOPTIONS']._serialized_end=1429
+  _globals['_RECEIVECUSTOMERMESSAGERESPONSE']._serialized_start=1432
+  _globals['_RECEIVECUSTOMERMESSAGERESPONSE']._serialized_end=1582
+  _globals['_POSTBOTMESSAGEREQUEST']._serialized_start=1584
+  _globals['_POSTBOTMESSAGEREQUEST']._serialized_end=1706
+  _globals['_POSTBOTMESSAGERESPONSE']._serialized_start=1708
+  _globals['_POSTBOTMESSAGERESPONSE']._serialized_end=1787
+  _globals['_REQUESTAGENTREQUEST']._serialized_start=1789
+  _globals['_REQUESTAGENTREQUEST']._serialized_end=1883
+  _globals['_REQUESTAGENTRESPONSE']._serialized_start=1885
+  _globals['_REQUESTAGENTRESPONSE']._serialized_end=1953
+  _globals['_LEAVECONVERSATIONREQUEST']._serialized_start=1955
+  _globals['_LEAVECONVERSATIONREQUEST']._serialized_end=2003
+  _globals['_LEAVECONVERSATIONRESPONSE']._serialized_start=2005
+  _globals['_LEAVECONVERSATIONRESPONSE']._serialized_end=2078
+  _globals['_NOTIFYTYPINGREQUEST']._serialized_start=2080
+  _globals['_NOTIFYTYPINGREQUEST']._serialized_end=2139
+  _globals['_NOTIFYTYPINGRESPONSE']._serialized_start=2141
+  _globals['_NOTIFYTYPINGRESPONSE']._serialized_end=2163
+  _globals['_MARKREADREQUEST']._serialized_start=2165
+  _globals['_MARKREADREQUEST']._serialized_end=2240
+  _globals['_MARKREADRESPONSE']._serialized_start=2242
+  _globals['_MARKREADRESPONSE']._serialized_end=2260
+  _globals['_STREAMOUTBOUNDREQUEST']._serialized_start=2262
+  _globals['_STREAMOUTBOUNDREQUEST']._serialized_end=2333
+  _globals['_STREAMOUTBOUNDRESPONSE']._serialized_start=2335
+  _globals['_STREAMOUTBOUNDRESPONSE']._serialized_end=2398
+  _globals['_OUTBOUNDITEM']._serialized_start=2401
+  _globals['_OUTBOUNDITEM']._serialized_end=2753
+  _globals['_CONVERSATIONSERVICE']._serialized_start=2756
+  _globals['_CONVERSATIONSERVICE']._serialized_end=3674
 # @@protoc_insertion_point(module_scope)

@@ -271,6 +271,126 @@ class PostCustomerMessageResponse(_message.Message):
 Global___PostCustomerMessageResponse: _TypeAlias = PostCustomerMessageResponse  # noqa: Y015
 
 @_typing.final
+class ReceiveCustomerMessageRequest(_message.Message):
+    """A customer's message on a channel, to their open conversation there or a new one."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    CUSTOMER_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    channel: _builtins.str
+    """The channel, e.g. `whatsapp`."""
+    @_builtins.property
+    def customer(self) -> _conversation_pb2.CustomerIdentity:
+        """Who wrote; `external_id` is required."""
+
+    @_builtins.property
+    def message(self) -> Global___CustomerMessage:
+        """The message; its `provider_message_id` is the idempotency key."""
+
+    @_builtins.property
+    def start(self) -> Global___ConversationOptions:
+        """How to start a conversation when the customer has no open one on the channel."""
+
+    def __init__(
+        self,
+        *,
+        channel: _builtins.str = ...,
+        customer: _conversation_pb2.CustomerIdentity | None = ...,
+        message: Global___CustomerMessage | None = ...,
+        start: Global___ConversationOptions | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "message", b"message", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "customer", b"customer", "message", b"message", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveCustomerMessageRequest: _TypeAlias = ReceiveCustomerMessageRequest  # noqa: Y015
+
+@_typing.final
+class ConversationOptions(_message.Message):
+    """How a new conversation starts (as in StartConversationRequest)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUE_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    WITH_BOT_FIELD_NUMBER: _builtins.int
+    queue: _builtins.str
+    """The queue to wait in, `queues/{queue}`. Empty: the tenant's region rule, else its default."""
+    region: _builtins.str
+    """The customer's region, for region rules."""
+    language: _builtins.str
+    """BCP 47 tag; system messages use it. Empty: the tenant's default language."""
+    priority: _builtins.int
+    """Extra priority; each point counts as the tenant's head start of waiting time."""
+    with_bot: _builtins.bool
+    """Start with a bot: the conversation stays in BOT state until RequestAgent."""
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        queue: _builtins.str = ...,
+        region: _builtins.str = ...,
+        language: _builtins.str = ...,
+        priority: _builtins.int = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        with_bot: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["language", b"language", "priority", b"priority", "queue", b"queue", "region", b"region", "tags", b"tags", "with_bot", b"with_bot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConversationOptions: _TypeAlias = ConversationOptions  # noqa: Y015
+
+@_typing.final
+class ReceiveCustomerMessageResponse(_message.Message):
+    """Where the message landed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    STARTED_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
+    started: _builtins.bool
+    """True when this message started the conversation."""
+    duplicate: _builtins.bool
+    """True when this provider message id was stored before: nothing changed."""
+    @_builtins.property
+    def conversation(self) -> _conversation_pb2.Conversation:
+        """The conversation the message is in, as it is after the message."""
+
+    @_builtins.property
+    def message(self) -> _conversation_pb2.Message:
+        """The stored message (the original when `duplicate`)."""
+
+    def __init__(
+        self,
+        *,
+        conversation: _conversation_pb2.Conversation | None = ...,
+        message: _conversation_pb2.Message | None = ...,
+        started: _builtins.bool = ...,
+        duplicate: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "message", b"message"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "duplicate", b"duplicate", "message", b"message", "started", b"started"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveCustomerMessageResponse: _TypeAlias = ReceiveCustomerMessageResponse  # noqa: Y015
+
+@_typing.final
 class PostBotMessageRequest(_message.Message):
     """A bot's message in a conversation."""
 

@@ -51,6 +51,11 @@ class ConversationServiceStub:
                 request_serializer=usher_dot_v1_dot_conversation__service__pb2.PostCustomerMessageRequest.SerializeToString,
                 response_deserializer=usher_dot_v1_dot_conversation__service__pb2.PostCustomerMessageResponse.FromString,
                 _registered_method=True)
+        self.ReceiveCustomerMessage = channel.unary_unary(
+                '/usher.v1.ConversationService/ReceiveCustomerMessage',
+                request_serializer=usher_dot_v1_dot_conversation__service__pb2.ReceiveCustomerMessageRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_conversation__service__pb2.ReceiveCustomerMessageResponse.FromString,
+                _registered_method=True)
         self.PostBotMessage = channel.unary_unary(
                 '/usher.v1.ConversationService/PostBotMessage',
                 request_serializer=usher_dot_v1_dot_conversation__service__pb2.PostBotMessageRequest.SerializeToString,
@@ -117,6 +122,21 @@ class ConversationServiceServicer:
 
         Errors: INVALID_ARGUMENT (empty message, text over 64 KiB, bad attachment), NOT_FOUND (no
         such conversation), FAILED_PRECONDITION (the conversation is closed; start a new one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReceiveCustomerMessage(self, request, context):
+        """The customer wrote on a channel: the message lands in their open conversation there, or
+        starts one with `start`'s options (atomically: a customer has at most one open conversation
+        per channel). One call per inbound message; gateways need not know conversation ids.
+
+        Idempotent on `message.provider_message_id` (per tenant and channel): a repeat returns the
+        original message and its conversation with `duplicate` set and changes nothing.
+        Errors: INVALID_ARGUMENT (missing channel or customer id, empty message, text over 64 KiB,
+        bad attachment), NOT_FOUND (the queue in `start` does not exist), FAILED_PRECONDITION (no
+        queue can be chosen for a new conversation).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -204,6 +224,11 @@ def add_ConversationServiceServicer_to_server(servicer, server):
                     servicer.PostCustomerMessage,
                     request_deserializer=usher_dot_v1_dot_conversation__service__pb2.PostCustomerMessageRequest.FromString,
                     response_serializer=usher_dot_v1_dot_conversation__service__pb2.PostCustomerMessageResponse.SerializeToString,
+            ),
+            'ReceiveCustomerMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveCustomerMessage,
+                    request_deserializer=usher_dot_v1_dot_conversation__service__pb2.ReceiveCustomerMessageRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_conversation__service__pb2.ReceiveCustomerMessageResponse.SerializeToString,
             ),
             'PostBotMessage': grpc.unary_unary_rpc_method_handler(
                     servicer.PostBotMessage,
@@ -302,6 +327,33 @@ class ConversationService:
             '/usher.v1.ConversationService/PostCustomerMessage',
             usher_dot_v1_dot_conversation__service__pb2.PostCustomerMessageRequest.SerializeToString,
             usher_dot_v1_dot_conversation__service__pb2.PostCustomerMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReceiveCustomerMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usher.v1.ConversationService/ReceiveCustomerMessage',
+            usher_dot_v1_dot_conversation__service__pb2.ReceiveCustomerMessageRequest.SerializeToString,
+            usher_dot_v1_dot_conversation__service__pb2.ReceiveCustomerMessageResponse.FromString,
             options,
             channel_credentials,
             insecure,

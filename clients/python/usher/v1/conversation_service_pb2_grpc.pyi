@@ -56,6 +56,17 @@ class ConversationServiceStub:
     Errors: INVALID_ARGUMENT (empty message, text over 64 KiB, bad attachment), NOT_FOUND (no
     such conversation), FAILED_PRECONDITION (the conversation is closed; start a new one).
     """
+    ReceiveCustomerMessage: _grpc.UnaryUnaryMultiCallable[_conversation_service_pb2.ReceiveCustomerMessageRequest, _conversation_service_pb2.ReceiveCustomerMessageResponse]
+    """The customer wrote on a channel: the message lands in their open conversation there, or
+    starts one with `start`'s options (atomically: a customer has at most one open conversation
+    per channel). One call per inbound message; gateways need not know conversation ids.
+
+    Idempotent on `message.provider_message_id` (per tenant and channel): a repeat returns the
+    original message and its conversation with `duplicate` set and changes nothing.
+    Errors: INVALID_ARGUMENT (missing channel or customer id, empty message, text over 64 KiB,
+    bad attachment), NOT_FOUND (the queue in `start` does not exist), FAILED_PRECONDITION (no
+    queue can be chosen for a new conversation).
+    """
     PostBotMessage: _grpc.UnaryUnaryMultiCallable[_conversation_service_pb2.PostBotMessageRequest, _conversation_service_pb2.PostBotMessageResponse]
     """A bot answered the customer (while the conversation is in BOT state). Recorded in the
     transcript and delivered through StreamOutbound like an agent's message.
@@ -126,6 +137,17 @@ class ConversationServiceAsyncStub(ConversationServiceStub):
 
     Errors: INVALID_ARGUMENT (empty message, text over 64 KiB, bad attachment), NOT_FOUND (no
     such conversation), FAILED_PRECONDITION (the conversation is closed; start a new one).
+    """
+    ReceiveCustomerMessage: _aio.UnaryUnaryMultiCallable[_conversation_service_pb2.ReceiveCustomerMessageRequest, _conversation_service_pb2.ReceiveCustomerMessageResponse]  # type: ignore[assignment]
+    """The customer wrote on a channel: the message lands in their open conversation there, or
+    starts one with `start`'s options (atomically: a customer has at most one open conversation
+    per channel). One call per inbound message; gateways need not know conversation ids.
+
+    Idempotent on `message.provider_message_id` (per tenant and channel): a repeat returns the
+    original message and its conversation with `duplicate` set and changes nothing.
+    Errors: INVALID_ARGUMENT (missing channel or customer id, empty message, text over 64 KiB,
+    bad attachment), NOT_FOUND (the queue in `start` does not exist), FAILED_PRECONDITION (no
+    queue can be chosen for a new conversation).
     """
     PostBotMessage: _aio.UnaryUnaryMultiCallable[_conversation_service_pb2.PostBotMessageRequest, _conversation_service_pb2.PostBotMessageResponse]  # type: ignore[assignment]
     """A bot answered the customer (while the conversation is in BOT state). Recorded in the
@@ -206,6 +228,23 @@ class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Errors: INVALID_ARGUMENT (empty message, text over 64 KiB, bad attachment), NOT_FOUND (no
         such conversation), FAILED_PRECONDITION (the conversation is closed; start a new one).
+        """
+
+    @_abc_1.abstractmethod
+    def ReceiveCustomerMessage(
+        self,
+        request: _conversation_service_pb2.ReceiveCustomerMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_service_pb2.ReceiveCustomerMessageResponse, _abc.Awaitable[_conversation_service_pb2.ReceiveCustomerMessageResponse]]:
+        """The customer wrote on a channel: the message lands in their open conversation there, or
+        starts one with `start`'s options (atomically: a customer has at most one open conversation
+        per channel). One call per inbound message; gateways need not know conversation ids.
+
+        Idempotent on `message.provider_message_id` (per tenant and channel): a repeat returns the
+        original message and its conversation with `duplicate` set and changes nothing.
+        Errors: INVALID_ARGUMENT (missing channel or customer id, empty message, text over 64 KiB,
+        bad attachment), NOT_FOUND (the queue in `start` does not exist), FAILED_PRECONDITION (no
+        queue can be chosen for a new conversation).
         """
 
     @_abc_1.abstractmethod
