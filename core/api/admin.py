@@ -8,7 +8,10 @@ routing state was never configured, the servicer configures it with the default 
 Deleting a skill, department or queue still in use answers FAILED_PRECONDITION naming the users;
 updating a skill answers UNIMPLEMENTED (a skill has no stored fields but its id).
 Credentials and channels are written to the store directly (they are not routing state);
-channel secrets are never read back through this service (``Channel.blanked``).
+channel secrets are never read back through this service (``Channel.blanked``). The servicer
+holds no SQL: it authenticates, validates, submits and translates; ``core.store.admin`` reads.
+Every method is ``guarded``: a refusal from below ends the call with its status, anything else
+with INTERNAL.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import asyncpg
-import msgspec
 from google.protobuf import field_mask_pb2, message
 from usher.v1 import admin_service_pb2 as pb
 from usher.v1 import admin_service_pb2_grpc as pb_grpc
@@ -41,10 +43,12 @@ from core.api.admin_values import (
 )
 from core.api.auth import caller
 from core.api.context import ApiContext
-from core.api.errors import abort, fail_from
+from core.api.convert import guarded
+from core.api.errors import abort, fail_from, resource, shown
 from core.routing import commands as c
 from core.routing import model as m
 from core.store import credentials
+from core.store.admin import AdminStore, StoredAgent, StoredCredential, StoredQueue
 from core.store.channels import Channels
 from core.store.errors import InvalidInput
 
@@ -125,8 +129,8 @@ async def merged(
             await abort(
                 context,
                 "INVALID_ARGUMENT",
-                f"update_mask names {path!r}, which cannot be written",
-                violations={"update_mask": f"{path!r} is not one of {', '.join(writable)}"},
+                f"update_mask names {shown(path)}, which cannot be written",
+                violations={"update_mask": f"{shown(path)} is not one of {', '.join(writable)}"},
             )
     out = type(current)()
     out.CopyFrom(current)
@@ -143,6 +147,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         self.ctx = ctx
         self._configured: set[str] = set()
         self._channels = Channels(ctx.pool)
+        self._store = AdminStore(ctx.pool)
 
     @property
     def _pool(self) -> asyncpg.Pool:
@@ -160,10 +165,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     async def _ensure_tenant(self, context: Ctx, tenant: str) -> None:
         if tenant in self._configured:
             return
-        settings = await self._pool.fetchval(
-            "SELECT settings::text FROM tenants WHERE tenant_id = $1", tenant
-        )
-        if settings in (None, "{}"):
+        if await self._store.tenant_settings(tenant) is None:
             outcome = await self.ctx.submit(c.ConfigureTenant(tenant=tenant))
             if outcome.failure is not None:
                 await fail_from(context, outcome.failure)
@@ -186,11 +188,9 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
 
     @staticmethod
     async def _not_found(context: Ctx, what: str, name: str) -> NoReturn:
+        """NOT_FOUND for ``name`` (``agents/ann``), a resource of kind ``what`` (``agent``)."""
         await abort(
-            context,
-            "NOT_FOUND",
-            f"{what} {name!r} not found",
-            details={"resource_type": what, "resource_name": name},
+            context, "NOT_FOUND", f"{what} {name!r} not found", details=resource(what, name)
         )
 
     @staticmethod
@@ -199,7 +199,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             context,
             "ALREADY_EXISTS",
             f"{what} {name!r} already exists",
-            details={"resource_type": what, "resource_name": name},
+            details=resource(what, name),
         )
 
     @staticmethod
@@ -208,65 +208,50 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
 
     # --- agents --------------------------------------------------------------------------------
 
-    async def _agent_row(self, tenant: str, agent_id: str) -> asyncpg.Record | None:
-        row: asyncpg.Record | None = await self._pool.fetchrow(
-            "SELECT agent_id, profile::text AS profile, status, custom_status, updated_at"
-            " FROM agents WHERE tenant_id = $1 AND agent_id = $2 AND removed_at IS NULL",
-            tenant,
-            agent_id,
-        )
-        return row
-
     @staticmethod
-    def _agent(row: asyncpg.Record) -> agent_pb2.Agent:
-        profile = msgspec.json.decode(row["profile"], type=m.AgentProfile)
-        return agent_to_proto(
-            profile, m.AgentStatus(row["status"]), row["custom_status"], row["updated_at"]
-        )
+    def _agent(found: StoredAgent) -> agent_pb2.Agent:
+        return agent_to_proto(found.profile, found.status, found.custom_status, found.updated_at)
 
     async def _load_agent(self, context: Ctx, tenant: str, agent_id: str) -> agent_pb2.Agent:
-        row = await self._agent_row(tenant, agent_id)
-        if row is None:
+        found = await self._store.agent(tenant, agent_id)
+        if found is None:
             await self._not_found(context, "agent", f"agents/{agent_id}")
-        return self._agent(row)
+        return self._agent(found)
 
+    @guarded
     async def GetAgent(self, request: pb.GetAgentRequest, context: Ctx) -> pb.GetAgentResponse:
         agent_id = await self._name(context, "name", request.name, "agents")
         return pb.GetAgentResponse(
             agent=await self._load_agent(context, caller(context).tenant, agent_id)
         )
 
+    @guarded
     async def ListAgents(
         self, request: pb.ListAgentsRequest, context: Ctx
     ) -> pb.ListAgentsResponse:
         size = await page_size(context, request.page_size)
         after = await decode_token(context, request.page_token)
-        rows = await self._pool.fetch(
-            "SELECT agent_id, profile::text AS profile, status, custom_status, updated_at"
-            " FROM agents WHERE tenant_id = $1 AND removed_at IS NULL AND agent_id > $2"
-            " ORDER BY agent_id LIMIT $3",
-            caller(context).tenant,
-            after,
-            size + 1,
-        )
-        more = len(rows) > size
-        rows = rows[:size]
+        found = await self._store.agents(caller(context).tenant, after, size + 1)
+        more = len(found) > size
+        found = found[:size]
         return pb.ListAgentsResponse(
-            agents=[self._agent(r) for r in rows],
-            next_page_token=encode_token(rows[-1]["agent_id"]) if more else "",
+            agents=[self._agent(a) for a in found],
+            next_page_token=encode_token(found[-1].agent_id) if more else "",
         )
 
+    @guarded
     async def CreateAgent(
         self, request: pb.CreateAgentRequest, context: Ctx
     ) -> pb.CreateAgentResponse:
         tenant = caller(context).tenant
         agent_id = await self._new_id(context, "agent_id", request.agent_id)
         profile = await self._value(context, lambda: profile_from_proto(agent_id, request.agent))
-        if await self._agent_row(tenant, agent_id) is not None:
+        if await self._store.agent(tenant, agent_id) is not None:
             await self._exists(context, "agent", f"agents/{agent_id}")
         await self._submit(context, c.ConfigureAgent(tenant=tenant, profile=profile))
         return pb.CreateAgentResponse(agent=await self._load_agent(context, tenant, agent_id))
 
+    @guarded
     async def UpdateAgent(
         self, request: pb.UpdateAgentRequest, context: Ctx
     ) -> pb.UpdateAgentResponse:
@@ -278,6 +263,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         await self._submit(context, c.ConfigureAgent(tenant=tenant, profile=profile))
         return pb.UpdateAgentResponse(agent=await self._load_agent(context, tenant, agent_id))
 
+    @guarded
     async def DeleteAgent(
         self, request: pb.DeleteAgentRequest, context: Ctx
     ) -> pb.DeleteAgentResponse:
@@ -292,53 +278,44 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     async def _load_queue(
         self, context: Ctx, tenant: str, queue_id: str, *, missing_ok: bool = False
     ) -> queue_pb2.Queue | None:
-        row = await self._pool.fetchrow(
-            "SELECT settings::text AS settings, updated_at FROM queues"
-            " WHERE tenant_id = $1 AND queue_id = $2",
-            tenant,
-            queue_id,
-        )
-        if row is None:
+        found = await self._store.queue(tenant, queue_id)
+        if found is None:
             if missing_ok:
                 return None
             await self._not_found(context, "queue", f"queues/{queue_id}")
-        return self._queue(row)
+        return self._queue(found)
 
     @staticmethod
-    def _queue(row: asyncpg.Record) -> queue_pb2.Queue:
-        settings = msgspec.json.decode(row["settings"], type=m.QueueSettings)
-        return queue_to_proto(settings, row["updated_at"])
+    def _queue(found: StoredQueue) -> queue_pb2.Queue:
+        return queue_to_proto(found.settings, found.updated_at)
 
     async def _queue_or_abort(self, context: Ctx, tenant: str, queue_id: str) -> queue_pb2.Queue:
         found = await self._load_queue(context, tenant, queue_id)
         assert found is not None
         return found
 
+    @guarded
     async def GetQueue(self, request: pb.GetQueueRequest, context: Ctx) -> pb.GetQueueResponse:
         queue_id = await self._name(context, "name", request.name, "queues")
         return pb.GetQueueResponse(
             queue=await self._queue_or_abort(context, caller(context).tenant, queue_id)
         )
 
+    @guarded
     async def ListQueues(
         self, request: pb.ListQueuesRequest, context: Ctx
     ) -> pb.ListQueuesResponse:
         size = await page_size(context, request.page_size)
         after = await decode_token(context, request.page_token)
-        rows = await self._pool.fetch(
-            "SELECT queue_id, settings::text AS settings, updated_at FROM queues"
-            " WHERE tenant_id = $1 AND queue_id > $2 ORDER BY queue_id LIMIT $3",
-            caller(context).tenant,
-            after,
-            size + 1,
-        )
-        more = len(rows) > size
-        rows = rows[:size]
+        found = await self._store.queues(caller(context).tenant, after, size + 1)
+        more = len(found) > size
+        found = found[:size]
         return pb.ListQueuesResponse(
-            queues=[self._queue(r) for r in rows],
-            next_page_token=encode_token(rows[-1]["queue_id"]) if more else "",
+            queues=[self._queue(q) for q in found],
+            next_page_token=encode_token(found[-1].queue_id) if more else "",
         )
 
+    @guarded
     async def CreateQueue(
         self, request: pb.CreateQueueRequest, context: Ctx
     ) -> pb.CreateQueueResponse:
@@ -350,6 +327,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         await self._submit(context, c.ConfigureQueue(tenant=tenant, settings=settings))
         return pb.CreateQueueResponse(queue=await self._queue_or_abort(context, tenant, queue_id))
 
+    @guarded
     async def UpdateQueue(
         self, request: pb.UpdateQueueRequest, context: Ctx
     ) -> pb.UpdateQueueResponse:
@@ -361,6 +339,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         await self._submit(context, c.ConfigureQueue(tenant=tenant, settings=settings))
         return pb.UpdateQueueResponse(queue=await self._queue_or_abort(context, tenant, queue_id))
 
+    @guarded
     async def DeleteQueue(
         self, request: pb.DeleteQueueRequest, context: Ctx
     ) -> pb.DeleteQueueResponse:
@@ -373,40 +352,35 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     # --- skills --------------------------------------------------------------------------------
 
     async def _has_skill(self, tenant: str, skill: str) -> bool:
-        found = await self._pool.fetchval(
-            "SELECT 1 FROM skills WHERE tenant_id = $1 AND skill = $2", tenant, skill
-        )
-        return found is not None
+        return await self._store.has_skill(tenant, skill)
 
     @staticmethod
     def _skill(skill: str) -> tenant_pb2.Skill:
         """A skill as the API shows it: only its id is stored, so it is its display name too."""
         return tenant_pb2.Skill(name=f"skills/{skill}", display_name=skill)
 
+    @guarded
     async def GetSkill(self, request: pb.GetSkillRequest, context: Ctx) -> pb.GetSkillResponse:
         skill = await self._name(context, "name", request.name, "skills")
         if not await self._has_skill(caller(context).tenant, skill):
             await self._not_found(context, "skill", request.name)
         return pb.GetSkillResponse(skill=self._skill(skill))
 
+    @guarded
     async def ListSkills(
         self, request: pb.ListSkillsRequest, context: Ctx
     ) -> pb.ListSkillsResponse:
         size = await page_size(context, request.page_size)
         after = await decode_token(context, request.page_token)
-        rows = await self._pool.fetch(
-            "SELECT skill FROM skills WHERE tenant_id = $1 AND skill > $2 ORDER BY skill LIMIT $3",
-            caller(context).tenant,
-            after,
-            size + 1,
-        )
-        more = len(rows) > size
-        rows = rows[:size]
+        found = await self._store.skills(caller(context).tenant, after, size + 1)
+        more = len(found) > size
+        found = found[:size]
         return pb.ListSkillsResponse(
-            skills=[self._skill(r["skill"]) for r in rows],
-            next_page_token=encode_token(rows[-1]["skill"]) if more else "",
+            skills=[self._skill(skill) for skill in found],
+            next_page_token=encode_token(found[-1]) if more else "",
         )
 
+    @guarded
     async def CreateSkill(
         self, request: pb.CreateSkillRequest, context: Ctx
     ) -> pb.CreateSkillResponse:
@@ -417,6 +391,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         await self._submit(context, c.DefineSkill(tenant=tenant, skill=skill))
         return pb.CreateSkillResponse(skill=self._skill(skill))
 
+    @guarded
     async def UpdateSkill(
         self, request: pb.UpdateSkillRequest, context: Ctx
     ) -> pb.UpdateSkillResponse:
@@ -427,6 +402,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             context, "updating a skill is not supported yet: a skill stores nothing but its id"
         )
 
+    @guarded
     async def DeleteSkill(
         self, request: pb.DeleteSkillRequest, context: Ctx
     ) -> pb.DeleteSkillResponse:
@@ -440,14 +416,10 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     # --- departments ---------------------------------------------------------------------------
 
     async def _department(self, tenant: str, department_id: str) -> tenant_pb2.Department | None:
-        name = await self._pool.fetchval(
-            "SELECT name FROM departments WHERE tenant_id = $1 AND department_id = $2",
-            tenant,
-            department_id,
-        )
-        if name is None:
+        found = await self._store.department(tenant, department_id)
+        if found is None:
             return None
-        return tenant_pb2.Department(name=f"departments/{department_id}", display_name=name)
+        return tenant_pb2.Department(name=f"departments/{department_id}", display_name=found.name)
 
     async def _department_or_abort(
         self, context: Ctx, tenant: str, department_id: str
@@ -457,6 +429,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             await self._not_found(context, "department", f"departments/{department_id}")
         return found
 
+    @guarded
     async def GetDepartment(
         self, request: pb.GetDepartmentRequest, context: Ctx
     ) -> pb.GetDepartmentResponse:
@@ -467,30 +440,24 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             )
         )
 
+    @guarded
     async def ListDepartments(
         self, request: pb.ListDepartmentsRequest, context: Ctx
     ) -> pb.ListDepartmentsResponse:
         size = await page_size(context, request.page_size)
         after = await decode_token(context, request.page_token)
-        rows = await self._pool.fetch(
-            "SELECT department_id, name FROM departments WHERE tenant_id = $1"
-            " AND department_id > $2 ORDER BY department_id LIMIT $3",
-            caller(context).tenant,
-            after,
-            size + 1,
-        )
-        more = len(rows) > size
-        rows = rows[:size]
+        found = await self._store.departments(caller(context).tenant, after, size + 1)
+        more = len(found) > size
+        found = found[:size]
         return pb.ListDepartmentsResponse(
             departments=[
-                tenant_pb2.Department(
-                    name=f"departments/{r['department_id']}", display_name=r["name"]
-                )
-                for r in rows
+                tenant_pb2.Department(name=f"departments/{d.department_id}", display_name=d.name)
+                for d in found
             ],
-            next_page_token=encode_token(rows[-1]["department_id"]) if more else "",
+            next_page_token=encode_token(found[-1].department_id) if more else "",
         )
 
+    @guarded
     async def CreateDepartment(
         self, request: pb.CreateDepartmentRequest, context: Ctx
     ) -> pb.CreateDepartmentResponse:
@@ -506,6 +473,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             department=await self._department_or_abort(context, tenant, department_id)
         )
 
+    @guarded
     async def UpdateDepartment(
         self, request: pb.UpdateDepartmentRequest, context: Ctx
     ) -> pb.UpdateDepartmentResponse:
@@ -527,6 +495,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             department=await self._department_or_abort(context, tenant, department_id)
         )
 
+    @guarded
     async def DeleteDepartment(
         self, request: pb.DeleteDepartmentRequest, context: Ctx
     ) -> pb.DeleteDepartmentResponse:
@@ -539,19 +508,17 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     # --- tenant settings -----------------------------------------------------------------------
 
     async def _settings(self, tenant: str) -> m.TenantSettings:
-        text = await self._pool.fetchval(
-            "SELECT settings::text FROM tenants WHERE tenant_id = $1", tenant
-        )
-        if text in (None, "{}"):
-            return m.TenantSettings()
-        return msgspec.json.decode(text, type=m.TenantSettings)
+        found = await self._store.tenant_settings(tenant)
+        return m.TenantSettings() if found is None else found
 
+    @guarded
     async def GetTenantSettings(
         self, request: pb.GetTenantSettingsRequest, context: Ctx
     ) -> pb.GetTenantSettingsResponse:
         settings = await self._settings(caller(context).tenant)
         return pb.GetTenantSettingsResponse(settings=settings_to_proto(settings))
 
+    @guarded
     async def UpdateTenantSettings(
         self, request: pb.UpdateTenantSettingsRequest, context: Ctx
     ) -> pb.UpdateTenantSettingsResponse:
@@ -566,6 +533,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
 
     # --- credentials ---------------------------------------------------------------------------
 
+    @guarded
     async def CreateCredential(
         self, request: pb.CreateCredentialRequest, context: Ctx
     ) -> pb.CreateCredentialResponse:
@@ -589,28 +557,20 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                 "an AGENT credential names its agent, and only it does",
                 violations={"credential.agent": "required for ROLE_AGENT only"},
             )
-        if agent_id is not None and await self._agent_row(tenant, agent_id) is None:
+        if agent_id is not None and await self._store.agent(tenant, agent_id) is None:
             await self._not_found(context, "agent", f"agents/{agent_id}")
         credential, token = await credentials.create(self._pool, tenant, role, agent_id)
-        row = await self._credential_row(tenant, credential.credential_id)
-        assert row is not None
-        return pb.CreateCredentialResponse(credential=self._credential(row), token=token)
-
-    async def _credential_row(self, tenant: str, credential_id: str) -> asyncpg.Record | None:
-        row: asyncpg.Record | None = await self._pool.fetchrow(
-            "SELECT credential_id, role, agent_id, created_at, revoked_at FROM api_credentials"
-            " WHERE tenant_id = $1 AND credential_id = $2",
-            tenant,
-            credential_id,
-        )
-        return row
+        stored = await self._store.credential(tenant, credential.credential_id)
+        assert stored is not None
+        return pb.CreateCredentialResponse(credential=self._credential(stored), token=token)
 
     @staticmethod
-    def _credential(row: asyncpg.Record) -> Any:
+    def _credential(found: StoredCredential) -> Any:
         return credential_to_proto(
-            row["credential_id"], row["role"], row["agent_id"], row["created_at"], row["revoked_at"]
+            found.credential_id, found.role, found.agent_id, found.created_at, found.revoked_at
         )
 
+    @guarded
     async def ListCredentials(
         self, request: pb.ListCredentialsRequest, context: Ctx
     ) -> pb.ListCredentialsResponse:
@@ -627,31 +587,25 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                 "page_token is not one this server issued",
                 violations={"page_token": "malformed"},
             )
-        rows = await self._pool.fetch(
-            "SELECT credential_id, role, agent_id, created_at, revoked_at FROM api_credentials"
-            " WHERE tenant_id = $1 ORDER BY created_at DESC, credential_id"
-            " OFFSET $2 LIMIT $3",
-            caller(context).tenant,
-            offset,
-            size + 1,
-        )
-        more = len(rows) > size
+        found = await self._store.credentials(caller(context).tenant, offset, size + 1)
+        more = len(found) > size
         return pb.ListCredentialsResponse(
-            credentials=[self._credential(r) for r in rows[:size]],
+            credentials=[self._credential(f) for f in found[:size]],
             next_page_token=encode_token(str(offset + size)) if more else "",
         )
 
+    @guarded
     async def RevokeCredential(
         self, request: pb.RevokeCredentialRequest, context: Ctx
     ) -> pb.RevokeCredentialResponse:
         tenant = caller(context).tenant
         credential_id = await self._name(context, "name", request.name, "credentials")
-        if await self._credential_row(tenant, credential_id) is None:
+        if await self._store.credential(tenant, credential_id) is None:
             await self._not_found(context, "credential", request.name)
         await credentials.revoke(self._pool, credential_id)
-        row = await self._credential_row(tenant, credential_id)
-        assert row is not None
-        return pb.RevokeCredentialResponse(credential=self._credential(row))
+        revoked = await self._store.credential(tenant, credential_id)
+        assert revoked is not None
+        return pb.RevokeCredentialResponse(credential=self._credential(revoked))
 
     # --- channels ------------------------------------------------------------------------------
 
@@ -665,6 +619,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     async def _invalid(context: Ctx, exc: InvalidInput) -> NoReturn:
         await abort(context, "INVALID_ARGUMENT", str(exc), violations={"channel": str(exc)})
 
+    @guarded
     async def GetChannel(
         self, request: pb.GetChannelRequest, context: Ctx
     ) -> pb.GetChannelResponse:
@@ -672,6 +627,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         found = await self._channel(context, caller(context).tenant, channel_id)
         return pb.GetChannelResponse(channel=channel_to_proto(found.blanked()))
 
+    @guarded
     async def ListChannels(
         self, request: pb.ListChannelsRequest, context: Ctx
     ) -> pb.ListChannelsResponse:
@@ -685,6 +641,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             next_page_token=encode_token(found[-1].channel_id) if more else "",
         )
 
+    @guarded
     async def CreateChannel(
         self, request: pb.CreateChannelRequest, context: Ctx
     ) -> pb.CreateChannelResponse:
@@ -700,6 +657,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             await self._exists(context, "channel", f"channels/{channel_id}")
         return pb.CreateChannelResponse(channel=channel_to_proto(created.blanked()))
 
+    @guarded
     async def UpdateChannel(
         self, request: pb.UpdateChannelRequest, context: Ctx
     ) -> pb.UpdateChannelResponse:
@@ -725,6 +683,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             await self._not_found(context, "channel", f"channels/{channel_id}")
         return pb.UpdateChannelResponse(channel=channel_to_proto(updated.blanked()))
 
+    @guarded
     async def DeleteChannel(
         self, request: pb.DeleteChannelRequest, context: Ctx
     ) -> pb.DeleteChannelResponse:

@@ -1,7 +1,8 @@
 """AdminService values: ``usher.v1`` messages to and from ``core.routing.model`` values.
 
 ``*_from_proto`` functions check what the engine cannot see (resource-name syntax, dates,
-times of day, enum values) and raise ``BadValue`` naming the offending field; the engine checks
+times of day, enum values) and raise ``BadValue`` naming the offending field (a value they quote
+is cut to ``core.api.errors.MAX_QUOTED`` characters); the engine checks
 the rest (levels, capacities, time zones, references) when the command runs. ``*_to_proto``
 functions never fail. Unset durations take the defaults documented in the protos.
 """
@@ -22,6 +23,7 @@ from usher.v1 import (
     tenant_pb2,
 )
 
+from core.api.errors import shown
 from core.routing import model as m
 from core.store.channels import Channel
 
@@ -41,7 +43,7 @@ def check_id(field: str, value: str) -> str:
     """``value`` if it is a valid resource id (1 to 64 of ``A-Za-z0-9_.-``, starting with a
     letter or digit)."""
     if not ID.match(value):
-        raise BadValue(field, f"{value!r} is not a valid id: 1 to 64 of A-Za-z0-9_.-")
+        raise BadValue(field, f"{shown(value)} is not a valid id: 1 to 64 of A-Za-z0-9_.-")
     return value
 
 
@@ -49,7 +51,7 @@ def parse_name(field: str, name: str, collection: str) -> str:
     """The id of ``{collection}/{id}``."""
     prefix, slash, rest = name.partition("/")
     if prefix != collection or not slash:
-        raise BadValue(field, f"{name!r} is not a {collection}/{{id}} name")
+        raise BadValue(field, f"{shown(name)} is not a {collection}/{{id}} name")
     return check_id(field, rest)
 
 
@@ -131,7 +133,7 @@ STRATEGY_OF = {v: k for k, v in STRATEGIES.items()}
 def _time_of_day(field: str, text: str) -> dt.time:
     match = re.fullmatch(r"([01][0-9]|2[0-4]):([0-5][0-9])", text)
     if match is None or (match[1] == "24" and match[2] != "00"):
-        raise BadValue(field, f"{text!r} is not an HH:MM time of day")
+        raise BadValue(field, f"{shown(text)} is not an HH:MM time of day")
     hour = int(match[1])
     return dt.time(0, 0) if hour == 24 else dt.time(hour, int(match[2]))
 
@@ -159,7 +161,7 @@ def hours_from_proto(hours: queue_pb2.BusinessHours) -> m.BusinessHours:
         try:
             holidays.add(dt.date.fromisoformat(text))
         except ValueError:
-            raise BadValue(f"{field}.holidays[{i}]", f"{text!r} is not YYYY-MM-DD") from None
+            raise BadValue(f"{field}.holidays[{i}]", f"{shown(text)} is not YYYY-MM-DD") from None
     return m.BusinessHours(
         hours.time_zone or "UTC",
         _days(f"{field}.weekly", hours.weekly),

@@ -7,9 +7,14 @@ Contracts:
   ``INVALID_ARGUMENT``) for a missing, malformed or unspecified value; it never returns a
   half-valid value.
 - ``*_to_proto`` functions are total over the engine's (or the store's) values.
+- Every ``parse_*`` function names the request field it read (``InvalidArgument(field=...)``,
+  answered with a ``BadRequest`` violation of that field) and quotes the value it refused cut to
+  ``core.api.errors.MAX_QUOTED`` characters (``shown``).
 - ``guarded`` / ``guarded_stream`` wrap a servicer method: a ``RoutingError``, ``StoreError``,
   ``FeedError`` or ``Refused`` (a shard ``Failure``) raised inside ends the call through
-  ``core.api.errors.fail_from``; anything else propagates (gRPC answers ``UNKNOWN``).
+  ``core.api.errors.fail_from``; any other exception is a bug, answered INTERNAL with a generic
+  message and logged with its traceback (``fail_unexpected``): gRPC's own answer would be
+  UNKNOWN with the exception's text.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 from usher.v1 import agent_pb2, conversation_pb2, routing_pb2
 
-from core.api.errors import fail_from
+from core.api.errors import fail_from, fail_unexpected, shown
 from core.routing import model as m
 from core.routing.errors import InvalidArgument, RoutingError
 from core.runtime.feed import FeedError
@@ -65,6 +70,10 @@ async def _fail(context: Ctx, exc: Exception) -> None:
     await fail_from(context, exc.failure if isinstance(exc, Refused) else exc)
 
 
+def _where(method: Callable[..., Any]) -> str:
+    return f"{method.__module__}.{method.__qualname__}"
+
+
 def guarded(
     method: Callable[[S, Req, Ctx], Awaitable[Resp]],
 ) -> Callable[[S, Req, Ctx], Awaitable[Resp]]:
@@ -77,6 +86,10 @@ def guarded(
         except _Handled as exc:
             await _fail(context, exc)
             raise  # unreachable: fail_from aborts
+        except grpc.aio.AbortError:
+            raise  # the method ended the call itself (``abort``)
+        except Exception as exc:
+            await fail_unexpected(context, exc, method=_where(method))
 
     return wrapper
 
@@ -93,13 +106,20 @@ def guarded_stream(
                 yield item
         except _Handled as exc:
             await _fail(context, exc)
+        except grpc.aio.AbortError:
+            raise  # the method ended the call itself (``abort``)
+        except Exception as exc:
+            await fail_unexpected(context, exc, method=_where(method))
 
     return wrapper
 
 
 # --- resource names ------------------------------------------------------------------------------
 
-_ID: Final = re.compile(r"[^/\s]{1,200}")
+_ID: Final = re.compile(r"[^/\s\x00]{1,200}")
+"""An id in a resource name: no slash, blank or NUL (PostgreSQL text cannot hold one)."""
+_MESSAGE_ID: Final = re.compile(r"[0-9]{1,18}")
+"""A message id: decimal digits that fit a PostgreSQL bigint."""
 
 
 def parse_name(collection: str, name: str, *, field: str) -> str:
@@ -108,7 +128,9 @@ def parse_name(collection: str, name: str, *, field: str) -> str:
     if not name:
         raise InvalidArgument(f"{field} is required", field=field)
     if not name.startswith(prefix) or _ID.fullmatch(name[len(prefix) :]) is None:
-        raise InvalidArgument(f"{field} must look like {collection}/{{id}}, got {name!r}")
+        raise InvalidArgument(
+            f"{field} must look like {collection}/{{id}}, got {shown(name)}", field=field
+        )
     return name[len(prefix) :]
 
 
@@ -134,16 +156,19 @@ def parse_queue(name: str, field: str = "queue") -> str:
 
 def parse_message(name: str, field: str = "message") -> tuple[str, int]:
     """(conversation id, message id) of ``conversations/{c}/messages/{m}``."""
+    if not name:
+        raise InvalidArgument(f"{field} is required", field=field)
     parts = name.split("/")
     if (
         len(parts) != 4
         or parts[0] != "conversations"
         or parts[2] != "messages"
         or _ID.fullmatch(parts[1]) is None
-        or not parts[3].isdigit()
+        or _MESSAGE_ID.fullmatch(parts[3]) is None
     ):
         raise InvalidArgument(
-            f"{field} must look like conversations/{{c}}/messages/{{m}}, got {name!r}"
+            f"{field} must look like conversations/{{c}}/messages/{{m}}, got {shown(name)}",
+            field=field,
         )
     return parts[1], int(parts[3])
 
