@@ -11,11 +11,12 @@ from usher.v1 import conversation_service_pb2_grpc as pb_grpc
 
 
 class GatewayClient(BaseClient):
-    """Start conversations, post customer messages, and receive what to deliver to customers.
+    """Receive customers' messages, start conversations, and receive what to deliver to them.
 
     Methods take the generated request message and return the generated response. Retried on
     transient errors: StartConversation and PostBotMessage (an empty ``request_id`` is filled
-    with a fresh UUID) and PostCustomerMessage when it has a ``provider_message_id``.
+    with a fresh UUID), and PostCustomerMessage and ReceiveCustomerMessage when the message has
+    a ``provider_message_id``.
 
     ``async for item in client.events(channel="whatsapp")`` yields ``OutboundItem`` values,
     reconnecting and resuming by itself.
@@ -39,6 +40,21 @@ class GatewayClient(BaseClient):
             self._stub.PostCustomerMessage,
             request,
             idempotent=bool(request.provider_message_id),
+            timeout=timeout,
+        )
+
+    async def receive_customer_message(
+        self, request: pb.ReceiveCustomerMessageRequest, *, timeout: float | None = None
+    ) -> pb.ReceiveCustomerMessageResponse:
+        """A customer's message on a channel: into their open conversation there, or a new one.
+
+        One call per inbound message (no conversation id needed); ``request.start`` says how a
+        new conversation starts. Retried when ``message.provider_message_id`` is set.
+        """
+        return await self._call(
+            self._stub.ReceiveCustomerMessage,
+            request,
+            idempotent=bool(request.message.provider_message_id),
             timeout=timeout,
         )
 
