@@ -30,16 +30,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.api.auth import call_deadline
 from core.api.context import ApiContext, within_deadline
+from core.api.convert import Refused
 from core.api.local import build_local_context
 from core.api.metrics import CountingFeeds, QueueDepth, metered, with_stream_gauge
 from core.api.server import Server, available_servicers, serve
 from core.config import StoreSettings
 from core.routing import commands as c
 from core.routing import model as m
+from core.runtime.live import TenantLive
+from core.runtime.shard import Failure
 from core.store import credentials
 from core.store.channels import Channel, Channels
 from core.store.connect import Connections, connect
 from core.store.embedded import EmbeddedPostgres
+from core.store.errors import StoreError
 from core.store.eventlog import EventLog
 from core.store.ingest import Ingestor
 from core.store.records import Records
@@ -156,7 +160,7 @@ async def _ray_context(
 
     from core.api.tail import CommitListener, LogTail
     from core.runtime.actor import spawn
-    from core.runtime.dispatcher import Dispatcher
+    from core.runtime.dispatcher import Dispatcher, shard_of
 
     options: dict[str, Any] = {"address": settings.ray_address or None, "namespace": "usher"}
     try:
@@ -182,6 +186,17 @@ async def _ray_context(
     tail.start()
     listener = CommitListener(connections.redis, feeds, resync=tail.poll)
     listener.start()
+
+    async def live(tenant: str) -> TenantLive:
+        """One actor call, to the shard that owns the tenant."""
+        try:
+            figures: TenantLive = await handles[shard_of(tenant, len(handles))].live.remote(tenant)
+        except StoreError:  # raised in the shard (Ray keeps its type): its own code
+            raise
+        except Exception as exc:  # the actor died or is restarting
+            raise Refused(Failure("UNAVAILABLE", f"shard unavailable: {exc}")) from exc
+        return figures
+
     ctx = ApiContext(
         submit=within_deadline(metered(dispatcher.submit), call_deadline),
         feeds=feeds,
@@ -189,6 +204,7 @@ async def _ray_context(
         redis=connections.redis,
         records=Records(connections.pg),
         ingestor=Ingestor(connections.pg, connections.redis),
+        live=live,
     )
 
     async def cleanup() -> None:

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 import asyncpg
 import redis.asyncio as aioredis
 
-from core.api.messages import MessageIndex
 from core.routing import commands as c
 from core.runtime.feed import Feeds
+from core.runtime.live import TenantLive
 from core.runtime.shard import Failure, Outcome
 from core.store.ingest import Ingestor
+from core.store.reads import Reads
 from core.store.records import Records
 
 Submit = Callable[[c.Command], Awaitable[Outcome]]
@@ -62,5 +63,10 @@ class ApiContext:
     redis: aioredis.Redis | None
     records: Records
     ingestor: Ingestor
-    messages: MessageIndex = field(default_factory=MessageIndex)
-    """Which stored message each ``MessageRecorded`` event stands for (see its docstring)."""
+    live: Callable[[str], Awaitable[TenantLive]] | None = None
+    """A tenant's live figures from the shard that owns it (None: this front door has none)."""
+    reads: Reads = field(init=False)
+    """Reads of stored records (``core.store.reads``), over ``pool``."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads", Reads(self.pool))

@@ -354,3 +354,15 @@ def require(value: str, field: str) -> str:
     if not value:
         raise InvalidArgument(f"{field} is required", field=field)
     return value
+
+
+def parse_receipt_status(status: conversation_pb2.ReceiptStatus.ValueType) -> str:
+    """``delivered`` or ``read`` (unspecified means read)."""
+    if status == conversation_pb2.RECEIPT_STATUS_DELIVERED:
+        return "delivered"
+    if status in (
+        conversation_pb2.RECEIPT_STATUS_READ,
+        conversation_pb2.RECEIPT_STATUS_UNSPECIFIED,
+    ):
+        return "read"
+    raise InvalidArgument("status must be DELIVERED or READ", field="status")

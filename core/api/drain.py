@@ -99,6 +99,7 @@ class Drain(grpc.aio.ServerInterceptor):
                     task.result()
                 return
             items = aiter(result)
+            step: asyncio.Future[Any] | None = None
             try:
                 while not self._closing.is_set():
                     step = asyncio.ensure_future(anext(items))
@@ -112,6 +113,8 @@ class Drain(grpc.aio.ServerInterceptor):
                         return
                     yield item
             finally:
+                if step is not None and not step.done():  # the call was cancelled while waiting:
+                    await _cancel(step)  # end the handler's step too, so its cleanup runs now
                 aclose = getattr(items, "aclose", None)
                 if aclose is not None:
                     with contextlib.suppress(Exception):

@@ -50,5 +50,6 @@ def build_local_context(
         redis=connections.redis,
         records=Records(connections.pg),
         ingestor=Ingestor(connections.pg, connections.redis),
+        live=shard.live,
     )
     return context, shard

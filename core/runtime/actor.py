@@ -33,6 +33,7 @@ from core.routing import commands as c
 from core.routing import events as ev
 from core.routing.effects import Effect
 from core.runtime.dispatcher import shard_of
+from core.runtime.live import TenantLive
 from core.runtime.shard import Outcome, Shard
 from core.store import codec
 from core.store.connect import create_pool
@@ -197,6 +198,12 @@ class RouterShard:
         """Run a batch; every outcome is final (committed, or refused)."""
         shard = await self._ready()
         return await shard.submit(commands)
+
+    @ray.method(concurrency_group="dispatch")
+    async def live(self, tenant: str) -> TenantLive:
+        """The tenant's live figures now (on the dispatch loop, where the engine lives)."""
+        shard = await self._ready()
+        return await shard.live(tenant)
 
     @ray.method(concurrency_group="dispatch")
     async def start(self) -> None:

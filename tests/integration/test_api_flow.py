@@ -27,7 +27,7 @@ from usher.v1 import (
 
 from core.api.agents import AgentServicer
 from core.api.context import ApiContext, Caller
-from core.api.conversations import ConversationServicer, MessageIndex
+from core.api.conversations import ConversationServicer
 from core.api.local import build_local_context
 from core.api.supervisors import SupervisorServicer
 from core.routing import ManualClock
@@ -97,10 +97,10 @@ async def env(pool: asyncpg.Pool, redis: aioredis.Redis) -> AsyncIterator[Env]:
         assert outcome.ok, outcome.failure
     server = grpc.aio.server()
     conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server(
-        ConversationServicer(api, caller_of=caller_from_metadata, messages=MessageIndex()), server
+        ConversationServicer(api, caller_of=caller_from_metadata), server
     )
     agent_service_pb2_grpc.add_AgentServiceServicer_to_server(
-        AgentServicer(api, caller_of=caller_from_metadata, messages=MessageIndex()), server
+        AgentServicer(api, caller_of=caller_from_metadata), server
     )
     supervisor_service_pb2_grpc.add_SupervisorServiceServicer_to_server(
         SupervisorServicer(api, caller_of=caller_from_metadata), server

@@ -25,7 +25,7 @@ from usher.v1 import (
 
 from core.api.agents import AgentServicer
 from core.api.context import Caller
-from core.api.conversations import ConversationServicer, MessageIndex
+from core.api.conversations import ConversationServicer
 from core.api.local import build_local_context
 from core.api.metrics import QueueDepth, offer_outcome, with_stream_gauge
 from core.api.server import Servicer
@@ -74,12 +74,12 @@ async def stubs(pool: asyncpg.Pool, redis: aioredis.Redis) -> AsyncIterator[Stub
     servicers = [
         Servicer(
             "usher.v1.ConversationService",
-            ConversationServicer(api, caller_of=caller_from_metadata, messages=MessageIndex()),
+            ConversationServicer(api, caller_of=caller_from_metadata),
             conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server,
         ),
         Servicer(
             "usher.v1.AgentService",
-            AgentServicer(api, caller_of=caller_from_metadata, messages=MessageIndex()),
+            AgentServicer(api, caller_of=caller_from_metadata),
             agent_service_pb2_grpc.add_AgentServiceServicer_to_server,
         ),
     ]

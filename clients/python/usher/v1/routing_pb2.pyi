@@ -77,6 +77,7 @@ class Offer(_message.Message):
     QUEUE_FIELD_NUMBER: _builtins.int
     CHANNEL_FIELD_NUMBER: _builtins.int
     CUSTOMER_FIELD_NUMBER: _builtins.int
+    PREVIEW_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`offers/{offer}`."""
     conversation: _builtins.str
@@ -87,6 +88,8 @@ class Offer(_message.Message):
     """The queue it comes from, `queues/{queue}`."""
     channel: _builtins.str
     """The conversation's channel, for the console to show."""
+    preview: _builtins.str
+    """The start of the customer's first message (up to 200 characters), if they wrote one."""
     @_builtins.property
     def deadline(self) -> _timestamp_pb2.Timestamp:
         """Accept before this or the offer expires."""
@@ -105,10 +108,11 @@ class Offer(_message.Message):
         queue: _builtins.str = ...,
         channel: _builtins.str = ...,
         customer: _conversation_pb2.CustomerIdentity | None = ...,
+        preview: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "deadline", b"deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["broadcast", b"broadcast", "channel", b"channel", "conversation", b"conversation", "customer", b"customer", "deadline", b"deadline", "name", b"name", "queue", b"queue"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broadcast", b"broadcast", "channel", b"channel", "conversation", b"conversation", "customer", b"customer", "deadline", b"deadline", "name", b"name", "preview", b"preview", "queue", b"queue"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
