@@ -164,3 +164,50 @@ async def test_a_restarted_shard_fires_overdue_timers_without_waiting_for_a_comm
     types = [r["type"] for r in await pool.fetch("SELECT type FROM events ORDER BY seq")]
     assert types[-2:] == ["OfferDeclined", "OfferMade"]
     await after.stop()
+
+
+async def test_a_change_the_store_refuses_leaves_the_engine_as_the_store_has_it(
+    shard: Shard, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert all(o.ok for o in await shard.submit([*setup_commands(), start(1)]))
+    append = shard._log.append
+    calls = 0
+
+    async def refusing(*args: object, **kwargs: object) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the store refuses this one (as a constraint would)
+            raise asyncpg.CheckViolationError("tags_check")
+        return await append(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shard._log, "append", refusing)
+    tag = c.TagConversation(tenant=T, conversation_id="c1", add=frozenset({"vip"}))
+    (refused,) = await shard.submit([tag])
+    assert refused.failure is not None and refused.failure.code == "UNAVAILABLE"
+    assert "tags_check" not in refused.failure.message  # no internals
+    (again,) = await shard.submit([tag])  # reloaded from the store: the tag was never applied
+    assert again.ok and any(isinstance(e, ev.TagsChanged) for e in again.events)
+    assert shard.engine.router(T).conversations["c1"].tags == frozenset({"vip"})
+
+
+async def test_a_command_that_fails_inside_the_engine_fails_its_batch_and_changes_nothing(
+    shard: Shard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert all(o.ok for o in await shard.submit(setup_commands()))
+    real_execute = shard.engine.execute
+
+    def failing(command: c.Command) -> object:
+        if isinstance(command, c.StartConversation) and command.conversation_id == "c2":
+            real_execute(command)  # changes the engine, then fails
+            raise RuntimeError("a bug")
+        return real_execute(command)
+
+    monkeypatch.setattr(shard.engine, "execute", failing)
+    first, second = await shard.submit([start(1), start(2)])
+    for outcome in (first, second):
+        assert outcome.failure is not None and outcome.failure.code == "UNAVAILABLE"
+        assert "bug" not in outcome.failure.message
+    monkeypatch.undo()
+    (retried,) = await shard.submit([start(1)])
+    assert retried.ok
+    assert set(shard.engine.router(T).conversations) == {"c1"}
