@@ -1,21 +1,20 @@
-"""Customers' messages into the core: find or start the customer's conversation, post once.
+"""Customers' messages into the core: one ``ReceiveCustomerMessage`` call per message.
 
-A message goes to the customer's open conversation on the channel; when there is none (or it
-has ended) it starts one, with the message as its first. Every call is idempotent on the
-provider's message id, so a redelivered webhook changes nothing and a retried call is safe.
-``post`` returns only after the core stored the message: acknowledge the provider after it.
+The core puts the message in the customer's open conversation on the channel, or starts one
+with it as the first message (atomically: concurrent first messages of one customer land in one
+conversation). The gateway keeps no copy of which conversation is open. Every call is idempotent
+on the provider's message id, so a redelivered webhook changes nothing (even after the
+conversation closed) and a retried call is safe. ``post`` returns only after the core stored the
+message: acknowledge the provider after it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from google.protobuf import timestamp_pb2
-from google.rpc import error_details_pb2
-from usher.client import AlreadyExists, FailedPrecondition, NotFound
 from usher.v1 import conversation_pb2
 from usher.v1 import conversation_service_pb2 as pb
 
@@ -64,35 +63,12 @@ def _timestamp(at: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
 
 
 class Inbox:
-    """See the module docstring. Remembers each customer's open conversation (bounded)."""
-
-    def __init__(self, *, remember: int = 50_000) -> None:
-        self._open: OrderedDict[tuple[str, str, str], str] = OrderedDict()
-        self._remember = remember
+    """See the module docstring. Stateless: one instance serves every channel."""
 
     async def post(self, served: Served, customer: Customer, message: Inbound) -> Posted:
-        key = (served.tenant, served.channel.channel_id, customer.external_id)
-        known = self._open.get(key)
-        if known is not None:
-            try:
-                return await self._append(served, known, message)
-            except (FailedPrecondition, NotFound):
-                self._open.pop(key, None)  # ended or forgotten: start anew
-        try:
-            return await self._start(served, customer, message, key)
-        except AlreadyExists as exc:  # the customer has an open conversation: write to it
-            resource = exc.detail(error_details_pb2.ResourceInfo)
-            if resource is None or not resource.resource_name:
-                raise
-            self._keep(key, resource.resource_name)
-            return await self._append(served, resource.resource_name, message)
-
-    async def _start(
-        self, served: Served, customer: Customer, message: Inbound, key: tuple[str, str, str]
-    ) -> Posted:
-        started = await served.client.start_conversation(
-            pb.StartConversationRequest(
-                request_id=f"{served.channel.channel_id}:{message.provider_message_id}",
+        settings = served.channel.settings
+        received = await served.client.receive_customer_message(
+            pb.ReceiveCustomerMessageRequest(
                 channel=served.channel.channel_id,
                 customer=conversation_pb2.CustomerIdentity(
                     external_id=customer.external_id,
@@ -100,37 +76,23 @@ class Inbox:
                     phone=customer.phone,
                     email=customer.email,
                 ),
-                queue=served.channel.settings.get("queue", ""),
-                region=message.region,
-                language=message.language or served.channel.settings.get("language", ""),
-                tags=list(message.tags),
-                first_message=pb.CustomerMessage(
+                message=pb.CustomerMessage(
                     text=message.text,
                     attachments=list(message.attachments),
                     provider_message_id=message.provider_message_id,
                     send_time=_timestamp(message.sent_at),
                 ),
+                start=pb.ConversationOptions(
+                    queue=settings.get("queue", ""),
+                    region=message.region,
+                    language=message.language or settings.get("language", ""),
+                    tags=list(message.tags),
+                ),
             )
         )
-        self._keep(key, started.conversation.name)
         return Posted(
-            started.conversation.name, started.first_message, started.duplicate, started=True
+            received.conversation.name,
+            received.message,
+            duplicate=received.duplicate,
+            started=received.started,
         )
-
-    async def _append(self, served: Served, conversation: str, message: Inbound) -> Posted:
-        posted = await served.client.post_customer_message(
-            pb.PostCustomerMessageRequest(
-                conversation=conversation,
-                text=message.text,
-                attachments=list(message.attachments),
-                provider_message_id=message.provider_message_id,
-                send_time=_timestamp(message.sent_at),
-            )
-        )
-        return Posted(conversation, posted.message, posted.duplicate, started=False)
-
-    def _keep(self, key: tuple[str, str, str], conversation: str) -> None:
-        self._open[key] = conversation
-        self._open.move_to_end(key)
-        while len(self._open) > self._remember:
-            self._open.popitem(last=False)

@@ -23,6 +23,7 @@ from usher.v1 import (
     channel_pb2,
     conversation_pb2,
     queue_pb2,
+    routing_pb2,
     tenant_pb2,
 )
 
@@ -69,7 +70,7 @@ class Core:
     def target(self) -> str:
         return self.running.target
 
-    async def next_offer(self, events: Any) -> agent_pb2.Offer:
+    async def next_offer(self, events: Any) -> routing_pb2.Offer:
         async def scan() -> Any:
             async for event in events:
                 if event.WhichOneof("event") == "offer":
@@ -89,6 +90,16 @@ class Core:
             agent_service_pb2.SendMessageRequest(conversation=conversation, text=text, **fields)
         )
         return sent.message
+
+    async def close(self, conversation: str) -> None:
+        """End the conversation as its agent, finishing wrap-up if the tenant has one."""
+        ended = await self.agent.end_conversation(
+            agent_service_pb2.EndConversationRequest(conversation=conversation)
+        )
+        if ended.conversation.state == conversation_pb2.CONVERSATION_STATE_WRAP_UP:
+            await self.agent.finish_wrap_up(
+                agent_service_pb2.FinishWrapUpRequest(conversation=conversation)
+            )
 
     async def transcript(self, conversation: str) -> list[conversation_pb2.Message]:
         listed = await self.agent.list_messages(

@@ -3,6 +3,7 @@ idempotency, outbound delivery with retries and resume, receipts, files, and the
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -202,3 +203,50 @@ async def test_inbox_writes_to_the_open_conversation_after_a_restart(
         fresh = type(gw.gateway.inbox)()  # a restarted gateway remembers nothing
         second = await fresh.post(served, Customer("+85291111111"), Inbound("b", text="2"))
         assert second.conversation == first.conversation and not second.started
+
+
+async def test_a_redelivery_after_the_conversation_closed_is_a_duplicate(
+    the_core: Core, tmp_path: Path
+) -> None:
+    events = the_core.agent.events()
+    async with (
+        gateway(the_core, Recorder(), tmp_path, channel_id="sms", channel=CHANNEL) as gw,
+        httpx.AsyncClient() as http,
+    ):
+        body, headers = signed({"from": "+85292222222", "id": "r1", "text": "hello"})
+        first = (await http.post(gw.url("/acme/sms"), content=body, headers=headers)).json()
+        conversation = await the_core.accept_next(events)
+        assert conversation == first["conversation"]
+        await the_core.close(conversation)
+
+        again = await http.post(gw.url("/acme/sms"), content=body, headers=headers)
+        assert again.status_code == 200, again.text
+        assert again.json() == {"conversation": conversation, "dup": True}
+        assert await the_core.conversation_count() == 1
+        assert await the_core.message_count() == 1
+
+        body, headers = signed({"from": "+85292222222", "id": "r2", "text": "one more thing"})
+        later = (await http.post(gw.url("/acme/sms"), content=body, headers=headers)).json()
+        assert later["conversation"] != conversation and not later["dup"]
+        assert await the_core.conversation_count() == 2
+    await events.aclose()
+
+
+async def test_concurrent_first_messages_land_in_one_conversation(
+    the_core: Core, tmp_path: Path
+) -> None:
+    async with gateway(the_core, Recorder(), tmp_path, channel_id="sms", channel=CHANNEL) as gw:
+        served = gw.gateway.directory.lookup("acme", "sms")
+        assert served is not None
+        inboxes = [type(gw.gateway.inbox)() for _ in range(6)]  # as if six gateway replicas
+        posted = await asyncio.gather(
+            *(
+                inbox.post(served, Customer("+85293333333"), Inbound(f"c{n}", text=str(n)))
+                for n, inbox in enumerate(inboxes)
+            )
+        )
+        assert len({p.conversation for p in posted}) == 1
+        assert [p.started for p in posted].count(True) == 1
+        assert not any(p.duplicate for p in posted)
+        assert await the_core.conversation_count() == 1
+        assert await the_core.message_count() == 6
