@@ -5,7 +5,8 @@ the defaults below. With no URLs, an embedded PostgreSQL and Redis start under `
 Shards run as Ray actors (a local Ray unless ``--ray-address``); ``--local`` runs one shard in
 this process instead, without Ray. ``--demo`` seeds a demo tenant, prints tokens to try it, and
 runs the web chat gateway in this process (``--webchat-port``) with a demo page to chat from.
-SIGTERM or SIGINT stops gracefully (see ``core.api.server``) and exits 0.
+SIGTERM or SIGINT stops gracefully (see ``core.api.server``) and exits 0. ``--workers N`` runs
+N front-door processes on the same port (``core.workers``); 1 is this process alone.
 
 With Ray shards, committed events reach this front door's feeds through Redis pub/sub
 (``core.api.tail.CommitListener``), with the log tail as the gap filler. Commands, offers and
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Awaitable, Callable
@@ -76,6 +78,8 @@ class ServeSettings(BaseSettings):
     demo: bool = False
     grace: float = 10.0
     """Seconds in-flight unary calls get to finish on shutdown."""
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    """Front-door processes serving ``port`` (``core.workers``); forced to 1 with ``local``."""
 
     def store(self) -> StoreSettings:
         return StoreSettings(self.data_dir, self.database_url, self.redis_url)
@@ -153,14 +157,15 @@ async def seed_demo(ctx: ApiContext) -> dict[str, str]:
 Cleanup = Callable[[], Awaitable[None]]
 
 
-async def _ray_context(
+async def start_shards(
     settings: ServeSettings, connections: Connections
-) -> tuple[ApiContext, Cleanup]:
+) -> tuple[list[Any], str, str]:
+    """Join Ray (a local one unless ``ray_address``; ``ray.shutdown()`` leaves it) and the shard
+    actors, created if need be and started: their handles, and the database and Redis URLs they
+    were given (unredacted)."""
     import ray
 
-    from core.api.tail import CommitListener, LogTail
     from core.runtime.actor import spawn
-    from core.runtime.dispatcher import Dispatcher, shard_of
 
     options: dict[str, Any] = {"address": settings.ray_address or None, "namespace": "usher"}
     try:
@@ -178,6 +183,18 @@ async def _ray_context(
     redis_url = settings.redis_url or connections.redis_url
     handles = [spawn(i, url, redis_url, shards=settings.shards) for i in range(settings.shards)]
     await asyncio.gather(*(handle.health.remote() for handle in handles))  # start them now
+    return handles, url, redis_url
+
+
+async def _ray_context(
+    settings: ServeSettings, connections: Connections
+) -> tuple[ApiContext, Cleanup]:
+    import ray
+
+    from core.api.tail import CommitListener, LogTail
+    from core.runtime.dispatcher import Dispatcher, shard_of
+
+    handles, _, _ = await start_shards(settings, connections)
     watch = asyncio.create_task(_keep_shards_started(handles))
     dispatcher = Dispatcher(handles)
     feeds = CountingFeeds(EventLog(connections.pg).load)
@@ -216,7 +233,9 @@ async def _ray_context(
     return ctx, cleanup
 
 
-async def run(settings: ServeSettings) -> None:
+async def run(settings: ServeSettings, report: Callable[[Server, str], None] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT. Once listening, print the banner; or, given ``report``,
+    call ``report(server, metrics)`` instead (a worker of ``core.workers``)."""
     with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers
         warnings.simplefilter("ignore", UserWarning)
         connections = await connect(settings.store())
@@ -249,6 +268,9 @@ async def run(settings: ServeSettings) -> None:
                 )
 
             def ready(server: Server) -> None:
+                if report is not None:
+                    report(server, metrics)
+                    return
                 click.echo(f"usher: gRPC listening on {server.host}:{server.port}")
                 click.echo(f"usher: services: {', '.join(server.served)}")
                 click.echo(f"usher: routing: {mode}")
@@ -308,9 +330,26 @@ def _start_metrics(settings: ServeSettings) -> str:
     "--webchat-port", type=int, default=None, help="Demo web chat port, -1 for none [8080]."
 )
 @click.option("--grace", type=float, default=None, help="Shutdown grace in seconds [10].")
-def serve_command(**flags: Any) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Front-door processes sharing the gRPC port; worker i serves metrics on --http-port"
+    " + i. Always 1 with --local [USHER_WORKERS; the number of cores].",
+)
+@click.option("--worker-of", type=int, default=None, hidden=True)  # core.workers: parent pid
+@click.option("--worker-index", type=int, default=None, hidden=True)  # core.workers: index
+def serve_command(worker_of: int | None, worker_index: int | None, **flags: Any) -> None:
     """Run the gRPC front door until SIGTERM or SIGINT."""
+    from core import workers
+
     given = {k: v for k, v in flags.items() if v is not None}
     settings = ServeSettings(**given)
     configure_logging()
-    asyncio.run(run(settings))
+    if worker_of is not None:  # one of several front doors, started by core.workers
+        workers.watch_parent(worker_of)
+        asyncio.run(run(settings, workers.ready_reporter(worker_index or 0)))
+    elif workers.worker_count(settings) > 1:
+        sys.exit(asyncio.run(workers.supervise(settings)))
+    else:
+        asyncio.run(run(settings))

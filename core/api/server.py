@@ -168,6 +168,9 @@ class Server:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                # gRPC's default on Linux, made explicit: several processes share one port and
+                # the kernel spreads connections over them (usher serve --workers, core.workers).
+                ("grpc.so_reuseport", 1),
             ],
         )
         self._stopped = False

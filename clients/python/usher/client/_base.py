@@ -11,6 +11,7 @@ from typing import Self, TypeVar
 import grpc
 from google.protobuf import message
 
+from usher.client._channels import open_channels
 from usher.client._retry import DEFAULT_RETRY, RetryPolicy
 from usher.client._stream import EventStream
 from usher.client.errors import from_rpc_error
@@ -36,8 +37,11 @@ class BaseClient:
     ``target`` is ``host:port``. The token goes as ``authorization: Bearer <token>`` metadata on
     every call. With ``tls`` (implied by ``root_certificates``, PEM bytes; None trusts the
     system's roots) the channel is encrypted; otherwise it is plaintext (local development).
-    ``timeout`` is the default deadline of each unary call attempt, in seconds. Use as an async
-    context manager, or call ``close()``.
+    ``timeout`` is the default deadline of each unary call attempt, in seconds. With ``channels``
+    above 1 the client opens that many channels, each its own connection, and sends unary calls
+    over them in turn (streams use the first): a server running several processes on one port
+    (``usher serve --workers``) then shares the calls among them. Use as an async context
+    manager, or call ``close()``.
     """
 
     def __init__(
@@ -50,6 +54,7 @@ class BaseClient:
         timeout: float = 10.0,
         retry: RetryPolicy = DEFAULT_RETRY,
         options: Sequence[tuple[str, str | int]] = (),
+        channels: int = 1,
     ) -> None:
         channel_options = [
             ("grpc.primary_user_agent", USER_AGENT),
@@ -57,11 +62,17 @@ class BaseClient:
             ("grpc.keepalive_timeout_ms", 10_000),
             *options,
         ]
-        if tls or root_certificates is not None:
-            credentials = grpc.ssl_channel_credentials(root_certificates)
-            self._channel = grpc.aio.secure_channel(target, credentials, channel_options)
-        else:
-            self._channel = grpc.aio.insecure_channel(target, channel_options)
+        if channels > 1:  # else channels to one target share one connection (the global pool)
+            channel_options.append(("grpc.use_local_subchannel_pool", 1))
+        secure = tls or root_certificates is not None
+
+        def open_one() -> grpc.aio.Channel:
+            if secure:
+                credentials = grpc.ssl_channel_credentials(root_certificates)
+                return grpc.aio.secure_channel(target, credentials, channel_options)
+            return grpc.aio.insecure_channel(target, channel_options)
+
+        self._channel = open_channels(channels, open_one)
         self._metadata = (("authorization", f"Bearer {token}"),)
         self._timeout = timeout
         self._retry = retry
