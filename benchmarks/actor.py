@@ -22,10 +22,16 @@ Two ways to reach the actor, one row each:
   and its own commit.
 
 Figures: ``commands_per_s`` = commands started in the measured window (after ``warmup_seconds``)
-/ ``seconds``; per-command latency p50/p99 in µs, from the driver's submit to its outcome (for a
-batched command: its wait for a batch, plus the batch's round trip); ``commands_per_call``, the
-batching achieved; ``driver_cpu`` and ``shard_cpu``, the cores used by the driver process and by
-the actor's process in the window (from ``/proc``; the store's processes are not counted).
+/ its length (``seconds``: nominally the row's; exactly the time between the two samples that
+bound it, which a busy event loop may take late; every figure is over that same window);
+per-command latency p50/p99 in µs, from the driver's submit to its outcome (for a batched
+command: its wait for a batch, plus the batch's round trip); ``commands_per_call``, the batching
+achieved; ``driver_cpu`` and ``shard_cpu``, the cores used by the driver process and by the
+actor's process in the window (from ``/proc``; the store's processes are not counted);
+``shard_cpu_s_per_1k_commands``, the actor process's CPU seconds in the window per 1,000 commands
+started in it; ``events_per_commit`` and ``commits``, from the shard's event log counters
+(``EventLog.statistics()``, read inside the actor at both ends of the window; -1 and 0 when the
+actor does not have them where this suite looks).
 The driver shares the machine with the actor and PostgreSQL, so at high rates it is part of what
 is measured. Without a database URL an embedded PostgreSQL starts in a temporary directory; with
 one, the suite deletes its tenants' rows at the end. An already initialised Ray is used as is.
@@ -118,6 +124,13 @@ class ActorResult:
     """Cores used by PostgreSQL (all its processes) in the window (-1: not on this machine, or
     not readable)."""
     seconds: float
+    shard_cpu_s_per_1k_commands: float = -1.0
+    """CPU seconds of the actor's process per 1,000 commands, in the window (-1: not
+    measured)."""
+    commits: int = 0
+    """Event log transactions the shard committed in the window (0: not measured)."""
+    events_per_commit: float = -1.0
+    """Events a commit in the window, on average (-1: not measured)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,11 +168,12 @@ def setup_commands(tenant: str, config: ActorConfig) -> list[c.Command]:
 
 @dataclass(slots=True)
 class Books:
-    """What the row measured: per-command latencies of the commands started in the window."""
+    """What the row measured: when each command started (``perf_counter``) and its latency
+    in ns; the commands of the window are picked afterwards (``run_row``)."""
 
     start: float
     end: float
-    latencies_ns: list[int] = field(default_factory=list)
+    latencies_ns: list[tuple[float, int]] = field(default_factory=list)
 
 
 class Traffic:
@@ -201,7 +215,11 @@ class Traffic:
         await self._run(c.AcceptOffer(tenant=t, offer_id=offer_id, agent_id=agent_id))
         await self._run(
             c.RecordMessage(
-                tenant=t, conversation_id=conversation_id, sender=m.Sender.AGENT, agent_id=agent_id
+                message=m.MessageBody(text="hi"),
+                tenant=t,
+                conversation_id=conversation_id,
+                sender=m.Sender.AGENT,
+                agent_id=agent_id,
             )
         )
         await self._run(
@@ -213,8 +231,7 @@ class Traffic:
         started_ns = time.perf_counter_ns()
         outcome = await self._submit(command)
         elapsed = time.perf_counter_ns() - started_ns
-        if self._books.start <= began < self._books.end:
-            self._books.latencies_ns.append(elapsed)
+        self._books.latencies_ns.append((began, elapsed))
         if outcome.failure is not None:
             self.failures.append(f"{type(command).__name__}: {outcome.failure.message}")
             raise RuntimeError(f"a {type(command).__name__} failed: {outcome.failure.message}")
@@ -239,6 +256,29 @@ class Unbatched:
         self.calls += 1
         outcomes: list[Outcome] = await self._handle.submit.remote([command])
         return outcomes[0]
+
+
+LogCounters = tuple[int, int, int]
+"""The shard's event log: (commits, appends, events) so far."""
+
+
+async def log_counters(handle: Any) -> LogCounters | None:
+    """The actor's event log counters (``EventLog.statistics()``), or None if Ray or the actor
+    will not give them (its private attributes are read: no API of the actor's offers them)."""
+
+    def read(actor: Any) -> LogCounters | None:  # runs in the actor (pickled by value)
+        log = getattr(getattr(actor, "_shard", None), "_log", None)
+        statistics = getattr(log, "statistics", None)
+        if statistics is None:
+            return None
+        figures = statistics()
+        return (int(figures.commits), int(figures.appends), int(figures.events))
+
+    try:
+        found = await handle.__ray_call__.remote(read)
+    except Exception:  # an older Ray without __ray_call__, or the attributes changed shape
+        return None
+    return found if isinstance(found, tuple) else None
 
 
 async def run_row(
@@ -270,14 +310,18 @@ async def run_row(
     traffic = Traffic(tenant, config, submit, books)
     say(f"{config.label}: measuring {config.seconds:g} s")
 
-    async def sample(at: float) -> tuple[int, int, int, int]:
+    async def sample(at: float) -> tuple[float, int, int, int, int, LogCounters | None]:
+        """The figures at ``at`` (or as soon after as the event loop gets to it: the window is
+        from the first sample's time to the second's, for every figure)."""
         await asyncio.sleep(max(0.0, at - time.perf_counter()))
-        return (
+        figures = (
+            time.perf_counter(),
             dispatcher.calls + unbatched.calls,
             procstat.cpu_ticks([os.getpid()]),
             procstat.cpu_ticks([shard_pid]) if shard_pid else 0,
             procstat.cpu_ticks(db_pids()),
         )
+        return (*figures, await log_counters(handle))
 
     samplers = [asyncio.create_task(sample(books.start)), asyncio.create_task(sample(books.end))]
     workers = [asyncio.create_task(traffic.run(w)) for w in range(config.in_flight)]
@@ -288,30 +332,40 @@ async def run_row(
             task.cancel()
         await asyncio.gather(*workers, *samplers, return_exceptions=True)
         raise
-    (calls_0, driver_0, shard_0, db_0), (calls_1, driver_1, shard_1, db_1) = await asyncio.gather(
-        *samplers
-    )
-    latencies = sorted(books.latencies_ns)
+    (
+        (t_0, calls_0, driver_0, shard_0, db_0, log_0),
+        (t_1, calls_1, driver_1, shard_1, db_1, log_1),
+    ) = await asyncio.gather(*samplers)
+    latencies = sorted(ns for began, ns in books.latencies_ns if t_0 <= began < t_1)
     if not latencies:
         raise RuntimeError(f"no command completed in {config.seconds:g} s")
     commands = len(latencies)
     calls = max(1, calls_1 - calls_0)
+    seconds = t_1 - t_0
+    commits, events_per_commit = 0, -1.0
+    if log_0 is not None and log_1 is not None:
+        commits = log_1[0] - log_0[0]
+        events_per_commit = round((log_1[2] - log_0[2]) / commits, 1) if commits else 0.0
+    shard_s = (shard_1 - shard_0) / procstat.TICKS_PER_S
     return ActorRun(
         ActorResult(
             mode="batched" if config.batched else "unbatched",
             batched=config.batched,
             max_batch=config.max_batch if config.batched else 1,
             in_flight=config.in_flight,
-            commands_per_s=round(commands / config.seconds, 1),
+            commands_per_s=round(commands / seconds, 1),
             p50_us=round(percentile(latencies, 0.50) / 1e3, 1),
             p99_us=round(percentile(latencies, 0.99) / 1e3, 1),
             commands_per_call=round(commands / calls, 1),
             commands=commands,
             calls=calls,
-            driver_cpu=procstat.cores(driver_1 - driver_0, config.seconds),
-            shard_cpu=procstat.cores(shard_1 - shard_0, config.seconds) if shard_pid else -1.0,
-            db_cpu=procstat.cores(max(0, db_1 - db_0), config.seconds) if db_pids() else -1.0,
-            seconds=config.seconds,
+            driver_cpu=procstat.cores(driver_1 - driver_0, seconds),
+            shard_cpu=procstat.cores(shard_1 - shard_0, seconds) if shard_pid else -1.0,
+            db_cpu=procstat.cores(max(0, db_1 - db_0), seconds) if db_pids() else -1.0,
+            seconds=round(seconds, 3),
+            shard_cpu_s_per_1k_commands=round(shard_s / commands * 1e3, 3) if shard_pid else -1.0,
+            commits=commits,
+            events_per_commit=events_per_commit,
         ),
         tuple(ns / 1e3 for ns in latencies),
     )

@@ -60,25 +60,45 @@ ACTOR_COLUMNS = (
     report.Column("max_batch", "batch ≤", report.thousands),
     report.Column("in_flight", "in flight", report.thousands),
     report.Column("commands_per_s", "commands/s", report.thousands),
-    report.Column("p50_us", "p50 µs", report.thousands),
-    report.Column("p99_us", "p99 µs", report.thousands),
+    report.Column("p50_us", "p50 ms", lambda v: f"{v / 1e3:,.1f}"),
+    report.Column("p99_us", "p99 ms", lambda v: f"{v / 1e3:,.1f}"),
     report.Column("commands_per_call", "per call", lambda v: f"{v:,.1f}"),
     report.Column("driver_cpu", "cores: driver", _cores),
     report.Column("shard_cpu", "shard", _cores),
-    report.Column("db_cpu", "PostgreSQL", _cores),
+    report.Column("db_cpu", "PG", _cores),
+    report.Column(
+        "shard_cpu_s_per_1k_commands", "shard CPU s/1k", lambda v: f"{v:.3f}" if v >= 0 else "-"
+    ),
+    report.Column("events_per_commit", "ev/commit", lambda v: f"{v:,.1f}" if v >= 0 else "-"),
 )
 E2E_COLUMNS = (
     report.Column("offered_per_s", "offered/s", report.thousands),
     report.Column("routed_per_s", "routed/s", report.thousands),
+    report.Column("rpcs_per_s", "rpcs/s", report.thousands),
     report.Column("enqueue_to_offer_p50_ms", "offer p50", _ms),
     report.Column("enqueue_to_offer_p99_ms", "p99", _ms),
     report.Column("enqueue_to_offer_p999_ms", "p99.9", _ms),
     report.Column("accept_to_assigned_p99_ms", "accept p99", _ms),
     report.Column("errors", "errors", report.thousands),
     report.Column("frontdoor_cpu", "cores: serve", _cores),
+    report.Column("frontdoor_cpu_ms_per_conversation", "serve ms/conv", _ms),
     report.Column("ray_cpu", "Ray", _cores),
     report.Column("store_cpu", "store", _cores),
     report.Column("loadgen_cpu", "loadgen", _cores),
+)
+MEMORY_GROUP_COLUMNS = (
+    report.Column("group", "group"),
+    report.Column("processes", "processes", report.thousands),
+    report.Column("start_mib", "start MiB", _ms),
+    report.Column("end_mib", "end MiB", _ms),
+    report.Column("max_mib", "peak MiB", _ms),
+    report.Column("growth_mib_per_min", "MiB/min", lambda v: f"{v:+,.2f}"),
+)
+MEMORY_PROCESS_COLUMNS = (
+    report.Column("group", "group"),
+    report.Column("pid", "pid", str),
+    report.Column("title", "process"),
+    *MEMORY_GROUP_COLUMNS[2:],
 )
 BASELINE_COLUMNS = (
     report.Column("offered_per_s", "offered/s", report.thousands),
@@ -452,6 +472,13 @@ def actor(
 )
 @click.option("--shards", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Front-door processes: usher serve --workers N, if this usher serve has the option "
+    "[default: not passed].",
+)
+@click.option(
     "--prestart-shards/--serve-starts-ray",
     default=False,
     show_default=True,
@@ -487,6 +514,7 @@ def e2e(
     gateways: int,
     handle_ms: float | None,
     shards: int,
+    workers: int | None,
     prestart_shards: bool,
     baseline: bool,
     database_url: str | None,
@@ -514,6 +542,7 @@ def e2e(
         capacity=capacity,
         gateways=gateways,
         shards=shards,
+        workers=workers,
         prestart_shards=prestart_shards,
         baseline=baseline,
         database_url=database_url,
@@ -533,7 +562,7 @@ def e2e(
     config = dataclasses.replace(config, **{k: v for k, v in given.items() if v is not None})
     try:
         run = asyncio.run(e2e_suite.run_e2e(config, progress=_progress("e2e")))
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (ValueError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise click.ClickException(f"e2e: {' '.join(str(exc).split())}") from exc
     result = run.result
     _emit_document(e2e_suite.document(result), as_json, out)
@@ -570,20 +599,42 @@ def e2e(
             "no-op grpc.aio baseline", BASELINE_COLUMNS, result.baseline_steps, console
         )
     if result.peak_routed_per_s is not None:
-        console.print(f"  peak: {result.peak_routed_per_s:,.0f} routed/s (a step that kept up)")
-    memory = result.server_memory
+        how = "a step that kept up" if result.peak_kept_up else "no step kept up: the best of any"
+        if not result.ramp_fell_behind:
+            how += "; no step fell behind, so at least this"
+        console.print(f"  peak: {result.peak_routed_per_s:,.0f} routed/s ({how})")
+    share = f"{result.peak_share:.0%} of peak, " if result.peak_share is not None else ""
     console.print(
-        f"  measured run (last row): {result.routed_per_s:,.0f} routed/s for"
+        f"  measured run (last row; {share}{result.offered_per_s:,.0f}/s offered):"
+        f" {result.routed_per_s:,.0f} routed/s, {result.rpcs_per_s:,.0f} rpcs/s for"
         f" {result.duration_s:g} s; errors {result.errors:,} {result.error_kinds or ''}"
     )
+    offer, accept = result.enqueue_to_offer_ms, result.accept_to_assigned_ms
     console.print(
-        f"  server memory: {memory.start_mib:,.0f} → {memory.end_mib:,.0f} MiB"
-        f" (peak {memory.max_mib:,.0f}; {memory.growth_mib_per_min:+,.1f} MiB/min)"
+        f"  p50 / p99 / p99.9 ms: arrival→offer {offer.p50:,.1f} / {offer.p99:,.1f} /"
+        f" {offer.p999:,.1f}; accept→assigned {accept.p50:,.1f} / {accept.p99:,.1f} /"
+        f" {accept.p999:,.1f}"
     )
+    console.print(
+        f"  front door: {result.frontdoor_cpu_ms_per_conversation:,.1f} CPU ms per routed"
+        f" conversation ({result.setup['frontdoor_processes']} process(es))"
+    )
+    if result.stale_offers:
+        console.print(
+            f"  {result.stale_offers:,} offers for conversations given up on, accepted and"
+            f" ended ({result.stale_failures:,} failed)"
+        )
+    memory = result.memory
+    after = memory.growth_after_s
+    fitted = f"after {after:g} s" if after else "over all (short run)"
+    title = f"memory: {memory.samples} samples {memory.interval_s:g} s apart; growth {fitted}"
+    report.render_table(title, MEMORY_GROUP_COLUMNS, list(memory.groups.values()), console)
+    own = [p for p in memory.processes if p.group in ("frontdoor", "shards")]
+    report.render_table("front-door and shard processes", MEMORY_PROCESS_COLUMNS, own, console)
     if result.baseline_rps:
         console.print(
             f"  no-op baseline: {result.baseline_rps:,.0f} requests/s; routed/s is"
-            f" {result.ratio_to_baseline:.1%} of it"
+            f" {result.ratio_to_baseline:.1%} of it, rpcs/s {result.rpc_ratio:.1%}"
         )
     if quick:
         console.print("  --quick: a smoke run, not a measurement")

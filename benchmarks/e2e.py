@@ -21,22 +21,40 @@ Figures of a step (one offered rate, ``seconds`` long):
 
 - ``routed_per_s``: accepted offers (AcceptOffer answered, the conversation ACTIVE) completed in
   the window, a second.
-- enqueue→offer: from the conversation's *intended* arrival time (so a late start counts) to
-  the offer reaching the agent's stream. accept→assigned: from sending AcceptOffer to its
-  answer. p50, p99 and p99.9 in ms, over the conversations that arrived in the window.
-- errors: failed calls, conversations shed (too many in progress), and conversations not
-  routed by the end of the drain.
-- CPU, in cores (1.0 = one core busy) over the window, from ``/proc``: the front door
-  (``usher serve``), Ray (its processes and the shard actors), the store (embedded PostgreSQL
-  and Redis; -1 when given by URL), and the load generator (this process).
-- server memory: resident memory of the front door and Ray processes, sampled every second of
-  the measured run (start, end, peak, and growth per minute by least squares).
+- ``rpcs_per_s``: unary calls of the workload (StartConversation, AcceptOffer, SendMessage,
+  EndConversation) answered without error in the window, a second; the streams are not counted.
+- arrival→offer (``enqueue_to_offer``): from the conversation's *intended* arrival time (so a
+  late start counts) to the offer reaching the agent's stream. accept→assigned: from sending
+  AcceptOffer to its answer. p50, p99 and p99.9 in ms, over the conversations that arrived in
+  the window.
+- errors: failed calls, conversations shed (too many in progress), conversations not routed by
+  the end of the drain, and event streams the server cut during the window (each counted once,
+  by kind in ``error_kinds``).
+- CPU, in cores (1.0 = one core busy) over the window, from ``/proc``: the front door (``usher
+  serve`` and every process under it that is not Ray's: its worker processes, if any), Ray (its
+  processes and the shard actors; ``shards``: the shard actors alone), the store (embedded
+  PostgreSQL and Redis; -1 when given by URL), and the load generator (this process).
+  ``frontdoor_cpu_ms_per_conversation``: the front door's CPU time in the window over the
+  conversations routed in it (the cost of a whole conversation in a steady state: its start,
+  offer, accept, messages and end).
+- memory (measured run): resident memory of each process, sampled every ~10 s (more often in
+  runs under 100 s) and at the end, in groups: the front door's processes, each shard actor
+  (titled ``ray::RouterShard``), Ray's own processes, PostgreSQL, Redis; ``server`` is the front
+  door, the shards and Ray together. Start, end, peak, and growth in MiB/min by least squares
+  over the samples after the first minute (over all of them in a run too short for that).
 
-With ``ramp``, rates rise geometrically until a step falls behind; the peak is the best routed
-rate of a step that kept up, and the measured run is then held at ``peak_share`` of it. In the
-same run the no-op baseline (``loadgen.baseline``) finds the request rate of a ``grpc.aio``
-server doing nothing, over as many channels as the load generator opens; the report gives the
-ratio of routed conversations to it. Everything shares this machine's cores.
+With ``ramp``, rates rise geometrically until a step falls behind (it routed under 95 % of what
+actually arrived in its window, left conversations unrouted, or failed over 1 %); the peak is the
+best routed rate of a step that kept up, and the measured run is then held at ``peak_share`` of
+it. Offers for conversations given up on (not routed by the end of a drain) are accepted and
+ended at once, so a ramp's backlog does not hold agents in the measured run. In the same run
+the no-op baseline (``loadgen.baseline``) finds the request rate of a ``grpc.aio`` server doing
+nothing, over as many channels as the load generator opens; the report gives the ratio of
+routed conversations, and of the workload's unary calls (``rpc_ratio``), to it. Everything
+shares this machine's cores.
+
+``workers``: ``usher serve --workers N`` (front-door processes), passed only when this
+``usher serve`` has the option (its ``--help`` is read at run time).
 """
 
 from __future__ import annotations
@@ -44,8 +62,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -77,9 +97,17 @@ READY_WAIT = 120.0
 """Seconds ``usher serve`` has to print that it is ready (a safety net)."""
 STOP_WAIT = 30.0
 
-TARGET_ROUTED_PER_S = 1_000.0
+TARGET_PEAK_PER_S = 300.0
 TARGET_P99_MS = 50.0
-TARGET_RATIO = 0.25
+TARGET_GROWTH_MIB_PER_MIN = 2.0
+
+SHARD_TITLE = "ray::RouterShard"
+"""How a shard actor's process is titled (its class name); ``ray::RouterShard.submit`` too."""
+GROUPS = ("frontdoor", "shards", "ray", "postgres", "redis")
+"""The process groups measured; ``ray`` is Ray's own processes (without the shards)."""
+SETTLE_S = 60.0
+"""Memory growth is fitted to the samples after this many seconds of the measured run."""
+MEMORY_INTERVAL_S = 10.0
 
 Progress = Callable[[str], None]
 
@@ -112,6 +140,8 @@ class E2EConfig:
     baseline_steps: int = 10
     baseline_seconds: float = 3.0
     drain_seconds: float = 10.0
+    workers: int | None = None
+    """``usher serve --workers`` (None: not passed, the server's default)."""
     database_url: str | None = None
     redis_url: str | None = None
     seed: int = 1
@@ -145,6 +175,8 @@ class E2EStep:
     routed_per_s: float
     arrived_per_s: float
     """Conversations that actually arrived (Poisson: the offered rate give or take)."""
+    rpcs_per_s: float
+    """Unary calls of the workload answered without error in the window, a second."""
     enqueue_to_offer_p50_ms: float
     enqueue_to_offer_p99_ms: float
     enqueue_to_offer_p999_ms: float
@@ -153,7 +185,12 @@ class E2EStep:
     errors: int
     unrouted: int
     frontdoor_cpu: float
+    frontdoor_cpu_ms_per_conversation: float
+    """Front-door CPU ms (all its processes) in the window / conversations routed in it (0:
+    none routed)."""
     ray_cpu: float
+    """Ray's processes and the shards."""
+    shards_cpu: float
     store_cpu: float
     loadgen_cpu: float
     lag_p99_ms: float
@@ -173,13 +210,56 @@ class E2EStep:
 
 @dataclass(frozen=True, slots=True)
 class Memory:
-    """Server resident memory over the measured run, in MiB."""
+    """Server resident memory over the measured run, in MiB (``MemoryReport``'s ``server``)."""
 
     start_mib: float
     end_mib: float
     max_mib: float
     growth_mib_per_min: float
     samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMemory:
+    """A process group's resident memory over the measured run, in MiB (the sum of its
+    processes at each sample)."""
+
+    group: str
+    processes: int
+    """How many it had at the end."""
+    start_mib: float
+    end_mib: float
+    max_mib: float
+    growth_mib_per_min: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessMemory:
+    """One process's resident memory over the measured run, in MiB (0 while it was not
+    there)."""
+
+    group: str
+    pid: int
+    title: str
+    start_mib: float
+    end_mib: float
+    max_mib: float
+    growth_mib_per_min: float
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryReport:
+    """Resident memory of the server's and the stores' processes over the measured run."""
+
+    interval_s: float
+    samples: int
+    growth_after_s: float
+    """Growth is fitted over the samples from this second of the run on: ``SETTLE_S`` (the
+    first minute, warm-up, is left out), or 0 when the run was too short for that."""
+    groups: dict[str, GroupMemory]
+    """``frontdoor``, ``shards``, ``ray`` (Ray's own processes), ``postgres``, ``redis``,
+    and ``server`` (the front door, the shards and Ray)."""
+    processes: tuple[ProcessMemory, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,15 +270,35 @@ class E2EResult:
     offered_per_s: float
     routed_per_s: float
     enqueue_to_offer_ms: loadgen.Percentiles
+    """arrival→offer: from the intended arrival time (module docstring)."""
     accept_to_assigned_ms: loadgen.Percentiles
     errors: int
     error_kinds: dict[str, int]
     baseline_rps: float
     ratio_to_baseline: float
+    """routed/s ÷ the no-op baseline's requests/s."""
+    rpcs_per_s: float
+    rpc_ratio: float
+    """rpcs/s ÷ the no-op baseline's requests/s (0: no baseline)."""
+    frontdoor_cpu_ms_per_conversation: float
     peak_routed_per_s: float | None
+    peak_share: float | None
+    """With a ramp: the measured run's offered rate as a share of the peak."""
+    peak_kept_up: bool | None
+    """With a ramp: whether the peak is a step that kept up (else no step did, and it is the
+    best routed rate of any)."""
+    ramp_fell_behind: bool | None
+    """With a ramp: whether a step fell behind (else the ramp ran out of steps, and the peak is
+    only a lower bound)."""
+    stale_offers: int
+    """Offers for conversations given up on, accepted and ended at once (whole run)."""
+    stale_failures: int
+    """Of those, how many could not be accepted or ended (not counted in ``errors``)."""
     cpu_cores: dict[str, float]
-    """Of the measured run: frontdoor, ray, server (the two), store, loadgen."""
+    """Of the measured run: frontdoor, shards, ray (with the shards), server (front door and
+    Ray), store, loadgen."""
     server_memory: Memory
+    memory: MemoryReport
     steps: tuple[E2EStep, ...]
     """The ramp, then the measured run (the last)."""
     baseline_steps: tuple[loadgen.Step, ...]
@@ -225,29 +325,36 @@ def document(result: E2EResult) -> dict[str, Any]:
 
 
 def check_targets(result: E2EResult) -> list[Verdict]:
-    """The issue's targets that this run speaks to."""
+    """The issue's targets that this run speaks to: the peak (the measured run's routed rate
+    without a ramp), both p99s and the errors of the measured run, and, in a run long enough to
+    fit growth after the first minute, the server's memory growth."""
+    at = f" at {result.peak_share:.0%} of peak" if result.peak_share is not None else ""
+    peak = result.peak_routed_per_s
     verdicts = [
         Verdict(
-            "routed conversations/s (at least)",
-            result.routed_per_s,
-            TARGET_ROUTED_PER_S,
-            result.routed_per_s >= TARGET_ROUTED_PER_S,
-        ),
-        Verdict(
-            "p99 enqueue→offer ms" + (" at 80% of peak" if result.peak_routed_per_s else ""),
-            result.enqueue_to_offer_ms.p99,
-            TARGET_P99_MS,
-            result.enqueue_to_offer_ms.samples > 0
-            and result.enqueue_to_offer_ms.p99 <= TARGET_P99_MS,
+            "peak routed conversations/s (at least)"
+            if peak is not None
+            else "routed conversations/s (at least; no --ramp)",
+            peak if peak is not None else result.routed_per_s,
+            TARGET_PEAK_PER_S,
+            (peak if peak is not None else result.routed_per_s) >= TARGET_PEAK_PER_S,
         ),
     ]
-    if result.baseline_rps > 0:
+    for name, p in (
+        ("arrival→offer", result.enqueue_to_offer_ms),
+        ("accept→assigned", result.accept_to_assigned_ms),
+    ):
+        ok = p.samples > 0 and p.p99 <= TARGET_P99_MS
+        verdicts.append(Verdict(f"p99 {name} ms{at}", p.p99, TARGET_P99_MS, ok))
+    verdicts.append(Verdict(f"errors{at}", result.errors, 0, result.errors == 0))
+    if result.memory.growth_after_s > 0:
+        growth = result.memory.groups["server"].growth_mib_per_min
         verdicts.append(
             Verdict(
-                "routed/s ÷ no-op requests/s (at least)",
-                result.ratio_to_baseline,
-                TARGET_RATIO,
-                result.ratio_to_baseline >= TARGET_RATIO,
+                "server memory growth MiB/min after the first minute (at most)",
+                growth,
+                TARGET_GROWTH_MIB_PER_MIN,
+                growth <= TARGET_GROWTH_MIB_PER_MIN,
             )
         )
     return verdicts
@@ -270,23 +377,53 @@ class System:
     database_url: str
     serve: asyncio.subprocess.Process
     log: Path
-    store_pids: Callable[[], list[int]]
+    postgres_pids: Callable[[], list[int]]
+    redis_pids: Callable[[], list[int]]
     ray_outside: bool
     """Ray runs in this process's tree (prestarted shards), not under ``usher serve``."""
+    workers: int | None = None
+    """``--workers`` as passed to ``usher serve`` (None: not passed)."""
     handles: list[Any] = field(default_factory=list)
 
-    def frontdoor_pids(self) -> list[int]:
-        return [self.serve.pid]
+    def store_pids(self) -> list[int]:
+        return self.postgres_pids() + self.redis_pids()
 
-    def ray_pids(self) -> list[int]:
-        if not self.ray_outside:
-            return [p for p in procstat.tree(self.serve.pid) if p != self.serve.pid]
-        me = os.getpid()
-        exclude = set(procstat.tree(self.serve.pid)) | {me} | set(self.store_pids())
-        return [p for p in procstat.tree(me) if p not in exclude]
+    def processes(self) -> dict[str, dict[int, str]]:
+        """The processes to measure now, by group (``GROUPS``): each pid with its command line.
 
-    def server_pids(self) -> list[int]:
-        return self.frontdoor_pids() + self.ray_pids()
+        The front door is ``usher serve`` and every process under it that is neither Ray's (a
+        Ray process and all under it are Ray's: ``shards`` if titled ``SHARD_TITLE``, else
+        ``ray``) nor a store's. With prestarted shards, Ray's processes are under this one."""
+        kids = procstat.children()
+        found: dict[str, dict[int, str]] = {g: {} for g in GROUPS}
+        for pid in self.postgres_pids():
+            found["postgres"][pid] = procstat.cmdline(pid)
+        for pid in self.redis_pids():
+            found["redis"][pid] = procstat.cmdline(pid)
+        stores = set(found["postgres"]) | set(found["redis"])
+
+        def ray(root: int) -> None:
+            for pid in procstat.tree(root, kids):
+                if pid not in stores:
+                    command = procstat.cmdline(pid)
+                    found["shards" if command.startswith(SHARD_TITLE) else "ray"][pid] = command
+
+        todo = [self.serve.pid] if self.serve.returncode is None else []
+        while todo:
+            pid = todo.pop()
+            command = procstat.cmdline(pid)
+            if pid in stores or not command:
+                continue
+            if procstat.is_ray(command):
+                ray(pid)
+                continue
+            found["frontdoor"][pid] = command
+            todo.extend(kids.get(pid, ()))
+        if self.ray_outside:
+            for pid in kids.get(os.getpid(), ()):
+                if pid != self.serve.pid and procstat.is_ray(procstat.cmdline(pid)):
+                    ray(pid)
+        return found
 
 
 def _postgres_pids(data_dir: Path) -> Callable[[], list[int]]:
@@ -301,14 +438,24 @@ def _postgres_pids(data_dir: Path) -> Callable[[], list[int]]:
     return pids
 
 
-def _redis_pids(url: str) -> Callable[[], list[int]]:
+def _redis_pids(url: str, data_dir: Path) -> Callable[[], list[int]]:
+    """The embedded Redis: by its pid file in the data directory, else by its title, which
+    names its socket."""
+    pidfile = data_dir.resolve() / "redis" / "redis.pid"
     socket_path = url.removeprefix("unix://") if url.startswith("unix://") else None
     found: list[int] = []
 
     def pids() -> list[int]:
+        try:
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            pass
+        else:
+            if "redis" in procstat.cmdline(pid):
+                return [pid]
         if socket_path and not found:
             found.extend(procstat.find(f"unixsocket:{socket_path}"))
-        return list(found)
+        return [pid for pid in found if procstat.cmdline(pid)]
 
     return pids
 
@@ -324,14 +471,15 @@ async def running_system(config: E2EConfig, say: Progress) -> AsyncIterator[Syst
         async with stack:
             say("starting PostgreSQL and Redis")
             url = config.database_url
-            store_parts: list[Callable[[], list[int]]] = []
+            postgres_parts: list[Callable[[], list[int]]] = []
+            redis_parts: list[Callable[[], list[int]]] = []
             if not url:
                 postgres = EmbeddedPostgres(data_dir)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)
                     url = await asyncio.to_thread(postgres.start)
                 stack.push_async_callback(asyncio.to_thread, postgres.stop)
-                store_parts.append(_postgres_pids(data_dir))
+                postgres_parts.append(_postgres_pids(data_dir))
             conn = await asyncpg.connect(url)
             try:
                 await migrate(conn)
@@ -343,7 +491,7 @@ async def running_system(config: E2EConfig, say: Progress) -> AsyncIterator[Syst
                 redis_url = await asyncio.to_thread(redis.start)
                 stack.push_async_callback(asyncio.to_thread, redis.stop)
             if redis_url and not config.redis_url:
-                store_parts.append(_redis_pids(redis_url))
+                redis_parts.append(_redis_pids(redis_url, data_dir))
 
             args = [
                 "--http-port",
@@ -353,6 +501,8 @@ async def running_system(config: E2EConfig, say: Progress) -> AsyncIterator[Syst
                 "--shards",
                 str(config.shards),
             ]
+            if config.workers is not None and await serve_has_workers():
+                args += ["--workers", str(config.workers)]
             if config.database_url:
                 args += ["--database-url", config.database_url]
             if redis_url:
@@ -389,10 +539,10 @@ async def running_system(config: E2EConfig, say: Progress) -> AsyncIterator[Syst
             banner = await _ready(serve, log)
             if not config.redis_url and not config.prestart_shards:
                 served = banner.get("Redis", "")
-                store_parts.append(_redis_pids(served))
+                redis_parts.append(_redis_pids(served, data_dir))
 
-            def store_pids() -> list[int]:
-                return [p for part in store_parts for p in part()]
+            def joined(parts: list[Callable[[], list[int]]]) -> Callable[[], list[int]]:
+                return lambda: [p for part in parts for p in part()]
 
             # Keep the log alive after the banner: usher serve must never block on stdout.
             assert serve.stdout is not None
@@ -403,12 +553,26 @@ async def running_system(config: E2EConfig, say: Progress) -> AsyncIterator[Syst
                 database_url=url,
                 serve=serve,
                 log=log,
-                store_pids=store_pids,
+                postgres_pids=joined(postgres_parts),
+                redis_pids=joined(redis_parts),
                 ray_outside=config.prestart_shards,
+                workers=config.workers if "--workers" in args else None,
                 handles=handles,
             )
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def serve_has_workers() -> bool:
+    """Whether this ``usher serve`` takes ``--workers`` (its ``--help`` lists it)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "core.cli", "serve", "--help"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await process.communicate()
+    return process.returncode == 0 and re.search(r"--workers\b", out.decode()) is not None
 
 
 def _start_ray(shards: int) -> str | None:
@@ -568,7 +732,13 @@ class Load:
         """Customer id -> (intended arrival time, its step's books, routed)."""
         self.tasks: set[asyncio.Task[None]] = set()
         self.outbound = 0
+        self.rpcs = 0
+        """Unary calls of the workload answered without error so far."""
+        self.stale = 0
+        """Offers for conversations given up on (accepted and ended at once)."""
+        self.stale_failures = 0
         self.stray_errors: dict[str, int] = {}
+        """Event streams the server cut so far, by kind."""
 
     @property
     def channels(self) -> int:
@@ -619,6 +789,7 @@ class Load:
                         ),
                     )
                 )
+                self.rpcs += 1
                 await routed
             finally:
                 self.arrivals.pop(customer, None)
@@ -651,7 +822,9 @@ class Load:
         seen = time.perf_counter()
         found = self.arrivals.get(offer.customer.external_id)
         if found is None:
-            return  # not this run's, or given up on
+            if offer.customer.external_id.startswith(f"{self.run}-"):
+                await self._clear(client, offer)
+            return  # not this run's
         intended, books, routed = found
         window = books.window
         arrived_inside = window.inside(intended)
@@ -661,6 +834,7 @@ class Load:
             sent = time.perf_counter()
             await client.accept_offer(agent_svc.AcceptOfferRequest(offer=offer.name))
             done = time.perf_counter()
+            self.rpcs += 1
             if arrived_inside:
                 books.accept_to_assigned.append((done - sent) * 1e3)
             if window.inside(done):
@@ -671,14 +845,32 @@ class Load:
             await client.send_message(
                 agent_svc.SendMessageRequest(conversation=conversation, text="how can I help?")
             )
+            self.rpcs += 1
             await asyncio.sleep(self.config.handle_ms / 1e3)
             await client.end_conversation(
                 agent_svc.EndConversationRequest(conversation=conversation)
             )
+            self.rpcs += 1
         except UsherError as exc:
-            window.error(type(exc).__name__)
-            if not routed.done():
+            if routed.done():
+                window.error(type(exc).__name__)
+            else:  # the arrival fails with it, and is counted there (once)
                 routed.set_exception(exc)
+
+    async def _clear(self, client: AgentClient, offer: routing_pb2.Offer) -> None:
+        """An offer for a conversation this run gave up on (a ramp step's backlog past its
+        drain, or one re-offered after a failed accept): accept it and end it at once, as an
+        agent would, so it does not hold the agent later. Not in any step's books."""
+        self.stale += 1
+        try:
+            await client.accept_offer(agent_svc.AcceptOfferRequest(offer=offer.name))
+            self.rpcs += 1
+            await client.end_conversation(
+                agent_svc.EndConversationRequest(conversation=offer.conversation)
+            )
+            self.rpcs += 1
+        except UsherError:
+            self.stale_failures += 1  # e.g. offered to someone else meanwhile: not the run's
 
     async def _outbound(self, gateway: GatewayClient) -> None:
         while True:  # as for agents: a cut stream is opened again, from now
@@ -692,73 +884,164 @@ class Load:
 # --- measuring ---------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Cpu:
-    """CPU ticks of each process group at the start of a window."""
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a window cost and did, from its start to its end."""
 
-    system: System
-    groups: dict[str, dict[int, int]] = field(default_factory=dict)
+    seconds: float
+    cores: dict[str, float]
+    """Cores busy by group: frontdoor, shards, ray (with the shards), server, store, loadgen."""
+    frontdoor_cpu_s: float
+    rpcs: int
+    stream_errors: dict[str, int]
 
-    def _pids(self) -> dict[str, list[int]]:
-        return {
-            "frontdoor": self.system.frontdoor_pids(),
-            "ray": self.system.ray_pids(),
-            "store": self.system.store_pids(),
-            "loadgen": [os.getpid()],
-        }
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """Resident memory of every measured process at one time, in bytes, by group."""
+
+    at: float
+    rss: dict[str, dict[int, int]]
+    titles: dict[int, str]
+
+
+def _title(command: str) -> str:
+    """A short name for a process: its title, or its program and first arguments."""
+    if command.startswith(("ray::", "postgres:")):
+        return command[:60]
+    words = command.split()
+    if "core.cli" in words:  # usher serve, or a worker of it: the subcommand, no options
+        rest = words[words.index("core.cli") + 1 :]
+        title = " ".join(["usher", *itertools.takewhile(lambda w: not w.startswith("-"), rest)])
+        if "--worker-index" in rest[:-1]:
+            title += f" worker {rest[rest.index('--worker-index') + 1]}"
+        return title
+    for n, word in enumerate(words):  # a Ray program or script: its file name
+        if "-packages/ray/" in word:
+            return " ".join([word.rsplit("/", 1)[-1], *words[n + 1 : n + 2]])[:60]
+    if words:
+        words[0] = words[0].rsplit("/", 1)[-1]
+    return " ".join(words)[:60]
+
+
+class Meter:
+    """A window's process figures (module docstring): CPU by group and the calls and stream
+    errors between ``begin`` and ``end``; memory samples on demand."""
+
+    def __init__(self, system: System, load: Load) -> None:
+        self.system = system
+        self.load = load
+        self.started = 0.0
+        self.ticks: dict[int, int] = {}
+        self.rpcs = 0
+        self.streams: dict[str, int] = {}
 
     def begin(self) -> None:
-        self.groups = {k: procstat.per_process_ticks(v) for k, v in self._pids().items()}
+        groups = self.system.processes()
+        pids = [p for g in groups.values() for p in g] + [os.getpid()]
+        self.started = time.perf_counter()
+        self.ticks = procstat.per_process_ticks(pids)
+        self.rpcs = self.load.rpcs
+        self.streams = dict(self.load.stray_errors)
 
-    def end(self, seconds: float) -> dict[str, float]:
-        """Cores used by each group since ``begin`` (a process born since counts all its
-        time)."""
-        used: dict[str, float] = {}
-        for name, pids in self._pids().items():
-            now = procstat.per_process_ticks(pids)
-            before = self.groups.get(name, {})
-            ticks = sum(t - before.get(pid, 0) for pid, t in now.items())
-            used[name] = procstat.cores(max(0, ticks), seconds)
-        used["server"] = round(used["frontdoor"] + used["ray"], 2)
-        if not self.system.store_pids():
-            used["store"] = -1.0
-        return used
+    def end(self) -> Usage:
+        """Since ``begin``: a process born since counts all its time, one gone loses its
+        share."""
+        seconds = time.perf_counter() - self.started
+        rpcs = self.load.rpcs - self.rpcs
+        streams = {
+            kind: n - self.streams.get(kind, 0)
+            for kind, n in self.load.stray_errors.items()
+            if n > self.streams.get(kind, 0)
+        }
+        groups: dict[str, list[int]] = {g: list(p) for g, p in self.system.processes().items()}
+        groups["loadgen"] = [os.getpid()]
+        now = procstat.per_process_ticks(p for g in groups.values() for p in g)
+        ticks = {
+            g: max(0, sum(now[p] - self.ticks.get(p, 0) for p in pids if p in now))
+            for g, pids in groups.items()
+        }
+        cores = {
+            "frontdoor": procstat.cores(ticks["frontdoor"], seconds),
+            "shards": procstat.cores(ticks["shards"], seconds),
+            "ray": procstat.cores(ticks["shards"] + ticks["ray"], seconds),
+            "store": procstat.cores(ticks["postgres"] + ticks["redis"], seconds),
+            "loadgen": procstat.cores(ticks["loadgen"], seconds),
+        }
+        cores["server"] = round(cores["frontdoor"] + cores["ray"], 2)
+        if not groups["postgres"] and not groups["redis"]:
+            cores["store"] = -1.0
+        return Usage(
+            seconds=seconds,
+            cores=cores,
+            frontdoor_cpu_s=ticks["frontdoor"] / procstat.TICKS_PER_S,
+            rpcs=rpcs,
+            stream_errors=streams,
+        )
+
+    def memory(self) -> Sample:
+        groups = self.system.processes()
+        at = time.perf_counter() - self.started
+        return Sample(
+            at=at,
+            rss={g: procstat.rss_each(pids) for g, pids in groups.items()},
+            titles={pid: _title(cmd) for pids in groups.values() for pid, cmd in pids.items()},
+        )
+
+
+def memory_interval(seconds: float) -> float:
+    """Seconds between memory samples: ``MEMORY_INTERVAL_S``, at least 10 samples a run."""
+    return min(MEMORY_INTERVAL_S, max(1.0, seconds / 10))
 
 
 async def measured_step(
     load: Load, system: System, rate: float, seconds: float, seed: int, memory: bool
-) -> tuple[E2EStep, Books, dict[str, float], Memory | None]:
-    cpu = Cpu(system)
-    rss: list[tuple[float, int]] = []
+) -> tuple[E2EStep, Books, Usage, MemoryReport | None]:
+    """One step, with its process figures (and, with ``memory``, memory samples)."""
+    meter = Meter(system, load)
+    samples: list[Sample] = []
+    interval = memory_interval(seconds)
 
     async def sample() -> None:
-        await asyncio.sleep(0.05)
-        cpu.begin()
+        await asyncio.sleep(0.05)  # the window starts 0.05 s after load.step begins
+        meter.begin()
+        if not memory:
+            return
+        k = 0
         while True:
-            rss.append((time.perf_counter(), procstat.rss_bytes(system.server_pids())))
-            await asyncio.sleep(1.0)
+            samples.append(await asyncio.to_thread(meter.memory))
+            k += 1
+            await asyncio.sleep(max(0.0, meter.started + k * interval - time.perf_counter()))
 
     sampler = asyncio.create_task(sample())
-    cpu_used: dict[str, float] = {}
+    usage: Usage | None = None
 
     async def stop_sampling() -> None:
         await asyncio.sleep(0.05 + seconds)
-        nonlocal cpu_used
-        cpu_used = cpu.end(seconds)
+        nonlocal usage
+        usage = meter.end()
         sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+        if memory:
+            samples.append(await asyncio.to_thread(meter.memory))
 
     stopper = asyncio.create_task(stop_sampling())
     books, unrouted = await load.step(rate, seconds, seed)
     await stopper
-    with contextlib.suppress(asyncio.CancelledError):
-        await sampler
+    assert usage is not None
     p_offer = loadgen.Percentiles.of(books.enqueue_to_offer)
     p_accept = loadgen.Percentiles.of(books.accept_to_assigned)
     window = books.window
+    for kind, n in usage.stream_errors.items():
+        window.errors += n
+        window.error_kinds[kind] = window.error_kinds.get(kind, 0) + n
+    cores = usage.cores
     step = E2EStep(
         offered_per_s=round(rate, 1),
         routed_per_s=round(window.completed / seconds, 1),
         arrived_per_s=round(window.arrivals / seconds, 1),
+        rpcs_per_s=round(usage.rpcs / usage.seconds, 1) if usage.seconds > 0 else 0.0,
         enqueue_to_offer_p50_ms=p_offer.p50,
         enqueue_to_offer_p99_ms=p_offer.p99,
         enqueue_to_offer_p999_ms=p_offer.p999,
@@ -766,34 +1049,72 @@ async def measured_step(
         accept_to_assigned_p99_ms=p_accept.p99,
         errors=window.errors + unrouted,
         unrouted=unrouted,
-        frontdoor_cpu=cpu_used.get("frontdoor", 0.0),
-        ray_cpu=cpu_used.get("ray", 0.0),
-        store_cpu=cpu_used.get("store", -1.0),
-        loadgen_cpu=cpu_used.get("loadgen", 0.0),
+        frontdoor_cpu=cores["frontdoor"],
+        frontdoor_cpu_ms_per_conversation=round(usage.frontdoor_cpu_s * 1e3 / window.completed, 2)
+        if window.completed
+        else 0.0,
+        ray_cpu=cores["ray"],
+        shards_cpu=cores["shards"],
+        store_cpu=cores["store"],
+        loadgen_cpu=cores["loadgen"],
         lag_p99_ms=round(loadgen.quantile(sorted(window.lag_ms), 0.99), 3),
         seconds=seconds,
     )
-    return step, books, cpu_used, (_memory(rss) if memory else None)
+    return step, books, usage, (memory_report(samples, interval) if memory else None)
 
 
-def _memory(samples: list[tuple[float, int]]) -> Memory:
-    if not samples:
-        return Memory(0.0, 0.0, 0.0, 0.0, 0)
-    mib = [(t, b / 2**20) for t, b in samples]
-    n = len(mib)
-    slope = 0.0
-    if n >= 2:
-        mean_t = sum(t for t, _ in mib) / n
-        mean_m = sum(m for _, m in mib) / n
-        var = sum((t - mean_t) ** 2 for t, _ in mib)
-        if var > 0:
-            slope = sum((t - mean_t) * (m - mean_m) for t, m in mib) / var * 60.0
-    return Memory(
-        start_mib=round(mib[0][1], 1),
-        end_mib=round(mib[-1][1], 1),
-        max_mib=round(max(m for _, m in mib), 1),
-        growth_mib_per_min=round(slope, 2),
-        samples=n,
+def growth_mib_per_min(points: Sequence[tuple[float, float]]) -> float:
+    """The least-squares slope of (seconds, MiB) points, in MiB a minute (0 with under two)."""
+    n = len(points)
+    if n < 2:
+        return 0.0
+    mean_t = sum(t for t, _ in points) / n
+    mean_m = sum(m for _, m in points) / n
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if var <= 0:
+        return 0.0
+    return round(sum((t - mean_t) * (m - mean_m) for t, m in points) / var * 60.0, 2)
+
+
+def memory_report(samples: Sequence[Sample], interval: float) -> MemoryReport:
+    """Groups and processes over the samples (module docstring)."""
+    settled = [s for s in samples if s.at >= SETTLE_S]
+    after = SETTLE_S if len(settled) >= 3 else 0.0
+    fitted = settled if after else list(samples)
+
+    def figures(mib: list[float], fit: list[tuple[float, float]]) -> dict[str, float]:
+        return {
+            "start_mib": round(mib[0], 1) if mib else 0.0,
+            "end_mib": round(mib[-1], 1) if mib else 0.0,
+            "max_mib": round(max(mib), 1) if mib else 0.0,
+            "growth_mib_per_min": growth_mib_per_min(fit),
+        }
+
+    def total(s: Sample, names: Sequence[str]) -> float:
+        return sum(b for g in names for b in s.rss.get(g, {}).values()) / 2**20
+
+    groups: dict[str, GroupMemory] = {}
+    for name, members in [(g, (g,)) for g in GROUPS] + [("server", ("frontdoor", "shards", "ray"))]:
+        mib = [total(s, members) for s in samples]
+        fit = [(s.at, total(s, members)) for s in fitted]
+        count = sum(len(samples[-1].rss.get(g, {})) for g in members) if samples else 0
+        groups[name] = GroupMemory(name, count, **figures(mib, fit))
+    processes: list[ProcessMemory] = []
+    titles: dict[int, str] = {}
+    for s in samples:
+        titles.update(s.titles)
+    for group in GROUPS:
+        pids = sorted({pid for s in samples for pid in s.rss.get(group, {})})
+        for pid in pids:
+            mib = [s.rss.get(group, {}).get(pid, 0) / 2**20 for s in samples]
+            fit = [(s.at, s.rss[group][pid] / 2**20) for s in fitted if pid in s.rss.get(group, {})]
+            processes.append(ProcessMemory(group, pid, titles.get(pid, ""), **figures(mib, fit)))
+    return MemoryReport(
+        interval_s=round(interval, 1),
+        samples=len(samples),
+        growth_after_s=after,
+        groups=groups,
+        processes=tuple(processes),
     )
 
 
@@ -804,6 +1125,11 @@ async def run_e2e(config: E2EConfig, progress: Progress | None = None) -> E2ERun
         raise ValueError("give at least one agent, gateway, queue and skill")
     if config.seconds <= 0 or config.rate <= 0:
         raise ValueError("seconds and rate must be positive")
+    if config.workers is not None:
+        if config.workers < 1:
+            raise ValueError("workers must be positive")
+        if config.workers > 1 and not await serve_has_workers():
+            raise ValueError("this usher serve has no --workers option (see usher serve --help)")
 
     async with running_system(config, say) as system:
         tenant = f"bench{uuid.uuid4().hex[:8]}"
@@ -814,6 +1140,8 @@ async def run_e2e(config: E2EConfig, progress: Progress | None = None) -> E2ERun
             await load.start()
             steps: list[E2EStep] = []
             peak: float | None = None
+            peak_kept_up: bool | None = None
+            fell_behind: bool | None = None
             rate = config.rate
             seed = config.seed * 1000
             if config.ramp:
@@ -828,10 +1156,12 @@ async def run_e2e(config: E2EConfig, progress: Progress | None = None) -> E2ERun
                     if not step.kept_up:
                         break
                 kept = [s.routed_per_s for s in steps if s.kept_up]
+                peak_kept_up = bool(kept)
+                fell_behind = not steps[-1].kept_up
                 peak = max(kept) if kept else max(s.routed_per_s for s in steps)
                 rate = max(1.0, round(config.peak_share * peak, 1))
             say(f"measuring: {rate:,.0f} conversations/s for {config.seconds:g} s")
-            step, books, cpu_used, memory = await measured_step(
+            step, books, usage, memory = await measured_step(
                 load, system, rate, config.seconds, seed + 999, memory=True
             )
             steps.append(step)
@@ -839,8 +1169,7 @@ async def run_e2e(config: E2EConfig, progress: Progress | None = None) -> E2ERun
         finally:
             await load.close()
         channels = load.channels
-        stream_errors = dict(load.stray_errors)
-        """Streams the server cut during the whole run (not counted in ``errors``)."""
+        frontdoor_processes = memory.groups["frontdoor"].processes
 
     baseline_steps: list[loadgen.Step] = []
     baseline_ms: list[float] = []
@@ -866,13 +1195,27 @@ async def run_e2e(config: E2EConfig, progress: Progress | None = None) -> E2ERun
         accept_to_assigned_ms=p_accept,
         errors=step.errors,
         error_kinds=dict(books.window.error_kinds)
-        | ({"Unrouted": step.unrouted} if step.unrouted else {})
-        | stream_errors,
+        | ({"Unrouted": step.unrouted} if step.unrouted else {}),
         baseline_rps=baseline_rps,
         ratio_to_baseline=round(step.routed_per_s / baseline_rps, 3) if baseline_rps else 0.0,
+        rpcs_per_s=step.rpcs_per_s,
+        rpc_ratio=round(step.rpcs_per_s / baseline_rps, 3) if baseline_rps else 0.0,
+        frontdoor_cpu_ms_per_conversation=step.frontdoor_cpu_ms_per_conversation,
         peak_routed_per_s=peak,
-        cpu_cores=cpu_used,
-        server_memory=memory,
+        peak_share=config.peak_share if config.ramp else None,
+        peak_kept_up=peak_kept_up,
+        ramp_fell_behind=fell_behind,
+        stale_offers=load.stale,
+        stale_failures=load.stale_failures,
+        cpu_cores=usage.cores,
+        server_memory=Memory(
+            start_mib=memory.groups["server"].start_mib,
+            end_mib=memory.groups["server"].end_mib,
+            max_mib=memory.groups["server"].max_mib,
+            growth_mib_per_min=memory.groups["server"].growth_mib_per_min,
+            samples=memory.samples,
+        ),
+        memory=memory,
         steps=tuple(steps),
         baseline_steps=tuple(baseline_steps),
         setup={
@@ -883,6 +1226,8 @@ async def run_e2e(config: E2EConfig, progress: Progress | None = None) -> E2ERun
             "gateways": config.gateways,
             "handle_ms": config.handle_ms,
             "shards": config.shards,
+            "workers": system.workers,
+            "frontdoor_processes": frontdoor_processes,
             "prestart_shards": config.prestart_shards,
             "store": "given URLs" if config.database_url else "embedded",
             "cpus": os.cpu_count(),

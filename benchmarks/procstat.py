@@ -2,8 +2,9 @@
 
 ``cpu_ticks`` sums user + system time of the given processes in clock ticks; a process that is
 gone counts 0, so take both samples over the same set and compare like with like. ``tree`` is a
-process and all its descendants now (a server with its Ray workers). Elsewhere than Linux every
-figure is 0.
+process and all its descendants now (a server with its Ray workers); ``is_ray`` tells Ray's
+processes (its servers, agents and workers, whose titles are ``ray::<Actor>``) from the others.
+Elsewhere than Linux every figure is 0.
 """
 
 from __future__ import annotations
@@ -53,46 +54,68 @@ def cores(ticks: int, seconds: float) -> float:
 
 def rss_bytes(pids: Iterable[int]) -> int:
     """Resident memory of ``pids`` summed (shared pages count once per process)."""
-    total = 0
+    return sum(rss_each(pids).values())
+
+
+def rss_each(pids: Iterable[int]) -> dict[int, int]:
+    """Resident memory of each process still there, in bytes."""
+    found: dict[int, int] = {}
     for pid in pids:
         try:
-            total += int((PROC / str(pid) / "statm").read_text().split()[1]) * PAGE
+            found[pid] = int((PROC / str(pid) / "statm").read_text().split()[1]) * PAGE
         except (OSError, IndexError, ValueError):
             continue
-    return total
+    return found
 
 
-def tree(root: int) -> list[int]:
-    """``root`` and all its descendants now (empty if ``root`` is gone)."""
-    children: dict[int, list[int]] = {}
+def children() -> dict[int, list[int]]:
+    """Every process's children now, by parent id (one pass over ``/proc``)."""
+    found: dict[int, list[int]] = {}
     try:
         entries = [e.name for e in PROC.iterdir() if e.name.isdigit()]
     except OSError:
-        return []
+        return found
     for name in entries:
         fields = _stat(int(name))
         if fields is not None:
-            children.setdefault(int(fields[1]), []).append(int(name))
+            found.setdefault(int(fields[1]), []).append(int(name))
+    return found
+
+
+def cmdline(pid: int) -> str:
+    """The process's command line (its title, if it set one), or "" if it is gone."""
+    try:
+        raw = (PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def is_ray(command: str) -> bool:
+    """A Ray process, by its command line: a worker or actor titled ``ray::...``, or a program
+    from the ``ray`` package (``gcs_server``, ``raylet``, the dashboard, the monitors)."""
+    return command.startswith("ray::") or "-packages/ray/" in command
+
+
+def tree(root: int, kids: dict[int, list[int]] | None = None) -> list[int]:
+    """``root`` and all its descendants now (empty if ``root`` is gone); ``kids`` from
+    ``children()`` saves reading ``/proc`` again."""
+    if kids is None:
+        kids = children()
     if _stat(root) is None:
         return []
     found, todo = [], [root]
     while todo:
         pid = todo.pop()
         found.append(pid)
-        todo.extend(children.get(pid, ()))
+        todo.extend(kids.get(pid, ()))
     return found
 
 
 def find(needle: str) -> list[int]:
     """Processes whose command line contains ``needle``."""
-    found = []
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if needle in cmdline:
-            found.append(int(entry.name))
-    return found
+    try:
+        pids = [int(e.name) for e in PROC.iterdir() if e.name.isdigit()]
+    except OSError:
+        return []
+    return [pid for pid in pids if needle in cmdline(pid)]

@@ -15,6 +15,17 @@ from benchmarks import actor
 from benchmarks.actor import ActorConfig, ActorResult
 
 CONTRACT = {"suite", "batched_per_s", "unbatched_per_s", "p50_us", "p99_us"}
+ROW_CONTRACT = {
+    "mode",
+    "commands_per_s",
+    "p50_us",
+    "p99_us",
+    "commands_per_call",
+    "shard_cpu",
+    "shard_cpu_s_per_1k_commands",
+    "commits",
+    "events_per_commit",
+}
 
 
 def row(batched: bool, per_s: float) -> ActorResult:
@@ -49,6 +60,8 @@ async def test_quick_rows_on_a_real_shard(local_ray: None, database_url: str) ->
         assert 0 < r.p50_us <= r.p99_us
         assert len(run.latencies_us) == r.commands
         assert r.driver_cpu >= 0 and r.db_cpu >= -1
+        assert r.shard_cpu_s_per_1k_commands >= 0  # the shard's pid is known on this Ray
+        assert r.commits > 0 and r.events_per_commit >= 1  # its event log's counters too
     assert results[0].commands_per_call == 1.0
     # commands and calls are counted over the same window, whose edges cut a call or two
     assert 1.0 <= results[1].commands_per_call <= 8.0 * 1.25
@@ -57,6 +70,8 @@ async def test_quick_rows_on_a_real_shard(local_ray: None, database_url: str) ->
     assert document["suite"] == "actor"
     assert document["batched_per_s"] > 0 and document["unbatched_per_s"] > 0
     assert [r["mode"] for r in document["results"]] == ["unbatched", "batched"]
+    for r in document["results"]:
+        assert r.keys() >= ROW_CONTRACT
     assert await bench_rows(database_url) == 0  # a given database keeps none of the rows
 
 
