@@ -29,6 +29,7 @@ import ray
 import redis.asyncio as aioredis
 import structlog
 
+from core.gctune import tune_for_service
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing.effects import Effect
@@ -191,6 +192,7 @@ class RouterShard:
                 owns=lambda tenant: shard_of(tenant, self._shards) == self._index,
             )
             self._shard.start()
+            tune_for_service()
         return self._shard
 
     @ray.method(concurrency_group="dispatch")
