@@ -70,6 +70,7 @@ def test_quick_json_on_given_urls(
     # every routed conversation took at least a start and an accept
     assert document["rpcs_per_s"] >= 2 * document["routed_per_s"] > 0
     assert last["rpcs_per_s"] == document["rpcs_per_s"]
+    assert isinstance(last["kept_up"], bool)
     assert document["rpc_ratio"] > document["ratio_to_baseline"] > 0
     assert document["frontdoor_cpu_ms_per_conversation"] > 0
     assert document["peak_routed_per_s"] is None and document["peak_share"] is None  # no ramp
@@ -144,6 +145,16 @@ def test_a_step_kept_up_with_what_arrived() -> None:
     assert not step(arrived=100, routed=100, unrouted=1).kept_up
     assert step(arrived=100, routed=100, errors=10).kept_up  # 1 % of 1,000 arrivals
     assert not step(arrived=100, routed=100, errors=11).kept_up
+
+
+def test_routed_is_counted_after_the_latency() -> None:
+    arrivals = [i / 100 for i in range(1000)]  # 100 a second for 10 s
+    steady = e2e.Books(loadgen.Window(start=0.0, end=10.0))
+    steady.routed = [(t, t + 0.5) for t in arrivals]  # each routed 0.5 s after it arrived
+    assert steady.count_routed() == 1000 == steady.window.completed
+    behind = e2e.Books(loadgen.Window(start=0.0, end=10.0))
+    behind.routed = [(t, 0.2 + i / 80) for i, t in enumerate(arrivals)]  # 80 a second at most
+    assert 790 <= behind.count_routed() <= 810
 
 
 def sample(at: float, rss: dict[str, dict[int, float]]) -> e2e.Sample:
