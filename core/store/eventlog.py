@@ -152,7 +152,11 @@ class EventLog:
             if item.epoch != newest[item.tenant]:
                 _fail(item, StaleEpoch(f"tenant {item.tenant!r}: epoch {item.epoch} is stale"))
         try:
-            last = await self._commit(live)
+            try:
+                last = await self._commit(live)
+            except _Stale as stale:  # rolled back: the current tenants go again, alone
+                current = [item for item in live if item.tenant in stale.claimed]
+                last = await self._commit(current) if current else {}
         except PG_CONNECTION_ERRORS as exc:
             for item in live:
                 _fail(item, StoreUnavailable(f"PostgreSQL is unavailable: {exc}"))
@@ -186,38 +190,63 @@ class EventLog:
             counts[item.tenant] = counts.get(item.tenant, 0) + len(item.rows)
             epochs[item.tenant] = item.epoch
         tenants = list(counts)
+        # Each event's offset within its tenant's share of the batch (1, 2, ...): the statement
+        # turns it into a sequence number once the fence has handed out the tenant's range.
+        columns: tuple[list[object], ...] = ([], [], [], [], [], [])
+        offsets = dict.fromkeys(tenants, 0)
+        for item in batch:
+            for type_name, payload, at in item.rows:
+                offsets[item.tenant] += 1
+                for column, value in zip(
+                    columns,
+                    (item.tenant, offsets[item.tenant], item.epoch, ts(at), type_name, payload),
+                    strict=True,
+                ):
+                    column.append(value)
         async with self._pool.acquire(timeout=self._timeout) as conn, conn.transaction():
             claimed = await conn.fetch(
-                """UPDATE tenants t SET last_seq = t.last_seq + v.n
-                   FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(tenant_id, epoch, n)
-                   WHERE t.tenant_id = v.tenant_id AND t.epoch = v.epoch
-                   RETURNING t.tenant_id, t.last_seq""",
+                _APPEND_SQL,
                 tenants,
                 [epochs[t] for t in tenants],
                 [counts[t] for t in tenants],
+                *columns,
                 timeout=self._timeout,
             )
             last = {r["tenant_id"]: r["last_seq"] for r in claimed}
-            next_seq = {t: last[t] - counts[t] + 1 for t in last}
-            records = []
+            if len(last) < len(tenants):  # a stale epoch: keep the others' events only
+                raise _Stale(last)
             projection = Projection()
             for item in batch:
-                if item.tenant not in last:
-                    continue
-                for type_name, payload, at in item.rows:
-                    seq = next_seq[item.tenant]
-                    next_seq[item.tenant] = seq + 1
-                    records.append((item.tenant, seq, item.epoch, ts(at), type_name, payload))
                 projection.extend(item.projection)
-            if records:
-                await conn.copy_records_to_table(
-                    "events",
-                    records=records,
-                    columns=("tenant_id", "seq", "epoch", "at", "type", "payload"),
-                    timeout=self._timeout,
-                )
-                await write_projection(conn, projection, self._timeout)
+            await write_projection(conn, projection, self._timeout)
         return last
+
+
+_APPEND_SQL = """
+WITH claimed AS (
+    UPDATE tenants t SET last_seq = t.last_seq + v.n
+    FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(tenant_id, epoch, n)
+    WHERE t.tenant_id = v.tenant_id AND t.epoch = v.epoch
+    RETURNING t.tenant_id, t.last_seq, v.n
+), stored AS (
+    INSERT INTO events (tenant_id, seq, epoch, at, type, payload)
+    SELECT e.tenant_id, c.last_seq - c.n + e.offset_in_batch, e.epoch, e.at, e.type,
+           e.payload::jsonb
+    FROM unnest($4::text[], $5::bigint[], $6::bigint[], $7::timestamptz[], $8::text[],
+                $9::text[]) AS e(tenant_id, offset_in_batch, epoch, at, type, payload)
+    JOIN claimed c ON c.tenant_id = e.tenant_id
+)
+SELECT tenant_id, last_seq FROM claimed"""
+"""The epoch fence, the sequence numbers and the events in one statement (one round trip)."""
+
+
+class _Stale(Exception):
+    """Some tenants of a batch were claimed by a newer incarnation: roll back and go again
+    without them (``claimed`` names the tenants whose epoch was current)."""
+
+    def __init__(self, claimed: dict[str, int]) -> None:
+        super().__init__("stale epoch in batch")
+        self.claimed = claimed
 
 
 def _fail(item: _Append, error: Exception) -> None:
