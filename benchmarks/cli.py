@@ -569,7 +569,7 @@ def e2e(
     _emit_document(e2e_suite.document(result), as_json, out)
     if plot_dir is not None:
         curves = {
-            "enqueue → offer": run.enqueue_to_offer_ms,
+            "arrival → offer": run.enqueue_to_offer_ms,
             "accept → assigned": run.accept_to_assigned_ms,
             "no-op baseline": run.baseline_ms,
         }

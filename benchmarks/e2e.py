@@ -565,8 +565,13 @@ async def running_system(config: E2EConfig, say: Progress) -> AsyncIterator[Syst
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+_has_workers: dict[str, bool] = {}
+
+
 async def serve_has_workers() -> bool:
-    """Whether this ``usher serve`` takes ``--workers`` (its ``--help`` lists it)."""
+    """Whether this ``usher serve`` takes ``--workers`` (its ``--help`` lists it; asked once)."""
+    if sys.executable in _has_workers:
+        return _has_workers[sys.executable]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         *("-m", "core.cli", "serve", "--help"),
@@ -574,7 +579,9 @@ async def serve_has_workers() -> bool:
         stderr=asyncio.subprocess.DEVNULL,
     )
     out, _ = await process.communicate()
-    return process.returncode == 0 and re.search(r"--workers\b", out.decode()) is not None
+    found = process.returncode == 0 and re.search(r"--workers\b", out.decode()) is not None
+    _has_workers[sys.executable] = found
+    return found
 
 
 def _start_ray(shards: int) -> str | None:
