@@ -17,6 +17,8 @@ class CuttableProxy:
         self._tcp = (parts.hostname or "127.0.0.1", parts.port or 5432)
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.port = 0
 
     @property
@@ -45,14 +47,21 @@ class CuttableProxy:
     async def restore(self) -> None:
         await self.start()
 
+    def stall(self) -> None:
+        """Hold every byte in both directions, connections open (as a SIGSTOPped server)."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._unix:
             up_reader, up_writer = await asyncio.open_unix_connection(self._unix)
         else:
             up_reader, up_writer = await asyncio.open_connection(*self._tcp)
         pipes = [
-            asyncio.ensure_future(_pipe(reader, up_writer)),
-            asyncio.ensure_future(_pipe(up_reader, writer)),
+            asyncio.ensure_future(_pipe(reader, up_writer, self._flowing)),
+            asyncio.ensure_future(_pipe(up_reader, writer, self._flowing)),
         ]
         self._pipes.update(pipes)
         try:
@@ -65,9 +74,12 @@ class CuttableProxy:
                 w.close()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event
+) -> None:
     with contextlib.suppress(ConnectionError):
         while data := await reader.read(65536):
+            await flowing.wait()
             writer.write(data)
             await writer.drain()
     writer.close()

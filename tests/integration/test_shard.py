@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
@@ -211,3 +212,59 @@ async def test_a_command_that_fails_inside_the_engine_fails_its_batch_and_change
     (retried,) = await shard.submit([start(1)])
     assert retried.ok
     assert set(shard.engine.router(T).conversations) == {"c1"}
+
+
+async def test_a_stalled_then_cut_store_loses_no_acknowledged_first_message(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    """Conversations with their first message keep arriving while PostgreSQL stalls (bytes
+    held, as under SIGSTOP), then drops every connection: whatever was acknowledged is stored
+    whole, and nothing refused left a conversation without its message."""
+    proxy = CuttableProxy(database_url)
+    await proxy.start()
+    proxied = await asyncpg.create_pool(proxy.url, min_size=1, max_size=2, timeout=2)
+    shard = Shard("s0", proxied, clock=ManualClock())
+    shard._log._timeout = 1.0  # a stalled commit gives up (its outcome unknown) within a second
+    acknowledged: list[str] = []
+
+    async def customer(n: int) -> None:
+        command = c.StartConversation(
+            tenant=T,
+            conversation_id=f"c{n}",
+            channel="whatsapp",
+            customer_id=f"k{n}",
+            queue_id="q",
+            first_message=m.MessageBody(text=f"first {n}", provider_message_id=f"w{n}"),
+        )
+        for _ in range(20):  # a gateway retries until it is answered
+            (outcome,) = await shard.submit([command])
+            if outcome.ok or (outcome.failure and outcome.failure.code == "ALREADY_EXISTS"):
+                acknowledged.append(command.conversation_id)
+                return
+            await asyncio.sleep(0.2)
+
+    try:
+        assert all(o.ok for o in await shard.submit(setup_commands()))
+        arrivals = [asyncio.create_task(customer(n)) for n in range(40)]
+        await asyncio.sleep(0.05)
+        proxy.stall()
+        await asyncio.sleep(1.5)
+        await proxy.cut()
+        proxy.resume()
+        await asyncio.sleep(0.5)
+        await proxy.restore()
+        await asyncio.gather(*arrivals)
+    finally:
+        await shard.stop()
+        await proxied.close()
+        await proxy.cut()
+    rows = await pool.fetch(
+        """SELECT c.conversation_id, count(m.message_id) AS messages
+           FROM conversations c LEFT JOIN messages m ON m.tenant_id = c.tenant_id
+             AND m.conversation_id = c.conversation_id AND m.sender = 'customer'
+           WHERE c.tenant_id = $1 GROUP BY c.conversation_id""",
+        T,
+    )
+    stored = {r["conversation_id"]: r["messages"] for r in rows}
+    assert sorted(acknowledged) == sorted(stored)  # every arrival was answered in the end
+    assert all(count == 1 for count in stored.values()), stored
