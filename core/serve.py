@@ -37,6 +37,7 @@ from core.api.local import build_local_context
 from core.api.metrics import CountingFeeds, QueueDepth, metered, with_stream_gauge
 from core.api.server import Server, available_servicers, serve
 from core.config import StoreSettings
+from core.gctune import tune_for_service
 from core.routing import commands as c
 from core.routing import model as m
 from core.runtime.live import TenantLive
@@ -268,6 +269,7 @@ async def run(settings: ServeSettings, report: Callable[[Server, str], None] | N
                 )
 
             def ready(server: Server) -> None:
+                tune_for_service()
                 if report is not None:
                     report(server, metrics)
                     return
