@@ -43,6 +43,8 @@ from core.runtime.shard import Outcome
 from core.store.records import decode_page_token, encode_page_token
 
 _HELD = ("active", "wrap_up")
+MAX_EVENTS_PER_RESPONSE = 100
+"""Events a stream response gathers when several are ready at once (one write, not many)."""
 MAX_NOTE = 10_000
 
 
@@ -137,18 +139,26 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
                 opening = await self._open_offers(tenant, me, feed.last_id)
                 if opening:
                     yield agent_service_pb2.StreamEventsResponse(events=opening)
+            gathered: list[agent_service_pb2.AgentEvent] = []
             async for item in subscription:
                 payload = agent_event(me, item.event)
-                if payload is None:
-                    continue
-                conversation_id = getattr(item.event, "conversation_id", "")
-                event = agent_service_pb2.AgentEvent(
-                    event_id=item.event_id,
-                    time=cv.timestamp(item.event.at),
-                    conversation=cv.conversation_name(conversation_id) if conversation_id else "",
-                    **payload,
-                )
-                yield agent_service_pb2.StreamEventsResponse(events=[event])
+                if payload is not None:
+                    conversation_id = getattr(item.event, "conversation_id", "")
+                    gathered.append(
+                        agent_service_pb2.AgentEvent(
+                            event_id=item.event_id,
+                            time=cv.timestamp(item.event.at),
+                            conversation=cv.conversation_name(conversation_id)
+                            if conversation_id
+                            else "",
+                            **payload,
+                        )
+                    )
+                if gathered and (
+                    len(gathered) >= MAX_EVENTS_PER_RESPONSE or not subscription.ready()
+                ):
+                    yield agent_service_pb2.StreamEventsResponse(events=gathered)
+                    gathered = []
         finally:
             subscription.close()
 

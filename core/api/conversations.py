@@ -38,12 +38,14 @@ from core.routing import model as m
 from core.routing.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from core.runtime.shard import Outcome
 from core.store.channels import Channels
-from core.store.ingest import MAX_CONTENT, MAX_PROVIDER_ID
+from core.store.validation import MAX_CONTENT, MAX_PROVIDER_ID
 
 CallerOf = Callable[[cv.Ctx], Caller]
 MAX_ATTACHMENTS = 20
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 100
+MAX_ITEMS_PER_RESPONSE = 100
+"""Outbound items a response gathers when several are ready at once (one write, not many)."""
 
 
 def default_caller(context: cv.Ctx) -> Caller:
@@ -124,7 +126,7 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
     async def _customer_id(
         self, tenant: str, channel: str, customer: conversation_pb2.CustomerIdentity
     ) -> str:
-        return await self._api.ingestor.resolve_customer(
+        return await self._api.customers.resolve(
             tenant,
             channel,
             customer.external_id,
@@ -397,6 +399,30 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
             webhook_namespace=tenant, channels=[channel_to_proto(ch) for ch in found]
         )
 
+    async def _outbound(
+        self, tenant: str, channel_filter: str, event_id: int, event: ev.Event
+    ) -> conversation_service_pb2.OutboundItem | None:
+        if isinstance(event, ev.ConversationStarted):
+            self._targets.learn(tenant, event)
+        payload = outbound_item(event)
+        if payload is None:
+            return None
+        conversation_id = getattr(event, "conversation_id", "")
+        target = await self._targets.get(tenant, conversation_id)
+        if target is None:
+            return None
+        channel, external_id = target
+        if channel_filter and channel != channel_filter:
+            return None
+        return conversation_service_pb2.OutboundItem(
+            event_id=event_id,
+            conversation=cv.conversation_name(conversation_id),
+            channel=channel,
+            external_id=external_id,
+            time=cv.timestamp(event.at),
+            **payload,
+        )
+
     @cv.guarded_stream
     async def StreamOutbound(
         self, request: conversation_service_pb2.StreamOutboundRequest, context: cv.Ctx
@@ -404,32 +430,16 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         tenant = self._gateway(context)
         after = request.resume_after_event_id or None
         subscription = self._api.feeds.feed(tenant).subscribe(after, accepts=for_customers)
+        gathered: list[conversation_service_pb2.OutboundItem] = []
         try:
             async for item in subscription:
-                event = item.event
-                if isinstance(event, ev.ConversationStarted):
-                    self._targets.learn(tenant, event)
-                payload = outbound_item(event)
-                if payload is None:
-                    continue
-                conversation_id = getattr(event, "conversation_id", "")
-                target = await self._targets.get(tenant, conversation_id)
-                if target is None:
-                    continue
-                channel, external_id = target
-                if request.channel and channel != request.channel:
-                    continue
-                yield conversation_service_pb2.StreamOutboundResponse(
-                    items=[
-                        conversation_service_pb2.OutboundItem(
-                            event_id=item.event_id,
-                            conversation=cv.conversation_name(conversation_id),
-                            channel=channel,
-                            external_id=external_id,
-                            time=cv.timestamp(event.at),
-                            **payload,
-                        )
-                    ]
-                )
+                outbound = await self._outbound(tenant, request.channel, item.event_id, item.event)
+                if outbound is not None:
+                    gathered.append(outbound)
+                if gathered and (
+                    len(gathered) >= MAX_ITEMS_PER_RESPONSE or not subscription.ready()
+                ):
+                    yield conversation_service_pb2.StreamOutboundResponse(items=gathered)
+                    gathered = []
         finally:
             subscription.close()

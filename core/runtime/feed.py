@@ -135,6 +135,11 @@ class Subscription:
             yield Item(self._next, event)
             self._next += 1
 
+    def ready(self) -> bool:
+        """True while more items wait in the queue: a stream can gather them into one response
+        and send when this turns False."""
+        return not self._queue.empty()
+
     def close(self) -> None:
         self.closed = True
         self._feed._subscribers.discard(self)

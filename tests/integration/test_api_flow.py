@@ -145,17 +145,24 @@ async def start(env: Env, external_id: str, queue: str = "queues/q", text: str =
     )
 
 
+_UNREAD: dict[int, list[Any]] = {}
+"""Items of a stream's last response that ``next_where`` has not looked at yet (a response
+may gather several)."""
+
+
 async def next_where(stream: Any, pick: Callable[[Any], R | None]) -> R:
     """The first item of a server stream's responses that ``pick`` maps to a value."""
+    unread = _UNREAD.setdefault(id(stream), [])
 
     async def scan() -> R:
         while True:
-            response = await stream.read()
-            assert response is not grpc.aio.EOF, "the stream ended"
-            for item in getattr(response, "items", None) or response.events:
-                found = pick(item)
+            while unread:
+                found = pick(unread.pop(0))
                 if found is not None:
                     return found
+            response = await stream.read()
+            assert response is not grpc.aio.EOF, "the stream ended"
+            unread.extend(getattr(response, "items", None) or response.events)
 
     return await asyncio.wait_for(scan(), WAIT)
 
