@@ -39,6 +39,7 @@ from core.routing import commands as c
 from core.routing import events as ev
 from core.runtime.feed import Backfill, Feeds
 from core.runtime.shard import Outcome
+from core.store.reads import queue_depths
 
 log = structlog.get_logger(__name__)
 
@@ -89,13 +90,6 @@ QUEUE_LONGEST_WAIT: Final = Gauge(
 
 OFFER_OUTCOMES: Final = ("made", "accepted", "rejected", "expired", "rescinded")
 
-_DEPTH_SQL: Final = """
-SELECT tenant_id, queue_id, count(*) AS waiting,
-       coalesce(extract(epoch FROM now() - min(queued_at)), 0) AS longest
-FROM conversations
-WHERE state IN ('queued', 'offered') AND queue_id IS NOT NULL
-GROUP BY tenant_id, queue_id"""
-
 
 class QueueDepth:
     """Refreshes the queue gauges every ``interval`` seconds; queues that emptied read 0."""
@@ -107,14 +101,13 @@ class QueueDepth:
         self._task: asyncio.Task[None] | None = None
 
     async def refresh(self) -> None:
-        rows = await self._pool.fetch(_DEPTH_SQL, timeout=self._interval)
-        now = {(r["tenant_id"], r["queue_id"]): r for r in rows}
+        now = await queue_depths(self._pool, timeout=self._interval)
         for key in self._seen - set(now):
             QUEUE_WAITING.labels(*key).set(0)
             QUEUE_LONGEST_WAIT.labels(*key).set(0)
-        for key, row in now.items():
-            QUEUE_WAITING.labels(*key).set(row["waiting"])
-            QUEUE_LONGEST_WAIT.labels(*key).set(float(row["longest"]))
+        for key, (waiting, longest) in now.items():
+            QUEUE_WAITING.labels(*key).set(waiting)
+            QUEUE_LONGEST_WAIT.labels(*key).set(longest)
         self._seen |= set(now)
 
     def start(self) -> None:

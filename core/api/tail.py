@@ -31,7 +31,6 @@ log = structlog.get_logger(__name__)
 
 class LogTail:
     def __init__(self, pool: asyncpg.Pool, feeds: Feeds, *, interval: float = 2.0) -> None:
-        self._pool = pool
         self._feeds = feeds
         self._log = EventLog(pool)
         self._interval = interval
@@ -40,8 +39,7 @@ class LogTail:
 
     async def poll(self) -> int:
         """Publish what committed since the last poll; how many events that was."""
-        rows = await self._pool.fetch("SELECT tenant_id, last_seq FROM tenants")
-        latest = {r["tenant_id"]: int(r["last_seq"]) for r in rows}
+        latest = await self._log.last_sequences()
         if self._seen is None:
             self._seen = latest
             return 0

@@ -116,6 +116,17 @@ class EventLog:
             raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
         return [codec.decode(r["type"], r["payload"]) for r in records]
 
+    async def last_sequences(self) -> dict[str, int]:
+        """Every tenant's newest event sequence."""
+        try:
+            async with self._pool.acquire(timeout=self._timeout) as conn:
+                rows = await conn.fetch(
+                    "SELECT tenant_id, last_seq FROM tenants", timeout=self._timeout
+                )
+        except PG_CONNECTION_ERRORS as exc:
+            raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
+        return {r["tenant_id"]: int(r["last_seq"]) for r in rows}
+
     def statistics(self) -> EventLogStatistics:
         """Committed transactions, appends and events so far."""
         return EventLogStatistics(self._commits, self._appends, self._events)

@@ -35,6 +35,22 @@ SELECT message_id, conversation_id, channel, direction, sender, agent_id, conten
        provider_message_id, created_at FROM messages"""
 
 
+_DEPTH_SQL: Final = """
+SELECT tenant_id, queue_id, count(*) AS waiting,
+       coalesce(extract(epoch FROM now() - min(queued_at)), 0) AS longest
+FROM conversations
+WHERE state IN ('queued', 'offered') AND queue_id IS NOT NULL
+GROUP BY tenant_id, queue_id"""
+
+
+async def queue_depths(
+    pool: asyncpg.Pool, *, timeout: float = 5.0
+) -> dict[tuple[str, str], tuple[int, float]]:
+    """(tenant, queue) -> (conversations waiting, seconds the longest has waited)."""
+    rows = await pool.fetch(_DEPTH_SQL, timeout=timeout)
+    return {(r["tenant_id"], r["queue_id"]): (int(r["waiting"]), float(r["longest"])) for r in rows}
+
+
 @dataclass(frozen=True, slots=True)
 class AgentRow:
     agent_id: str
