@@ -17,10 +17,11 @@ with INTERNAL.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import asyncpg
+import structlog
 from google.protobuf import field_mask_pb2, message
 from usher.v1 import admin_service_pb2 as pb
 from usher.v1 import admin_service_pb2_grpc as pb_grpc
@@ -51,6 +52,8 @@ from core.store import credentials
 from core.store.admin import AdminStore, StoredAgent, StoredCredential, StoredQueue
 from core.store.channels import Channels
 from core.store.errors import InvalidInput
+
+log = structlog.get_logger(__name__)
 
 Ctx = Any  # grpc.aio.ServicerContext
 T = TypeVar("T")
@@ -209,14 +212,31 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     # --- agents --------------------------------------------------------------------------------
 
     @staticmethod
-    def _agent(found: StoredAgent) -> agent_pb2.Agent:
-        return agent_to_proto(found.profile, found.status, found.custom_status, found.updated_at)
+    def _agent(found: StoredAgent, loads: Mapping[str, float]) -> agent_pb2.Agent:
+        return agent_to_proto(
+            found.profile,
+            found.status,
+            found.custom_status,
+            found.updated_at,
+            loads.get(found.profile.agent_id, 0.0),
+        )
+
+    async def _loads(self, tenant: str) -> Mapping[str, float]:
+        """Each agent's load now, from the shard that owns the tenant ({} when unknown)."""
+        if self.ctx.live is None:
+            return {}
+        try:
+            live = await self.ctx.live(tenant)
+        except Exception as exc:  # the shard is restarting: show the records without load
+            log.warning("live figures unavailable", tenant=tenant, error=repr(exc))
+            return {}
+        return {a.agent_id: a.load for a in live.agents}
 
     async def _load_agent(self, context: Ctx, tenant: str, agent_id: str) -> agent_pb2.Agent:
         found = await self._store.agent(tenant, agent_id)
         if found is None:
             await self._not_found(context, "agent", f"agents/{agent_id}")
-        return self._agent(found)
+        return self._agent(found, await self._loads(tenant))
 
     @guarded
     async def GetAgent(self, request: pb.GetAgentRequest, context: Ctx) -> pb.GetAgentResponse:
@@ -231,11 +251,13 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     ) -> pb.ListAgentsResponse:
         size = await page_size(context, request.page_size)
         after = await decode_token(context, request.page_token)
-        found = await self._store.agents(caller(context).tenant, after, size + 1)
+        tenant = caller(context).tenant
+        found = await self._store.agents(tenant, after, size + 1)
         more = len(found) > size
         found = found[:size]
+        loads = await self._loads(tenant)
         return pb.ListAgentsResponse(
-            agents=[self._agent(a) for a in found],
+            agents=[self._agent(a, loads) for a in found],
             next_page_token=encode_token(found[-1].agent_id) if more else "",
         )
 

@@ -102,8 +102,9 @@ def agent_to_proto(
     status: m.AgentStatus = m.AgentStatus.OFFLINE,
     custom_status: str | None = None,
     updated_at: dt.datetime | None = None,
+    load: float = 0.0,
 ) -> agent_pb2.Agent:
-    """The agent as the API shows it. ``load`` is not kept in the records and reads 0."""
+    """The agent as the API shows it; ``load`` comes from the shard's live state."""
     return agent_pb2.Agent(
         name=f"agents/{profile.agent_id}",
         display_name=profile.name,
@@ -115,6 +116,7 @@ def agent_to_proto(
         departments=[f"departments/{d}" for d in sorted(profile.departments)],
         status=STATUSES[status],
         custom_status=custom_status or "",
+        load=load,
         update_time=timestamp(updated_at),
     )
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 import pytest
-from usher.v1 import agent_service_pb2, conversation_pb2, conversation_service_pb2
+from usher.v1 import agent_pb2, agent_service_pb2, conversation_pb2, conversation_service_pb2
 
 from core.api.context import ApiContext
 from core.routing import commands as c
@@ -231,3 +231,18 @@ async def test_a_lost_answer_after_commit_is_retried_into_exactly_one_message(en
     )
     assert sorted(r["content"] for r in rows) == ["card 4111", "thanks"]
     assert isinstance(env.api, ApiContext) and dataclasses.is_dataclass(env.api)
+
+
+async def test_an_agent_shows_the_load_the_shard_holds(env: Env) -> None:
+    await sign_in(env, "ann")
+    await start(env, "+85290000006")
+    ann = env.agents.StreamEvents(agent_service_pb2.StreamEventsRequest(), metadata=agent("ann"))
+    offer = await next_where(ann, offer_of)
+    await env.agents.AcceptOffer(
+        agent_service_pb2.AcceptOfferRequest(offer=offer.name), metadata=agent("ann")
+    )
+    status = await env.agents.SetStatus(
+        agent_service_pb2.SetStatusRequest(status=agent_pb2.AGENT_STATUS_AWAY),
+        metadata=agent("ann"),
+    )
+    assert status.agent.load == 1.0 and status.agent.capacity == 2.0
