@@ -45,10 +45,10 @@ from core.runtime.shard import Failure
 from core.store import credentials
 from core.store.channels import Channel, Channels
 from core.store.connect import Connections, connect
+from core.store.customers import Customers
 from core.store.embedded import EmbeddedPostgres
 from core.store.errors import StoreError
 from core.store.eventlog import EventLog
-from core.store.ingest import Ingestor
 from core.store.records import Records
 
 log = structlog.get_logger(__name__)
@@ -221,7 +221,7 @@ async def _ray_context(
         pool=connections.pg,
         redis=connections.redis,
         records=Records(connections.pg),
-        ingestor=Ingestor(connections.pg, connections.redis),
+        customers=Customers(connections.pg),
         live=live,
     )
 

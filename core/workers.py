@@ -320,8 +320,8 @@ async def _seed_demo(
     from core.api.metrics import CountingFeeds
     from core.runtime.dispatcher import Dispatcher
     from core.serve import seed_demo
+    from core.store.customers import Customers
     from core.store.eventlog import EventLog
-    from core.store.ingest import Ingestor
     from core.store.records import Records
 
     ctx = ApiContext(
@@ -330,7 +330,7 @@ async def _seed_demo(
         pool=connections.pg,
         redis=connections.redis,
         records=Records(connections.pg),
-        ingestor=Ingestor(connections.pg, connections.redis),
+        customers=Customers(connections.pg),
     )
     return await seed_demo(ctx)
 

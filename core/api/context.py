@@ -19,7 +19,7 @@ from core.routing import commands as c
 from core.runtime.feed import Feeds
 from core.runtime.live import TenantLive
 from core.runtime.shard import Failure, Outcome
-from core.store.ingest import Ingestor
+from core.store.customers import Customers
 from core.store.reads import Reads
 from core.store.records import Records
 
@@ -62,7 +62,8 @@ class ApiContext:
     pool: asyncpg.Pool
     redis: aioredis.Redis | None
     records: Records
-    ingestor: Ingestor
+    customers: Customers
+    """Customer ids from channel identities (``core.store.customers``), cached per process."""
     live: Callable[[str], Awaitable[TenantLive]] | None = None
     """A tenant's live figures from the shard that owns it (None: this front door has none)."""
     reads: Reads = field(init=False)

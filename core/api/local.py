@@ -19,8 +19,8 @@ from core.routing.clock import Clock
 from core.routing.effects import Effect
 from core.runtime.shard import Outcome, Shard
 from core.store.connect import Connections
+from core.store.customers import Customers
 from core.store.eventlog import EventLog
-from core.store.ingest import Ingestor
 from core.store.records import Records
 
 
@@ -49,7 +49,7 @@ def build_local_context(
         pool=connections.pg,
         redis=connections.redis,
         records=Records(connections.pg),
-        ingestor=Ingestor(connections.pg, connections.redis),
+        customers=Customers(connections.pg),
         live=shard.live,
     )
     return context, shard

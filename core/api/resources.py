@@ -12,8 +12,8 @@ from core.api import convert as cv
 from core.routing import events as ev
 from core.routing import model as m
 from core.routing.views import AgentView, ConversationView
-from core.store.ingest import Attachment as StoredAttachment
 from core.store.reads import AgentRow, OpenOffer, TransferRow
+from core.store.records import Attachment as StoredAttachment
 from core.store.records import MessageRecord
 
 _TIMES = (

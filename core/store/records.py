@@ -21,7 +21,6 @@ from typing import Any, Final, TextIO
 import asyncpg
 
 from core.store.errors import InvalidInput, translated_errors
-from core.store.ingest import Attachment
 from core.store.validation import require_aware, require_name, require_phone, require_text
 
 MAX_PAGE_SIZE: Final = 500
@@ -77,6 +76,18 @@ class Page:
     records: tuple[ConversationRecord, ...]
     next_page_token: str | None
     """Pass to ``search`` with the same query for the next page; None on the last page."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file already stored elsewhere, named by its content hash."""
+
+    sha256: str
+    name: str
+    type: str
+    size: int
+    uri: str = ""
+    """Where the gateway serves it (https, or an object-store URI); empty when not known."""
 
 
 @dataclass(frozen=True, slots=True)

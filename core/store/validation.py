@@ -14,6 +14,10 @@ NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """Tenant ids (the schema's CHECK) and channel names: no ``:``, so Redis keys stay unambiguous."""
 PHONE_PATTERN: Final = re.compile(r"\+[1-9][0-9]{4,14}")
 """E.164, as the schema's CHECK on ``customers.phone`` (the gateways normalise)."""
+MAX_CONTENT: Final = 65536
+"""A message's content, in characters (the schema's CHECK on ``messages.content``)."""
+MAX_PROVIDER_ID: Final = 256
+"""A provider's message id, in characters (the schema's CHECK on ``messages``)."""
 
 
 def require_text(field: str, value: object, *, min_len: int = 0, max_len: int) -> str:

@@ -8,11 +8,12 @@ import json
 import asyncpg
 import pytest
 
+from core.store.customers import Customers
 from core.store.errors import InvalidInput
-from core.store.ingest import Attachment, Ingestor, NewMessage
 from core.store.records import (
     CONVERSATION_COLUMNS,
     TRANSCRIPT_COLUMNS,
+    Attachment,
     ConversationQuery,
     Records,
     conversations_csv,
@@ -30,8 +31,8 @@ async def records(pool: asyncpg.Pool) -> Records:
 
 
 @pytest.fixture
-def ingestor(pool: asyncpg.Pool) -> Ingestor:
-    return Ingestor(pool, None)
+def customers(pool: asyncpg.Pool) -> Customers:
+    return Customers(pool)
 
 
 async def add_conversation(
@@ -58,17 +59,31 @@ async def add_conversation(
 
 
 async def say(
-    ingestor: Ingestor, conversation_id: str, content: str, *, agent_id: str | None = None
+    pool: asyncpg.Pool,
+    conversation_id: str,
+    content: str,
+    *,
+    agent_id: str | None = None,
+    attachments: tuple[Attachment, ...] = (),
 ) -> None:
-    await ingestor.ingest(
-        NewMessage(
-            tenant=TENANT,
-            conversation_id=conversation_id,
-            channel="whatsapp",
-            sender="agent" if agent_id else "customer",
-            agent_id=agent_id,
-            content=content,
-        )
+    """A message stored as the shard stores one (a plain row in ``messages``)."""
+    await pool.execute(
+        """INSERT INTO messages (tenant_id, conversation_id, channel, direction, sender, agent_id,
+                                 content, attachments)
+           VALUES ($1, $2, 'whatsapp', $3, $4, $5, $6, $7::jsonb)""",
+        TENANT,
+        conversation_id,
+        "outbound" if agent_id else "inbound",
+        "agent" if agent_id else "customer",
+        agent_id,
+        content,
+        json.dumps(
+            [
+                {"sha256": a.sha256, "name": a.name, "type": a.type, "size": a.size, "uri": a.uri}
+                for a in attachments
+            ],
+            ensure_ascii=False,
+        ),
     )
 
 
@@ -79,13 +94,13 @@ async def found(records: Records, **filters: object) -> list[str]:
 
 
 async def test_keywords_in_chinese_thai_and_english_are_found(
-    pool: asyncpg.Pool, records: Records, ingestor: Ingestor
+    pool: asyncpg.Pool, records: Records, customers: Customers
 ) -> None:
     for i, text in enumerate(
         ["我想申請退款，謝謝", "สวัสดีค่ะ ขอคืนเงินได้ไหมคะ", "Where is my REFUND?", "100% off_road"]
     ):
         await add_conversation(pool, f"c{i}", created_at=T0 + dt.timedelta(minutes=i))
-        await say(ingestor, f"c{i}", text)
+        await say(pool, f"c{i}", text)
 
     assert await found(records, keyword="退款") == ["c0"]
     assert await found(records, keyword="คืนเงิน") == ["c1"]
@@ -102,10 +117,10 @@ async def test_keywords_in_chinese_thai_and_english_are_found(
 
 
 async def test_search_by_phone_customer_and_conversation(
-    pool: asyncpg.Pool, records: Records, ingestor: Ingestor
+    pool: asyncpg.Pool, records: Records, customers: Customers
 ) -> None:
-    ann = await ingestor.resolve_customer(TENANT, "whatsapp", "85291234567", phone="+85291234567")
-    bob = await ingestor.resolve_customer(TENANT, "line", "Ub0b", phone="+66812345678")
+    ann = await customers.resolve(TENANT, "whatsapp", "85291234567", phone="+85291234567")
+    bob = await customers.resolve(TENANT, "line", "Ub0b", phone="+66812345678")
     await add_conversation(pool, "a1", customer_id=ann)
     await add_conversation(pool, "a2", customer_id=ann, created_at=T0 + dt.timedelta(hours=1))
     await add_conversation(pool, "b1", customer_id=bob)
@@ -123,13 +138,13 @@ async def test_search_by_phone_customer_and_conversation(
 
 
 async def test_search_by_agent_finds_the_last_agent_and_message_authors(
-    pool: asyncpg.Pool, records: Records, ingestor: Ingestor
+    pool: asyncpg.Pool, records: Records, customers: Customers
 ) -> None:
     await add_conversation(pool, "last-ann", last_agent_id="ann")
     await add_conversation(pool, "wrote-ann", last_agent_id="bob", created_at=T0 - dt.timedelta(1))
     await add_conversation(pool, "bob-only", last_agent_id="bob", created_at=T0 - dt.timedelta(2))
-    await say(ingestor, "wrote-ann", "Hello, Ann here", agent_id="ann")
-    await say(ingestor, "bob-only", "Hello, Bob here", agent_id="bob")
+    await say(pool, "wrote-ann", "Hello, Ann here", agent_id="ann")
+    await say(pool, "bob-only", "Hello, Bob here", agent_id="bob")
 
     assert await found(records, agent_id="ann") == ["last-ann", "wrote-ann"]
     assert await found(records, agent_id="bob") == ["wrote-ann", "bob-only"]
@@ -189,23 +204,19 @@ async def test_page_sizes_and_tokens_are_checked(records: Records) -> None:
 
 
 async def test_the_transcript_round_trips_through_csv_intact(
-    pool: asyncpg.Pool, records: Records, ingestor: Ingestor
+    pool: asyncpg.Pool, records: Records, customers: Customers
 ) -> None:
     texts = ["我想申請退款", 'ขอคืนเงินค่ะ, "ด่วน"', "Line one\nline two, with a comma"]
     for text in texts:
-        await say(ingestor, "c1", text)
-    await ingestor.ingest(
-        NewMessage(
-            tenant=TENANT,
-            conversation_id="c1",
-            channel="whatsapp",
-            sender="agent",
-            agent_id="ann",
-            content="=SUM(A1:A2)",
-            attachments=(Attachment("ab" * 32, "收據.pdf", "application/pdf", 10),),
-        )
+        await say(pool, "c1", text)
+    await say(
+        pool,
+        "c1",
+        "=SUM(A1:A2)",
+        agent_id="ann",
+        attachments=(Attachment("ab" * 32, "收據.pdf", "application/pdf", 10),),
     )
-    await say(ingestor, "other", "not in this transcript")
+    await say(pool, "other", "not in this transcript")
 
     messages = await records.transcript(TENANT, "c1")
     rows = list(csv.reader(io.StringIO(transcript_csv(messages), newline="")))
@@ -224,11 +235,9 @@ async def test_the_transcript_round_trips_through_csv_intact(
 
 
 async def test_search_results_export_as_csv(
-    pool: asyncpg.Pool, records: Records, ingestor: Ingestor
+    pool: asyncpg.Pool, records: Records, customers: Customers
 ) -> None:
-    customer = await ingestor.resolve_customer(
-        TENANT, "line", "U1", name="สมชาย, 陳", phone="+66812345678"
-    )
+    customer = await customers.resolve(TENANT, "line", "U1", name="สมชาย, 陳", phone="+66812345678")
     for i in range(7):
         await add_conversation(
             pool, f"e{i}", customer_id=customer, created_at=T0 + dt.timedelta(minutes=i)
