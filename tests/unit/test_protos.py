@@ -44,6 +44,7 @@ SERVICES: dict[str, set[str]] = {
     "ConversationService": {
         "StartConversation",
         "PostCustomerMessage",
+        "ReceiveCustomerMessage",
         "PostBotMessage",
         "RequestAgent",
         "LeaveConversation",
