@@ -20,8 +20,8 @@ The parent process (``supervise``) owns what is shared and serves no calls itsel
   index, after a backoff that grows while it keeps failing);
 - SIGTERM or SIGINT is forwarded (SIGTERM) to the workers, each drains as a single front door
   does (``core.api.server``); then the parent stops the demo gateway, leaves Ray (stopping the
-  local one it started) and stops the embedded stores, and exits 0. A second signal kills the
-  workers at once.
+  local one it started) and stops the embedded stores, and exits 0 (1 if a worker did not exit
+  cleanly). A second signal kills the workers at once.
 
 Workers run in sessions of their own, so a terminal's Ctrl-C reaches only the parent, which
 forwards it; a worker whose parent is gone (killed with SIGKILL) stops by itself (it polls its
@@ -279,14 +279,19 @@ class Supervisor:
                     delay = min(MAX_BACKOFF, 2.0 ** (failures - 1))
                     log.error("front-door worker failed to start", error=str(exc), delay=delay)
                     continue
-                log.info("front-door worker restarted", worker=worker.index, pid=worker.pid)
+                log.info(
+                    "front-door worker restarted",
+                    worker=worker.index,
+                    pid=worker.pid,
+                    metrics=worker.facts.get("metrics"),
+                )
                 break
 
-    async def stop(self, kill: asyncio.Event | None = None) -> None:
+    async def stop(self, kill: asyncio.Event | None = None) -> bool:
         """SIGTERM every worker and wait for them (SIGKILL after ``grace`` + ``STOP_MARGIN``,
-        or once ``kill`` is set)."""
+        or once ``kill`` is set); whether all of them exited 0."""
         self.stopping = True
-        running = [w for w in self.workers if w.process is not None]
+        running = [w for w in self.workers if w.process and w.process.returncode is None]
         for worker in running:
             worker.signal(signal.SIGTERM)
         waiting: asyncio.Future[list[int]] = asyncio.gather(*(w.wait() for w in running))
@@ -298,7 +303,10 @@ class Supervisor:
                 return_when=asyncio.FIRST_COMPLETED,
             )
             if waiting not in done:
-                log.error("front-door workers did not stop; killing them")
+                if killing in done:
+                    log.warning("signalled again: killing the front-door workers")
+                else:
+                    log.error("front-door workers did not stop in time; killing them")
                 for worker in running:
                     worker.signal(signal.SIGKILL)
             codes = await waiting
@@ -310,6 +318,7 @@ class Supervisor:
         for worker, code in zip(running, codes, strict=True):
             if code != 0:
                 log.warning("front-door worker exited uncleanly", worker=worker.index, code=code)
+        return all(code == 0 for code in codes)
 
 
 async def _seed_demo(
@@ -346,7 +355,7 @@ async def _first(*aws: Awaitable[Any]) -> None:
 
 async def supervise(settings: ServeSettings) -> int:
     """The parent of ``worker_count(settings)`` workers (see the module docstring) until SIGTERM
-    or SIGINT; the exit code."""
+    or SIGINT; the exit code: 0 when every worker stopped cleanly, else 1."""
     import warnings
 
     import ray
@@ -422,7 +431,7 @@ async def supervise(settings: ServeSettings) -> int:
                 await stop.wait()
                 log.info("stopping the front-door workers", workers=count)
             finally:
-                await supervisor.stop(kill)
+                clean = await supervisor.stop(kill)
                 if chat is not None:
                     await chat.stop()
         finally:
@@ -434,4 +443,4 @@ async def supervise(settings: ServeSettings) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
-    return 0
+    return 0 if clean else 1

@@ -9,6 +9,8 @@ durations (timeouts are safety nets)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import sys
 import urllib.request
@@ -69,6 +71,25 @@ async def open_agent_streams(url: str) -> float:
     )
 
 
+def workers_of(parent: psutil.Process) -> set[int]:
+    """The pids of ``parent``'s live front-door workers."""
+    found = set()
+    for child in parent.children():
+        with contextlib.suppress(psutil.Error):  # gone, or a zombie not reaped yet
+            if "--worker-of" in child.cmdline():
+                found.add(int(child.pid))
+    return found
+
+
+def listening(pid: int, port: int) -> bool:
+    """Whether process ``pid`` listens on TCP ``port``."""
+    with contextlib.suppress(psutil.Error):
+        for conn in psutil.Process(pid).net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port:
+                return True
+    return False
+
+
 async def worker_pid(url: str) -> int:
     found = await asyncio.to_thread(scrape, url)
     (labels, _), *_ = found["usher_front_door_info"]
@@ -101,7 +122,7 @@ async def test_two_workers_share_the_port_the_shards_and_the_events(
 
         # Two worker processes, children of the one usher serve, each with its metrics.
         parent = psutil.Process(serve.process.pid)
-        children = {p.pid for p in parent.children() if "--worker-of" in p.cmdline()}
+        children = workers_of(parent)
         pids = [await worker_pid(url) for url in urls]
         assert len(set(pids)) == 2 and set(pids) == children
         assert all(str(pid) in banner["workers"] for pid in pids)
@@ -170,6 +191,24 @@ async def test_two_workers_share_the_port_the_shards_and_the_events(
                 assert offer.conversation == conversation
             finally:
                 await feed.stop()
+
+        # A worker that dies is started again by the parent, and serves.
+        os.kill(pids[0], signal.SIGKILL)
+
+        async def replaced() -> int:
+            while True:
+                now = workers_of(parent)
+                if len(now) == 2 and pids[0] not in now:
+                    (fresh,) = now - {pids[1]}
+                    if listening(fresh, serve.port):
+                        return int(fresh)
+                await asyncio.sleep(0.1)
+
+        fresh = await asyncio.wait_for(replaced(), WAIT)
+        async with AdminClient(serve.target, tenant.admin, channels=4, retry=QUICK) as admin:
+            for _ in range(4):
+                await admin.list_agents(admin_pb.ListAgentsRequest())
+        everything.append(psutil.Process(fresh))
 
         # SIGTERM to the parent: every worker drains, Ray and the rest stop, exit code 0.
         await serve.signal(signal.SIGTERM)
