@@ -72,8 +72,11 @@ def validate_text(text: str, attachments: Iterable[object], field: str = "text")
 
 
 def validate_key(key: str, field: str) -> None:
-    if len(key) > MAX_PROVIDER_ID or "\x00" in key:
-        raise InvalidArgument(f"{field} has at most {MAX_PROVIDER_ID} characters", field=field)
+    """An idempotency key: a provider's message id, or a request id (kept as
+    ``request:{id}``, so request ids are a little shorter)."""
+    limit = MAX_PROVIDER_ID - len("request:") if field.endswith("request_id") else MAX_PROVIDER_ID
+    if len(key) > limit or "\x00" in key:
+        raise InvalidArgument(f"{field} has at most {limit} characters", field=field)
 
 
 def validate_tags(tags: Iterable[str], field: str = "tags") -> frozenset[str]:

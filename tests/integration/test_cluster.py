@@ -91,10 +91,14 @@ async def _until_listening(port: int, process: asyncio.subprocess.Process, log: 
     await asyncio.wait_for(probe(), WAIT * 2)
 
 
-def door(address: str, database_url: str, redis_url: str, log: Path) -> UsherServe:
+def door(
+    address: str, database_url: str, redis_url: str, log: Path, *, workers: int = 1
+) -> UsherServe:
+    """A front door on the cluster. One worker by default: the crash scenario's offers time
+    out every 2 s while it is down, so a restart must be quick (workers have their own test)."""
     return UsherServe(
         [
-            *("--ray-address", address, "--shards", "2"),
+            *("--ray-address", address, "--shards", "2", "--workers", str(workers)),
             *("--http-port", "-1", "--grace", "5"),
             *("--database-url", database_url, "--redis-url", redis_url),
         ],
@@ -155,3 +159,58 @@ async def test_a_front_door_killed_in_cluster_mode_restarts_with_everything(
         await crash_and_restart(serve, tenant)
     finally:
         await serve.kill()
+
+
+async def test_two_front_doors_show_the_right_text_under_concurrent_load(
+    ray_head: str, database_url: str, redis_url: str, tenant: Tenant, tmp_path: Path
+) -> None:
+    """Customers write through door 1 while ann works through door 2, several conversations at
+    once: every offer previews its own customer's first message and every message ann sees is
+    the one its conversation's customer wrote (events carry the text; nothing is guessed)."""
+    first = door(ray_head, database_url, redis_url, tmp_path / "a.log", workers=2)
+    second = door(ray_head, database_url, redis_url, tmp_path / "b.log")
+    run = uuid.uuid4().hex[:6]
+    try:
+        await first.start()
+        await second.start()
+        await seed(first, tenant)
+        async with (
+            GatewayClient(first.target, tenant.gateway, retry=QUICK) as gateway,
+            AgentClient(second.target, tenant.agents["ann"], retry=QUICK) as ann,
+        ):
+            feed = Feed(ann)
+            feed.start()
+            try:
+                await sign_in(ann)
+
+                async def customer(n: int) -> None:
+                    name = f"load-{run}-{n}"
+                    conversation = await start(gateway, name, "slow")
+                    offer = await feed.until(offer_for(conversation))
+                    assert offer.preview == f"hello from {name}"
+                    await ann.accept_offer(agent_svc.AcceptOfferRequest(offer=offer.name))
+                    await gateway.post_customer_message(
+                        conv_svc.PostCustomerMessageRequest(
+                            conversation=conversation,
+                            text=f"question from {name}",
+                            provider_message_id=f"wamid-{name}-1",
+                        )
+                    )
+                    shown = await feed.until(
+                        lambda e: (
+                            e
+                            if e.conversation == conversation and e.WhichOneof("event") == "message"
+                            else None
+                        )
+                    )
+                    assert shown.message.text == f"question from {name}"
+                    await ann.end_conversation(
+                        agent_svc.EndConversationRequest(conversation=conversation)
+                    )
+
+                await asyncio.wait_for(asyncio.gather(*(customer(n) for n in range(8))), WAIT * 3)
+            finally:
+                await feed.stop()
+    finally:
+        await first.kill()
+        await second.kill()
