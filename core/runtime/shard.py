@@ -107,46 +107,42 @@ class Shard:
 
     async def submit(self, commands: Sequence[c.Command]) -> list[Outcome]:
         """Run the commands in order; each outcome is final (committed, or refused/failed)."""
+        outcomes: list[Outcome] = [Outcome()] * len(commands)
+        by_tenant: dict[str, list[int]] = {}
+        for i, command in enumerate(commands):
+            by_tenant.setdefault(command.tenant, []).append(i)
         async with self._lock:
-            outcomes: list[Outcome | None] = [None] * len(commands)
-            pending: dict[str, list[_Done]] = {}
-            by_tenant: dict[str, list[int]] = {}
-            for i, command in enumerate(commands):
-                by_tenant.setdefault(command.tenant, []).append(i)
             for tenant, indexes in by_tenant.items():
-                try:
-                    await self._load(tenant)
-                    known = await self._recorded(tenant, [commands[i] for i in indexes])
-                except StoreError as exc:
-                    for i in indexes:
-                        outcomes[i] = _failed(exc)
-                    continue
-                for i in indexes:
-                    if tenant not in self._epochs:  # dropped by an earlier command's failure
-                        outcomes[i] = _UNAVAILABLE
-                        continue
-                    refusal = _already_recorded(self.engine.get(tenant), commands[i], known)
-                    if refusal is not None:
-                        outcomes[i] = _refused(refusal)
-                        continue
-                    try:
-                        outcome = self._execute(commands[i])
-                    except RoutingError as exc:
-                        outcomes[i] = _refused(exc)
-                        continue
-                    except Exception:
-                        log.exception("command failed", shard=self.name, tenant=tenant)
-                        self._drop(tenant, "a command failed")
-                        for j, _ in pending.pop(tenant, []):
-                            outcomes[j] = _UNAVAILABLE
-                        outcomes[i] = _UNAVAILABLE
-                        continue
-                    pending.setdefault(tenant, []).append((i, outcome))
-            for tenant, done in pending.items():
-                for (i, _), outcome in zip(done, await self._commit(tenant, done), strict=True):
+                done = await self._run(tenant, [commands[i] for i in indexes])
+                for i, outcome in zip(indexes, done, strict=True):
                     outcomes[i] = outcome
         self._wake.set()  # deadlines may have moved
-        return [o if o is not None else Outcome() for o in outcomes]
+        return outcomes
+
+    async def _run(self, tenant: str, commands: Sequence[c.Command]) -> list[Outcome]:
+        """One tenant's commands of a batch, in order, committed together."""
+        try:
+            await self._load(tenant)
+            known = await self._recorded(tenant, commands)
+        except StoreError as exc:
+            return [_failed(exc)] * len(commands)
+        outcomes: list[Outcome] = []
+        for command in commands:
+            try:
+                refusal = _already_recorded(self.engine.get(tenant), command, known)
+                if refusal is not None:
+                    raise refusal
+                outcomes.append(self._execute(command))
+            except RoutingError as exc:
+                outcomes.append(_refused(exc))
+            except Exception:  # the engine may be half-way through: start again from the store
+                log.exception("command failed", shard=self.name, tenant=tenant)
+                self._drop(tenant, "a command failed")
+                return [_UNAVAILABLE] * len(commands)
+        done = [(i, outcome) for i, outcome in enumerate(outcomes) if outcome.ok]
+        for (i, _), committed in zip(done, await self._commit(tenant, done), strict=True):
+            outcomes[i] = committed
+        return outcomes
 
     def _execute(self, command: c.Command) -> Outcome:
         """Run one command on the engine: its events, effects and the views it leaves."""
