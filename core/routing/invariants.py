@@ -20,11 +20,26 @@ class InvariantViolation(AssertionError):
 
 
 def check_invariants(router: Router) -> None:
-    """Raise ``InvariantViolation`` naming the first broken invariant (1 to 4)."""
+    """Raise ``InvariantViolation`` naming the first broken invariant (1 to 4, and 6)."""
     _one_offer_or_owner(router)
     _capacity(router)
     _skills(router)
     _no_starvation(router)
+    _messages_once(router)
+
+
+def _messages_once(router: Router) -> None:
+    """6. A message's idempotency key names one message, of a conversation that holds it."""
+    for key, (message_id, conversation_id) in router.message_keys.items():
+        conv = router.conversations.get(conversation_id)
+        if conv is None or key not in conv.message_keys:
+            _fail(6, f"key {key} names {conversation_id}, which does not hold it")
+        if not 0 < message_id <= router.message_seq:
+            _fail(6, f"key {key} names message {message_id}, never numbered")
+    for conv in router.conversations.values():
+        for key in conv.message_keys:
+            if router.message_keys.get(key, (0, ""))[1] != conv.conversation_id:
+                _fail(6, f"{conv!r} holds key {key} the tenant does not know")
 
 
 def _fail(number: int, message: str) -> None:

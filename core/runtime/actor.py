@@ -33,6 +33,7 @@ from core.gctune import tune_for_service
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing.effects import Effect
+from core.runtime import wire
 from core.runtime.dispatcher import shard_of
 from core.runtime.live import TenantLive
 from core.runtime.shard import Outcome, Shard
@@ -206,6 +207,13 @@ class RouterShard:
         """The tenant's live figures now (on the dispatch loop, where the engine lives)."""
         shard = await self._ready()
         return await shard.live(tenant)
+
+    @ray.method(concurrency_group="dispatch")
+    async def submit_encoded(self, payload: bytes) -> bytes:
+        """``submit`` with the batch and its outcomes as msgpack bytes (``core.runtime.wire``):
+        what the front door's ``Dispatcher`` calls."""
+        shard = await self._ready()
+        return wire.encode_outcomes(await shard.submit(wire.decode_commands(payload)))
 
     @ray.method(concurrency_group="dispatch")
     async def start(self) -> None:

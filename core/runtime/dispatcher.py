@@ -3,6 +3,9 @@
 A Ray round trip costs about a millisecond, so the dispatcher never makes one per command:
 while a shard's batch is in flight, the next commands for it wait, then go together (up to
 ``max_batch``). Under load, batches grow by themselves; when idle, a command goes at once.
+Batches and their outcomes cross as msgpack bytes (``core.runtime.wire``). A call that fails
+(the actor died or is restarting) answers every command of its batch UNAVAILABLE: nothing was
+acknowledged, and a retry finds whatever did commit.
 """
 
 from __future__ import annotations
@@ -13,8 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from core.routing import commands as c
+from core.runtime import wire
 from core.runtime.shard import Failure, Outcome
+
+log = structlog.get_logger(__name__)
+
+_UNAVAILABLE = Outcome(failure=Failure("UNAVAILABLE", "the shard is unavailable; retry"))
 
 
 def shard_of(tenant: str, shards: int) -> int:
@@ -55,10 +65,13 @@ class Dispatcher:
                 del lane.waiting[: self._max_batch]
                 self.calls += 1
                 try:
-                    outcomes = await lane.handle.submit.remote([cmd for cmd, _ in batch])
-                except Exception as exc:  # the actor died or is restarting: nothing acknowledged
-                    failure = Failure("UNAVAILABLE", f"shard unavailable: {exc}")
-                    outcomes = [Outcome(failure=failure)] * len(batch)
+                    payload = wire.encode_commands([cmd for cmd, _ in batch])
+                    outcomes = wire.decode_outcomes(
+                        await lane.handle.submit_encoded.remote(payload)
+                    )
+                except Exception:  # the actor died or is restarting: nothing acknowledged
+                    log.warning("shard call failed", exc_info=True)
+                    outcomes = [_UNAVAILABLE] * len(batch)
                 for (_, done), outcome in zip(batch, outcomes, strict=True):
                     if not done.done():
                         done.set_result(outcome)

@@ -170,6 +170,7 @@ class EngineMachine(RuleBasedStateMachine):
         customer=st.sampled_from(["k1", "k2", "k3"]),
         priority=st.integers(0, 2),
         with_bot=st.booleans(),
+        first=st.sampled_from([None, "", "m1", "m5"]),
     )
     def start(
         self,
@@ -179,6 +180,7 @@ class EngineMachine(RuleBasedStateMachine):
         customer: str,
         priority: int,
         with_bot: bool,
+        first: str | None,
     ) -> None:
         known = len(self.router.conversations)
         conversation = f"c{known if fresh or not known else known - 1}"
@@ -191,6 +193,29 @@ class EngineMachine(RuleBasedStateMachine):
                 queue_id=queue,
                 priority=priority,
                 with_bot=with_bot,
+                first_message=None
+                if first is None
+                else m.MessageBody(text="hello", provider_message_id=first or None),
+            )
+        )
+
+    @rule(
+        queue=st.sampled_from(QUEUES),
+        channel=st.sampled_from(CHANNELS),
+        customer=st.sampled_from(["k1", "k2", "k3"]),
+        key=st.sampled_from([None, "m1", "m2", "m3"]),
+        text=st.sampled_from(["hi", ""]),
+    )
+    def receive(self, queue: str, channel: str, customer: str, key: str | None, text: str) -> None:
+        """A customer writes: into their open conversation on the channel, or a new one."""
+        self._run(
+            c.ReceiveMessage(
+                tenant=T,
+                conversation_id=f"r{len(self.log)}",
+                channel=channel,
+                customer_id=customer,
+                queue_id=queue,
+                message=m.MessageBody(text=text, provider_message_id=key),
             )
         )
 
