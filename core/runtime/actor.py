@@ -208,7 +208,7 @@ class RouterShard:
         shard = await self._ready()
         return await shard.live(tenant)
 
-    @ray.method(concurrency_group="dispatch")
+    @ray.method(concurrency_group="dispatch", enable_task_events=False)
     async def submit_encoded(self, payload: bytes) -> bytes:
         """``submit`` with the batch and its outcomes as msgpack bytes (``core.runtime.wire``):
         what the front door's ``Dispatcher`` calls."""

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
@@ -214,26 +216,32 @@ class EventLog:
                     strict=True,
                 ):
                     column.append(value)
+        projection = Projection()
+        for item in batch:
+            projection.extend(item.projection)
+        # The conversations' and messages' rows ride in the same statement as the events.
+        conversations = _conversation_columns(projection.conversations)
+        messages = [list(column) for column in zip(*projection.messages, strict=True)]
+        projection.conversations, projection.messages = [], []
         async with self._pool.acquire(timeout=self._timeout) as conn, conn.transaction():
             claimed = await conn.fetch(
-                _APPEND_SQL,
+                _append_sql(bool(conversations), bool(messages)),
                 tenants,
                 [epochs[t] for t in tenants],
                 [counts[t] for t in tenants],
                 *columns,
+                *conversations,
+                *messages,
                 timeout=self._timeout,
             )
             last = {r["tenant_id"]: r["last_seq"] for r in claimed}
             if len(last) < len(tenants):  # a stale epoch: keep the others' events only
                 raise _Stale(last)
-            projection = Projection()
-            for item in batch:
-                projection.extend(item.projection)
             await write_projection(conn, projection, self._timeout)
         return last
 
 
-_APPEND_SQL = """
+_CLAIM_AND_EVENTS = """
 WITH claimed AS (
     UPDATE tenants t SET last_seq = t.last_seq + v.n
     FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(tenant_id, epoch, n)
@@ -246,9 +254,72 @@ WITH claimed AS (
     FROM unnest($4::text[], $5::bigint[], $6::bigint[], $7::timestamptz[], $8::text[],
                 $9::text[]) AS e(tenant_id, offset_in_batch, epoch, at, type, payload)
     JOIN claimed c ON c.tenant_id = e.tenant_id
-)
-SELECT tenant_id, last_seq FROM claimed"""
-"""The epoch fence, the sequence numbers and the events in one statement (one round trip)."""
+)"""
+
+_CONVERSATIONS_CTE = """, conversations_written AS (
+    INSERT INTO conversations (tenant_id, conversation_id, channel, customer_id, state, queue_id,
+        owner_agent_id, last_agent_id, priority, outcome, close_reason, tags, created_at,
+        queued_at, assigned_at, first_response_at, ended_at, closed_at, updated_at)
+    SELECT r.tenant_id, r.conversation_id, r.channel, r.customer_id, r.state, r.queue_id,
+        r.owner_agent_id, r.last_agent_id, r.priority, r.outcome, r.close_reason,
+        ARRAY(SELECT jsonb_array_elements_text(r.tags)), r.created_at, r.queued_at,
+        r.assigned_at, r.first_response_at, r.ended_at, r.closed_at, r.updated_at
+    FROM unnest(${0}::text[], ${1}::text[], ${2}::text[], ${3}::text[], ${4}::text[],
+                ${5}::text[], ${6}::text[], ${7}::text[], ${8}::int[], ${9}::text[],
+                ${10}::text[], ${11}::jsonb[], ${12}::timestamptz[], ${13}::timestamptz[],
+                ${14}::timestamptz[], ${15}::timestamptz[], ${16}::timestamptz[],
+                ${17}::timestamptz[], ${18}::timestamptz[])
+        AS r(tenant_id, conversation_id, channel, customer_id, state, queue_id, owner_agent_id,
+             last_agent_id, priority, outcome, close_reason, tags, created_at, queued_at,
+             assigned_at, first_response_at, ended_at, closed_at, updated_at)
+    JOIN claimed c ON c.tenant_id = r.tenant_id
+    ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET
+        state = EXCLUDED.state, queue_id = EXCLUDED.queue_id,
+        owner_agent_id = EXCLUDED.owner_agent_id, last_agent_id = EXCLUDED.last_agent_id,
+        priority = EXCLUDED.priority, outcome = EXCLUDED.outcome,
+        close_reason = EXCLUDED.close_reason, tags = EXCLUDED.tags,
+        queued_at = EXCLUDED.queued_at, assigned_at = EXCLUDED.assigned_at,
+        first_response_at = EXCLUDED.first_response_at, ended_at = EXCLUDED.ended_at,
+        closed_at = EXCLUDED.closed_at, updated_at = EXCLUDED.updated_at
+)"""
+
+_MESSAGES_CTE = """, messages_written AS (
+    INSERT INTO messages (tenant_id, message_id, conversation_id, channel, direction, sender,
+        agent_id, content, attachments, provider_message_id, created_at)
+    SELECT m.tenant_id, m.message_id, m.conversation_id, m.channel, m.direction, m.sender,
+        m.agent_id, m.content, m.attachments::jsonb, m.provider_message_id, m.created_at
+    FROM unnest(${0}::text[], ${1}::bigint[], ${2}::text[], ${3}::text[], ${4}::text[],
+                ${5}::text[], ${6}::text[], ${7}::text[], ${8}::text[], ${9}::text[],
+                ${10}::timestamptz[])
+        AS m(tenant_id, message_id, conversation_id, channel, direction, sender, agent_id,
+             content, attachments, provider_message_id, created_at)
+    JOIN claimed c ON c.tenant_id = m.tenant_id
+)"""
+
+
+@functools.cache
+def _append_sql(conversations: bool, messages: bool) -> str:
+    """The epoch fence, the sequence numbers, the events and (when the batch has them) the
+    conversations' and messages' rows in one statement: one round trip for the hot tables."""
+    sql = _CLAIM_AND_EVENTS
+    first = 10  # the parameter after the nine of the claim and the events
+    for present, cte, count in (
+        (conversations, _CONVERSATIONS_CTE, 19),
+        (messages, _MESSAGES_CTE, len(MESSAGE_COLUMNS)),
+    ):
+        if present:
+            sql += cte.format(*range(first, first + count))
+            first += count
+    return sql + "\nSELECT tenant_id, last_seq FROM claimed"
+
+
+def _conversation_columns(rows: list[Row]) -> list[list[Any]]:
+    """Conversation rows as columns for ``unnest``; the newest row of a conversation wins."""
+    latest = {(row[0], row[1]): row for row in rows}
+    columns = [list(column) for column in zip(*latest.values(), strict=True)]
+    if columns:
+        columns[11] = [as_json(tags) for tags in columns[11]]
+    return columns
 
 
 class _Stale(Exception):
@@ -362,10 +433,7 @@ _CONVERSATIONS_SQL = """
 
 async def _write_conversations(conn: asyncpg.Connection, rows: list[Row], timeout: float) -> None:
     """All conversation rows in one statement; the newest row of a conversation wins."""
-    latest = {(row[0], row[1]): row for row in rows}
-    columns = [list(column) for column in zip(*latest.values(), strict=True)]
-    columns[11] = [as_json(tags) for tags in columns[11]]
-    await conn.execute(_CONVERSATIONS_SQL, *columns, timeout=timeout)
+    await conn.execute(_CONVERSATIONS_SQL, *_conversation_columns(rows), timeout=timeout)
 
 
 async def write_projection(
