@@ -30,7 +30,6 @@ from core.api.context import ApiContext, Caller
 from core.api.conversations import (
     CallerOf,
     default_caller,
-    recorded_message,
     validate_key,
     validate_tags,
     validate_text,
@@ -223,22 +222,17 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         validate_key(request.request_id, "request_id")
         key = f"request:{request.request_id}" if request.request_id else ""
         body = res.body_from_proto(request.text, request.attachments, key)
-        command = c.RecordMessage(
-            tenant=tenant,
-            conversation_id=conversation_id,
-            sender=m.Sender.AGENT,
-            agent_id=me,
-            message=body,
+        message, duplicate = await door.record_message(
+            self._api,
+            c.RecordMessage(
+                tenant=tenant,
+                conversation_id=conversation_id,
+                sender=m.Sender.AGENT,
+                agent_id=me,
+                message=body,
+            ),
         )
-        outcome = await self._api.submit(command)
-        if door.is_duplicate(outcome.failure):
-            assert outcome.failure is not None
-            original = await door.original_message(self._api, tenant, outcome.failure)
-            return agent_service_pb2.SendMessageResponse(message=original, duplicate=True)
-        if outcome.failure is not None and outcome.failure.code == "NOT_FOUND":
-            await door.require_stored_closed(self._api, tenant, conversation_id)
-        cv.check(outcome)
-        return agent_service_pb2.SendMessageResponse(message=recorded_message(outcome))
+        return agent_service_pb2.SendMessageResponse(message=message, duplicate=duplicate)
 
     @cv.guarded
     async def RequestTransfer(

@@ -36,7 +36,6 @@ from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
 from core.routing.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
-from core.runtime.shard import Outcome
 from core.store.channels import Channels
 from core.store.validation import MAX_CONTENT, MAX_PROVIDER_ID
 
@@ -102,14 +101,13 @@ def _customer_message(
     )
 
 
-def _recorded(outcome: Outcome) -> ev.MessageRecorded | None:
-    return next((e for e in outcome.events if isinstance(e, ev.MessageRecorded)), None)
-
-
-def recorded_message(outcome: Outcome) -> conversation_pb2.Message:
-    found = _recorded(outcome)
-    assert found is not None, "a message command records its message"
-    return res.message_from_event(found)
+def _card(customer: conversation_pb2.CustomerIdentity) -> m.CustomerCard:
+    return m.CustomerCard(
+        external_id=customer.external_id,
+        name=customer.name,
+        phone=customer.phone,
+        email=customer.email,
+    )
 
 
 class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServicer):
@@ -170,12 +168,7 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
                 priority=request.priority,
                 tags=tags,
                 with_bot=request.with_bot,
-                customer=m.CustomerCard(
-                    external_id=request.customer.external_id,
-                    name=request.customer.name,
-                    phone=request.customer.phone,
-                    email=request.customer.email,
-                ),
+                customer=_card(request.customer),
                 first_message=first,
             )
         )
@@ -192,10 +185,9 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
             # this request (or its first message) was recorded before: answer the first result
             return await self._started(tenant, failure.details.get("conversation_id", ""))
         cv.check(outcome)
-        found = _recorded(outcome)
         return conversation_service_pb2.StartConversationResponse(
             conversation=door.conversation_of(outcome),
-            first_message=None if found is None else res.message_from_event(found),
+            first_message=None if first is None else door.recorded_message(outcome),
         )
 
     async def _started(
@@ -234,12 +226,7 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
                 channel=channel,
                 customer_id=customer_id,
                 message=body,
-                customer=m.CustomerCard(
-                    external_id=request.customer.external_id,
-                    name=request.customer.name,
-                    phone=request.customer.phone,
-                    email=request.customer.email,
-                ),
+                customer=_card(request.customer),
                 queue_id=queue_id,
                 region=start.region,
                 language=start.language,
@@ -261,34 +248,9 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         cv.check(outcome)
         return conversation_service_pb2.ReceiveCustomerMessageResponse(
             conversation=door.conversation_of(outcome),
-            message=recorded_message(outcome),
+            message=door.recorded_message(outcome),
             started=any(isinstance(e, ev.ConversationStarted) for e in outcome.events),
         )
-
-    async def _record(
-        self, tenant: str, conversation_id: str, sender: m.Sender, body: m.MessageBody
-    ) -> tuple[conversation_pb2.Message, bool]:
-        """Record a message in a conversation; (the message, duplicate)."""
-        command = c.RecordMessage(
-            tenant=tenant, conversation_id=conversation_id, sender=sender, message=body
-        )
-        outcome = await self._api.submit(command)
-        failure = outcome.failure
-        if door.is_duplicate(failure):
-            assert failure is not None
-            return await door.original_message(self._api, tenant, failure), True
-        if failure is not None and failure.code == "NOT_FOUND" and body.provider_message_id:
-            # a redelivery of a message stored before its conversation closed and left memory
-            conversation = await door.stored_conversation(self._api, tenant, conversation_id)
-            original = await self._api.reads.message_by_key(
-                tenant, conversation.channel, body.provider_message_id
-            )
-            if original is not None:
-                return res.message_from_record(original), True
-        if failure is not None and failure.code == "NOT_FOUND":
-            await door.require_stored_closed(self._api, tenant, conversation_id)
-        cv.check(outcome)
-        return recorded_message(outcome), False
 
     @cv.guarded
     async def PostCustomerMessage(
@@ -306,7 +268,15 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         body = res.body_from_proto(
             request.text, request.attachments, request.provider_message_id, sent_at
         )
-        message, duplicate = await self._record(tenant, conversation_id, m.Sender.CUSTOMER, body)
+        message, duplicate = await door.record_message(
+            self._api,
+            c.RecordMessage(
+                tenant=tenant,
+                conversation_id=conversation_id,
+                sender=m.Sender.CUSTOMER,
+                message=body,
+            ),
+        )
         return conversation_service_pb2.PostCustomerMessageResponse(
             message=message, duplicate=duplicate
         )
@@ -321,7 +291,12 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         validate_key(request.request_id, "request_id")
         key = f"request:{request.request_id}" if request.request_id else ""
         body = res.body_from_proto(request.text, request.attachments, key)
-        message, duplicate = await self._record(tenant, conversation_id, m.Sender.BOT, body)
+        message, duplicate = await door.record_message(
+            self._api,
+            c.RecordMessage(
+                tenant=tenant, conversation_id=conversation_id, sender=m.Sender.BOT, message=body
+            ),
+        )
         return conversation_service_pb2.PostBotMessageResponse(message=message, duplicate=duplicate)
 
     @cv.guarded

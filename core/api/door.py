@@ -10,6 +10,7 @@ from core.api import convert as cv
 from core.api import resources as res
 from core.api.context import ApiContext
 from core.routing import commands as c
+from core.routing import events as ev
 from core.routing.errors import FailedPrecondition, NotFound
 from core.runtime.shard import Failure, Outcome
 
@@ -27,16 +28,19 @@ async def run(api: ApiContext, command: c.Command, *, gone_reason: str = "") -> 
     (closed and past its retention in memory) is answered from the store: FAILED_PRECONDITION
     if it exists, NOT_FOUND otherwise."""
     outcome = await api.submit(command)
-    failure = outcome.failure
     conversation_id = getattr(command, "conversation_id", None)
-    if (
-        failure is not None
-        and failure.code == "NOT_FOUND"
-        and conversation_id is not None
-        and failure.details.get("conversation_id") == conversation_id
-    ):
+    if conversation_id is not None and _conversation_unknown(outcome.failure, conversation_id):
         await require_stored_closed(api, command.tenant, conversation_id)
     return cv.check(outcome, gone_reason=gone_reason)
+
+
+def _conversation_unknown(failure: Failure | None, conversation_id: str) -> bool:
+    """The engine does not hold this conversation (never started, or left memory)."""
+    return (
+        failure is not None
+        and failure.code == "NOT_FOUND"
+        and failure.details.get("conversation_id") == conversation_id
+    )
 
 
 async def require_stored_closed(api: ApiContext, tenant: str, conversation_id: str) -> None:
@@ -75,3 +79,35 @@ def conversation_of(outcome: Outcome) -> conversation_pb2.Conversation:
     """The conversation as the command left it."""
     assert outcome.conversation is not None, "a conversation command's outcome has its view"
     return res.conversation_from_view(outcome.conversation)
+
+
+async def record_message(
+    api: ApiContext, command: c.RecordMessage
+) -> tuple[conversation_pb2.Message, bool]:
+    """Record a message in a conversation: (the message, duplicate). A repeated key is answered
+    with the original, also when its conversation has left the engine's memory since."""
+    outcome = await api.submit(command)
+    failure = outcome.failure
+    if is_duplicate(failure):
+        assert failure is not None
+        return await original_message(api, command.tenant, failure), True
+    if _conversation_unknown(failure, command.conversation_id):
+        key = command.message.provider_message_id
+        conversation = await stored_conversation(api, command.tenant, command.conversation_id)
+        original = (
+            None
+            if key is None
+            else await api.reads.message_by_key(command.tenant, conversation.channel, key)
+        )
+        if original is not None:
+            return res.message_from_record(original), True
+        await require_stored_closed(api, command.tenant, command.conversation_id)
+    cv.check(outcome)
+    return recorded_message(outcome), False
+
+
+def recorded_message(outcome: Outcome) -> conversation_pb2.Message:
+    """The message a committed command recorded."""
+    found = next((e for e in outcome.events if isinstance(e, ev.MessageRecorded)), None)
+    assert found is not None, "a message command records its message"
+    return res.message_from_event(found)
