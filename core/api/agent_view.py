@@ -122,7 +122,21 @@ def audience(event: ev.Event) -> tuple[str | None, ...]:
     return _NOBODY if found is None else found(event)
 
 
+class _LastAudience:
+    """The audience of the event last asked about: a feed offers each event to all of a
+    tenant's streams in a row, so it is worked out once, not once per stream."""
+
+    event: ev.Event | None = None
+    agents: frozenset[str | None] = frozenset()
+
+    @classmethod
+    def of(cls, event: ev.Event) -> frozenset[str | None]:
+        if event is not cls.event:
+            cls.event, cls.agents = event, frozenset(audience(event))
+        return cls.agents
+
+
 def may_concern(me: str) -> Callable[[ev.Event], bool]:
     """The stream's prefilter (``Subscription`` accepts), exact since the view is a pure
     function of the event: a tenant's many agent streams do not wake for others' events."""
-    return lambda event: me in audience(event)
+    return lambda event: me in _LastAudience.of(event)
