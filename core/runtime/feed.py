@@ -22,6 +22,9 @@ from core.routing import events as ev
 MAX_CATCH_UP = 50_000
 """The most events a resuming subscriber may be behind (the bounded window of the contract)."""
 
+EVERYTHING_STORED = -1
+"""A subscription's catch-up bound meaning "whatever the store holds after its position"."""
+
 Backfill = Callable[[str, int, int], Awaitable[Sequence[ev.Event]]]
 """(tenant, after id, up to id) -> the events with ids after..up_to, in order."""
 
@@ -98,7 +101,10 @@ class Subscription:
 
     async def _iterate(self) -> AsyncIterator[Item]:
         try:
-            if self._caught_up_to is not None:
+            if self._caught_up_to == EVERYTHING_STORED:
+                async for missed in self._catch_up_with_store():
+                    yield missed
+            elif self._caught_up_to is not None:
                 async for missed in self._catch_up(self._caught_up_to):
                     yield missed
             while True:
@@ -131,6 +137,21 @@ class Subscription:
                 f"more than the {MAX_CATCH_UP} a stream may catch up on"
             )
         events = await self._feed._backfill(self._feed.tenant, self._next - 1, up_to)
+        for event in events:
+            yield Item(self._next, event)
+            self._next += 1
+
+    async def _catch_up_with_store(self) -> AsyncIterator[Item]:
+        """Everything the store holds after the one owed next (this front door's feed has
+        released nothing yet, so it cannot say how far the tenant's log goes)."""
+        assert self._next is not None
+        after = self._next - 1
+        events = await self._feed._backfill(self._feed.tenant, after, after + MAX_CATCH_UP + 1)
+        if len(events) > MAX_CATCH_UP:
+            raise ResumeTooOld(
+                f"more than {MAX_CATCH_UP} events missed since {after}: "
+                "more than a stream may catch up on"
+            )
         for event in events:
             yield Item(self._next, event)
             self._next += 1
@@ -208,6 +229,8 @@ class TenantFeed:
         oldest = self._window[0].event_id if self._window else released + 1
         behind = after is not None and after + 1 < oldest and after < released
         caught_up_to = oldest - 1 if behind else None
+        if after is not None and self._released is None:
+            caught_up_to = EVERYTHING_STORED  # a new front door: the store knows what it missed
         subscription = Subscription(self, limit, after, caught_up_to, accepts)
         if after is not None:
             for item in self._window:

@@ -88,7 +88,7 @@ async def test_a_ray_shard_pushes_its_commits_to_the_feeds_in_order(
     dispatcher = Dispatcher([actor])
     backfill = RecordingBackfill(pool)
     feeds = Feeds(backfill)
-    subscription = feeds.feed(T).subscribe(after=0)
+    subscription = feeds.feed(T).subscribe()  # new events only: all through Redis
     try:
         async with listening(redis_url, feeds, key_prefix) as listener:
             outcomes = [await dispatcher.submit(command) for command in setup_commands()]

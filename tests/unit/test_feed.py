@@ -136,3 +136,15 @@ async def test_a_filtered_resume_still_catches_up_what_it_missed_before() -> Non
 
     # the store's catch-up comes unfiltered (the subscriber ignores what is not its own)
     assert await take(resumed, 7) == [5, 6, 7, 8, 9, 10, 12]
+
+
+async def test_a_resume_on_a_new_front_door_catches_up_without_waiting_for_new_events() -> None:
+    """A feed that has released nothing yet (the front door just started) still owes a resuming
+    subscriber what the store holds after its id, before any new event arrives."""
+    store = Store(5)
+    feeds = Feeds(store.backfill)
+    subscription = feeds.feed(T).subscribe(after=2)
+
+    store.events[6] = event(6)  # committed while the subscriber catches up: sent once
+    await feeds.publish(T, 6, [event(6)])
+    assert await take(subscription, 4) == [3, 4, 5, 6]
