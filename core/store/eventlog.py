@@ -237,7 +237,7 @@ class EventLog:
             last = {r["tenant_id"]: r["last_seq"] for r in claimed}
             if len(last) < len(tenants):  # a stale epoch: keep the others' events only
                 raise _Stale(last)
-            await write_projection(conn, projection, self._timeout)
+            await _write_projection(conn, projection, self._timeout)
         return last
 
 
@@ -406,53 +406,18 @@ _HISTORY_SQL: dict[str, tuple[str, str]] = {
 }
 
 
-_CONVERSATIONS_SQL = """
-    INSERT INTO conversations (tenant_id, conversation_id, channel, customer_id, state, queue_id,
-        owner_agent_id, last_agent_id, priority, outcome, close_reason, tags, created_at,
-        queued_at, assigned_at, first_response_at, ended_at, closed_at, updated_at)
-    SELECT r.tenant_id, r.conversation_id, r.channel, r.customer_id, r.state, r.queue_id,
-        r.owner_agent_id, r.last_agent_id, r.priority, r.outcome, r.close_reason,
-        ARRAY(SELECT jsonb_array_elements_text(r.tags)), r.created_at, r.queued_at,
-        r.assigned_at, r.first_response_at, r.ended_at, r.closed_at, r.updated_at
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::jsonb[],
-                $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
-                $17::timestamptz[], $18::timestamptz[], $19::timestamptz[])
-        AS r(tenant_id, conversation_id, channel, customer_id, state, queue_id, owner_agent_id,
-             last_agent_id, priority, outcome, close_reason, tags, created_at, queued_at,
-             assigned_at, first_response_at, ended_at, closed_at, updated_at)
-    ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET
-        state = EXCLUDED.state, queue_id = EXCLUDED.queue_id,
-        owner_agent_id = EXCLUDED.owner_agent_id, last_agent_id = EXCLUDED.last_agent_id,
-        priority = EXCLUDED.priority, outcome = EXCLUDED.outcome,
-        close_reason = EXCLUDED.close_reason, tags = EXCLUDED.tags,
-        queued_at = EXCLUDED.queued_at, assigned_at = EXCLUDED.assigned_at,
-        first_response_at = EXCLUDED.first_response_at, ended_at = EXCLUDED.ended_at,
-        closed_at = EXCLUDED.closed_at, updated_at = EXCLUDED.updated_at"""
-
-
-async def _write_conversations(conn: asyncpg.Connection, rows: list[Row], timeout: float) -> None:
-    """All conversation rows in one statement; the newest row of a conversation wins."""
-    await conn.execute(_CONVERSATIONS_SQL, *_conversation_columns(rows), timeout=timeout)
-
-
-async def write_projection(
+async def _write_projection(
     conn: asyncpg.Connection, projection: Projection, timeout: float
 ) -> None:
-    """Write the record rows, one batched statement per kind, in dependency order; for offers
-    and transfers, resolutions of older entries before new entries (see ``History``)."""
+    """Write the record rows other than conversations and messages (those ride with the
+    events, see ``_append_sql``), one batched statement per kind, in dependency order; for
+    offers and transfers, resolutions of older entries before new entries (``History``)."""
     for table, key in projection.removed:
         await conn.execute(_DELETE_SQL[table], *key, timeout=timeout)
     for name, sql in _PROJECTION_SQL:
         rows = getattr(projection, name)
         if rows:
             await conn.executemany(sql, rows, timeout=timeout)
-    if projection.conversations:
-        await _write_conversations(conn, projection.conversations, timeout)
-    if projection.messages:  # after their conversations' rows
-        await conn.copy_records_to_table(
-            "messages", records=projection.messages, columns=MESSAGE_COLUMNS, timeout=timeout
-        )
     for name, (update, insert) in _HISTORY_SQL.items():
         history = getattr(projection, name)
         for sql, rows in ((update, history.updates()), (insert, history.inserts())):
