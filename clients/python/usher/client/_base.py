@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Protocol, Self, TypeVar
 
 import grpc
 from google.protobuf import message
@@ -23,11 +24,19 @@ Item = TypeVar("Item")
 USER_AGENT = "usher-client/0.1.0"
 
 
-def keyed(request: Req) -> Req:
+class _Keyed(Protocol):
+    request_id: str
+
+
+Keyed = TypeVar("Keyed", bound=_Keyed)
+
+
+def keyed(request: Keyed) -> Keyed:
     """A copy of ``request`` whose ``request_id`` idempotency key is set: the caller's, or a fresh
-    UUID when it was empty (merging an empty proto3 string does not overwrite)."""
-    fresh = type(request)(request_id=uuid.uuid4().hex)
-    fresh.MergeFrom(request)
+    UUID when it was empty, so every retry of the call carries the same key."""
+    fresh = copy.deepcopy(request)
+    if not fresh.request_id:
+        fresh.request_id = uuid.uuid4().hex
     return fresh
 
 
