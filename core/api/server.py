@@ -39,6 +39,7 @@ from usher.v1 import (
 from core.api.auth import DEFAULT_RATE_LIMIT, Authenticator, RateLimit
 from core.api.context import ApiContext
 from core.api.drain import Drain
+from core.api.validation import Limits
 
 log = structlog.get_logger(__name__)
 
@@ -164,7 +165,8 @@ class Server:
         self.drain = Drain()
         self.health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
-            interceptors=[self.auth, self.drain],
+            # innermost: requests are checked against their limits after authentication
+            interceptors=[self.auth, self.drain, Limits()],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
