@@ -1,0 +1,296 @@
+"""The limits of every ``usher.v1`` request field, declared once (``LIMITS``), with defaults by
+type for any field not declared (``default_limit``), so a new field is bounded from the start.
+
+Every request is checked against them before its servicer runs (``core.api.validation.walk``,
+installed by ``core.api.validation.edge.Limits``); a refusal is INVALID_ARGUMENT with one
+``BadRequest`` field violation per bad field (``message.attachments[3].uri``).
+
+What every field gets, whatever its declaration:
+
+- strings: valid UTF-8 without NUL; at most ``DEFAULT_MAX_LEN`` (256) characters unless declared;
+  a declared ``form`` (resource name, id, BCP 47 tag, E.164, e-mail...) applies when non-empty;
+- repeated fields and maps: at most ``DEFAULT_MAX_ITEMS`` (100) entries unless declared, every
+  entry checked (a map's keys and values by the entry's ``key``/``value`` declarations);
+- integers: within [-1,000,000, 1,000,000] unless declared; doubles: finite, within the same
+  range unless declared;
+- enums: one of the values the proto defines (UNSPECIFIED included: servicers read it as the
+  documented default or refuse it themselves);
+- ``Timestamp``: 1970-01-01 to 2199-12-31, nanos 0..999,999,999;
+- ``Duration``: 0 to ``DEFAULT_MAX_DURATION`` (366 days) unless declared, nanos in range and of
+  the seconds' sign;
+- ``FieldMask``: at most 50 paths, each a ``snake_case`` field path.
+
+Whether a field is required, and checks that need state (does the queue exist, is the level
+within the tenant's rules), stay with the servicers and the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from core.api.validation import forms as f
+from core.store.validation import MAX_CONTENT, MAX_PROVIDER_ID
+
+DEFAULT_MAX_LEN: Final = 256
+DEFAULT_MAX_ITEMS: Final = 100
+DEFAULT_LOW: Final = -1_000_000
+DEFAULT_HIGH: Final = 1_000_000
+DAY: Final = 86_400
+DEFAULT_MAX_DURATION: Final = 366 * DAY
+EARLIEST_TIME: Final = 0
+"""1970-01-01T00:00:00Z."""
+LATEST_TIME: Final = 7_258_118_399
+"""2199-12-31T23:59:59Z."""
+MAX_FIELD_MASK_PATHS: Final = 50
+MAX_INT64: Final = 2**63 - 1
+
+MAX_ATTACHMENTS: Final = 20
+MAX_TAGS: Final = 50
+MAX_TAG_LENGTH: Final = 100
+MAX_NOTE: Final = 10_000
+MAX_REQUEST_ID: Final = MAX_PROVIDER_ID - len("request:")
+"""A request id is stored as the key ``request:{id}``, which must fit a provider id's column."""
+MAX_PAGE_SIZE: Final = 500
+MAX_PRIORITY: Final = 1_000
+MAX_CAPACITY: Final = 1_000
+MAX_DISPLAY_NAME: Final = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """What one field may hold; only the facets of its type apply, ``None`` meaning the type's
+    default. For a repeated field the text and number facets apply to each entry."""
+
+    max_len: int | None = None
+    """Characters of a string."""
+    min_len: int = 0
+    form: f.Form | None = None
+    """The syntax of a non-empty string."""
+    max_items: int | None = None
+    """Entries of a repeated field or a map."""
+    low: float | None = None
+    high: float | None = None
+    """Bounds of a number, of a duration (seconds) or a timestamp (seconds since the epoch)."""
+
+
+def _name(collection: str) -> Limit:
+    return Limit(max_len=len(collection) + 65, form=f.resource(collection))
+
+
+def _names(collection: str, items: int) -> Limit:
+    return Limit(max_len=len(collection) + 65, form=f.resource(collection), max_items=items)
+
+
+ID: Final = Limit(max_len=64, form=f.ID)
+DISPLAY_NAME: Final = Limit(max_len=MAX_DISPLAY_NAME, form=f.LINE)
+PAGE_SIZE: Final = Limit(low=0, high=MAX_PAGE_SIZE)
+PAGE_TOKEN: Final = Limit(max_len=512)
+TAGS: Final = Limit(max_len=MAX_TAG_LENGTH, min_len=1, max_items=MAX_TAGS)
+PRIORITY: Final = Limit(low=-MAX_PRIORITY, high=MAX_PRIORITY)
+LANGUAGE: Final = Limit(max_len=35, form=f.LANGUAGE)
+REGION: Final = Limit(max_len=64, form=f.ID)
+MESSAGE_TEXT: Final = Limit(max_len=MAX_CONTENT)
+ATTACHMENTS: Final = Limit(max_items=MAX_ATTACHMENTS)
+EVENT_ID: Final = Limit(low=0, high=MAX_INT64)
+NOTE: Final = Limit(max_len=MAX_NOTE)
+SKILL_LEVEL: Final = Limit(low=0, high=10)
+CONVERSATION: Final = _name("conversations")
+
+
+def _seconds(high: float, low: float = 0) -> Limit:
+    return Limit(low=low, high=high)
+
+
+_P = "usher.v1."
+
+LIMITS: Final[Mapping[str, Limit]] = {
+    # --- shared values -------------------------------------------------------------------------
+    f"{_P}Attachment.sha256": Limit(max_len=64, form=f.SHA256),
+    f"{_P}Attachment.name": Limit(max_len=255, form=f.LINE),
+    f"{_P}Attachment.content_type": Limit(max_len=255, form=f.MEDIA_TYPE),
+    f"{_P}Attachment.size": Limit(low=0, high=2**40),
+    f"{_P}Attachment.uri": Limit(max_len=2048, form=f.URI),
+    f"{_P}CustomerIdentity.external_id": Limit(max_len=200),
+    f"{_P}CustomerIdentity.name": DISPLAY_NAME,
+    f"{_P}CustomerIdentity.phone": Limit(max_len=16, form=f.PHONE),
+    f"{_P}CustomerIdentity.email": Limit(max_len=320, form=f.EMAIL),
+    f"{_P}CustomerMessage.text": MESSAGE_TEXT,
+    f"{_P}CustomerMessage.attachments": ATTACHMENTS,
+    f"{_P}CustomerMessage.provider_message_id": Limit(max_len=MAX_PROVIDER_ID),
+    f"{_P}ConversationOptions.queue": _name("queues"),
+    f"{_P}ConversationOptions.region": REGION,
+    f"{_P}ConversationOptions.language": LANGUAGE,
+    f"{_P}ConversationOptions.priority": PRIORITY,
+    f"{_P}ConversationOptions.tags": TAGS,
+    # --- ConversationService -------------------------------------------------------------------
+    f"{_P}StartConversationRequest.request_id": Limit(max_len=MAX_REQUEST_ID),
+    f"{_P}StartConversationRequest.channel": ID,
+    f"{_P}StartConversationRequest.queue": _name("queues"),
+    f"{_P}StartConversationRequest.region": REGION,
+    f"{_P}StartConversationRequest.language": LANGUAGE,
+    f"{_P}StartConversationRequest.priority": PRIORITY,
+    f"{_P}StartConversationRequest.tags": TAGS,
+    f"{_P}ReceiveCustomerMessageRequest.channel": ID,
+    f"{_P}PostCustomerMessageRequest.conversation": CONVERSATION,
+    f"{_P}PostCustomerMessageRequest.text": MESSAGE_TEXT,
+    f"{_P}PostCustomerMessageRequest.attachments": ATTACHMENTS,
+    f"{_P}PostCustomerMessageRequest.provider_message_id": Limit(max_len=MAX_PROVIDER_ID),
+    f"{_P}PostBotMessageRequest.request_id": Limit(max_len=MAX_REQUEST_ID),
+    f"{_P}PostBotMessageRequest.conversation": CONVERSATION,
+    f"{_P}PostBotMessageRequest.text": MESSAGE_TEXT,
+    f"{_P}PostBotMessageRequest.attachments": ATTACHMENTS,
+    f"{_P}RequestAgentRequest.conversation": CONVERSATION,
+    f"{_P}RequestAgentRequest.queue": _name("queues"),
+    f"{_P}RequestAgentRequest.priority": PRIORITY,
+    f"{_P}LeaveConversationRequest.conversation": CONVERSATION,
+    f"{_P}NotifyTypingRequest.conversation": CONVERSATION,
+    f"{_P}MarkReadRequest.message": Limit(max_len=120, form=f.MESSAGE_NAME),
+    f"{_P}StreamOutboundRequest.channel": ID,
+    f"{_P}StreamOutboundRequest.resume_after_event_id": EVENT_ID,
+    # --- AgentService --------------------------------------------------------------------------
+    f"{_P}SetStatusRequest.custom_status": Limit(max_len=64, form=f.LINE),
+    f"{_P}StreamEventsRequest.resume_after_event_id": EVENT_ID,
+    f"{_P}AcceptOfferRequest.offer": _name("offers"),
+    f"{_P}RejectOfferRequest.offer": _name("offers"),
+    f"{_P}TakeConversationRequest.conversation": CONVERSATION,
+    f"{_P}SendMessageRequest.request_id": Limit(max_len=MAX_REQUEST_ID),
+    f"{_P}SendMessageRequest.conversation": CONVERSATION,
+    f"{_P}SendMessageRequest.text": MESSAGE_TEXT,
+    f"{_P}SendMessageRequest.attachments": ATTACHMENTS,
+    f"{_P}SendMessageRequest.canned_reply_id": ID,
+    f"{_P}RequestTransferRequest.conversation": CONVERSATION,
+    f"{_P}RequestTransferRequest.agent": _name("agents"),
+    f"{_P}RequestTransferRequest.queue": _name("queues"),
+    f"{_P}RequestTransferRequest.department": _name("departments"),
+    f"{_P}RequestTransferRequest.note": NOTE,
+    f"{_P}AnswerTransferRequest.transfer": _name("transfers"),
+    f"{_P}CancelTransferRequest.transfer": _name("transfers"),
+    f"{_P}SetConversationModeRequest.conversation": CONVERSATION,
+    f"{_P}EndConversationRequest.conversation": CONVERSATION,
+    f"{_P}FinishWrapUpRequest.conversation": CONVERSATION,
+    f"{_P}AddNoteRequest.conversation": CONVERSATION,
+    f"{_P}AddNoteRequest.text": NOTE,
+    f"{_P}UpdateTagsRequest.conversation": CONVERSATION,
+    f"{_P}UpdateTagsRequest.add_tags": TAGS,
+    f"{_P}UpdateTagsRequest.remove_tags": TAGS,
+    f"{_P}ListMyConversationsRequest.page_size": PAGE_SIZE,
+    f"{_P}ListMyConversationsRequest.page_token": PAGE_TOKEN,
+    f"{_P}ListMyConversationsRequest.states": Limit(max_items=16),
+    f"{_P}GetConversationRequest.name": CONVERSATION,
+    f"{_P}ListMessagesRequest.parent": CONVERSATION,
+    f"{_P}ListMessagesRequest.page_size": PAGE_SIZE,
+    f"{_P}ListMessagesRequest.page_token": PAGE_TOKEN,
+    f"{_P}AgentServiceNotifyTypingRequest.conversation": CONVERSATION,
+    f"{_P}AgentServiceMarkReadRequest.message": Limit(max_len=120, form=f.MESSAGE_NAME),
+    # --- SupervisorService ---------------------------------------------------------------------
+    f"{_P}StreamDashboardRequest.queues": _names("queues", 100),
+    f"{_P}StreamDashboardRequest.min_interval": _seconds(3_600),
+    f"{_P}MonitorConversationRequest.conversation": CONVERSATION,
+    f"{_P}StopMonitoringRequest.conversation": CONVERSATION,
+    f"{_P}StreamConversationRequest.conversation": CONVERSATION,
+    f"{_P}StreamConversationRequest.resume_after_event_id": EVENT_ID,
+    f"{_P}ForceAssignRequest.conversation": CONVERSATION,
+    f"{_P}ForceAssignRequest.agent": _name("agents"),
+    f"{_P}ExplainRoutingRequest.conversation": CONVERSATION,
+    # --- AdminService: requests ----------------------------------------------------------------
+    **{
+        f"{_P}{verb}{kind}Request.name": _name(collection)
+        for verb in ("Get", "Delete")
+        for kind, collection in (
+            ("Agent", "agents"),
+            ("Queue", "queues"),
+            ("Skill", "skills"),
+            ("Department", "departments"),
+            ("Channel", "channels"),
+        )
+    },
+    f"{_P}RevokeCredentialRequest.name": _name("credentials"),
+    **{
+        f"{_P}List{kind}Request.{field}": limit
+        for kind in ("Agents", "Queues", "Skills", "Departments", "Credentials", "Channels")
+        for field, limit in (("page_size", PAGE_SIZE), ("page_token", PAGE_TOKEN))
+    },
+    **{
+        f"{_P}Create{kind}Request.{kind.lower()}_id": ID
+        for kind in ("Agent", "Queue", "Skill", "Department", "Channel")
+    },
+    # --- AdminService: resources ---------------------------------------------------------------
+    f"{_P}Agent.name": _name("agents"),
+    f"{_P}Agent.display_name": DISPLAY_NAME,
+    f"{_P}Agent.skills": Limit(max_items=100),
+    f"{_P}SkillLevel.skill": _name("skills"),
+    f"{_P}SkillLevel.level": SKILL_LEVEL,
+    f"{_P}Agent.capacity": Limit(low=0, high=MAX_CAPACITY),
+    f"{_P}Agent.departments": _names("departments", 100),
+    f"{_P}Agent.custom_status": Limit(max_len=64, form=f.LINE),
+    f"{_P}Agent.load": Limit(low=0, high=MAX_CAPACITY * 10),
+    f"{_P}Queue.name": _name("queues"),
+    f"{_P}Queue.display_name": DISPLAY_NAME,
+    f"{_P}Queue.requirements": Limit(max_items=50),
+    f"{_P}SkillRequirement.skill": _name("skills"),
+    f"{_P}SkillRequirement.min_level": SKILL_LEVEL,
+    f"{_P}Queue.priority": PRIORITY,
+    f"{_P}Queue.offer_timeout": _seconds(DAY),
+    f"{_P}Queue.relaxation_steps": Limit(max_items=20),
+    f"{_P}RelaxationStep.after": _seconds(30 * DAY),
+    f"{_P}RelaxationStep.level_drop": SKILL_LEVEL,
+    f"{_P}Queue.max_wait": _seconds(30 * DAY),
+    f"{_P}Queue.overflow_queue": _name("queues"),
+    f"{_P}BusinessHours.time_zone": Limit(max_len=64, form=f.TIME_ZONE),
+    f"{_P}BusinessHours.weekly": Limit(max_items=7 * 4),
+    f"{_P}BusinessHours.breaks": Limit(max_items=7 * 4),
+    f"{_P}DayHours.ranges": Limit(max_items=24),
+    f"{_P}TimeRange.start": Limit(max_len=5, form=f.TIME_OF_DAY),
+    f"{_P}TimeRange.end": Limit(max_len=5, form=f.TIME_OF_DAY),
+    f"{_P}BusinessHours.holidays": Limit(max_len=10, form=f.DATE, max_items=400),
+    f"{_P}Queue.designated_agents": _names("agents", 1_000),
+    f"{_P}Queue.designated_departments": _names("departments", 100),
+    f"{_P}Queue.sticky_window": _seconds(366 * DAY),
+    f"{_P}Queue.sticky_timeout": _seconds(DAY),
+    f"{_P}Skill.name": _name("skills"),
+    f"{_P}Skill.display_name": DISPLAY_NAME,
+    f"{_P}Department.name": _name("departments"),
+    f"{_P}Department.display_name": DISPLAY_NAME,
+    f"{_P}TenantSettings.name": Limit(max_len=64, form=f.LINE),
+    f"{_P}TenantSettings.channel_weights": Limit(max_items=100),
+    f"{_P}TenantSettings.ChannelWeightsEntry.key": ID,
+    f"{_P}TenantSettings.ChannelWeightsEntry.value": Limit(low=0, high=1_000),
+    f"{_P}TenantSettings.exclusive_channels": Limit(max_len=64, form=f.ID, max_items=100),
+    f"{_P}TenantSettings.head_start": _seconds(DAY),
+    f"{_P}TenantSettings.misses_before_away": Limit(low=0, high=1_000),
+    f"{_P}TenantSettings.transfer_timeout": _seconds(DAY),
+    f"{_P}TenantSettings.customer_idle_remind": _seconds(30 * DAY),
+    f"{_P}TenantSettings.customer_idle_close": _seconds(30 * DAY),
+    f"{_P}TenantSettings.agent_idle_notify": _seconds(DAY),
+    f"{_P}TenantSettings.wrap_up": _seconds(DAY),
+    f"{_P}TenantSettings.default_queue": _name("queues"),
+    f"{_P}TenantSettings.region_queues": Limit(max_items=200),
+    f"{_P}TenantSettings.RegionQueuesEntry.key": REGION,
+    f"{_P}TenantSettings.RegionQueuesEntry.value": _name("queues"),
+    f"{_P}TenantSettings.custom_statuses": Limit(max_items=50),
+    f"{_P}CustomStatus.name": Limit(max_len=64, form=f.LINE),
+    f"{_P}CustomStatus.auto_reply": Limit(max_len=4_096),
+    f"{_P}TenantSettings.default_language": LANGUAGE,
+    f"{_P}TenantSettings.system_messages": Limit(max_items=500),
+    f"{_P}SystemMessageText.language": LANGUAGE,
+    f"{_P}SystemMessageText.text": Limit(max_len=4_096),
+    f"{_P}TenantSettings.closed_retention": _seconds(3_660 * DAY),
+    f"{_P}TenantSettings.assumed_handle_time": _seconds(DAY),
+    f"{_P}Credential.name": _name("credentials"),
+    f"{_P}Credential.agent": _name("agents"),
+    f"{_P}Credential.display_name": DISPLAY_NAME,
+    f"{_P}Channel.name": _name("channels"),
+    f"{_P}Channel.display_name": DISPLAY_NAME,
+    f"{_P}Channel.settings": Limit(max_items=50),
+    f"{_P}Channel.SettingsEntry.key": Limit(max_len=64, form=f.LINE),
+    f"{_P}Channel.SettingsEntry.value": Limit(max_len=4_096),
+    f"{_P}Channel.secrets": Limit(max_items=50),
+    f"{_P}Channel.SecretsEntry.key": Limit(max_len=64, form=f.LINE),
+    f"{_P}Channel.SecretsEntry.value": Limit(max_len=4_096),
+}
+"""Field full name (``usher.v1.Attachment.uri``) -> its limit; see the module docstring for
+what an undeclared field gets."""
+
+DEFAULT: Final = Limit()
