@@ -32,17 +32,21 @@ from core.api.admin_values import CHANNEL_TYPE_OF, channel_to_proto
 from core.api.auth import caller
 from core.api.context import ApiContext, Caller
 from core.api.outbound import Targets, for_customers, outbound_item
+from core.api.validation.limits import (
+    MAX_ATTACHMENTS,
+    MAX_REQUEST_ID,
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+)
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
 from core.routing.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
+from core.store.admin import AdminStore
 from core.store.channels import Channels
 from core.store.validation import MAX_CONTENT, MAX_PROVIDER_ID
 
 CallerOf = Callable[[cv.Ctx], Caller]
-MAX_ATTACHMENTS = 20
-MAX_TAGS = 50
-MAX_TAG_LENGTH = 100
 MAX_ITEMS_PER_RESPONSE = 100
 """Outbound items a response gathers when several are ready at once (one write, not many)."""
 
@@ -58,7 +62,9 @@ def require_role(who: Caller, *roles: str) -> None:
 
 
 def validate_text(text: str, attachments: Iterable[object], field: str = "text") -> None:
-    """A message's text and attachments, before anything happens."""
+    """A message's text and attachments, before anything happens. The limits are the edge's
+    (``core.api.validation.limits``), checked again here for callers that bypass the server
+    (the local API, tests)."""
     items = list(attachments)
     if not text and not items:
         raise InvalidArgument("a message needs text or an attachment", field=field)
@@ -73,7 +79,7 @@ def validate_text(text: str, attachments: Iterable[object], field: str = "text")
 def validate_key(key: str, field: str) -> None:
     """An idempotency key: a provider's message id, or a request id (kept as
     ``request:{id}``, so request ids are a little shorter)."""
-    limit = MAX_PROVIDER_ID - len("request:") if field.endswith("request_id") else MAX_PROVIDER_ID
+    limit = MAX_REQUEST_ID if field.endswith("request_id") else MAX_PROVIDER_ID
     if len(key) > limit or "\x00" in key:
         raise InvalidArgument(f"{field} has at most {limit} characters", field=field)
 
@@ -118,11 +124,18 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         self._caller_of = caller_of
         self._targets = Targets(api.reads)
         self._channels = Channels(api.pool)
+        self._queues = AdminStore(api.pool)
 
     def _gateway(self, context: cv.Ctx) -> str:
         who = self._caller_of(context)
         require_role(who, "gateway")
         return who.tenant
+
+    async def _require_queue(self, tenant: str, queue_id: str) -> None:
+        """NOT_FOUND unless the queue exists: checked before the customer record is written, so
+        a refused start stores nothing."""
+        if await self._queues.queue(tenant, queue_id) is None:
+            raise NotFound(f"queue {queue_id!r} not found", queue_id=queue_id)
 
     async def _customer_id(
         self, tenant: str, channel: str, customer: conversation_pb2.CustomerIdentity
@@ -155,6 +168,8 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
             conversation_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant}/{request.request_id}"))
         else:
             conversation_id = uuid.uuid4().hex
+        if queue_id is not None:
+            await self._require_queue(tenant, queue_id)
         customer_id = await self._customer_id(tenant, channel, request.customer)
         outcome = await self._api.submit(
             c.StartConversation(

@@ -17,7 +17,8 @@ a ``RoutingError``, a ``StoreError`` or a feed error, each of which names its ca
 Internal text never reaches a client: INTERNAL and UNAVAILABLE answers from below carry a
 generic message (the original is logged), an unexpected exception is INTERNAL
 (``fail_unexpected``), a message is cut to ``MAX_MESSAGE`` characters and a quoted request value
-to ``MAX_QUOTED`` (``shown``).
+to ``MAX_QUOTED`` (``shown``), a detail value or field path to ``MAX_DETAIL``. Requests are
+checked against their limits before any servicer runs (``core.api.validation``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,15 @@ def shown(value: object, limit: int = MAX_QUOTED) -> str:
     if len(text) > limit:
         text = text[: limit - 1] + "\u2026"
     return repr(text)
+
+
+MAX_DETAIL = 256
+"""Characters of a detail value (``ErrorInfo.metadata``, a resource name) at most: the edge's
+limits keep request values shorter, this keeps a value from below from riding back whole."""
+
+
+def _cut(text: str, limit: int = MAX_DETAIL) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def _clipped(message: str) -> str:
@@ -207,7 +217,7 @@ def status(
       the message), else one with an empty field (the request as a whole);
     - ``RetryInfo`` when ``retry_after`` seconds are given."""
     message = _clipped(message)
-    given = {k: str(v) for k, v in (details or {}).items()}
+    given = {_cut(str(k)): _cut(str(v)) for k, v in (details or {}).items()}
     info = error_details_pb2.ErrorInfo(
         reason=reason_of(reason or code), domain=DOMAIN, metadata=given
     )
@@ -226,7 +236,7 @@ def status(
     if violations:
         bad = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                error_details_pb2.BadRequest.FieldViolation(field=_cut(f), description=_cut(d))
                 for f, d in violations.items()
             ]
         )
