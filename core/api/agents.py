@@ -2,6 +2,11 @@
 
 Contracts:
 
+- Who may read or change which conversation is ``core.api.policy``'s one table: an agent reads
+  what it owns, was offered, served or is a transfer's party to (else NOT_FOUND, exactly as a
+  missing conversation) and changes what its relation allows (else PERMISSION_DENIED, nothing
+  stored); supervisors and admins may read any of their tenant's. SILENT (monitoring) is the
+  supervisors' and refused to agents.
 - Commands are the engine's; a refused one answers with its code and changes nothing. An offer
   that is gone (taken, expired, rescinded) answers ``FAILED_PRECONDITION`` with reason
   ``OFFER_GONE``; one that never existed ``NOT_FOUND``; of two agents accepting one broadcast
@@ -18,12 +23,13 @@ Contracts:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from usher.v1 import agent_pb2, agent_service_pb2, agent_service_pb2_grpc, conversation_pb2
 
 from core.api import convert as cv
-from core.api import door
+from core.api import door, policy
 from core.api import resources as res
 from core.api.agent_view import agent_event, may_concern
 from core.api.context import ApiContext, Caller
@@ -37,22 +43,27 @@ from core.api.conversations import (
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
-from core.routing.errors import InvalidArgument, NotFound, PermissionDenied
+from core.routing.errors import InvalidArgument, NotFound, PermissionDenied, RoutingError
 from core.runtime.shard import Outcome
+from core.store.access import Access
 from core.store.records import decode_page_token, encode_page_token
 
 _HELD = ("active", "wrap_up")
 MAX_EVENTS_PER_RESPONSE = 100
 """Events a stream response gathers when several are ready at once (one write, not many)."""
 MAX_NOTE = 10_000
+T = TypeVar("T")
 
 
 class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
-    """AgentService over an ``ApiContext`` (role AGENT; supervisors and admins may read)."""
+    """AgentService over an ``ApiContext`` (role AGENT; supervisors and admins may read). Which
+    conversation an agent may read or change is ``core.api.policy``'s (``_authorize`` before a
+    door-checked change or read; ``_engine_checked`` around a command the engine authorizes)."""
 
     def __init__(self, api: ApiContext, *, caller_of: CallerOf = default_caller) -> None:
         self._api = api
         self._caller_of = caller_of
+        self._access = Access(api.pool)
 
     def _agent(self, context: cv.Ctx) -> tuple[str, str]:
         """(tenant, agent id) of an agent caller; ``PermissionDenied`` for anyone else."""
@@ -61,11 +72,65 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             raise PermissionDenied("only an agent credential may do this")
         return who.tenant, who.agent_id
 
+    def _acting(self, context: cv.Ctx) -> Caller:
+        """The agent caller (as ``_agent``), whole."""
+        self._agent(context)
+        return self._caller_of(context)
+
     def _reader(self, context: cv.Ctx) -> Caller:
         who = self._caller_of(context)
         if who.role == "agent" and not who.agent_id:
             raise PermissionDenied("an agent credential without an agent")
         return who
+
+    # --- authorization (core.api.policy) ------------------------------------------------------
+
+    async def _verdict(self, who: Caller, rpc: str, conversation_id: str) -> policy.Verdict | None:
+        """The policy's verdict on ``who`` calling ``rpc`` on the conversation; None if the
+        tenant has no such conversation. Only an agent's relations are read."""
+        relations: frozenset[policy.Relation] = frozenset()
+        if who.role == policy.Role.AGENT and who.agent_id:
+            facts = await self._access.facts(who.tenant, conversation_id, who.agent_id)
+            if facts is None:
+                return None
+            relations = policy.relations_of(facts)
+        return policy.decide(who.role, rpc, relations)
+
+    async def _authorize(self, who: Caller, rpc: str, conversation_id: str) -> None:
+        """Refuse before anything happens unless the policy allows ``rpc``: a conversation the
+        caller may not read is answered exactly as one that does not exist."""
+        verdict = await self._verdict(who, rpc, conversation_id)
+        if verdict is None or verdict is policy.Verdict.NOT_FOUND:
+            raise NotFound(
+                f"conversation {conversation_id!r} not found", conversation_id=conversation_id
+            )
+        if verdict is policy.Verdict.PERMISSION_DENIED:
+            raise PermissionDenied(
+                f"{who.role} {who.agent_id or who.credential_id!r} may not do this to "
+                f"conversation {conversation_id!r}",
+                conversation_id=conversation_id,
+            )
+
+    async def _engine_checked(
+        self, who: Caller, rpc: str, conversation_id: str, attempt: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Run a command the engine authorizes itself (the rule is ``engine_checked``). When it
+        refuses for the conversation's state, a caller the policy does not allow is told
+        ``PERMISSION_DENIED`` instead (a stranger learns nothing of the state); the facts are
+        read only then, so the allowed path costs no read."""
+        try:
+            return await attempt()
+        except (cv.Refused, RoutingError) as exc:
+            code = exc.failure.code if isinstance(exc, cv.Refused) else exc.code
+            if code != "FAILED_PRECONDITION":
+                raise
+            verdict = await self._verdict(who, rpc, conversation_id)
+            if verdict is policy.Verdict.PERMISSION_DENIED:
+                raise PermissionDenied(
+                    f"agent {who.agent_id!r} may not do this to conversation {conversation_id!r}",
+                    conversation_id=conversation_id,
+                ) from None
+            raise
 
     async def _offer_command(self, command: c.AcceptOffer | c.RejectOffer) -> Outcome:
         """An offer command; an offer the engine does not hold is gone, or never was."""
@@ -204,9 +269,12 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     ) -> agent_service_pb2.TakeConversationResponse:
         tenant, me = self._agent(context)
         conversation_id = cv.parse_conversation(request.conversation)
-        outcome = await door.run(
-            self._api,
-            c.TakeConversation(tenant=tenant, agent_id=me, conversation_id=conversation_id),
+        command = c.TakeConversation(tenant=tenant, agent_id=me, conversation_id=conversation_id)
+        outcome = await self._engine_checked(
+            self._acting(context),
+            "AgentService.TakeConversation",
+            conversation_id,
+            lambda: door.run(self._api, command),
         )
         return agent_service_pb2.TakeConversationResponse(
             conversation=door.conversation_of(outcome)
@@ -222,15 +290,18 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         validate_key(request.request_id, "request_id")
         key = f"request:{request.request_id}" if request.request_id else ""
         body = res.body_from_proto(request.text, request.attachments, key)
-        message, duplicate = await door.record_message(
-            self._api,
-            c.RecordMessage(
-                tenant=tenant,
-                conversation_id=conversation_id,
-                sender=m.Sender.AGENT,
-                agent_id=me,
-                message=body,
-            ),
+        command = c.RecordMessage(
+            tenant=tenant,
+            conversation_id=conversation_id,
+            sender=m.Sender.AGENT,
+            agent_id=me,
+            message=body,
+        )
+        message, duplicate = await self._engine_checked(
+            self._acting(context),
+            "AgentService.SendMessage",
+            conversation_id,
+            lambda: door.record_message(self._api, command),
         )
         return agent_service_pb2.SendMessageResponse(message=message, duplicate=duplicate)
 
@@ -252,16 +323,19 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             target_id = cv.parse_name("departments", request.department, field="department")
         else:
             raise InvalidArgument("a transfer needs a target", field="target")
-        outcome = await door.run(
-            self._api,
-            c.RequestTransfer(
-                tenant=tenant,
-                agent_id=me,
-                conversation_id=conversation_id,
-                target=target,
-                target_id=target_id,
-                note=request.note,
-            ),
+        command = c.RequestTransfer(
+            tenant=tenant,
+            agent_id=me,
+            conversation_id=conversation_id,
+            target=target,
+            target_id=target_id,
+            note=request.note,
+        )
+        outcome = await self._engine_checked(
+            self._acting(context),
+            "AgentService.RequestTransfer",
+            conversation_id,
+            lambda: door.run(self._api, command),
         )
         made = next(
             e
@@ -300,6 +374,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         tenant, me = self._agent(context)
         conversation_id = cv.parse_conversation(request.conversation)
         mode = cv.parse_mode(request.mode)
+        await self._authorize(self._acting(context), policy.mode_rule(mode.value), conversation_id)
         outcome = await door.run(
             self._api,
             c.SetMode(tenant=tenant, agent_id=me, conversation_id=conversation_id, mode=mode),
@@ -315,11 +390,14 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         tenant, me = self._agent(context)
         conversation_id = cv.parse_conversation(request.conversation)
         outcome = cv.parse_outcome(request.outcome)
-        done = await door.run(
-            self._api,
-            c.EndConversation(
-                tenant=tenant, agent_id=me, conversation_id=conversation_id, outcome=outcome
-            ),
+        command = c.EndConversation(
+            tenant=tenant, agent_id=me, conversation_id=conversation_id, outcome=outcome
+        )
+        done = await self._engine_checked(
+            self._acting(context),
+            "AgentService.EndConversation",
+            conversation_id,
+            lambda: door.run(self._api, command),
         )
         return agent_service_pb2.EndConversationResponse(conversation=door.conversation_of(done))
 
@@ -329,8 +407,12 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     ) -> agent_service_pb2.FinishWrapUpResponse:
         tenant, me = self._agent(context)
         conversation_id = cv.parse_conversation(request.conversation)
-        outcome = await door.run(
-            self._api, c.FinishWrapUp(tenant=tenant, agent_id=me, conversation_id=conversation_id)
+        command = c.FinishWrapUp(tenant=tenant, agent_id=me, conversation_id=conversation_id)
+        outcome = await self._engine_checked(
+            self._acting(context),
+            "AgentService.FinishWrapUp",
+            conversation_id,
+            lambda: door.run(self._api, command),
         )
         return agent_service_pb2.FinishWrapUpResponse(conversation=door.conversation_of(outcome))
 
@@ -343,7 +425,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         cv.require(request.text, "text")
         if len(request.text) > MAX_NOTE or "\x00" in request.text:
             raise InvalidArgument(f"a note has at most {MAX_NOTE} characters", field="text")
-        await door.stored_conversation(self._api, tenant, conversation_id)
+        await self._authorize(self._acting(context), "AgentService.AddNote", conversation_id)
         note = await self._api.records.add_note(tenant, conversation_id, me, request.text)
         return agent_service_pb2.AddNoteResponse(
             note=conversation_pb2.Note(
@@ -362,6 +444,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         conversation_id = cv.parse_conversation(request.conversation)
         add = validate_tags(request.add_tags, "add_tags")
         remove = validate_tags(request.remove_tags, "remove_tags")
+        await self._authorize(self._acting(context), "AgentService.UpdateTags", conversation_id)
         outcome = await door.run(
             self._api,
             c.TagConversation(
@@ -402,6 +485,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     ) -> agent_service_pb2.GetConversationResponse:
         who = self._reader(context)
         conversation_id = cv.parse_conversation(request.name, "name")
+        await self._authorize(who, "AgentService.GetConversation", conversation_id)
         return agent_service_pb2.GetConversationResponse(
             conversation=await door.stored_conversation(self._api, who.tenant, conversation_id)
         )
@@ -423,6 +507,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
                     "the page token is not one this list issued", field="page_token"
                 )
             after = int(request.page_token)
+        await self._authorize(who, "AgentService.ListMessages", conversation_id)
         await door.stored_conversation(self._api, who.tenant, conversation_id)
         transcript = await self._api.records.transcript(who.tenant, conversation_id)
         rest = [r for r in transcript if r.message_id > after]
@@ -447,7 +532,12 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             active=request.active,
             agent_id=agent_id,
         )
-        await door.run(self._api, command)
+        await self._engine_checked(
+            self._acting(context),
+            "AgentService.NotifyTyping",
+            conversation_id,
+            lambda: door.run(self._api, command),
+        )
         return agent_service_pb2.AgentServiceNotifyTypingResponse()
 
     @cv.guarded
@@ -467,5 +557,10 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             status="read",
             agent_id=agent_id,
         )
-        await door.run(self._api, command)
+        await self._engine_checked(
+            self._acting(context),
+            "AgentService.MarkRead",
+            conversation_id,
+            lambda: door.run(self._api, command),
+        )
         return agent_service_pb2.AgentServiceMarkReadResponse()

@@ -2,23 +2,30 @@
 
 ``Authenticator`` is a ``grpc.aio`` server interceptor. For every ``usher.v1`` method it wraps
 the handler so that, before the servicer runs, the call's ``authorization: Bearer <token>`` is
-verified (``core.store.credentials.verify``; verified tokens are cached in memory for
-``cache_ttl`` seconds, so a revocation bites within that time), the credential's role is checked
-against ``ROLES``, and the tenant's rate limit is counted in Redis when one is configured. The
-servicer then reads the caller with ``caller(context)``. Health checking and reflection need no
-token. Refusals: ``UNAUTHENTICATED`` (no, malformed, unknown or revoked token),
-``PERMISSION_DENIED`` (the role may not call the method), ``RESOURCE_EXHAUSTED`` with
+verified (``core.store.credentials.verify``; verified tokens are cached in memory for at most
+``TokenCache.ttl`` seconds), the credential's role is checked (``core.api.policy.may_call``,
+the one table of who may call what), and the tenant's rate limit is counted in Redis when one
+is configured. The servicer then reads the caller with ``caller(context)``. Health checking and
+reflection need no token. Refusals: ``UNAUTHENTICATED`` (no, malformed, unknown or revoked
+token), ``PERMISSION_DENIED`` (the role may not call the method), ``RESOURCE_EXHAUSTED`` with
 ``RetryInfo`` (rate limited).
+
+Revocation: while calls arrive, each front door looks at most every ``RevocationCheck.interval``
+seconds (1 s) for credentials revoked since its last look (one read) and drops them from its
+cache, so a revocation bites on every front door within about a second; should the store be
+unreadable, cached tokens still expire after the cache's TTL (10 s). Tokens are never logged
+(nor put in error messages): only credential ids are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import datetime as dt
 import inspect
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -29,6 +36,7 @@ import structlog
 
 from core.api.context import Caller
 from core.api.errors import abort
+from core.api.policy import may_call
 from core.store import credentials
 from core.store.errors import StoreError
 from core.store.presence import BatchedRateLimiter, RateLimiter
@@ -37,32 +45,10 @@ log = structlog.get_logger(__name__)
 
 PACKAGE = "usher.v1"
 
-ROLES: Mapping[str, frozenset[str]] = {
-    "ConversationService": frozenset({"gateway"}),
-    "AgentService": frozenset({"agent"}),
-    "SupervisorService": frozenset({"supervisor", "admin"}),
-    "AdminService": frozenset({"admin"}),
-}
-"""The roles that may call every method of a service."""
-
-READ_ROLES: Mapping[str, frozenset[str]] = {
-    "AdminService": frozenset({"supervisor"}),
-    "AgentService": frozenset({"supervisor"}),
-}
-"""Roles that may also call some read methods (see ``READS``)."""
-
-READS: Mapping[str, Callable[[str], bool]] = {
-    "AdminService": lambda method: method.startswith(("Get", "List")),
-    "AgentService": lambda method: method in ("GetConversation", "ListMessages"),
-}
-
 
 def allowed(service: str, method: str, role: str) -> bool:
     """Whether ``role`` may call ``method`` of ``service`` (short names, e.g. ``AdminService``)."""
-    if role in ROLES.get(service, frozenset()):
-        return True
-    reads = READS.get(service)
-    return reads is not None and reads(method) and role in READ_ROLES.get(service, frozenset())
+    return may_call(service, method, role)
 
 
 _caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("usher_caller")
@@ -92,15 +78,17 @@ DEFAULT_RATE_LIMIT = RateLimit()
 
 
 class TokenCache:
-    """Verified tokens for ``ttl`` seconds, at most ``size`` of them (oldest dropped first)."""
+    """Verified tokens for ``ttl`` seconds, at most ``size`` of them (oldest dropped first).
+    Credentials named revoked (``revoked``) are dropped and not cached again while so named."""
 
     def __init__(
-        self, *, ttl: float = 30.0, size: int = 10_000, clock: Callable[[], float] = time.monotonic
+        self, *, ttl: float = 10.0, size: int = 10_000, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._ttl = ttl
+        self.ttl = ttl
         self._size = size
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, Caller]] = OrderedDict()
+        self._revoked: frozenset[str] = frozenset()
 
     def get(self, token: str) -> Caller | None:
         entry = self._entries.get(token)
@@ -112,13 +100,66 @@ class TokenCache:
         return entry[1]
 
     def put(self, token: str, who: Caller) -> None:
-        self._entries[token] = (self._clock() + self._ttl, who)
+        if who.credential_id in self._revoked:
+            return  # verified just before its revocation committed
+        self._entries[token] = (self._clock() + self.ttl, who)
         self._entries.move_to_end(token)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
 
+    def revoked(self, credential_ids: Iterable[str]) -> None:
+        """Drop the tokens of these credentials; refuse to cache them until the next call
+        (each call names the credentials revoked recently, so the set stays small)."""
+        self._revoked = frozenset(credential_ids)
+        if not self._revoked:
+            return
+        gone = [t for t, (_, who) in self._entries.items() if who.credential_id in self._revoked]
+        for token in gone:
+            del self._entries[token]
+
     def clear(self) -> None:
         self._entries.clear()
+
+
+class RevocationCheck:
+    """Tells a ``TokenCache`` which credentials were revoked: at most every ``interval``
+    seconds, when asked (``maybe_run``), one read of those revoked since a little before the
+    previous look (``margin`` covers a revocation whose transaction began before that look and
+    committed after it)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        cache: TokenCache,
+        *,
+        interval: float = 1.0,
+        margin: dt.timedelta = dt.timedelta(seconds=10),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = interval
+        self._pool = pool
+        self._cache = cache
+        self._margin = margin
+        self._clock = clock
+        self._next = 0.0
+        self._since: dt.datetime | None = None
+        self._running = False
+
+    async def maybe_run(self) -> None:
+        """Look now if the interval has passed and no look is under way (calls arriving
+        meanwhile do not wait for it); a failed look is logged and retried next interval."""
+        if self._running or self._clock() < self._next:
+            return
+        self._running = True
+        try:
+            revoked, now = await credentials.revoked_since(self._pool, self._since)
+            self._cache.revoked(revoked)
+            self._since = now - self._margin
+        except Exception as exc:  # the store away: cached tokens still expire after their TTL
+            log.warning("revocation check failed", error=type(exc).__name__)
+        finally:
+            self._next = self._clock() + self.interval
+            self._running = False
 
 
 def bearer(metadata: Any) -> str | None:
@@ -153,6 +194,7 @@ class Authenticator(grpc.aio.ServerInterceptor):
         )
         self._rate_limit = rate_limit or RateLimit()
         self.cache = cache or TokenCache()
+        self.revocations = RevocationCheck(pool, self.cache)
 
     async def intercept_service(
         self,
@@ -197,6 +239,7 @@ class Authenticator(grpc.aio.ServerInterceptor):
             if token == "":
                 message = "malformed authorization metadata: expected Bearer <token>"
             await abort(context, "UNAUTHENTICATED", message, reason="NO_CREDENTIAL")
+        await self.revocations.maybe_run()
         who = self.cache.get(token)
         if who is not None:
             return who
@@ -207,9 +250,9 @@ class Authenticator(grpc.aio.ServerInterceptor):
                 await abort(context, "UNAUTHENTICATED", str(exc), reason="INVALID_CREDENTIAL")
             await abort(context, exc.code, f"cannot verify the credential: {exc}")
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            await abort(
-                context, "UNAVAILABLE", f"cannot verify the credential: {exc!r}", retry_after=1.0
-            )
+            # The cause in the log (never the token), not in the answer.
+            log.warning("cannot verify a credential", error=type(exc).__name__)
+            await abort(context, "UNAVAILABLE", "cannot verify the credential now", retry_after=1.0)
         who = Caller(found.tenant_id, found.role, found.agent_id, found.credential_id)
         self.cache.put(token, who)
         return who

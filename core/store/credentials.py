@@ -6,6 +6,7 @@ is as good as a slow password hash here; lookups are by id and compared in const
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -70,9 +71,25 @@ async def verify(pool: asyncpg.Pool, token: str) -> Credential:
 
 
 async def revoke(pool: asyncpg.Pool, credential_id: str) -> bool:
+    """Revoke a credential (False if unknown or revoked before). Front doors that cached it
+    notice within their revocation check's interval (``core.api.auth.RevocationCheck``)."""
     status = await pool.execute(
         "UPDATE api_credentials SET revoked_at = now() WHERE credential_id = $1"
         " AND revoked_at IS NULL",
         credential_id,
     )
     return bool(status.endswith(" 1"))
+
+
+async def revoked_since(
+    pool: asyncpg.Pool, since: dt.datetime | None
+) -> tuple[frozenset[str], dt.datetime]:
+    """(the credentials revoked after ``since``, the store's clock now). With ``since`` None,
+    only the clock: a first look has nothing cached to evict yet."""
+    row = await pool.fetchrow(
+        "SELECT now() AS now, array(SELECT credential_id FROM api_credentials"
+        " WHERE $1::timestamptz IS NOT NULL AND revoked_at > $1) AS revoked",
+        since,
+    )
+    assert row is not None
+    return frozenset(row["revoked"]), row["now"]

@@ -1,0 +1,99 @@
+"""The facts an authorization decision needs: how one agent relates to one conversation, read
+in one statement from the record tables the shard writes (``core.api.policy`` decides)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import asyncpg
+import msgspec
+
+from core.routing import model as m
+from core.routing.router import queue_plan
+from core.store.errors import translated_errors
+
+_RELATIONS_SQL: Final = """
+SELECT c.owner_agent_id IS NOT DISTINCT FROM $3 AS owner,
+       c.last_agent_id IS NOT DISTINCT FROM $3 AS last_agent,
+       EXISTS (SELECT 1 FROM offers o
+               WHERE o.tenant_id = $1 AND o.conversation_id = $2 AND o.outcome IS NULL
+                 AND $3 = ANY(o.agent_ids)) AS offered,
+       EXISTS (SELECT 1 FROM offers o
+               WHERE o.tenant_id = $1 AND o.conversation_id = $2
+                 AND $3 = ANY(o.agent_ids)) AS offered_before,
+       EXISTS (SELECT 1 FROM transfers t
+               WHERE t.tenant_id = $1 AND t.conversation_id = $2 AND t.outcome IS NULL
+                 AND (t.from_agent = $3 OR (t.target = 'agent' AND t.target_id = $3)))
+           AS transfer_party,
+       EXISTS (SELECT 1 FROM transfers t
+               WHERE t.tenant_id = $1 AND t.conversation_id = $2
+                 AND (t.from_agent = $3
+                      OR (t.target = 'agent' AND t.target_id = $3 AND t.outcome = 'accepted')))
+           AS transferred,
+       EXISTS (SELECT 1 FROM messages g
+               WHERE g.tenant_id = $1 AND g.conversation_id = $2 AND g.sender = 'agent'
+                 AND g.agent_id = $3) AS wrote,
+       q.settings::text AS queue_settings,
+       a.profile::text AS profile
+FROM conversations c
+LEFT JOIN queues q ON q.tenant_id = c.tenant_id AND q.queue_id = c.queue_id
+LEFT JOIN agents a ON a.tenant_id = c.tenant_id AND a.agent_id = $3 AND a.removed_at IS NULL
+WHERE c.tenant_id = $1 AND c.conversation_id = $2
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentFacts:
+    """One agent's relations to one conversation, as the records hold them."""
+
+    owner: bool
+    """Owns it now."""
+    served: bool
+    """Owned it before: its last agent, a transfer's sender or accepting target, or wrote in
+    it."""
+    offered: bool
+    """Has an open offer for it."""
+    offered_before: bool
+    """Was offered it (any outcome)."""
+    transfer_party: bool
+    """Sender or target of its pending transfer."""
+    queue_member: bool
+    """Its queue's plan (strict or relaxed) admits the agent."""
+
+
+def serves(queue: m.QueueSettings, agent: m.AgentProfile) -> bool:
+    """Whether some step of the queue's plan (strict or relaxed) admits the agent."""
+    keys, _ = queue_plan(queue)
+    return any(key.admits(agent) for key in keys)
+
+
+class Access:
+    """Reads of an agent's relations to conversations, over a pool."""
+
+    def __init__(self, pool: asyncpg.Pool, *, timeout: float = 10.0) -> None:
+        self._pool = pool
+        self._timeout = timeout
+
+    async def facts(self, tenant: str, conversation_id: str, agent_id: str) -> AgentFacts | None:
+        """How ``agent_id`` relates to the conversation; None if the tenant has no such
+        conversation."""
+        with translated_errors():
+            row = await self._pool.fetchrow(
+                _RELATIONS_SQL, tenant, conversation_id, agent_id, timeout=self._timeout
+            )
+        if row is None:
+            return None
+        queue_member = False
+        if row["queue_settings"] is not None and row["profile"] is not None:
+            queue = msgspec.json.decode(row["queue_settings"], type=m.QueueSettings)
+            profile = msgspec.json.decode(row["profile"], type=m.AgentProfile)
+            queue_member = serves(queue, profile)
+        return AgentFacts(
+            owner=bool(row["owner"]),
+            served=bool(row["last_agent"] or row["transferred"] or row["wrote"]),
+            offered=bool(row["offered"]),
+            offered_before=bool(row["offered_before"]),
+            transfer_party=bool(row["transfer_party"]),
+            queue_member=queue_member,
+        )

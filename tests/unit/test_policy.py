@@ -1,0 +1,148 @@
+"""The authorization policy as a table: for each role, RPC and relation of the caller to the
+conversation, the expected verdict (``core.api.policy``)."""
+
+from __future__ import annotations
+
+import pytest
+from usher.v1 import agent_service_pb2, supervisor_service_pb2
+
+from core.api import policy
+from core.api.policy import Relation, Role, Verdict
+from core.routing.model import Mode
+from core.store.access import AgentFacts
+
+R = Relation
+A, N, D = Verdict.ALLOW, Verdict.NOT_FOUND, Verdict.PERMISSION_DENIED
+
+AGENT_EXPECTED: dict[str, dict[Relation | None, Verdict]] = {}
+"""Per RPC: the agent's verdict for each single relation (None: no relation at all)."""
+
+
+def _row(rpc: str, allowed: set[Relation], otherwise: Verdict) -> None:
+    AGENT_EXPECTED[rpc] = {r: A if r in allowed else otherwise for r in [*Relation, None]}
+
+
+SEEN = {R.OWNER, R.OFFERED, R.OFFERED_BEFORE, R.SERVED, R.TRANSFER_PARTY, R.MONITOR, R.TEAM}
+for _read in ("GetConversation", "ListMessages"):
+    _row(f"AgentService.{_read}", SEEN, N)
+for _owned in (
+    "SendMessage",
+    "EndConversation",
+    "FinishWrapUp",
+    "RequestTransfer",
+    "NotifyTyping",
+    "MarkRead",
+):
+    _row(f"AgentService.{_owned}", {R.OWNER}, D)
+_row("AgentService.TakeConversation", {R.OFFERED, R.QUEUE_MEMBER}, D)
+_row("AgentService.AddNote", {R.OWNER, R.SERVED, R.TRANSFER_PARTY, R.MONITOR}, D)
+_row("AgentService.UpdateTags", {R.OWNER, R.SERVED}, D)
+_row("AgentService.SetConversationMode.AUTO", {R.OWNER, R.OFFERED, R.QUEUE_MEMBER}, D)
+_row("AgentService.SetConversationMode.SILENT", set(), D)
+_row("AgentService.SetConversationMode.LIVE", {R.OWNER, R.OFFERED, R.QUEUE_MEMBER}, D)
+_row("AgentService.SetConversationMode.END", {R.OWNER, R.OFFERED, R.QUEUE_MEMBER}, D)
+_row("AgentService.AcceptOffer", {R.OFFERED}, D)
+_row("AgentService.RejectOffer", {R.OFFERED}, D)
+_row("AgentService.AnswerTransfer", {R.TRANSFER_PARTY}, D)
+_row("AgentService.CancelTransfer", {R.TRANSFER_PARTY}, D)
+for _supervised in (
+    "MonitorConversation",
+    "StopMonitoring",
+    "ForceAssign",
+    "ExplainRouting",
+    "StreamConversation",
+):
+    _row(f"SupervisorService.{_supervised}", set(), D)  # agents may not call it at all
+
+
+def _other_role(role: Role, rpc: str) -> Verdict:
+    """Supervisors and admins: the whole tenant wherever their role may call; gateways never
+    call AgentService or SupervisorService."""
+    service = rpc.split(".")[0]
+    if role is Role.GATEWAY:
+        return D
+    if service == "SupervisorService":
+        return A
+    # AgentService: supervisors and admins read any conversation and change none
+    return A if rpc.split(".")[1] in ("GetConversation", "ListMessages") else D
+
+
+CASES = [
+    pytest.param(Role.AGENT, rpc, relation, verdict, id=f"agent-{rpc}-{relation}")
+    for rpc, row in AGENT_EXPECTED.items()
+    for relation, verdict in row.items()
+] + [
+    pytest.param(role, rpc, relation, _other_role(role, rpc), id=f"{role}-{rpc}-{relation}")
+    for role in (Role.GATEWAY, Role.SUPERVISOR, Role.ADMIN)
+    for rpc in AGENT_EXPECTED
+    for relation in (None, R.OWNER)
+]
+
+
+@pytest.mark.parametrize(("role", "rpc", "relation", "expected"), CASES)
+def test_the_table(role: Role, rpc: str, relation: Relation | None, expected: Verdict) -> None:
+    relations = frozenset() if relation is None else frozenset({relation})
+    assert policy.decide(role, rpc, relations) is expected
+
+
+def test_every_rule_is_in_the_table() -> None:
+    assert set(AGENT_EXPECTED) == set(policy.CONVERSATION_RULES)
+
+
+def _rpcs_naming_a_conversation(service: object) -> set[str]:
+    """Methods whose request names a conversation, an offer or a transfer."""
+    names = set()
+    for method in service.methods:  # type: ignore[attr-defined]
+        fields = {f.name for f in method.input_type.fields}
+        if fields & {"conversation", "name", "parent", "offer", "transfer", "message"}:
+            names.add(method.name)
+    return names
+
+
+def test_every_rpc_on_a_conversation_has_a_rule() -> None:
+    agent = agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"]
+    supervisor = supervisor_service_pb2.DESCRIPTOR.services_by_name["SupervisorService"]
+    ruled = {rpc.split(".")[1] for rpc in policy.CONVERSATION_RULES}
+    assert _rpcs_naming_a_conversation(agent) <= ruled
+    assert _rpcs_naming_a_conversation(supervisor) <= ruled
+    for mode in Mode:
+        assert policy.mode_rule(mode.value) in policy.CONVERSATION_RULES
+
+
+def test_relations_held_together_allow_what_any_of_them_allows() -> None:
+    both = frozenset({R.QUEUE_MEMBER, R.OFFERED_BEFORE})
+    assert policy.decide("agent", "AgentService.GetConversation", both) is A
+    assert policy.decide("agent", "AgentService.UpdateTags", both) is D
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "role", "expected"),
+    [
+        ("AgentService", "GetConversation", "admin", True),  # admins read on AgentService
+        ("AgentService", "ListMessages", "supervisor", True),
+        ("AgentService", "SendMessage", "admin", False),
+        ("AgentService", "SendMessage", "supervisor", False),
+        ("AgentService", "GetConversation", "gateway", False),
+        ("AdminService", "ListAgents", "supervisor", True),
+        ("AdminService", "CreateAgent", "supervisor", False),
+        ("SupervisorService", "MonitorConversation", "agent", False),
+        ("SupervisorService", "MonitorConversation", "admin", True),
+        ("ConversationService", "StartConversation", "agent", False),
+        ("ConversationService", "StartConversation", "gateway", True),
+        ("NoSuchService", "Get", "admin", False),
+    ],
+)
+def test_who_may_call_what(service: str, method: str, role: str, expected: bool) -> None:
+    assert policy.may_call(service, method, role) is expected
+
+
+def test_stored_facts_become_relations() -> None:
+    facts = AgentFacts(
+        owner=False,
+        served=True,
+        offered=False,
+        offered_before=True,
+        transfer_party=False,
+        queue_member=True,
+    )
+    assert policy.relations_of(facts) == {R.SERVED, R.OFFERED_BEFORE, R.QUEUE_MEMBER}
