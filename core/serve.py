@@ -33,9 +33,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.api.auth import call_deadline
 from core.api.context import ApiContext, within_deadline
 from core.api.convert import Refused
+from core.api.keepalive import Keepalive
 from core.api.local import build_local_context
-from core.api.metrics import CountingFeeds, QueueDepth, metered, with_stream_gauge
+from core.api.metrics import CountingFeeds, QueueDepth, metered
 from core.api.server import Server, available_servicers, serve
+from core.api.streams import StreamLimits
 from core.config import StoreSettings
 from core.gctune import tune_for_service
 from core.routing import commands as c
@@ -81,6 +83,20 @@ class ServeSettings(BaseSettings):
     """Seconds in-flight unary calls get to finish on shutdown."""
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     """Front-door processes serving ``port`` (``core.workers``); forced to 1 with ``local``."""
+    max_streams_per_credential: int = Field(default=StreamLimits().per_credential, ge=1)
+    """Server streams one credential may have open at once, per front-door process."""
+    max_streams_per_tenant: int = Field(default=StreamLimits().per_tenant, ge=1)
+    """Server streams one tenant may have open at once, per front-door process."""
+    keepalive_time: float = Field(default=Keepalive().time, gt=0)
+    """Seconds without traffic before the server pings a connection to see it is alive."""
+    keepalive_timeout: float = Field(default=Keepalive().timeout, gt=0)
+    """Seconds without an answer to that ping before the connection and its calls end."""
+
+    def stream_limits(self) -> StreamLimits:
+        return StreamLimits(self.max_streams_per_credential, self.max_streams_per_tenant)
+
+    def keepalive(self) -> Keepalive:
+        return Keepalive(time=self.keepalive_time, timeout=self.keepalive_timeout)
 
     def store(self) -> StoreSettings:
         return StoreSettings(self.data_dir, self.database_url, self.redis_url)
@@ -290,8 +306,10 @@ async def run(settings: ServeSettings, report: Callable[[Server, str], None] | N
                 ctx,
                 host=settings.host,
                 port=settings.port,
-                servicers=[with_stream_gauge(s) for s in available_servicers(ctx)],
+                servicers=available_servicers(ctx),
                 grace=settings.grace,
+                stream_limits=settings.stream_limits(),
+                keepalive=settings.keepalive(),
                 on_ready=ready,
             )
             if chat is not None:
@@ -338,6 +356,30 @@ def _start_metrics(settings: ServeSettings) -> str:
     default=None,
     help="Front-door processes sharing the gRPC port; worker i serves metrics on --http-port"
     " + i. Always 1 with --local [USHER_WORKERS; the number of cores].",
+)
+@click.option(
+    "--max-streams-per-credential",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Open server streams per credential and process [USHER_MAX_STREAMS_PER_CREDENTIAL; 32].",
+)
+@click.option(
+    "--max-streams-per-tenant",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Open server streams per tenant and process [USHER_MAX_STREAMS_PER_TENANT; 5000].",
+)
+@click.option(
+    "--keepalive-time",
+    type=float,
+    default=None,
+    help="Idle seconds before pinging a client connection [USHER_KEEPALIVE_TIME; 30].",
+)
+@click.option(
+    "--keepalive-timeout",
+    type=float,
+    default=None,
+    help="Seconds to wait for the ping's answer before closing [USHER_KEEPALIVE_TIMEOUT; 10].",
 )
 @click.option("--worker-of", type=int, default=None, hidden=True)  # core.workers: parent pid
 @click.option("--worker-index", type=int, default=None, hidden=True)  # core.workers: index

@@ -10,8 +10,10 @@
   ``rescinded``, counted from committed events as they enter this front door's feeds
   (``CountingFeeds``, ``EventCounter``): each event once per front door, so every front door
   counts every event of the tenants it serves; do not sum the counter across front doors.
-- ``usher_open_streams{service}``: server streams being served now, per gRPC service
-  (``with_stream_gauge`` wraps a servicer).
+- ``usher_open_streams{service}``: server streams being served now, per gRPC service, counted
+  by ``core.api.streams.StreamGuard`` (every ``Server`` installs it) from admission to the end
+  of each stream; ``with_stream_gauge`` counts the streams of a bare ``grpc.aio`` server's
+  servicer instead (never both).
 
 - ``usher_queue_waiting{tenant, queue}`` and ``usher_queue_longest_wait_seconds{tenant,
   queue}``: conversations waiting (queued or offered) and the longest wait, read from the
@@ -35,6 +37,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from core.api.context import Submit
 from core.api.server import Servicer
+from core.api.streams import OPEN_STREAMS
 from core.routing import commands as c
 from core.routing import events as ev
 from core.runtime.feed import Backfill, Feeds
@@ -72,9 +75,6 @@ OFFERS: Final = Counter(
     "usher_offers",
     "Offers by outcome: made, accepted, rejected, expired, rescinded (from committed events).",
     ["outcome"],
-)
-OPEN_STREAMS: Final = Gauge(
-    "usher_open_streams", "Server streams being served now, per gRPC service.", ["service"]
 )
 
 QUEUE_WAITING: Final = Gauge(
@@ -215,7 +215,8 @@ class CountingFeeds(Feeds):
 
 def with_stream_gauge(servicer: Servicer) -> Servicer:
     """``servicer`` whose server-streaming methods count themselves in ``usher_open_streams``
-    (labelled with the service's short name) while they run; everything else is unchanged."""
+    (labelled with the service's short name) while they run; everything else is unchanged.
+    Only for a bare ``grpc.aio`` server: a ``Server`` counts its streams itself."""
     service = servicer.name.rsplit(".", 1)[-1]
     return Servicer(servicer.name, _StreamCounting(servicer.servicer, service), servicer.add)
 

@@ -6,7 +6,9 @@ reports SERVING through the standard health service once the servicers are regis
 UNAVAILABLE "server shutting down", new calls are refused, and unary calls in flight get
 ``grace`` seconds to finish. ``serve()`` runs a server until SIGTERM or SIGINT and then stops it
 that way. Which servicers run is a parameter; ``available_servicers(ctx)`` finds those whose
-modules exist (``core.api.admin``, ``conversations``, ``agents``, ``supervisors``).
+modules exist (``core.api.admin``, ``conversations``, ``agents``, ``supervisors``). Server
+streams are capped, counted and ended with their calls by ``core.api.streams.StreamGuard``;
+keepalive pings find dead peers (``core.api.keepalive``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from usher.v1 import (
 from core.api.auth import DEFAULT_RATE_LIMIT, Authenticator, RateLimit
 from core.api.context import ApiContext
 from core.api.drain import Drain
+from core.api.keepalive import Keepalive
+from core.api.streams import StreamGuard, StreamLimits
 from core.api.validation import Limits
 
 log = structlog.get_logger(__name__)
@@ -154,6 +158,8 @@ class Server:
         port: int = 50051,
         rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
         tls: Tls | None = None,
+        stream_limits: StreamLimits | None = None,
+        keepalive: Keepalive | None = None,
     ) -> None:
         self.ctx = ctx
         self.tls = tls
@@ -163,16 +169,19 @@ class Server:
         self.port = 0
         self.auth = Authenticator(ctx.pool, redis=ctx.redis, rate_limit=rate_limit)
         self.drain = Drain()
+        self.streams = StreamGuard(stream_limits)
+        self.keepalive = keepalive or Keepalive()
         self.health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
             # innermost: requests are checked against their limits after authentication
-            interceptors=[self.auth, self.drain, Limits()],
+            interceptors=[self.auth, self.drain, self.streams, Limits()],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 # gRPC's default on Linux, made explicit: several processes share one port and
                 # the kernel spreads connections over them (usher serve --workers, core.workers).
                 ("grpc.so_reuseport", 1),
+                *self.keepalive.server_options(),
             ],
         )
         self._stopped = False
@@ -238,6 +247,8 @@ async def serve(
     grace: float = DEFAULT_GRACE,
     rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
     tls: Tls | None = None,
+    stream_limits: StreamLimits | None = None,
+    keepalive: Keepalive | None = None,
     on_ready: Callable[[Server], None] | None = None,
 ) -> None:
     """Serve ``servicers`` (default: ``available_servicers(ctx)``) until SIGTERM or SIGINT, then
@@ -249,6 +260,8 @@ async def serve(
         port=port,
         rate_limit=rate_limit,
         tls=tls,
+        stream_limits=stream_limits,
+        keepalive=keepalive,
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
