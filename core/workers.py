@@ -159,6 +159,10 @@ def worker_command(settings: ServeSettings, shared: Shared, index: int) -> list[
         *("--host", settings.host, "--port", str(shared.port)),
         *("--http-port", str(http_port), "--data-dir", str(settings.data_dir)),
         *("--shards", str(settings.shards), "--grace", str(settings.grace)),
+        *("--max-streams-per-credential", str(settings.max_streams_per_credential)),
+        *("--max-streams-per-tenant", str(settings.max_streams_per_tenant)),
+        *("--keepalive-time", str(settings.keepalive_time)),
+        *("--keepalive-timeout", str(settings.keepalive_timeout)),
         *("--workers", "1", "--worker-of", str(os.getpid()), "--worker-index", str(index)),
     ]
 
