@@ -12,7 +12,7 @@ from typing import Protocol, Self, TypeVar
 import grpc
 from google.protobuf import message
 
-from usher.client._channels import open_channels
+from usher.client._channels import KEEPALIVE_OPTIONS, open_channels
 from usher.client._retry import DEFAULT_RETRY, RetryPolicy
 from usher.client._stream import EventStream
 from usher.client.errors import from_rpc_error
@@ -67,8 +67,7 @@ class BaseClient:
     ) -> None:
         channel_options = [
             ("grpc.primary_user_agent", USER_AGENT),
-            ("grpc.keepalive_time_ms", 30_000),
-            ("grpc.keepalive_timeout_ms", 10_000),
+            *KEEPALIVE_OPTIONS,
             *options,
         ]
         if channels > 1:  # else channels to one target share one connection (the global pool)

@@ -1,4 +1,5 @@
-"""Several channels behind one: unary calls round robin, streams on the first.
+"""Several channels behind one: unary calls round robin, streams on the first; the keepalive
+options every channel uses.
 
 Each channel has its own subchannel pool, so its own TCP connection; a server running several
 processes on one port (``usher serve --workers``) gets the connections spread over them by the
@@ -13,6 +14,16 @@ from types import TracebackType
 from typing import Any, Self
 
 import grpc
+
+KEEPALIVE_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    # keep pinging while a stream is open but quiet (an idle agent's events), so a server that
+    # vanished without closing the connection is noticed and the stream reconnects elsewhere
+    ("grpc.http2.max_pings_without_data", 0),
+)
+"""Keepalive pings every client channel sends: every 30 s of silence, dead after 10 s without
+an answer (the server accepts pings down to 10 s apart, see ``core.api.keepalive``)."""
 
 
 class _RoundRobin(grpc.aio.UnaryUnaryMultiCallable[Any, Any]):
