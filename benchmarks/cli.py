@@ -1,5 +1,6 @@
 """``usher bench``: the benchmark suites (``core``: the engine alone; ``store``: the event log;
-``actor``: one Ray shard, batched or not; ``e2e``: ``usher serve`` through the SDK).
+``actor``: one Ray shard, batched or not; ``e2e``: ``usher serve`` through the SDK;
+``chaos``: faults under load, then an audit that nothing acknowledged was lost).
 
 Each suite prints a table, or with ``--json`` one JSON document on stdout; ``--out FILE`` also
 writes the document to a file; ``--plot DIR`` (core, actor, e2e) writes PNG charts, with the
@@ -23,6 +24,7 @@ from benchmarks import actor as actor_suite
 from benchmarks import e2e as e2e_suite
 from benchmarks import plot, report
 from benchmarks import store as store_suite
+from benchmarks.chaos.command import chaos
 from benchmarks.core import CoreConfig, Verdict, check_targets, run_core, smoke
 
 SPEED_COLUMNS = (
@@ -177,6 +179,9 @@ def _verdicts(verdicts: Sequence[Verdict], console: Console) -> None:
 @click.group()
 def bench() -> None:
     """Benchmark suites of the dispatch hot path."""
+
+
+bench.add_command(chaos)
 
 
 @bench.command("core")
