@@ -24,10 +24,12 @@ from usher.v1 import (
 )
 
 from core.api.errors import shown
+from core.api.validation.forms import ID_PATTERN
 from core.routing import model as m
 from core.store.channels import Channel
 
-ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ID = re.compile(f"^{ID_PATTERN}$")
+"""A resource id, as the edge's limits declare it (``core.api.validation.forms``)."""
 
 
 class BadValue(ValueError):

@@ -30,6 +30,7 @@ from google.protobuf import timestamp_pb2
 from usher.v1 import agent_pb2, conversation_pb2, routing_pb2
 
 from core.api.errors import fail_from, fail_unexpected, shown
+from core.api.validation import forms
 from core.routing import model as m
 from core.routing.errors import InvalidArgument, RoutingError
 from core.runtime.feed import FeedError
@@ -116,10 +117,10 @@ def guarded_stream(
 
 # --- resource names ------------------------------------------------------------------------------
 
-_ID: Final = re.compile(r"[^/\s\x00]{1,200}")
-"""An id in a resource name: no slash, blank or NUL (PostgreSQL text cannot hold one)."""
-_MESSAGE_ID: Final = re.compile(r"[0-9]{1,18}")
-"""A message id: decimal digits that fit a PostgreSQL bigint."""
+_ID: Final = re.compile(forms.ID_PATTERN)
+"""An id in a resource name, as the edge's limits declare it (``core.api.validation.forms``)."""
+_MESSAGE_ID: Final = re.compile(forms.MESSAGE_ID_PATTERN)
+"""A message id: a positive decimal that fits a PostgreSQL bigint."""
 
 
 def parse_name(collection: str, name: str, *, field: str) -> str:
