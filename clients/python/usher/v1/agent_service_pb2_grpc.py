@@ -28,12 +28,17 @@ if _version_not_supported:
 class AgentServiceStub:
     """AgentService is the agent consoles' door (role AGENT): every call acts as the agent the
     credential names. Sign in, receive offers and messages on StreamEvents, accept, answer,
-    transfer, end.
+    transfer, end. SUPERVISOR and ADMIN credentials may call GetConversation and ListMessages.
+
+    An agent reads a conversation it owns, was offered (now or before), served (owned before) or
+    is party to a pending transfer of; any other answers NOT_FOUND, exactly as a missing one. An
+    agent changes only what its relation to the conversation allows (each RPC says which);
+    anything else answers PERMISSION_DENIED and changes nothing.
 
     Every RPC may also fail with the common codes (see protos/README.md): UNAUTHENTICATED,
-    PERMISSION_DENIED (not an agent credential, or not this agent's offer, transfer or
-    conversation), RESOURCE_EXHAUSTED with RetryInfo (rate limit), UNAVAILABLE, DEADLINE_EXCEEDED,
-    INTERNAL.
+    PERMISSION_DENIED (the credential's role may not call it, or not this agent's offer,
+    transfer or conversation), RESOURCE_EXHAUSTED with RetryInfo (rate limit), UNAVAILABLE,
+    DEADLINE_EXCEEDED, INTERNAL.
     """
 
     def __init__(self, channel):
@@ -142,12 +147,17 @@ class AgentServiceStub:
 class AgentServiceServicer:
     """AgentService is the agent consoles' door (role AGENT): every call acts as the agent the
     credential names. Sign in, receive offers and messages on StreamEvents, accept, answer,
-    transfer, end.
+    transfer, end. SUPERVISOR and ADMIN credentials may call GetConversation and ListMessages.
+
+    An agent reads a conversation it owns, was offered (now or before), served (owned before) or
+    is party to a pending transfer of; any other answers NOT_FOUND, exactly as a missing one. An
+    agent changes only what its relation to the conversation allows (each RPC says which);
+    anything else answers PERMISSION_DENIED and changes nothing.
 
     Every RPC may also fail with the common codes (see protos/README.md): UNAUTHENTICATED,
-    PERMISSION_DENIED (not an agent credential, or not this agent's offer, transfer or
-    conversation), RESOURCE_EXHAUSTED with RetryInfo (rate limit), UNAVAILABLE, DEADLINE_EXCEEDED,
-    INTERNAL.
+    PERMISSION_DENIED (the credential's role may not call it, or not this agent's offer,
+    transfer or conversation), RESOURCE_EXHAUSTED with RetryInfo (rate limit), UNAVAILABLE,
+    DEADLINE_EXCEEDED, INTERNAL.
     """
 
     def SetStatus(self, request, context):
@@ -194,10 +204,12 @@ class AgentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def TakeConversation(self, request, context):
-        """Take a waiting conversation from a queue ("take chat"), skipping its place in line.
+        """Take a waiting conversation from a queue ("take chat"), skipping its place in line: one
+        waiting in a queue the agent serves, or offered to them.
 
-        Errors: NOT_FOUND, FAILED_PRECONDITION (not waiting any more, or the agent is not eligible
-        for its queue), RESOURCE_EXHAUSTED (no capacity).
+        Errors: NOT_FOUND, PERMISSION_DENIED (neither offered to the agent nor in a queue they
+        serve), FAILED_PRECONDITION (not waiting any more, or the agent is not eligible at its
+        current step), RESOURCE_EXHAUSTED (no capacity).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -207,7 +219,8 @@ class AgentServiceServicer:
         """Write to the customer in a conversation the agent owns (or takes over in LIVE mode).
 
         Idempotent on `request_id`. Errors: INVALID_ARGUMENT (empty, over 64 KiB, bad attachment),
-        NOT_FOUND, FAILED_PRECONDITION (the agent does not own the conversation, or it is closed).
+        NOT_FOUND, PERMISSION_DENIED (the agent does not own the conversation), FAILED_PRECONDITION
+        (the owner's conversation is not active, or it is closed).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -217,9 +230,9 @@ class AgentServiceServicer:
         """Hand an owned conversation to another agent (an offer they accept or reject; the sender
         keeps it until then), a queue or a department (at once).
 
-        Errors: NOT_FOUND (conversation or target), FAILED_PRECONDITION (not the owner, a transfer
-        is already pending, or the target agent is not signed in), INVALID_ARGUMENT (no target, or
-        transferring to oneself).
+        Errors: NOT_FOUND (conversation or target), PERMISSION_DENIED (not the owner),
+        FAILED_PRECONDITION (a transfer is already pending, or the target agent is not signed in),
+        INVALID_ARGUMENT (no target, or transferring to oneself).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -245,11 +258,15 @@ class AgentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetConversationMode(self, request, context):
-        """Switch a conversation's console mode: AUTO (back to the bot), SILENT (monitor; the bot
-        stops and it queues), LIVE (take it), END (end as resolved).
+        """Switch a conversation's console mode: AUTO (back to the bot), LIVE (take it), END (end as
+        resolved), on a conversation the agent owns, was offered, or that waits (or the bot holds)
+        in a queue the agent serves. SILENT is monitoring, which is for supervisors
+        (SupervisorService.MonitorConversation): it is refused to agents.
 
-        Errors: INVALID_ARGUMENT (unspecified mode), NOT_FOUND, FAILED_PRECONDITION (the mode does
-        not apply in the conversation's state), RESOURCE_EXHAUSTED (LIVE with no capacity).
+        Errors: INVALID_ARGUMENT (unspecified mode), NOT_FOUND, PERMISSION_DENIED (SILENT, or no
+        such relation to the conversation; an ACTIVE one only by its owner), FAILED_PRECONDITION
+        (the mode does not apply in the conversation's state), RESOURCE_EXHAUSTED (LIVE with no
+        capacity).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -259,7 +276,7 @@ class AgentServiceServicer:
         """End a conversation the agent owns, with an outcome. It goes to WRAP_UP if the tenant has
         wrap-up time (capacity held until FinishWrapUp or the timer), else CLOSED.
 
-        Errors: NOT_FOUND, FAILED_PRECONDITION (not the owner, or not active).
+        Errors: NOT_FOUND, PERMISSION_DENIED (not the owner), FAILED_PRECONDITION (not active).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -268,26 +285,27 @@ class AgentServiceServicer:
     def FinishWrapUp(self, request, context):
         """Finish wrap-up early: the conversation closes and the capacity is free.
 
-        Errors: NOT_FOUND, FAILED_PRECONDITION (not in wrap-up, or not the owner).
+        Errors: NOT_FOUND, PERMISSION_DENIED (not the owner), FAILED_PRECONDITION (not in wrap-up).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AddNote(self, request, context):
-        """Leave a private note on a conversation (never shown to the customer).
+        """Leave a private note on a conversation (never shown to the customer): one the agent owns,
+        served, or is party to a pending transfer of.
 
-        Errors: INVALID_ARGUMENT (empty or over 64 KiB), NOT_FOUND.
+        Errors: INVALID_ARGUMENT (empty or over 64 KiB), NOT_FOUND, PERMISSION_DENIED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateTags(self, request, context):
-        """Add and remove tags on a conversation. Adding a present tag or removing an absent one is
-        not an error.
+        """Add and remove tags on a conversation the agent owns or served. Adding a present tag or
+        removing an absent one is not an error.
 
-        Errors: INVALID_ARGUMENT (empty tag), NOT_FOUND.
+        Errors: INVALID_ARGUMENT (empty tag), NOT_FOUND, PERMISSION_DENIED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -303,8 +321,9 @@ class AgentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetConversation(self, request, context):
-        """One conversation. Agents may read the conversations they own, were offered or served;
-        supervisors and admins any. Errors: NOT_FOUND.
+        """One conversation. Agents may read the conversations they own, were offered (now or
+        before), served, or are party to a pending transfer of; supervisors and admins any.
+        Errors: NOT_FOUND (also for one the caller may not read).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -320,15 +339,16 @@ class AgentServiceServicer:
 
     def NotifyTyping(self, request, context):
         """The agent is typing (or stopped) in a conversation they own; delivered to the customer.
-        Errors: NOT_FOUND, FAILED_PRECONDITION (not the owner).
+        Errors: NOT_FOUND, PERMISSION_DENIED (not the owner), FAILED_PRECONDITION (closed).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def MarkRead(self, request, context):
-        """The agent read the customer's messages up to one; delivered to the customer as a receipt.
-        Errors: NOT_FOUND (conversation or message).
+        """The agent read the customer's messages up to one of a conversation they own; delivered to
+        the customer as a receipt. Errors: NOT_FOUND (conversation or message), PERMISSION_DENIED
+        (not the owner).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -443,12 +463,17 @@ def add_AgentServiceServicer_to_server(servicer, server):
 class AgentService:
     """AgentService is the agent consoles' door (role AGENT): every call acts as the agent the
     credential names. Sign in, receive offers and messages on StreamEvents, accept, answer,
-    transfer, end.
+    transfer, end. SUPERVISOR and ADMIN credentials may call GetConversation and ListMessages.
+
+    An agent reads a conversation it owns, was offered (now or before), served (owned before) or
+    is party to a pending transfer of; any other answers NOT_FOUND, exactly as a missing one. An
+    agent changes only what its relation to the conversation allows (each RPC says which);
+    anything else answers PERMISSION_DENIED and changes nothing.
 
     Every RPC may also fail with the common codes (see protos/README.md): UNAUTHENTICATED,
-    PERMISSION_DENIED (not an agent credential, or not this agent's offer, transfer or
-    conversation), RESOURCE_EXHAUSTED with RetryInfo (rate limit), UNAVAILABLE, DEADLINE_EXCEEDED,
-    INTERNAL.
+    PERMISSION_DENIED (the credential's role may not call it, or not this agent's offer,
+    transfer or conversation), RESOURCE_EXHAUSTED with RetryInfo (rate limit), UNAVAILABLE,
+    DEADLINE_EXCEEDED, INTERNAL.
     """
 
     @staticmethod

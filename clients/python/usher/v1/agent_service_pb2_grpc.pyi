@@ -29,12 +29,17 @@ GRPC_VERSION: str
 class AgentServiceStub:
     """AgentService is the agent consoles' door (role AGENT): every call acts as the agent the
     credential names. Sign in, receive offers and messages on StreamEvents, accept, answer,
-    transfer, end.
+    transfer, end. SUPERVISOR and ADMIN credentials may call GetConversation and ListMessages.
+
+    An agent reads a conversation it owns, was offered (now or before), served (owned before) or
+    is party to a pending transfer of; any other answers NOT_FOUND, exactly as a missing one. An
+    agent changes only what its relation to the conversation allows (each RPC says which);
+    anything else answers PERMISSION_DENIED and changes nothing.
 
     Every RPC may also fail with the common codes (see protos/README.md): UNAUTHENTICATED,
-    PERMISSION_DENIED (not an agent credential, or not this agent's offer, transfer or
-    conversation), RESOURCE_EXHAUSTED with RetryInfo (rate limit), UNAVAILABLE, DEADLINE_EXCEEDED,
-    INTERNAL.
+    PERMISSION_DENIED (the credential's role may not call it, or not this agent's offer,
+    transfer or conversation), RESOURCE_EXHAUSTED with RetryInfo (rate limit), UNAVAILABLE,
+    DEADLINE_EXCEEDED, INTERNAL.
     """
 
     @_typing.overload
@@ -69,24 +74,27 @@ class AgentServiceStub:
     Errors: NOT_FOUND, FAILED_PRECONDITION (the offer is gone).
     """
     TakeConversation: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.TakeConversationRequest, _agent_service_pb2.TakeConversationResponse]
-    """Take a waiting conversation from a queue ("take chat"), skipping its place in line.
+    """Take a waiting conversation from a queue ("take chat"), skipping its place in line: one
+    waiting in a queue the agent serves, or offered to them.
 
-    Errors: NOT_FOUND, FAILED_PRECONDITION (not waiting any more, or the agent is not eligible
-    for its queue), RESOURCE_EXHAUSTED (no capacity).
+    Errors: NOT_FOUND, PERMISSION_DENIED (neither offered to the agent nor in a queue they
+    serve), FAILED_PRECONDITION (not waiting any more, or the agent is not eligible at its
+    current step), RESOURCE_EXHAUSTED (no capacity).
     """
     SendMessage: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.SendMessageRequest, _agent_service_pb2.SendMessageResponse]
     """Write to the customer in a conversation the agent owns (or takes over in LIVE mode).
 
     Idempotent on `request_id`. Errors: INVALID_ARGUMENT (empty, over 64 KiB, bad attachment),
-    NOT_FOUND, FAILED_PRECONDITION (the agent does not own the conversation, or it is closed).
+    NOT_FOUND, PERMISSION_DENIED (the agent does not own the conversation), FAILED_PRECONDITION
+    (the owner's conversation is not active, or it is closed).
     """
     RequestTransfer: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.RequestTransferRequest, _agent_service_pb2.RequestTransferResponse]
     """Hand an owned conversation to another agent (an offer they accept or reject; the sender
     keeps it until then), a queue or a department (at once).
 
-    Errors: NOT_FOUND (conversation or target), FAILED_PRECONDITION (not the owner, a transfer
-    is already pending, or the target agent is not signed in), INVALID_ARGUMENT (no target, or
-    transferring to oneself).
+    Errors: NOT_FOUND (conversation or target), PERMISSION_DENIED (not the owner),
+    FAILED_PRECONDITION (a transfer is already pending, or the target agent is not signed in),
+    INVALID_ARGUMENT (no target, or transferring to oneself).
     """
     AnswerTransfer: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.AnswerTransferRequest, _agent_service_pb2.AnswerTransferResponse]
     """Accept or reject a transfer offered to this agent.
@@ -100,33 +108,38 @@ class AgentServiceStub:
     Errors: NOT_FOUND, FAILED_PRECONDITION (no longer pending).
     """
     SetConversationMode: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.SetConversationModeRequest, _agent_service_pb2.SetConversationModeResponse]
-    """Switch a conversation's console mode: AUTO (back to the bot), SILENT (monitor; the bot
-    stops and it queues), LIVE (take it), END (end as resolved).
+    """Switch a conversation's console mode: AUTO (back to the bot), LIVE (take it), END (end as
+    resolved), on a conversation the agent owns, was offered, or that waits (or the bot holds)
+    in a queue the agent serves. SILENT is monitoring, which is for supervisors
+    (SupervisorService.MonitorConversation): it is refused to agents.
 
-    Errors: INVALID_ARGUMENT (unspecified mode), NOT_FOUND, FAILED_PRECONDITION (the mode does
-    not apply in the conversation's state), RESOURCE_EXHAUSTED (LIVE with no capacity).
+    Errors: INVALID_ARGUMENT (unspecified mode), NOT_FOUND, PERMISSION_DENIED (SILENT, or no
+    such relation to the conversation; an ACTIVE one only by its owner), FAILED_PRECONDITION
+    (the mode does not apply in the conversation's state), RESOURCE_EXHAUSTED (LIVE with no
+    capacity).
     """
     EndConversation: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.EndConversationRequest, _agent_service_pb2.EndConversationResponse]
     """End a conversation the agent owns, with an outcome. It goes to WRAP_UP if the tenant has
     wrap-up time (capacity held until FinishWrapUp or the timer), else CLOSED.
 
-    Errors: NOT_FOUND, FAILED_PRECONDITION (not the owner, or not active).
+    Errors: NOT_FOUND, PERMISSION_DENIED (not the owner), FAILED_PRECONDITION (not active).
     """
     FinishWrapUp: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.FinishWrapUpRequest, _agent_service_pb2.FinishWrapUpResponse]
     """Finish wrap-up early: the conversation closes and the capacity is free.
 
-    Errors: NOT_FOUND, FAILED_PRECONDITION (not in wrap-up, or not the owner).
+    Errors: NOT_FOUND, PERMISSION_DENIED (not the owner), FAILED_PRECONDITION (not in wrap-up).
     """
     AddNote: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.AddNoteRequest, _agent_service_pb2.AddNoteResponse]
-    """Leave a private note on a conversation (never shown to the customer).
+    """Leave a private note on a conversation (never shown to the customer): one the agent owns,
+    served, or is party to a pending transfer of.
 
-    Errors: INVALID_ARGUMENT (empty or over 64 KiB), NOT_FOUND.
+    Errors: INVALID_ARGUMENT (empty or over 64 KiB), NOT_FOUND, PERMISSION_DENIED.
     """
     UpdateTags: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.UpdateTagsRequest, _agent_service_pb2.UpdateTagsResponse]
-    """Add and remove tags on a conversation. Adding a present tag or removing an absent one is
-    not an error.
+    """Add and remove tags on a conversation the agent owns or served. Adding a present tag or
+    removing an absent one is not an error.
 
-    Errors: INVALID_ARGUMENT (empty tag), NOT_FOUND.
+    Errors: INVALID_ARGUMENT (empty tag), NOT_FOUND, PERMISSION_DENIED.
     """
     ListMyConversations: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListMyConversationsRequest, _agent_service_pb2.ListMyConversationsResponse]
     """The agent's conversations, most recently assigned first (AIP-132 paging).
@@ -134,8 +147,9 @@ class AgentServiceStub:
     Errors: INVALID_ARGUMENT (bad page token or page size).
     """
     GetConversation: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.GetConversationRequest, _agent_service_pb2.GetConversationResponse]
-    """One conversation. Agents may read the conversations they own, were offered or served;
-    supervisors and admins any. Errors: NOT_FOUND.
+    """One conversation. Agents may read the conversations they own, were offered (now or
+    before), served, or are party to a pending transfer of; supervisors and admins any.
+    Errors: NOT_FOUND (also for one the caller may not read).
     """
     ListMessages: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListMessagesRequest, _agent_service_pb2.ListMessagesResponse]
     """A conversation's transcript, oldest first (AIP-132 paging). Same access as
@@ -143,23 +157,29 @@ class AgentServiceStub:
     """
     NotifyTyping: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.AgentServiceNotifyTypingRequest, _agent_service_pb2.AgentServiceNotifyTypingResponse]
     """The agent is typing (or stopped) in a conversation they own; delivered to the customer.
-    Errors: NOT_FOUND, FAILED_PRECONDITION (not the owner).
+    Errors: NOT_FOUND, PERMISSION_DENIED (not the owner), FAILED_PRECONDITION (closed).
     """
     MarkRead: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.AgentServiceMarkReadRequest, _agent_service_pb2.AgentServiceMarkReadResponse]
-    """The agent read the customer's messages up to one; delivered to the customer as a receipt.
-    Errors: NOT_FOUND (conversation or message).
+    """The agent read the customer's messages up to one of a conversation they own; delivered to
+    the customer as a receipt. Errors: NOT_FOUND (conversation or message), PERMISSION_DENIED
+    (not the owner).
     """
 
 @_typing.type_check_only
 class AgentServiceAsyncStub(AgentServiceStub):
     """AgentService is the agent consoles' door (role AGENT): every call acts as the agent the
     credential names. Sign in, receive offers and messages on StreamEvents, accept, answer,
-    transfer, end.
+    transfer, end. SUPERVISOR and ADMIN credentials may call GetConversation and ListMessages.
+
+    An agent reads a conversation it owns, was offered (now or before), served (owned before) or
+    is party to a pending transfer of; any other answers NOT_FOUND, exactly as a missing one. An
+    agent changes only what its relation to the conversation allows (each RPC says which);
+    anything else answers PERMISSION_DENIED and changes nothing.
 
     Every RPC may also fail with the common codes (see protos/README.md): UNAUTHENTICATED,
-    PERMISSION_DENIED (not an agent credential, or not this agent's offer, transfer or
-    conversation), RESOURCE_EXHAUSTED with RetryInfo (rate limit), UNAVAILABLE, DEADLINE_EXCEEDED,
-    INTERNAL.
+    PERMISSION_DENIED (the credential's role may not call it, or not this agent's offer,
+    transfer or conversation), RESOURCE_EXHAUSTED with RetryInfo (rate limit), UNAVAILABLE,
+    DEADLINE_EXCEEDED, INTERNAL.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -191,24 +211,27 @@ class AgentServiceAsyncStub(AgentServiceStub):
     Errors: NOT_FOUND, FAILED_PRECONDITION (the offer is gone).
     """
     TakeConversation: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.TakeConversationRequest, _agent_service_pb2.TakeConversationResponse]  # type: ignore[assignment]
-    """Take a waiting conversation from a queue ("take chat"), skipping its place in line.
+    """Take a waiting conversation from a queue ("take chat"), skipping its place in line: one
+    waiting in a queue the agent serves, or offered to them.
 
-    Errors: NOT_FOUND, FAILED_PRECONDITION (not waiting any more, or the agent is not eligible
-    for its queue), RESOURCE_EXHAUSTED (no capacity).
+    Errors: NOT_FOUND, PERMISSION_DENIED (neither offered to the agent nor in a queue they
+    serve), FAILED_PRECONDITION (not waiting any more, or the agent is not eligible at its
+    current step), RESOURCE_EXHAUSTED (no capacity).
     """
     SendMessage: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.SendMessageRequest, _agent_service_pb2.SendMessageResponse]  # type: ignore[assignment]
     """Write to the customer in a conversation the agent owns (or takes over in LIVE mode).
 
     Idempotent on `request_id`. Errors: INVALID_ARGUMENT (empty, over 64 KiB, bad attachment),
-    NOT_FOUND, FAILED_PRECONDITION (the agent does not own the conversation, or it is closed).
+    NOT_FOUND, PERMISSION_DENIED (the agent does not own the conversation), FAILED_PRECONDITION
+    (the owner's conversation is not active, or it is closed).
     """
     RequestTransfer: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.RequestTransferRequest, _agent_service_pb2.RequestTransferResponse]  # type: ignore[assignment]
     """Hand an owned conversation to another agent (an offer they accept or reject; the sender
     keeps it until then), a queue or a department (at once).
 
-    Errors: NOT_FOUND (conversation or target), FAILED_PRECONDITION (not the owner, a transfer
-    is already pending, or the target agent is not signed in), INVALID_ARGUMENT (no target, or
-    transferring to oneself).
+    Errors: NOT_FOUND (conversation or target), PERMISSION_DENIED (not the owner),
+    FAILED_PRECONDITION (a transfer is already pending, or the target agent is not signed in),
+    INVALID_ARGUMENT (no target, or transferring to oneself).
     """
     AnswerTransfer: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.AnswerTransferRequest, _agent_service_pb2.AnswerTransferResponse]  # type: ignore[assignment]
     """Accept or reject a transfer offered to this agent.
@@ -222,33 +245,38 @@ class AgentServiceAsyncStub(AgentServiceStub):
     Errors: NOT_FOUND, FAILED_PRECONDITION (no longer pending).
     """
     SetConversationMode: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.SetConversationModeRequest, _agent_service_pb2.SetConversationModeResponse]  # type: ignore[assignment]
-    """Switch a conversation's console mode: AUTO (back to the bot), SILENT (monitor; the bot
-    stops and it queues), LIVE (take it), END (end as resolved).
+    """Switch a conversation's console mode: AUTO (back to the bot), LIVE (take it), END (end as
+    resolved), on a conversation the agent owns, was offered, or that waits (or the bot holds)
+    in a queue the agent serves. SILENT is monitoring, which is for supervisors
+    (SupervisorService.MonitorConversation): it is refused to agents.
 
-    Errors: INVALID_ARGUMENT (unspecified mode), NOT_FOUND, FAILED_PRECONDITION (the mode does
-    not apply in the conversation's state), RESOURCE_EXHAUSTED (LIVE with no capacity).
+    Errors: INVALID_ARGUMENT (unspecified mode), NOT_FOUND, PERMISSION_DENIED (SILENT, or no
+    such relation to the conversation; an ACTIVE one only by its owner), FAILED_PRECONDITION
+    (the mode does not apply in the conversation's state), RESOURCE_EXHAUSTED (LIVE with no
+    capacity).
     """
     EndConversation: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.EndConversationRequest, _agent_service_pb2.EndConversationResponse]  # type: ignore[assignment]
     """End a conversation the agent owns, with an outcome. It goes to WRAP_UP if the tenant has
     wrap-up time (capacity held until FinishWrapUp or the timer), else CLOSED.
 
-    Errors: NOT_FOUND, FAILED_PRECONDITION (not the owner, or not active).
+    Errors: NOT_FOUND, PERMISSION_DENIED (not the owner), FAILED_PRECONDITION (not active).
     """
     FinishWrapUp: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.FinishWrapUpRequest, _agent_service_pb2.FinishWrapUpResponse]  # type: ignore[assignment]
     """Finish wrap-up early: the conversation closes and the capacity is free.
 
-    Errors: NOT_FOUND, FAILED_PRECONDITION (not in wrap-up, or not the owner).
+    Errors: NOT_FOUND, PERMISSION_DENIED (not the owner), FAILED_PRECONDITION (not in wrap-up).
     """
     AddNote: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.AddNoteRequest, _agent_service_pb2.AddNoteResponse]  # type: ignore[assignment]
-    """Leave a private note on a conversation (never shown to the customer).
+    """Leave a private note on a conversation (never shown to the customer): one the agent owns,
+    served, or is party to a pending transfer of.
 
-    Errors: INVALID_ARGUMENT (empty or over 64 KiB), NOT_FOUND.
+    Errors: INVALID_ARGUMENT (empty or over 64 KiB), NOT_FOUND, PERMISSION_DENIED.
     """
     UpdateTags: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.UpdateTagsRequest, _agent_service_pb2.UpdateTagsResponse]  # type: ignore[assignment]
-    """Add and remove tags on a conversation. Adding a present tag or removing an absent one is
-    not an error.
+    """Add and remove tags on a conversation the agent owns or served. Adding a present tag or
+    removing an absent one is not an error.
 
-    Errors: INVALID_ARGUMENT (empty tag), NOT_FOUND.
+    Errors: INVALID_ARGUMENT (empty tag), NOT_FOUND, PERMISSION_DENIED.
     """
     ListMyConversations: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListMyConversationsRequest, _agent_service_pb2.ListMyConversationsResponse]  # type: ignore[assignment]
     """The agent's conversations, most recently assigned first (AIP-132 paging).
@@ -256,8 +284,9 @@ class AgentServiceAsyncStub(AgentServiceStub):
     Errors: INVALID_ARGUMENT (bad page token or page size).
     """
     GetConversation: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.GetConversationRequest, _agent_service_pb2.GetConversationResponse]  # type: ignore[assignment]
-    """One conversation. Agents may read the conversations they own, were offered or served;
-    supervisors and admins any. Errors: NOT_FOUND.
+    """One conversation. Agents may read the conversations they own, were offered (now or
+    before), served, or are party to a pending transfer of; supervisors and admins any.
+    Errors: NOT_FOUND (also for one the caller may not read).
     """
     ListMessages: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListMessagesRequest, _agent_service_pb2.ListMessagesResponse]  # type: ignore[assignment]
     """A conversation's transcript, oldest first (AIP-132 paging). Same access as
@@ -265,22 +294,28 @@ class AgentServiceAsyncStub(AgentServiceStub):
     """
     NotifyTyping: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.AgentServiceNotifyTypingRequest, _agent_service_pb2.AgentServiceNotifyTypingResponse]  # type: ignore[assignment]
     """The agent is typing (or stopped) in a conversation they own; delivered to the customer.
-    Errors: NOT_FOUND, FAILED_PRECONDITION (not the owner).
+    Errors: NOT_FOUND, PERMISSION_DENIED (not the owner), FAILED_PRECONDITION (closed).
     """
     MarkRead: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.AgentServiceMarkReadRequest, _agent_service_pb2.AgentServiceMarkReadResponse]  # type: ignore[assignment]
-    """The agent read the customer's messages up to one; delivered to the customer as a receipt.
-    Errors: NOT_FOUND (conversation or message).
+    """The agent read the customer's messages up to one of a conversation they own; delivered to
+    the customer as a receipt. Errors: NOT_FOUND (conversation or message), PERMISSION_DENIED
+    (not the owner).
     """
 
 class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
     """AgentService is the agent consoles' door (role AGENT): every call acts as the agent the
     credential names. Sign in, receive offers and messages on StreamEvents, accept, answer,
-    transfer, end.
+    transfer, end. SUPERVISOR and ADMIN credentials may call GetConversation and ListMessages.
+
+    An agent reads a conversation it owns, was offered (now or before), served (owned before) or
+    is party to a pending transfer of; any other answers NOT_FOUND, exactly as a missing one. An
+    agent changes only what its relation to the conversation allows (each RPC says which);
+    anything else answers PERMISSION_DENIED and changes nothing.
 
     Every RPC may also fail with the common codes (see protos/README.md): UNAUTHENTICATED,
-    PERMISSION_DENIED (not an agent credential, or not this agent's offer, transfer or
-    conversation), RESOURCE_EXHAUSTED with RetryInfo (rate limit), UNAVAILABLE, DEADLINE_EXCEEDED,
-    INTERNAL.
+    PERMISSION_DENIED (the credential's role may not call it, or not this agent's offer,
+    transfer or conversation), RESOURCE_EXHAUSTED with RetryInfo (rate limit), UNAVAILABLE,
+    DEADLINE_EXCEEDED, INTERNAL.
     """
 
     @_abc_1.abstractmethod
@@ -340,10 +375,12 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_service_pb2.TakeConversationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_service_pb2.TakeConversationResponse, _abc.Awaitable[_agent_service_pb2.TakeConversationResponse]]:
-        """Take a waiting conversation from a queue ("take chat"), skipping its place in line.
+        """Take a waiting conversation from a queue ("take chat"), skipping its place in line: one
+        waiting in a queue the agent serves, or offered to them.
 
-        Errors: NOT_FOUND, FAILED_PRECONDITION (not waiting any more, or the agent is not eligible
-        for its queue), RESOURCE_EXHAUSTED (no capacity).
+        Errors: NOT_FOUND, PERMISSION_DENIED (neither offered to the agent nor in a queue they
+        serve), FAILED_PRECONDITION (not waiting any more, or the agent is not eligible at its
+        current step), RESOURCE_EXHAUSTED (no capacity).
         """
 
     @_abc_1.abstractmethod
@@ -355,7 +392,8 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         """Write to the customer in a conversation the agent owns (or takes over in LIVE mode).
 
         Idempotent on `request_id`. Errors: INVALID_ARGUMENT (empty, over 64 KiB, bad attachment),
-        NOT_FOUND, FAILED_PRECONDITION (the agent does not own the conversation, or it is closed).
+        NOT_FOUND, PERMISSION_DENIED (the agent does not own the conversation), FAILED_PRECONDITION
+        (the owner's conversation is not active, or it is closed).
         """
 
     @_abc_1.abstractmethod
@@ -367,9 +405,9 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         """Hand an owned conversation to another agent (an offer they accept or reject; the sender
         keeps it until then), a queue or a department (at once).
 
-        Errors: NOT_FOUND (conversation or target), FAILED_PRECONDITION (not the owner, a transfer
-        is already pending, or the target agent is not signed in), INVALID_ARGUMENT (no target, or
-        transferring to oneself).
+        Errors: NOT_FOUND (conversation or target), PERMISSION_DENIED (not the owner),
+        FAILED_PRECONDITION (a transfer is already pending, or the target agent is not signed in),
+        INVALID_ARGUMENT (no target, or transferring to oneself).
         """
 
     @_abc_1.abstractmethod
@@ -401,11 +439,15 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_service_pb2.SetConversationModeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_service_pb2.SetConversationModeResponse, _abc.Awaitable[_agent_service_pb2.SetConversationModeResponse]]:
-        """Switch a conversation's console mode: AUTO (back to the bot), SILENT (monitor; the bot
-        stops and it queues), LIVE (take it), END (end as resolved).
+        """Switch a conversation's console mode: AUTO (back to the bot), LIVE (take it), END (end as
+        resolved), on a conversation the agent owns, was offered, or that waits (or the bot holds)
+        in a queue the agent serves. SILENT is monitoring, which is for supervisors
+        (SupervisorService.MonitorConversation): it is refused to agents.
 
-        Errors: INVALID_ARGUMENT (unspecified mode), NOT_FOUND, FAILED_PRECONDITION (the mode does
-        not apply in the conversation's state), RESOURCE_EXHAUSTED (LIVE with no capacity).
+        Errors: INVALID_ARGUMENT (unspecified mode), NOT_FOUND, PERMISSION_DENIED (SILENT, or no
+        such relation to the conversation; an ACTIVE one only by its owner), FAILED_PRECONDITION
+        (the mode does not apply in the conversation's state), RESOURCE_EXHAUSTED (LIVE with no
+        capacity).
         """
 
     @_abc_1.abstractmethod
@@ -417,7 +459,7 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         """End a conversation the agent owns, with an outcome. It goes to WRAP_UP if the tenant has
         wrap-up time (capacity held until FinishWrapUp or the timer), else CLOSED.
 
-        Errors: NOT_FOUND, FAILED_PRECONDITION (not the owner, or not active).
+        Errors: NOT_FOUND, PERMISSION_DENIED (not the owner), FAILED_PRECONDITION (not active).
         """
 
     @_abc_1.abstractmethod
@@ -428,7 +470,7 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_agent_service_pb2.FinishWrapUpResponse, _abc.Awaitable[_agent_service_pb2.FinishWrapUpResponse]]:
         """Finish wrap-up early: the conversation closes and the capacity is free.
 
-        Errors: NOT_FOUND, FAILED_PRECONDITION (not in wrap-up, or not the owner).
+        Errors: NOT_FOUND, PERMISSION_DENIED (not the owner), FAILED_PRECONDITION (not in wrap-up).
         """
 
     @_abc_1.abstractmethod
@@ -437,9 +479,10 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_service_pb2.AddNoteRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_service_pb2.AddNoteResponse, _abc.Awaitable[_agent_service_pb2.AddNoteResponse]]:
-        """Leave a private note on a conversation (never shown to the customer).
+        """Leave a private note on a conversation (never shown to the customer): one the agent owns,
+        served, or is party to a pending transfer of.
 
-        Errors: INVALID_ARGUMENT (empty or over 64 KiB), NOT_FOUND.
+        Errors: INVALID_ARGUMENT (empty or over 64 KiB), NOT_FOUND, PERMISSION_DENIED.
         """
 
     @_abc_1.abstractmethod
@@ -448,10 +491,10 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_service_pb2.UpdateTagsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_service_pb2.UpdateTagsResponse, _abc.Awaitable[_agent_service_pb2.UpdateTagsResponse]]:
-        """Add and remove tags on a conversation. Adding a present tag or removing an absent one is
-        not an error.
+        """Add and remove tags on a conversation the agent owns or served. Adding a present tag or
+        removing an absent one is not an error.
 
-        Errors: INVALID_ARGUMENT (empty tag), NOT_FOUND.
+        Errors: INVALID_ARGUMENT (empty tag), NOT_FOUND, PERMISSION_DENIED.
         """
 
     @_abc_1.abstractmethod
@@ -471,8 +514,9 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_service_pb2.GetConversationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_service_pb2.GetConversationResponse, _abc.Awaitable[_agent_service_pb2.GetConversationResponse]]:
-        """One conversation. Agents may read the conversations they own, were offered or served;
-        supervisors and admins any. Errors: NOT_FOUND.
+        """One conversation. Agents may read the conversations they own, were offered (now or
+        before), served, or are party to a pending transfer of; supervisors and admins any.
+        Errors: NOT_FOUND (also for one the caller may not read).
         """
 
     @_abc_1.abstractmethod
@@ -492,7 +536,7 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agent_service_pb2.AgentServiceNotifyTypingResponse, _abc.Awaitable[_agent_service_pb2.AgentServiceNotifyTypingResponse]]:
         """The agent is typing (or stopped) in a conversation they own; delivered to the customer.
-        Errors: NOT_FOUND, FAILED_PRECONDITION (not the owner).
+        Errors: NOT_FOUND, PERMISSION_DENIED (not the owner), FAILED_PRECONDITION (closed).
         """
 
     @_abc_1.abstractmethod
@@ -501,8 +545,9 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_service_pb2.AgentServiceMarkReadRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_service_pb2.AgentServiceMarkReadResponse, _abc.Awaitable[_agent_service_pb2.AgentServiceMarkReadResponse]]:
-        """The agent read the customer's messages up to one; delivered to the customer as a receipt.
-        Errors: NOT_FOUND (conversation or message).
+        """The agent read the customer's messages up to one of a conversation they own; delivered to
+        the customer as a receipt. Errors: NOT_FOUND (conversation or message), PERMISSION_DENIED
+        (not the owner).
         """
 
 def add_AgentServiceServicer_to_server(servicer: AgentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -92,7 +92,9 @@ class _ConversationModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Conv
     CONVERSATION_MODE_AUTO: _ConversationMode.ValueType  # 1
     """Hand the conversation back to the bot."""
     CONVERSATION_MODE_SILENT: _ConversationMode.ValueType  # 2
-    """Monitor silently; the bot stops and the conversation waits in its queue."""
+    """Monitor silently; the bot stops and the conversation waits in its queue. Monitoring is for
+    supervisors (SupervisorService.MonitorConversation): AgentService refuses it to agents.
+    """
     CONVERSATION_MODE_LIVE: _ConversationMode.ValueType  # 3
     """Take the conversation live (the caller becomes its owner)."""
     CONVERSATION_MODE_END: _ConversationMode.ValueType  # 4
@@ -105,7 +107,9 @@ CONVERSATION_MODE_UNSPECIFIED: ConversationMode.ValueType  # 0
 CONVERSATION_MODE_AUTO: ConversationMode.ValueType  # 1
 """Hand the conversation back to the bot."""
 CONVERSATION_MODE_SILENT: ConversationMode.ValueType  # 2
-"""Monitor silently; the bot stops and the conversation waits in its queue."""
+"""Monitor silently; the bot stops and the conversation waits in its queue. Monitoring is for
+supervisors (SupervisorService.MonitorConversation): AgentService refuses it to agents.
+"""
 CONVERSATION_MODE_LIVE: ConversationMode.ValueType  # 3
 """Take the conversation live (the caller becomes its owner)."""
 CONVERSATION_MODE_END: ConversationMode.ValueType  # 4

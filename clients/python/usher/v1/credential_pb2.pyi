@@ -34,7 +34,9 @@ class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType],
     AgentService.ListMessages for any conversation.
     """
     ROLE_ADMIN: _Role.ValueType  # 4
-    """Everything: AdminService and SupervisorService."""
+    """AdminService, SupervisorService, and AgentService.GetConversation and
+    AgentService.ListMessages for any conversation.
+    """
 
 class Role(_Role, metaclass=_RoleEnumTypeWrapper):
     """What a credential may do."""
@@ -49,7 +51,9 @@ ROLE_SUPERVISOR: Role.ValueType  # 3
 AgentService.ListMessages for any conversation.
 """
 ROLE_ADMIN: Role.ValueType  # 4
-"""Everything: AdminService and SupervisorService."""
+"""AdminService, SupervisorService, and AgentService.GetConversation and
+AgentService.ListMessages for any conversation.
+"""
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
 @_typing.final
