@@ -32,6 +32,8 @@ class Keepalive:
         return [
             ("grpc.keepalive_time_ms", _ms(self.time)),
             ("grpc.keepalive_timeout_ms", _ms(self.timeout)),
+            # gRPC's ping timeout (60 s by default) applies to keepalive pings too
+            ("grpc.http2.ping_timeout_ms", _ms(self.timeout)),
             # keep pinging streams that carry no data (idle agents' event streams)
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.keepalive_permit_without_calls", 1),

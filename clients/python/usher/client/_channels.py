@@ -18,6 +18,7 @@ import grpc
 KEEPALIVE_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.ping_timeout_ms", 10_000),  # else 60 s: it bounds keepalive pings too
     # keep pinging while a stream is open but quiet (an idle agent's events), so a server that
     # vanished without closing the connection is noticed and the stream reconnects elsewhere
     ("grpc.http2.max_pings_without_data", 0),
