@@ -189,6 +189,11 @@ class TenantFeed:
     def last_id(self) -> int:
         return self._released or 0
 
+    @property
+    def subscribers(self) -> int:
+        """Subscriptions open now (a closed one leaves at once)."""
+        return len(self._subscribers)
+
     async def publish(self, first_id: int, events: Sequence[ev.Event]) -> None:
         """Accept committed events ``first_id``...; release whatever is now in order."""
         for offset, event in enumerate(events):

@@ -13,8 +13,10 @@ from usher.v1 import admin_service_pb2, admin_service_pb2_grpc
 
 from core.api.admin import AdminServicer
 from core.api.auth import RateLimit
+from core.api.keepalive import Keepalive
 from core.api.local import build_local_context
 from core.api.server import Server, Servicer, available_servicers
+from core.api.streams import StreamLimits
 from core.store import credentials
 from core.store.connect import Connections
 
@@ -54,6 +56,8 @@ async def running(
     extra: Sequence[Servicer] = (),
     rate_limit: RateLimit | None = GENEROUS,
     with_core: bool = False,
+    stream_limits: StreamLimits | None = None,
+    keepalive: Keepalive | None = None,
 ) -> AsyncIterator[Running]:
     """AdminService and ``extra``; with ``with_core`` every ``usher.v1`` service."""
     client = aioredis.Redis.from_url(redis_url)
@@ -62,7 +66,15 @@ async def running(
     shard.start()
     admin = Servicer(ADMIN.name, AdminServicer(ctx), ADMIN.add)
     servicers = available_servicers(ctx) if with_core else [admin]
-    server = Server(ctx, [*servicers, *extra], host="127.0.0.1", port=0, rate_limit=rate_limit)
+    server = Server(
+        ctx,
+        [*servicers, *extra],
+        host="127.0.0.1",
+        port=0,
+        rate_limit=rate_limit,
+        stream_limits=stream_limits,
+        keepalive=keepalive,
+    )
     await server.start()
     try:
         yield Running(server, pool)
