@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -34,7 +34,10 @@ from benchmarks.chaos.ledger import AckedMessage, AckedStart, Ledger
 from benchmarks.chaos.load import CHANNEL, PATIENT, Tenant
 from core.routing import Engine
 from core.routing.invariants import InvariantViolation, check_invariants
+from core.runtime.live import TenantLive, tenant_live
 from core.store import codec
+
+LiveRead = Callable[[str], Awaitable[TenantLive]]
 
 EXAMPLES = 10
 """Findings of each kind kept in the report (all are counted)."""
@@ -55,6 +58,12 @@ class Audit:
     replays: Counter[str] = field(default_factory=Counter)
     """Replayed calls by outcome: ``duplicate`` (as it must be), or what else came back."""
     events_checked: int = 0
+    peak_load_ratio: float = 0.0
+    """The highest load / capacity of any agent after any event (shows the check had load to
+    look at)."""
+    rebuild_mismatches: list[str] = field(default_factory=list)
+    """Tenants whose live shard state differs from a replay of their event log."""
+    rebuilds_compared: int = 0
 
 
 def _message_id(name: str) -> int | None:
@@ -125,6 +134,8 @@ async def _replay_events(conn: asyncpg.Connection, tenant: str, audit: Audit) ->
         if router is None:
             continue
         for agent in router.agents.values():
+            if agent.capacity > 0:
+                audit.peak_load_ratio = max(audit.peak_load_ratio, agent.load / agent.capacity)
             if agent.load - agent.override > agent.capacity + 1e-9:
                 audit.over_capacity.append(
                     f"{tenant} {agent.agent_id} after event {record['seq']}"
@@ -136,6 +147,59 @@ async def _replay_events(conn: asyncpg.Connection, tenant: str, audit: Audit) ->
             check_invariants(router)
         except InvariantViolation as exc:
             audit.invariant_violations.append(f"{tenant}: {exc}")
+
+
+async def audit_live(
+    database_url: str, tenants: Sequence[str], live: LiveRead, audit: Audit, tries: int = 5
+) -> None:
+    """Each tenant's live state on its shard (``live(tenant)``, ``core.runtime.live``) equals
+    the same figures of a fresh engine fed the tenant's whole event log: agents (status, load,
+    capacity, conversations, offers) and queues (waiting, offered). Read between two live reads
+    of the same version, so nothing moved meanwhile (tried again otherwise)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        for tenant in tenants:
+            for _ in range(tries):
+                before = await live(tenant)
+                engine = Engine()
+                records = await conn.fetch(
+                    "SELECT type, payload FROM events WHERE tenant_id = $1 ORDER BY seq", tenant
+                )
+                engine.replay(codec.decode(r["type"], r["payload"]) for r in records)
+                after = await live(tenant)
+                if before.version != after.version:
+                    await asyncio.sleep(0.5)
+                    continue
+                router = engine.get(tenant)
+                rebuilt = tenant_live(router, after.at) if router is not None else None
+                audit.rebuilds_compared += 1
+                if rebuilt is None or _figures(rebuilt) != _figures(after):
+                    audit.rebuild_mismatches.append(
+                        f"{tenant}: live {_figures(after)} != rebuilt "
+                        f"{_figures(rebuilt) if rebuilt is not None else None}"
+                    )
+                break
+            else:
+                audit.rebuild_mismatches.append(f"{tenant}: never still for {tries} reads")
+    finally:
+        await conn.close()
+
+
+def _figures(live: TenantLive) -> tuple[object, ...]:
+    agents = tuple(
+        (
+            a.agent_id,
+            a.status,
+            a.custom_status,
+            a.load_milli,
+            a.capacity_milli,
+            a.conversations,
+            a.offers,
+        )
+        for a in live.agents
+    )
+    queues = tuple((q.queue_id, q.waiting, q.offered) for q in live.queues)
+    return agents, queues
 
 
 async def audit_api(

@@ -28,6 +28,8 @@ import asyncpg
 
 from benchmarks import procstat
 from benchmarks.chaos.proxy import StoreProxy
+from core.runtime.dispatcher import shard_of
+from core.runtime.live import TenantLive
 from core.store.embedded import EmbeddedPostgres, EmbeddedRedis
 from core.store.migrate import migrate
 
@@ -223,6 +225,16 @@ class Cluster:
     ray_address: str
     shards: int
     data_dir: Path
+
+    async def live(self, tenant: str) -> TenantLive:
+        """The tenant's live figures, read from the shard that owns it."""
+        import ray
+
+        from core.runtime.actor import NAMESPACE, shard_name
+
+        actor = ray.get_actor(shard_name(shard_of(tenant, self.shards)), namespace=NAMESPACE)
+        live: TenantLive = await actor.live.remote(tenant)
+        return live
 
     def shard_pids(self) -> list[int]:
         """The shard actors' processes now (Ray runs under this process)."""

@@ -169,7 +169,9 @@ def _render(result: ChaosResult, quick: bool) -> None:
     console.print(
         f"  acknowledged: {result.acknowledged_conversations:,} conversations,"
         f" {result.acknowledged_messages:,} messages ({result.calls_acknowledged:,} calls);"
-        f" {result.events_checked:,} events replayed; replays {result.replays}"
+        f" {result.events_checked:,} events replayed (peak load {result.peak_load_ratio:.0%} of"
+        f" capacity); {result.rebuilds_compared} live states compared with a rebuild; API"
+        f" replays {result.replays}"
     )
     for name in (
         "lost",
@@ -178,6 +180,7 @@ def _render(result: ChaosResult, quick: bool) -> None:
         "over_capacity",
         "acknowledged_then_refused",
         "invariant_violations",
+        "rebuild_mismatches",
     ):
         value = getattr(result, name)
         mark = "[green]ok[/]    " if value == 0 else "[red]BROKEN[/]"

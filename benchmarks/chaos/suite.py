@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.chaos import faults
-from benchmarks.chaos.audit import EXAMPLES, Audit, audit_api, audit_store
+from benchmarks.chaos.audit import EXAMPLES, Audit, audit_api, audit_live, audit_store
 from benchmarks.chaos.cluster import Progress, running_cluster
 from benchmarks.chaos.ledger import Ledger
 from benchmarks.chaos.load import LoadConfig, TenantLoad, configure, recovery, tenant_names
@@ -87,6 +87,9 @@ class ChaosResult:
     over_capacity: int
     acknowledged_then_refused: int
     invariant_violations: int
+    rebuild_mismatches: int
+    """Tenants whose live shard state differs from a fresh replay of their event log."""
+    rebuilds_compared: int
     recovery_p99_s: float | None
     """Over the faults; None when a fault never recovered."""
     unrecovered: int
@@ -97,6 +100,8 @@ class ChaosResult:
     load_errors: dict[str, int]
     replays: dict[str, int]
     events_checked: int
+    peak_load_ratio: float
+    """Highest load / capacity of any agent after any event replayed."""
     probe_calls: int
     seconds: float
     examples: dict[str, list[str]]
@@ -111,6 +116,7 @@ class ChaosResult:
             == self.over_capacity
             == self.acknowledged_then_refused
             == self.invariant_violations
+            == self.rebuild_mismatches
             == 0
         )
 
@@ -156,6 +162,8 @@ async def run_chaos(config: ChaosConfig, progress: Progress | None = None) -> Ch
         say("auditing the store")
         audit = Audit()
         await audit_store(cluster.stores.direct_url, names, ledger, audit)
+        say("comparing each tenant's live state with a rebuild from its event log")
+        await audit_live(cluster.stores.direct_url, names, cluster.live, audit)
         say("auditing through the API")
         await audit_api(targets[0], tenants, ledger, audit, config.replay_limit)
         how = cluster.stores.how
@@ -173,6 +181,7 @@ async def run_chaos(config: ChaosConfig, progress: Progress | None = None) -> Ch
         "over_capacity": audit.over_capacity,
         "acknowledged_then_refused": refused,
         "invariant_violations": audit.invariant_violations,
+        "rebuild_mismatches": audit.rebuild_mismatches,
     }
     return ChaosResult(
         faults=results,
@@ -185,6 +194,8 @@ async def run_chaos(config: ChaosConfig, progress: Progress | None = None) -> Ch
         over_capacity=len(found["over_capacity"]),
         acknowledged_then_refused=len(refused),
         invariant_violations=len(audit.invariant_violations),
+        rebuild_mismatches=len(audit.rebuild_mismatches),
+        rebuilds_compared=audit.rebuilds_compared,
         recovery_p99_s=p99,
         unrecovered=unrecovered,
         calls_acknowledged=ledger.calls,
@@ -193,6 +204,7 @@ async def run_chaos(config: ChaosConfig, progress: Progress | None = None) -> Ch
         load_errors=dict(sorted(ledger.errors.items())),
         replays=dict(audit.replays),
         events_checked=audit.events_checked,
+        peak_load_ratio=round(audit.peak_load_ratio, 3),
         probe_calls=len(ledger.probes),
         seconds=round(elapsed, 1),
         examples={k: v[:EXAMPLES] for k, v in found.items() if v},
