@@ -11,6 +11,7 @@ import asyncio
 import signal
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator, Callable
 
 import asyncpg
@@ -31,6 +32,7 @@ from usher.v1 import (
 from core.api.keepalive import Keepalive
 from core.api.streams import REFUSED_REASON, StreamLimits
 from core.routing import commands as c
+from core.routing import events as ev
 from core.routing import model as m
 from core.serve import ServeSettings
 from tests.integration.api_kit import Running, running
@@ -99,6 +101,9 @@ async def roomy(configured: asyncpg.Pool, redis_url: str) -> AsyncIterator[Runni
 
 ROUNDS = 4
 STREAMS = 200
+SUBSCRIPTION_LIMIT = 1_000
+"""How many events a stream's subscription may queue (``TenantFeed.subscribe``'s default)."""
+AWAY = m.AgentStatus.AWAY
 
 
 async def test_streams_dropped_by_the_client_are_released(roomy: Running) -> None:
@@ -279,6 +284,31 @@ async def test_usher_open_streams_counts_each_stream_once_however_it_ends(
         assert ended.code() == grpc.StatusCode.UNAVAILABLE
     assert api.server.streams.open_streams == 0
     assert open_streams("SupervisorService") == before
+
+
+async def test_a_stream_cut_off_as_a_slow_consumer_is_released(roomy: Running) -> None:
+    """More events for an agent than its subscription may queue, in one go: the stream ends
+    RESOURCE_EXHAUSTED (SLOW_CONSUMER) and leaves nothing open behind it."""
+    api = roomy
+    token = (await with_agents(api, "ann"))["ann"]
+    feed = api.server.ctx.feeds.feed(T)
+    before = open_streams("AgentService")
+    async with grpc.aio.insecure_channel(api.target) as channel:
+        call = agent_events(channel, token)
+        await until(lambda: feed.subscribers == 1)
+        burst = [
+            ev.AgentStatusChanged(tenant=T, at=time.time(), agent_id="ann", status=AWAY)
+            for _ in range(SUBSCRIPTION_LIMIT + 1)
+        ]
+        await feed.publish(feed.last_id + 1, burst)
+        with pytest.raises(grpc.aio.AioRpcError) as cut:
+            while await asyncio.wait_for(call.read(), WAIT) is not grpc.aio.EOF:
+                pass
+        assert cut.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert refusal(cut.value)[0] == "SLOW_CONSUMER"
+        await until(lambda: api.server.streams.open_streams == 0)
+        await until(lambda: feed.subscribers == 0)
+    assert open_streams("AgentService") == before
 
 
 def test_serve_settings_carry_the_caps_and_keepalive(monkeypatch: pytest.MonkeyPatch) -> None:
