@@ -1,6 +1,7 @@
 """``usher bench``: the benchmark suites (``core``: the engine alone; ``store``: the event log;
 ``actor``: one Ray shard, batched or not; ``e2e``: ``usher serve`` through the SDK;
-``chaos``: faults under load, then an audit that nothing acknowledged was lost).
+``chaos``: faults under load, then an audit that nothing acknowledged was lost; ``fuzz``:
+generated requests for every RPC, every answer clean and the store agreeing with the engine).
 
 Each suite prints a table, or with ``--json`` one JSON document on stdout; ``--out FILE`` also
 writes the document to a file; ``--plot DIR`` (core, actor, e2e) writes PNG charts, with the
@@ -26,6 +27,7 @@ from benchmarks import plot, report
 from benchmarks import store as store_suite
 from benchmarks.chaos.command import chaos
 from benchmarks.core import CoreConfig, Verdict, check_targets, run_core, smoke
+from benchmarks.fuzz import fuzz
 
 SPEED_COLUMNS = (
     report.Column("agents", "agents", report.thousands),
@@ -182,6 +184,7 @@ def bench() -> None:
 
 
 bench.add_command(chaos)
+bench.add_command(fuzz)
 
 
 @bench.command("core")
