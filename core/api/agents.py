@@ -3,10 +3,10 @@
 Contracts:
 
 - Who may read or change which conversation is ``core.api.policy``'s one table: an agent reads
-  what it owns, was offered, served or is a transfer's party to (else NOT_FOUND, exactly as a
-  missing conversation) and changes what its relation allows (else PERMISSION_DENIED, nothing
-  stored); supervisors and admins may read any of their tenant's. SILENT (monitoring) is the
-  supervisors' and refused to agents.
+  what it owns, was offered, served, is a transfer's party to or waits in a queue it serves
+  (else NOT_FOUND, exactly as a missing conversation) and changes what its relation allows
+  (else PERMISSION_DENIED, nothing stored); supervisors and admins may read any of their
+  tenant's. SILENT (monitoring) is the supervisors' and refused to agents.
 - Commands are the engine's; a refused one answers with its code and changes nothing. An offer
   that is gone (taken, expired, rescinded) answers ``FAILED_PRECONDITION`` with reason
   ``OFFER_GONE``; one that never existed ``NOT_FOUND``; of two agents accepting one broadcast

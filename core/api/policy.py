@@ -55,7 +55,11 @@ class Relation(StrEnum):
     monitoring yet (supervisors monitor as themselves), so ``core.store.access`` never reports
     it; the table already says what it allows."""
     QUEUE_MEMBER = "queue_member"
-    """It waits (or the bot holds it) in a queue whose first step admits the agent."""
+    """Its queue is one the agent serves (some step of the queue's plan admits the agent),
+    whatever its state: the engine decides whether it still waits."""
+    QUEUE_VISIBLE = "queue_visible"
+    """It waits in a queue the agent serves (or the bot holds it there), or ended there with no
+    agent ever owning it (a left message): what the queue's agents may look at."""
     TEAM = "team"
     """A department colleague's, where the tenant allows team reads. Extension point: tenants
     have no such setting yet, so ``core.store.access`` never reports it."""
@@ -122,6 +126,7 @@ _SEEN: Final = frozenset(
         Relation.TRANSFER_PARTY,
         Relation.MONITOR,
         Relation.TEAM,
+        Relation.QUEUE_VISIBLE,
     }
 )
 """The relations that let an agent read a conversation and its transcript."""
@@ -184,6 +189,7 @@ def relations_of(facts: AgentFacts) -> frozenset[Relation]:
         Relation.OFFERED_BEFORE: facts.offered_before,
         Relation.TRANSFER_PARTY: facts.transfer_party,
         Relation.QUEUE_MEMBER: facts.queue_member,
+        Relation.QUEUE_VISIBLE: facts.queue_member and facts.waiting_or_unserved,
     }
     return frozenset(relation for relation, holds in found.items() if holds)
 

@@ -15,6 +15,7 @@ from core.store.errors import translated_errors
 
 _RELATIONS_SQL: Final = """
 SELECT c.owner_agent_id IS NOT DISTINCT FROM $3 AS owner,
+       c.state IN ('bot', 'queued', 'offered') OR c.last_agent_id IS NULL AS waiting_or_unserved,
        c.last_agent_id IS NOT DISTINCT FROM $3 AS last_agent,
        EXISTS (SELECT 1 FROM offers o
                WHERE o.tenant_id = $1 AND o.conversation_id = $2 AND o.outcome IS NULL
@@ -60,6 +61,8 @@ class AgentFacts:
     """Sender or target of its pending transfer."""
     queue_member: bool
     """Its queue's plan (strict or relaxed) admits the agent."""
+    waiting_or_unserved: bool
+    """It waits for an agent (or the bot has it), or no agent ever owned it."""
 
 
 def serves(queue: m.QueueSettings, agent: m.AgentProfile) -> bool:
@@ -96,4 +99,5 @@ class Access:
             offered_before=bool(row["offered_before"]),
             transfer_party=bool(row["transfer_party"]),
             queue_member=queue_member,
+            waiting_or_unserved=bool(row["waiting_or_unserved"]),
         )

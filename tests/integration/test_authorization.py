@@ -315,6 +315,21 @@ async def test_a_transfer_opens_reading_to_its_target_and_keeps_it_for_the_sende
     await w.bob.add_note(pb.AddNoteRequest(conversation=w.owned, text="handed to ann"))
 
 
+async def test_an_agent_sees_what_waits_in_a_queue_it_serves_until_another_takes_it(
+    w: World,
+) -> None:
+    await w.ann.set_status(pb.SetStatusRequest(status=agent_pb2.AGENT_STATUS_AWAY))
+    waiting = await _start(w.gateway, "max", "queues/all", "anyone?")
+    offer = await _offer_to(w.pool, waiting)  # to bob: ann is away
+    got = await w.ann.get_conversation(pb.GetConversationRequest(name=waiting))
+    assert got.conversation.state == conversation_pb2.CONVERSATION_STATE_OFFERED
+    await w.bob.accept_offer(pb.AcceptOfferRequest(offer=offer))
+    await refused(w.ann.get_conversation(pb.GetConversationRequest(name=waiting)), NotFound)
+    # nor does a queue ann does not serve show her what waits there
+    bobs = await _start(w.gateway, "ned", "queues/bobs", "for bob")
+    await refused(w.ann.list_messages(pb.ListMessagesRequest(parent=bobs)), NotFound)
+
+
 async def test_an_agent_acts_on_what_waits_in_a_queue_it_serves(w: World) -> None:
     waiting = await _start(w.gateway, "max", "queues/all", "anyone?")
     # offered to one of them; ann serves the queue either way

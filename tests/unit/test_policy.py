@@ -22,7 +22,16 @@ def _row(rpc: str, allowed: set[Relation], otherwise: Verdict) -> None:
     AGENT_EXPECTED[rpc] = {r: A if r in allowed else otherwise for r in [*Relation, None]}
 
 
-SEEN = {R.OWNER, R.OFFERED, R.OFFERED_BEFORE, R.SERVED, R.TRANSFER_PARTY, R.MONITOR, R.TEAM}
+SEEN = {
+    R.OWNER,
+    R.OFFERED,
+    R.OFFERED_BEFORE,
+    R.SERVED,
+    R.TRANSFER_PARTY,
+    R.MONITOR,
+    R.TEAM,
+    R.QUEUE_VISIBLE,
+}
 for _read in ("GetConversation", "ListMessages"):
     _row(f"AgentService.{_read}", SEEN, N)
 for _owned in (
@@ -144,5 +153,26 @@ def test_stored_facts_become_relations() -> None:
         offered_before=True,
         transfer_party=False,
         queue_member=True,
+        waiting_or_unserved=False,
     )
     assert policy.relations_of(facts) == {R.SERVED, R.OFFERED_BEFORE, R.QUEUE_MEMBER}
+    waiting = AgentFacts(
+        owner=False,
+        served=False,
+        offered=False,
+        offered_before=False,
+        transfer_party=False,
+        queue_member=True,
+        waiting_or_unserved=True,
+    )
+    assert policy.relations_of(waiting) == {R.QUEUE_MEMBER, R.QUEUE_VISIBLE}
+    elsewhere = AgentFacts(
+        owner=False,
+        served=False,
+        offered=False,
+        offered_before=False,
+        transfer_party=False,
+        queue_member=False,
+        waiting_or_unserved=True,
+    )
+    assert policy.relations_of(elsewhere) == frozenset()

@@ -30,8 +30,9 @@ class AgentServiceStub:
     credential names. Sign in, receive offers and messages on StreamEvents, accept, answer,
     transfer, end. SUPERVISOR and ADMIN credentials may call GetConversation and ListMessages.
 
-    An agent reads a conversation it owns, was offered (now or before), served (owned before) or
-    is party to a pending transfer of; any other answers NOT_FOUND, exactly as a missing one. An
+    An agent reads a conversation it owns, was offered (now or before), served (owned before), is
+    party to a pending transfer of, or that waits in a queue it serves (or ended there with no
+    agent, a left message); any other answers NOT_FOUND, exactly as a missing one. An
     agent changes only what its relation to the conversation allows (each RPC says which);
     anything else answers PERMISSION_DENIED and changes nothing.
 
@@ -149,8 +150,9 @@ class AgentServiceServicer:
     credential names. Sign in, receive offers and messages on StreamEvents, accept, answer,
     transfer, end. SUPERVISOR and ADMIN credentials may call GetConversation and ListMessages.
 
-    An agent reads a conversation it owns, was offered (now or before), served (owned before) or
-    is party to a pending transfer of; any other answers NOT_FOUND, exactly as a missing one. An
+    An agent reads a conversation it owns, was offered (now or before), served (owned before), is
+    party to a pending transfer of, or that waits in a queue it serves (or ended there with no
+    agent, a left message); any other answers NOT_FOUND, exactly as a missing one. An
     agent changes only what its relation to the conversation allows (each RPC says which);
     anything else answers PERMISSION_DENIED and changes nothing.
 
@@ -322,8 +324,9 @@ class AgentServiceServicer:
 
     def GetConversation(self, request, context):
         """One conversation. Agents may read the conversations they own, were offered (now or
-        before), served, or are party to a pending transfer of; supervisors and admins any.
-        Errors: NOT_FOUND (also for one the caller may not read).
+        before), served, are party to a pending transfer of, or that wait in a queue they serve
+        (see the service); supervisors and admins any. Errors: NOT_FOUND (also for one the caller
+        may not read).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -465,8 +468,9 @@ class AgentService:
     credential names. Sign in, receive offers and messages on StreamEvents, accept, answer,
     transfer, end. SUPERVISOR and ADMIN credentials may call GetConversation and ListMessages.
 
-    An agent reads a conversation it owns, was offered (now or before), served (owned before) or
-    is party to a pending transfer of; any other answers NOT_FOUND, exactly as a missing one. An
+    An agent reads a conversation it owns, was offered (now or before), served (owned before), is
+    party to a pending transfer of, or that waits in a queue it serves (or ended there with no
+    agent, a left message); any other answers NOT_FOUND, exactly as a missing one. An
     agent changes only what its relation to the conversation allows (each RPC says which);
     anything else answers PERMISSION_DENIED and changes nothing.
 

@@ -31,8 +31,9 @@ class AgentServiceStub:
     credential names. Sign in, receive offers and messages on StreamEvents, accept, answer,
     transfer, end. SUPERVISOR and ADMIN credentials may call GetConversation and ListMessages.
 
-    An agent reads a conversation it owns, was offered (now or before), served (owned before) or
-    is party to a pending transfer of; any other answers NOT_FOUND, exactly as a missing one. An
+    An agent reads a conversation it owns, was offered (now or before), served (owned before), is
+    party to a pending transfer of, or that waits in a queue it serves (or ended there with no
+    agent, a left message); any other answers NOT_FOUND, exactly as a missing one. An
     agent changes only what its relation to the conversation allows (each RPC says which);
     anything else answers PERMISSION_DENIED and changes nothing.
 
@@ -148,8 +149,9 @@ class AgentServiceStub:
     """
     GetConversation: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.GetConversationRequest, _agent_service_pb2.GetConversationResponse]
     """One conversation. Agents may read the conversations they own, were offered (now or
-    before), served, or are party to a pending transfer of; supervisors and admins any.
-    Errors: NOT_FOUND (also for one the caller may not read).
+    before), served, are party to a pending transfer of, or that wait in a queue they serve
+    (see the service); supervisors and admins any. Errors: NOT_FOUND (also for one the caller
+    may not read).
     """
     ListMessages: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListMessagesRequest, _agent_service_pb2.ListMessagesResponse]
     """A conversation's transcript, oldest first (AIP-132 paging). Same access as
@@ -171,8 +173,9 @@ class AgentServiceAsyncStub(AgentServiceStub):
     credential names. Sign in, receive offers and messages on StreamEvents, accept, answer,
     transfer, end. SUPERVISOR and ADMIN credentials may call GetConversation and ListMessages.
 
-    An agent reads a conversation it owns, was offered (now or before), served (owned before) or
-    is party to a pending transfer of; any other answers NOT_FOUND, exactly as a missing one. An
+    An agent reads a conversation it owns, was offered (now or before), served (owned before), is
+    party to a pending transfer of, or that waits in a queue it serves (or ended there with no
+    agent, a left message); any other answers NOT_FOUND, exactly as a missing one. An
     agent changes only what its relation to the conversation allows (each RPC says which);
     anything else answers PERMISSION_DENIED and changes nothing.
 
@@ -285,8 +288,9 @@ class AgentServiceAsyncStub(AgentServiceStub):
     """
     GetConversation: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.GetConversationRequest, _agent_service_pb2.GetConversationResponse]  # type: ignore[assignment]
     """One conversation. Agents may read the conversations they own, were offered (now or
-    before), served, or are party to a pending transfer of; supervisors and admins any.
-    Errors: NOT_FOUND (also for one the caller may not read).
+    before), served, are party to a pending transfer of, or that wait in a queue they serve
+    (see the service); supervisors and admins any. Errors: NOT_FOUND (also for one the caller
+    may not read).
     """
     ListMessages: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListMessagesRequest, _agent_service_pb2.ListMessagesResponse]  # type: ignore[assignment]
     """A conversation's transcript, oldest first (AIP-132 paging). Same access as
@@ -307,8 +311,9 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
     credential names. Sign in, receive offers and messages on StreamEvents, accept, answer,
     transfer, end. SUPERVISOR and ADMIN credentials may call GetConversation and ListMessages.
 
-    An agent reads a conversation it owns, was offered (now or before), served (owned before) or
-    is party to a pending transfer of; any other answers NOT_FOUND, exactly as a missing one. An
+    An agent reads a conversation it owns, was offered (now or before), served (owned before), is
+    party to a pending transfer of, or that waits in a queue it serves (or ended there with no
+    agent, a left message); any other answers NOT_FOUND, exactly as a missing one. An
     agent changes only what its relation to the conversation allows (each RPC says which);
     anything else answers PERMISSION_DENIED and changes nothing.
 
@@ -515,8 +520,9 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agent_service_pb2.GetConversationResponse, _abc.Awaitable[_agent_service_pb2.GetConversationResponse]]:
         """One conversation. Agents may read the conversations they own, were offered (now or
-        before), served, or are party to a pending transfer of; supervisors and admins any.
-        Errors: NOT_FOUND (also for one the caller may not read).
+        before), served, are party to a pending transfer of, or that wait in a queue they serve
+        (see the service); supervisors and admins any. Errors: NOT_FOUND (also for one the caller
+        may not read).
         """
 
     @_abc_1.abstractmethod
