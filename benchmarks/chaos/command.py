@@ -52,6 +52,11 @@ def _say(message: str) -> None:
 @click.option(
     "--redis-stop-seconds", type=click.FloatRange(min=0), default=None, help="[30; 3 quick]"
 )
+@click.option(
+    "--kills-throughout",
+    is_flag=True,
+    help="Kill a shard every --shard-interval over the whole run, during the other faults.",
+)
 @click.option("--gap", type=click.FloatRange(min=0), default=None, help="Seconds between phases.")
 @click.option("--shards", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--doors", type=click.IntRange(min=1), default=2, show_default=True)
@@ -96,6 +101,7 @@ def chaos(
     postgres_stop_seconds: float | None,
     redis_stops: int | None,
     redis_stop_seconds: float | None,
+    kills_throughout: bool,
     gap: float | None,
     shards: int,
     doors: int,
@@ -131,6 +137,7 @@ def chaos(
         "redis_stops": redis_stops,
         "redis_stop_s": redis_stop_seconds,
         "gap_s": gap,
+        "kills_throughout": kills_throughout or None,
     }
     load: dict[str, Any] = {"tenants": tenants, "agents": agents, "rate": rate}
     config = dataclasses.replace(

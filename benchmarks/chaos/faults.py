@@ -39,6 +39,9 @@ class Schedule:
     redis_stop_s: float = 30.0
     gap_s: float = 10.0
     """Seconds after a phase's last fault is lifted before the next phase (and the end)."""
+    kills_throughout: bool = False
+    """Shard kills every ``shard_interval_s`` over the whole run, during the other faults,
+    instead of a phase of ``shard_kills`` of their own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +57,9 @@ def plan(schedule: Schedule) -> tuple[list[Planned], float]:
     """The faults in order and the load's length in seconds (the last phase's gap included)."""
     planned: list[Planned] = []
     t = schedule.warmup_s
+    kills = 0 if schedule.kills_throughout else schedule.shard_kills
     phases = [
-        (SHARD_KILL, schedule.shard_kills, 0.0, schedule.shard_interval_s),
+        (SHARD_KILL, kills, 0.0, schedule.shard_interval_s),
         (DOOR_KILL, schedule.door_kills, 0.0, schedule.gap_s),
         (POSTGRES_STOP, schedule.postgres_stops, schedule.postgres_stop_s, schedule.gap_s),
         (REDIS_STOP, schedule.redis_stops, schedule.redis_stop_s, schedule.gap_s),
@@ -67,7 +71,14 @@ def plan(schedule: Schedule) -> tuple[list[Planned], float]:
             planned.append(Planned(kind, round(t, 3), hold))
             t += hold + (interval if n < count - 1 else 0.0)
         t += schedule.gap_s
-    return planned, max(t, schedule.warmup_s + schedule.gap_s)
+    end = max(t, schedule.warmup_s + schedule.gap_s)
+    if schedule.kills_throughout:
+        at = schedule.warmup_s
+        while at < end - schedule.gap_s / 2:
+            planned.append(Planned(SHARD_KILL, round(at, 3), 0.0))
+            at += schedule.shard_interval_s
+        planned.sort(key=lambda p: p.at_s)
+    return planned, end
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,16 +94,26 @@ class Injected:
 async def inject(
     cluster: Cluster, planned: list[Planned], t0: float, say: Progress
 ) -> list[Injected]:
-    """Run the schedule from ``t0`` (monotonic); each fault as it happened."""
+    """Run the schedule from ``t0`` (monotonic); each fault as it happened, in order. Shard
+    kills run on their own clock, so they keep time while a longer fault is held."""
+    kills = [f for f in planned if f.kind == SHARD_KILL]
+    others = [f for f in planned if f.kind != SHARD_KILL]
+    both = await asyncio.gather(
+        _in_turn(cluster, kills, t0, say), _in_turn(cluster, others, t0, say)
+    )
+    return sorted([*both[0], *both[1]], key=lambda f: f.started)
+
+
+async def _in_turn(
+    cluster: Cluster, planned: list[Planned], t0: float, say: Progress
+) -> list[Injected]:
     done: list[Injected] = []
-    kills = 0
     for n, fault in enumerate(planned):
         await asyncio.sleep(max(0.0, t0 + fault.at_s - time.monotonic()))
-        say(f"fault {n + 1}/{len(planned)}: {fault.kind}")
+        say(f"{fault.at_s:g} s: {fault.kind}")
         started = time.monotonic()
         if fault.kind == SHARD_KILL:
-            target = _kill_a_shard(cluster, kills)
-            kills += 1
+            target = _kill_a_shard(cluster, n)
         elif fault.kind == DOOR_KILL:
             door = cluster.doors[n % len(cluster.doors)]
             target = f"door {door.target}"
