@@ -11,11 +11,13 @@ them: the service reaches them through a ``StoreProxy`` that stalls or cuts the 
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import warnings
@@ -41,14 +43,12 @@ Progress = Callable[[str], None]
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
-class Stores:
+class Stores(abc.ABC):
     """PostgreSQL and Redis as the service sees them (``database_url``, ``redis_url``), the
     direct URL the audit reads through, and the two store faults."""
 
@@ -58,20 +58,25 @@ class Stores:
         self.redis_url = redis_url
 
     @property
+    @abc.abstractmethod
     def how(self) -> str:
-        raise NotImplementedError
+        """How the faults are made, for the report."""
 
-    async def pause_postgres(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def pause_postgres(self) -> None: ...
 
-    async def resume_postgres(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def resume_postgres(self) -> None: ...
 
-    async def stop_redis(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def stop_redis(self) -> None: ...
 
-    async def start_redis(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def start_redis(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Lift whatever fault is still on."""
 
 
 class EmbeddedStores(Stores):
@@ -287,7 +292,7 @@ async def running_cluster(
     stack = contextlib.AsyncExitStack()
     try:
         async with stack:
-            stores: EmbeddedStores | ProxiedStores
+            stores: Stores
             if database_url is None or redis_url is None:
                 say("starting embedded PostgreSQL and Redis")
                 postgres = EmbeddedPostgres(data_dir)
