@@ -1,8 +1,9 @@
 """The front door's side of the shards: commands coalesced per shard into one actor call.
 
 A Ray round trip costs about a millisecond, so the dispatcher never makes one per command:
-while a shard's batch is in flight, the next commands for it wait, then go together (up to
-``max_batch``). Under load, batches grow by themselves; when idle, a command goes at once.
+while ``depth`` calls to a shard are in flight, the next commands for it wait, then go together
+(up to ``max_batch``). Under load, batches grow by themselves; when idle, a command goes at
+once. Two calls in flight let the shard execute one batch while the previous one commits.
 Batches and their outcomes cross as msgpack bytes (``core.runtime.wire``). A call that fails
 (the actor died or is restarting) answers every command of its batch UNAVAILABLE: nothing was
 acknowledged, and a retry finds whatever did commit.
@@ -36,14 +37,16 @@ def shard_of(tenant: str, shards: int) -> int:
 class _Lane:
     handle: Any
     waiting: list[tuple[c.Command, asyncio.Future[Outcome]]] = field(default_factory=list)
-    busy: bool = False
+    calls: int = 0
+    """Calls in flight."""
 
 
 class Dispatcher:
-    def __init__(self, handles: Sequence[Any], *, max_batch: int = 500) -> None:
+    def __init__(self, handles: Sequence[Any], *, max_batch: int = 500, depth: int = 2) -> None:
         self._lanes = [_Lane(h) for h in handles]
         self._drains: set[asyncio.Task[None]] = set()
         self._max_batch = max_batch
+        self._depth = depth
         self.calls = 0
         """Actor calls made so far (commands / calls = the batching achieved)."""
 
@@ -51,8 +54,8 @@ class Dispatcher:
         lane = self._lanes[shard_of(command.tenant, len(self._lanes))]
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         lane.waiting.append((command, done))
-        if not lane.busy:
-            lane.busy = True
+        if lane.calls < self._depth:
+            lane.calls += 1
             task = asyncio.create_task(self._drain(lane))
             self._drains.add(task)
             task.add_done_callback(self._drains.discard)
@@ -76,4 +79,4 @@ class Dispatcher:
                     if not done.done():
                         done.set_result(outcome)
         finally:
-            lane.busy = False
+            lane.calls -= 1

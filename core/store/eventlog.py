@@ -9,6 +9,11 @@ Each shard incarnation ``claim``s its tenants, which bumps their epoch; an appen
 older epoch is refused with ``StaleEpoch`` and writes nothing. The fence is the conditional
 ``UPDATE tenants ... WHERE epoch = $epoch`` that also hands out the sequence numbers, so a
 claim and an append cannot interleave.
+
+Appends of one tenant and epoch build on each other (a shard executes the next batch while the
+previous one commits), so once one fails, every later append of that tenant and epoch is
+refused with ``StaleEpoch`` too, queued or not: the store never holds events that followed
+events it does not hold.
 """
 
 from __future__ import annotations
@@ -72,6 +77,8 @@ class EventLog:
         self._queue: deque[_Append] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._commits = self._appends = self._events = 0
+        self._failed_epochs: dict[str, int] = {}
+        """Each tenant's newest epoch with a failed append: appends of it or older are refused."""
 
     async def claim(self, tenant: str) -> int:
         """Start a new incarnation for ``tenant``: returns its epoch, fencing off older ones."""
@@ -96,6 +103,8 @@ class EventLog:
         ``StoreUnavailable`` means the outcome is unknown (the connection may have dropped after
         COMMIT was sent): the caller rebuilds from the store before going on. A caller that
         stops waiting does not withdraw its events: they are written with their batch."""
+        if epoch <= self._failed_epochs.get(tenant, 0):
+            raise _after_failure(tenant, epoch)
         rows = [(*codec.encode(e), e.at) for e in events]
         item = _Append(tenant, epoch, rows, projection)
         self._queue.append(item)
@@ -160,10 +169,16 @@ class EventLog:
         newest: dict[str, int] = {}
         for item in batch:
             newest[item.tenant] = max(item.epoch, newest.get(item.tenant, 0))
-        live = [item for item in batch if item.epoch == newest[item.tenant]]
+        live = []
         for item in batch:
-            if item.epoch != newest[item.tenant]:
-                _fail(item, StaleEpoch(f"tenant {item.tenant!r}: epoch {item.epoch} is stale"))
+            if item.epoch <= self._failed_epochs.get(item.tenant, 0):
+                self._fail(item, _after_failure(item.tenant, item.epoch))
+            elif item.epoch != newest[item.tenant]:
+                self._fail(item, StaleEpoch(f"tenant {item.tenant!r}: epoch {item.epoch} is stale"))
+            else:
+                live.append(item)
+        if not live:
+            return
         try:
             try:
                 last = await self._commit(live)
@@ -172,11 +187,11 @@ class EventLog:
                 last = await self._commit(current) if current else {}
         except PG_CONNECTION_ERRORS as exc:
             for item in live:
-                _fail(item, StoreUnavailable(f"PostgreSQL is unavailable: {exc}"))
+                self._fail(item, StoreUnavailable(f"PostgreSQL is unavailable: {exc}"))
             return
         except Exception as exc:  # a bug or a constraint: nobody in the batch is acknowledged
             for item in live:
-                _fail(item, exc)
+                self._fail(item, exc)
             return
         stored = [item for item in live if item.tenant in last]
         if stored:
@@ -185,7 +200,7 @@ class EventLog:
             self._events += sum(len(item.rows) for item in stored)
         for item in live:
             if item.tenant not in last:
-                _fail(
+                self._fail(
                     item, StaleEpoch(f"tenant {item.tenant!r}: epoch {item.epoch} is not current")
                 )
         # Sequences run per tenant in batch order: count back from each tenant's new last.
@@ -195,6 +210,12 @@ class EventLog:
                 if not item.done.done():  # a caller may have stopped waiting; still stored
                     item.done.set_result(remaining[item.tenant])
                 remaining[item.tenant] -= len(item.rows)
+
+    def _fail(self, item: _Append, error: Exception) -> None:
+        """Refuse the append, and every later one of its tenant and epoch."""
+        self._failed_epochs[item.tenant] = max(item.epoch, self._failed_epochs.get(item.tenant, 0))
+        if not item.done.done():
+            item.done.set_exception(error)
 
     async def _commit(self, batch: list[_Append]) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -331,9 +352,8 @@ class _Stale(Exception):
         self.claimed = claimed
 
 
-def _fail(item: _Append, error: Exception) -> None:
-    if not item.done.done():
-        item.done.set_exception(error)
+def _after_failure(tenant: str, epoch: int) -> StaleEpoch:
+    return StaleEpoch(f"tenant {tenant!r}: an earlier append of epoch {epoch} failed")
 
 
 _PROJECTION_SQL: list[tuple[str, str]] = [

@@ -21,29 +21,34 @@ KEEP = 2
 """Snapshots kept per tenant (the newest ones)."""
 
 
-async def save(pool: asyncpg.Pool, router: Router, seq: int, epoch: int) -> None:
-    """Store ``router`` as the state after event ``seq``; it must be exactly that (no command
-    executed since that event that is not yet appended). Refused for a stale ``epoch``."""
-    state = pickle.dumps(router, protocol=pickle.HIGHEST_PROTOCOL)
+def dump(router: Router) -> bytes:
+    """The router's state as ``save`` stores it."""
+    return pickle.dumps(router, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+async def save(pool: asyncpg.Pool, tenant: str, state: bytes, seq: int, epoch: int) -> None:
+    """Store ``state`` (``dump`` of the tenant's router) as the state after event ``seq``; it
+    must be exactly that (every event up to ``seq`` applied, nothing after). Refused for a
+    stale ``epoch``."""
     async with pool.acquire() as conn, conn.transaction():
         inserted = await conn.fetchval(
             """INSERT INTO snapshots (tenant_id, seq, format, state)
                SELECT $1, $2, $3, $4 FROM tenants WHERE tenant_id = $1 AND epoch = $5
                ON CONFLICT (tenant_id, seq) DO UPDATE SET state = EXCLUDED.state
                RETURNING seq""",
-            router.tenant,
+            tenant,
             seq,
             FORMAT,
             state,
             epoch,
         )
         if inserted is None:
-            raise StaleEpoch(f"tenant {router.tenant!r}: epoch {epoch} is not current")
+            raise StaleEpoch(f"tenant {tenant!r}: epoch {epoch} is not current")
         await conn.execute(
             """DELETE FROM snapshots WHERE tenant_id = $1 AND seq < (
                    SELECT min(seq) FROM (SELECT seq FROM snapshots WHERE tenant_id = $1
                                          ORDER BY seq DESC LIMIT $2) AS newest)""",
-            router.tenant,
+            tenant,
             KEEP,
         )
 

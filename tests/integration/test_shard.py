@@ -14,7 +14,7 @@ from core.routing import events as ev
 from core.routing import model as m
 from core.routing.effects import Effect
 from core.routing.invariants import snapshot
-from core.runtime.shard import Shard
+from core.runtime.shard import Committed, Shard
 from tests.integration.proxy import CuttableProxy
 
 T = "acme"
@@ -39,6 +39,17 @@ def start(n: int) -> c.StartConversation:
     return c.StartConversation(
         tenant=T, conversation_id=f"c{n}", channel="line", customer_id=f"k{n}", queue_id="q"
     )
+
+
+def recording(seen: list[tuple[int, int]]) -> Committed:
+    """An ``on_commit`` hook that notes (first event id, event count) of each commit."""
+
+    async def committed(
+        tenant: str, first: int, events: Sequence[ev.Event], effects: Sequence[Effect]
+    ) -> None:
+        seen.append((first, len(events)))
+
+    return committed
 
 
 @pytest.fixture
@@ -96,13 +107,7 @@ async def test_a_refused_command_gets_its_code_and_stores_nothing(
 
 async def test_event_ids_are_the_tenant_sequence_and_reach_subscribers(pool: asyncpg.Pool) -> None:
     seen: list[tuple[int, int]] = []
-
-    async def committed(
-        tenant: str, first: int, events: Sequence[ev.Event], effects: Sequence[Effect]
-    ) -> None:
-        seen.append((first, len(events)))
-
-    shard = Shard("s0", pool, clock=ManualClock(), on_commit=committed)
+    shard = Shard("s0", pool, clock=ManualClock(), on_commit=recording(seen))
     await shard.submit(setup_commands())
     await shard.submit([start(1), start(2)])
 
@@ -268,3 +273,60 @@ async def test_a_stalled_then_cut_store_loses_no_acknowledged_first_message(
     stored = {r["conversation_id"]: r["messages"] for r in rows}
     assert sorted(acknowledged) == sorted(stored)  # every arrival was answered in the end
     assert all(count == 1 for count in stored.values()), stored
+
+
+async def test_a_batch_executed_on_top_of_one_whose_commit_fails_is_not_stored_either(
+    shard: Shard, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shard executes the next batch while the previous one commits; when that commit
+    fails, the next batch (built on its state) fails too, though the store is up again."""
+    assert all(o.ok for o in await shard.submit([*setup_commands(), start(1)]))
+    conversation = shard.engine.router(T).conversations["c1"]
+    commit = shard._log._commit
+    release = asyncio.Event()
+    calls = 0
+
+    async def first_fails(batch: list[object]) -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await release.wait()
+            raise asyncpg.CheckViolationError("refused")
+        return await commit(batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shard._log, "_commit", first_fails)
+    vip = c.TagConversation(tenant=T, conversation_id="c1", add=frozenset({"vip"}))
+    first = asyncio.create_task(shard.submit([vip]))
+    while not conversation.tags:  # executed, its commit under way
+        await asyncio.sleep(0.01)
+    gold = c.TagConversation(tenant=T, conversation_id="c1", add=frozenset({"gold"}))
+    second = asyncio.create_task(shard.submit([gold]))  # its event holds "vip" too
+    while len(conversation.tags) < 2:
+        await asyncio.sleep(0.01)
+    release.set()
+    ((lost,), (built_on_lost,)) = await asyncio.gather(first, second)
+
+    for outcome in (lost, built_on_lost):
+        assert outcome.failure is not None and outcome.failure.code == "UNAVAILABLE"
+    types = await pool.fetch("SELECT type FROM events WHERE tenant_id = $1", T)
+    assert "TagsChanged" not in {r["type"] for r in types}
+    (kept,) = await shard.submit([gold])
+    assert kept.ok
+    assert shard.engine.router(T).conversations["c1"].tags == frozenset({"gold"})
+
+
+async def test_concurrent_batches_are_acknowledged_and_published_in_execution_order(
+    pool: asyncpg.Pool,
+) -> None:
+    seen: list[tuple[int, int]] = []
+    shard = Shard("s0", pool, clock=ManualClock(), on_commit=recording(seen))
+    await shard.submit(setup_commands())
+    outcomes = await asyncio.gather(*(shard.submit([start(n)]) for n in range(1, 41)))
+
+    ids = [i for first, n in seen for i in range(first, first + n)]
+    assert ids == list(range(1, len(ids) + 1))  # every event once, in order
+    firsts = [outcome.first_id for (outcome,) in outcomes]
+    assert all(o.ok for (o,) in outcomes) and firsts == sorted(firsts)
+    stored = await pool.fetchval("SELECT max(seq) FROM events WHERE tenant_id = $1", T)
+    assert stored == ids[-1]
+    await shard.stop()
