@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 import structlog
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.api.auth import call_deadline
@@ -36,7 +36,7 @@ from core.api.convert import Refused
 from core.api.keepalive import Keepalive
 from core.api.local import build_local_context
 from core.api.metrics import CountingFeeds, QueueDepth, metered
-from core.api.server import Server, available_servicers, serve
+from core.api.server import Server, Tls, available_servicers, serve
 from core.api.streams import StreamLimits
 from core.config import StoreSettings
 from core.gctune import tune_for_service
@@ -91,6 +91,21 @@ class ServeSettings(BaseSettings):
     """Seconds without traffic before the server pings a connection to see it is alive."""
     keepalive_timeout: float = Field(default=Keepalive().timeout, gt=0)
     """Seconds without an answer to that ping before the connection and its calls end."""
+    tls_cert: Path | None = None
+    """PEM certificate (chain) of the gRPC port; with ``tls_key``, the port serves TLS only."""
+    tls_key: Path | None = None
+    """PEM private key of ``tls_cert``."""
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServeSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        return self
+
+    def tls(self) -> Tls | None:
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        return Tls(self.tls_cert, self.tls_key)
 
     def stream_limits(self) -> StreamLimits:
         return StreamLimits(self.max_streams_per_credential, self.max_streams_per_tenant)
@@ -290,6 +305,8 @@ async def run(settings: ServeSettings, report: Callable[[Server, str], None] | N
                     report(server, metrics)
                     return
                 click.echo(f"usher: gRPC listening on {server.host}:{server.port}")
+                if settings.tls_cert is not None:
+                    click.echo(f"usher: TLS only, certificate {settings.tls_cert}")
                 click.echo(f"usher: services: {', '.join(server.served)}")
                 click.echo(f"usher: routing: {mode}")
                 click.echo(f"usher: PostgreSQL: {connections.database_url}")
@@ -310,6 +327,7 @@ async def run(settings: ServeSettings, report: Callable[[Server, str], None] | N
                 grace=settings.grace,
                 stream_limits=settings.stream_limits(),
                 keepalive=settings.keepalive(),
+                tls=settings.tls(),
                 on_ready=ready,
             )
             if chat is not None:
@@ -381,6 +399,18 @@ def _start_metrics(settings: ServeSettings) -> str:
     default=None,
     help="Seconds to wait for the ping's answer before closing [USHER_KEEPALIVE_TIMEOUT; 10].",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="PEM certificate chain: the gRPC port serves TLS only [USHER_TLS_CERT; plaintext].",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="PEM private key of --tls-cert [USHER_TLS_KEY].",
+)
 @click.option("--worker-of", type=int, default=None, hidden=True)  # core.workers: parent pid
 @click.option("--worker-index", type=int, default=None, hidden=True)  # core.workers: index
 def serve_command(worker_of: int | None, worker_index: int | None, **flags: Any) -> None:
@@ -388,7 +418,10 @@ def serve_command(worker_of: int | None, worker_index: int | None, **flags: Any)
     from core import workers
 
     given = {k: v for k, v in flags.items() if v is not None}
-    settings = ServeSettings(**given)
+    try:
+        settings = ServeSettings(**given)
+    except ValidationError as exc:
+        raise click.UsageError("; ".join(str(e["msg"]) for e in exc.errors())) from None
     configure_logging()
     if worker_of is not None:  # one of several front doors, started by core.workers
         workers.watch_parent(worker_of)

@@ -163,6 +163,8 @@ def worker_command(settings: ServeSettings, shared: Shared, index: int) -> list[
         *("--max-streams-per-tenant", str(settings.max_streams_per_tenant)),
         *("--keepalive-time", str(settings.keepalive_time)),
         *("--keepalive-timeout", str(settings.keepalive_timeout)),
+        *(("--tls-cert", str(settings.tls_cert)) if settings.tls_cert else ()),
+        *(("--tls-key", str(settings.tls_key)) if settings.tls_key else ()),
         *("--workers", "1", "--worker-of", str(os.getpid()), "--worker-index", str(index)),
     ]
 

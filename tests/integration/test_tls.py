@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from core.api.local import build_local_context
 from core.api.server import Server, Tls
 from core.store.connect import Connections
+from tests.integration.serve_kit import UsherServe
 
 
 @pytest.fixture
@@ -72,3 +73,27 @@ async def test_a_configured_certificate_serves_tls_only(
         await server.stop(grace=0.5)
         await shard.stop()
         await client.aclose()
+
+
+async def test_usher_serve_with_tls_flags_serves_tls_only(
+    database_url: str, redis_url: str, certificate: Tls, tmp_path: Path
+) -> None:
+    serve = UsherServe(
+        [
+            *("--local", "--http-port", "-1", "--grace", "1"),
+            *("--database-url", database_url, "--redis-url", redis_url),
+            *("--tls-cert", str(certificate.cert_file), "--tls-key", str(certificate.key_file)),
+        ],
+        log=tmp_path / "serve.log",
+    )
+    try:
+        await serve.start()
+        assert any(line.startswith("usher: TLS only") for line in serve.lines)
+        trusted = grpc.ssl_channel_credentials(certificate.cert_file.read_bytes())
+        async with grpc.aio.secure_channel(serve.target, trusted) as channel:
+            assert await health(channel) == health_pb2.HealthCheckResponse.SERVING
+        async with grpc.aio.insecure_channel(serve.target) as channel:
+            with pytest.raises(grpc.aio.AioRpcError):
+                await health(channel)
+    finally:
+        await serve.kill()
