@@ -296,6 +296,8 @@ def project(router: Router, events: list[ev.Event]) -> Projection:
                 ts(conv.ended_at),
                 ts(conv.closed_at),
                 ts(events[-1].at),
+                conv.region,
+                conv.language,
             )
         )
     return out
