@@ -494,7 +494,8 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     async def ListMessages(
         self, request: agent_service_pb2.ListMessagesRequest, context: cv.Ctx
     ) -> agent_service_pb2.ListMessagesResponse:
-        """The transcript, oldest first; the page token is the last message id sent."""
+        """The transcript in the order recorded (message ids ascending), one keyset page: the
+        page token is the last message id sent, and a page reads only its own rows."""
         who = self._reader(context)
         conversation_id = cv.parse_conversation(request.parent, "parent")
         size = request.page_size or 100
@@ -502,19 +503,19 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             raise InvalidArgument("page_size must be 1 to 500", field="page_size")
         after = 0
         if request.page_token:
-            if not request.page_token.isdigit() or len(request.page_token) > 18:
+            token = request.page_token
+            if not (token.isascii() and token.isdigit()) or len(token) > 18:
                 raise InvalidArgument(
                     "the page token is not one this list issued", field="page_token"
                 )
-            after = int(request.page_token)
+            after = int(token)
         await self._authorize(who, "AgentService.ListMessages", conversation_id)
         await door.stored_conversation(self._api, who.tenant, conversation_id)
-        transcript = await self._api.records.transcript(who.tenant, conversation_id)
-        rest = [r for r in transcript if r.message_id > after]
-        page = rest[:size]
-        token = str(page[-1].message_id) if len(rest) > size else ""
+        rows = await self._api.reads.messages_after(who.tenant, conversation_id, after, size + 1)
+        page = rows[:size]
+        next_token = str(page[-1].message_id) if len(rows) > size else ""
         return agent_service_pb2.ListMessagesResponse(
-            messages=[res.message_from_record(r) for r in page], next_page_token=token
+            messages=[res.message_from_record(r) for r in page], next_page_token=next_token
         )
 
     # --- typing and receipts ---------------------------------------------------------------------

@@ -63,8 +63,7 @@ def conversation_from_view(v: ConversationView) -> conversation_pb2.Conversation
 
 
 def conversation_from_row(r: asyncpg.Record) -> conversation_pb2.Conversation:
-    """From a row of ``core.store.reads.CONVERSATION_SQL``; region and language are not stored
-    and stay empty."""
+    """From a row of ``core.store.reads.CONVERSATION_SQL``."""
     out = conversation_pb2.Conversation(
         name=cv.conversation_name(r["conversation_id"]),
         channel=r["channel"],
@@ -78,6 +77,8 @@ def conversation_from_row(r: asyncpg.Record) -> conversation_pb2.Conversation:
         queue=cv.queue_name(r["queue_id"]),
         owner=cv.agent_name(r["owner_agent_id"]),
         last_agent=cv.agent_name(r["last_agent_id"]),
+        region=r["region"],
+        language=r["language"],
         priority=r["priority"],
         tags=list(r["tags"]),
         outcome=cv.outcome_to_proto(r["outcome"]),

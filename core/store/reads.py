@@ -21,7 +21,7 @@ from core.store.records import MessageRecord, message_from_row
 CONVERSATION_SQL: Final = """
 SELECT c.conversation_id, c.channel, c.customer_id, c.state, c.queue_id, c.owner_agent_id,
        c.last_agent_id, c.priority, c.outcome, c.close_reason, c.tags, c.created_at, c.queued_at,
-       c.assigned_at, c.first_response_at, c.ended_at, c.closed_at,
+       c.assigned_at, c.first_response_at, c.ended_at, c.closed_at, c.region, c.language,
        cu.name AS customer_name, cu.phone AS customer_phone, cu.email AS customer_email,
        (SELECT i.external_id FROM customer_identities i
         WHERE i.tenant_id = c.tenant_id AND i.channel = c.channel
@@ -168,6 +168,21 @@ class Reads:
             conversation_id,
         )
         return None if row is None else message_from_row(row)
+
+    async def messages_after(
+        self, tenant: str, conversation_id: str, after: int, limit: int
+    ) -> list[MessageRecord]:
+        """Up to ``limit`` of a conversation's messages numbered above ``after``, oldest first
+        (a keyset page: one index range scan, however long the transcript)."""
+        rows = await self._rows(
+            MESSAGE_SQL + " WHERE tenant_id = $1 AND conversation_id = $2 AND message_id > $3"
+            " ORDER BY message_id LIMIT $4",
+            tenant,
+            conversation_id,
+            after,
+            limit,
+        )
+        return [message_from_row(r) for r in rows]
 
     # --- agents, offers, transfers -------------------------------------------------------------
 

@@ -333,7 +333,10 @@ class AgentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListMessages(self, request, context):
-        """A conversation's transcript, oldest first (AIP-132 paging). Same access as
+        """A conversation's transcript, oldest first: in the order Usher recorded the messages (a
+        message's `create_time` is the sender's clock where the channel gives one, so it may be out
+        of that order). AIP-132 paging: each page continues after the last message of the previous
+        one, so messages recorded meanwhile appear on a later page and none repeats. Same access as
         GetConversation. Errors: NOT_FOUND, INVALID_ARGUMENT (bad page token or size).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

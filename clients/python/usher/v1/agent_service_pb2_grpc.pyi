@@ -154,7 +154,10 @@ class AgentServiceStub:
     may not read).
     """
     ListMessages: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListMessagesRequest, _agent_service_pb2.ListMessagesResponse]
-    """A conversation's transcript, oldest first (AIP-132 paging). Same access as
+    """A conversation's transcript, oldest first: in the order Usher recorded the messages (a
+    message's `create_time` is the sender's clock where the channel gives one, so it may be out
+    of that order). AIP-132 paging: each page continues after the last message of the previous
+    one, so messages recorded meanwhile appear on a later page and none repeats. Same access as
     GetConversation. Errors: NOT_FOUND, INVALID_ARGUMENT (bad page token or size).
     """
     NotifyTyping: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.AgentServiceNotifyTypingRequest, _agent_service_pb2.AgentServiceNotifyTypingResponse]
@@ -293,7 +296,10 @@ class AgentServiceAsyncStub(AgentServiceStub):
     may not read).
     """
     ListMessages: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListMessagesRequest, _agent_service_pb2.ListMessagesResponse]  # type: ignore[assignment]
-    """A conversation's transcript, oldest first (AIP-132 paging). Same access as
+    """A conversation's transcript, oldest first: in the order Usher recorded the messages (a
+    message's `create_time` is the sender's clock where the channel gives one, so it may be out
+    of that order). AIP-132 paging: each page continues after the last message of the previous
+    one, so messages recorded meanwhile appear on a later page and none repeats. Same access as
     GetConversation. Errors: NOT_FOUND, INVALID_ARGUMENT (bad page token or size).
     """
     NotifyTyping: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.AgentServiceNotifyTypingRequest, _agent_service_pb2.AgentServiceNotifyTypingResponse]  # type: ignore[assignment]
@@ -531,7 +537,10 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_service_pb2.ListMessagesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_service_pb2.ListMessagesResponse, _abc.Awaitable[_agent_service_pb2.ListMessagesResponse]]:
-        """A conversation's transcript, oldest first (AIP-132 paging). Same access as
+        """A conversation's transcript, oldest first: in the order Usher recorded the messages (a
+        message's `create_time` is the sender's clock where the channel gives one, so it may be out
+        of that order). AIP-132 paging: each page continues after the last message of the previous
+        one, so messages recorded meanwhile appear on a later page and none repeats. Same access as
         GetConversation. Errors: NOT_FOUND, INVALID_ARGUMENT (bad page token or size).
         """
 

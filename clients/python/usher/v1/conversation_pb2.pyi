@@ -256,7 +256,9 @@ class Conversation(_message.Message):
     region: _builtins.str
     """The customer's region as the gateway reported it; matched against the tenant's region rules."""
     language: _builtins.str
-    """BCP 47 language tag (`en`, `zh-Hant`, `th`); system messages are sent in it."""
+    """BCP 47 language tag (`en`, `zh-Hant`, `th`); system messages are sent in it. When the
+    conversation started without one, the tenant's default language then.
+    """
     priority: _builtins.int
     """The conversation's own priority; its queue's priority is added when ranking.
     Each point counts as the tenant's `head_start` of extra waiting time.

@@ -37,8 +37,11 @@ class Skill(_message.Message):
     name: _builtins.str
     """`skills/{skill}`. The `{skill}` id is chosen at creation."""
     display_name: _builtins.str
+    """How people see it, up to 200 characters. Empty (the default): the skill's id."""
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Unset for skills created before Usher stored it."""
+
     def __init__(
         self,
         *,
@@ -69,8 +72,11 @@ class Department(_message.Message):
     name: _builtins.str
     """`departments/{department}`. The `{department}` id is chosen at creation."""
     display_name: _builtins.str
+    """How people see it, up to 200 characters."""
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Unset for departments created before Usher stored it."""
+
     def __init__(
         self,
         *,
