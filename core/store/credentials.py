@@ -33,9 +33,15 @@ def _hash(secret: str) -> str:
 
 
 async def create(
-    pool: asyncpg.Pool, tenant: str, role: str, agent_id: str | None = None
+    pool: asyncpg.Pool,
+    tenant: str,
+    role: str,
+    agent_id: str | None = None,
+    *,
+    display_name: str = "",
 ) -> tuple[Credential, str]:
-    """A new credential and its token (the only time the token exists in clear)."""
+    """A new credential and its token (the only time the token exists in clear);
+    ``display_name`` is a note for people (where the token is used)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if (role == "agent") != (agent_id is not None):
@@ -43,13 +49,15 @@ async def create(
     credential_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     await pool.execute(
-        "INSERT INTO api_credentials (credential_id, tenant_id, role, agent_id, secret_hash)"
-        " VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO api_credentials"
+        " (credential_id, tenant_id, role, agent_id, secret_hash, display_name)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
         credential_id,
         tenant,
         role,
         agent_id,
         _hash(secret),
+        display_name,
     )
     return Credential(credential_id, tenant, role, agent_id), f"{PREFIX}_{credential_id}_{secret}"
 
