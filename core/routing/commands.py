@@ -92,10 +92,14 @@ class ConfigureQueue(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetAgentStatus(Command):
-    """Sign in (online), step away, take a break, sign out, or enter a custom status."""
+    """Sign in (online), step away, take a break, sign out, or enter a custom status.
+
+    With a custom status, ``status`` may be None: the custom status's base is used; a status
+    given must equal that base. Signing out while owning active conversations follows the
+    tenant's ``sign_out_with_conversations``."""
 
     agent_id: str
-    status: AgentStatus
+    status: AgentStatus | None
     custom_status: str | None = None
 
 

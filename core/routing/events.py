@@ -138,6 +138,10 @@ class ConversationStepped(Event):
 
     conversation_id: str
     step: int
+    relaxed: bool = False
+    """The relaxed skill mode by presence: no agent meeting the queue's skills is online, so
+    from ``step`` on the plan is the queue's designations with no skills (see
+    ``QueueSettings.relax_when_none_online``). Absent in events older than the option."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

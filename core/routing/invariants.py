@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.routing.model import ConversationState
+from core.routing.model import AgentStatus, ConversationState
 from core.routing.router import Router
 from core.routing.timers import TimerKind
 
@@ -20,12 +20,37 @@ class InvariantViolation(AssertionError):
 
 
 def check_invariants(router: Router) -> None:
-    """Raise ``InvariantViolation`` naming the first broken invariant (1 to 4, and 6)."""
+    """Raise ``InvariantViolation`` naming the first broken invariant (1 to 4, 6 and 7)."""
     _one_offer_or_owner(router)
     _capacity(router)
     _skills(router)
     _no_starvation(router)
     _messages_once(router)
+    _relaxed_by_presence(router)
+    _no_offline_owner(router)
+
+
+def _relaxed_by_presence(router: Router) -> None:
+    """7. In a queue that relaxes by presence, a waiting conversation needs skills only while
+    an agent who has them is online."""
+    for conv in router.conversations.values():
+        if conv.state is not S.QUEUED or conv.held or not conv.group_key.requirements:
+            continue
+        queue = router.queues.get(conv.queue_id or "")
+        if queue is None or not queue.settings.relax_when_none_online:
+            continue
+        skilled = router.groups.get(queue.plan[0])
+        if skilled is None or skilled.online == 0:
+            _fail(7, f"{conv!r} waits for skills no online agent has")
+
+
+def _no_offline_owner(router: Router) -> None:
+    """8. A signed-out agent owns no active conversation (signing out refuses or hands them
+    back)."""
+    for conv in router.conversations.values():
+        owner = router.agents.get(conv.owner) if conv.owner else None
+        if conv.state is S.ACTIVE and owner is not None and owner.status is AgentStatus.OFFLINE:
+            _fail(8, f"{conv!r} is owned by a signed-out agent")
 
 
 def _messages_once(router: Router) -> None:

@@ -52,6 +52,15 @@ class Strategy(StrEnum):
     """Every eligible agent sees the conversation; the first to accept owns it."""
 
 
+class SignOutPolicy(StrEnum):
+    """What signing out (OFFLINE) does while the agent owns active conversations."""
+
+    REFUSE = "refuse"
+    """Refuse it: the agent ends or transfers them first."""
+    REQUEUE = "requeue"
+    """Hand each back to its queue (a conversation with no queue goes back to the bot)."""
+
+
 class Outcome(StrEnum):
     RESOLVED = "resolved"
     SPAM = "spam"
@@ -86,6 +95,7 @@ class QueueReason(StrEnum):
     REOPENED = "reopened"
     AGENT_IDLE = "agent_idle"
     SILENT_MODE = "silent_mode"
+    AGENT_SIGNED_OUT = "agent_signed_out"
 
 
 class DeclineReason(StrEnum):
@@ -129,6 +139,8 @@ class SystemMessage(StrEnum):
     IDLE_CLOSED = "idle_closed"
     LEAVE_MESSAGE = "leave_message"
     AGENT_AUTO_REPLY = "agent_auto_reply"
+    AGENT_BUSY = "agent_busy"
+    """The agent left the customer's message unanswered for ``agent_idle_notify``."""
 
 
 DEFAULT_TEXTS: Mapping[SystemMessage, str] = {
@@ -145,6 +157,7 @@ DEFAULT_TEXTS: Mapping[SystemMessage, str] = {
     SystemMessage.IDLE_CLOSED: "We closed this conversation as we did not hear back from you.",
     SystemMessage.LEAVE_MESSAGE: "Please leave a message and we will get back to you.",
     SystemMessage.AGENT_AUTO_REPLY: "{text}",
+    SystemMessage.AGENT_BUSY: "Our agent is busy right now and will answer you shortly.",
 }
 
 
@@ -207,6 +220,10 @@ class QueueSettings:
     from the end of that service, or its start while it goes on)."""
     sticky_timeout: float = 30.0
     """How long to wait for the preferred agent before routing to anyone eligible."""
+    relax_when_none_online: bool = False
+    """The relaxed skill mode by presence: while no agent meeting the requirements (and the
+    designations) is online, a waiting conversation is offered to any online agent of the
+    designations (skills dropped) at once, whatever its wait."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +262,10 @@ class TenantSettings:
     """T3: notify this long after the first customer message the agent left unanswered."""
     agent_idle_requeue: bool = False
     """After notifying, put the conversation back in its queue."""
+    agent_idle_tell_customer: bool = False
+    """When notifying, also tell the customer the agent is busy (``SystemMessage.AGENT_BUSY``)."""
+    sign_out_with_conversations: SignOutPolicy = SignOutPolicy.REFUSE
+    """What signing out does while the agent owns active conversations."""
     wrap_up_seconds: float = 0.0
     default_queue: str | None = None
     region_queues: Mapping[str, str] = field(default_factory=dict)

@@ -39,6 +39,7 @@ from core.routing.model import (
     QueueReason,
     QueueSettings,
     Sender,
+    SignOutPolicy,
     Strategy,
     SystemMessage,
     TenantSettings,
@@ -486,7 +487,9 @@ class Router:
                 f"agent {p.agent_id!r} holds {existing.load / UNIT:g} units; "
                 f"capacity {p.capacity:g} is too small until some are released"
             )
+        skilled_in = self._presence_queues(existing) if existing is not None else []
         self._emit(ev.AgentConfigured(tenant=self.tenant, at=self.clock.now(), profile=p))
+        self._relax_stranded(skilled_in)
         self._pull(self.agents[p.agent_id])
 
     def _remove_agent(self, cmd: c.RemoveAgent) -> None:
@@ -532,26 +535,65 @@ class Router:
             validate_hours(s.hours)
         self._emit(ev.QueueConfigured(tenant=self.tenant, at=self.clock.now(), settings=s))
         self._release_held(self.queues[s.queue_id])
+        self._relax_stranded([s.queue_id])
 
     # === agents ==================================================================================
 
     def _set_agent_status(self, cmd: c.SetAgentStatus) -> None:
         agent = self._agent(cmd.agent_id)
+        status = cmd.status
         if cmd.custom_status is not None:
             custom = self.settings.custom_status(cmd.custom_status)
             if custom is None:
                 raise NotFound(f"unknown custom status {cmd.custom_status!r}")
-            if custom.base is not cmd.status:
+            if status is not None and custom.base is not status:
                 raise InvalidArgument(
                     f"custom status {custom.name!r} is a kind of {custom.base.value}, "
-                    f"not {cmd.status.value}"
+                    f"not {status.value}",
+                    field="status",
                 )
-        self._change_status(agent, cmd.status, cmd.custom_status, "agent")
+            status = custom.base  # naming the custom status alone means its base
+        if status is None:
+            raise InvalidArgument("a status or a custom status is required", field="status")
+        held = self._held_on_sign_out(agent) if status is AgentStatus.OFFLINE else []
+        self._change_status(agent, status, cmd.custom_status, "agent")
+        for conv in held:
+            self._hand_back(conv, agent)
+
+    def _held_on_sign_out(self, agent: Agent) -> list[Conversation]:
+        """The active conversations signing out hands back to their queues; refused (nothing
+        changes) while the agent owns any and the tenant's policy is to refuse."""
+        held = [
+            conv
+            for conv in (self.conversations[cid] for cid in sorted(agent.conversations))
+            if conv.state is S.ACTIVE
+        ]
+        if held and self.settings.sign_out_with_conversations is SignOutPolicy.REFUSE:
+            raise FailedPrecondition(
+                f"agent {agent.agent_id!r} owns {len(held)} active conversation(s): "
+                "end or transfer them before signing out",
+                reason="HOLDING_CONVERSATIONS",
+                agent_id=agent.agent_id,
+                conversations=",".join(conv.conversation_id for conv in held),
+            )
+        return held
+
+    def _hand_back(self, conv: Conversation, agent: Agent) -> None:
+        """Return a conversation of an agent who signed out to its queue (``REQUEUE``)."""
+        self._rescind_transfer(conv)
+        if conv.queue_id in self.queues:
+            assert conv.queue_id is not None
+            self._enqueue(
+                conv, conv.queue_id, QueueReason.AGENT_SIGNED_OUT, exclude=(agent.agent_id,)
+            )
+        else:  # its queue is gone (only older logs allow that): the bot answers meanwhile
+            self._to_bot(conv, by=agent.agent_id)
 
     def _change_status(
         self, agent: Agent, status: AgentStatus, custom: str | None, reason: str
     ) -> None:
         now = self.clock.now()
+        was_online = agent.status is AgentStatus.ONLINE
         self._emit(
             ev.AgentStatusChanged(
                 tenant=self.tenant,
@@ -573,6 +615,8 @@ class Router:
             for transfer_id in sorted(agent.transfers_in):
                 conv, record = self.transfers[transfer_id]
                 self._resolve_transfer(conv, record, TransferOutcome.RESCINDED)
+        if was_online:
+            self._relax_stranded(self._presence_queues(agent))
 
     def _accept_offer(self, cmd: c.AcceptOffer) -> None:
         offer = self._live_offer(cmd.offer_id, cmd.agent_id)
@@ -1300,7 +1344,18 @@ class Router:
         """Offer a waiting conversation to the best eligible agent(s); False if none is free."""
         if conv.state is not S.QUEUED or conv.held:
             return False
-        strategy = self._queue_of(conv).settings.strategy
+        queue = self._queue_of(conv)
+        if conv.group_key.requirements and self._stranded(queue):
+            self._emit(
+                ev.ConversationStepped(
+                    tenant=self.tenant,
+                    at=self.clock.now(),
+                    conversation_id=conv.conversation_id,
+                    step=conv.step,
+                    relaxed=True,
+                )
+            )
+        strategy = queue.settings.strategy
         winners, passed = self.groups[conv.group_key].best_agents(
             strategy, conv.cost, conv.declined
         )
@@ -1308,6 +1363,36 @@ class Router:
             return False
         self._offer(conv, winners, strategy, passed, reason=self._why(strategy, winners))
         return True
+
+    def _stranded(self, queue: QueueRuntime) -> bool:
+        """The queue relaxes by presence and no agent meeting its skills is online."""
+        if not queue.settings.relax_when_none_online:
+            return False
+        skilled = self.groups.get(queue.plan[0])
+        return skilled is None or skilled.online == 0
+
+    def _presence_queues(self, agent: Agent) -> list[str]:
+        """The queues relaxing by presence whose skilled agents include ``agent``."""
+        return [
+            queue_id
+            for queue_id, queue in self.queues.items()
+            if queue.settings.relax_when_none_online and queue.plan[0].admits(agent.profile)
+        ]
+
+    def _relax_stranded(self, queue_ids: Iterable[str]) -> None:
+        """Route the conversations waiting in those of ``queue_ids`` left with no skilled agent
+        online: ``_route`` relaxes them first. Runs when the last one signs out or loses the
+        skills (rare), so scanning the conversations is affordable."""
+        stranded = {q for q in queue_ids if q in self.queues and self._stranded(self.queues[q])}
+        if not stranded:
+            return
+        waiting = [
+            conv
+            for conv in self.conversations.values()
+            if conv.state is S.QUEUED and not conv.held and conv.queue_id in stranded
+        ]
+        for conv in sorted(waiting, key=lambda conv: (conv.effective_at, conv.seq)):
+            self._route(conv)
 
     def _offer(
         self,
@@ -1433,6 +1518,8 @@ class Router:
                     agent_id=owner.agent_id,
                 )
             )
+            if self.settings.agent_idle_tell_customer:
+                self._say(conv, SystemMessage.AGENT_BUSY)
             if self.settings.agent_idle_requeue and conv.queue_id in self.queues:
                 assert conv.queue_id is not None
                 self._rescind_transfer(conv)
@@ -1755,6 +1842,8 @@ class Router:
         conv = self.conversations[e.conversation_id]
         routable = conv.state is S.QUEUED
         self._delist(conv)
+        if e.relaxed:
+            self._relax_plan(conv, e.step)
         conv.step = e.step
         conv.declined.clear()
         if routable:
@@ -1767,6 +1856,17 @@ class Router:
             if following < len(conv.plan_offsets)
             else None,
         )
+
+    def _relax_plan(self, conv: Conversation, step: int) -> None:
+        """From ``step`` on, the plan is the queue's designations with no skills (it ends there:
+        later timed steps would only narrow it again)."""
+        assert conv.queue_id is not None
+        relaxed = relaxed_key(self.queues[conv.queue_id].settings)
+        self._ref(relaxed)
+        for key in conv.plan[step:]:
+            self._unref(key)
+        conv.plan = (*conv.plan[:step], relaxed)
+        conv.plan_offsets = conv.plan_offsets[: step + 1]
 
     def _on_offer_made(self, e: ev.OfferMade) -> None:
         conv = self.conversations[e.conversation_id]
@@ -2019,6 +2119,13 @@ def queue_plan(s: QueueSettings) -> tuple[tuple[GroupKey, ...], tuple[float, ...
             key = GroupKey(lowered, agents, departments)
         steps.append((step.after_seconds, key))
     return _squash(steps)
+
+
+def relaxed_key(s: QueueSettings) -> GroupKey:
+    """The group of the relaxed skill mode by presence: the queue's designations, no skills."""
+    return GroupKey(
+        agents=s.designated_agents or None, departments=s.designated_departments or None
+    )
 
 
 def _steps(queue: QueueRuntime) -> list[tuple[float, GroupKey]]:

@@ -1,6 +1,8 @@
-"""A Hypothesis state machine over the whole engine, checking invariants 1-5 after every step.
+"""A Hypothesis state machine over the whole engine, checking invariants 1-8 after every step.
 
-Agents sign in, out and change status; conversations arrive, wait, are offered, accepted,
+Agents sign in, out (refused while holding conversations, or handing them back, as the tenant
+switches its policy) and change status, custom ones named alone; a queue relaxes its skills
+when none of its skilled agents is online; conversations arrive, wait, are offered, accepted,
 rejected, time out, are taken, force-assigned, transferred, ended and reopened; customers
 write, go idle and leave; the clock advances and timers fire. A refused command must leave
 the state exactly as it was.
@@ -8,6 +10,7 @@ the state exactly as it was.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -23,7 +26,7 @@ from core.routing.invariants import check_invariants, snapshot
 T = "acme"
 AGENTS = ("a0", "a1", "a2", "a3", "a4")
 CHANNELS = ("webchat", "webchat", "email", "voice")
-QUEUES = ("basic", "open", "bcast", "sticky")
+QUEUES = ("basic", "open", "bcast", "sticky", "presence")
 S = m.ConversationState
 
 
@@ -36,8 +39,13 @@ def _setup_commands() -> list[c.Command]:
         customer_idle_close=30.0,
         agent_idle_notify=25.0,
         agent_idle_requeue=True,
+        agent_idle_tell_customer=True,
         head_start_seconds=30.0,
-        custom_statuses=(m.CustomStatus("lunch", m.AgentStatus.BREAK, "Back at 2pm"),),
+        custom_statuses=(
+            m.CustomStatus("lunch", m.AgentStatus.BREAK, "Back at 2pm"),
+            m.CustomStatus("desk", m.AgentStatus.ONLINE),
+            m.CustomStatus("home", m.AgentStatus.OFFLINE),
+        ),
     )
     skill = m.SkillRequirement
     commands: list[c.Command] = [
@@ -79,6 +87,16 @@ def _setup_commands() -> list[c.Command]:
                 sticky_timeout=15.0,
                 max_wait=90.0,
                 priority=1,
+            ),
+        ),
+        c.ConfigureQueue(
+            tenant=T,
+            settings=m.QueueSettings(
+                queue_id="presence",
+                requirements=(skill("s2", 4),),
+                relax_when_none_online=True,
+                offer_timeout=10.0,
+                relaxation=(m.RelaxationStep(30.0, level_drop=2),),
             ),
         ),
     ]
@@ -148,6 +166,24 @@ class EngineMachine(RuleBasedStateMachine):
                 tenant=T, agent_id=agent, status=m.AgentStatus.BREAK, custom_status="lunch"
             )
         )
+
+    @rule(agent=st.sampled_from(AGENTS), custom=st.sampled_from(["lunch", "desk", "home"]))
+    def custom_status_alone(self, agent: str, custom: str) -> None:
+        """A custom status named without its base status takes its base."""
+        self._run(c.SetAgentStatus(tenant=T, agent_id=agent, status=None, custom_status=custom))
+
+    @rule(data=st.data())
+    def sign_out_holding(self, data: st.DataObject) -> None:
+        """An agent who owns an active conversation signs out (refused, or handed back)."""
+        owners = sorted({conv.owner for conv in self.router.conversations.values() if conv.owner})
+        if owners:
+            agent = data.draw(st.sampled_from(owners))
+            self._run(c.SetAgentStatus(tenant=T, agent_id=agent, status=m.AgentStatus.OFFLINE))
+
+    @rule(policy=st.sampled_from(m.SignOutPolicy))
+    def sign_out_policy(self, policy: m.SignOutPolicy) -> None:
+        settings = replace(self.router.settings, sign_out_with_conversations=policy)
+        self._run(c.ConfigureTenant(tenant=T, settings=settings))
 
     @rule(agent=st.sampled_from(AGENTS), capacity=st.sampled_from([0.5, 1.0, 2.0, 3.0]))
     def resize(self, agent: str, capacity: float) -> None:
