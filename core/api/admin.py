@@ -5,8 +5,10 @@ when it refuses; reads come from the record tables, which are current because ``
 returns after its events (and their rows) committed. Before the first write of a tenant whose
 routing state was never configured, the servicer configures it with the default settings.
 
-Deleting a skill, department or queue still in use answers FAILED_PRECONDITION naming the users;
-updating a skill answers UNIMPLEMENTED (a skill has no stored fields but its id).
+Deleting a skill, department or queue still in use answers FAILED_PRECONDITION naming the users.
+A skill's display name is not routing state: the engine defines and removes skills (the
+projection writes their rows), and this servicer writes the display name alone, through
+``AdminStore.name_skill``, after the skill's definition committed (so one writer per column).
 Credentials and channels are written to the store directly (they are not routing state);
 channel secrets are never read back through this service (``Channel.blanked``). The servicer
 holds no SQL: it authenticates, validates, submits and translates; ``core.store.admin`` reads.
@@ -44,12 +46,19 @@ from core.api.admin_values import (
 )
 from core.api.auth import caller
 from core.api.context import ApiContext
-from core.api.convert import guarded
+from core.api.convert import guarded, timestamp
 from core.api.errors import abort, fail_from, resource, shown
 from core.routing import commands as c
 from core.routing import model as m
 from core.store import credentials
-from core.store.admin import AdminStore, StoredAgent, StoredCredential, StoredQueue
+from core.store.admin import (
+    AdminStore,
+    StoredAgent,
+    StoredCredential,
+    StoredDepartment,
+    StoredQueue,
+    StoredSkill,
+)
 from core.store.channels import Channels
 from core.store.errors import InvalidInput
 
@@ -70,6 +79,7 @@ QUEUE_FIELDS = tuple(
     if f.name not in ("name", "create_time", "update_time")
 )
 DEPARTMENT_FIELDS = ("display_name",)
+SKILL_FIELDS = ("display_name",)
 SETTINGS_FIELDS = tuple(
     f.name
     for f in tenant_pb2.TenantSettings.DESCRIPTOR.fields
@@ -204,10 +214,6 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             f"{what} {name!r} already exists",
             details=resource(what, name),
         )
-
-    @staticmethod
-    async def _unimplemented(context: Ctx, what: str) -> NoReturn:
-        await abort(context, "UNIMPLEMENTED", what, reason="NOT_SUPPORTED_BY_ENGINE")
 
     # --- agents --------------------------------------------------------------------------------
 
@@ -377,16 +383,30 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         return await self._store.has_skill(tenant, skill)
 
     @staticmethod
-    def _skill(skill: str) -> tenant_pb2.Skill:
-        """A skill as the API shows it: only its id is stored, so it is its display name too."""
-        return tenant_pb2.Skill(name=f"skills/{skill}", display_name=skill)
+    def _skill(found: StoredSkill) -> tenant_pb2.Skill:
+        """A skill as the API shows it: without a display name, its id stands for one."""
+        return tenant_pb2.Skill(
+            name=f"skills/{found.skill}",
+            display_name=found.display_name or found.skill,
+            create_time=timestamp(found.created_at),
+        )
+
+    async def _skill_or_abort(self, context: Ctx, tenant: str, skill: str) -> tenant_pb2.Skill:
+        found = await self._store.skill(tenant, skill)
+        if found is None:
+            await self._not_found(context, "skill", f"skills/{skill}")
+        return self._skill(found)
+
+    async def _name_skill(self, context: Ctx, tenant: str, skill: str, display_name: str) -> None:
+        if not await self._store.name_skill(tenant, skill, display_name):
+            await self._not_found(context, "skill", f"skills/{skill}")  # deleted meanwhile
 
     @guarded
     async def GetSkill(self, request: pb.GetSkillRequest, context: Ctx) -> pb.GetSkillResponse:
         skill = await self._name(context, "name", request.name, "skills")
-        if not await self._has_skill(caller(context).tenant, skill):
-            await self._not_found(context, "skill", request.name)
-        return pb.GetSkillResponse(skill=self._skill(skill))
+        return pb.GetSkillResponse(
+            skill=await self._skill_or_abort(context, caller(context).tenant, skill)
+        )
 
     @guarded
     async def ListSkills(
@@ -399,7 +419,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         found = found[:size]
         return pb.ListSkillsResponse(
             skills=[self._skill(skill) for skill in found],
-            next_page_token=encode_token(found[-1]) if more else "",
+            next_page_token=encode_token(found[-1].skill) if more else "",
         )
 
     @guarded
@@ -411,18 +431,23 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         if await self._has_skill(tenant, skill):
             await self._exists(context, "skill", f"skills/{skill}")
         await self._submit(context, c.DefineSkill(tenant=tenant, skill=skill))
-        return pb.CreateSkillResponse(skill=self._skill(skill))
+        if request.skill.display_name:
+            await self._name_skill(context, tenant, skill, request.skill.display_name)
+        return pb.CreateSkillResponse(skill=await self._skill_or_abort(context, tenant, skill))
 
     @guarded
     async def UpdateSkill(
         self, request: pb.UpdateSkillRequest, context: Ctx
     ) -> pb.UpdateSkillResponse:
+        tenant = caller(context).tenant
         skill = await self._name(context, "skill.name", request.skill.name, "skills")
-        if not await self._has_skill(caller(context).tenant, skill):
-            await self._not_found(context, "skill", request.skill.name)
-        await self._unimplemented(
-            context, "updating a skill is not supported yet: a skill stores nothing but its id"
-        )
+        found = await self._store.skill(tenant, skill)
+        if found is None:
+            await self._not_found(context, "skill", f"skills/{skill}")
+        current = tenant_pb2.Skill(name=f"skills/{skill}", display_name=found.display_name)
+        new = await merged(context, current, request.skill, request.update_mask, SKILL_FIELDS)
+        await self._name_skill(context, tenant, skill, new.display_name)
+        return pb.UpdateSkillResponse(skill=await self._skill_or_abort(context, tenant, skill))
 
     @guarded
     async def DeleteSkill(
@@ -437,11 +462,17 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
 
     # --- departments ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _department_proto(found: StoredDepartment) -> tenant_pb2.Department:
+        return tenant_pb2.Department(
+            name=f"departments/{found.department_id}",
+            display_name=found.name,
+            create_time=timestamp(found.created_at),
+        )
+
     async def _department(self, tenant: str, department_id: str) -> tenant_pb2.Department | None:
         found = await self._store.department(tenant, department_id)
-        if found is None:
-            return None
-        return tenant_pb2.Department(name=f"departments/{department_id}", display_name=found.name)
+        return None if found is None else self._department_proto(found)
 
     async def _department_or_abort(
         self, context: Ctx, tenant: str, department_id: str
@@ -472,10 +503,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         more = len(found) > size
         found = found[:size]
         return pb.ListDepartmentsResponse(
-            departments=[
-                tenant_pb2.Department(name=f"departments/{d.department_id}", display_name=d.name)
-                for d in found
-            ],
+            departments=[self._department_proto(d) for d in found],
             next_page_token=encode_token(found[-1].department_id) if more else "",
         )
 
@@ -581,16 +609,20 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             )
         if agent_id is not None and await self._store.agent(tenant, agent_id) is None:
             await self._not_found(context, "agent", f"agents/{agent_id}")
-        credential, token = await credentials.create(self._pool, tenant, role, agent_id)
+        credential, token = await credentials.create(
+            self._pool, tenant, role, agent_id, display_name=wanted.display_name
+        )
         stored = await self._store.credential(tenant, credential.credential_id)
         assert stored is not None
         return pb.CreateCredentialResponse(credential=self._credential(stored), token=token)
 
     @staticmethod
     def _credential(found: StoredCredential) -> Any:
-        return credential_to_proto(
+        out = credential_to_proto(
             found.credential_id, found.role, found.agent_id, found.created_at, found.revoked_at
         )
+        out.display_name = found.display_name
+        return out
 
     @guarded
     async def ListCredentials(

@@ -2,9 +2,11 @@
 credentials, from the record tables (``core.store.projection`` keeps them current).
 
 Lists are keyset pages by id (``after`` the last id of the previous page, ``''`` for the
-first), except credentials, which page by offset newest first. Nothing here writes: routing
-state changes through the engine, credentials through ``core.store.credentials`` and channels
-through ``core.store.channels``. PostgreSQL's refusals and outages are translated
+first), except credentials, which page by offset newest first. Routing state changes through
+the engine, credentials through ``core.store.credentials`` and channels through
+``core.store.channels``; the one write here is a skill's display name (``name_skill``), which
+is not routing state: the projection writes a skill's row (its existence and create time), the
+admin path that one column. PostgreSQL's refusals and outages are translated
 (``translated_errors``).
 """
 
@@ -38,9 +40,20 @@ class StoredQueue:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredSkill:
+    skill: str
+    display_name: str
+    """Empty when none was given."""
+    created_at: dt.datetime | None
+    """None for skills stored before create times were."""
+
+
+@dataclass(frozen=True, slots=True)
 class StoredDepartment:
     department_id: str
     name: str
+    created_at: dt.datetime | None
+    """None for departments stored before create times were."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +65,14 @@ class StoredCredential:
     agent_id: str | None
     created_at: dt.datetime | None
     revoked_at: dt.datetime | None
+    display_name: str = ""
 
 
 _AGENT: Final = "SELECT agent_id, profile::text AS profile, status, custom_status, updated_at"
 _QUEUE: Final = "SELECT queue_id, settings::text AS settings, updated_at"
-_CREDENTIAL: Final = "SELECT credential_id, role, agent_id, created_at, revoked_at"
+_CREDENTIAL: Final = "SELECT credential_id, role, agent_id, created_at, revoked_at, display_name"
+_SKILL: Final = "SELECT skill, display_name, created_at FROM skills"
+_DEPARTMENT: Final = "SELECT department_id, name, created_at FROM departments"
 
 
 def _agent(row: asyncpg.Record) -> StoredAgent:
@@ -79,8 +95,21 @@ def _queue(row: asyncpg.Record) -> StoredQueue:
 
 def _credential(row: asyncpg.Record) -> StoredCredential:
     return StoredCredential(
-        row["credential_id"], row["role"], row["agent_id"], row["created_at"], row["revoked_at"]
+        row["credential_id"],
+        row["role"],
+        row["agent_id"],
+        row["created_at"],
+        row["revoked_at"],
+        row["display_name"],
     )
+
+
+def _skill(row: asyncpg.Record) -> StoredSkill:
+    return StoredSkill(row["skill"], row["display_name"], row["created_at"])
+
+
+def _department(row: asyncpg.Record) -> StoredDepartment:
+    return StoredDepartment(row["department_id"], row["name"], row["created_at"])
 
 
 class AdminStore:
@@ -139,47 +168,60 @@ class AdminStore:
 
     # --- skills --------------------------------------------------------------------------------
 
-    async def has_skill(self, tenant: str, skill: str) -> bool:
+    async def skill(self, tenant: str, skill: str) -> StoredSkill | None:
         with translated_errors():
-            found = await self._pool.fetchval(
-                "SELECT 1 FROM skills WHERE tenant_id = $1 AND skill = $2", tenant, skill
+            row = await self._pool.fetchrow(
+                f"{_SKILL} WHERE tenant_id = $1 AND skill = $2", tenant, skill
             )
-        return found is not None
+        return None if row is None else _skill(row)
 
-    async def skills(self, tenant: str, after: str, limit: int) -> list[str]:
-        """Up to ``limit`` skill ids sorting after ``after``, in order."""
+    async def has_skill(self, tenant: str, skill: str) -> bool:
+        return await self.skill(tenant, skill) is not None
+
+    async def skills(self, tenant: str, after: str, limit: int) -> list[StoredSkill]:
+        """Up to ``limit`` skills whose id sorts after ``after``, by id."""
         with translated_errors():
             rows = await self._pool.fetch(
-                "SELECT skill FROM skills WHERE tenant_id = $1 AND skill > $2"
-                " ORDER BY skill LIMIT $3",
+                f"{_SKILL} WHERE tenant_id = $1 AND skill > $2 ORDER BY skill LIMIT $3",
                 tenant,
                 after,
                 limit,
             )
-        return [r["skill"] for r in rows]
+        return [_skill(r) for r in rows]
+
+    async def name_skill(self, tenant: str, skill: str, display_name: str) -> bool:
+        """Set a skill's display name; False if there is no such skill (none was changed)."""
+        with translated_errors():
+            status = await self._pool.execute(
+                "UPDATE skills SET display_name = $3 WHERE tenant_id = $1 AND skill = $2",
+                tenant,
+                skill,
+                display_name,
+            )
+        return bool(status.endswith(" 1"))
 
     # --- departments ---------------------------------------------------------------------------
 
     async def department(self, tenant: str, department_id: str) -> StoredDepartment | None:
         with translated_errors():
-            name = await self._pool.fetchval(
-                "SELECT name FROM departments WHERE tenant_id = $1 AND department_id = $2",
+            row = await self._pool.fetchrow(
+                f"{_DEPARTMENT} WHERE tenant_id = $1 AND department_id = $2",
                 tenant,
                 department_id,
             )
-        return None if name is None else StoredDepartment(department_id, name)
+        return None if row is None else _department(row)
 
     async def departments(self, tenant: str, after: str, limit: int) -> list[StoredDepartment]:
         """Up to ``limit`` departments whose id sorts after ``after``, by id."""
         with translated_errors():
             rows = await self._pool.fetch(
-                "SELECT department_id, name FROM departments WHERE tenant_id = $1"
-                " AND department_id > $2 ORDER BY department_id LIMIT $3",
+                f"{_DEPARTMENT} WHERE tenant_id = $1 AND department_id > $2"
+                " ORDER BY department_id LIMIT $3",
                 tenant,
                 after,
                 limit,
             )
-        return [StoredDepartment(r["department_id"], r["name"]) for r in rows]
+        return [_department(r) for r in rows]
 
     # --- tenant settings -----------------------------------------------------------------------
 
