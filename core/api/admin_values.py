@@ -234,6 +234,7 @@ def queue_from_proto(queue_id: str, q: queue_pb2.Queue) -> m.QueueSettings:
         ),
         sticky_window=seconds(q.sticky_window) if q.HasField("sticky_window") else None,
         sticky_timeout=seconds(q.sticky_timeout) if q.HasField("sticky_timeout") else 30.0,
+        relax_when_none_online=q.relax_when_none_online,
     )
 
 
@@ -262,6 +263,7 @@ def queue_to_proto(s: m.QueueSettings, updated_at: dt.datetime | None = None) ->
         designated_departments=[f"departments/{d}" for d in sorted(s.designated_departments)],
         sticky_window=None if s.sticky_window is None else duration(s.sticky_window),
         sticky_timeout=duration(s.sticky_timeout),
+        relax_when_none_online=s.relax_when_none_online,
         update_time=timestamp(updated_at),
     )
 
@@ -273,6 +275,14 @@ KINDS: Mapping[m.SystemMessage, conversation_pb2.SystemMessageKind.ValueType] = 
     for kind in m.SystemMessage
 }
 KIND_OF = {v: k for k, v in KINDS.items()}
+SIGN_OUT_POLICIES: Mapping[m.SignOutPolicy, tenant_pb2.SignOutPolicy.ValueType] = {
+    m.SignOutPolicy.REFUSE: tenant_pb2.SIGN_OUT_POLICY_REFUSE,
+    m.SignOutPolicy.REQUEUE: tenant_pb2.SIGN_OUT_POLICY_REQUEUE,
+}
+SIGN_OUT_POLICY_OF = {
+    tenant_pb2.SIGN_OUT_POLICY_UNSPECIFIED: m.SignOutPolicy.REFUSE,
+    **{v: k for k, v in SIGN_OUT_POLICIES.items()},
+}
 
 
 def _optional(message: tenant_pb2.TenantSettings, field: str) -> float | None:
@@ -292,6 +302,8 @@ def settings_from_proto(s: tenant_pb2.TenantSettings) -> m.TenantSettings:
         if cs.base not in STATUS_OF:
             raise BadValue(f"settings.custom_statuses[{i}].base", "a base status is required")
         statuses.append(m.CustomStatus(cs.name, STATUS_OF[cs.base], cs.auto_reply))
+    if s.sign_out_with_conversations not in SIGN_OUT_POLICY_OF:
+        raise BadValue("settings.sign_out_with_conversations", "unknown sign-out policy")
 
     def given(field: str, default: float) -> float:
         value = _optional(s, field)
@@ -307,6 +319,8 @@ def settings_from_proto(s: tenant_pb2.TenantSettings) -> m.TenantSettings:
         customer_idle_close=_optional(s, "customer_idle_close"),
         agent_idle_notify=_optional(s, "agent_idle_notify"),
         agent_idle_requeue=s.agent_idle_requeue,
+        agent_idle_tell_customer=s.agent_idle_tell_customer,
+        sign_out_with_conversations=SIGN_OUT_POLICY_OF[s.sign_out_with_conversations],
         wrap_up_seconds=given("wrap_up", 0.0),
         default_queue=(
             parse_name("settings.default_queue", s.default_queue, "queues")
@@ -340,6 +354,8 @@ def settings_to_proto(s: m.TenantSettings) -> tenant_pb2.TenantSettings:
         customer_idle_close=maybe(s.customer_idle_close),
         agent_idle_notify=maybe(s.agent_idle_notify),
         agent_idle_requeue=s.agent_idle_requeue,
+        agent_idle_tell_customer=s.agent_idle_tell_customer,
+        sign_out_with_conversations=SIGN_OUT_POLICIES[s.sign_out_with_conversations],
         wrap_up=duration(s.wrap_up_seconds) if s.wrap_up_seconds else None,
         default_queue=f"queues/{s.default_queue}" if s.default_queue else "",
         region_queues={r: f"queues/{q}" for r, q in s.region_queues.items()},

@@ -172,11 +172,8 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             raise InvalidArgument(
                 "a custom status has at most 100 characters", field="custom_status"
             )
-        if request.custom_status:
-            status = m.AgentStatus.AWAY  # replaced by the custom status's base
-            if request.status != agent_pb2.AGENT_STATUS_UNSPECIFIED:
-                status = cv.parse_status(request.status)
-        else:
+        status: m.AgentStatus | None = None  # with a custom status alone: its base
+        if not request.custom_status or request.status != agent_pb2.AGENT_STATUS_UNSPECIFIED:
             status = cv.parse_status(request.status)
         outcome = await door.run(
             self._api,

@@ -51,8 +51,9 @@ class SetStatusRequest(_message.Message):
     CUSTOM_STATUS_FIELD_NUMBER: _builtins.int
     status: _agent_pb2.AgentStatus.ValueType
     custom_status: _builtins.str
-    """A custom status of the tenant ("in a meeting"); it overrides `status` with its base status
-    and its auto-reply answers customers. Empty: none.
+    """A custom status of the tenant ("in a meeting"): the agent's status becomes its base status
+    (leave `status` unspecified, or give that same base) and its auto-reply answers customers.
+    Empty: none.
     """
     def __init__(
         self,

@@ -166,8 +166,14 @@ class AgentServiceServicer:
         """Change the agent's status: sign in = ONLINE, sign out = OFFLINE; AWAY and BREAK take no new
         conversations but keep the current ones. A custom status sets its base status.
 
-        Errors: INVALID_ARGUMENT (unspecified status), NOT_FOUND (unknown custom status),
-        FAILED_PRECONDITION (signing out while holding conversations).
+        Signing out (OFFLINE, or a custom status based on it) while owning active conversations
+        follows the tenant's `sign_out_with_conversations`: refused by default (FAILED_PRECONDITION,
+        ErrorInfo reason `HOLDING_CONVERSATIONS`, metadata `conversations`; nothing changes), or
+        each is handed back to its queue. Conversations in wrap-up do not count.
+
+        Errors: INVALID_ARGUMENT (unspecified status without a custom status, or a status other
+        than the custom status's base), NOT_FOUND (unknown custom status), FAILED_PRECONDITION
+        (signing out while holding conversations, when the tenant refuses it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -162,6 +162,10 @@ class _SystemMessageKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Sys
     """Out of hours or waited too long: please leave a message."""
     SYSTEM_MESSAGE_KIND_AGENT_AUTO_REPLY: _SystemMessageKind.ValueType  # 10
     """The auto-reply of an agent's custom status."""
+    SYSTEM_MESSAGE_KIND_AGENT_BUSY: _SystemMessageKind.ValueType  # 11
+    """The agent left the customer's message unanswered for the tenant's `agent_idle_notify`
+    (sent when `agent_idle_tell_customer` is set): "the agent is busy".
+    """
 
 class SystemMessageKind(_SystemMessageKind, metaclass=_SystemMessageKindEnumTypeWrapper):
     """The system messages Usher sends to customers. Their texts are set per tenant and language
@@ -184,6 +188,10 @@ SYSTEM_MESSAGE_KIND_LEAVE_MESSAGE: SystemMessageKind.ValueType  # 9
 """Out of hours or waited too long: please leave a message."""
 SYSTEM_MESSAGE_KIND_AGENT_AUTO_REPLY: SystemMessageKind.ValueType  # 10
 """The auto-reply of an agent's custom status."""
+SYSTEM_MESSAGE_KIND_AGENT_BUSY: SystemMessageKind.ValueType  # 11
+"""The agent left the customer's message unanswered for the tenant's `agent_idle_notify`
+(sent when `agent_idle_tell_customer` is set): "the agent is busy".
+"""
 Global___SystemMessageKind: _TypeAlias = SystemMessageKind  # noqa: Y015
 
 class _ReceiptStatus:
@@ -539,9 +547,9 @@ class StateChange(_message.Message):
     state: Global___ConversationState.ValueType
     reason: _builtins.str
     """Why, in snake_case: `requested`, `overflow`, `transfer`, `reopened`, `agent_idle`,
-    `silent_mode` (queued); `agent_ended`, `customer_left`, `customer_idle`, `bot_resolved`,
-    `left_message`, `supervisor` (closed); `offer_accepted`, `take`, `force_assign`, `live_mode`
-    (active). New reasons may appear: treat unknown ones as informational.
+    `silent_mode`, `agent_signed_out` (queued); `agent_ended`, `customer_left`, `customer_idle`,
+    `bot_resolved`, `left_message`, `supervisor` (closed); `offer_accepted`, `take`,
+    `force_assign`, `live_mode` (active). New reasons may appear: treat unknown ones as informational.
     """
     def __init__(
         self,

@@ -96,6 +96,7 @@ class Queue(_message.Message):
     STRATEGY_FIELD_NUMBER: _builtins.int
     OFFER_TIMEOUT_FIELD_NUMBER: _builtins.int
     RELAXATION_STEPS_FIELD_NUMBER: _builtins.int
+    RELAX_WHEN_NONE_ONLINE_FIELD_NUMBER: _builtins.int
     MAX_WAIT_FIELD_NUMBER: _builtins.int
     OVERFLOW_QUEUE_FIELD_NUMBER: _builtins.int
     BUSINESS_HOURS_FIELD_NUMBER: _builtins.int
@@ -113,6 +114,13 @@ class Queue(_message.Message):
     """Added to each conversation's own priority when ranking waiting conversations."""
     strategy: Global___Strategy.ValueType
     """How the agent is picked among the eligible ones. Unspecified means LONGEST_IDLE."""
+    relax_when_none_online: _builtins.bool
+    """The relaxed skill mode by presence: while no agent meeting `requirements` (and the
+    designations) is online, a waiting conversation is offered at once to the other online
+    agents of the designations (any online agent of the tenant without designations), whatever
+    its wait. While a skilled agent is online, even a busy one, the requirements hold. Switched
+    on, it also applies to the conversations already waiting.
+    """
     overflow_queue: _builtins.str
     """Where a conversation goes after `max_wait`, `queues/{queue}`. Empty: the customer is invited
     to leave a message and the conversation closes.
@@ -177,6 +185,7 @@ class Queue(_message.Message):
         strategy: Global___Strategy.ValueType = ...,
         offer_timeout: _duration_pb2.Duration | None = ...,
         relaxation_steps: _abc.Iterable[Global___RelaxationStep] | None = ...,
+        relax_when_none_online: _builtins.bool = ...,
         max_wait: _duration_pb2.Duration | None = ...,
         overflow_queue: _builtins.str = ...,
         business_hours: Global___BusinessHours | None = ...,
@@ -190,7 +199,7 @@ class Queue(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["business_hours", b"business_hours", "create_time", b"create_time", "max_wait", b"max_wait", "offer_timeout", b"offer_timeout", "sticky_timeout", b"sticky_timeout", "sticky_window", b"sticky_window", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_hours", b"business_hours", "create_time", b"create_time", "designated_agents", b"designated_agents", "designated_departments", b"designated_departments", "display_name", b"display_name", "max_wait", b"max_wait", "name", b"name", "offer_timeout", b"offer_timeout", "overflow_queue", b"overflow_queue", "priority", b"priority", "relaxation_steps", b"relaxation_steps", "requirements", b"requirements", "route_out_of_hours", b"route_out_of_hours", "sticky_timeout", b"sticky_timeout", "sticky_window", b"sticky_window", "strategy", b"strategy", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_hours", b"business_hours", "create_time", b"create_time", "designated_agents", b"designated_agents", "designated_departments", b"designated_departments", "display_name", b"display_name", "max_wait", b"max_wait", "name", b"name", "offer_timeout", b"offer_timeout", "overflow_queue", b"overflow_queue", "priority", b"priority", "relax_when_none_online", b"relax_when_none_online", "relaxation_steps", b"relaxation_steps", "requirements", b"requirements", "route_out_of_hours", b"route_out_of_hours", "sticky_timeout", b"sticky_timeout", "sticky_window", b"sticky_window", "strategy", b"strategy", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

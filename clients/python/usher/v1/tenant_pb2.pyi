@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from usher.v1 import agent_pb2 as _agent_pb2
 from usher.v1 import conversation_pb2 as _conversation_pb2
 import builtins as _builtins
@@ -21,6 +22,34 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _SignOutPolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SignOutPolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SignOutPolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SIGN_OUT_POLICY_UNSPECIFIED: _SignOutPolicy.ValueType  # 0
+    """REFUSE."""
+    SIGN_OUT_POLICY_REFUSE: _SignOutPolicy.ValueType  # 1
+    """Refuse it (FAILED_PRECONDITION, ErrorInfo reason `HOLDING_CONVERSATIONS`): the agent ends or
+    transfers them first.
+    """
+    SIGN_OUT_POLICY_REQUEUE: _SignOutPolicy.ValueType  # 2
+    """Sign out and hand each back to its queue (StateChange reason `agent_signed_out`)."""
+
+class SignOutPolicy(_SignOutPolicy, metaclass=_SignOutPolicyEnumTypeWrapper):
+    """What signing out does while the agent owns active conversations."""
+
+SIGN_OUT_POLICY_UNSPECIFIED: SignOutPolicy.ValueType  # 0
+"""REFUSE."""
+SIGN_OUT_POLICY_REFUSE: SignOutPolicy.ValueType  # 1
+"""Refuse it (FAILED_PRECONDITION, ErrorInfo reason `HOLDING_CONVERSATIONS`): the agent ends or
+transfers them first.
+"""
+SIGN_OUT_POLICY_REQUEUE: SignOutPolicy.ValueType  # 2
+"""Sign out and hand each back to its queue (StateChange reason `agent_signed_out`)."""
+Global___SignOutPolicy: _TypeAlias = SignOutPolicy  # noqa: Y015
 
 @_typing.final
 class Skill(_message.Message):
@@ -150,6 +179,8 @@ class TenantSettings(_message.Message):
     CUSTOMER_IDLE_CLOSE_FIELD_NUMBER: _builtins.int
     AGENT_IDLE_NOTIFY_FIELD_NUMBER: _builtins.int
     AGENT_IDLE_REQUEUE_FIELD_NUMBER: _builtins.int
+    AGENT_IDLE_TELL_CUSTOMER_FIELD_NUMBER: _builtins.int
+    SIGN_OUT_WITH_CONVERSATIONS_FIELD_NUMBER: _builtins.int
     WRAP_UP_FIELD_NUMBER: _builtins.int
     DEFAULT_QUEUE_FIELD_NUMBER: _builtins.int
     REGION_QUEUES_FIELD_NUMBER: _builtins.int
@@ -165,6 +196,14 @@ class TenantSettings(_message.Message):
     """Consecutive missed offers that set an agent away; 0 never does."""
     agent_idle_requeue: _builtins.bool
     """After reminding the agent, put the conversation back in its queue."""
+    agent_idle_tell_customer: _builtins.bool
+    """When reminding the agent, also tell the customer the agent is busy (the AGENT_BUSY system
+    message, in the customer's language).
+    """
+    sign_out_with_conversations: Global___SignOutPolicy.ValueType
+    """What signing out (AgentService.SetStatus OFFLINE) does while the agent owns active
+    conversations. Unspecified: REFUSE.
+    """
     default_queue: _builtins.str
     """Where conversations go that name no queue and match no region rule, `queues/{queue}`."""
     default_language: _builtins.str
@@ -241,6 +280,8 @@ class TenantSettings(_message.Message):
         customer_idle_close: _duration_pb2.Duration | None = ...,
         agent_idle_notify: _duration_pb2.Duration | None = ...,
         agent_idle_requeue: _builtins.bool = ...,
+        agent_idle_tell_customer: _builtins.bool = ...,
+        sign_out_with_conversations: Global___SignOutPolicy.ValueType = ...,
         wrap_up: _duration_pb2.Duration | None = ...,
         default_queue: _builtins.str = ...,
         region_queues: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
@@ -253,7 +294,7 @@ class TenantSettings(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent_idle_notify", b"agent_idle_notify", "assumed_handle_time", b"assumed_handle_time", "closed_retention", b"closed_retention", "customer_idle_close", b"customer_idle_close", "customer_idle_remind", b"customer_idle_remind", "head_start", b"head_start", "transfer_timeout", b"transfer_timeout", "update_time", b"update_time", "wrap_up", b"wrap_up"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_idle_notify", b"agent_idle_notify", "agent_idle_requeue", b"agent_idle_requeue", "assumed_handle_time", b"assumed_handle_time", "channel_weights", b"channel_weights", "closed_retention", b"closed_retention", "custom_statuses", b"custom_statuses", "customer_idle_close", b"customer_idle_close", "customer_idle_remind", b"customer_idle_remind", "default_language", b"default_language", "default_queue", b"default_queue", "exclusive_channels", b"exclusive_channels", "head_start", b"head_start", "misses_before_away", b"misses_before_away", "name", b"name", "region_queues", b"region_queues", "system_messages", b"system_messages", "transfer_timeout", b"transfer_timeout", "update_time", b"update_time", "wrap_up", b"wrap_up"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_idle_notify", b"agent_idle_notify", "agent_idle_requeue", b"agent_idle_requeue", "agent_idle_tell_customer", b"agent_idle_tell_customer", "assumed_handle_time", b"assumed_handle_time", "channel_weights", b"channel_weights", "closed_retention", b"closed_retention", "custom_statuses", b"custom_statuses", "customer_idle_close", b"customer_idle_close", "customer_idle_remind", b"customer_idle_remind", "default_language", b"default_language", "default_queue", b"default_queue", "exclusive_channels", b"exclusive_channels", "head_start", b"head_start", "misses_before_away", b"misses_before_away", "name", b"name", "region_queues", b"region_queues", "sign_out_with_conversations", b"sign_out_with_conversations", "system_messages", b"system_messages", "transfer_timeout", b"transfer_timeout", "update_time", b"update_time", "wrap_up", b"wrap_up"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
