@@ -341,6 +341,7 @@ _KINDS: Final[dict[str, conversation_pb2.SystemMessageKind.ValueType]] = {
     m.SystemMessage.IDLE_CLOSED.value: conversation_pb2.SYSTEM_MESSAGE_KIND_IDLE_CLOSED,
     m.SystemMessage.LEAVE_MESSAGE.value: conversation_pb2.SYSTEM_MESSAGE_KIND_LEAVE_MESSAGE,
     m.SystemMessage.AGENT_AUTO_REPLY.value: conversation_pb2.SYSTEM_MESSAGE_KIND_AGENT_AUTO_REPLY,
+    m.SystemMessage.AGENT_BUSY.value: conversation_pb2.SYSTEM_MESSAGE_KIND_AGENT_BUSY,
 }
 
 
