@@ -4,6 +4,8 @@ skilled agent is online, and the customer told when the agent is idle."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from core.routing import Engine, FailedPrecondition, InvalidArgument, ManualClock
@@ -142,7 +144,7 @@ def test_a_status_is_required_without_a_custom_status() -> None:
 BILLING = (m.SkillRequirement("billing", 5),)
 
 
-def presence_kit(**queue: object) -> Kit:
+def presence_kit(**queue: Any) -> Kit:
     kit = Kit(skills=["billing"])
     kit.queue(requirements=BILLING, relax_when_none_online=True, **queue)
     return kit
