@@ -2128,6 +2128,13 @@ def relaxed_key(s: QueueSettings) -> GroupKey:
     )
 
 
+def eligibility_keys(s: QueueSettings) -> tuple[GroupKey, ...]:
+    """Every group a queue's conversations may be offered to: its timed steps, and the relaxed
+    group by presence when the queue has that option."""
+    keys, _ = queue_plan(s)
+    return (*keys, relaxed_key(s)) if s.relax_when_none_online else keys
+
+
 def _steps(queue: QueueRuntime) -> list[tuple[float, GroupKey]]:
     return list(zip(queue.offsets, queue.plan, strict=True))
 

@@ -210,6 +210,12 @@ async def test_relaxed_skills_offer_to_other_online_agents_when_no_skilled_agent
     offered = await first(events, lambda e: e.WhichOneof("event") == "offer")
     assert offered.offer.conversation == conversation
     await events.aclose()
+    # the queue is served by the other online agents too: one may read and take it
+    gil = await desk.agent("gil")
+    seen = await gil.get_conversation(agent_pb.GetConversationRequest(name=conversation))
+    assert seen.conversation.state == conversation_pb2.CONVERSATION_STATE_OFFERED
+    taken = await gil.take_conversation(agent_pb.TakeConversationRequest(conversation=conversation))
+    assert taken.conversation.owner == "agents/gil"
 
 
 # --- the agent-idle message to the customer ----------------------------------------------------

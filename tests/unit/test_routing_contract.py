@@ -13,6 +13,7 @@ from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
 from core.routing.invariants import snapshot
+from core.store import codec
 from tests.unit.engine_kit import Kit, T, of_type
 
 S = m.ConversationState
@@ -262,6 +263,24 @@ def test_relaxed_skills_are_rebuilt_by_replaying_the_log() -> None:
     rebuilt.replay(kit.log)
 
     assert snapshot(rebuilt.router(T)) == snapshot(kit.router)
+
+
+def test_events_recorded_before_the_options_still_load() -> None:
+    stepped = codec.decode(
+        "ConversationStepped", '{"tenant":"acme","at":1.0,"conversation_id":"c1","step":1}'
+    )
+    assert isinstance(stepped, ev.ConversationStepped) and not stepped.relaxed
+    configured = codec.decode(
+        "TenantConfigured", '{"tenant":"acme","at":1.0,"settings":{"agent_idle_notify":60.0}}'
+    )
+    assert isinstance(configured, ev.TenantConfigured)
+    settings = configured.settings
+    assert settings.sign_out_with_conversations is m.SignOutPolicy.REFUSE
+    assert not settings.agent_idle_tell_customer
+    queue = codec.decode(
+        "QueueConfigured", '{"tenant":"acme","at":1.0,"settings":{"queue_id":"q"}}'
+    )
+    assert isinstance(queue, ev.QueueConfigured) and not queue.settings.relax_when_none_online
 
 
 # --- the agent-idle message to the customer ----------------------------------------------------
