@@ -10,7 +10,7 @@ import asyncpg
 import msgspec
 
 from core.routing import model as m
-from core.routing.router import queue_plan
+from core.routing.router import eligibility_keys
 from core.store.errors import translated_errors
 
 _RELATIONS_SQL: Final = """
@@ -66,9 +66,9 @@ class AgentFacts:
 
 
 def serves(queue: m.QueueSettings, agent: m.AgentProfile) -> bool:
-    """Whether some step of the queue's plan (strict or relaxed) admits the agent."""
-    keys, _ = queue_plan(queue)
-    return any(key.admits(agent) for key in keys)
+    """Whether some step of the queue's plan (strict or relaxed, by time or by presence) admits
+    the agent."""
+    return any(key.admits(agent) for key in eligibility_keys(queue))
 
 
 class Access:
