@@ -20,7 +20,7 @@ class InvariantViolation(AssertionError):
 
 
 def check_invariants(router: Router) -> None:
-    """Raise ``InvariantViolation`` naming the first broken invariant (1 to 4, 6 and 7)."""
+    """Raise ``InvariantViolation`` naming the first broken invariant (1 to 4 and 6 to 8)."""
     _one_offer_or_owner(router)
     _capacity(router)
     _skills(router)
