@@ -144,6 +144,8 @@ class RevocationCheck:
         self._next = 0.0
         self._since: dt.datetime | None = None
         self._running = False
+        self.listeners: list[Callable[[frozenset[str]], None]] = []
+        """Also told the revoked credentials (``StreamGuard`` ends their open streams)."""
 
     async def maybe_run(self) -> None:
         """Look now if the interval has passed and no look is under way (calls arriving
@@ -154,6 +156,8 @@ class RevocationCheck:
         try:
             revoked, now = await credentials.revoked_since(self._pool, self._since)
             self._cache.revoked(revoked)
+            for listener in self.listeners:
+                listener(revoked)
             self._since = now - self._margin
         except Exception as exc:  # the store away: cached tokens still expire after their TTL
             log.warning("revocation check failed", error=type(exc).__name__)

@@ -170,6 +170,8 @@ class Server:
         self.auth = Authenticator(ctx.pool, redis=ctx.redis, rate_limit=rate_limit)
         self.drain = Drain()
         self.streams = StreamGuard(stream_limits)
+        self.auth.revocations.listeners.append(self.streams.end_credentials)
+        self._revocations: asyncio.Task[None] | None = None
         self.keepalive = keepalive or Keepalive()
         self.health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
@@ -216,15 +218,27 @@ class Server:
         if not self.port:
             raise OSError(f"cannot listen on {self.host}:{self.requested_port}")
         await self._server.start()
+        self._revocations = asyncio.create_task(self._end_revoked_streams(), name="revocations")
         await self._set_all(health_pb2.HealthCheckResponse.SERVING)
         log.info("serving", host=self.host, port=self.port, services=list(self.served))
         return self.port
+
+    async def _end_revoked_streams(self) -> None:
+        """While streams are open, look for revocations even when no call arrives (calls look
+        as they come), so that a revoked credential's streams end within the interval."""
+        check = self.auth.revocations
+        while True:
+            await asyncio.sleep(check.interval)
+            if self.streams.open_streams:
+                await check.maybe_run()
 
     async def stop(self, grace: float = DEFAULT_GRACE) -> None:
         """Stop gracefully (see the module docstring); idempotent."""
         if self._stopped:
             return
         self._stopped = True
+        if self._revocations is not None:
+            self._revocations.cancel()
         log.info("shutting down", grace=grace, open_streams=self.drain.open_streams)
         await self.health.enter_graceful_shutdown()
         self.drain.begin()

@@ -35,7 +35,7 @@ from prometheus_client import Gauge
 
 from core.api.auth import caller
 from core.api.context import Caller
-from core.api.errors import status
+from core.api.errors import abort, status
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
@@ -108,6 +108,14 @@ class StreamGuard(grpc.aio.ServerInterceptor):
 
     def __init__(self, limits: StreamLimits | None = None) -> None:
         self.open = OpenStreams(limits or StreamLimits())
+        self._calls: dict[str, set[_CallOver]] = {}
+        """The open streams of each credential, to end when it is revoked."""
+
+    def end_credentials(self, credential_ids: frozenset[str]) -> None:
+        """End the open streams of these (revoked) credentials: each answers UNAUTHENTICATED."""
+        for credential_id in credential_ids:
+            for call in self._calls.pop(credential_id, set()):
+                call.revoke()
 
     @property
     def open_streams(self) -> int:
@@ -129,6 +137,7 @@ class StreamGuard(grpc.aio.ServerInterceptor):
         stream: Any = handler.unary_stream
         gauge = OPEN_STREAMS.labels(short)
         streams = self.open
+        calls = self._calls
 
         async def unary_stream(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
@@ -138,12 +147,26 @@ class StreamGuard(grpc.aio.ServerInterceptor):
             if refused is not None:
                 await _refuse(context, refused)
             gauge.inc()
+            over = _CallOver()
+            calls.setdefault(who.credential_id, set()).add(over)
             try:
-                async for item in _until_over(stream(request, context), context):
+                async for item in _until_over(stream(request, context), context, over):
                     yield item
             finally:
                 gauge.dec()
                 streams.release(who)
+                mine = calls.get(who.credential_id)
+                if mine is not None:
+                    mine.discard(over)
+                    if not mine:
+                        del calls[who.credential_id]
+            if over.revoked:
+                await abort(
+                    context,
+                    "UNAUTHENTICATED",
+                    "the credential was revoked",
+                    reason="CREDENTIAL_REVOKED",
+                )
 
         return grpc.unary_stream_rpc_method_handler(
             unary_stream, handler.request_deserializer, handler.response_serializer
@@ -151,12 +174,19 @@ class StreamGuard(grpc.aio.ServerInterceptor):
 
 
 class _CallOver:
-    """Set by the call's done callback: cancels the task awaiting the stream's next item."""
+    """Set by the call's done callback (or a revocation): cancels the task awaiting the
+    stream's next item."""
 
     def __init__(self) -> None:
         self.over = False
+        self.revoked = False
         self.waiting: asyncio.Task[Any] | None = None
         self._loop = asyncio.get_running_loop()
+
+    def revoke(self) -> None:
+        """End the stream because its credential was revoked (on the event loop's thread)."""
+        self.revoked = True
+        self._end()
 
     def __call__(self, _context: object) -> None:
         self._loop.call_soon_threadsafe(self._end)
@@ -168,16 +198,18 @@ class _CallOver:
 
 
 async def _until_over(
-    result: Any, context: grpc.aio.ServicerContext[Any, Any]
+    result: Any, context: grpc.aio.ServicerContext[Any, Any], over: _CallOver
 ) -> AsyncIterator[Any]:
     """The items of ``result`` (an async iterator, or a coroutine writing with
-    ``context.write``) until it ends or the call is over."""
-    over = _CallOver()
+    ``context.write``) until it ends, the call is over or its credential is revoked."""
     context.add_done_callback(over)  # type: ignore[arg-type]  # the stubs want a nominal type
     if not hasattr(result, "__aiter__"):
         over.waiting = asyncio.current_task()
         try:
             await result
+        except asyncio.CancelledError:
+            if not _revocation(over):
+                raise
         finally:
             over.waiting = None
         return
@@ -189,6 +221,10 @@ async def _until_over(
                 item = await anext(items)
             except StopAsyncIteration:
                 return
+            except asyncio.CancelledError:
+                if not _revocation(over):
+                    raise
+                return
             finally:
                 over.waiting = None
             yield item
@@ -196,6 +232,16 @@ async def _until_over(
         aclose = getattr(items, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _revocation(over: _CallOver) -> bool:
+    """Whether the cancellation came from a revocation; if so it is withdrawn, so that the
+    stream can go on to answer UNAUTHENTICATED."""
+    task = asyncio.current_task()
+    if not over.revoked or task is None:
+        return False
+    task.uncancel()
+    return True
 
 
 async def _refuse(context: grpc.aio.ServicerContext[Any, Any], refused: _Refusal) -> NoReturn:

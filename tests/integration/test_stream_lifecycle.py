@@ -35,6 +35,7 @@ from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
 from core.serve import ServeSettings
+from core.store import credentials
 from tests.integration.api_kit import Running, running
 
 T = "acme"
@@ -317,3 +318,21 @@ def test_serve_settings_carry_the_caps_and_keepalive(monkeypatch: pytest.MonkeyP
     settings = ServeSettings(max_streams_per_tenant=70)
     assert settings.stream_limits() == StreamLimits(per_credential=7, per_tenant=70)
     assert ("grpc.keepalive_time_ms", 12_500) in settings.keepalive().server_options()
+
+
+async def test_a_revoked_credential_s_open_streams_end_unauthenticated(roomy: Running) -> None:
+    """No call need arrive: the front door looks for revocations while streams are open."""
+    api = roomy
+    tokens = await with_agents(api, "ann", "bob")
+    async with grpc.aio.insecure_channel(api.target) as channel:
+        ann, bob = agent_events(channel, tokens["ann"]), agent_events(channel, tokens["bob"])
+        await until(lambda: api.server.streams.open_streams == 2)
+
+        assert await credentials.revoke(api.pool, tokens["ann"].split("_")[1])
+        error = await refused(ann)
+        assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "revoked" in (error.details() or "")
+        await until(lambda: api.server.streams.open_streams == 1)
+        assert not bob.done()  # another credential's stream goes on
+        bob.cancel()
+        await until(lambda: api.server.streams.open_streams == 0)
