@@ -15,8 +15,9 @@ command's events carry.
 
 Two ways to reach the actor, one row each:
 
-- ``batched``: through the front door's ``Dispatcher`` (``core.runtime.dispatcher``): while a
-  call is in flight the next commands wait and go together, up to ``max_batch`` a call.
+- ``batched``: through the front door's ``Dispatcher`` (``core.runtime.dispatcher``): while
+  ``calls_in_flight`` calls are in flight the next commands wait and go together, up to
+  ``max_batch`` a call.
 - unbatched: one Ray call per command (``handle.submit.remote([command])``), all ``in_flight``
   calls pipelined. The actor runs dispatch calls one at a time, so each is its own engine run
   and its own commit.
@@ -85,6 +86,9 @@ class ActorConfig:
     """Commands per actor call at most (batched rows)."""
     in_flight: int = 256
     """Conversations driven concurrently: the commands waiting or in flight at any time."""
+    calls_in_flight: int = 1
+    """Batched rows: actor calls the dispatcher keeps in flight (the shard executes the next
+    while the previous commits; several front doors do the same)."""
     seconds: float = 5.0
     warmup_seconds: float = 1.0
     agents: int = 100
@@ -110,6 +114,7 @@ class ActorResult:
     batched: bool
     max_batch: int
     in_flight: int
+    calls_in_flight: int
     commands_per_s: float
     p50_us: float
     p99_us: float
@@ -302,7 +307,7 @@ async def run_row(
         if outcome.failure is not None:
             raise RuntimeError(f"setting up the tenant failed: {outcome.failure.message}")
 
-    dispatcher = Dispatcher([handle], max_batch=config.max_batch)
+    dispatcher = Dispatcher([handle], max_batch=config.max_batch, depth=config.calls_in_flight)
     unbatched = Unbatched(handle)
     submit: Submit = dispatcher.submit if config.batched else unbatched.submit
     start = time.perf_counter() + config.warmup_seconds
@@ -353,6 +358,7 @@ async def run_row(
             batched=config.batched,
             max_batch=config.max_batch if config.batched else 1,
             in_flight=config.in_flight,
+            calls_in_flight=config.calls_in_flight if config.batched else config.in_flight,
             commands_per_s=round(commands / seconds, 1),
             p50_us=round(percentile(latencies, 0.50) / 1e3, 1),
             p99_us=round(percentile(latencies, 0.99) / 1e3, 1),

@@ -361,6 +361,13 @@ _DATABASE_URL = click.option(
     help="Conversations driven concurrently (each one command at a time).",
 )
 @click.option(
+    "--calls-in-flight",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Batched rows: actor calls in flight at once (2: as two front doors would).",
+)
+@click.option(
     "--seconds",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -383,6 +390,7 @@ _DATABASE_URL = click.option(
 def actor(
     max_batch: tuple[int, ...],
     in_flight: int,
+    calls_in_flight: int,
     seconds: float | None,
     agents: int,
     capacity: int,
@@ -404,6 +412,7 @@ def actor(
     base = actor_suite.ActorConfig(
         batched=False,
         in_flight=in_flight,
+        calls_in_flight=calls_in_flight,
         agents=agents,
         capacity=capacity,
         queues=queues,

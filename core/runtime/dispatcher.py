@@ -42,7 +42,7 @@ class _Lane:
 
 
 class Dispatcher:
-    def __init__(self, handles: Sequence[Any], *, max_batch: int = 500, depth: int = 2) -> None:
+    def __init__(self, handles: Sequence[Any], *, max_batch: int = 500, depth: int = 1) -> None:
         self._lanes = [_Lane(h) for h in handles]
         self._drains: set[asyncio.Task[None]] = set()
         self._max_batch = max_batch

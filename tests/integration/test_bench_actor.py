@@ -30,7 +30,7 @@ ROW_CONTRACT = {
 
 def row(batched: bool, per_s: float) -> ActorResult:
     return ActorResult(
-        "batched" if batched else "unbatched", batched, 64, 8, per_s, 1.0, 2.0, 1.0, 1, 1,
+        "batched" if batched else "unbatched", batched, 64, 8, 1, per_s, 1.0, 2.0, 1.0, 1, 1,
         0.0, 0.0, 0.0, 1.0,
     )  # fmt: skip
 
