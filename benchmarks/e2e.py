@@ -48,7 +48,10 @@ With ``ramp``, rates rise geometrically until a step falls behind (it routed und
 actually arrived in its window, left conversations unrouted, or failed over 1 %); the peak is the
 best routed rate of a step that kept up, and the measured run is then held at ``peak_share`` of
 it. Offers for conversations given up on (not routed by the end of a drain) are accepted and
-ended at once, so a ramp's backlog does not hold agents in the measured run. In the same run
+ended at once, so a ramp's backlog does not hold agents in the measured run; when the last step
+fell behind, the measured run starts once none of the tenant's conversations waits any more
+(read from the record tables; at most ``SETTLE_LIMIT`` s), since its new arrivals would
+otherwise queue behind that backlog. In the same run
 the no-op baseline (``loadgen.baseline``) finds the request rate of a ``grpc.aio`` server doing
 nothing, over as many channels as the load generator opens; the report gives the ratio of
 routed conversations, and of the workload's unary calls (``rpc_ratio``), to it. Everything
@@ -109,6 +112,8 @@ GROUPS = ("frontdoor", "shards", "ray", "postgres", "redis")
 SETTLE_S = 60.0
 """Memory growth is fitted to the samples after this many seconds of the measured run."""
 MEMORY_INTERVAL_S = 10.0
+SETTLE_LIMIT = 120.0
+"""The longest wait for a ramp's backlog to drain before the measured run starts anyway."""
 
 Progress = Callable[[str], None]
 
@@ -1143,6 +1148,26 @@ def memory_report(samples: Sequence[Sample], interval: float) -> MemoryReport:
     )
 
 
+async def drain_backlog(database_url: str, tenant: str) -> float:
+    """Wait until none of the tenant's conversations is queued or offered (at most
+    ``SETTLE_LIMIT`` s); the seconds waited."""
+    began = time.perf_counter()
+    conn = await asyncpg.connect(database_url)
+    try:
+        while time.perf_counter() - began < SETTLE_LIMIT:
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM conversations WHERE tenant_id = $1"
+                " AND state IN ('queued', 'offered')",
+                tenant,
+            )
+            if not waiting:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+    return time.perf_counter() - began
+
+
 async def run_e2e(config: E2EConfig, progress: Progress | None = None) -> E2ERun:
     """The whole suite (module docstring)."""
     say = progress or (lambda _: None)
@@ -1185,6 +1210,9 @@ async def run_e2e(config: E2EConfig, progress: Progress | None = None) -> E2ERun
                 fell_behind = not steps[-1].kept_up
                 peak = max(kept) if kept else max(s.routed_per_s for s in steps)
                 rate = max(1.0, round(config.peak_share * peak, 1))
+                if fell_behind:
+                    waited = await drain_backlog(system.database_url, tenant)
+                    say(f"the ramp's backlog drained in {waited:.0f} s")
             say(f"measuring: {rate:,.0f} conversations/s for {config.seconds:g} s")
             step, books, usage, memory = await measured_step(
                 load, system, rate, config.seconds, seed + 999, memory=True
