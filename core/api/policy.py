@@ -92,6 +92,7 @@ SERVICE_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "AgentService": frozenset({Role.AGENT}),
     "SupervisorService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "AdminService": frozenset({Role.ADMIN}),
+    "RecordService": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
 }
 """The roles that may call every method of a service."""
 
@@ -164,6 +165,11 @@ CONVERSATION_RULES: Final[Mapping[str, Rule]] = {
     "AgentService.RejectOffer": Rule(Kind.CHANGE, frozenset({Relation.OFFERED}), True),
     "AgentService.AnswerTransfer": Rule(Kind.CHANGE, frozenset({Relation.TRANSFER_PARTY}), True),
     "AgentService.CancelTransfer": Rule(Kind.CHANGE, frozenset({Relation.TRANSFER_PARTY}), True),
+    # records: a pin is the caller's own mark, so pinning is a read of the conversation (an
+    # unseen one is NOT_FOUND); lists apply these relations in SQL (conversation_lists.py)
+    "RecordService.GetConversationActivity": Rule(Kind.READ, _SEEN),
+    "RecordService.PinConversation": Rule(Kind.READ, _SEEN),
+    "RecordService.UnpinConversation": Rule(Kind.READ, _SEEN),
     # supervisors' and admins' (the whole tenant; no agent may call these)
     "SupervisorService.MonitorConversation": Rule(Kind.CHANGE, frozenset()),
     "SupervisorService.StopMonitoring": Rule(Kind.CHANGE, frozenset()),

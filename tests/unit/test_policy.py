@@ -34,6 +34,8 @@ SEEN = {
 }
 for _read in ("GetConversation", "ListMessages"):
     _row(f"AgentService.{_read}", SEEN, N)
+for _record in ("GetConversationActivity", "PinConversation", "UnpinConversation"):
+    _row(f"RecordService.{_record}", SEEN, N)
 for _owned in (
     "SendMessage",
     "EndConversation",
@@ -70,7 +72,7 @@ def _other_role(role: Role, rpc: str) -> Verdict:
     service = rpc.split(".")[0]
     if role is Role.GATEWAY:
         return D
-    if service == "SupervisorService":
+    if service in ("SupervisorService", "RecordService"):
         return A
     # AgentService: supervisors and admins read any conversation and change none
     return A if rpc.split(".")[1] in ("GetConversation", "ListMessages") else D
