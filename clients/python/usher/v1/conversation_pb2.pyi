@@ -346,6 +346,7 @@ class CustomerIdentity(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     PHONE_FIELD_NUMBER: _builtins.int
     EMAIL_FIELD_NUMBER: _builtins.int
+    IP_ADDRESS_FIELD_NUMBER: _builtins.int
     external_id: _builtins.str
     """The customer's id on the channel: WhatsApp phone number, LINE user id, e-mail address,
     web chat visitor id. With the channel it identifies the customer within the tenant.
@@ -356,6 +357,10 @@ class CustomerIdentity(_message.Message):
     """E.164 phone number (`+85291234567`), if known."""
     email: _builtins.str
     """E-mail address, if known."""
+    ip_address: _builtins.str
+    """The web visitor's IP address (IPv4 or IPv6), if known: checked against the tenant's
+    blocklist, not stored with the customer.
+    """
     def __init__(
         self,
         *,
@@ -363,10 +368,11 @@ class CustomerIdentity(_message.Message):
         name: _builtins.str = ...,
         phone: _builtins.str = ...,
         email: _builtins.str = ...,
+        ip_address: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "external_id", b"external_id", "name", b"name", "phone", b"phone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "external_id", b"external_id", "ip_address", b"ip_address", "name", b"name", "phone", b"phone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -180,8 +180,13 @@ class StartConversationResponse(_message.Message):
     CONVERSATION_FIELD_NUMBER: _builtins.int
     FIRST_MESSAGE_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
+    BLOCKED_FIELD_NUMBER: _builtins.int
     duplicate: _builtins.bool
     """True when `request_id` was seen before and this is the first call's result."""
+    blocked: _builtins.bool
+    """True when the customer is blocked (BlocklistService): the message is kept for the record,
+    but no conversation started and `conversation` is unset. Answer the provider as usual.
+    """
     @_builtins.property
     def conversation(self) -> _conversation_pb2.Conversation: ...
     @_builtins.property
@@ -194,10 +199,11 @@ class StartConversationResponse(_message.Message):
         conversation: _conversation_pb2.Conversation | None = ...,
         first_message: _conversation_pb2.Message | None = ...,
         duplicate: _builtins.bool = ...,
+        blocked: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "first_message", b"first_message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "duplicate", b"duplicate", "first_message", b"first_message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked", b"blocked", "conversation", b"conversation", "duplicate", b"duplicate", "first_message", b"first_message"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -252,8 +258,13 @@ class PostCustomerMessageResponse(_message.Message):
 
     MESSAGE_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
+    BLOCKED_FIELD_NUMBER: _builtins.int
     duplicate: _builtins.bool
     """True when this provider message id was stored before; `message` is the original."""
+    blocked: _builtins.bool
+    """True when the conversation's customer is blocked (BlocklistService): the message is kept
+    for the record, not added to the conversation, and `message` is unset.
+    """
     @_builtins.property
     def message(self) -> _conversation_pb2.Message: ...
     def __init__(
@@ -261,10 +272,11 @@ class PostCustomerMessageResponse(_message.Message):
         *,
         message: _conversation_pb2.Message | None = ...,
         duplicate: _builtins.bool = ...,
+        blocked: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked", b"blocked", "duplicate", b"duplicate", "message", b"message"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -362,10 +374,15 @@ class ReceiveCustomerMessageResponse(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     STARTED_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
+    BLOCKED_FIELD_NUMBER: _builtins.int
     started: _builtins.bool
     """True when this message started the conversation."""
     duplicate: _builtins.bool
     """True when this provider message id was stored before: nothing changed."""
+    blocked: _builtins.bool
+    """True when the sender is blocked (BlocklistService): the message is kept for the record,
+    but reaches no conversation; `conversation` and `message` are unset.
+    """
     @_builtins.property
     def conversation(self) -> _conversation_pb2.Conversation:
         """The conversation the message is in, as it is after the message."""
@@ -381,10 +398,11 @@ class ReceiveCustomerMessageResponse(_message.Message):
         message: _conversation_pb2.Message | None = ...,
         started: _builtins.bool = ...,
         duplicate: _builtins.bool = ...,
+        blocked: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "message", b"message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "duplicate", b"duplicate", "message", b"message", "started", b"started"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked", b"blocked", "conversation", b"conversation", "duplicate", b"duplicate", "message", b"message", "started", b"started"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
