@@ -37,6 +37,7 @@ from usher.client.errors import (
     UsherError,
 )
 from usher.client.gateway import GatewayClient
+from usher.client.records import RecordClient
 from usher.client.supervisor import SupervisorClient
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
+    "RecordClient",
     "ResourceExhausted",
     "RetryPolicy",
     "SupervisorClient",
