@@ -93,8 +93,17 @@ SERVICE_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "SupervisorService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "AdminService": frozenset({Role.ADMIN}),
     "RecordService": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
+    "BlocklistService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    "FollowUpService": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
 }
 """The roles that may call every method of a service."""
+
+METHOD_ROLES: Final[Mapping[str, frozenset[Role]]] = {
+    # an agent may block the customer of a conversation they own (CONVERSATION_RULES), as a
+    # console's "move to blacklist"; listing and unblocking stay the supervisors'
+    "BlocklistService.CreateBlock": frozenset({Role.AGENT}),
+}
+"""Roles that may also call one method (``Service.Method``)."""
 
 READ_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "AdminService": frozenset({Role.SUPERVISOR}),
@@ -114,6 +123,8 @@ def is_read_method(service: str, method: str) -> bool:
 def may_call(service: str, method: str, role: str) -> bool:
     """Whether ``role`` may call ``method`` of ``service`` (short names, e.g. ``AdminService``)."""
     if role in SERVICE_ROLES.get(service, frozenset()):
+        return True
+    if role in METHOD_ROLES.get(f"{service}.{method}", frozenset()):
         return True
     return is_read_method(service, method) and role in READ_ROLES.get(service, frozenset())
 
@@ -176,6 +187,10 @@ CONVERSATION_RULES: Final[Mapping[str, Rule]] = {
     "SupervisorService.ForceAssign": Rule(Kind.CHANGE, frozenset()),
     "SupervisorService.ExplainRouting": Rule(Kind.READ, frozenset()),
     "SupervisorService.StreamConversation": Rule(Kind.READ, frozenset()),
+    # the blocklist and follow-ups (records beside the conversation: the door checks)
+    "BlocklistService.CreateBlock": Rule(Kind.CHANGE, _OWNER),
+    "FollowUpService.MarkLeftMessageHandled": Rule(Kind.CHANGE, frozenset({Relation.QUEUE_MEMBER})),
+    "FollowUpService.AnswerLeftMessage": Rule(Kind.CHANGE, frozenset({Relation.QUEUE_MEMBER})),
 }
 """Per RPC on one conversation: its kind and the relations that let an agent call it. SILENT
 is monitoring, which is the supervisors' (``SupervisorService.MonitorConversation``): no

@@ -56,6 +56,9 @@ _row("AgentService.AcceptOffer", {R.OFFERED}, D)
 _row("AgentService.RejectOffer", {R.OFFERED}, D)
 _row("AgentService.AnswerTransfer", {R.TRANSFER_PARTY}, D)
 _row("AgentService.CancelTransfer", {R.TRANSFER_PARTY}, D)
+_row("BlocklistService.CreateBlock", {R.OWNER}, D)
+_row("FollowUpService.MarkLeftMessageHandled", {R.QUEUE_MEMBER}, D)
+_row("FollowUpService.AnswerLeftMessage", {R.QUEUE_MEMBER}, D)
 for _supervised in (
     "MonitorConversation",
     "StopMonitoring",
@@ -72,7 +75,7 @@ def _other_role(role: Role, rpc: str) -> Verdict:
     service = rpc.split(".")[0]
     if role is Role.GATEWAY:
         return D
-    if service in ("SupervisorService", "RecordService"):
+    if service in ("SupervisorService", "RecordService", "BlocklistService", "FollowUpService"):
         return A
     # AgentService: supervisors and admins read any conversation and change none
     return A if rpc.split(".")[1] in ("GetConversation", "ListMessages") else D
