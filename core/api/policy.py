@@ -95,6 +95,7 @@ SERVICE_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "RecordService": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
     "BlocklistService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "FollowUpService": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
+    "CustomerService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
 }
 """The roles that may call every method of a service."""
 
@@ -102,6 +103,21 @@ METHOD_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     # an agent may block the customer of a conversation they own (CONVERSATION_RULES), as a
     # console's "move to blacklist"; listing and unblocking stay the supervisors'
     "BlocklistService.CreateBlock": frozenset({Role.AGENT}),
+    # agents read and edit customers as their visibility allows (``customer_access``); the
+    # rest of CustomerService (delete, merge, fields, groups, import, export) is supervisors'
+    **{
+        f"CustomerService.{method}": frozenset({Role.AGENT})
+        for method in (
+            "GetCustomer",
+            "ListCustomers",
+            "UpdateCustomer",
+            "AddCustomerNote",
+            "ListCustomerNotes",
+            "ListCustomFields",
+            "ListCustomerGroups",
+            "GetUsage",
+        )
+    },
 }
 """Roles that may also call one method (``Service.Method``)."""
 
@@ -231,3 +247,24 @@ def decide(role: str, rpc: str, relations: frozenset[Relation]) -> Verdict:
     if role in TENANT_WIDE or (role == Role.AGENT and relations & rule.agent):
         return Verdict.ALLOW
     return Verdict.NOT_FOUND if rule.kind is Kind.READ else Verdict.PERMISSION_DENIED
+
+
+def customer_access(
+    role: str, agent_id: str | None, owner: str | None, visibility: str, kind: Kind
+) -> Verdict:
+    """Whether a caller may read or change a customer (``CustomerService``, once ``may_call``
+    let it in). Supervisors and admins: every customer. An agent reads PUBLIC and SHARED
+    customers and the PRIVATE ones it owns, and changes PUBLIC ones and those it owns; a PRIVATE
+    customer of another is ``NOT_FOUND``, a SHARED one of another ``PERMISSION_DENIED`` to
+    change. (``core.store.customer_records.CustomerQuery.viewer_agent`` is the read rule in
+    SQL.)"""
+    if role in (Role.SUPERVISOR, Role.ADMIN):
+        return Verdict.ALLOW
+    if role != Role.AGENT or agent_id is None:
+        return Verdict.PERMISSION_DENIED
+    own = owner is not None and owner == agent_id
+    if visibility == "private" and not own:
+        return Verdict.NOT_FOUND
+    if kind is Kind.CHANGE and visibility == "shared" and not own:
+        return Verdict.PERMISSION_DENIED
+    return Verdict.ALLOW
