@@ -32,8 +32,12 @@ from usher.v1 import (
     admin_service_pb2_grpc,
     agent_service_pb2,
     agent_service_pb2_grpc,
+    blocklist_service_pb2,
+    blocklist_service_pb2_grpc,
     conversation_service_pb2,
     conversation_service_pb2_grpc,
+    record_service_pb2,
+    record_service_pb2_grpc,
     supervisor_service_pb2,
     supervisor_service_pb2_grpc,
 )
@@ -98,6 +102,18 @@ KNOWN = (
         admin_service_pb2_grpc.AdminServiceServicer,
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server,
         _service_name(admin_service_pb2, "AdminService"),
+    ),
+    _Known(
+        "core.api.blocklist_service",
+        blocklist_service_pb2_grpc.BlocklistServiceServicer,
+        blocklist_service_pb2_grpc.add_BlocklistServiceServicer_to_server,
+        _service_name(blocklist_service_pb2, "BlocklistService"),
+    ),
+    _Known(
+        "core.api.records_service",
+        record_service_pb2_grpc.RecordServiceServicer,
+        record_service_pb2_grpc.add_RecordServiceServicer_to_server,
+        _service_name(record_service_pb2, "RecordService"),
     ),
 )
 USHER_SERVICES = tuple(k.name for k in KNOWN)
