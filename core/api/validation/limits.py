@@ -56,6 +56,8 @@ MAX_PAGE_SIZE: Final = 500
 MAX_PRIORITY: Final = 1_000
 MAX_CAPACITY: Final = 1_000
 MAX_DISPLAY_NAME: Final = 200
+MAX_CUSTOMER_IMPORT_BYTES: Final = 3 * 1024 * 1024
+"""An import file (CustomerService.ImportCustomers), under the server's 4 MiB message limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +291,68 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}Channel.secrets": Limit(max_items=50),
     f"{_P}Channel.SecretsEntry.key": Limit(max_len=64, form=f.LINE),
     f"{_P}Channel.SecretsEntry.value": Limit(max_len=4_096),
+    # --- CustomerService -----------------------------------------------------------------------
+    **{
+        f"{_P}{verb}Request.name": _name("customers")
+        for verb in ("GetCustomer", "DeleteCustomer", "UndeleteCustomer")
+    },
+    f"{_P}CreateCustomerRequest.customer_id": ID,
+    f"{_P}Customer.name": _name("customers"),
+    f"{_P}Customer.display_name": DISPLAY_NAME,
+    f"{_P}Customer.phone": Limit(max_len=16, form=f.PHONE),
+    f"{_P}Customer.email": Limit(max_len=320, form=f.EMAIL),
+    f"{_P}Customer.company": DISPLAY_NAME,
+    f"{_P}Customer.address": Limit(max_len=500),
+    f"{_P}Customer.language": LANGUAGE,
+    f"{_P}Customer.region": REGION,
+    f"{_P}Customer.avatar_uri": Limit(max_len=2048, form=f.URI),
+    f"{_P}Customer.external_id": Limit(max_len=200),
+    f"{_P}Customer.tags": TAGS,
+    f"{_P}Customer.fields": Limit(max_items=200),
+    f"{_P}Customer.FieldsEntry.key": Limit(max_len=64),
+    f"{_P}Customer.owner": _name("agents"),
+    f"{_P}Customer.identities": Limit(max_items=1_000),
+    f"{_P}Customer.groups": Limit(max_len=80, max_items=1_000),
+    f"{_P}ChannelIdentity.external_id": Limit(max_len=200),
+    f"{_P}CustomFieldValue.string_value": Limit(max_len=1_000),
+    f"{_P}StringList.values": Limit(max_len=100, max_items=200),
+    f"{_P}CustomerFilter.query": Limit(max_len=200),
+    f"{_P}CustomerFilter.display_name": DISPLAY_NAME,
+    f"{_P}CustomerFilter.phone": Limit(max_len=16, form=f.PHONE),
+    f"{_P}CustomerFilter.email": Limit(max_len=320),
+    f"{_P}CustomerFilter.company": DISPLAY_NAME,
+    f"{_P}CustomerFilter.address": Limit(max_len=500),
+    f"{_P}CustomerFilter.language": LANGUAGE,
+    f"{_P}CustomerFilter.region": REGION,
+    f"{_P}CustomerFilter.avatar_uri": Limit(max_len=2048),
+    f"{_P}CustomerFilter.external_id": Limit(max_len=200),
+    f"{_P}CustomerFilter.tags": TAGS,
+    f"{_P}CustomerFilter.group": _name("customerGroups"),
+    f"{_P}CustomerFilter.owner": _name("agents"),
+    f"{_P}ListCustomersRequest.page_size": PAGE_SIZE,
+    f"{_P}ListCustomersRequest.page_token": PAGE_TOKEN,
+    f"{_P}MergeCustomersRequest.customer": _name("customers"),
+    f"{_P}MergeCustomersRequest.merged": _names("customers", 50),
+    f"{_P}AddCustomerNoteRequest.parent": _name("customers"),
+    f"{_P}AddCustomerNoteRequest.text": NOTE,
+    f"{_P}ListCustomerNotesRequest.parent": _name("customers"),
+    f"{_P}ListCustomerNotesRequest.page_size": PAGE_SIZE,
+    f"{_P}ListCustomerNotesRequest.page_token": PAGE_TOKEN,
+    f"{_P}CreateCustomFieldRequest.field_id": Limit(max_len=64),
+    f"{_P}CustomField.name": Limit(max_len=80),
+    f"{_P}CustomField.display_name": DISPLAY_NAME,
+    f"{_P}CustomField.choices": Limit(max_len=100, max_items=200),
+    f"{_P}DeleteCustomFieldRequest.name": Limit(max_len=80),
+    f"{_P}CreateCustomerGroupRequest.group_id": ID,
+    f"{_P}CustomerGroup.name": _name("customerGroups"),
+    f"{_P}CustomerGroup.display_name": DISPLAY_NAME,
+    f"{_P}DeleteCustomerGroupRequest.name": _name("customerGroups"),
+    f"{_P}AddCustomerGroupMembersRequest.group": _name("customerGroups"),
+    f"{_P}AddCustomerGroupMembersRequest.customers": _names("customers", 500),
+    f"{_P}RemoveCustomerGroupMembersRequest.group": _name("customerGroups"),
+    f"{_P}RemoveCustomerGroupMembersRequest.customers": _names("customers", 500),
+    f"{_P}ImportCustomersRequest.content": Limit(max_len=MAX_CUSTOMER_IMPORT_BYTES),
+    f"{_P}ImportCustomersRequest.key_field": Limit(max_len=80),
 }
 """Field full name (``usher.v1.Attachment.uri``) -> its limit; see the module docstring for
 what an undeclared field gets."""
