@@ -13,7 +13,9 @@ from usher.v1 import (
     admin_service_pb2,
     agent_pb2,
     agent_service_pb2,
+    blocklist_service_pb2,
     conversation_service_pb2,
+    follow_up_service_pb2,
     supervisor_service_pb2,
 )
 
@@ -24,7 +26,9 @@ from core.api.validation.walk import MAX_VIOLATIONS, limit_of
 SERVICES = (
     admin_service_pb2,
     agent_service_pb2,
+    blocklist_service_pb2,
     conversation_service_pb2,
+    follow_up_service_pb2,
     supervisor_service_pb2,
 )
 
