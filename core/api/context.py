@@ -19,6 +19,7 @@ from core.routing import commands as c
 from core.runtime.feed import Feeds
 from core.runtime.live import TenantLive
 from core.runtime.shard import Failure, Outcome
+from core.store.blocklist import Blocklist
 from core.store.customers import Customers
 from core.store.reads import Reads
 from core.store.records import Records
@@ -68,6 +69,10 @@ class ApiContext:
     """A tenant's live figures from the shard that owns it (None: this front door has none)."""
     reads: Reads = field(init=False)
     """Reads of stored records (``core.store.reads``), over ``pool``."""
+    blocklist: Blocklist = field(init=False)
+    """The tenant blocklists (``core.store.blocklist``), cached for the inbound path: one per
+    context, so the blocklist's door and the gateways' share the cache."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reads", Reads(self.pool))
+        object.__setattr__(self, "blocklist", Blocklist(self.pool))

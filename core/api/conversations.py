@@ -16,6 +16,10 @@ Contracts:
   values are the feed's, so a resume after the last one seen loses nothing and repeats nothing.
 - ``NotifyTyping`` and ``MarkRead`` go through the engine as events, so they reach the other
   side in order with everything else and survive a resume.
+- A blocked sender (``core.store.blocklist``: by customer id, phone, e-mail or IP) is answered OK
+  with ``blocked`` set: the message is kept in ``blocked_messages`` and nothing is submitted.
+  The check costs a dict lookup per message (the tenant's blocks are cached for seconds); a
+  message to a stored conversation reads its customer only when the tenant has blocks.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from core.routing import events as ev
 from core.routing import model as m
 from core.routing.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from core.store.admin import AdminStore
+from core.store.blocklist import sender_keys
 from core.store.channels import Channels
 from core.store.validation import MAX_CONTENT, MAX_PROVIDER_ID
 
@@ -149,6 +154,64 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
             email=customer.email or None,
         )
 
+    async def _blocked(
+        self,
+        tenant: str,
+        channel: str,
+        customer_id: str,
+        customer: conversation_pb2.CustomerIdentity,
+        body: m.MessageBody,
+    ) -> bool:
+        """Whether the sender is blocked; if so, their message is kept for the record."""
+        keys = sender_keys(
+            customer_id=customer_id,
+            external_id=customer.external_id,
+            phone=customer.phone,
+            email=customer.email,
+            ip_address=customer.ip_address,
+        )
+        block_id = await self._api.blocklist.match(tenant, keys)
+        if block_id is None:
+            return False
+        await self._api.blocklist.keep_message(
+            tenant,
+            block_id,
+            channel=channel,
+            body=body,
+            external_id=customer.external_id,
+            customer_id=customer_id,
+        )
+        return True
+
+    async def _blocked_in(self, tenant: str, conversation_id: str, body: m.MessageBody) -> bool:
+        """Whether the customer of a stored conversation is blocked (read only when the tenant
+        has blocks); if so, their message is kept for the record."""
+        blocklist = self._api.blocklist
+        if not await blocklist.has_blocks(tenant):
+            return False
+        sender = await blocklist.sender_of(tenant, conversation_id)
+        if sender is None:
+            return False
+        keys = sender_keys(
+            customer_id=sender.customer_id,
+            external_id=sender.external_id,
+            phone=sender.phone,
+            email=sender.email,
+        )
+        block_id = await blocklist.match(tenant, keys)
+        if block_id is None:
+            return False
+        await blocklist.keep_message(
+            tenant,
+            block_id,
+            channel=sender.channel,
+            body=body,
+            external_id=sender.external_id,
+            customer_id=sender.customer_id,
+            conversation_id=conversation_id,
+        )
+        return True
+
     @cv.guarded
     async def StartConversation(
         self, request: conversation_service_pb2.StartConversationRequest, context: cv.Ctx
@@ -171,6 +234,11 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         if queue_id is not None:
             await self._require_queue(tenant, queue_id)
         customer_id = await self._customer_id(tenant, channel, request.customer)
+        kept = first or m.MessageBody(
+            provider_message_id=f"request:{request.request_id}" if request.request_id else None
+        )
+        if await self._blocked(tenant, channel, customer_id, request.customer, kept):
+            return conversation_service_pb2.StartConversationResponse(blocked=True)
         outcome = await self._api.submit(
             c.StartConversation(
                 tenant=tenant,
@@ -234,6 +302,8 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
             else uuid.uuid4().hex
         )
         customer_id = await self._customer_id(tenant, channel, request.customer)
+        if await self._blocked(tenant, channel, customer_id, request.customer, body):
+            return conversation_service_pb2.ReceiveCustomerMessageResponse(blocked=True)
         outcome = await self._api.submit(
             c.ReceiveMessage(
                 tenant=tenant,
@@ -283,6 +353,8 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         body = res.body_from_proto(
             request.text, request.attachments, request.provider_message_id, sent_at
         )
+        if await self._blocked_in(tenant, conversation_id, body):
+            return conversation_service_pb2.PostCustomerMessageResponse(blocked=True)
         message, duplicate = await door.record_message(
             self._api,
             c.RecordMessage(

@@ -17,6 +17,7 @@ from usher.client._retry import RetryPolicy
 from usher.client._stream import EventStream
 from usher.client.admin import AdminClient
 from usher.client.agent import AgentClient
+from usher.client.blocklist import BlocklistClient
 from usher.client.errors import (
     Aborted,
     AlreadyExists,
@@ -36,6 +37,7 @@ from usher.client.errors import (
     Unknown,
     UsherError,
 )
+from usher.client.follow_up import FollowUpClient
 from usher.client.gateway import GatewayClient
 from usher.client.records import RecordClient
 from usher.client.supervisor import SupervisorClient
@@ -45,11 +47,13 @@ __all__ = [
     "AdminClient",
     "AgentClient",
     "AlreadyExists",
+    "BlocklistClient",
     "Cancelled",
     "DataLoss",
     "DeadlineExceeded",
     "EventStream",
     "FailedPrecondition",
+    "FollowUpClient",
     "GatewayClient",
     "Internal",
     "InvalidArgument",
