@@ -36,6 +36,8 @@ from usher.v1 import (
     blocklist_service_pb2_grpc,
     conversation_service_pb2,
     conversation_service_pb2_grpc,
+    customer_service_pb2,
+    customer_service_pb2_grpc,
     record_service_pb2,
     record_service_pb2_grpc,
     supervisor_service_pb2,
@@ -114,6 +116,12 @@ KNOWN = (
         record_service_pb2_grpc.RecordServiceServicer,
         record_service_pb2_grpc.add_RecordServiceServicer_to_server,
         _service_name(record_service_pb2, "RecordService"),
+    ),
+    _Known(
+        "core.api.customer_service",
+        customer_service_pb2_grpc.CustomerServiceServicer,
+        customer_service_pb2_grpc.add_CustomerServiceServicer_to_server,
+        _service_name(customer_service_pb2, "CustomerService"),
     ),
 )
 USHER_SERVICES = tuple(k.name for k in KNOWN)
