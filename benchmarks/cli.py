@@ -1,7 +1,8 @@
 """``usher bench``: the benchmark suites (``core``: the engine alone; ``store``: the event log;
 ``actor``: one Ray shard, batched or not; ``e2e``: ``usher serve`` through the SDK;
 ``chaos``: faults under load, then an audit that nothing acknowledged was lost; ``fuzz``:
-generated requests for every RPC, every answer clean and the store agreeing with the engine).
+generated requests for every RPC, every answer clean and the store agreeing with the engine;
+``records``: conversation lists, searches and exports over a seeded tenant).
 
 Each suite prints a table, or with ``--json`` one JSON document on stdout; ``--out FILE`` also
 writes the document to a file; ``--plot DIR`` (core, actor, e2e) writes PNG charts, with the
@@ -28,6 +29,7 @@ from benchmarks import store as store_suite
 from benchmarks.chaos.command import chaos
 from benchmarks.core import CoreConfig, Verdict, check_targets, run_core, smoke
 from benchmarks.fuzz import fuzz
+from benchmarks.records import records
 
 SPEED_COLUMNS = (
     report.Column("agents", "agents", report.thousands),
@@ -185,6 +187,7 @@ def bench() -> None:
 
 bench.add_command(chaos)
 bench.add_command(fuzz)
+bench.add_command(records)
 
 
 @bench.command("core")
