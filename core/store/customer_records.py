@@ -1,0 +1,777 @@
+"""The customer database: customers with their details, custom field values, tags, owner and
+visibility, their channel identities, groups, notes, the recycle bin, merging, and usage
+against per-tenant limits.
+
+Rows are those of ``customers``/``customer_identities`` (migration 0001, which the gateways'
+identity resolution in ``core.store.customers`` writes), extended by migration 0010.
+
+- Deleting sets ``deleted_at`` (the recycle bin); ``undelete`` clears it; ``purge_deleted``
+  removes customers deleted longer ago than the retention period (``PURGE_AFTER_DAYS`` by
+  default, ``USHER_CUSTOMER_RETENTION_DAYS`` for ``usher serve``'s purge).
+- Merging moves identities, notes, tags, group memberships and the custom field values the
+  survivor lacks, and sets the merged customer's ``merged_into``. Conversations keep the
+  customer ids they were started with (the shard is their one writer): readers follow
+  ``merged_into`` (``get`` does), and lists leave merged customers out.
+- Unique custom fields are decided by ``customer_unique_values`` (a primary key over tenant,
+  field and value): a clash is ``Conflict`` naming ``fields.<key>``, and the transaction, with
+  everything it wrote, rolls back.
+- Limits (``customer_limits``, NULL or no row: unlimited) are checked under a per-tenant
+  advisory lock by every API and import write that adds customers or groups: past a limit is
+  ``QuotaExceeded``. Customers the gateways create from channel identities are counted but
+  never refused (a customer writing in must reach an agent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import asyncpg
+
+from core.store.customer_fields import (
+    EMAIL,
+    PHONE,
+    Conflict,
+    FieldDef,
+    FieldValue,
+    Missing,
+    Violations,
+    check_values,
+    definitions,
+    unique_text,
+)
+from core.store.errors import StoreError, translated_errors
+from core.store.records import like_pattern
+from core.store.validation import require_tenant
+
+PURGE_AFTER_DAYS: Final = 30
+"""Days a customer stays in the recycle bin before ``purge_deleted`` removes it by default."""
+MAX_MERGE_HOPS: Final = 16
+VISIBILITIES: Final = ("private", "shared", "public")
+_LANGUAGE: Final = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,7}")
+_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_LOCK_SQL: Final = "SELECT pg_advisory_xact_lock(hashtext('usher.customers:' || $1))"
+
+
+class QuotaExceeded(StoreError):
+    """A write past the tenant's limit of ``subject`` (``customers``, ``groups``)."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, subject: str, limit: int) -> None:
+        super().__init__(f"the tenant's limit of {limit} {subject} is reached")
+        self.subject = subject
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerData:
+    """What a writer sets on a customer (None and '' are both 'none')."""
+
+    display_name: str = ""
+    phone: str | None = None
+    email: str | None = None
+    company: str = ""
+    address: str = ""
+    language: str = ""
+    region: str = ""
+    avatar_uri: str = ""
+    external_id: str | None = None
+    tags: tuple[str, ...] = ()
+    fields: Mapping[str, FieldValue] = field(default_factory=dict)
+    owner: str | None = None
+    visibility: str = "public"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCustomer:
+    customer_id: str
+    data: CustomerData
+    identities: tuple[tuple[str, str], ...] = ()
+    """(channel, external id) pairs."""
+    groups: tuple[str, ...] = ()
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    deleted_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerQuery:
+    """Filters that all hold (empty: any)."""
+
+    query: str = ""
+    display_name: str = ""
+    phone: str = ""
+    email: str = ""
+    company: str = ""
+    address: str = ""
+    language: str = ""
+    region: str = ""
+    avatar_uri: str = ""
+    external_id: str = ""
+    tags: tuple[str, ...] = ()
+    group: str = ""
+    owner: str = ""
+    visibility: str = ""
+    deleted: bool = False
+    viewer_agent: str | None = None
+    """An agent's id: only what ``core.api.policy.customer_access`` lets it read (the SQL form
+    of that rule: not private, or its own)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    group_id: str
+    display_name: str
+    member_count: int
+    created_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    note_id: int
+    customer_id: str
+    author: str
+    body: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    customers: int
+    max_customers: int | None
+    groups: int
+    max_groups: int | None
+
+
+def check_details(d: CustomerData) -> dict[str, str]:
+    """Violations of the built-in details (keyed by field name), empty when none."""
+    found: dict[str, str] = {}
+    texts = (
+        ("display_name", d.display_name, 200),
+        ("company", d.company, 200),
+        ("address", d.address, 500),
+        ("avatar_uri", d.avatar_uri, 2048),
+    )
+    for name, value, limit in texts:
+        if len(value) > limit or "\x00" in value:
+            found[name] = f"at most {limit} characters, no NUL"
+    if d.phone and PHONE.fullmatch(d.phone) is None:
+        found["phone"] = "must be E.164 (like +85291234567)"
+    if d.email and (len(d.email) > 320 or EMAIL.fullmatch(d.email) is None):
+        found["email"] = "must be an e-mail address"
+    if d.language and _LANGUAGE.fullmatch(d.language) is None:
+        found["language"] = "must be a BCP 47 tag (like zh-Hant-HK)"
+    if d.region and _ID.fullmatch(d.region) is None:
+        found["region"] = "must be 1 to 64 of A-Za-z0-9_.-"
+    if d.external_id is not None and not 1 <= len(d.external_id) <= 200:
+        found["external_id"] = "1 to 200 characters"
+    if len(d.tags) > 50 or any(not 1 <= len(t) <= 100 for t in d.tags):
+        found["tags"] = "at most 50 tags of 1 to 100 characters"
+    if d.visibility not in VISIBILITIES:
+        found["visibility"] = "must be private, shared or public"
+    if d.visibility == "private" and not d.owner:
+        found["owner"] = "a private customer needs an owner"
+    return found
+
+
+def _load_fields(raw: str | None) -> dict[str, FieldValue]:
+    loaded: dict[str, Any] = json.loads(raw) if raw else {}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in loaded.items()}
+
+
+def dump_fields(values: Mapping[str, FieldValue]) -> str:
+    return json.dumps(
+        {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(values.items())},
+        ensure_ascii=False,
+    )
+
+
+SELECT: Final = """
+SELECT c.customer_id, c.name, c.phone, c.email, c.company, c.address, c.language, c.region,
+       c.avatar_uri, c.external_ref, c.tags, c.fields::text AS fields, c.owner_agent_id,
+       c.visibility, c.created_at, c.updated_at, c.deleted_at, c.merged_into,
+       ARRAY(SELECT i.channel FROM customer_identities i
+             WHERE i.tenant_id = c.tenant_id AND i.customer_id = c.customer_id
+             ORDER BY i.channel, i.external_id) AS id_channels,
+       ARRAY(SELECT i.external_id FROM customer_identities i
+             WHERE i.tenant_id = c.tenant_id AND i.customer_id = c.customer_id
+             ORDER BY i.channel, i.external_id) AS id_externals,
+       ARRAY(SELECT g.group_id FROM customer_group_members g
+             WHERE g.tenant_id = c.tenant_id AND g.customer_id = c.customer_id
+             ORDER BY g.group_id) AS group_ids
+FROM customers c"""
+
+
+def data_of(row: asyncpg.Record) -> CustomerData:
+    return CustomerData(
+        display_name=row["name"],
+        phone=row["phone"],
+        email=row["email"],
+        company=row["company"],
+        address=row["address"],
+        language=row["language"],
+        region=row["region"],
+        avatar_uri=row["avatar_uri"],
+        external_id=row["external_ref"],
+        tags=tuple(row["tags"]),
+        fields=_load_fields(row["fields"]),
+        owner=row["owner_agent_id"],
+        visibility=row["visibility"],
+    )
+
+
+def stored_of(row: asyncpg.Record) -> StoredCustomer:
+    return StoredCustomer(
+        customer_id=row["customer_id"],
+        data=data_of(row),
+        identities=tuple(zip(row["id_channels"], row["id_externals"], strict=True)),
+        groups=tuple(row["group_ids"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        deleted_at=row["deleted_at"],
+    )
+
+
+def _refuse(problems: Mapping[str, str]) -> None:
+    if problems:
+        raise Violations(problems)
+
+
+async def check_quota(conn: asyncpg.Connection, tenant: str, subject: str, adding: int) -> None:
+    """``QuotaExceeded`` unless ``adding`` more ``subject`` (customers, groups) fit the tenant's
+    limit; holds the tenant's customer lock till commit, so racing writers count in turn."""
+    column = {"customers": "max_customers", "groups": "max_groups"}[subject]
+    limit: int | None = await conn.fetchval(
+        f"SELECT {column} FROM customer_limits WHERE tenant_id = $1", tenant
+    )
+    if limit is None or adding <= 0:
+        return
+    await conn.execute(_LOCK_SQL, tenant)
+    if subject == "customers":
+        used = await conn.fetchval(
+            "SELECT count(*) FROM customers WHERE tenant_id = $1"
+            " AND deleted_at IS NULL AND merged_into IS NULL",
+            tenant,
+        )
+    else:
+        used = await conn.fetchval(
+            "SELECT count(*) FROM customer_groups WHERE tenant_id = $1", tenant
+        )
+    if used + adding > limit:
+        raise QuotaExceeded(subject, limit)
+
+
+async def write_unique(
+    conn: asyncpg.Connection,
+    tenant: str,
+    customer_id: str,
+    defs: Mapping[str, FieldDef],
+    values: Mapping[str, FieldValue],
+) -> None:
+    """Make ``customer_unique_values`` hold exactly the customer's unique values; ``Conflict``
+    naming ``fields.<key>`` when another customer holds one."""
+    await conn.execute(
+        "DELETE FROM customer_unique_values WHERE tenant_id = $1 AND customer_id = $2",
+        tenant,
+        customer_id,
+    )
+    for key, value in values.items():
+        d = defs.get(key)
+        if d is None or not d.unique:
+            continue
+        try:
+            async with conn.transaction():  # a savepoint: the clash is ours to name
+                await conn.execute(
+                    "INSERT INTO customer_unique_values (tenant_id, field_key, value, customer_id)"
+                    " VALUES ($1, $2, $3, $4)",
+                    tenant,
+                    key,
+                    unique_text(d, value),
+                    customer_id,
+                )
+        except asyncpg.exceptions.UniqueViolationError as exc:
+            raise Conflict(f"fields.{key}", f"another customer has this {key}") from exc
+
+
+class CustomerStore:
+    """The customer database of every tenant, over ``pool``."""
+
+    def __init__(self, pool: asyncpg.Pool, *, timeout: float = 10.0) -> None:
+        self._pool = pool
+        self._timeout = timeout
+
+    # --- customers -------------------------------------------------------------------------
+
+    async def create(
+        self, tenant: str, customer_id: str | None, data: CustomerData
+    ) -> StoredCustomer:
+        """A new customer (id generated when None). ``Violations``, ``Conflict`` (id, external
+        id, a unique value), ``QuotaExceeded``; nothing is written when refused."""
+        _refuse(check_details(data))
+        customer_id = customer_id or uuid.uuid4().hex
+        with translated_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                await require_tenant(conn, tenant, self._timeout)
+                defs = await definitions(conn, tenant)
+                _refuse(check_values(defs, data.fields, {}, creating=True))
+                await check_quota(conn, tenant, "customers", 1)
+                try:
+                    async with conn.transaction():
+                        inserted = await conn.execute(
+                            """INSERT INTO customers (tenant_id, customer_id, name, phone, email,
+                                   company, address, language, region, avatar_uri, external_ref,
+                                   tags, fields, owner_agent_id, visibility)
+                               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                                       $13::jsonb, $14, $15)
+                               ON CONFLICT (tenant_id, customer_id) DO NOTHING""",
+                            tenant,
+                            customer_id,
+                            *self._columns(data),
+                        )
+                except asyncpg.exceptions.UniqueViolationError as exc:
+                    raise Conflict("external_id", "another customer has this external id") from exc
+                if inserted == "INSERT 0 0":
+                    raise Conflict("customer_id", f"customer {customer_id!r} already exists")
+                await write_unique(conn, tenant, customer_id, defs, data.fields)
+                found = await self._row(conn, tenant, customer_id)
+        assert found is not None
+        return found
+
+    @staticmethod
+    def _columns(d: CustomerData) -> tuple[Any, ...]:
+        return (
+            d.display_name,
+            d.phone or None,
+            d.email or None,
+            d.company,
+            d.address,
+            d.language,
+            d.region,
+            d.avatar_uri,
+            d.external_id or None,
+            list(d.tags),
+            dump_fields(d.fields),
+            d.owner or None,
+            d.visibility,
+        )
+
+    async def _row(
+        self, conn: asyncpg.Connection | asyncpg.Pool, tenant: str, customer_id: str
+    ) -> StoredCustomer | None:
+        row = await conn.fetchrow(
+            f"{SELECT} WHERE c.tenant_id = $1 AND c.customer_id = $2", tenant, customer_id
+        )
+        return None if row is None else stored_of(row)
+
+    async def get(self, tenant: str, customer_id: str, *, deleted: bool = False) -> StoredCustomer:
+        """The customer, following merges; ``Missing`` when absent, or in the recycle bin
+        unless ``deleted`` (then: only if in the bin)."""
+        with translated_errors():
+            current = customer_id
+            for _ in range(MAX_MERGE_HOPS):
+                row = await self._pool.fetchrow(
+                    f"{SELECT} WHERE c.tenant_id = $1 AND c.customer_id = $2", tenant, current
+                )
+                if row is None or row["merged_into"] is None:
+                    break
+                current = row["merged_into"]
+        if row is None or row["merged_into"] is not None or (row["deleted_at"] is None) == deleted:
+            raise Missing("customer", f"customers/{customer_id}")
+        return stored_of(row)
+
+    async def update(
+        self, tenant: str, customer_id: str, data: CustomerData, *, deleted: bool = False
+    ) -> StoredCustomer:
+        """Write ``data`` whole over a live customer's details. ``Missing``, ``Violations``,
+        ``Conflict``; nothing is written when refused."""
+        _refuse(check_details(data))
+        with translated_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                old = await conn.fetchrow(
+                    "SELECT fields::text AS fields FROM customers WHERE tenant_id = $1"
+                    " AND customer_id = $2 AND merged_into IS NULL AND (deleted_at IS NULL) <> $3"
+                    " FOR UPDATE",
+                    tenant,
+                    customer_id,
+                    deleted,
+                )
+                if old is None:
+                    raise Missing("customer", f"customers/{customer_id}")
+                defs = await definitions(conn, tenant)
+                _refuse(
+                    check_values(defs, data.fields, _load_fields(old["fields"]), creating=False)
+                )
+                try:
+                    async with conn.transaction():
+                        await conn.execute(
+                            """UPDATE customers SET name = $3, phone = $4, email = $5,
+                                   company = $6, address = $7, language = $8, region = $9,
+                                   avatar_uri = $10, external_ref = $11, tags = $12,
+                                   fields = $13::jsonb, owner_agent_id = $14, visibility = $15,
+                                   updated_at = now()
+                               WHERE tenant_id = $1 AND customer_id = $2""",
+                            tenant,
+                            customer_id,
+                            *self._columns(data),
+                        )
+                except asyncpg.exceptions.UniqueViolationError as exc:
+                    raise Conflict("external_id", "another customer has this external id") from exc
+                await write_unique(conn, tenant, customer_id, defs, data.fields)
+                found = await self._row(conn, tenant, customer_id)
+        assert found is not None
+        return found
+
+    async def delete(self, tenant: str, customer_id: str) -> StoredCustomer:
+        """Move a live customer to the recycle bin; ``Missing``."""
+        with translated_errors():
+            done = await self._pool.execute(
+                "UPDATE customers SET deleted_at = now(), updated_at = now() WHERE tenant_id = $1"
+                " AND customer_id = $2 AND deleted_at IS NULL AND merged_into IS NULL",
+                tenant,
+                customer_id,
+            )
+        if done == "UPDATE 0":
+            raise Missing("customer", f"customers/{customer_id}")
+        return await self.get(tenant, customer_id, deleted=True)
+
+    async def undelete(self, tenant: str, customer_id: str) -> StoredCustomer:
+        """Restore a customer from the recycle bin; ``Missing``, ``QuotaExceeded``."""
+        with translated_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                await check_quota(conn, tenant, "customers", 1)
+                done = await conn.execute(
+                    "UPDATE customers SET deleted_at = NULL, updated_at = now()"
+                    " WHERE tenant_id = $1 AND customer_id = $2 AND deleted_at IS NOT NULL"
+                    " AND merged_into IS NULL",
+                    tenant,
+                    customer_id,
+                )
+                if done == "UPDATE 0":
+                    raise Missing("customer", f"customers/{customer_id}")
+        return await self.get(tenant, customer_id)
+
+    async def search(
+        self, tenant: str, query: CustomerQuery, after: str, limit: int
+    ) -> list[StoredCustomer]:
+        """Matching customers ordered by id, after ``after`` ('' from the start)."""
+        where, args = self.where(tenant, query)
+        args.extend([after, limit])
+        with translated_errors():
+            rows = await self._pool.fetch(
+                f"{SELECT} WHERE {where} AND c.customer_id > ${len(args) - 1}"
+                f" ORDER BY c.customer_id LIMIT ${len(args)}",
+                *args,
+                timeout=self._timeout,
+            )
+        return [stored_of(r) for r in rows]
+
+    @staticmethod
+    def where(tenant: str, q: CustomerQuery) -> tuple[str, list[Any]]:
+        """The SQL condition (over ``customers c``) and its arguments for ``q``."""
+        args: list[Any] = [tenant]
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        clauses = ["c.tenant_id = $1", "c.merged_into IS NULL"]
+        clauses.append("c.deleted_at IS NOT NULL" if q.deleted else "c.deleted_at IS NULL")
+        if q.query:
+            p = arg(like_pattern(q.query))
+            clauses.append(
+                f"(c.name ILIKE {p} ESCAPE '\\' OR c.company ILIKE {p} ESCAPE '\\'"
+                f" OR c.email ILIKE {p} ESCAPE '\\' OR c.phone LIKE {p} ESCAPE '\\')"
+            )
+        for column, value in (("name", q.display_name), ("company", q.company)):
+            if value:
+                clauses.append(f"c.{column} ILIKE {arg(like_pattern(value))} ESCAPE '\\'")
+        if q.address:
+            clauses.append(f"c.address ILIKE {arg(like_pattern(q.address))} ESCAPE '\\'")
+        exact = (
+            ("phone", q.phone),
+            ("language", q.language),
+            ("region", q.region),
+            ("avatar_uri", q.avatar_uri),
+            ("external_ref", q.external_id),
+            ("owner_agent_id", q.owner),
+            ("visibility", q.visibility),
+        )
+        for column, value in exact:
+            if value:
+                clauses.append(f"c.{column} = {arg(value)}")
+        if q.email:
+            clauses.append(f"lower(c.email) = lower({arg(q.email)})")
+        if q.tags:
+            clauses.append(f"c.tags @> {arg(list(q.tags))}::text[]")
+        if q.group:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM customer_group_members m WHERE m.tenant_id = c.tenant_id"
+                f" AND m.customer_id = c.customer_id AND m.group_id = {arg(q.group)})"
+            )
+        if q.viewer_agent is not None:
+            clauses.append(
+                f"(c.visibility <> 'private' OR c.owner_agent_id = {arg(q.viewer_agent)})"
+            )
+        return " AND ".join(clauses), args
+
+    async def merge(self, tenant: str, survivor: str, merged: Sequence[str]) -> StoredCustomer:
+        """Merge ``merged`` into ``survivor`` in one transaction (see the module docstring);
+        ``Missing`` (any of them, live), ``Violations`` (one merged into itself)."""
+        if survivor in merged:
+            raise Violations({"merged": "a customer cannot be merged into itself"})
+        with translated_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                ids = [survivor, *dict.fromkeys(merged)]
+                rows = {
+                    r["customer_id"]: r
+                    for r in await conn.fetch(
+                        "SELECT customer_id, tags, fields::text AS fields FROM customers"
+                        " WHERE tenant_id = $1 AND customer_id = ANY($2::text[])"
+                        " AND deleted_at IS NULL AND merged_into IS NULL"
+                        " ORDER BY customer_id FOR UPDATE",
+                        tenant,
+                        ids,
+                    )
+                }
+                for customer_id in ids:
+                    if customer_id not in rows:
+                        raise Missing("customer", f"customers/{customer_id}")
+                tags = list(dict.fromkeys(t for i in ids for t in rows[i]["tags"]))
+                values: dict[str, FieldValue] = {}
+                for customer_id in reversed(ids):  # the survivor's own values win
+                    values.update(_load_fields(rows[customer_id]["fields"]))
+                sources = ids[1:]
+                await conn.execute(
+                    "DELETE FROM customer_unique_values WHERE tenant_id = $1"
+                    " AND customer_id = ANY($2::text[])",
+                    tenant,
+                    sources,
+                )
+                for table in ("customer_identities", "customer_notes"):
+                    await conn.execute(
+                        f"UPDATE {table} SET customer_id = $2 WHERE tenant_id = $1"
+                        " AND customer_id = ANY($3::text[])",
+                        tenant,
+                        survivor,
+                        sources,
+                    )
+                await conn.execute(
+                    """INSERT INTO customer_group_members (tenant_id, group_id, customer_id)
+                       SELECT tenant_id, group_id, $2 FROM customer_group_members
+                       WHERE tenant_id = $1 AND customer_id = ANY($3::text[])
+                       ON CONFLICT DO NOTHING""",
+                    tenant,
+                    survivor,
+                    sources,
+                )
+                await conn.execute(
+                    "UPDATE customers SET merged_into = $2, updated_at = now() WHERE tenant_id = $1"
+                    " AND (customer_id = ANY($3::text[]) OR merged_into = ANY($3::text[]))",
+                    tenant,
+                    survivor,
+                    sources,
+                )
+                await conn.execute(
+                    "UPDATE customers SET tags = $3, fields = $4::jsonb, updated_at = now()"
+                    " WHERE tenant_id = $1 AND customer_id = $2",
+                    tenant,
+                    survivor,
+                    tags,
+                    dump_fields(values),
+                )
+                defs = await definitions(conn, tenant)
+                await write_unique(conn, tenant, survivor, defs, values)
+        return await self.get(tenant, survivor)
+
+    # --- notes -----------------------------------------------------------------------------
+
+    async def add_note(self, tenant: str, customer_id: str, author: str, body: str) -> Note:
+        """A note on a live customer; ``Missing``, ``Violations``."""
+        if not 1 <= len(body) <= 10_000:
+            raise Violations({"text": "1 to 10,000 characters"})
+        with translated_errors():
+            row = await self._pool.fetchrow(
+                """INSERT INTO customer_notes (tenant_id, customer_id, author, body)
+                   SELECT tenant_id, customer_id, $3, $4 FROM customers
+                   WHERE tenant_id = $1 AND customer_id = $2 AND deleted_at IS NULL
+                     AND merged_into IS NULL
+                   RETURNING note_id, customer_id, author, body, created_at""",
+                tenant,
+                customer_id,
+                author,
+                body,
+            )
+        if row is None:
+            raise Missing("customer", f"customers/{customer_id}")
+        return Note(**dict(row))
+
+    async def notes(self, tenant: str, customer_id: str, before: int, limit: int) -> list[Note]:
+        """A customer's notes newest first, older than note ``before`` (0: from the newest)."""
+        with translated_errors():
+            rows = await self._pool.fetch(
+                "SELECT note_id, customer_id, author, body, created_at FROM customer_notes"
+                " WHERE tenant_id = $1 AND customer_id = $2 AND ($3 = 0 OR note_id < $3)"
+                " ORDER BY note_id DESC LIMIT $4",
+                tenant,
+                customer_id,
+                before,
+                limit,
+            )
+        return [Note(**dict(r)) for r in rows]
+
+    # --- groups ----------------------------------------------------------------------------
+
+    _GROUP: Final = """
+        SELECT g.group_id, g.display_name, g.created_at,
+               (SELECT count(*) FROM customer_group_members m JOIN customers c
+                    ON c.tenant_id = m.tenant_id AND c.customer_id = m.customer_id
+                WHERE m.tenant_id = g.tenant_id AND m.group_id = g.group_id
+                  AND c.deleted_at IS NULL AND c.merged_into IS NULL) AS member_count
+        FROM customer_groups g"""
+
+    async def create_group(self, tenant: str, group_id: str, display_name: str) -> Group:
+        """A new group; ``Violations``, ``Conflict``, ``QuotaExceeded``."""
+        problems = {}
+        if _ID.fullmatch(group_id) is None:
+            problems["group_id"] = "1 to 64 of A-Za-z0-9_.-"
+        if len(display_name) > 200:
+            problems["group.display_name"] = "at most 200 characters"
+        _refuse(problems)
+        with translated_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                await require_tenant(conn, tenant, self._timeout)
+                await check_quota(conn, tenant, "groups", 1)
+                done = await conn.execute(
+                    "INSERT INTO customer_groups (tenant_id, group_id, display_name)"
+                    " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    tenant,
+                    group_id,
+                    display_name,
+                )
+                if done == "INSERT 0 0":
+                    raise Conflict("group_id", f"customer group {group_id!r} already exists")
+        return await self.group(tenant, group_id)
+
+    async def group(self, tenant: str, group_id: str) -> Group:
+        with translated_errors():
+            row = await self._pool.fetchrow(
+                f"{self._GROUP} WHERE g.tenant_id = $1 AND g.group_id = $2", tenant, group_id
+            )
+        if row is None:
+            raise Missing("customer group", f"customerGroups/{group_id}")
+        return Group(**dict(row))
+
+    async def groups(self, tenant: str) -> list[Group]:
+        with translated_errors():
+            rows = await self._pool.fetch(
+                f"{self._GROUP} WHERE g.tenant_id = $1 ORDER BY g.group_id", tenant
+            )
+        return [Group(**dict(r)) for r in rows]
+
+    async def delete_group(self, tenant: str, group_id: str) -> None:
+        with translated_errors():
+            done = await self._pool.execute(
+                "DELETE FROM customer_groups WHERE tenant_id = $1 AND group_id = $2",
+                tenant,
+                group_id,
+            )
+        if done == "DELETE 0":
+            raise Missing("customer group", f"customerGroups/{group_id}")
+
+    async def change_members(
+        self, tenant: str, group_id: str, customer_ids: Sequence[str], *, add: bool
+    ) -> Group:
+        """Add (or remove) members, all or none; ``Missing`` (the group, or a customer to add
+        that is not live in the tenant)."""
+        ids = list(dict.fromkeys(customer_ids))
+        with translated_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                found = await conn.fetchval(
+                    "SELECT 1 FROM customer_groups WHERE tenant_id = $1 AND group_id = $2"
+                    " FOR KEY SHARE",
+                    tenant,
+                    group_id,
+                )
+                if found is None:
+                    raise Missing("customer group", f"customerGroups/{group_id}")
+                if add:
+                    live = {
+                        r["customer_id"]
+                        for r in await conn.fetch(
+                            "SELECT customer_id FROM customers WHERE tenant_id = $1"
+                            " AND customer_id = ANY($2::text[]) AND deleted_at IS NULL"
+                            " AND merged_into IS NULL",
+                            tenant,
+                            ids,
+                        )
+                    }
+                    for customer_id in ids:
+                        if customer_id not in live:
+                            raise Missing("customer", f"customers/{customer_id}")
+                    await conn.execute(
+                        "INSERT INTO customer_group_members (tenant_id, group_id, customer_id)"
+                        " SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING",
+                        tenant,
+                        group_id,
+                        ids,
+                    )
+                else:
+                    await conn.execute(
+                        "DELETE FROM customer_group_members WHERE tenant_id = $1"
+                        " AND group_id = $2 AND customer_id = ANY($3::text[])",
+                        tenant,
+                        group_id,
+                        ids,
+                    )
+        return await self.group(tenant, group_id)
+
+    # --- usage and limits ------------------------------------------------------------------
+
+    async def usage(self, tenant: str) -> Usage:
+        with translated_errors():
+            row = await self._pool.fetchrow(
+                """SELECT (SELECT count(*) FROM customers WHERE tenant_id = $1
+                               AND deleted_at IS NULL AND merged_into IS NULL) AS customers,
+                          (SELECT count(*) FROM customer_groups WHERE tenant_id = $1) AS groups,
+                          l.max_customers, l.max_groups
+                   FROM (SELECT 1) one
+                   LEFT JOIN customer_limits l ON l.tenant_id = $1""",
+                tenant,
+            )
+        assert row is not None
+        return Usage(row["customers"], row["max_customers"], row["groups"], row["max_groups"])
+
+
+async def set_limits(
+    pool: asyncpg.Pool, tenant: str, *, max_customers: int | None, max_groups: int | None
+) -> None:
+    """Set a tenant's limits (None: unlimited). Operators' call (no RPC changes a tenant's own
+    limits)."""
+    with translated_errors():
+        await pool.execute(
+            """INSERT INTO customer_limits (tenant_id, max_customers, max_groups)
+               VALUES ($1, $2, $3)
+               ON CONFLICT (tenant_id) DO UPDATE
+               SET max_customers = excluded.max_customers, max_groups = excluded.max_groups""",
+            tenant,
+            max_customers,
+            max_groups,
+        )
+
+
+async def purge_deleted(pool: asyncpg.Pool, *, older_than: dt.timedelta) -> int:
+    """Remove every tenant's customers in the recycle bin for longer than ``older_than`` (their
+    identities, notes, memberships and unique values with them); how many went."""
+    with translated_errors():
+        done: str = await pool.execute(
+            "DELETE FROM customers"
+            " WHERE deleted_at IS NOT NULL AND deleted_at < now() - $1::interval",
+            older_than,
+        )
+    return int(done.split()[-1])
