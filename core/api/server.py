@@ -36,6 +36,8 @@ from usher.v1 import (
     blocklist_service_pb2_grpc,
     conversation_service_pb2,
     conversation_service_pb2_grpc,
+    follow_up_service_pb2,
+    follow_up_service_pb2_grpc,
     customer_service_pb2,
     customer_service_pb2_grpc,
     record_service_pb2,
@@ -110,6 +112,12 @@ KNOWN = (
         blocklist_service_pb2_grpc.BlocklistServiceServicer,
         blocklist_service_pb2_grpc.add_BlocklistServiceServicer_to_server,
         _service_name(blocklist_service_pb2, "BlocklistService"),
+    ),
+    _Known(
+        "core.api.follow_up_service",
+        follow_up_service_pb2_grpc.FollowUpServiceServicer,
+        follow_up_service_pb2_grpc.add_FollowUpServiceServicer_to_server,
+        _service_name(follow_up_service_pb2, "FollowUpService"),
     ),
     _Known(
         "core.api.records_service",
