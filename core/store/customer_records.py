@@ -6,8 +6,9 @@ Rows are those of ``customers``/``customer_identities`` (migration 0001, which t
 identity resolution in ``core.store.customers`` writes), extended by migration 0010.
 
 - Deleting sets ``deleted_at`` (the recycle bin); ``undelete`` clears it; ``purge_deleted``
-  removes customers deleted longer ago than the retention period (``PURGE_AFTER_DAYS`` by
-  default, ``USHER_CUSTOMER_RETENTION_DAYS`` for ``usher serve``'s purge).
+  removes customers deleted longer ago than the retention period: ``retention_period()``, the
+  setting ``USHER_CUSTOMER_RETENTION_DAYS`` (days; ``PURGE_AFTER_DAYS`` when unset). Nothing
+  schedules the purge yet: an operator's job calls it.
 - Merging moves identities, notes, tags, group memberships and the custom field values the
   survivor lacks, and sets the merged customer's ``merged_into``. Conversations keep the
   customer ids they were started with (the shard is their one writer): readers follow
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -765,9 +767,25 @@ async def set_limits(
         )
 
 
-async def purge_deleted(pool: asyncpg.Pool, *, older_than: dt.timedelta) -> int:
-    """Remove every tenant's customers in the recycle bin for longer than ``older_than`` (their
-    identities, notes, memberships and unique values with them); how many went."""
+def retention_period(env: Mapping[str, str] | None = None) -> dt.timedelta:
+    """How long customers stay in the recycle bin: ``USHER_CUSTOMER_RETENTION_DAYS`` (a positive
+    whole number of days) from ``env`` (the process's environment when None), else
+    ``PURGE_AFTER_DAYS``. ``ValueError`` for a value that is not such a number."""
+    raw = (os.environ if env is None else env).get("USHER_CUSTOMER_RETENTION_DAYS", "")
+    if not raw:
+        return dt.timedelta(days=PURGE_AFTER_DAYS)
+    days = int(raw)
+    if days < 1:
+        raise ValueError("USHER_CUSTOMER_RETENTION_DAYS must be at least 1")
+    return dt.timedelta(days=days)
+
+
+async def purge_deleted(pool: asyncpg.Pool, *, older_than: dt.timedelta | None = None) -> int:
+    """Remove every tenant's customers in the recycle bin for longer than ``older_than``
+    (``retention_period()`` when None), with their identities, notes, memberships and unique
+    values; how many went."""
+    if older_than is None:
+        older_than = retention_period()
     with translated_errors():
         done: str = await pool.execute(
             "DELETE FROM customers"

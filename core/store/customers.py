@@ -68,8 +68,11 @@ class _Known:
 class Customers:
     """Resolves channel identities to customer ids. One per process; safe for concurrent callers.
 
-    The cache holds up to ``cache_size`` identities, least recently used out first. Identities
-    are never reassigned (nothing deletes them but their tenant), so a cached id stays right; the
+    The cache holds up to ``cache_size`` identities, least recently used out first. Only a merge
+    reassigns an identity (``core.store.customer_records``), and it leaves the merged customer's
+    row pointing at the survivor (``merged_into``), so a cached id that a merge made stale still
+    reads as the right customer; purging a customer from the recycle bin deletes its identities,
+    and a cached id then names a customer that is gone (readers show it without details). The
     details are as this process last stored them (another process may have stored newer ones
     since, and a later change of details here goes to PostgreSQL as usual).
     """

@@ -26,7 +26,7 @@ from usher.client import (
 from usher.v1 import customer_pb2 as cpb
 from usher.v1 import customer_service_pb2 as pb
 
-from core.store.customer_records import purge_deleted, set_limits
+from core.store.customer_records import purge_deleted, retention_period, set_limits
 from core.store.customers import Customers
 from tests.integration.api_kit import Running, running
 
@@ -251,7 +251,9 @@ async def test_recycle_bin_restore_and_purge(
         await sup.undelete_customer(pb.UndeleteCustomerRequest(name=ann.name))
 
     await sup.delete_customer(pb.DeleteCustomerRequest(name=ann.name))
-    assert await purge_deleted(pool, older_than=dt.timedelta(days=30)) == 0
+    assert retention_period({}) == dt.timedelta(days=30)
+    assert retention_period({"USHER_CUSTOMER_RETENTION_DAYS": "7"}) == dt.timedelta(days=7)
+    assert await purge_deleted(pool) == 0  # deleted just now: within the retention period
     assert await purge_deleted(pool, older_than=dt.timedelta(0)) == 1
     with pytest.raises(NotFound):
         await sup.undelete_customer(pb.UndeleteCustomerRequest(name=ann.name))
