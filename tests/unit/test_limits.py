@@ -15,6 +15,7 @@ from usher.v1 import (
     agent_service_pb2,
     blocklist_service_pb2,
     conversation_service_pb2,
+    customer_service_pb2,
     follow_up_service_pb2,
     supervisor_service_pb2,
 )
@@ -28,6 +29,7 @@ SERVICES = (
     agent_service_pb2,
     blocklist_service_pb2,
     conversation_service_pb2,
+    customer_service_pb2,
     follow_up_service_pb2,
     supervisor_service_pb2,
 )
