@@ -25,6 +25,7 @@ import asyncpg
 
 from core.store import customer_files as files
 from core.store.customer_fields import (
+    Conflict,
     FieldDef,
     FieldValue,
     Violations,
@@ -188,7 +189,10 @@ async def import_customers(
                 return report
             if report.problems:
                 raise ImportRejected(report)
-            await _write(conn, tenant, created, changed, defs)
+            try:
+                await _write(conn, tenant, created, changed, defs)
+            except asyncpg.exceptions.UniqueViolationError as exc:  # a concurrent writer won
+                raise Conflict("content", "a unique value was taken meanwhile") from exc
     return dataclasses.replace(report, committed=True)
 
 
