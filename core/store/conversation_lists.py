@@ -2,10 +2,14 @@
 total, counts per tab, and a streamed read for exports. Read-only over the shard's tables, plus
 the caller's pins (``core.store.pins``).
 
-The filters of ``core.store.records`` (customer, phone, created range, keyword) are reused
-through its ``_where``; this module adds the rest. A ``Scope`` limits an agent to what
-``core.api.policy`` lets them read: conversations they own or served last, those offered to them
-now, and those waiting (or never served) in a queue they serve.
+The filters of ``core.store.records`` (customer, phone, created range) are reused through its
+``_where`` (and its keyword validation); this module adds the rest. The keyword is a substring
+match like the records' search, with ``LIKE`` instead of ``ILIKE`` when it has no letter case
+(Chinese, Thai: same matches, a third of the time when no trigram index can serve it).
+
+A ``Scope`` limits an agent to what ``core.api.policy`` lets them read: conversations they own
+or served last, those offered to them now, and those waiting (or never served) in a queue they
+serve.
 """
 
 from __future__ import annotations
@@ -41,6 +45,12 @@ from core.store.validation import require_aware, require_text
 EXACT_TOTAL_UP_TO: Final = 1_000
 """A list's total is counted exactly up to this many matches, and estimated past it."""
 CURSOR_PREFETCH: Final = 500
+_PLANNER: Final = (
+    "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL max_parallel_workers_per_gather = 0"
+)
+"""For list reads: a plan per call (a filter's values decide whether the trigram index or a
+walk down the newest conversations is cheaper), and no parallel workers (a LIMIT's walk is
+short; two workers walking it overshoot it, on a machine whose cores serve every caller)."""
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND: Final = dt.timedelta(microseconds=1)
 STATES: Final = frozenset(s.value for s in m.ConversationState)
@@ -139,14 +149,14 @@ def validate_filter(f: ListFilter) -> None:
     validate_query(_records_query("t", f))
 
 
-def _records_query(tenant: str, f: ListFilter) -> ConversationQuery:
+def _records_query(tenant: str, f: ListFilter, *, keyword: bool = True) -> ConversationQuery:
     return ConversationQuery(
         tenant=tenant,
         customer_id=f.customer_id,
         phone=f.phone,
         created_from=f.created_from,
         created_until=f.created_until,
-        keyword=f.keyword,
+        keyword=f.keyword if keyword else None,
     )
 
 
@@ -170,7 +180,7 @@ class _Sql:
     """A WHERE clause under construction ($1 is the tenant) and its arguments."""
 
     def __init__(self, scope: Scope, f: ListFilter) -> None:
-        where, args = _where(_records_query(scope.tenant, f), None)
+        where, args = _where(_records_query(scope.tenant, f, keyword=False), None)
         self.clauses = [where]
         self.args: list[Any] = args
         self._pinner_value = scope.pinner
@@ -216,6 +226,14 @@ class _Sql:
             self.clauses.append(f"{column} = ANY({self.arg(list(values))}::text[])")
 
     def _filter(self, f: ListFilter) -> None:
+        keyword = (f.keyword or "").strip()
+        if keyword:
+            like = "LIKE" if keyword.lower() == keyword.upper() else "ILIKE"
+            self.clauses.append(
+                "EXISTS (SELECT 1 FROM messages k"
+                " WHERE k.tenant_id = c.tenant_id AND k.conversation_id = c.conversation_id"
+                f" AND k.content {like} {self.arg(like_pattern(keyword))} ESCAPE '\\')"
+            )
         self._any("c.state", f.states)
         self._any("c.queue_id", f.queues)
         self._any("c.channel", f.channels)
@@ -335,7 +353,8 @@ class ConversationLists:
             sql.after(order, decode_token(token, order, f))
         query = sql.select(order, size + 1)
         with translated_errors():
-            async with self._pool.acquire(timeout=self._timeout) as conn:
+            async with self._pool.acquire(timeout=self._timeout) as conn, conn.transaction():
+                await conn.execute(_PLANNER, timeout=self._timeout)
                 rows = await conn.fetch(query, *sql.args, timeout=self._timeout)
                 total, exact = await self._total(conn, counted, count_args)
         more = len(rows) > size
