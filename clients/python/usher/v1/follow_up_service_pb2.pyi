@@ -236,7 +236,7 @@ class StartConversationWithCustomerRequest(_message.Message):
     channel: _builtins.str
     """The channel to reach them on (one they have an identity on), e.g. `whatsapp`."""
     queue: _builtins.str
-    """`queues/{queue}` the conversation belongs to; empty: the tenant's default queue."""
+    """`queues/{queue}` the conversation belongs to (required)."""
     agent: _builtins.str
     """`agents/{agent}` who will own it: required for supervisors and admins; an agent may leave
     it empty or name themselves.

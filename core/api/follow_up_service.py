@@ -1,0 +1,377 @@
+"""FollowUpService: left messages (a list with a handled flag, answered by reopening them toward
+the customer) and conversations an agent starts with a known customer.
+
+Contracts:
+
+- The handled flag is not routing state: ``core.store.follow_ups`` writes it. Conversations
+  change only through engine commands (``ApiContext.submit``): answering is
+  ``ReopenConversation`` then ``TakeConversation`` (an agent) or ``ForceAssign`` (a supervisor
+  or admin naming the agent); starting is ``StartConversation`` then the same. The two commands
+  are not one transaction: if the second is refused (the agent signed out or full meanwhile),
+  the conversation waits in its queue, as any other, and the refusal is the answer.
+- A closed conversation the engine no longer holds (past the tenant's retention) cannot be
+  reopened; answering it starts a follow-up conversation with the same customer on the same
+  channel instead (tagged ``follow_up``), which the answer returns.
+- Before anything is submitted: an agent must serve the queue (``core.api.policy``, relation
+  QUEUE_MEMBER); the channel must reach the customer now (WhatsApp: within 24 hours of their
+  last message, else FAILED_PRECONDITION ``CHANNEL_WINDOW_CLOSED``); the queue must be open
+  (out of hours the engine would close it again as a left message: ``OUT_OF_HOURS``); the owner
+  must be signed in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from typing import Any, Final
+
+from usher.v1 import conversation_pb2
+from usher.v1 import follow_up_service_pb2 as pb
+from usher.v1 import follow_up_service_pb2_grpc as pb_grpc
+
+from core.api import convert as cv
+from core.api import door, policy
+from core.api import resources as res
+from core.api.admin import decode_token, encode_token, page_size
+from core.api.auth import caller
+from core.api.context import ApiContext, Caller
+from core.api.conversation_access import authorize, who_acts
+from core.api.conversations import validate_key
+from core.routing import commands as c
+from core.routing import model as m
+from core.routing.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from core.routing.hours import HoursStatus, status_at
+from core.runtime.shard import Outcome
+from core.store.access import Access, serves
+from core.store.admin import AdminStore, StoredQueue
+from core.store.blocklist import sender_keys
+from core.store.channels import Channels
+from core.store.follow_ups import FollowUps
+
+Ctx = Any  # grpc.aio.ServicerContext
+
+WHATSAPP_WINDOW: Final = dt.timedelta(hours=24)
+FOLLOW_UP_TAG: Final = "follow_up"
+_QUEUE_PAGE: Final = 500
+
+
+def _who(who: Caller) -> str:
+    return f"agents/{who.agent_id}" if who.agent_id else f"credentials/{who.credential_id}"
+
+
+def left_message_to_proto(row: Any) -> pb.LeftMessage:
+    return pb.LeftMessage(
+        conversation=res.conversation_from_row(row),
+        handled=row["handled_at"] is not None,
+        handle_time=cv.timestamp(row["handled_at"]),
+        handler=row["handled_by"] or "",
+        last_inbound_time=cv.timestamp(row["last_inbound_at"]),
+    )
+
+
+class FollowUpServicer(pb_grpc.FollowUpServiceServicer):
+    """FollowUpService over an ``ApiContext`` (agents, supervisors, admins)."""
+
+    def __init__(self, api: ApiContext) -> None:
+        self._api = api
+        self._access = Access(api.pool)
+        self._store = FollowUps(api.pool)
+        self._admin = AdminStore(api.pool)
+        self._channels = Channels(api.pool)
+
+    # --- the left messages ------------------------------------------------------------------
+
+    @cv.guarded
+    async def ListLeftMessages(
+        self, request: pb.ListLeftMessagesRequest, context: Ctx
+    ) -> pb.ListLeftMessagesResponse:
+        who = who_acts(caller(context))
+        size = await page_size(context, request.page_size)
+        token = await decode_token(context, request.page_token)
+        if token and (not token.isascii() or not token.isdigit() or len(token) > 9):
+            raise InvalidArgument("page_token is not one this server issued", field="page_token")
+        offset = int(token or 0)
+        queues = None
+        if who.role == policy.Role.AGENT:
+            queues = [q.queue_id for q in await self._served_queues(who)]
+        rows = await self._store.left_messages(
+            who.tenant,
+            queues=queues,
+            unhandled_only=request.unhandled_only,
+            offset=offset,
+            size=size + 1,
+        )
+        more = len(rows) > size
+        return pb.ListLeftMessagesResponse(
+            left_messages=[left_message_to_proto(row) for row in rows[:size]],
+            next_page_token=encode_token(str(offset + size)) if more else "",
+        )
+
+    async def _served_queues(self, who: Caller) -> list[StoredQueue]:
+        """The queues the agent serves (some step of their plan admits the agent)."""
+        assert who.agent_id is not None
+        agent = await self._admin.agent(who.tenant, who.agent_id)
+        if agent is None:
+            return []
+        served: list[StoredQueue] = []
+        after = ""
+        while True:
+            page = await self._admin.queues(who.tenant, after, _QUEUE_PAGE)
+            served += [q for q in page if serves(q.settings, agent.profile)]
+            if len(page) < _QUEUE_PAGE:
+                return served
+            after = page[-1].queue_id
+
+    async def _left_message(self, who: Caller, rpc: str, conversation_id: str) -> Any:
+        """The left message, once the policy lets ``who`` call ``rpc`` on it."""
+        await authorize(self._access, who, rpc, conversation_id)
+        row = await self._store.left_message(who.tenant, conversation_id)
+        if row is None:
+            if await self._api.reads.conversation(who.tenant, conversation_id) is None:
+                raise NotFound(
+                    f"conversation {conversation_id!r} not found", conversation_id=conversation_id
+                )
+            raise FailedPrecondition(
+                "the conversation is not a closed left message",
+                conversation_id=conversation_id,
+                reason="NOT_A_LEFT_MESSAGE",
+            )
+        return row
+
+    @cv.guarded
+    async def MarkLeftMessageHandled(
+        self, request: pb.MarkLeftMessageHandledRequest, context: Ctx
+    ) -> pb.MarkLeftMessageHandledResponse:
+        who = who_acts(caller(context))
+        conversation_id = cv.parse_conversation(request.conversation)
+        await self._left_message(who, "FollowUpService.MarkLeftMessageHandled", conversation_id)
+        await self._store.mark(who.tenant, conversation_id, handled=request.handled, by=_who(who))
+        row = await self._store.left_message(who.tenant, conversation_id)
+        if row is None:  # answered meanwhile
+            raise FailedPrecondition(
+                "the conversation is no longer a closed left message",
+                conversation_id=conversation_id,
+                reason="NOT_A_LEFT_MESSAGE",
+            )
+        return pb.MarkLeftMessageHandledResponse(left_message=left_message_to_proto(row))
+
+    @cv.guarded
+    async def AnswerLeftMessage(
+        self, request: pb.AnswerLeftMessageRequest, context: Ctx
+    ) -> pb.AnswerLeftMessageResponse:
+        who = who_acts(caller(context))
+        conversation_id = cv.parse_conversation(request.conversation)
+        agent_id = self._owner(who, request.agent)
+        row = await self._left_message(who, "FollowUpService.AnswerLeftMessage", conversation_id)
+        queue_id: str | None = row["queue_id"]
+        await self._require_reachable(who.tenant, row["customer_id"], row["channel"])
+        await self._require_ready(who.tenant, queue_id, agent_id)
+        outcome = await self._api.submit(
+            c.ReopenConversation(tenant=who.tenant, conversation_id=conversation_id)
+        )
+        failure = outcome.failure
+        if failure is not None and failure.code == "NOT_FOUND":
+            # the engine let it go (past retention): follow up in a new conversation
+            outcome = await self._start(
+                who.tenant,
+                str(uuid.uuid5(uuid.NAMESPACE_URL, f"{who.tenant}/follow-up/{conversation_id}")),
+                channel=row["channel"],
+                customer_id=row["customer_id"],
+                card=m.CustomerCard(
+                    external_id=row["external_id"] or "",
+                    name=row["customer_name"] or "",
+                    phone=row["customer_phone"] or "",
+                    email=row["customer_email"] or "",
+                ),
+                queue_id=queue_id,
+                region=row["region"],
+                language=row["language"],
+            )
+        else:
+            self._raise_open(outcome)
+            cv.check(outcome)
+        answered = outcome.conversation
+        assert answered is not None
+        assigned = await self._assign(who, answered.conversation_id, agent_id)
+        await self._store.mark(who.tenant, conversation_id, handled=True, by=_who(who))
+        return pb.AnswerLeftMessageResponse(conversation=assigned)
+
+    # --- agent-started conversations ----------------------------------------------------------
+
+    @cv.guarded
+    async def StartConversationWithCustomer(
+        self, request: pb.StartConversationWithCustomerRequest, context: Ctx
+    ) -> pb.StartConversationWithCustomerResponse:
+        who = who_acts(caller(context))
+        customer_id = cv.parse_name("customers", request.customer, field="customer")
+        channel = cv.require(request.channel, "channel")
+        queue_id = cv.parse_queue(request.queue)
+        validate_key(request.request_id, "request_id")
+        agent_id = self._owner(who, request.agent)
+        queue = await self._admin.queue(who.tenant, queue_id)
+        if queue is None:
+            raise NotFound(f"queue {queue_id!r} not found", queue_id=queue_id)
+        if who.role == policy.Role.AGENT:
+            agent = await self._admin.agent(who.tenant, agent_id)
+            if agent is None or not serves(queue.settings, agent.profile):
+                raise PermissionDenied("an agent starts conversations in a queue they serve")
+        identity = await self._store.identity(who.tenant, customer_id, channel)
+        if identity is None:
+            raise NotFound(
+                f"customer {customer_id!r} has no identity on channel {channel!r}",
+                resource_type="usher.v1.Customer",
+                resource_name=f"customers/{customer_id}",
+            )
+        await self._require_not_blocked(who.tenant, customer_id, identity.external_id)
+        await self._require_reachable(who.tenant, customer_id, channel)
+        await self._require_ready(who.tenant, queue_id, agent_id)
+        key = request.request_id or uuid.uuid4().hex
+        conversation_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{who.tenant}/outbound/{key}"))
+        outcome = await self._start(
+            who.tenant,
+            conversation_id,
+            channel=channel,
+            customer_id=customer_id,
+            card=m.CustomerCard(
+                external_id=identity.external_id,
+                name=identity.name,
+                phone=identity.phone,
+                email=identity.email,
+            ),
+            queue_id=queue_id,
+        )
+        failure = outcome.failure
+        if failure is not None and failure.details.get("conversation_id") == conversation_id:
+            # this request started it before: answer with the conversation as it is
+            return pb.StartConversationWithCustomerResponse(
+                conversation=await door.stored_conversation(self._api, who.tenant, conversation_id)
+            )
+        self._raise_open(outcome)
+        cv.check(outcome)
+        assigned = await self._assign(who, conversation_id, agent_id)
+        return pb.StartConversationWithCustomerResponse(conversation=assigned)
+
+    # --- shared steps -------------------------------------------------------------------------
+
+    @staticmethod
+    def _owner(who: Caller, agent: str) -> str:
+        """The agent who will own the conversation: the calling agent (who may name only
+        themselves), or the agent a supervisor or admin names."""
+        if who.role == policy.Role.AGENT:
+            assert who.agent_id is not None
+            if agent and cv.parse_agent(agent) != who.agent_id:
+                raise PermissionDenied("an agent answers for themselves")
+            return who.agent_id
+        if not agent:
+            raise InvalidArgument("name the agent who will own it", field="agent")
+        return cv.parse_agent(agent)
+
+    async def _require_not_blocked(self, tenant: str, customer_id: str, external_id: str) -> None:
+        keys = sender_keys(customer_id=customer_id, external_id=external_id)
+        if await self._api.blocklist.match(tenant, keys) is not None:
+            raise FailedPrecondition("the customer is blocked", reason="CUSTOMER_BLOCKED")
+
+    async def _require_reachable(self, tenant: str, customer_id: str, channel: str) -> None:
+        """FAILED_PRECONDITION when the channel cannot carry a free-form message to the
+        customer now (WhatsApp: 24 hours after their last message)."""
+        stored = await self._channels.get(tenant, channel)
+        kind = stored.type if stored is not None else channel
+        if kind != "whatsapp":
+            return
+        last = await self._store.last_inbound(tenant, customer_id, channel)
+        if last is None or dt.datetime.now(dt.UTC) - last > WHATSAPP_WINDOW:
+            raise FailedPrecondition(
+                "WhatsApp reaches a customer only within 24 hours of their last message; "
+                "send a template first",
+                reason="CHANNEL_WINDOW_CLOSED",
+            )
+
+    async def _require_ready(self, tenant: str, queue_id: str | None, agent_id: str) -> None:
+        """The queue is open (out of hours the engine would close the conversation again) and
+        the agent is signed in."""
+        if queue_id is not None:
+            queue = await self._admin.queue(tenant, queue_id)
+            if queue is None:
+                raise NotFound(f"queue {queue_id!r} not found", queue_id=queue_id)
+            settings = queue.settings
+            if (
+                status_at(settings.hours, time.time()) is HoursStatus.CLOSED
+                and not settings.route_out_of_hours
+            ):
+                raise FailedPrecondition(
+                    f"queue {queue_id!r} is out of hours", reason="OUT_OF_HOURS"
+                )
+        agent = await self._api.reads.agent(tenant, agent_id)
+        if agent is None:
+            raise NotFound(f"agent {agent_id!r} not found", agent_id=agent_id)
+        if agent.status == m.AgentStatus.OFFLINE.value:
+            raise FailedPrecondition(f"agent {agent_id!r} is signed out", reason="AGENT_OFFLINE")
+
+    async def _start(
+        self,
+        tenant: str,
+        conversation_id: str,
+        *,
+        channel: str,
+        customer_id: str,
+        card: m.CustomerCard,
+        queue_id: str | None,
+        region: str = "",
+        language: str = "",
+    ) -> Outcome:
+        return await self._api.submit(
+            c.StartConversation(
+                tenant=tenant,
+                conversation_id=conversation_id,
+                channel=channel,
+                customer_id=customer_id,
+                queue_id=queue_id,
+                region=region,
+                language=language,
+                tags=frozenset({FOLLOW_UP_TAG}),
+                customer=card,
+            )
+        )
+
+    @staticmethod
+    def _raise_open(outcome: Outcome) -> None:
+        """ALREADY_EXISTS naming the customer's open conversation on the channel, if that is
+        why the engine refused."""
+        failure = outcome.failure
+        if failure is None or failure.code != "ALREADY_EXISTS":
+            return
+        open_one = failure.details.get("open_conversation")
+        if open_one is not None:
+            raise AlreadyExists(
+                failure.message,
+                reason="OPEN_CONVERSATION",
+                resource_type="usher.v1.Conversation",
+                resource_name=cv.conversation_name(open_one),
+            )
+
+    async def _assign(
+        self, who: Caller, conversation_id: str, agent_id: str
+    ) -> conversation_pb2.Conversation:
+        """Give the waiting conversation to the agent: they take it, or a supervisor or admin
+        assigns it."""
+        command: c.Command
+        if who.role == policy.Role.AGENT:
+            command = c.TakeConversation(
+                tenant=who.tenant, agent_id=agent_id, conversation_id=conversation_id
+            )
+        else:
+            command = c.ForceAssign(
+                tenant=who.tenant,
+                supervisor_id=who.agent_id or who.credential_id or who.role,
+                conversation_id=conversation_id,
+                agent_id=agent_id,
+            )
+        outcome = await door.run(self._api, command)
+        return door.conversation_of(outcome)
