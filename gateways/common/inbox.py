@@ -29,6 +29,8 @@ class Customer:
     name: str = ""
     phone: str = ""
     email: str = ""
+    ip_address: str = ""
+    """A web visitor's IP address, if the gateway knows it (checked against the blocklist)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,9 @@ class Posted:
     duplicate: bool
     started: bool
     """True when this message started the conversation."""
+    blocked: bool = False
+    """The sender is blocked: the core kept the message for the record only (``conversation``
+    is empty, ``message`` unset). Acknowledge the provider as usual."""
 
 
 def _timestamp(at: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -75,6 +80,7 @@ class Inbox:
                     name=customer.name,
                     phone=customer.phone,
                     email=customer.email,
+                    ip_address=customer.ip_address,
                 ),
                 message=pb.CustomerMessage(
                     text=message.text,
@@ -95,4 +101,5 @@ class Inbox:
             received.message,
             duplicate=received.duplicate,
             started=received.started,
+            blocked=received.blocked,
         )

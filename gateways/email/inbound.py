@@ -152,6 +152,8 @@ class SmtpInbox:
                     sent_at=sent_at,
                 ),
             )
+            if posted.blocked:  # kept for the record only: no thread to continue
+                return
             conversation = posted.conversation
         self._threads.record_inbound(
             tenant,

@@ -119,6 +119,8 @@ class Chat:
         }
 
     def _record_post(self, served: Served, visitor: str, posted: Posted, client_id: str) -> None:
+        if posted.blocked:  # kept for the record only: nothing to show or follow
+            return
         now = time.time()
         tenant, channel = served.tenant, served.channel.channel_id
         self.store.own(tenant, channel, visitor, posted.conversation, now=now)
@@ -208,6 +210,8 @@ class Chat:
                     tags=(OFFLINE_TAG,),
                 ),
             )
+            if posted.blocked:
+                return posted
             now = time.time()
             self.store.own(
                 tenant,

@@ -16,7 +16,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from usher.client import BlocklistClient
 from usher.v1 import admin_service_pb2, channel_pb2, conversation_pb2
+from usher.v1 import blocklist_service_pb2 as bl
 from usher.v1 import conversation_service_pb2 as pb
 
 from gateways.common.directory import Served
@@ -250,3 +252,24 @@ async def test_concurrent_first_messages_land_in_one_conversation(
         assert not any(p.duplicate for p in posted)
         assert await the_core.conversation_count() == 1
         assert await the_core.message_count() == 6
+
+
+async def test_a_blocked_sender_is_acknowledged_and_starts_nothing(
+    the_core: Core, tmp_path: Path
+) -> None:
+    token = await the_core.running.token("acme", "supervisor")
+    async with BlocklistClient(the_core.target, token) as blocklist:
+        await blocklist.create_block(
+            bl.CreateBlockRequest(block=bl.Block(phone="+85293333333", reason="spam"))
+        )
+    async with (
+        gateway(the_core, Recorder(), tmp_path, channel_id="sms", channel=CHANNEL) as gw,
+        httpx.AsyncClient() as http,
+    ):
+        body, headers = signed({"from": "+85293333333", "id": "b1", "text": "buy now"})
+        answer = await http.post(gw.url("/acme/sms"), content=body, headers=headers)
+
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"conversation": "", "dup": False}
+        assert await the_core.conversation_count() == 0
+        assert await the_core.message_count() == 0
