@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, Protocol, TypeVar
 
 import structlog
 from google.protobuf import field_mask_pb2
@@ -147,6 +147,31 @@ def _paths(mask: field_mask_pb2.FieldMask, writable: tuple[str, ...]) -> list[st
         if head not in writable or ("." in path and head != "fields"):
             return path
     return paths
+
+
+T = TypeVar("T")
+
+
+class _Paged(Protocol):
+    page_size: int
+    page_token: str
+
+
+async def _offset_page(context: Ctx, items: list[T], request: _Paged) -> tuple[list[T], str]:
+    """A page of a short list read whole (custom fields, groups: at most a few hundred), the
+    token being the offset of the next page."""
+    size = await page_size(context, request.page_size)
+    token = await decode_token(context, request.page_token)
+    if token and not token.isdigit():
+        await abort(
+            context,
+            "INVALID_ARGUMENT",
+            "page_token is not one this server issued",
+            violations={"page_token": "malformed"},
+        )
+    start = int(token or 0)
+    end = start + size
+    return items[start:end], encode_token(str(end)) if end < len(items) else ""
 
 
 class CustomerServicer(pb_grpc.CustomerServiceServicer):
@@ -392,7 +417,10 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
         self, request: pb.ListCustomFieldsRequest, context: Ctx
     ) -> pb.ListCustomFieldsResponse:
         found = await fields_store.definitions(self.ctx.pool, caller(context).tenant)
-        return pb.ListCustomFieldsResponse(fields=[cv.field_to_proto(d) for d in found.values()])
+        page, token = await _offset_page(context, list(found.values()), request)
+        return pb.ListCustomFieldsResponse(
+            fields=[cv.field_to_proto(d) for d in page], next_page_token=token
+        )
 
     @answering("field.")
     async def UpdateCustomField(
@@ -447,7 +475,10 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
         self, request: pb.ListCustomerGroupsRequest, context: Ctx
     ) -> pb.ListCustomerGroupsResponse:
         groups = await self._store.groups(caller(context).tenant)
-        return pb.ListCustomerGroupsResponse(groups=[cv.group_to_proto(g) for g in groups])
+        page, token = await _offset_page(context, groups, request)
+        return pb.ListCustomerGroupsResponse(
+            groups=[cv.group_to_proto(g) for g in page], next_page_token=token
+        )
 
     @answering()
     async def DeleteCustomerGroup(

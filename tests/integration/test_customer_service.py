@@ -200,6 +200,11 @@ async def test_bad_values_are_refused_and_change_nothing(
                 field_id="plan", field=cpb.CustomField(type=cpb.CUSTOM_FIELD_TYPE_TEXT)
             )
         )
+    fields = await sup.list_custom_fields(pb.ListCustomFieldsRequest(page_size=4))
+    more = await sup.list_custom_fields(
+        pb.ListCustomFieldsRequest(page_token=fields.next_page_token)
+    )
+    assert len(fields.fields) + len(more.fields) == 6 and not more.next_page_token
     with pytest.raises(InvalidArgument) as bad:
         await sup.create_custom_field(
             pb.CreateCustomFieldRequest(
@@ -338,6 +343,17 @@ async def test_groups_and_members(api: Running, sup: CustomerClient) -> None:
         pb.RemoveCustomerGroupMembersRequest(group=group.name, customers=[bob.name])
     )
     assert removed.group.member_count == 1
+    await sup.create_customer_group(pb.CreateCustomerGroupRequest(group_id="new"))
+    first = await sup.list_customer_groups(pb.ListCustomerGroupsRequest(page_size=1))
+    rest = await sup.list_customer_groups(
+        pb.ListCustomerGroupsRequest(page_size=1, page_token=first.next_page_token)
+    )
+    assert [g.name for g in (*first.groups, *rest.groups)] == [
+        "customerGroups/new",
+        "customerGroups/vip",
+    ]
+    assert not rest.next_page_token
+    await sup.delete_customer_group(pb.DeleteCustomerGroupRequest(name="customerGroups/new"))
     await sup.delete_customer_group(pb.DeleteCustomerGroupRequest(name=group.name))
     assert not (await sup.list_customer_groups(pb.ListCustomerGroupsRequest())).groups
     with pytest.raises(NotFound):

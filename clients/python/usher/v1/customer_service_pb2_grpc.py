@@ -261,7 +261,8 @@ class CustomerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListCustomFields(self, request, context):
-        """The tenant's custom fields by display order. Errors: none beyond the common ones.
+        """The tenant's custom fields by display order (AIP-132 paging). Errors: INVALID_ARGUMENT (bad
+        page token or size).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -290,7 +291,8 @@ class CustomerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListCustomerGroups(self, request, context):
-        """The tenant's customer groups by id. Errors: none beyond the common ones.
+        """The tenant's customer groups by id (AIP-132 paging). Errors: INVALID_ARGUMENT (bad page
+        token or size).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

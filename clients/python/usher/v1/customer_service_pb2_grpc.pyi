@@ -88,7 +88,9 @@ class CustomerServiceStub:
     takes none or none on one that needs them), ALREADY_EXISTS.
     """
     ListCustomFields: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.ListCustomFieldsRequest, _customer_service_pb2.ListCustomFieldsResponse]
-    """The tenant's custom fields by display order. Errors: none beyond the common ones."""
+    """The tenant's custom fields by display order (AIP-132 paging). Errors: INVALID_ARGUMENT (bad
+    page token or size).
+    """
     UpdateCustomField: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.UpdateCustomFieldRequest, _customer_service_pb2.UpdateCustomFieldResponse]
     """Change a custom field's `display_name`, `required`, `enabled`, `display_order` or `choices`.
     Errors: INVALID_ARGUMENT (`type` or `unique`, which cannot change), NOT_FOUND.
@@ -98,7 +100,9 @@ class CustomerServiceStub:
     CreateCustomerGroup: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.CreateCustomerGroupRequest, _customer_service_pb2.CreateCustomerGroupResponse]
     """Create a customer group. Errors: INVALID_ARGUMENT, ALREADY_EXISTS, RESOURCE_EXHAUSTED."""
     ListCustomerGroups: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.ListCustomerGroupsRequest, _customer_service_pb2.ListCustomerGroupsResponse]
-    """The tenant's customer groups by id. Errors: none beyond the common ones."""
+    """The tenant's customer groups by id (AIP-132 paging). Errors: INVALID_ARGUMENT (bad page
+    token or size).
+    """
     DeleteCustomerGroup: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.DeleteCustomerGroupRequest, _customer_service_pb2.DeleteCustomerGroupResponse]
     """Delete a customer group (its customers stay). Errors: NOT_FOUND."""
     AddCustomerGroupMembers: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.AddCustomerGroupMembersRequest, _customer_service_pb2.AddCustomerGroupMembersResponse]
@@ -185,7 +189,9 @@ class CustomerServiceAsyncStub(CustomerServiceStub):
     takes none or none on one that needs them), ALREADY_EXISTS.
     """
     ListCustomFields: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.ListCustomFieldsRequest, _customer_service_pb2.ListCustomFieldsResponse]  # type: ignore[assignment]
-    """The tenant's custom fields by display order. Errors: none beyond the common ones."""
+    """The tenant's custom fields by display order (AIP-132 paging). Errors: INVALID_ARGUMENT (bad
+    page token or size).
+    """
     UpdateCustomField: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.UpdateCustomFieldRequest, _customer_service_pb2.UpdateCustomFieldResponse]  # type: ignore[assignment]
     """Change a custom field's `display_name`, `required`, `enabled`, `display_order` or `choices`.
     Errors: INVALID_ARGUMENT (`type` or `unique`, which cannot change), NOT_FOUND.
@@ -195,7 +201,9 @@ class CustomerServiceAsyncStub(CustomerServiceStub):
     CreateCustomerGroup: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.CreateCustomerGroupRequest, _customer_service_pb2.CreateCustomerGroupResponse]  # type: ignore[assignment]
     """Create a customer group. Errors: INVALID_ARGUMENT, ALREADY_EXISTS, RESOURCE_EXHAUSTED."""
     ListCustomerGroups: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.ListCustomerGroupsRequest, _customer_service_pb2.ListCustomerGroupsResponse]  # type: ignore[assignment]
-    """The tenant's customer groups by id. Errors: none beyond the common ones."""
+    """The tenant's customer groups by id (AIP-132 paging). Errors: INVALID_ARGUMENT (bad page
+    token or size).
+    """
     DeleteCustomerGroup: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.DeleteCustomerGroupRequest, _customer_service_pb2.DeleteCustomerGroupResponse]  # type: ignore[assignment]
     """Delete a customer group (its customers stay). Errors: NOT_FOUND."""
     AddCustomerGroupMembers: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.AddCustomerGroupMembersRequest, _customer_service_pb2.AddCustomerGroupMembersResponse]  # type: ignore[assignment]
@@ -345,7 +353,9 @@ class CustomerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _customer_service_pb2.ListCustomFieldsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_customer_service_pb2.ListCustomFieldsResponse, _abc.Awaitable[_customer_service_pb2.ListCustomFieldsResponse]]:
-        """The tenant's custom fields by display order. Errors: none beyond the common ones."""
+        """The tenant's custom fields by display order (AIP-132 paging). Errors: INVALID_ARGUMENT (bad
+        page token or size).
+        """
 
     @_abc_1.abstractmethod
     def UpdateCustomField(
@@ -379,7 +389,9 @@ class CustomerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _customer_service_pb2.ListCustomerGroupsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_customer_service_pb2.ListCustomerGroupsResponse, _abc.Awaitable[_customer_service_pb2.ListCustomerGroupsResponse]]:
-        """The tenant's customer groups by id. Errors: none beyond the common ones."""
+        """The tenant's customer groups by id (AIP-132 paging). Errors: INVALID_ARGUMENT (bad page
+        token or size).
+        """
 
     @_abc_1.abstractmethod
     def DeleteCustomerGroup(
