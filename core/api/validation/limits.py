@@ -329,6 +329,11 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}CustomerFilter.tags": TAGS,
     f"{_P}CustomerFilter.group": _name("customerGroups"),
     f"{_P}CustomerFilter.owner": _name("agents"),
+    **{
+        f"{_P}List{kind}Request.{field}": limit
+        for kind in ("CustomFields", "CustomerGroups")
+        for field, limit in (("page_size", PAGE_SIZE), ("page_token", PAGE_TOKEN))
+    },
     f"{_P}ListCustomersRequest.page_size": PAGE_SIZE,
     f"{_P}ListCustomersRequest.page_token": PAGE_TOKEN,
     f"{_P}MergeCustomersRequest.customer": _name("customers"),
