@@ -25,7 +25,7 @@ from usher.client import (
     PermissionDenied,
 )
 from usher.v1 import admin_service_pb2 as pb
-from usher.v1 import agent_pb2, conversation_pb2, queue_pb2
+from usher.v1 import agent_pb2, conversation_pb2, queue_pb2, tenant_pb2
 from usher.v1 import agent_service_pb2 as agent_pb
 from usher.v1 import conversation_service_pb2 as gw
 from usher.v1 import follow_up_service_pb2 as fu
@@ -331,3 +331,43 @@ async def test_who_may_start_what(desk: Desk) -> None:
     assigned = await desk.supervisor.start_conversation_with_customer(start(agent="agents/bob"))
 
     assert assigned.conversation.owner == "agents/bob"
+
+
+async def test_a_left_message_the_engine_let_go_is_followed_up_in_a_new_conversation(
+    desk: Desk,
+) -> None:
+    await desk.admin.update_tenant_settings(
+        pb.UpdateTenantSettingsRequest(
+            settings=tenant_pb2.TenantSettings(
+                closed_retention=duration_pb2.Duration(nanos=200_000_000)
+            ),
+            update_mask=field_mask_pb2.FieldMask(paths=["closed_retention"]),
+        )
+    )
+    conversation = await desk.leave_message("85290000004", "call me")
+    await desk.open_the_closed_queue()
+
+    async def forgotten() -> None:
+        while not await desk.api.pool.fetchval(
+            """SELECT count(*) FROM events WHERE type = 'ConversationForgotten'
+               AND payload ->> 'conversation_id' = $1""",
+            conversation.removeprefix("conversations/"),
+        ):
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(forgotten(), WAIT)
+
+    answered = await desk.ann_follow.answer_left_message(
+        fu.AnswerLeftMessageRequest(conversation=conversation)
+    )
+
+    follow_up = answered.conversation
+    assert follow_up.name != conversation
+    assert follow_up.owner == "agents/ann" and follow_up.state == ACTIVE
+    assert follow_up.channel == "whatsapp" and follow_up.customer.external_id == "85290000004"
+    assert "follow_up" in follow_up.tags
+    assert await desk.customer_of(follow_up.name) == await desk.customer_of(conversation)
+    handled = await desk.ann_follow.list_left_messages(fu.ListLeftMessagesRequest())
+    assert [(x.conversation.name, x.handled) for x in handled.left_messages] == [
+        (conversation, True)
+    ]
