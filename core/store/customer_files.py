@@ -12,10 +12,11 @@ import csv
 import io
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
 from openpyxl import Workbook, load_workbook
+from openpyxl.utils.exceptions import InvalidFileException
 
 from core.store.customer_fields import FieldDef, Violations, format_value
 from core.store.customer_records import StoredCustomer
@@ -40,6 +41,7 @@ MEDIA_TYPES: Final = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 MAX_ROWS: Final = 100_000
+MAX_COLUMNS: Final = 300
 CHUNK: Final = 64 * 1024
 
 
@@ -57,29 +59,54 @@ def _cell(value: object) -> str:
     return str(value).strip()
 
 
+def _bounded(rows: Iterable[Sequence[object]]) -> list[list[str]]:
+    """Non-blank rows as text, refusing (not reading on) past ``MAX_ROWS`` data rows or
+    ``MAX_COLUMNS`` columns: a small compressed workbook can unpack to far more."""
+    out: list[list[str]] = []
+    for row in rows:
+        if len(row) > MAX_COLUMNS:
+            cells = [_cell(c) for c in row[MAX_COLUMNS:]]
+            if any(cells):
+                raise Violations({"content": f"at most {MAX_COLUMNS} columns"})
+            row = row[:MAX_COLUMNS]
+        cells = [_cell(c) for c in row]
+        while cells and not cells[-1]:
+            cells.pop()
+        if not cells:
+            continue
+        out.append(cells)
+        if len(out) > MAX_ROWS + 1:
+            raise Violations({"content": f"at most {MAX_ROWS} rows per file"})
+    return out
+
+
 def read_table(content: bytes, fmt: str) -> list[list[str]]:
     """The file's rows as text (header first, blank rows dropped); ``Violations`` naming
-    ``content`` when it is not a readable file of that format."""
+    ``content`` when it is not a readable file of that format, or too big."""
     try:
         if fmt == "csv":
             text = content.decode("utf-8-sig")
-            rows = [[c.strip() for c in row] for row in csv.reader(io.StringIO(text, newline=""))]
+            rows = _bounded(csv.reader(io.StringIO(text, newline="")))
         else:
             book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
             try:
-                sheet = book.worksheets[0]
-                rows = [[_cell(c) for c in row] for row in sheet.iter_rows(values_only=True)]
+                rows = _bounded(book.worksheets[0].iter_rows(values_only=True))
             finally:
                 book.close()
-    except (UnicodeDecodeError, csv.Error, zipfile.BadZipFile, KeyError, ValueError, OSError):
+    except (
+        UnicodeDecodeError,
+        csv.Error,
+        zipfile.BadZipFile,
+        InvalidFileException,
+        KeyError,
+        ValueError,
+        OSError,
+    ):
         raise Violations({"content": f"not a readable {fmt.upper()} file"}) from None
     except IndexError:
         raise Violations({"content": "the workbook has no sheet"}) from None
-    rows = [row for row in rows if any(row)]
     if not rows:
         raise Violations({"content": "no header row"})
-    if len(rows) - 1 > MAX_ROWS:
-        raise Violations({"content": f"at most {MAX_ROWS} rows per file"})
     return rows
 
 

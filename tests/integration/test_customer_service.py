@@ -516,6 +516,7 @@ async def test_import_refuses_malformed_and_oversize_files(
         (b"\xff\xfe\x00bad", pb.FILE_FORMAT_CSV),
         (b"external_id,colour\ne1,red\n", pb.FILE_FORMAT_CSV),  # unknown column
         (b"display_name\nAnn\n", pb.FILE_FORMAT_CSV),  # no key column
+        (b"external_id" + b"," * 400 + b"x\n", pb.FILE_FORMAT_CSV),  # too many columns
     ]
     for content, fmt in cases:
         with pytest.raises(InvalidArgument) as bad:
@@ -586,3 +587,36 @@ async def test_xlsx_template_import_and_export_round_trip(
         pb.ImportCustomersRequest(content=b"".join(chunks), format=pb.FILE_FORMAT_CSV)
     )
     assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+
+
+async def test_import_by_email_or_phone_key(
+    api: Running, sup: CustomerClient, pool: asyncpg.Pool
+) -> None:
+    await create(sup, display_name="Ann", email="ann@example.com", phone="+85291234567")
+    await create(sup, display_name="Twin 1", phone="+85299999999")
+    await create(sup, display_name="Twin 2", phone="+85299999999")
+    by_email = await sup.import_customers(
+        pb.ImportCustomersRequest(
+            content=csv_file(
+                [["email", "company"], ["ANN@example.com", "Acme"], ["new@x.org", "N"]]
+            ),
+            format=pb.FILE_FORMAT_CSV,
+            key=pb.IMPORT_KEY_EMAIL,
+        )
+    )
+    assert (by_email.created, by_email.updated) == (1, 1)
+    found = await sup.list_customers(
+        pb.ListCustomersRequest(filter=pb.CustomerFilter(email="ann@example.com"))
+    )
+    assert [(c.display_name, c.company) for c in found.customers] == [("Ann", "Acme")]
+    before = await count(pool)
+    with pytest.raises(InvalidArgument) as ambiguous:
+        await sup.import_customers(
+            pb.ImportCustomersRequest(
+                content=csv_file([["phone", "company"], ["+85299999999", "X"]]),
+                format=pb.FILE_FORMAT_CSV,
+                key=pb.IMPORT_KEY_PHONE,
+            )
+        )
+    assert "rows[2].phone" in violations(ambiguous.value)
+    assert await count(pool) == before
