@@ -5,6 +5,7 @@ agent; unblocking and expiry let the next message through; who may block what.""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import TypeVar
 
 import asyncpg
 import pytest
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 from google.rpc import error_details_pb2
 from usher.client import (
     AdminClient,
@@ -29,6 +30,7 @@ from usher.v1 import agent_service_pb2 as agent_pb
 from usher.v1 import blocklist_service_pb2 as bl
 from usher.v1 import conversation_service_pb2 as gw
 
+from core.store.blocklist import Blocklist, Kind, sender_keys
 from tests.integration.api_kit import Running, running
 
 C = TypeVar("C", AdminClient, GatewayClient, BlocklistClient, AgentClient)
@@ -95,7 +97,9 @@ async def desk(pool: asyncpg.Pool, redis_url: str) -> AsyncIterator[Desk]:
 
 
 async def block(desk: Desk, ttl: float | None = None, **target: str) -> bl.Block:
-    request = bl.CreateBlockRequest(block=bl.Block(reason="spam", **target))
+    request = bl.CreateBlockRequest(block=bl.Block(reason="spam"))
+    for field, value in target.items():
+        setattr(request.block, field, value)
     if ttl is not None:
         request.ttl.FromMilliseconds(round(ttl * 1000))
     return (await desk.supervisor.create_block(request)).block
@@ -235,7 +239,7 @@ async def test_bad_blocks_are_refused_and_change_nothing(desk: Desk) -> None:
         "block.ip_address": bl.CreateBlockRequest(block=bl.Block(ip_address="300.1.1.1")),
         "block.target": bl.CreateBlockRequest(block=bl.Block(reason="who?")),
         "block.expire_time": bl.CreateBlockRequest(
-            block=bl.Block(phone=PHONE, expire_time={"seconds": 1})
+            block=bl.Block(phone=PHONE, expire_time=timestamp_pb2.Timestamp(seconds=1))
         ),
         "ttl": bl.CreateBlockRequest(
             block=bl.Block(phone=PHONE), ttl=duration_pb2.Duration(seconds=-5)
@@ -261,3 +265,71 @@ async def test_tenants_do_not_see_each_others_blocks(desk: Desk) -> None:
         with pytest.raises(NotFound):
             await other.unblock(bl.UnblockRequest(name=created.name))
         assert list((await other.list_blocks(bl.ListBlocksRequest())).blocks) == []
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_each_front_door_sees_another_doors_change_within_its_cache_lifetime(
+    pool: asyncpg.Pool,
+) -> None:
+    await pool.execute("INSERT INTO tenants (tenant_id) VALUES ('acme')")
+    clock = Clock()
+    here, there = (Blocklist(pool, ttl=5.0, monotonic=clock) for _ in range(2))
+    keys = sender_keys(customer_id=None, external_id="85291234567")
+    assert await there.match(T, keys) is None  # cached: no blocks
+
+    created = await here.create(
+        T, Kind.PHONE, PHONE, reason="spam", created_by="credentials/x", expires_at=None
+    )
+
+    assert created is not None
+    assert await here.match(T, keys) == created.block_id  # this door: at once
+    assert await there.match(T, keys) is None  # the other: its copy is still fresh
+    clock.now = 5.0
+    assert await there.match(T, keys) == created.block_id
+
+
+async def test_a_tenant_with_more_blocks_than_cached_is_matched_in_postgresql(
+    pool: asyncpg.Pool,
+) -> None:
+    await pool.execute("INSERT INTO tenants (tenant_id) VALUES ('acme')")
+    blocklist = Blocklist(pool, max_cached=1)
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    phone = await blocklist.create(
+        T, Kind.PHONE, PHONE, reason="", created_by="agents/ann", expires_at=None
+    )
+    ip = await blocklist.create(
+        T, Kind.IP, "2001:db8:0::1", reason="", created_by="agents/ann", expires_at=soon
+    )
+    assert phone is not None and ip is not None and ip.value == "2001:db8::1"
+
+    assert await blocklist.has_blocks(T)
+    assert await blocklist.match(T, sender_keys(customer_id="c", phone=PHONE)) == phone.block_id
+    assert await blocklist.match(T, sender_keys(customer_id="c", ip_address="2001:DB8::1")) == (
+        ip.block_id
+    )
+    assert await blocklist.match(T, sender_keys(customer_id="c", email="a@b.c")) is None
+    await blocklist.unblock(T, phone.block_id, by="agents/ann")
+    assert await blocklist.match(T, sender_keys(customer_id="c", phone=PHONE)) is None
+
+
+def test_a_sender_is_matched_by_every_form_of_their_identity() -> None:
+    keys = sender_keys(
+        customer_id="c1",
+        external_id="85291234567",
+        phone="",
+        email="Kim@Example.COM",
+        ip_address="not an address",
+    )
+    assert keys == [(Kind.CUSTOMER, "c1"), (Kind.PHONE, PHONE), (Kind.EMAIL, "kim@example.com")]
+    assert sender_keys(customer_id=None, external_id="kim@example.com") == [
+        (Kind.EMAIL, "kim@example.com")
+    ]
