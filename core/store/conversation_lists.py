@@ -169,7 +169,7 @@ SELECT c.conversation_id, c.channel, c.customer_id, c.state, c.queue_id, c.owner
         WHERE i.tenant_id = c.tenant_id AND i.channel = c.channel
           AND i.customer_id = c.customer_id LIMIT 1) AS external_id,
        {pinned} AS pinned
-FROM conversations c
+FROM {source} c
 LEFT JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.customer_id = c.customer_id
 """
 
@@ -204,9 +204,17 @@ class _Sql:
         )
 
     def select(self, order: Order, limit: int | None = None) -> str:
-        query = f"{_SELECT.format(pinned=self.pinned)} WHERE {self.where}"
-        query += f" ORDER BY {_order_sql(order)}"
-        return query if limit is None else f"{query} LIMIT {limit}"
+        """The rows in ``order``; with ``limit``, the page is chosen first and only its rows
+        are joined and decorated (else every match would be, before the sort)."""
+        pinned = self.pinned
+        if limit is None:
+            source = f"(SELECT * FROM conversations c WHERE {self.where})"
+        else:
+            source = (
+                f"(SELECT * FROM conversations c WHERE {self.where}"
+                f" ORDER BY {_order_sql(order)} LIMIT {limit})"
+            )
+        return f"{_SELECT.format(pinned=pinned, source=source)} ORDER BY {_order_sql(order)}"
 
     def _scope(self, scope: Scope) -> None:
         if scope.agent_id is None:
