@@ -295,3 +295,25 @@ class ReopenConversation(Command):
 
     conversation_id: str
     queue_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenForAgent(Command):
+    """An agent takes up a customer (a left message answered, an agent-started conversation):
+    conversation ``conversation_id`` is reopened if it is closed or abandoned, or started with
+    ``channel``, ``customer_id`` and the card if it does not exist (naming none of them, it
+    raises ``NotFound``), and is owned by ``agent_id`` at once, offered to no one, whatever its
+    queue's hours. The agent must be online, have room, and meet a step
+    of the queue (``queue_id``; None: the conversation's own, else the tenant's rules). ``by``
+    is who asked (the agent, or a supervisor)."""
+
+    conversation_id: str
+    agent_id: str
+    by: str
+    channel: str = ""
+    customer_id: str = ""
+    queue_id: str | None = None
+    region: str = ""
+    language: str = ""
+    tags: frozenset[str] = frozenset()
+    customer: CustomerCard = field(default_factory=CustomerCard)

@@ -143,6 +143,7 @@ class Router:
             c.RecordReceipt: self._record_receipt,
             c.NotifyTyping: self._notify_typing,
             c.ReopenConversation: self._reopen,
+            c.OpenForAgent: self._open_for_agent,
         }
         self._appliers: dict[type, Callable[[Any], None]] = {
             ev.TenantConfigured: self._on_tenant_configured,
@@ -1098,6 +1099,71 @@ class Router:
             raise FailedPrecondition("no queue given and the tenant has no default queue")
         self._enqueue(conv, queue_id, QueueReason.REOPENED)
 
+    def _open_for_agent(self, cmd: c.OpenForAgent) -> None:
+        """Everything is checked before the first event, so a refusal changes nothing."""
+        agent = self._agent(cmd.agent_id)
+        self._require_online(agent)
+        conv = self.conversations.get(cmd.conversation_id)
+        if conv is None:
+            if not cmd.conversation_id or not cmd.channel or not cmd.customer_id:
+                # naming only an id asks to reopen: this one is not held (or never was)
+                raise NotFound(
+                    f"conversation {cmd.conversation_id!r} not found",
+                    conversation_id=cmd.conversation_id,
+                )
+            channel, customer_id, region = cmd.channel, cmd.customer_id, cmd.region
+            queue_id = self._resolve_queue(cmd.queue_id, region)
+        else:
+            self._require_state(conv, S.CLOSED, S.ABANDONED)
+            channel, customer_id, region = conv.channel, conv.customer_id, conv.region
+            queue_id = self._resolve_queue(cmd.queue_id or conv.queue_id, region)
+        current = self.open_conversations.get((customer_id, channel))
+        if current is not None:
+            raise AlreadyExists(
+                "the customer has an open conversation on this channel",
+                open_conversation=current,
+            )
+        if queue_id is None:
+            raise FailedPrecondition("no queue given and the tenant has no default queue")
+        queue = self.queues[queue_id]
+        step = next((key for key in queue.plan if key.admits(agent.profile)), None)
+        if step is None:
+            raise FailedPrecondition(
+                f"agent {agent.agent_id!r} meets no step of queue {queue_id!r}",
+                agent_id=agent.agent_id,
+                queue_id=queue_id,
+            )
+        cost = conv.cost if conv is not None else self._cost_of(channel)
+        if not agent.fits(cost):
+            raise CapacityExceeded(
+                f"agent {agent.agent_id!r} has no room for another conversation",
+                agent_id=agent.agent_id,
+            )
+        if conv is None:
+            self._emit(
+                ev.ConversationStarted(
+                    tenant=self.tenant,
+                    at=self.clock.now(),
+                    conversation_id=cmd.conversation_id,
+                    channel=channel,
+                    customer_id=customer_id,
+                    region=region,
+                    language=cmd.language or self.settings.default_language,
+                    priority=0,
+                    tags=cmd.tags,
+                    with_bot=False,
+                    queue_id=queue_id,
+                    customer=cmd.customer,
+                )
+            )
+            conv = self.conversations[cmd.conversation_id]
+            reason = QueueReason.REQUESTED
+        else:
+            reason = QueueReason.REOPENED
+        # one step, the agent's: the conversation is theirs before anyone else could be offered it
+        self._enqueue(conv, queue_id, reason, plan=(step,), route=False)
+        self._assign(conv, agent, via="follow_up", by=cmd.by, override=False)
+
     def _check_party(self, conv: Conversation, party: Sender, agent_id: str | None) -> None:
         """The customer, or the agent who owns ``conv``, is the one acting."""
         if party is Sender.AGENT:
@@ -1781,17 +1847,18 @@ class Router:
         agent.last_activity_at = e.at
         self._reindex(agent)
 
+    def _cost_of(self, channel: str) -> int:
+        """What a conversation on ``channel`` costs an agent's capacity."""
+        if channel in self.settings.exclusive_channels:
+            return EXCLUSIVE
+        return to_units(self.settings.channel_weights.get(channel, 1.0))
+
     def _on_started(self, e: ev.ConversationStarted) -> None:
-        weights = self.settings.channel_weights
-        if e.channel in self.settings.exclusive_channels:
-            cost = EXCLUSIVE
-        else:
-            cost = to_units(weights.get(e.channel, 1.0))
         self.conversations[e.conversation_id] = Conversation(
             e.conversation_id,
             self._next("conversation"),
             e.channel,
-            cost,
+            self._cost_of(e.channel),
             e.customer_id,
             e.region,
             e.language,

@@ -272,6 +272,43 @@ class EngineMachine(RuleBasedStateMachine):
     def reopen(self, data: st.DataObject, queue: str) -> None:
         self._run(c.ReopenConversation(tenant=T, conversation_id=self._pick(data), queue_id=queue))
 
+    @rule(
+        data=st.data(),
+        agent=st.sampled_from(AGENTS),
+        fresh=st.booleans(),
+        queue=st.sampled_from([None, *QUEUES]),
+        channel=st.sampled_from(CHANNELS),
+        customer=st.sampled_from(["k1", "k2", "k3"]),
+    )
+    def open_for_agent(
+        self,
+        data: st.DataObject,
+        agent: str,
+        fresh: bool,
+        queue: str | None,
+        channel: str,
+        customer: str,
+    ) -> None:
+        """A left message answered, or a conversation an agent starts: the agent's at once,
+        offered to no one."""
+        conversation = f"f{len(self.log)}" if fresh else self._pick(data)
+        before = len(self.log)
+        self._run(
+            c.OpenForAgent(
+                tenant=T,
+                conversation_id=conversation,
+                agent_id=agent,
+                by=agent,
+                channel=channel,
+                customer_id=customer,
+                queue_id=queue,
+            )
+        )
+        if len(self.log) > before:
+            conv = self.router.conversations[conversation]
+            assert conv.state is S.ACTIVE and conv.owner == agent
+            assert not any(isinstance(e, ev.OfferMade) for e in self.log[before:])
+
     @rule(data=st.data(), sender=st.sampled_from([m.Sender.CUSTOMER, m.Sender.AGENT]))
     def message(self, data: st.DataObject, sender: m.Sender) -> None:
         conversation = self._pick(data)
