@@ -4,29 +4,25 @@ the customer) and conversations an agent starts with a known customer.
 Contracts:
 
 - The handled flag is not routing state: ``core.store.follow_ups`` writes it. Conversations
-  change only through engine commands (``ApiContext.submit``): answering is
-  ``ReopenConversation`` then ``TakeConversation`` (an agent) or ``ForceAssign`` (a supervisor
-  or admin naming the agent); starting is ``StartConversation`` then the same. The two commands
-  are not one transaction: if the second is refused (the agent signed out or full meanwhile),
-  the conversation waits in its queue, as any other, and the refusal is the answer.
+  change only through the engine: answering and starting are one command each
+  (``OpenForAgent``), so the conversation is the agent's atomically, offered to no one else
+  meanwhile, whatever its queue's hours (the engine refuses a signed-out or full agent, or one
+  who meets no step of the queue, and then nothing changes).
 - A closed conversation the engine no longer holds (past the tenant's retention) cannot be
   reopened; answering it starts a follow-up conversation with the same customer on the same
   channel instead (tagged ``follow_up``), which the answer returns.
 - Before anything is submitted: an agent must serve the queue (``core.api.policy``, relation
-  QUEUE_MEMBER); the channel must reach the customer now (WhatsApp: within 24 hours of their
-  last message, else FAILED_PRECONDITION ``CHANNEL_WINDOW_CLOSED``); the queue must be open
-  (out of hours the engine would close it again as a left message: ``OUT_OF_HOURS``); the owner
-  must be signed in.
+  QUEUE_MEMBER, for a left message; ``core.store.access.serves`` for a start); the channel must
+  reach the customer now (WhatsApp: within 24 hours of their last message, else
+  FAILED_PRECONDITION ``CHANNEL_WINDOW_CLOSED``); a blocked customer is not started with.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from typing import Any, Final
 
-from usher.v1 import conversation_pb2
 from usher.v1 import follow_up_service_pb2 as pb
 from usher.v1 import follow_up_service_pb2_grpc as pb_grpc
 
@@ -47,7 +43,6 @@ from core.routing.errors import (
     NotFound,
     PermissionDenied,
 )
-from core.routing.hours import HoursStatus, status_at
 from core.runtime.shard import Outcome
 from core.store.access import Access, serves
 from core.store.admin import AdminStore, StoredQueue
@@ -170,38 +165,36 @@ class FollowUpServicer(pb_grpc.FollowUpServiceServicer):
         conversation_id = cv.parse_conversation(request.conversation)
         agent_id = self._owner(who, request.agent)
         row = await self._left_message(who, "FollowUpService.AnswerLeftMessage", conversation_id)
-        queue_id: str | None = row["queue_id"]
         await self._require_reachable(who.tenant, row["customer_id"], row["channel"])
-        await self._require_ready(who.tenant, queue_id, agent_id)
-        outcome = await self._api.submit(
-            c.ReopenConversation(tenant=who.tenant, conversation_id=conversation_id)
-        )
+        outcome = await self._api.submit(self._open(who, conversation_id, agent_id))
         failure = outcome.failure
-        if failure is not None and failure.code == "NOT_FOUND":
-            # the engine let it go (past retention): follow up in a new conversation
-            outcome = await self._start(
-                who.tenant,
-                str(uuid.uuid5(uuid.NAMESPACE_URL, f"{who.tenant}/follow-up/{conversation_id}")),
-                channel=row["channel"],
-                customer_id=row["customer_id"],
-                card=m.CustomerCard(
-                    external_id=row["external_id"] or "",
-                    name=row["customer_name"] or "",
-                    phone=row["customer_phone"] or "",
-                    email=row["customer_email"] or "",
-                ),
-                queue_id=queue_id,
-                region=row["region"],
-                language=row["language"],
+        if (
+            failure is not None
+            and failure.code == "NOT_FOUND"
+            and failure.details.get("conversation_id") == conversation_id
+        ):  # the engine let it go: follow up in a new conversation (a fresh id each time)
+            outcome = await self._api.submit(
+                self._open(
+                    who,
+                    uuid.uuid4().hex,
+                    agent_id,
+                    channel=row["channel"],
+                    customer_id=row["customer_id"],
+                    card=m.CustomerCard(
+                        external_id=row["external_id"] or "",
+                        name=row["customer_name"] or "",
+                        phone=row["customer_phone"] or "",
+                        email=row["customer_email"] or "",
+                    ),
+                    queue_id=row["queue_id"],
+                    region=row["region"],
+                    language=row["language"],
+                )
             )
-        else:
-            self._raise_open(outcome)
-            cv.check(outcome)
-        answered = outcome.conversation
-        assert answered is not None
-        assigned = await self._assign(who, answered.conversation_id, agent_id)
+        self._raise_open(outcome)
+        cv.check(outcome)
         await self._store.mark(who.tenant, conversation_id, handled=True, by=_who(who))
-        return pb.AnswerLeftMessageResponse(conversation=assigned)
+        return pb.AnswerLeftMessageResponse(conversation=door.conversation_of(outcome))
 
     # --- agent-started conversations ----------------------------------------------------------
 
@@ -231,32 +224,36 @@ class FollowUpServicer(pb_grpc.FollowUpServiceServicer):
             )
         await self._require_not_blocked(who.tenant, customer_id, identity.external_id)
         await self._require_reachable(who.tenant, customer_id, channel)
-        await self._require_ready(who.tenant, queue_id, agent_id)
         key = request.request_id or uuid.uuid4().hex
         conversation_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{who.tenant}/outbound/{key}"))
-        outcome = await self._start(
-            who.tenant,
-            conversation_id,
-            channel=channel,
-            customer_id=customer_id,
-            card=m.CustomerCard(
-                external_id=identity.external_id,
-                name=identity.name,
-                phone=identity.phone,
-                email=identity.email,
-            ),
-            queue_id=queue_id,
-        )
-        failure = outcome.failure
-        if failure is not None and failure.details.get("conversation_id") == conversation_id:
-            # this request started it before: answer with the conversation as it is
-            return pb.StartConversationWithCustomerResponse(
-                conversation=await door.stored_conversation(self._api, who.tenant, conversation_id)
+        if await self._api.reads.conversation(who.tenant, conversation_id) is None:
+            outcome = await self._api.submit(
+                self._open(
+                    who,
+                    conversation_id,
+                    agent_id,
+                    channel=channel,
+                    customer_id=customer_id,
+                    card=m.CustomerCard(
+                        external_id=identity.external_id,
+                        name=identity.name,
+                        phone=identity.phone,
+                        email=identity.email,
+                    ),
+                    queue_id=queue_id,
+                )
             )
-        self._raise_open(outcome)
-        cv.check(outcome)
-        assigned = await self._assign(who, conversation_id, agent_id)
-        return pb.StartConversationWithCustomerResponse(conversation=assigned)
+            failure = outcome.failure
+            if failure is None or failure.details.get("conversation_id") != conversation_id:
+                self._raise_open(outcome)
+                cv.check(outcome)
+                return pb.StartConversationWithCustomerResponse(
+                    conversation=door.conversation_of(outcome)
+                )
+        # this request started it before: answer with the conversation as it is now
+        return pb.StartConversationWithCustomerResponse(
+            conversation=await door.stored_conversation(self._api, who.tenant, conversation_id)
+        )
 
     # --- shared steps -------------------------------------------------------------------------
 
@@ -293,51 +290,32 @@ class FollowUpServicer(pb_grpc.FollowUpServiceServicer):
                 reason="CHANNEL_WINDOW_CLOSED",
             )
 
-    async def _require_ready(self, tenant: str, queue_id: str | None, agent_id: str) -> None:
-        """The queue is open (out of hours the engine would close the conversation again) and
-        the agent is signed in."""
-        if queue_id is not None:
-            queue = await self._admin.queue(tenant, queue_id)
-            if queue is None:
-                raise NotFound(f"queue {queue_id!r} not found", queue_id=queue_id)
-            settings = queue.settings
-            if (
-                status_at(settings.hours, time.time()) is HoursStatus.CLOSED
-                and not settings.route_out_of_hours
-            ):
-                raise FailedPrecondition(
-                    f"queue {queue_id!r} is out of hours", reason="OUT_OF_HOURS"
-                )
-        agent = await self._api.reads.agent(tenant, agent_id)
-        if agent is None:
-            raise NotFound(f"agent {agent_id!r} not found", agent_id=agent_id)
-        if agent.status == m.AgentStatus.OFFLINE.value:
-            raise FailedPrecondition(f"agent {agent_id!r} is signed out", reason="AGENT_OFFLINE")
-
-    async def _start(
-        self,
-        tenant: str,
+    @staticmethod
+    def _open(
+        who: Caller,
         conversation_id: str,
+        agent_id: str,
         *,
-        channel: str,
-        customer_id: str,
-        card: m.CustomerCard,
-        queue_id: str | None,
+        channel: str = "",
+        customer_id: str = "",
+        card: m.CustomerCard | None = None,
+        queue_id: str | None = None,
         region: str = "",
         language: str = "",
-    ) -> Outcome:
-        return await self._api.submit(
-            c.StartConversation(
-                tenant=tenant,
-                conversation_id=conversation_id,
-                channel=channel,
-                customer_id=customer_id,
-                queue_id=queue_id,
-                region=region,
-                language=language,
-                tags=frozenset({FOLLOW_UP_TAG}),
-                customer=card,
-            )
+    ) -> c.OpenForAgent:
+        """The engine command: reopen ``conversation_id`` (naming nothing else) or start it."""
+        return c.OpenForAgent(
+            tenant=who.tenant,
+            conversation_id=conversation_id,
+            agent_id=agent_id,
+            by=who.agent_id or who.credential_id or who.role,
+            channel=channel,
+            customer_id=customer_id,
+            queue_id=queue_id,
+            region=region,
+            language=language,
+            tags=frozenset({FOLLOW_UP_TAG}) if channel else frozenset(),
+            customer=card or m.CustomerCard(),
         )
 
     @staticmethod
@@ -355,23 +333,3 @@ class FollowUpServicer(pb_grpc.FollowUpServiceServicer):
                 resource_type="usher.v1.Conversation",
                 resource_name=cv.conversation_name(open_one),
             )
-
-    async def _assign(
-        self, who: Caller, conversation_id: str, agent_id: str
-    ) -> conversation_pb2.Conversation:
-        """Give the waiting conversation to the agent: they take it, or a supervisor or admin
-        assigns it."""
-        command: c.Command
-        if who.role == policy.Role.AGENT:
-            command = c.TakeConversation(
-                tenant=who.tenant, agent_id=agent_id, conversation_id=conversation_id
-            )
-        else:
-            command = c.ForceAssign(
-                tenant=who.tenant,
-                supervisor_id=who.agent_id or who.credential_id or who.role,
-                conversation_id=conversation_id,
-                agent_id=agent_id,
-            )
-        outcome = await door.run(self._api, command)
-        return door.conversation_of(outcome)

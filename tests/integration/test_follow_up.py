@@ -64,14 +64,6 @@ class Desk:
         assert received.conversation.close_reason == "left_message"
         return received.conversation.name
 
-    async def open_the_closed_queue(self) -> None:
-        await self.admin.update_queue(
-            pb.UpdateQueueRequest(
-                queue=queue_pb2.Queue(name="queues/closed"),
-                update_mask=field_mask_pb2.FieldMask(paths=["business_hours"]),
-            )
-        )
-
     async def customer_of(self, conversation: str) -> str:
         found: str = await self.api.pool.fetchval(
             "SELECT customer_id FROM conversations WHERE conversation_id = $1",
@@ -149,18 +141,13 @@ async def first(events: AsyncIterable[X], pick: Callable[[X], bool]) -> X:
 async def test_an_answered_left_message_is_the_agents_and_the_reply_reaches_the_customer(
     desk: Desk,
 ) -> None:
+    """Out of hours too: the queue's hours hold customers back, not an agent answering."""
     conversation = await desk.leave_message("85290000001", "call me back")
     listed = await desk.ann_follow.list_left_messages(fu.ListLeftMessagesRequest())
     assert [x.conversation.name for x in listed.left_messages] == [conversation]
     assert not listed.left_messages[0].handled
     assert listed.left_messages[0].HasField("last_inbound_time")
 
-    with pytest.raises(FailedPrecondition) as refused:  # the queue is still out of hours
-        await desk.ann_follow.answer_left_message(
-            fu.AnswerLeftMessageRequest(conversation=conversation)
-        )
-    assert refused.value.reason == "OUT_OF_HOURS"
-    await desk.open_the_closed_queue()
     outbound = desk.gateway.events(channel="whatsapp", resume_after_event_id=1)  # replayed
 
     answered = await desk.ann_follow.answer_left_message(
@@ -293,6 +280,11 @@ async def test_an_agent_starts_a_conversation_with_a_known_customer(desk: Desk) 
     assert mine.conversation.customer.name == "Lee"
     assert "follow_up" in mine.conversation.tags
     assert again.conversation.name == mine.conversation.name
+    offers = await desk.api.pool.fetchval(
+        "SELECT count(*) FROM offers WHERE conversation_id = $1",
+        mine.conversation.name.removeprefix("conversations/"),
+    )
+    assert offers == 0  # bob serves the queue too, and was never offered it
 
 
 async def test_who_may_start_what(desk: Desk) -> None:
@@ -328,6 +320,14 @@ async def test_who_may_start_what(desk: Desk) -> None:
             start(channel="line", agent="agents/bob")
         )
 
+    await desk.admin.create_agent(
+        pb.CreateAgentRequest(agent_id="cy", agent=agent_pb2.Agent(capacity=1))
+    )
+    conversations = await desk.api.pool.fetchval("SELECT count(*) FROM conversations")
+    with pytest.raises(FailedPrecondition):  # cy is signed out
+        await desk.supervisor.start_conversation_with_customer(start(agent="agents/cy"))
+    assert await desk.api.pool.fetchval("SELECT count(*) FROM conversations") == conversations
+
     assigned = await desk.supervisor.start_conversation_with_customer(start(agent="agents/bob"))
 
     assert assigned.conversation.owner == "agents/bob"
@@ -345,7 +345,6 @@ async def test_a_left_message_the_engine_let_go_is_followed_up_in_a_new_conversa
         )
     )
     conversation = await desk.leave_message("85290000004", "call me")
-    await desk.open_the_closed_queue()
 
     async def forgotten() -> None:
         while not await desk.api.pool.fetchval(

@@ -58,22 +58,24 @@ class FollowUpServiceStub:
     """
     AnswerLeftMessage: _grpc.UnaryUnaryMultiCallable[_follow_up_service_pb2.AnswerLeftMessageRequest, _follow_up_service_pb2.AnswerLeftMessageResponse]
     """Reopen a left message toward its customer on the same channel, owned at once by the agent
-    (the caller, or `agent` when a supervisor or admin calls), and mark it handled. A left
-    message the engine no longer holds in memory (closed longer ago than the tenant's
-    retention) is followed up in a new conversation with the same customer on the same channel
-    (tagged `follow_up`): the answer's `conversation` is the one the agent owns.
+    (the caller, or `agent` when a supervisor or admin calls; offered to no one else, whatever
+    the queue's hours), and mark it handled. A left message the engine no longer holds in
+    memory (closed longer ago than the tenant's retention) is followed up in a new conversation
+    with the same customer on the same channel (tagged `follow_up`): the answer's
+    `conversation` is the one the agent owns.
     Errors: NOT_FOUND, ALREADY_EXISTS (the customer has another open conversation on the
-    channel; ResourceInfo names it), FAILED_PRECONDITION with ErrorInfo reason
-    `NOT_A_LEFT_MESSAGE`, `CHANNEL_WINDOW_CLOSED`, `OUT_OF_HOURS` (the queue is closed) or
-    `AGENT_OFFLINE`, or the engine's (the agent is full), PERMISSION_DENIED.
+    channel; ResourceInfo names it), FAILED_PRECONDITION (ErrorInfo reason `NOT_A_LEFT_MESSAGE`
+    or `CHANNEL_WINDOW_CLOSED`; or the agent is signed out or meets no step of the queue),
+    RESOURCE_EXHAUSTED (the agent has no room), PERMISSION_DENIED.
     """
     StartConversationWithCustomer: _grpc.UnaryUnaryMultiCallable[_follow_up_service_pb2.StartConversationWithCustomerRequest, _follow_up_service_pb2.StartConversationWithCustomerResponse]
     """Start a conversation with a known customer on one of their channels, in a queue, owned at
-    once by the agent (tagged `follow_up`). Idempotent on `request_id`.
+    once by the agent (tagged `follow_up`; offered to no one else, whatever the queue's hours).
+    Idempotent on `request_id`.
     Errors: INVALID_ARGUMENT, NOT_FOUND (the queue; the customer or their identity on the
     channel), ALREADY_EXISTS (the customer has an open conversation on the channel; ResourceInfo
-    names it), FAILED_PRECONDITION (as AnswerLeftMessage, and `CUSTOMER_BLOCKED`),
-    PERMISSION_DENIED (an agent starting in a queue they do not serve).
+    names it), FAILED_PRECONDITION (as AnswerLeftMessage, and reason `CUSTOMER_BLOCKED`),
+    RESOURCE_EXHAUSTED, PERMISSION_DENIED (an agent starting in a queue they do not serve).
     """
 
 @_typing.type_check_only
@@ -106,22 +108,24 @@ class FollowUpServiceAsyncStub(FollowUpServiceStub):
     """
     AnswerLeftMessage: _aio.UnaryUnaryMultiCallable[_follow_up_service_pb2.AnswerLeftMessageRequest, _follow_up_service_pb2.AnswerLeftMessageResponse]  # type: ignore[assignment]
     """Reopen a left message toward its customer on the same channel, owned at once by the agent
-    (the caller, or `agent` when a supervisor or admin calls), and mark it handled. A left
-    message the engine no longer holds in memory (closed longer ago than the tenant's
-    retention) is followed up in a new conversation with the same customer on the same channel
-    (tagged `follow_up`): the answer's `conversation` is the one the agent owns.
+    (the caller, or `agent` when a supervisor or admin calls; offered to no one else, whatever
+    the queue's hours), and mark it handled. A left message the engine no longer holds in
+    memory (closed longer ago than the tenant's retention) is followed up in a new conversation
+    with the same customer on the same channel (tagged `follow_up`): the answer's
+    `conversation` is the one the agent owns.
     Errors: NOT_FOUND, ALREADY_EXISTS (the customer has another open conversation on the
-    channel; ResourceInfo names it), FAILED_PRECONDITION with ErrorInfo reason
-    `NOT_A_LEFT_MESSAGE`, `CHANNEL_WINDOW_CLOSED`, `OUT_OF_HOURS` (the queue is closed) or
-    `AGENT_OFFLINE`, or the engine's (the agent is full), PERMISSION_DENIED.
+    channel; ResourceInfo names it), FAILED_PRECONDITION (ErrorInfo reason `NOT_A_LEFT_MESSAGE`
+    or `CHANNEL_WINDOW_CLOSED`; or the agent is signed out or meets no step of the queue),
+    RESOURCE_EXHAUSTED (the agent has no room), PERMISSION_DENIED.
     """
     StartConversationWithCustomer: _aio.UnaryUnaryMultiCallable[_follow_up_service_pb2.StartConversationWithCustomerRequest, _follow_up_service_pb2.StartConversationWithCustomerResponse]  # type: ignore[assignment]
     """Start a conversation with a known customer on one of their channels, in a queue, owned at
-    once by the agent (tagged `follow_up`). Idempotent on `request_id`.
+    once by the agent (tagged `follow_up`; offered to no one else, whatever the queue's hours).
+    Idempotent on `request_id`.
     Errors: INVALID_ARGUMENT, NOT_FOUND (the queue; the customer or their identity on the
     channel), ALREADY_EXISTS (the customer has an open conversation on the channel; ResourceInfo
-    names it), FAILED_PRECONDITION (as AnswerLeftMessage, and `CUSTOMER_BLOCKED`),
-    PERMISSION_DENIED (an agent starting in a queue they do not serve).
+    names it), FAILED_PRECONDITION (as AnswerLeftMessage, and reason `CUSTOMER_BLOCKED`),
+    RESOURCE_EXHAUSTED, PERMISSION_DENIED (an agent starting in a queue they do not serve).
     """
 
 class FollowUpServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -169,14 +173,15 @@ class FollowUpServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_follow_up_service_pb2.AnswerLeftMessageResponse, _abc.Awaitable[_follow_up_service_pb2.AnswerLeftMessageResponse]]:
         """Reopen a left message toward its customer on the same channel, owned at once by the agent
-        (the caller, or `agent` when a supervisor or admin calls), and mark it handled. A left
-        message the engine no longer holds in memory (closed longer ago than the tenant's
-        retention) is followed up in a new conversation with the same customer on the same channel
-        (tagged `follow_up`): the answer's `conversation` is the one the agent owns.
+        (the caller, or `agent` when a supervisor or admin calls; offered to no one else, whatever
+        the queue's hours), and mark it handled. A left message the engine no longer holds in
+        memory (closed longer ago than the tenant's retention) is followed up in a new conversation
+        with the same customer on the same channel (tagged `follow_up`): the answer's
+        `conversation` is the one the agent owns.
         Errors: NOT_FOUND, ALREADY_EXISTS (the customer has another open conversation on the
-        channel; ResourceInfo names it), FAILED_PRECONDITION with ErrorInfo reason
-        `NOT_A_LEFT_MESSAGE`, `CHANNEL_WINDOW_CLOSED`, `OUT_OF_HOURS` (the queue is closed) or
-        `AGENT_OFFLINE`, or the engine's (the agent is full), PERMISSION_DENIED.
+        channel; ResourceInfo names it), FAILED_PRECONDITION (ErrorInfo reason `NOT_A_LEFT_MESSAGE`
+        or `CHANNEL_WINDOW_CLOSED`; or the agent is signed out or meets no step of the queue),
+        RESOURCE_EXHAUSTED (the agent has no room), PERMISSION_DENIED.
         """
 
     @_abc_1.abstractmethod
@@ -186,11 +191,12 @@ class FollowUpServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_follow_up_service_pb2.StartConversationWithCustomerResponse, _abc.Awaitable[_follow_up_service_pb2.StartConversationWithCustomerResponse]]:
         """Start a conversation with a known customer on one of their channels, in a queue, owned at
-        once by the agent (tagged `follow_up`). Idempotent on `request_id`.
+        once by the agent (tagged `follow_up`; offered to no one else, whatever the queue's hours).
+        Idempotent on `request_id`.
         Errors: INVALID_ARGUMENT, NOT_FOUND (the queue; the customer or their identity on the
         channel), ALREADY_EXISTS (the customer has an open conversation on the channel; ResourceInfo
-        names it), FAILED_PRECONDITION (as AnswerLeftMessage, and `CUSTOMER_BLOCKED`),
-        PERMISSION_DENIED (an agent starting in a queue they do not serve).
+        names it), FAILED_PRECONDITION (as AnswerLeftMessage, and reason `CUSTOMER_BLOCKED`),
+        RESOURCE_EXHAUSTED, PERMISSION_DENIED (an agent starting in a queue they do not serve).
         """
 
 def add_FollowUpServiceServicer_to_server(servicer: FollowUpServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
