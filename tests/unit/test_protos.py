@@ -119,6 +119,13 @@ SERVICES: dict[str, set[str]] = {
         "ExportCustomers",
         "GetUsage",
     },
+    "BlocklistService": {"CreateBlock", "GetBlock", "ListBlocks", "Unblock"},
+    "FollowUpService": {
+        "ListLeftMessages",
+        "MarkLeftMessageHandled",
+        "AnswerLeftMessage",
+        "StartConversationWithCustomer",
+    },
 }
 STREAMING = {
     "StreamOutbound",
