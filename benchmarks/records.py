@@ -19,6 +19,10 @@ English, no spaces); ``export_rows_per_s``, every conversation through the CSV e
 cursor, chunks discarded) and ``export_peak_rss_mib``, this process's peak resident memory
 meanwhile (flat: it does not grow with the rows). ``import_rows_per_s`` is the customers
 import's (measured by its own suite; null here).
+
+The keyword figure depends on the trigram index of migration 0002, which needs ``pg_trgm``: the
+embedded PostgreSQL (the default without ``--database-url``) has no ``pg_trgm``, so there every
+keyword search walks the messages; measure against a server with it for the figures that count.
 """
 
 from __future__ import annotations
