@@ -120,6 +120,15 @@ SERVICES: dict[str, set[str]] = {
         "GetUsage",
     },
     "BlocklistService": {"CreateBlock", "GetBlock", "ListBlocks", "Unblock"},
+    "RecordService": {
+        "ListConversations",
+        "CountConversations",
+        "PinConversation",
+        "UnpinConversation",
+        "GetConversationActivity",
+        "ListCustomerConversations",
+        "ExportConversations",
+    },
     "FollowUpService": {
         "ListLeftMessages",
         "MarkLeftMessageHandled",
@@ -133,6 +142,7 @@ STREAMING = {
     "StreamDashboard",
     "StreamConversation",
     "ExportCustomers",
+    "ExportConversations",
 }
 RESOURCES = {
     "Conversation": "conversations/{conversation}",
