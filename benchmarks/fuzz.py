@@ -38,6 +38,7 @@ from usher.v1 import (
     admin_service_pb2,
     agent_service_pb2,
     conversation_service_pb2,
+    record_service_pb2,
     supervisor_service_pb2,
 )
 
@@ -56,12 +57,14 @@ SERVICES: Final = (
     agent_service_pb2,
     supervisor_service_pb2,
     admin_service_pb2,
+    record_service_pb2,
 )
 ROLE_OF: Final = {
     "ConversationService": ("gateway", None),
     "AgentService": ("agent", "ann"),
     "SupervisorService": ("supervisor", None),
     "AdminService": ("admin", None),
+    "RecordService": ("agent", "ann"),
 }
 LEAKS: Final = ("Traceback", 'File "', ".py", "/work/", "site-packages", "Error(")
 """Text that shows an exception or a server path reached the client."""
