@@ -34,6 +34,7 @@ from tests.integration.api_kit import Running, running
 T = "acme"
 ACTIVE = conversation_pb2.CONVERSATION_STATE_ACTIVE
 QUEUED = conversation_pb2.CONVERSATION_STATE_QUEUED
+OFFERED = conversation_pb2.CONVERSATION_STATE_OFFERED
 
 
 @dataclass
@@ -332,3 +333,23 @@ async def test_gateways_may_not_call_it(api: Running, world: World) -> None:
     async with RecordClient(api.target, await api.token(T, "gateway")) as gateway:
         with pytest.raises(PermissionDenied):
             await gateway.list_conversations(pb.ListConversationsRequest())
+
+
+async def test_the_readme_console_takes_the_longest_waiting_conversation(
+    api: Running, world: World
+) -> None:
+    """The README's console example, as written there (ann signs in first)."""
+    token = await api.token(T, "agent", "ann")
+    async with RecordClient(api.target, token) as records, AgentClient(api.target, token) as agent:
+        await agent.set_status(agent_svc.SetStatusRequest(status=agent_pb2.AGENT_STATUS_ONLINE))
+        page = await records.list_conversations(
+            pb.ListConversationsRequest(
+                filter=pb.ConversationFilter(states=[QUEUED, OFFERED]),  # waiting
+                order_by=pb.CONVERSATION_ORDER_LONGEST_WAITING_FIRST,
+                page_size=20,
+            )
+        )
+        first = page.conversations[0].conversation.name
+        taken = await agent.take_conversation(agent_svc.TakeConversationRequest(conversation=first))
+    assert first == world.waiting
+    assert taken.conversation.state == ACTIVE and taken.conversation.owner == "agents/ann"
