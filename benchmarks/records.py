@@ -17,8 +17,10 @@ an agent (their own and their queues' waiting ones) and the waiting list longest
 outcome in a created range, owner); ``keyword_p95_ms``, a word in the messages (Chinese, Thai,
 English, no spaces); ``export_rows_per_s``, every conversation through the CSV export (server-side
 cursor, chunks discarded) and ``export_peak_rss_mib``, this process's peak resident memory
-meanwhile (flat: it does not grow with the rows). ``import_rows_per_s`` is the customers
-import's (measured by its own suite; null here).
+meanwhile (flat: it does not grow with the rows); ``import_rows_per_s``, a generated CSV of
+``imports`` new customers (names, phones, e-mails, tags) through the customers import
+(``core.store.customer_import.import_customers``: parse, match, check, one transaction) into the
+seeded tenant.
 
 The keyword figure depends on the trigram index of migration 0002, which needs ``pg_trgm``: the
 embedded PostgreSQL (the default without ``--database-url``) has no ``pg_trgm``, so there every
@@ -51,7 +53,9 @@ from benchmarks.core import percentile
 from benchmarks.procstat import rss_bytes
 from benchmarks.store import _forget, database
 from core.routing import model as m
+from core.store import customer_files
 from core.store.conversation_lists import ConversationLists, ListFilter, Order, Scope
+from core.store.customer_import import import_customers
 from core.store.migrate import migrate
 from core.store.records_export import csv_chunks
 
@@ -86,12 +90,19 @@ class RecordsConfig:
     messages: int = 1_000_000
     samples: int = 40
     seed: int = 1
+    imports: int = 10_000
+    """Customers in the imported CSV."""
 
 
 def smoke(config: RecordsConfig) -> RecordsConfig:
     """A smoke size that runs in seconds."""
     return RecordsConfig(
-        customers=2_000, conversations=2_000, messages=20_000, samples=10, seed=config.seed
+        customers=2_000,
+        conversations=2_000,
+        messages=20_000,
+        samples=10,
+        seed=config.seed,
+        imports=1_000,
     )
 
 
@@ -105,7 +116,8 @@ class RecordsResult:
     keyword_p95_ms: float
     export_rows_per_s: float
     export_peak_rss_mib: float
-    import_rows_per_s: float | None = None
+    imports: int = 0
+    import_rows_per_s: float = 0.0
     seed_rows_per_s: float = 0.0
     """How fast COPY seeded (all three tables); not a target."""
 
@@ -304,6 +316,35 @@ async def _export(lists: ConversationLists, scope: Scope) -> tuple[float, float]
     return rows / elapsed, peak / 2**20
 
 
+def import_csv(rows: int, seed: int) -> bytes:
+    """A CSV of ``rows`` new customers, keyed by external id, none matching a seeded one."""
+    rng = random.Random(seed)
+    header = list(customer_files.BASE_COLUMNS)
+    lines = [header]
+    for i in range(rows):
+        cells = dict.fromkeys(header, "")
+        cells.update(
+            external_id=f"imp{i}",
+            display_name=f"{rng.choice(_NAMES)} {i}",
+            phone=f"+8526{i:07d}",
+            email=f"imported{i}@example.com",
+            tags=";".join(rng.sample(TAGS, rng.randrange(3))),
+        )
+        lines.append([cells[c] for c in header])
+    return customer_files.csv_bytes(lines)
+
+
+async def _import(pool: asyncpg.Pool, tenant: str, config: RecordsConfig) -> float:
+    """Rows/s of a real (committed) import of ``config.imports`` new customers."""
+    content = import_csv(config.imports, config.seed)
+    started = time.perf_counter()
+    report = await import_customers(pool, tenant, content, "csv", key="external_id")
+    elapsed = time.perf_counter() - started
+    if not report.committed or report.created != config.imports:
+        raise RuntimeError(f"the import created {report.created} of {config.imports} customers")
+    return report.rows / elapsed
+
+
 async def measure(
     pool: asyncpg.Pool, tenant: str, config: RecordsConfig, seeded: float
 ) -> RecordsResult:
@@ -342,15 +383,18 @@ async def measure(
         [page(everyone, ListFilter(keyword=k)) for k in KEYWORDS], config.samples
     )
     rows_per_s, peak = await _export(lists, everyone)
+    imported = await _import(pool, tenant, config)
     return RecordsResult(
         customers=config.customers,
         conversations=config.conversations,
         messages=config.messages,
+        imports=config.imports,
         list_p95_ms=round(list_p95, 2),
         search_p95_ms=round(search_p95, 2),
         keyword_p95_ms=round(keyword_p95, 2),
         export_rows_per_s=round(rows_per_s, 1),
         export_peak_rss_mib=round(peak, 1),
+        import_rows_per_s=round(imported, 1),
         seed_rows_per_s=round(seeded, 1),
     )
 
@@ -395,6 +439,8 @@ COLUMNS: Final = (
     ("keyword_p95_ms", "keyword p95 ms", "{:,.1f}"),
     ("export_rows_per_s", "export rows/s", "{:,.0f}"),
     ("export_peak_rss_mib", "export peak RSS MiB", "{:,.1f}"),
+    ("imports", "imported customers", "{:,}"),
+    ("import_rows_per_s", "import rows/s", "{:,.0f}"),
 )
 
 
@@ -402,6 +448,13 @@ COLUMNS: Final = (
 @click.option("--customers", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option("--conversations", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option("--messages", type=click.IntRange(min=0), default=1_000_000, show_default=True)
+@click.option(
+    "--imports",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Customers in the imported CSV.",
+)
 @click.option(
     "--samples",
     type=click.IntRange(min=1),
@@ -417,7 +470,9 @@ COLUMNS: Final = (
     help="PostgreSQL to measure: pending migrations are applied, the benchmark's rows deleted "
     "afterwards [default: an embedded one in a temporary directory].",
 )
-@click.option("--quick", is_flag=True, help="A smoke size (2,000 conversations): seconds.")
+@click.option(
+    "--quick", is_flag=True, help="A smoke size (2,000 conversations, 1,000 imported): seconds."
+)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead.")
 @click.option(
@@ -430,6 +485,7 @@ def records(
     customers: int,
     conversations: int,
     messages: int,
+    imports: int,
     samples: int,
     database_url: str | None,
     quick: bool,
@@ -438,11 +494,11 @@ def records(
     out: Path | None,
 ) -> None:
     """Conversation lists over a seeded tenant: list, filtered search and keyword p95, export
-    rows/s and peak memory.
+    rows/s and peak memory, customers import rows/s.
 
     How it is measured is described in benchmarks/records.py.
     """
-    config = RecordsConfig(customers, conversations, messages, samples, seed)
+    config = RecordsConfig(customers, conversations, messages, samples, seed, imports)
     if quick:
         config = smoke(config)
     say = (lambda text: click.echo(f"records: {text}", err=True)) if sys.stderr.isatty() else None

@@ -21,6 +21,7 @@ CONTRACT = {
     "keyword_p95_ms",
     "export_rows_per_s",
     "export_peak_rss_mib",
+    "imports",
     "import_rows_per_s",
 }
 
@@ -42,7 +43,9 @@ def test_quick_run_reports_every_figure(database_url: str) -> None:
         assert document[figure] > 0
     assert document["export_rows_per_s"] > 0
     assert document["export_peak_rss_mib"] > 0
-    assert document["import_rows_per_s"] is None
+    assert document["imports"] == 1_000
+    assert isinstance(document["import_rows_per_s"], float)
+    assert document["import_rows_per_s"] > 0
 
 
 def test_the_table_names_the_figures(database_url: str) -> None:
@@ -52,3 +55,4 @@ def test_the_table_names_the_figures(database_url: str) -> None:
     assert result.exit_code == 0, result.output
     assert "keyword p95 ms" in result.output
     assert "20,000" in result.output
+    assert "import rows/s" in result.output
