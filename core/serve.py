@@ -30,6 +30,7 @@ import structlog
 from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core import housekeeping
 from core.api.auth import call_deadline
 from core.api.context import ApiContext, within_deadline
 from core.api.convert import Refused
@@ -265,9 +266,15 @@ async def _ray_context(
     return ctx, cleanup
 
 
-async def run(settings: ServeSettings, report: Callable[[Server, str], None] | None = None) -> None:
+async def run(
+    settings: ServeSettings,
+    report: Callable[[Server, str], None] | None = None,
+    *,
+    upkeep: bool = True,
+) -> None:
     """Serve until SIGTERM or SIGINT. Once listening, print the banner; or, given ``report``,
-    call ``report(server, metrics)`` instead (a worker of ``core.workers``)."""
+    call ``report(server, metrics)`` instead (a worker of ``core.workers``). With ``upkeep``
+    (one process per deployment), run ``core.housekeeping`` in the background meanwhile."""
     with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers
         warnings.simplefilter("ignore", UserWarning)
         connections = await connect(settings.store())
@@ -282,6 +289,7 @@ async def run(settings: ServeSettings, report: Callable[[Server, str], None] | N
             ctx, cleanup = await _ray_context(settings, connections)
             mode = f"{settings.shards} Ray shard actors ({settings.ray_address or 'local Ray'})"
         depth = QueueDepth(connections.pg)
+        chores = housekeeping.start(connections.pg) if upkeep else None
         try:
             metrics = _start_metrics(settings)
             if settings.http_port >= 0:
@@ -333,6 +341,10 @@ async def run(settings: ServeSettings, report: Callable[[Server, str], None] | N
             if chat is not None:
                 await chat.stop()
         finally:
+            if chores is not None:
+                chores.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await chores
             await depth.stop()
             await cleanup()
     finally:
@@ -425,7 +437,9 @@ def serve_command(worker_of: int | None, worker_index: int | None, **flags: Any)
     configure_logging()
     if worker_of is not None:  # one of several front doors, started by core.workers
         workers.watch_parent(worker_of)
-        asyncio.run(run(settings, workers.ready_reporter(worker_index or 0)))
+        index = worker_index or 0
+        # worker 0 alone runs the upkeep (the parent only supervises, it has no database pool)
+        asyncio.run(run(settings, workers.ready_reporter(index), upkeep=index == 0))
     elif workers.worker_count(settings) > 1:
         sys.exit(asyncio.run(workers.supervise(settings)))
     else:
