@@ -7,8 +7,8 @@ identity resolution in ``core.store.customers`` writes), extended by migration 0
 
 - Deleting sets ``deleted_at`` (the recycle bin); ``undelete`` clears it; ``purge_deleted``
   removes customers deleted longer ago than the retention period: ``retention_period()``, the
-  setting ``USHER_CUSTOMER_RETENTION_DAYS`` (days; ``PURGE_AFTER_DAYS`` when unset). Nothing
-  schedules the purge yet: an operator's job calls it.
+  setting ``USHER_CUSTOMER_RETENTION_DAYS`` (days; ``PURGE_AFTER_DAYS`` when unset). ``usher serve``
+  runs it hourly (``core.housekeeping``).
 - Merging moves identities, notes, tags, group memberships and the custom field values the
   survivor lacks, and sets the merged customer's ``merged_into``. Conversations keep the
   customer ids they were started with (the shard is their one writer): readers follow
