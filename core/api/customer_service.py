@@ -33,6 +33,7 @@ from core.api.policy import Kind, Verdict, customer_access
 from core.store import customer_fields as fields_store
 from core.store import customer_files as files
 from core.store import customer_import
+from core.store.blocklist import Block
 from core.store.customer_fields import Conflict, Missing, Violations
 from core.store.customer_records import (
     CustomerQuery,
@@ -183,6 +184,12 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
 
     # --- shared steps ----------------------------------------------------------------------
 
+    async def _blocks(self, tenant: str, customers: list[StoredCustomer]) -> dict[str, Block]:
+        """The standing blocks on ``customers`` (one query for them all)."""
+        return await self.ctx.blocklist.standing_for_customers(
+            tenant, [(c.customer_id, c.data.phone, c.data.email) for c in customers]
+        )
+
     @staticmethod
     async def _allowed(context: Ctx, who: Caller, found: StoredCustomer, kind: Kind) -> None:
         verdict = customer_access(
@@ -238,7 +245,10 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
         self, request: pb.GetCustomerRequest, context: Ctx
     ) -> pb.GetCustomerResponse:
         found = await self._visible(context, request.name, "name")
-        return pb.GetCustomerResponse(customer=cv.customer_to_proto(found))
+        blocks = await self._blocks(caller(context).tenant, [found])
+        return pb.GetCustomerResponse(
+            customer=cv.customer_to_proto(found, blocks.get(found.customer_id))
+        )
 
     @answering("customer.")
     async def UpdateCustomer(
@@ -326,8 +336,9 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
         )
         more = len(found) > size
         found = found[:size]
+        blocks = await self._blocks(who.tenant, found)
         return pb.ListCustomersResponse(
-            customers=[cv.customer_to_proto(c) for c in found],
+            customers=[cv.customer_to_proto(c, blocks.get(c.customer_id)) for c in found],
             next_page_token=encode_token(found[-1].customer_id) if more else "",
         )
 

@@ -9,6 +9,7 @@ from typing import Any, Final
 from usher.v1 import customer_pb2 as cpb
 
 from core.api.convert import timestamp
+from core.store.blocklist import Block
 from core.store.customer_fields import FieldDef, FieldValue
 from core.store.customer_records import CustomerData, Group, Note, StoredCustomer
 
@@ -73,7 +74,17 @@ def value_from_proto(value: cpb.CustomFieldValue) -> FieldValue | None:
     return None
 
 
-def customer_to_proto(c: StoredCustomer) -> cpb.Customer:
+def block_to_proto(b: Block) -> cpb.CustomerBlock:
+    return cpb.CustomerBlock(
+        block=f"blocks/{b.block_id}",
+        reason=b.reason,
+        expire_time=timestamp(b.expires_at),
+        create_time=timestamp(b.created_at),
+    )
+
+
+def customer_to_proto(c: StoredCustomer, block: Block | None = None) -> cpb.Customer:
+    """The customer, with ``block``, their standing block, if given."""
     d = c.data
     return cpb.Customer(
         name=f"customers/{c.customer_id}",
@@ -95,6 +106,7 @@ def customer_to_proto(c: StoredCustomer) -> cpb.Customer:
         create_time=timestamp(c.created_at),
         update_time=timestamp(c.updated_at),
         delete_time=timestamp(c.deleted_at),
+        block=None if block is None else block_to_proto(block),
     )
 
 

@@ -387,6 +387,44 @@ class Blocklist:
             )
         return [_block(row) for row in rows]
 
+    async def standing_for_customers(
+        self, tenant: str, customers: Iterable[tuple[str, str | None, str | None]]
+    ) -> dict[str, Block]:
+        """The standing block on each of ``customers`` ((customer id, E.164 phone, e-mail)
+        triples) that has one, by their id, phone or e-mail (the oldest if several), in one
+        statement: customer id to block."""
+        owners: list[str] = []
+        kinds: list[str] = []
+        values: list[str] = []
+        for customer_id, phone, email in customers:
+            for kind, value in (
+                (Kind.CUSTOMER, customer_id),
+                (Kind.PHONE, phone or ""),
+                (Kind.EMAIL, (email or "").lower()),
+            ):
+                if value:
+                    owners.append(customer_id)
+                    kinds.append(str(kind))
+                    values.append(value)
+        if not owners:
+            return {}
+        columns = ", ".join(f"b.{c}" for c in _COLUMNS.split(", "))
+        with translated_errors():
+            rows = await self._pool.fetch(
+                f"""SELECT DISTINCT ON (k.owner) k.owner, {columns} FROM blocks b
+                    JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(owner, kind, value)
+                      ON b.kind = k.kind AND b.value = k.value
+                    WHERE b.tenant_id = $1 AND b.unblocked_at IS NULL
+                      AND (b.expires_at IS NULL OR b.expires_at > now())
+                    ORDER BY k.owner, b.block_id""",
+                tenant,
+                owners,
+                kinds,
+                values,
+                timeout=self._timeout,
+            )
+        return {row["owner"]: _block(row) for row in rows}
+
     async def unblock(self, tenant: str, block_id: int, *, by: str) -> Block | None:
         """End a block now (a block already ended stays as it was); None if there is none."""
         with translated_errors():

@@ -17,12 +17,14 @@ from google.rpc import error_details_pb2
 from openpyxl import Workbook, load_workbook
 from usher.client import (
     AlreadyExists,
+    BlocklistClient,
     CustomerClient,
     InvalidArgument,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
 )
+from usher.v1 import blocklist_service_pb2 as bl
 from usher.v1 import customer_pb2 as cpb
 from usher.v1 import customer_service_pb2 as pb
 
@@ -620,3 +622,46 @@ async def test_import_by_email_or_phone_key(
         )
     assert "rows[2].phone" in violations(ambiguous.value)
     assert await count(pool) == before
+
+
+async def test_a_customers_standing_block_shows_on_get_and_list(
+    api: Running, sup: CustomerClient
+) -> None:
+    ann = await create(sup, display_name="Ann")
+    bob = await create(sup, display_name="Bob", phone="+85291234567")
+    cat = await create(sup, display_name="Cat", email="Cat@Example.com")
+    dan = await create(sup, display_name="Dan")
+    eve = await create(sup, display_name="Eve")
+    until = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=7)
+    async with BlocklistClient(api.target, await api.token("acme", "supervisor")) as blocks:
+
+        async def block(**target: object) -> bl.Block:
+            request = bl.CreateBlockRequest(block=bl.Block(**target))  # type: ignore[arg-type]
+            return (await blocks.create_block(request)).block
+
+        on_ann = await block(customer=ann.name, reason="abusive", expire_time=until)
+        on_bob = await block(phone="+85291234567", reason="spam")
+        on_cat = await block(email="cat@example.com", reason="fraud")
+        on_dan = await block(customer=dan.name, reason="a mistake")
+        await blocks.unblock(bl.UnblockRequest(name=on_dan.name))
+
+    got = (await sup.get_customer(pb.GetCustomerRequest(name=ann.name))).customer
+    assert got.HasField("block")
+    assert (got.block.block, got.block.reason) == (on_ann.name, "abusive")
+    assert got.block.expire_time.ToDatetime(dt.UTC) == until
+    assert got.block.create_time == on_ann.create_time
+    unblocked = (await sup.get_customer(pb.GetCustomerRequest(name=dan.name))).customer
+    assert not unblocked.HasField("block")
+
+    listed = (await sup.list_customers(pb.ListCustomersRequest())).customers
+    shown = {
+        c.name: (c.block.block, c.block.reason) if c.HasField("block") else None for c in listed
+    }
+    assert shown == {
+        ann.name: (on_ann.name, "abusive"),
+        bob.name: (on_bob.name, "spam"),
+        cat.name: (on_cat.name, "fraud"),
+        dan.name: None,
+        eve.name: None,
+    }
+    assert not next(c for c in listed if c.name == bob.name).block.HasField("expire_time")

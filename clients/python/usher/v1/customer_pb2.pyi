@@ -146,6 +146,7 @@ class Customer(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     DELETE_TIME_FIELD_NUMBER: _builtins.int
+    BLOCK_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`customers/{customer}`."""
     display_name: _builtins.str
@@ -200,6 +201,13 @@ class Customer(_message.Message):
     def delete_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. Set while the customer is in the recycle bin."""
 
+    @_builtins.property
+    def block(self) -> Global___CustomerBlock:
+        """Output only. A standing block on the customer (by their id, phone or e-mail, see
+        BlocklistService), the oldest if several; unset when they are not blocked. Set in
+        GetCustomer and ListCustomers answers.
+        """
+
     def __init__(
         self,
         *,
@@ -222,14 +230,53 @@ class Customer(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         delete_time: _timestamp_pb2.Timestamp | None = ...,
+        block: Global___CustomerBlock | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["block", b"block", "create_time", b"create_time", "delete_time", b"delete_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "avatar_uri", b"avatar_uri", "company", b"company", "create_time", b"create_time", "delete_time", b"delete_time", "display_name", b"display_name", "email", b"email", "external_id", b"external_id", "fields", b"fields", "groups", b"groups", "identities", b"identities", "language", b"language", "name", b"name", "owner", b"owner", "phone", b"phone", "region", b"region", "tags", b"tags", "update_time", b"update_time", "visibility", b"visibility"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "avatar_uri", b"avatar_uri", "block", b"block", "company", b"company", "create_time", b"create_time", "delete_time", b"delete_time", "display_name", b"display_name", "email", b"email", "external_id", b"external_id", "fields", b"fields", "groups", b"groups", "identities", b"identities", "language", b"language", "name", b"name", "owner", b"owner", "phone", b"phone", "region", b"region", "tags", b"tags", "update_time", b"update_time", "visibility", b"visibility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Customer: _TypeAlias = Customer  # noqa: Y015
+
+@_typing.final
+class CustomerBlock(_message.Message):
+    """A standing block on a customer, as their record shows it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BLOCK_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    block: _builtins.str
+    """`blocks/{block}`."""
+    reason: _builtins.str
+    """Why, for people."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When it ends by itself; unset: never."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was created."""
+
+    def __init__(
+        self,
+        *,
+        block: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["block", b"block", "create_time", b"create_time", "expire_time", b"expire_time", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CustomerBlock: _TypeAlias = CustomerBlock  # noqa: Y015
 
 @_typing.final
 class ChannelIdentity(_message.Message):
