@@ -53,7 +53,7 @@ from benchmarks.core import percentile
 from benchmarks.procstat import rss_bytes
 from benchmarks.store import _forget, database
 from core.routing import model as m
-from core.store import customer_files
+from core.store import customer_fields, customer_files
 from core.store.conversation_lists import ConversationLists, ListFilter, Order, Scope
 from core.store.customer_import import import_customers
 from core.store.migrate import migrate
@@ -319,7 +319,7 @@ async def _export(lists: ConversationLists, scope: Scope) -> tuple[float, float]
 def import_csv(rows: int, seed: int) -> bytes:
     """A CSV of ``rows`` new customers, keyed by external id, none matching a seeded one."""
     rng = random.Random(seed)
-    header = list(customer_files.BASE_COLUMNS)
+    header = list(customer_fields.BASE_COLUMNS)
     lines = [header]
     for i in range(rows):
         cells = dict.fromkeys(header, "")

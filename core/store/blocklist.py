@@ -26,13 +26,13 @@ import msgspec
 
 from core.routing import model as m
 from core.store.errors import InvalidInput, translated_errors
+from core.store.validation import PHONE_PATTERN
 
 DEFAULT_TTL: Final = 5.0
 MAX_TENANTS: Final = 10_000
 MAX_CACHED: Final = 50_000
 MAX_REASON: Final = 1000
 
-_E164: Final = re.compile(r"^\+[1-9][0-9]{4,14}$")
 _DIGITS: Final = re.compile(r"^[1-9][0-9]{4,14}$")
 
 
@@ -77,7 +77,7 @@ def normalized(kind: Kind, value: str) -> str:
     """The value as blocks store and match it (e-mail lower-cased, IP addresses compressed);
     ``InvalidInput`` when it is not one of its kind."""
     if kind is Kind.PHONE:
-        if not _E164.match(value):
+        if not PHONE_PATTERN.fullmatch(value):
             raise InvalidInput("a phone number is E.164: + and 5 to 15 digits")
         return value
     if kind is Kind.EMAIL:
@@ -110,7 +110,7 @@ def sender_keys(
     if customer_id:
         keys.append((Kind.CUSTOMER, customer_id))
     phones = {phone, external_id, f"+{external_id}" if _DIGITS.match(external_id) else ""}
-    keys.extend((Kind.PHONE, p) for p in sorted(phones) if _E164.match(p))
+    keys.extend((Kind.PHONE, p) for p in sorted(phones) if PHONE_PATTERN.fullmatch(p))
     emails = {email.lower(), external_id.lower() if "@" in external_id else ""}
     keys.extend((Kind.EMAIL, e) for e in sorted(emails) if e)
     if ip_address:

@@ -20,6 +20,7 @@ from typing import Final
 import asyncpg
 
 from core.store.errors import InvalidInput, StoreError, translated_errors
+from core.store.validation import PHONE_PATTERN
 
 FieldValue = str | float | bool | tuple[str, ...]
 
@@ -36,29 +37,26 @@ TYPES: Final = (
 CHOICE_TYPES: Final = frozenset({"single_choice", "multiple_choice"})
 UNIQUE_TYPES: Final = frozenset({"text", "number", "date", "single_choice", "phone", "email"})
 KEY_PATTERN: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
-RESERVED_KEYS: Final = frozenset(
-    {
-        "external_id",
-        "display_name",
-        "phone",
-        "email",
-        "company",
-        "address",
-        "language",
-        "region",
-        "avatar_uri",
-        "tags",
-        "owner",
-        "visibility",
-        "name",
-        "groups",
-    }
+BASE_COLUMNS: Final = (
+    "external_id",
+    "display_name",
+    "phone",
+    "email",
+    "company",
+    "address",
+    "language",
+    "region",
+    "avatar_uri",
+    "tags",
+    "owner",
+    "visibility",
 )
-"""The base columns of an import file: no custom field may take their names."""
+"""The built-in columns of an import or export file, in order."""
+RESERVED_KEYS: Final = frozenset({*BASE_COLUMNS, "name", "groups"})
+"""Names no custom field may take: the base columns and two the files use."""
 MAX_TEXT: Final = 1_000
 MAX_CHOICES: Final = 200
 MAX_CHOICE_LEN: Final = 100
-PHONE: Final = re.compile(r"\+[1-9][0-9]{4,14}")
 EMAIL: Final = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s.]{1,63}")
 DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -154,7 +152,7 @@ def _check_one(d: FieldDef, value: FieldValue) -> str | None:
     if t == "single_choice":
         return None if value in d.choices else "not one of the field's choices"
     if t == "phone":
-        return None if PHONE.fullmatch(value) else "must be E.164 (like +85291234567)"
+        return None if PHONE_PATTERN.fullmatch(value) else "must be E.164 (like +85291234567)"
     if t == "email":
         return None if len(value) <= 320 and EMAIL.fullmatch(value) else "must be an e-mail"
     if t == "date":

@@ -18,23 +18,9 @@ from typing import Final
 from openpyxl import Workbook, load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 
-from core.store.customer_fields import FieldDef, Violations, format_value
+from core.store.customer_fields import BASE_COLUMNS, FieldDef, Violations, format_value
 from core.store.customer_records import StoredCustomer
 
-BASE_COLUMNS: Final = (
-    "external_id",
-    "display_name",
-    "phone",
-    "email",
-    "company",
-    "address",
-    "language",
-    "region",
-    "avatar_uri",
-    "tags",
-    "owner",
-    "visibility",
-)
 FORMATS: Final = ("csv", "xlsx")
 MEDIA_TYPES: Final = {
     "csv": "text/csv; charset=utf-8",

@@ -25,6 +25,7 @@ import asyncpg
 
 from core.store import customer_files as files
 from core.store.customer_fields import (
+    BASE_COLUMNS,
     Conflict,
     FieldDef,
     FieldValue,
@@ -93,7 +94,7 @@ class _Row:
 
 
 def _header(header: Sequence[str], defs: Mapping[str, FieldDef]) -> list[str]:
-    known = set(files.BASE_COLUMNS) | set(defs)
+    known = set(BASE_COLUMNS) | set(defs)
     names = [h.removeprefix("fields.") if h.removeprefix("fields.") in defs else h for h in header]
     unknown = [n for n in names if n not in known]
     if unknown:

@@ -37,7 +37,6 @@ import asyncpg
 
 from core.store.customer_fields import (
     EMAIL,
-    PHONE,
     Conflict,
     FieldDef,
     FieldValue,
@@ -49,7 +48,7 @@ from core.store.customer_fields import (
 )
 from core.store.errors import StoreError, translated_errors
 from core.store.records import like_pattern
-from core.store.validation import require_tenant
+from core.store.validation import PHONE_PATTERN, require_tenant
 
 PURGE_AFTER_DAYS: Final = 30
 """Days a customer stays in the recycle bin before ``purge_deleted`` removes it by default."""
@@ -163,7 +162,7 @@ def check_details(d: CustomerData) -> dict[str, str]:
     for name, value, limit in texts:
         if len(value) > limit or "\x00" in value:
             found[name] = f"at most {limit} characters, no NUL"
-    if d.phone and PHONE.fullmatch(d.phone) is None:
+    if d.phone and PHONE_PATTERN.fullmatch(d.phone) is None:
         found["phone"] = "must be E.164 (like +85291234567)"
     if d.email and (len(d.email) > 320 or EMAIL.fullmatch(d.email) is None):
         found["email"] = "must be an e-mail address"
