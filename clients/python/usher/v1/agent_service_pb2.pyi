@@ -482,6 +482,7 @@ class SendMessageRequest(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
     CANNED_REPLY_ID_FIELD_NUMBER: _builtins.int
+    CHOICES_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key (a UUID); repeats within 24 hours return the first result."""
     conversation: _builtins.str
@@ -491,6 +492,12 @@ class SendMessageRequest(_message.Message):
     """The canned reply the text came from, for reporting."""
     @_builtins.property
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[_conversation_pb2.Attachment]: ...
+    @_builtins.property
+    def choices(self) -> _conversation_pb2.MessageChoices:
+        """Choices offered with the message (buttons or a list); the customer's pick comes back as a
+        customer message with `selected_option_id`.
+        """
+
     def __init__(
         self,
         *,
@@ -499,10 +506,11 @@ class SendMessageRequest(_message.Message):
         text: _builtins.str = ...,
         attachments: _abc.Iterable[_conversation_pb2.Attachment] | None = ...,
         canned_reply_id: _builtins.str = ...,
+        choices: _conversation_pb2.MessageChoices | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "canned_reply_id", b"canned_reply_id", "conversation", b"conversation", "request_id", b"request_id", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "canned_reply_id", b"canned_reply_id", "choices", b"choices", "conversation", b"conversation", "request_id", b"request_id", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -140,6 +140,30 @@ SENDER_SYSTEM: Sender.ValueType  # 4
 """Usher itself: welcome, waiting position, out of hours and the other system messages."""
 Global___Sender: _TypeAlias = Sender  # noqa: Y015
 
+class _ChoiceStyle:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ChoiceStyleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChoiceStyle.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHOICE_STYLE_UNSPECIFIED: _ChoiceStyle.ValueType  # 0
+    """The channel chooses: buttons when the options fit them, else a list."""
+    CHOICE_STYLE_BUTTONS: _ChoiceStyle.ValueType  # 1
+    """Buttons the customer taps (WhatsApp: reply buttons, at most 3)."""
+    CHOICE_STYLE_LIST: _ChoiceStyle.ValueType  # 2
+    """A menu opened by `button_text`, whose rows may carry descriptions."""
+
+class ChoiceStyle(_ChoiceStyle, metaclass=_ChoiceStyleEnumTypeWrapper):
+    """How choices are meant to be shown."""
+
+CHOICE_STYLE_UNSPECIFIED: ChoiceStyle.ValueType  # 0
+"""The channel chooses: buttons when the options fit them, else a list."""
+CHOICE_STYLE_BUTTONS: ChoiceStyle.ValueType  # 1
+"""Buttons the customer taps (WhatsApp: reply buttons, at most 3)."""
+CHOICE_STYLE_LIST: ChoiceStyle.ValueType  # 2
+"""A menu opened by `button_text`, whose rows may carry descriptions."""
+Global___ChoiceStyle: _TypeAlias = ChoiceStyle  # noqa: Y015
+
 class _SystemMessageKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -436,6 +460,8 @@ class Message(_message.Message):
     CANNED_REPLY_ID_FIELD_NUMBER: _builtins.int
     SYSTEM_MESSAGE_KIND_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    CHOICES_FIELD_NUMBER: _builtins.int
+    SELECTED_OPTION_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`conversations/{conversation}/messages/{message}`. Message ids increase within a
     conversation.
@@ -452,10 +478,21 @@ class Message(_message.Message):
     """The canned reply the agent started from, if any."""
     system_message_kind: Global___SystemMessageKind.ValueType
     """For SENDER_SYSTEM: which system message this is."""
+    selected_option_id: _builtins.str
+    """For SENDER_CUSTOMER: the `MessageOption.id` the customer picked, whatever the channel (a
+    tapped button or row, a postback, a numbered reply); `text` is what the channel showed
+    as the customer's words. Empty when the message is not a pick.
+    """
     @_builtins.property
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]: ...
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def choices(self) -> Global___MessageChoices:
+        """For SENDER_AGENT and SENDER_BOT: the choices offered with the message, which each gateway
+        shows natively (buttons, a list, quick replies, numbered lines). Unset: none.
+        """
+
     def __init__(
         self,
         *,
@@ -468,14 +505,97 @@ class Message(_message.Message):
         canned_reply_id: _builtins.str = ...,
         system_message_kind: Global___SystemMessageKind.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        choices: Global___MessageChoices | None = ...,
+        selected_option_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "attachments", b"attachments", "canned_reply_id", b"canned_reply_id", "create_time", b"create_time", "name", b"name", "provider_message_id", b"provider_message_id", "sender", b"sender", "system_message_kind", b"system_message_kind", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "attachments", b"attachments", "canned_reply_id", b"canned_reply_id", "choices", b"choices", "create_time", b"create_time", "name", b"name", "provider_message_id", b"provider_message_id", "selected_option_id", b"selected_option_id", "sender", b"sender", "system_message_kind", b"system_message_kind", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Message: _TypeAlias = Message  # noqa: Y015
+
+@_typing.final
+class MessageChoices(_message.Message):
+    """Choices offered to the customer with an agent's or a bot's message; the customer answers by
+    picking one, and the pick comes back as a customer message with `selected_option_id` set.
+
+    Limits here are generic (at most 10 options; ids unique); each channel shows as much as it
+    can natively and degrades beyond its own limits: WhatsApp shows up to 3 short titles as reply
+    buttons and up to 10 rows as a list, LINE up to 13 quick replies, SMS and e-mail numbered
+    lines the customer answers with a number or a title (see docs/gateways/).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STYLE_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    BUTTON_TEXT_FIELD_NUMBER: _builtins.int
+    HEADER_FIELD_NUMBER: _builtins.int
+    FOOTER_FIELD_NUMBER: _builtins.int
+    style: Global___ChoiceStyle.ValueType
+    """How the options are meant to be shown; channels without the style use their closest."""
+    button_text: _builtins.str
+    """The label of the button that opens a list (`Options` when empty)."""
+    header: _builtins.str
+    """A short heading shown above the message's text, where the channel has one."""
+    footer: _builtins.str
+    """A short line shown under the message's text, where the channel has one."""
+    @_builtins.property
+    def options(self) -> _containers.RepeatedCompositeFieldContainer[Global___MessageOption]:
+        """The options, in order: 1 to 10, ids unique within the message."""
+
+    def __init__(
+        self,
+        *,
+        style: Global___ChoiceStyle.ValueType = ...,
+        options: _abc.Iterable[Global___MessageOption] | None = ...,
+        button_text: _builtins.str = ...,
+        header: _builtins.str = ...,
+        footer: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["button_text", b"button_text", "footer", b"footer", "header", b"header", "options", b"options", "style", b"style"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageChoices: _TypeAlias = MessageChoices  # noqa: Y015
+
+@_typing.final
+class MessageOption(_message.Message):
+    """One choice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """What comes back when the customer picks it: 1 to 64 of `A-Za-z0-9_.-`, unique in the
+    message.
+    """
+    title: _builtins.str
+    """What the customer sees: one line, at most 100 characters (channels with shorter labels
+    shorten it with an ellipsis: WhatsApp buttons 20, list rows 24, LINE 20).
+    """
+    description: _builtins.str
+    """A second line for list rows, where the channel has one (at most 200 characters)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "id", b"id", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageOption: _TypeAlias = MessageOption  # noqa: Y015
 
 @_typing.final
 class Note(_message.Message):

@@ -144,10 +144,15 @@ class CustomerMessage(_message.Message):
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
     PROVIDER_MESSAGE_ID_FIELD_NUMBER: _builtins.int
     SEND_TIME_FIELD_NUMBER: _builtins.int
+    SELECTED_OPTION_ID_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     provider_message_id: _builtins.str
     """The channel provider's id for the message; the idempotency key of the message. Gateways
     whose channel has none may send their own unique id.
+    """
+    selected_option_id: _builtins.str
+    """The option the customer picked (`MessageOption.id` of choices offered to them), when the
+    message is a pick; `text` is then what the channel showed (usually the option's title).
     """
     @_builtins.property
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[_conversation_pb2.Attachment]: ...
@@ -162,10 +167,11 @@ class CustomerMessage(_message.Message):
         attachments: _abc.Iterable[_conversation_pb2.Attachment] | None = ...,
         provider_message_id: _builtins.str = ...,
         send_time: _timestamp_pb2.Timestamp | None = ...,
+        selected_option_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["send_time", b"send_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "provider_message_id", b"provider_message_id", "send_time", b"send_time", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "provider_message_id", b"provider_message_id", "selected_option_id", b"selected_option_id", "send_time", b"send_time", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -220,6 +226,7 @@ class PostCustomerMessageRequest(_message.Message):
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
     PROVIDER_MESSAGE_ID_FIELD_NUMBER: _builtins.int
     SEND_TIME_FIELD_NUMBER: _builtins.int
+    SELECTED_OPTION_ID_FIELD_NUMBER: _builtins.int
     conversation: _builtins.str
     """`conversations/{conversation}`."""
     text: _builtins.str
@@ -227,6 +234,8 @@ class PostCustomerMessageRequest(_message.Message):
     """The provider's message id: the idempotency key (per tenant and channel). Empty: not
     deduplicated, and clients do not retry the call.
     """
+    selected_option_id: _builtins.str
+    """The option the customer picked, when the message is a pick (as in CustomerMessage)."""
     @_builtins.property
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[_conversation_pb2.Attachment]: ...
     @_builtins.property
@@ -241,10 +250,11 @@ class PostCustomerMessageRequest(_message.Message):
         attachments: _abc.Iterable[_conversation_pb2.Attachment] | None = ...,
         provider_message_id: _builtins.str = ...,
         send_time: _timestamp_pb2.Timestamp | None = ...,
+        selected_option_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["send_time", b"send_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "conversation", b"conversation", "provider_message_id", b"provider_message_id", "send_time", b"send_time", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "conversation", b"conversation", "provider_message_id", b"provider_message_id", "selected_option_id", b"selected_option_id", "send_time", b"send_time", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -418,6 +428,7 @@ class PostBotMessageRequest(_message.Message):
     CONVERSATION_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    CHOICES_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key (a UUID); repeats within 24 hours return the first result."""
     conversation: _builtins.str
@@ -425,6 +436,12 @@ class PostBotMessageRequest(_message.Message):
     text: _builtins.str
     @_builtins.property
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[_conversation_pb2.Attachment]: ...
+    @_builtins.property
+    def choices(self) -> _conversation_pb2.MessageChoices:
+        """Choices offered with the message (buttons or a list); the customer's pick comes back as a
+        customer message with `selected_option_id`.
+        """
+
     def __init__(
         self,
         *,
@@ -432,10 +449,11 @@ class PostBotMessageRequest(_message.Message):
         conversation: _builtins.str = ...,
         text: _builtins.str = ...,
         attachments: _abc.Iterable[_conversation_pb2.Attachment] | None = ...,
+        choices: _conversation_pb2.MessageChoices | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "conversation", b"conversation", "request_id", b"request_id", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "choices", b"choices", "conversation", b"conversation", "request_id", b"request_id", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
