@@ -57,6 +57,15 @@ MAX_PRIORITY: Final = 1_000
 MAX_CAPACITY: Final = 1_000
 MAX_DISPLAY_NAME: Final = 200
 MAX_CUSTOMER_IMPORT_BYTES: Final = 3 * 1024 * 1024
+MAX_OPTIONS: Final = 10
+"""Options of a message's choices (``MessageChoices``); channels with fewer native slots
+degrade (WhatsApp: more than 3 become a list)."""
+MAX_OPTION_TITLE: Final = 100
+"""A generic cap: channels with shorter labels shorten titles themselves."""
+MAX_OPTION_DESCRIPTION: Final = 200
+MAX_CHOICES_LINE: Final = 200
+"""A choices' header, footer; the list button's label is shorter (``MAX_CHOICES_BUTTON``)."""
+MAX_CHOICES_BUTTON: Final = 40
 """An import file (CustomerService.ImportCustomers), under the server's 4 MiB message limit."""
 
 
@@ -121,6 +130,14 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}CustomerMessage.text": MESSAGE_TEXT,
     f"{_P}CustomerMessage.attachments": ATTACHMENTS,
     f"{_P}CustomerMessage.provider_message_id": Limit(max_len=MAX_PROVIDER_ID),
+    f"{_P}CustomerMessage.selected_option_id": ID,
+    f"{_P}MessageChoices.options": Limit(max_items=MAX_OPTIONS),
+    f"{_P}MessageChoices.button_text": Limit(max_len=MAX_CHOICES_BUTTON, form=f.LINE),
+    f"{_P}MessageChoices.header": Limit(max_len=MAX_CHOICES_LINE, form=f.LINE),
+    f"{_P}MessageChoices.footer": Limit(max_len=MAX_CHOICES_LINE, form=f.LINE),
+    f"{_P}MessageOption.id": ID,
+    f"{_P}MessageOption.title": Limit(max_len=MAX_OPTION_TITLE, form=f.LINE),
+    f"{_P}MessageOption.description": Limit(max_len=MAX_OPTION_DESCRIPTION, form=f.LINE),
     f"{_P}ConversationOptions.queue": _name("queues"),
     f"{_P}ConversationOptions.region": REGION,
     f"{_P}ConversationOptions.language": LANGUAGE,
@@ -139,6 +156,7 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}PostCustomerMessageRequest.text": MESSAGE_TEXT,
     f"{_P}PostCustomerMessageRequest.attachments": ATTACHMENTS,
     f"{_P}PostCustomerMessageRequest.provider_message_id": Limit(max_len=MAX_PROVIDER_ID),
+    f"{_P}PostCustomerMessageRequest.selected_option_id": ID,
     f"{_P}PostBotMessageRequest.request_id": Limit(max_len=MAX_REQUEST_ID),
     f"{_P}PostBotMessageRequest.conversation": CONVERSATION,
     f"{_P}PostBotMessageRequest.text": MESSAGE_TEXT,
