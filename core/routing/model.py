@@ -315,6 +315,52 @@ class Attachment:
     uri: str = ""
 
 
+MAX_OPTIONS = 10
+MAX_OPTION_ID = 64
+
+
+class ChoiceStyle(StrEnum):
+    """How choices are meant to be shown; ``AUTO`` lets the channel choose."""
+
+    AUTO = "auto"
+    BUTTONS = "buttons"
+    LIST = "list"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageOption:
+    """One choice: ``id`` comes back when the customer picks it, ``title`` is what they see."""
+
+    id: str
+    title: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageChoices:
+    """Choices offered with an agent's or a bot's message (``usher.v1.MessageChoices``)."""
+
+    options: tuple[MessageOption, ...]
+    style: ChoiceStyle = ChoiceStyle.AUTO
+    button_text: str = ""
+    header: str = ""
+    footer: str = ""
+
+    def problem(self) -> str | None:
+        """What makes the choices unusable (no option, too many, an id repeated or out of
+        bounds, an empty title), or None. Text limits beyond these are the front door's."""
+        if not 1 <= len(self.options) <= MAX_OPTIONS:
+            return f"choices have 1 to {MAX_OPTIONS} options"
+        ids = [o.id for o in self.options]
+        if len(set(ids)) != len(ids):
+            return "option ids are unique within a message"
+        if any(not o.id or len(o.id) > MAX_OPTION_ID for o in self.options):
+            return f"an option id has 1 to {MAX_OPTION_ID} characters"
+        if any(not o.title.strip() for o in self.options):
+            return "an option needs a title"
+        return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MessageBody:
     """What a message says. ``provider_message_id`` is the idempotency key per tenant and
@@ -325,6 +371,10 @@ class MessageBody:
     provider_message_id: str | None = None
     sent_at: float | None = None
     """When the sender wrote it, as the provider reports (None: when it was recorded)."""
+    choices: MessageChoices | None = None
+    """Offered with an agent's or a bot's message."""
+    selected_option_id: str = ""
+    """A customer's pick: the id of an option offered to them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
