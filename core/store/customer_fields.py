@@ -166,6 +166,12 @@ def _check_one(d: FieldDef, value: FieldValue) -> str | None:
     return "unknown type"  # pragma: no cover - definitions are checked
 
 
+def check_value(d: FieldDef, value: FieldValue) -> str | None:
+    """What is wrong with ``value`` for a field of ``d``'s type and choices, or None: the one
+    check every writer shares (bots reuse it through ``core.bots.fields``)."""
+    return _check_one(d, value)
+
+
 def check_values(
     defs: Mapping[str, FieldDef],
     new: Mapping[str, FieldValue],
