@@ -8,6 +8,7 @@ from core.routing.model import (
     AgentProfile,
     AgentStatus,
     CustomerCard,
+    CustomerProfile,
     MessageBody,
     Mode,
     Outcome,
@@ -239,6 +240,10 @@ class ReceiveMessage(Command):
     priority: int = 0
     tags: frozenset[str] = frozenset()
     with_bot: bool = False
+    require_profile: bool = False
+    """Refuse with ``ProfileNeeded`` (nothing changes) when the message would start a
+    conversation and ``customer`` has no profile: the door reads the profile then, and only
+    then, and submits again."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -295,6 +300,8 @@ class ReopenConversation(Command):
 
     conversation_id: str
     queue_id: str | None = None
+    profile: CustomerProfile | None = None
+    """The customer's profile now (None: the one it had)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -317,3 +324,19 @@ class OpenForAgent(Command):
     language: str = ""
     tags: frozenset[str] = frozenset()
     customer: CustomerCard = field(default_factory=CustomerCard)
+    """The card of a conversation it starts; a reopened one keeps its own, with the
+    ``profile`` of this card if it has one."""
+
+
+# --- customers ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefreshCustomerProfile(Command):
+    """The customer's record changed (details, fields, tags, groups, a merge, a block): each
+    conversation of ``customer_id`` that is not over shows ``profile`` from now on, and the
+    agents who see it are told (``CustomerProfileChanged``). Nothing happens when they have
+    none, or when a conversation shows this very profile already."""
+
+    customer_id: str
+    profile: CustomerProfile

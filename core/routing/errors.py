@@ -57,3 +57,28 @@ class PermissionDenied(RoutingError):
 class Duplicate(AlreadyExists):
     """A message whose idempotency key was recorded before: nothing changed. ``details`` name
     the original (``message_id``, ``conversation_id``)."""
+
+
+BLOCKED = "BLOCKED"
+"""``details["reason"]`` of ``Blocked``."""
+PROFILE_NEEDED = "PROFILE_NEEDED"
+"""``details["reason"]`` of ``ProfileNeeded``."""
+
+
+class Blocked(FailedPrecondition):
+    """The customer is blocked (their profile's standing block): their message starts nothing
+    and is not recorded. ``details``: ``reason`` BLOCKED, ``block_id``, and the conversation's
+    ``channel``, ``customer_id``, ``external_id`` and ``conversation_id`` (empty for a start), so
+    the door can keep the message for the record."""
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message, reason=BLOCKED, **details)
+
+
+class ProfileNeeded(FailedPrecondition):
+    """The message would start a conversation and the command carries no customer profile
+    (``ReceiveMessage.require_profile``): nothing changed; read it and submit again.
+    ``details``: ``reason`` PROFILE_NEEDED."""
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message, reason=PROFILE_NEEDED, **details)

@@ -12,6 +12,7 @@ from core.routing.model import (
     AgentStatus,
     CloseReason,
     CustomerCard,
+    CustomerProfile,
     DeclineReason,
     MessageBody,
     Outcome,
@@ -351,3 +352,16 @@ class ConversationTransferred(Event):
     target: TransferTarget
     target_id: str
     note: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomerProfileChanged(Event):
+    """Conversation ``conversation_id`` shows the customer's ``profile`` from now on (their
+    record changed, or the conversation reopened). ``agent_ids`` are the agents whose consoles
+    show the conversation: its owner, the recipients of its live offer, the target of its
+    pending transfer."""
+
+    conversation_id: str
+    customer_id: str
+    profile: CustomerProfile
+    agent_ids: tuple[str, ...] = ()

@@ -96,6 +96,11 @@ def _one_offer_or_owner(router: Router) -> None:
             _fail(1, f"{conversation_id} is indexed as open for {customer} but is over")
         elif (indexed.customer_id, indexed.channel) != (customer, channel):
             _fail(1, f"{conversation_id} is indexed as open for {customer} but is not")
+    by_customer: dict[str, set[str]] = {}
+    for conv in router.conversations.values():
+        by_customer.setdefault(conv.customer_id, set()).add(conv.conversation_id)
+    if by_customer != router.customer_conversations:
+        _fail(1, "the index of conversations by customer is not the conversations in memory")
 
 
 def _capacity(router: Router) -> None:
@@ -201,6 +206,9 @@ def snapshot(router: Router) -> dict[str, Any]:
         },
         "transfers": sorted(router.transfers),
         "open_conversations": dict(sorted(router.open_conversations.items())),
+        "customer_conversations": {
+            k: sorted(v) for k, v in sorted(router.customer_conversations.items())
+        },
         "groups": {
             g.description: (sorted(g.members), g.online, g.refs, _waiting_ids(g))
             for key, g in router.groups.items()

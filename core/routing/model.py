@@ -371,20 +371,104 @@ class MessageBody:
     provider_message_id: str | None = None
     sent_at: float | None = None
     """When the sender wrote it, as the provider reports (None: when it was recorded)."""
+    canned_reply_id: str | None = None
+    """The canned reply an agent's message was rendered from (kept on the message, for
+    reporting); None for any other message."""
     choices: MessageChoices | None = None
     """Offered with an agent's or a bot's message."""
     selected_option_id: str = ""
     """A customer's pick: the id of an option offered to them."""
 
 
+MAX_PROFILE_FIELDS = 20
+"""Custom fields a profile shows at most (the first in the tenant's display order)."""
+MAX_PROFILE_TAGS = 20
+MAX_PROFILE_GROUPS = 20
+MAX_PROFILE_TEXT = 256
+"""Characters of any one string in a profile (a key, label, value, tag, group, name)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileField:
+    """One of the tenant's enabled custom fields as a console shows it."""
+
+    key: str
+    label: str = ""
+    value: str = ""
+    """The value as text (``core.store.customer_fields.format_value``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileGroup:
+    """A customer group the customer belongs to."""
+
+    group_id: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StandingBlock:
+    """A block on the customer (by their id, phone, e-mail or a channel id that is one) that
+    stood when the profile was read: their messages reach no agent while it ``holds_at``."""
+
+    block_id: int
+    reason: str = ""
+    until: float | None = None
+    """When it ends by itself (epoch seconds); None: when someone unblocks it."""
+
+    def holds_at(self, now: float) -> bool:
+        return self.until is None or self.until > now
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomerProfile:
+    """The customer's record as it travels with their conversations to agents' consoles,
+    bounded by the ``MAX_PROFILE_*`` limits (``problem`` names the first one broken). Read from
+    the store by the front door when a conversation starts or reopens, and replaced whole by
+    ``RefreshCustomerProfile`` when the record changes."""
+
+    customer_id: str = ""
+    """The record shown: the conversation's customer, or the one it was merged into."""
+    display_name: str = ""
+    fields: tuple[ProfileField, ...] = ()
+    tags: tuple[str, ...] = ()
+    groups: tuple[ProfileGroup, ...] = ()
+    previous_conversations: int = 0
+    """The customer's conversations that were over when it was read."""
+    last_agent: str = ""
+    """The agent of the customer's latest conversation that was over, if one served it."""
+    block: StandingBlock | None = None
+
+    def problem(self) -> str | None:
+        """What makes the profile out of bounds, or None."""
+        if len(self.fields) > MAX_PROFILE_FIELDS:
+            return f"a profile shows at most {MAX_PROFILE_FIELDS} fields"
+        if len(self.tags) > MAX_PROFILE_TAGS:
+            return f"a profile shows at most {MAX_PROFILE_TAGS} tags"
+        if len(self.groups) > MAX_PROFILE_GROUPS:
+            return f"a profile shows at most {MAX_PROFILE_GROUPS} groups"
+        if self.previous_conversations < 0:
+            return "previous_conversations is not negative"
+        texts = [self.customer_id, self.display_name, self.last_agent, *self.tags]
+        texts += [t for f in self.fields for t in (f.key, f.label, f.value)]
+        texts += [t for g in self.groups for t in (g.group_id, g.name)]
+        if self.block is not None:
+            texts.append(self.block.reason)
+        if any(len(text) > MAX_PROFILE_TEXT for text in texts):
+            return f"a profile's strings have at most {MAX_PROFILE_TEXT} characters"
+        return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CustomerCard:
-    """Who the customer is on the conversation's channel, as consoles and gateways show it."""
+    """Who the customer is on the conversation's channel, as consoles and gateways show it,
+    with their profile (None: not read, e.g. a conversation older than profiles)."""
 
     external_id: str = ""
     name: str = ""
     phone: str = ""
     email: str = ""
+    profile: CustomerProfile | None = None
 
 
 PREVIEW_LENGTH = 200

@@ -9,6 +9,7 @@ the lookups and checks every handler shares. The handlers and appliers live by c
 ``core.routing.router_parts``: ``config`` (tenant, skills, departments, agents, queues),
 ``agents`` (status and presence), ``offers`` (offers, assignment, ending, wrap-up), ``transfers``,
 ``modes`` (modes, tags, monitoring), ``messages`` (opening, messages, receipts, typing),
+``customers`` (customers' profiles on their conversations),
 ``queueing`` (enqueue and routing), ``timers`` (what a timer firing does), ``bookkeeping`` (the
 appliers' index upkeep) and ``plans`` (queue relaxation plans); ``base`` types what they share.
 """
@@ -41,6 +42,7 @@ from core.routing.pools import Group, GroupKey
 from core.routing.router_parts.agents import AgentsMixin
 from core.routing.router_parts.bookkeeping import BookkeepingMixin
 from core.routing.router_parts.config import ConfigMixin
+from core.routing.router_parts.customers import CustomersMixin
 from core.routing.router_parts.messages import MessagesMixin
 from core.routing.router_parts.modes import ModesMixin
 from core.routing.router_parts.offers import OffersMixin
@@ -75,6 +77,7 @@ class Router(
     TransfersMixin,
     ModesMixin,
     MessagesMixin,
+    CustomersMixin,
     QueueingMixin,
     TimersMixin,
     BookkeepingMixin,
@@ -99,6 +102,8 @@ class Router(
         self.open_conversations: dict[tuple[str, str], str] = {}
         """(customer, channel) -> the customer's conversation there that is not over yet (not
         wrap-up, closed or abandoned): a customer has at most one per channel."""
+        self.customer_conversations: dict[str, set[str]] = {}
+        """Customer -> their conversations in memory (for ``RefreshCustomerProfile``)."""
         self._sticky_horizon = 0.0
         """The longest sticky window of any queue: older ``last_served`` entries can go."""
         self.timers = TimerHeap()
@@ -149,6 +154,7 @@ class Router(
             c.NotifyTyping: self._notify_typing,
             c.ReopenConversation: self._reopen,
             c.OpenForAgent: self._open_for_agent,
+            c.RefreshCustomerProfile: self._refresh_profile,
         }
         self._appliers: dict[type, Callable[[Any], None]] = {
             ev.TenantConfigured: self._on_tenant_configured,
@@ -185,6 +191,7 @@ class Router(
             ev.TransferRequested: self._on_transfer_requested,
             ev.TransferResolved: self._on_transfer_resolved,
             ev.ConversationTransferred: self._on_transferred,
+            ev.CustomerProfileChanged: self._on_profile_changed,
         }
 
     def __getstate__(self) -> dict[str, Any]:

@@ -4,8 +4,8 @@ Agents sign in, out (refused while holding conversations, or handing them back, 
 switches its policy) and change status, custom ones named alone; a queue relaxes its skills
 when none of its skilled agents is online; conversations arrive, wait, are offered, accepted,
 rejected, time out, are taken, force-assigned, transferred, ended and reopened; customers
-write, go idle and leave; the clock advances and timers fire. A refused command must leave
-the state exactly as it was.
+write, go idle and leave; customers' profiles are refreshed and blocks stop their messages;
+the clock advances and timers fire. A refused command must leave the state exactly as it was.
 """
 
 from __future__ import annotations
@@ -28,6 +28,19 @@ AGENTS = ("a0", "a1", "a2", "a3", "a4")
 CHANNELS = ("webchat", "webchat", "email", "voice")
 QUEUES = ("basic", "open", "bcast", "sticky", "presence")
 S = m.ConversationState
+START = ManualClock().now()
+PROFILES = (
+    None,
+    m.CustomerProfile(customer_id="k", tags=("vip",), previous_conversations=2, last_agent="a1"),
+    m.CustomerProfile(
+        customer_id="k",
+        fields=(m.ProfileField(key="tier", label="Tier", value="gold"),),
+        groups=(m.ProfileGroup(group_id="g1", name="Gold"),),
+    ),
+    m.CustomerProfile(customer_id="k", block=m.StandingBlock(block_id=1, reason="spam")),
+    m.CustomerProfile(customer_id="k", block=m.StandingBlock(block_id=2, until=START + 20.0)),
+    m.CustomerProfile(customer_id="k", tags=("x" * (m.MAX_PROFILE_TEXT + 1),)),  # out of bounds
+)
 
 
 def _setup_commands() -> list[c.Command]:
@@ -207,6 +220,7 @@ class EngineMachine(RuleBasedStateMachine):
         priority=st.integers(0, 2),
         with_bot=st.booleans(),
         first=st.sampled_from([None, "", "m1", "m5"]),
+        profile=st.sampled_from(PROFILES[:3] * 3 + PROFILES[3:]),
     )
     def start(
         self,
@@ -217,6 +231,7 @@ class EngineMachine(RuleBasedStateMachine):
         priority: int,
         with_bot: bool,
         first: str | None,
+        profile: m.CustomerProfile | None,
     ) -> None:
         known = len(self.router.conversations)
         conversation = f"c{known if fresh or not known else known - 1}"
@@ -229,6 +244,7 @@ class EngineMachine(RuleBasedStateMachine):
                 queue_id=queue,
                 priority=priority,
                 with_bot=with_bot,
+                customer=m.CustomerCard(external_id=customer, profile=profile),
                 first_message=None
                 if first is None
                 else m.MessageBody(text="hello", provider_message_id=first or None),
@@ -241,9 +257,23 @@ class EngineMachine(RuleBasedStateMachine):
         customer=st.sampled_from(["k1", "k2", "k3"]),
         key=st.sampled_from([None, "m1", "m2", "m3"]),
         text=st.sampled_from(["hi", ""]),
+        profile=st.sampled_from(PROFILES[:4]),
+        require_profile=st.booleans(),
     )
-    def receive(self, queue: str, channel: str, customer: str, key: str | None, text: str) -> None:
-        """A customer writes: into their open conversation on the channel, or a new one."""
+    def receive(
+        self,
+        queue: str,
+        channel: str,
+        customer: str,
+        key: str | None,
+        text: str,
+        profile: m.CustomerProfile | None,
+        require_profile: bool,
+    ) -> None:
+        """A customer writes: into their open conversation on the channel, or a new one (the
+        door submits once without a profile, and with one when the engine asks for it)."""
+        open_before = (customer, channel) in self.router.open_conversations
+        before = len(self.log)
         self._run(
             c.ReceiveMessage(
                 tenant=T,
@@ -252,8 +282,28 @@ class EngineMachine(RuleBasedStateMachine):
                 customer_id=customer,
                 queue_id=queue,
                 message=m.MessageBody(text=text, provider_message_id=key),
+                customer=m.CustomerCard(external_id=customer, profile=profile),
+                require_profile=require_profile,
             )
         )
+        if require_profile and profile is None and not open_before:
+            assert len(self.log) == before, "a start without the profile it needs changed nothing"
+
+    @rule(customer=st.sampled_from(["k1", "k2", "k3", "k9"]), profile=st.sampled_from(PROFILES[1:]))
+    def refresh_profile(self, customer: str, profile: m.CustomerProfile) -> None:
+        """The customer's record changed: their conversations that are not over show it."""
+        before = len(self.log)
+        self._run(c.RefreshCustomerProfile(tenant=T, customer_id=customer, profile=profile))
+        if profile.problem() is not None:
+            assert len(self.log) == before, "an out-of-bounds profile is refused"
+            return
+        for conv in self.router.conversations.values():
+            if conv.customer_id == customer and not conv.state.is_terminal:
+                assert conv.customer.profile == profile
+        for event in self.log[before:]:
+            assert isinstance(event, ev.CustomerProfileChanged)
+            conv = self.router.conversations[event.conversation_id]
+            assert conv.owner is None or conv.owner in event.agent_ids
 
     # Arrivals drive everything else, so they come twice as often as other steps.
     start_another = start
@@ -314,6 +364,14 @@ class EngineMachine(RuleBasedStateMachine):
         conversation = self._pick(data)
         conv = self.router.conversations.get(conversation)
         agent = conv.owner if conv is not None and sender is m.Sender.AGENT else None
+        profile = conv.customer.profile if conv is not None else None
+        blocked = (
+            sender is m.Sender.CUSTOMER
+            and profile is not None
+            and profile.block is not None
+            and profile.block.holds_at(self.clock.now())
+        )
+        before = len(self.log)
         self._run(
             c.RecordMessage(
                 message=m.MessageBody(text="hi"),
@@ -323,6 +381,8 @@ class EngineMachine(RuleBasedStateMachine):
                 agent_id=agent or "a0",
             )
         )
+        if blocked:
+            assert len(self.log) == before, "a blocked customer's message is not recorded"
 
     # --- offers ----------------------------------------------------------------------------------
 

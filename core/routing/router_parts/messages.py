@@ -11,6 +11,7 @@ from core.routing.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    ProfileNeeded,
 )
 from core.routing.model import (
     MAX_OPTION_ID,
@@ -36,6 +37,9 @@ from core.routing.state import (
 )
 from core.routing.timers import TimerKind
 
+MAX_CANNED_REPLY_ID = 64
+"""Characters of a message's ``canned_reply_id`` at most (the API's id syntax)."""
+
 
 class MessagesMixin(RouterBase):
     """Conversations opening, messages and their idempotency keys, receipts and typing."""
@@ -47,6 +51,7 @@ class MessagesMixin(RouterBase):
             raise InvalidArgument("a conversation needs an id, a channel and a customer")
         if first is not None:
             self._check_new_message(cmd.channel, first)
+        self._check_profile(cmd.customer.profile)
         if cmd.conversation_id in self.conversations:
             raise AlreadyExists(
                 f"conversation {cmd.conversation_id!r} exists", conversation_id=cmd.conversation_id
@@ -62,6 +67,13 @@ class MessagesMixin(RouterBase):
             raise FailedPrecondition(
                 "no queue given and the tenant has no region rule or default queue for it"
             )
+        if (
+            isinstance(cmd, c.ReceiveMessage)
+            and cmd.require_profile
+            and cmd.customer.profile is None
+        ):
+            raise ProfileNeeded("read the customer's profile: this message starts a conversation")
+        self._require_not_blocked(cmd.customer, cmd.channel, cmd.customer_id)
         self._emit(
             ev.ConversationStarted(
                 tenant=self.tenant,
@@ -112,6 +124,7 @@ class MessagesMixin(RouterBase):
     def _reopen(self, cmd: c.ReopenConversation) -> None:
         conv = self._conversation(cmd.conversation_id)
         self._require_state(conv, S.CLOSED, S.ABANDONED)
+        self._check_profile(cmd.profile)
         current = self.open_conversations.get((conv.customer_id, conv.channel))
         if current is not None:
             raise AlreadyExists(
@@ -121,12 +134,15 @@ class MessagesMixin(RouterBase):
         queue_id = self._resolve_queue(cmd.queue_id or conv.queue_id, conv.region)
         if queue_id is None:
             raise FailedPrecondition("no queue given and the tenant has no default queue")
+        if cmd.profile is not None and cmd.profile != conv.customer.profile:
+            self._show_profile(conv, cmd.profile)
         self._enqueue(conv, queue_id, QueueReason.REOPENED)
 
     def _open_for_agent(self, cmd: c.OpenForAgent) -> None:
         """Everything is checked before the first event, so a refusal changes nothing."""
         agent = self._agent(cmd.agent_id)
         self._require_online(agent)
+        self._check_profile(cmd.customer.profile)
         conv = self.conversations.get(cmd.conversation_id)
         if conv is None:
             if not cmd.conversation_id or not cmd.channel or not cmd.customer_id:
@@ -183,6 +199,9 @@ class MessagesMixin(RouterBase):
             conv = self.conversations[cmd.conversation_id]
             reason = QueueReason.REQUESTED
         else:
+            profile = cmd.customer.profile
+            if profile is not None and profile != conv.customer.profile:
+                self._show_profile(conv, profile)
             reason = QueueReason.REOPENED
         # one step, the agent's: the conversation is theirs before anyone else could be offered it
         self._enqueue(conv, queue_id, reason, plan=(step,), route=False)
@@ -260,6 +279,12 @@ class MessagesMixin(RouterBase):
                     f"an option id has at most {MAX_OPTION_ID} characters",
                     field="selected_option_id",
                 )
+        canned = body.canned_reply_id
+        if canned is not None and not 1 <= len(canned) <= MAX_CANNED_REPLY_ID:
+            raise InvalidArgument(
+                f"a canned reply id has 1 to {MAX_CANNED_REPLY_ID} characters",
+                field="canned_reply_id",
+            )
         key = body.provider_message_id
         if key is not None:
             if not key or len(key) > MAX_PROVIDER_ID:
@@ -307,6 +332,10 @@ class MessagesMixin(RouterBase):
             self._require_owner(conv, cmd.agent_id)
         elif cmd.sender is Sender.BOT:
             self._require_state(conv, S.BOT)
+        else:
+            self._require_not_blocked(
+                conv.customer, conv.channel, conv.customer_id, conv.conversation_id
+            )
         self._emit_message(conv, cmd.sender, cmd.agent_id, cmd.message)
         if cmd.sender is Sender.CUSTOMER and conv.owner is not None:
             owner = self.agents[conv.owner]
@@ -373,6 +402,7 @@ class MessagesMixin(RouterBase):
         self.conversations[e.conversation_id].queue_id = e.queue_id
         self.conversations[e.conversation_id].customer = e.customer
         self.open_conversations[e.customer_id, e.channel] = e.conversation_id
+        self.customer_conversations.setdefault(e.customer_id, set()).add(e.conversation_id)
 
     def _on_message(self, e: ev.MessageRecorded) -> None:
         conv = self.conversations[e.conversation_id]
@@ -426,6 +456,10 @@ class MessagesMixin(RouterBase):
         conv = self.conversations.pop(e.conversation_id)
         for key in conv.message_keys:
             self.message_keys.pop(key, None)
+        mine = self.customer_conversations[conv.customer_id]
+        mine.discard(conv.conversation_id)
+        if not mine:
+            del self.customer_conversations[conv.customer_id]
         served = self.last_served.get(conv.customer_id)
         if served is not None and e.at - served[1] > self._sticky_horizon:
             del self.last_served[conv.customer_id]
