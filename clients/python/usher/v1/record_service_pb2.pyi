@@ -71,6 +71,82 @@ EXPORT_FORMAT_XLSX: ExportFormat.ValueType  # 2
 """An Office Open XML workbook."""
 Global___ExportFormat: _TypeAlias = ExportFormat  # noqa: Y015
 
+class _ConversationList:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConversationListEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConversationList.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONVERSATION_LIST_UNSPECIFIED: _ConversationList.ValueType  # 0
+    CONVERSATION_LIST_BOT: _ConversationList.ValueType  # 1
+    """A bot has it."""
+    CONVERSATION_LIST_WAITING: _ConversationList.ValueType  # 2
+    """QUEUED or OFFERED."""
+    CONVERSATION_LIST_MINE: _ConversationList.ValueType  # 3
+    """Owned by the caller (an agent; empty for other roles)."""
+    CONVERSATION_LIST_ACTIVE: _ConversationList.ValueType  # 4
+    CONVERSATION_LIST_WRAP_UP: _ConversationList.ValueType  # 5
+    CONVERSATION_LIST_CLOSED_TODAY: _ConversationList.ValueType  # 6
+    """CLOSED since the watch's `closed_since`."""
+    CONVERSATION_LIST_PINNED: _ConversationList.ValueType  # 7
+    """Pinned by the caller."""
+    CONVERSATION_LIST_LEFT_MESSAGES: _ConversationList.ValueType  # 8
+    """Closed as `left_message`, ever (until reopened)."""
+    CONVERSATION_LIST_TEAM: _ConversationList.ValueType  # 9
+    """ACTIVE or WRAP_UP, owned by another agent of the caller's departments (an agent, where the
+    tenant allows team reads; empty otherwise).
+    """
+
+class ConversationList(_ConversationList, metaclass=_ConversationListEnumTypeWrapper):
+    """A console's list (tab), as CountConversations counts it."""
+
+CONVERSATION_LIST_UNSPECIFIED: ConversationList.ValueType  # 0
+CONVERSATION_LIST_BOT: ConversationList.ValueType  # 1
+"""A bot has it."""
+CONVERSATION_LIST_WAITING: ConversationList.ValueType  # 2
+"""QUEUED or OFFERED."""
+CONVERSATION_LIST_MINE: ConversationList.ValueType  # 3
+"""Owned by the caller (an agent; empty for other roles)."""
+CONVERSATION_LIST_ACTIVE: ConversationList.ValueType  # 4
+CONVERSATION_LIST_WRAP_UP: ConversationList.ValueType  # 5
+CONVERSATION_LIST_CLOSED_TODAY: ConversationList.ValueType  # 6
+"""CLOSED since the watch's `closed_since`."""
+CONVERSATION_LIST_PINNED: ConversationList.ValueType  # 7
+"""Pinned by the caller."""
+CONVERSATION_LIST_LEFT_MESSAGES: ConversationList.ValueType  # 8
+"""Closed as `left_message`, ever (until reopened)."""
+CONVERSATION_LIST_TEAM: ConversationList.ValueType  # 9
+"""ACTIVE or WRAP_UP, owned by another agent of the caller's departments (an agent, where the
+tenant allows team reads; empty otherwise).
+"""
+Global___ConversationList: _TypeAlias = ConversationList  # noqa: Y015
+
+class _ListChangeKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ListChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ListChangeKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LIST_CHANGE_KIND_UNSPECIFIED: _ListChangeKind.ValueType  # 0
+    LIST_CHANGE_KIND_ENTERED: _ListChangeKind.ValueType  # 1
+    """It is in the list now."""
+    LIST_CHANGE_KIND_LEFT: _ListChangeKind.ValueType  # 2
+    """It is no longer in the list (or no longer visible to the caller)."""
+    LIST_CHANGE_KIND_UPDATED: _ListChangeKind.ValueType  # 3
+    """It stays in the list; what the list shows of it changed (state, owner, tags...)."""
+
+class ListChangeKind(_ListChangeKind, metaclass=_ListChangeKindEnumTypeWrapper):
+    """What happened to a conversation in one list."""
+
+LIST_CHANGE_KIND_UNSPECIFIED: ListChangeKind.ValueType  # 0
+LIST_CHANGE_KIND_ENTERED: ListChangeKind.ValueType  # 1
+"""It is in the list now."""
+LIST_CHANGE_KIND_LEFT: ListChangeKind.ValueType  # 2
+"""It is no longer in the list (or no longer visible to the caller)."""
+LIST_CHANGE_KIND_UPDATED: ListChangeKind.ValueType  # 3
+"""It stays in the list; what the list shows of it changed (state, owner, tags...)."""
+Global___ListChangeKind: _TypeAlias = ListChangeKind  # noqa: Y015
+
 @_typing.final
 class Interval(_message.Message):
     """A half-open time range: `start_time` inclusive, `end_time` exclusive; either may be unset."""
@@ -121,6 +197,7 @@ class ConversationFilter(_message.Message):
     KEYWORD_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     CLOSE_TIME_FIELD_NUMBER: _builtins.int
+    DEPARTMENTS_FIELD_NUMBER: _builtins.int
     owner: _builtins.str
     """Owned now by this agent, `agents/{agent}`."""
     pinned: _builtins.bool
@@ -171,6 +248,16 @@ class ConversationFilter(_message.Message):
     def close_time(self) -> Global___Interval:
         """Closed within this range."""
 
+    @_builtins.property
+    def departments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """In the care of any of these departments (teams), `departments/{department}`: a
+        conversation matches when (a) its owner now is a member of one (the agent's departments),
+        or (b) its queue (the one it waits in now, or waited in last) designates one
+        (Queue.designated_departments), or (c) it waits (QUEUED or OFFERED) after a transfer to one
+        (its latest transfer targets the department). Membership and designations are read as
+        they are now, not as they were when the conversation was served.
+        """
+
     def __init__(
         self,
         *,
@@ -190,10 +277,11 @@ class ConversationFilter(_message.Message):
         keyword: _builtins.str = ...,
         create_time: Global___Interval | None = ...,
         close_time: Global___Interval | None = ...,
+        departments: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_tags", b"all_tags", "any_tags", b"any_tags", "channels", b"channels", "close_reasons", b"close_reasons", "close_time", b"close_time", "create_time", b"create_time", "customer_email", b"customer_email", "customer_id", b"customer_id", "customer_name", b"customer_name", "customer_phone", b"customer_phone", "keyword", b"keyword", "outcomes", b"outcomes", "owner", b"owner", "pinned", b"pinned", "queues", b"queues", "states", b"states"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_tags", b"all_tags", "any_tags", b"any_tags", "channels", b"channels", "close_reasons", b"close_reasons", "close_time", b"close_time", "create_time", b"create_time", "customer_email", b"customer_email", "customer_id", b"customer_id", "customer_name", b"customer_name", "customer_phone", b"customer_phone", "departments", b"departments", "keyword", b"keyword", "outcomes", b"outcomes", "owner", b"owner", "pinned", b"pinned", "queues", b"queues", "states", b"states"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -335,6 +423,7 @@ class CountConversationsResponse(_message.Message):
     CLOSED_TODAY_FIELD_NUMBER: _builtins.int
     PINNED_FIELD_NUMBER: _builtins.int
     LEFT_MESSAGES_FIELD_NUMBER: _builtins.int
+    TEAM_FIELD_NUMBER: _builtins.int
     bot: _builtins.int
     """A bot has it."""
     waiting: _builtins.int
@@ -349,6 +438,10 @@ class CountConversationsResponse(_message.Message):
     """Pinned by the caller."""
     left_messages: _builtins.int
     """Closed as `left_message`, ever."""
+    team: _builtins.int
+    """ACTIVE or WRAP_UP, owned by another agent who shares a department with the caller (an
+    agent, where the tenant lets agents see their team's conversations); 0 otherwise.
+    """
     def __init__(
         self,
         *,
@@ -360,10 +453,11 @@ class CountConversationsResponse(_message.Message):
         closed_today: _builtins.int = ...,
         pinned: _builtins.int = ...,
         left_messages: _builtins.int = ...,
+        team: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "bot", b"bot", "closed_today", b"closed_today", "left_messages", b"left_messages", "mine", b"mine", "pinned", b"pinned", "waiting", b"waiting", "wrap_up", b"wrap_up"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "bot", b"bot", "closed_today", b"closed_today", "left_messages", b"left_messages", "mine", b"mine", "pinned", b"pinned", "team", b"team", "waiting", b"waiting", "wrap_up", b"wrap_up"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -652,3 +746,133 @@ class ExportConversationsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExportConversationsResponse: _TypeAlias = ExportConversationsResponse  # noqa: Y015
+
+@_typing.final
+class WatchConversationListsRequest(_message.Message):
+    """Watch a console's lists."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTS_FIELD_NUMBER: _builtins.int
+    CLOSED_SINCE_FIELD_NUMBER: _builtins.int
+    RESUME_AFTER_EVENT_ID_FIELD_NUMBER: _builtins.int
+    resume_after_event_id: _builtins.int
+    """The `event_id` of the last message received, to resume after it; 0 watches afresh."""
+    @_builtins.property
+    def lists(self) -> _containers.RepeatedScalarFieldContainer[Global___ConversationList.ValueType]:
+        """The lists to watch: at least one, each named once."""
+
+    @_builtins.property
+    def closed_since(self) -> _timestamp_pb2.Timestamp:
+        """Where CLOSED_TODAY starts (the console's local midnight); unset: 00:00 UTC today."""
+
+    def __init__(
+        self,
+        *,
+        lists: _abc.Iterable[Global___ConversationList.ValueType] | None = ...,
+        closed_since: _timestamp_pb2.Timestamp | None = ...,
+        resume_after_event_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_since", b"closed_since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_since", b"closed_since", "lists", b"lists", "resume_after_event_id", b"resume_after_event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchConversationListsRequest: _TypeAlias = WatchConversationListsRequest  # noqa: Y015
+
+@_typing.final
+class ListCount(_message.Message):
+    """How many conversations the caller may see in one list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIST_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    list: Global___ConversationList.ValueType
+    count: _builtins.int
+    def __init__(
+        self,
+        *,
+        list: Global___ConversationList.ValueType = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "list", b"list"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCount: _TypeAlias = ListCount  # noqa: Y015
+
+@_typing.final
+class ListChange(_message.Message):
+    """One conversation entering, leaving or changing within one list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIST_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    list: Global___ConversationList.ValueType
+    kind: Global___ListChangeKind.ValueType
+    @_builtins.property
+    def conversation(self) -> Global___ConversationRecord:
+        """The conversation as the list shows it, from the events (the customer as the conversation
+        started with them). For LEFT, as the caller last saw it when they may no longer read it.
+        """
+
+    def __init__(
+        self,
+        *,
+        list: Global___ConversationList.ValueType = ...,
+        kind: Global___ListChangeKind.ValueType = ...,
+        conversation: Global___ConversationRecord | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "kind", b"kind", "list", b"list"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChange: _TypeAlias = ListChange  # noqa: Y015
+
+@_typing.final
+class WatchConversationListsResponse(_message.Message):
+    """Counts and changes of the watched lists."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    RESET_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    CHANGES_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.int
+    """The position in the tenant's event log this message brings the lists to: resume after it."""
+    reset: _builtins.bool
+    """Set on the first message of a fresh watch and whenever the lists must be read again (the
+    caller's visibility changed): `changes` is then empty and `counts` is the new start.
+    """
+    @_builtins.property
+    def counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListCount]:
+        """Every watched list's count after this message's changes."""
+
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListChange]:
+        """In event order, net: a conversation that entered and left within one message is absent."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.int = ...,
+        reset: _builtins.bool = ...,
+        counts: _abc.Iterable[Global___ListCount] | None = ...,
+        changes: _abc.Iterable[Global___ListChange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "counts", b"counts", "event_id", b"event_id", "reset", b"reset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchConversationListsResponse: _TypeAlias = WatchConversationListsResponse  # noqa: Y015

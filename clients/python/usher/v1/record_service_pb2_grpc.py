@@ -33,11 +33,14 @@ class RecordServiceStub:
     Roles: AGENT, SUPERVISOR and ADMIN. Supervisors and admins see every conversation of their
     tenant. An agent sees the conversations they own or served last, those offered to them now,
     and those waiting (bot, queued, offered) in a queue they serve or that ended there with no
-    agent (left messages); a conversation outside that is answered as one that does not exist.
+    agent (left messages); where the tenant allows it (TenantSettings.agents_see_team_conversations)
+    also those owned or served last by an agent who shares a department with them (read only: the
+    team's conversations are listed and read, not changed). A conversation outside that is
+    answered as one that does not exist.
 
-    Lists stay live without polling: the agent and supervisor event streams already carry every
-    state change with its conversation, so a console moves a conversation between its tabs on
-    those events and re-reads the counts when it needs exact figures.
+    Lists stay live without polling: WatchConversationLists names the lists (tabs) a console
+    shows and streams their counts, then which conversation entered or left which list as the
+    event log moves, resumable from the event id of its last message.
 
     Every RPC may also fail with the common codes (see protos/README.md). INVALID_ARGUMENT
     carries a BadRequest detail naming each offending field.
@@ -84,6 +87,11 @@ class RecordServiceStub:
                 request_serializer=usher_dot_v1_dot_record__service__pb2.ExportConversationsRequest.SerializeToString,
                 response_deserializer=usher_dot_v1_dot_record__service__pb2.ExportConversationsResponse.FromString,
                 _registered_method=True)
+        self.WatchConversationLists = channel.unary_stream(
+                '/usher.v1.RecordService/WatchConversationLists',
+                request_serializer=usher_dot_v1_dot_record__service__pb2.WatchConversationListsRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_record__service__pb2.WatchConversationListsResponse.FromString,
+                _registered_method=True)
 
 
 class RecordServiceServicer:
@@ -94,11 +102,14 @@ class RecordServiceServicer:
     Roles: AGENT, SUPERVISOR and ADMIN. Supervisors and admins see every conversation of their
     tenant. An agent sees the conversations they own or served last, those offered to them now,
     and those waiting (bot, queued, offered) in a queue they serve or that ended there with no
-    agent (left messages); a conversation outside that is answered as one that does not exist.
+    agent (left messages); where the tenant allows it (TenantSettings.agents_see_team_conversations)
+    also those owned or served last by an agent who shares a department with them (read only: the
+    team's conversations are listed and read, not changed). A conversation outside that is
+    answered as one that does not exist.
 
-    Lists stay live without polling: the agent and supervisor event streams already carry every
-    state change with its conversation, so a console moves a conversation between its tabs on
-    those events and re-reads the counts when it needs exact figures.
+    Lists stay live without polling: WatchConversationLists names the lists (tabs) a console
+    shows and streams their counts, then which conversation entered or left which list as the
+    event log moves, resumable from the event id of its last message.
 
     Every RPC may also fail with the common codes (see protos/README.md). INVALID_ARGUMENT
     carries a BadRequest detail naming each offending field.
@@ -161,6 +172,29 @@ class RecordServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchConversationLists(self, request, context):
+        """The console's lists, live. The first message carries the counts of the watched lists as of
+        its `event_id` (a position in the tenant's event log) with `reset` set: read the lists'
+        rows then (ListConversations) and apply what follows as upserts and removals. Each later
+        message says which conversation entered, left or changed within which list, with the
+        counts after it; its `event_id` is the last event it accounts for. Membership is derived
+        from the event log alone (plus the caller's own pins made through this front door), in the
+        caller's visibility: an agent is never told about a conversation they may not read.
+
+        Reconnect with `resume_after_event_id` set to the last `event_id` received: the first
+        message then carries every change since (net, in one message) with the current counts, or
+        `reset` when the caller's visibility changed meanwhile (queues served, departments, the
+        tenant's team setting) and the lists must be read again. Pins and unpins made while
+        disconnected are in the counts, not in the changes.
+
+        Errors: INVALID_ARGUMENT (no list, an unknown list, a resume point past the log's end),
+        OUT_OF_RANGE (the resume point is too far behind: watch afresh), RESOURCE_EXHAUSTED (too
+        many open streams; or SLOW_CONSUMER: resume).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecordServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -199,6 +233,11 @@ def add_RecordServiceServicer_to_server(servicer, server):
                     request_deserializer=usher_dot_v1_dot_record__service__pb2.ExportConversationsRequest.FromString,
                     response_serializer=usher_dot_v1_dot_record__service__pb2.ExportConversationsResponse.SerializeToString,
             ),
+            'WatchConversationLists': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchConversationLists,
+                    request_deserializer=usher_dot_v1_dot_record__service__pb2.WatchConversationListsRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_record__service__pb2.WatchConversationListsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'usher.v1.RecordService', rpc_method_handlers)
@@ -215,11 +254,14 @@ class RecordService:
     Roles: AGENT, SUPERVISOR and ADMIN. Supervisors and admins see every conversation of their
     tenant. An agent sees the conversations they own or served last, those offered to them now,
     and those waiting (bot, queued, offered) in a queue they serve or that ended there with no
-    agent (left messages); a conversation outside that is answered as one that does not exist.
+    agent (left messages); where the tenant allows it (TenantSettings.agents_see_team_conversations)
+    also those owned or served last by an agent who shares a department with them (read only: the
+    team's conversations are listed and read, not changed). A conversation outside that is
+    answered as one that does not exist.
 
-    Lists stay live without polling: the agent and supervisor event streams already carry every
-    state change with its conversation, so a console moves a conversation between its tabs on
-    those events and re-reads the counts when it needs exact figures.
+    Lists stay live without polling: WatchConversationLists names the lists (tabs) a console
+    shows and streams their counts, then which conversation entered or left which list as the
+    event log moves, resumable from the event id of its last message.
 
     Every RPC may also fail with the common codes (see protos/README.md). INVALID_ARGUMENT
     carries a BadRequest detail naming each offending field.
@@ -404,6 +446,33 @@ class RecordService:
             '/usher.v1.RecordService/ExportConversations',
             usher_dot_v1_dot_record__service__pb2.ExportConversationsRequest.SerializeToString,
             usher_dot_v1_dot_record__service__pb2.ExportConversationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchConversationLists(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/usher.v1.RecordService/WatchConversationLists',
+            usher_dot_v1_dot_record__service__pb2.WatchConversationListsRequest.SerializeToString,
+            usher_dot_v1_dot_record__service__pb2.WatchConversationListsResponse.FromString,
             options,
             channel_credentials,
             insecure,

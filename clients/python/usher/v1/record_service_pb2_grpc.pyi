@@ -34,11 +34,14 @@ class RecordServiceStub:
     Roles: AGENT, SUPERVISOR and ADMIN. Supervisors and admins see every conversation of their
     tenant. An agent sees the conversations they own or served last, those offered to them now,
     and those waiting (bot, queued, offered) in a queue they serve or that ended there with no
-    agent (left messages); a conversation outside that is answered as one that does not exist.
+    agent (left messages); where the tenant allows it (TenantSettings.agents_see_team_conversations)
+    also those owned or served last by an agent who shares a department with them (read only: the
+    team's conversations are listed and read, not changed). A conversation outside that is
+    answered as one that does not exist.
 
-    Lists stay live without polling: the agent and supervisor event streams already carry every
-    state change with its conversation, so a console moves a conversation between its tabs on
-    those events and re-reads the counts when it needs exact figures.
+    Lists stay live without polling: WatchConversationLists names the lists (tabs) a console
+    shows and streams their counts, then which conversation entered or left which list as the
+    event log moves, resumable from the event id of its last message.
 
     Every RPC may also fail with the common codes (see protos/README.md). INVALID_ARGUMENT
     carries a BadRequest detail naming each offending field.
@@ -77,6 +80,25 @@ class RecordServiceStub:
     most 64 KiB; the server holds a bounded amount in memory whatever the size.
     Errors: INVALID_ARGUMENT (bad filter or format).
     """
+    WatchConversationLists: _grpc.UnaryStreamMultiCallable[_record_service_pb2.WatchConversationListsRequest, _record_service_pb2.WatchConversationListsResponse]
+    """The console's lists, live. The first message carries the counts of the watched lists as of
+    its `event_id` (a position in the tenant's event log) with `reset` set: read the lists'
+    rows then (ListConversations) and apply what follows as upserts and removals. Each later
+    message says which conversation entered, left or changed within which list, with the
+    counts after it; its `event_id` is the last event it accounts for. Membership is derived
+    from the event log alone (plus the caller's own pins made through this front door), in the
+    caller's visibility: an agent is never told about a conversation they may not read.
+
+    Reconnect with `resume_after_event_id` set to the last `event_id` received: the first
+    message then carries every change since (net, in one message) with the current counts, or
+    `reset` when the caller's visibility changed meanwhile (queues served, departments, the
+    tenant's team setting) and the lists must be read again. Pins and unpins made while
+    disconnected are in the counts, not in the changes.
+
+    Errors: INVALID_ARGUMENT (no list, an unknown list, a resume point past the log's end),
+    OUT_OF_RANGE (the resume point is too far behind: watch afresh), RESOURCE_EXHAUSTED (too
+    many open streams; or SLOW_CONSUMER: resume).
+    """
 
 @_typing.type_check_only
 class RecordServiceAsyncStub(RecordServiceStub):
@@ -87,11 +109,14 @@ class RecordServiceAsyncStub(RecordServiceStub):
     Roles: AGENT, SUPERVISOR and ADMIN. Supervisors and admins see every conversation of their
     tenant. An agent sees the conversations they own or served last, those offered to them now,
     and those waiting (bot, queued, offered) in a queue they serve or that ended there with no
-    agent (left messages); a conversation outside that is answered as one that does not exist.
+    agent (left messages); where the tenant allows it (TenantSettings.agents_see_team_conversations)
+    also those owned or served last by an agent who shares a department with them (read only: the
+    team's conversations are listed and read, not changed). A conversation outside that is
+    answered as one that does not exist.
 
-    Lists stay live without polling: the agent and supervisor event streams already carry every
-    state change with its conversation, so a console moves a conversation between its tabs on
-    those events and re-reads the counts when it needs exact figures.
+    Lists stay live without polling: WatchConversationLists names the lists (tabs) a console
+    shows and streams their counts, then which conversation entered or left which list as the
+    event log moves, resumable from the event id of its last message.
 
     Every RPC may also fail with the common codes (see protos/README.md). INVALID_ARGUMENT
     carries a BadRequest detail naming each offending field.
@@ -127,6 +152,25 @@ class RecordServiceAsyncStub(RecordServiceStub):
     most 64 KiB; the server holds a bounded amount in memory whatever the size.
     Errors: INVALID_ARGUMENT (bad filter or format).
     """
+    WatchConversationLists: _aio.UnaryStreamMultiCallable[_record_service_pb2.WatchConversationListsRequest, _record_service_pb2.WatchConversationListsResponse]  # type: ignore[assignment]
+    """The console's lists, live. The first message carries the counts of the watched lists as of
+    its `event_id` (a position in the tenant's event log) with `reset` set: read the lists'
+    rows then (ListConversations) and apply what follows as upserts and removals. Each later
+    message says which conversation entered, left or changed within which list, with the
+    counts after it; its `event_id` is the last event it accounts for. Membership is derived
+    from the event log alone (plus the caller's own pins made through this front door), in the
+    caller's visibility: an agent is never told about a conversation they may not read.
+
+    Reconnect with `resume_after_event_id` set to the last `event_id` received: the first
+    message then carries every change since (net, in one message) with the current counts, or
+    `reset` when the caller's visibility changed meanwhile (queues served, departments, the
+    tenant's team setting) and the lists must be read again. Pins and unpins made while
+    disconnected are in the counts, not in the changes.
+
+    Errors: INVALID_ARGUMENT (no list, an unknown list, a resume point past the log's end),
+    OUT_OF_RANGE (the resume point is too far behind: watch afresh), RESOURCE_EXHAUSTED (too
+    many open streams; or SLOW_CONSUMER: resume).
+    """
 
 class RecordServiceServicer(metaclass=_abc_1.ABCMeta):
     """RecordService lists and searches the caller's tenant's conversations for consoles and
@@ -136,11 +180,14 @@ class RecordServiceServicer(metaclass=_abc_1.ABCMeta):
     Roles: AGENT, SUPERVISOR and ADMIN. Supervisors and admins see every conversation of their
     tenant. An agent sees the conversations they own or served last, those offered to them now,
     and those waiting (bot, queued, offered) in a queue they serve or that ended there with no
-    agent (left messages); a conversation outside that is answered as one that does not exist.
+    agent (left messages); where the tenant allows it (TenantSettings.agents_see_team_conversations)
+    also those owned or served last by an agent who shares a department with them (read only: the
+    team's conversations are listed and read, not changed). A conversation outside that is
+    answered as one that does not exist.
 
-    Lists stay live without polling: the agent and supervisor event streams already carry every
-    state change with its conversation, so a console moves a conversation between its tabs on
-    those events and re-reads the counts when it needs exact figures.
+    Lists stay live without polling: WatchConversationLists names the lists (tabs) a console
+    shows and streams their counts, then which conversation entered or left which list as the
+    event log moves, resumable from the event id of its last message.
 
     Every RPC may also fail with the common codes (see protos/README.md). INVALID_ARGUMENT
     carries a BadRequest detail naming each offending field.
@@ -215,6 +262,31 @@ class RecordServiceServicer(metaclass=_abc_1.ABCMeta):
         """Every conversation matching `filter` (newest first) as a CSV or XLSX file, in chunks of at
         most 64 KiB; the server holds a bounded amount in memory whatever the size.
         Errors: INVALID_ARGUMENT (bad filter or format).
+        """
+
+    @_abc_1.abstractmethod
+    def WatchConversationLists(
+        self,
+        request: _record_service_pb2.WatchConversationListsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_record_service_pb2.WatchConversationListsResponse], _abc.AsyncIterator[_record_service_pb2.WatchConversationListsResponse]]:
+        """The console's lists, live. The first message carries the counts of the watched lists as of
+        its `event_id` (a position in the tenant's event log) with `reset` set: read the lists'
+        rows then (ListConversations) and apply what follows as upserts and removals. Each later
+        message says which conversation entered, left or changed within which list, with the
+        counts after it; its `event_id` is the last event it accounts for. Membership is derived
+        from the event log alone (plus the caller's own pins made through this front door), in the
+        caller's visibility: an agent is never told about a conversation they may not read.
+
+        Reconnect with `resume_after_event_id` set to the last `event_id` received: the first
+        message then carries every change since (net, in one message) with the current counts, or
+        `reset` when the caller's visibility changed meanwhile (queues served, departments, the
+        tenant's team setting) and the lists must be read again. Pins and unpins made while
+        disconnected are in the counts, not in the changes.
+
+        Errors: INVALID_ARGUMENT (no list, an unknown list, a resume point past the log's end),
+        OUT_OF_RANGE (the resume point is too far behind: watch afresh), RESOURCE_EXHAUSTED (too
+        many open streams; or SLOW_CONSUMER: resume).
         """
 
 def add_RecordServiceServicer_to_server(servicer: RecordServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
