@@ -121,13 +121,19 @@ METHOD_ROLES: Final[Mapping[str, frozenset[Role]]] = {
 }
 """Roles that may also call one method (``Service.Method``)."""
 
+ONLY_ROLES: Final[Mapping[str, frozenset[Role]]] = {
+    # a tenant's limits of customers and groups are its admins' to set
+    "CustomerService.SetUsageLimits": frozenset({Role.ADMIN}),
+}
+"""Methods that only these roles may call, whatever their service allows (``Service.Method``)."""
+
 READ_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "AdminService": frozenset({Role.SUPERVISOR}),
     "AgentService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
 }
 """Roles that may also call a service's read methods (``is_read_method``)."""
 
-AGENT_READS: Final = frozenset({"GetConversation", "ListMessages"})
+AGENT_READS: Final = frozenset({"GetConversation", "ListMessages", "ListNotes"})
 
 
 def is_read_method(service: str, method: str) -> bool:
@@ -138,6 +144,9 @@ def is_read_method(service: str, method: str) -> bool:
 
 def may_call(service: str, method: str, role: str) -> bool:
     """Whether ``role`` may call ``method`` of ``service`` (short names, e.g. ``AdminService``)."""
+    only = ONLY_ROLES.get(f"{service}.{method}")
+    if only is not None:
+        return role in only
     if role in SERVICE_ROLES.get(service, frozenset()):
         return True
     if role in METHOD_ROLES.get(f"{service}.{method}", frozenset()):
@@ -166,6 +175,7 @@ CONVERSATION_RULES: Final[Mapping[str, Rule]] = {
     # reads
     "AgentService.GetConversation": Rule(Kind.READ, _SEEN),
     "AgentService.ListMessages": Rule(Kind.READ, _SEEN),
+    "AgentService.ListNotes": Rule(Kind.READ, _SEEN),
     # the owner's work (the engine requires the owner)
     "AgentService.SendMessage": Rule(Kind.CHANGE, _OWNER, engine_checked=True),
     "AgentService.EndConversation": Rule(Kind.CHANGE, _OWNER, engine_checked=True),

@@ -121,7 +121,7 @@ async def test_create_get_update_and_search(api: Running, sup: CustomerClient) -
     assert set(updated.customer.fields) == {"vip_no", "spend", "plan"}
 
     async def names(**f: object) -> list[str]:
-        page = await sup.list_customers(pb.ListCustomersRequest(filter=pb.CustomerFilter(**f)))  # type: ignore[arg-type]
+        page = await sup.list_customers(pb.ListCustomersRequest(filter=cpb.CustomerFilter(**f)))  # type: ignore[arg-type]
         return [c.display_name for c in page.customers]
 
     assert await names(query="大文") == ["陳大文 Ann"]
@@ -248,7 +248,7 @@ async def test_recycle_bin_restore_and_purge(
     with pytest.raises(NotFound):
         await sup.get_customer(pb.GetCustomerRequest(name=ann.name))
     binned = await sup.list_customers(
-        pb.ListCustomersRequest(filter=pb.CustomerFilter(deleted=True))
+        pb.ListCustomersRequest(filter=cpb.CustomerFilter(deleted=True))
     )
     assert [c.name for c in binned.customers] == [ann.name]
     assert not (await sup.list_customers(pb.ListCustomersRequest())).customers
@@ -338,7 +338,7 @@ async def test_groups_and_members(api: Running, sup: CustomerClient) -> None:
     )
     assert added.group.member_count == 2
     members = await sup.list_customers(
-        pb.ListCustomersRequest(filter=pb.CustomerFilter(group=group.name))
+        pb.ListCustomersRequest(filter=cpb.CustomerFilter(group=group.name))
     )
     assert {c.name for c in members.customers} == {ann.name, bob.name}
     removed = await sup.remove_customer_group_members(
@@ -489,7 +489,7 @@ async def test_import_dry_run_all_or_nothing_and_idempotent(
     assert await pool.fetch("SELECT customer_id, updated_at FROM customers ORDER BY 1") == stamps
 
     found = await sup.list_customers(
-        pb.ListCustomersRequest(filter=pb.CustomerFilter(external_id="e1"))
+        pb.ListCustomersRequest(filter=cpb.CustomerFilter(external_id="e1"))
     )
     ann = found.customers[0]
     assert list(ann.tags) == ["a", "b"] and list(ann.fields["likes"].list_value.values) == [
@@ -577,7 +577,7 @@ async def test_xlsx_template_import_and_export_round_trip(
             c
             async for c in sup.export_customers(
                 pb.ExportCustomersRequest(
-                    format=pb.FILE_FORMAT_XLSX, filter=pb.CustomerFilter(query="สมชาย")
+                    format=pb.FILE_FORMAT_XLSX, filter=cpb.CustomerFilter(query="สมชาย")
                 )
             )
         ]
@@ -608,7 +608,7 @@ async def test_import_by_email_or_phone_key(
     )
     assert (by_email.created, by_email.updated) == (1, 1)
     found = await sup.list_customers(
-        pb.ListCustomersRequest(filter=pb.CustomerFilter(email="ann@example.com"))
+        pb.ListCustomersRequest(filter=cpb.CustomerFilter(email="ann@example.com"))
     )
     assert [(c.display_name, c.company) for c in found.customers] == [("Ann", "Acme")]
     before = await count(pool)

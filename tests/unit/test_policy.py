@@ -32,7 +32,7 @@ SEEN = {
     R.TEAM,
     R.QUEUE_VISIBLE,
 }
-for _read in ("GetConversation", "ListMessages"):
+for _read in ("GetConversation", "ListMessages", "ListNotes"):
     _row(f"AgentService.{_read}", SEEN, N)
 for _record in ("GetConversationActivity", "PinConversation", "UnpinConversation"):
     _row(f"RecordService.{_record}", SEEN, N)
@@ -78,7 +78,7 @@ def _other_role(role: Role, rpc: str) -> Verdict:
     if service in ("SupervisorService", "RecordService", "BlocklistService", "FollowUpService"):
         return A
     # AgentService: supervisors and admins read any conversation and change none
-    return A if rpc.split(".")[1] in ("GetConversation", "ListMessages") else D
+    return A if rpc.split(".")[1] in ("GetConversation", "ListMessages", "ListNotes") else D
 
 
 CASES = [
@@ -144,6 +144,9 @@ def test_relations_held_together_allow_what_any_of_them_allows() -> None:
         ("ConversationService", "StartConversation", "agent", False),
         ("ConversationService", "StartConversation", "gateway", True),
         ("NoSuchService", "Get", "admin", False),
+        ("CustomerService", "SetUsageLimits", "admin", True),  # admins only
+        ("CustomerService", "SetUsageLimits", "supervisor", False),
+        ("CustomerService", "GetUsage", "supervisor", True),
     ],
 )
 def test_who_may_call_what(service: str, method: str, role: str, expected: bool) -> None:

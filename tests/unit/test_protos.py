@@ -71,6 +71,7 @@ SERVICES: dict[str, set[str]] = {
         "ListMyConversations",
         "GetConversation",
         "ListMessages",
+        "ListNotes",
         "NotifyTyping",
         "MarkRead",
     },
@@ -118,8 +119,9 @@ SERVICES: dict[str, set[str]] = {
         "GetImportTemplate",
         "ExportCustomers",
         "GetUsage",
+        "SetUsageLimits",
     },
-    "BlocklistService": {"CreateBlock", "GetBlock", "ListBlocks", "Unblock"},
+    "BlocklistService": {"CreateBlock", "GetBlock", "ListBlocks", "Unblock", "WatchBlocks"},
     "RecordService": {
         "ListConversations",
         "CountConversations",
@@ -143,6 +145,7 @@ STREAMING = {
     "StreamConversation",
     "ExportCustomers",
     "ExportConversations",
+    "WatchBlocks",
 }
 RESOURCES = {
     "Conversation": "conversations/{conversation}",
@@ -256,9 +259,14 @@ def test_resources_are_named_first_and_relative_to_the_tenant() -> None:
 
 def test_feeds_resume_by_uint64_event_ids() -> None:
     messages = {m.name: m for m in _messages()}
-    for item in ("OutboundItem", "AgentEvent", "ConversationEvent"):
+    for item in ("OutboundItem", "AgentEvent", "ConversationEvent", "BlockEvent"):
         assert messages[item].fields_by_name["event_id"].type == FieldDescriptor.TYPE_UINT64
-    for request in ("StreamOutboundRequest", "StreamEventsRequest", "StreamConversationRequest"):
+    for request in (
+        "StreamOutboundRequest",
+        "StreamEventsRequest",
+        "StreamConversationRequest",
+        "WatchBlocksRequest",
+    ):
         field = messages[request].fields_by_name["resume_after_event_id"]
         assert field.type == FieldDescriptor.TYPE_UINT64
 

@@ -47,6 +47,8 @@ MAX_FIELD_MASK_PATHS: Final = 50
 MAX_INT64: Final = 2**63 - 1
 
 MAX_ATTACHMENTS: Final = 20
+MAX_NOTE_ATTACHMENTS: Final = 10
+"""Files on one note (a conversation's or a customer's; core.store.note_files)."""
 MAX_TAGS: Final = 50
 MAX_TAG_LENGTH: Final = 100
 MAX_NOTE: Final = 10_000
@@ -192,6 +194,10 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}FinishWrapUpRequest.conversation": CONVERSATION,
     f"{_P}AddNoteRequest.conversation": CONVERSATION,
     f"{_P}AddNoteRequest.text": NOTE,
+    f"{_P}AddNoteRequest.attachments": Limit(max_items=MAX_NOTE_ATTACHMENTS),
+    f"{_P}ListNotesRequest.parent": CONVERSATION,
+    f"{_P}ListNotesRequest.page_size": PAGE_SIZE,
+    f"{_P}ListNotesRequest.page_token": PAGE_TOKEN,
     f"{_P}UpdateTagsRequest.conversation": CONVERSATION,
     f"{_P}UpdateTagsRequest.add_tags": TAGS,
     f"{_P}UpdateTagsRequest.remove_tags": TAGS,
@@ -358,6 +364,7 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}MergeCustomersRequest.merged": _names("customers", 50),
     f"{_P}AddCustomerNoteRequest.parent": _name("customers"),
     f"{_P}AddCustomerNoteRequest.text": NOTE,
+    f"{_P}AddCustomerNoteRequest.attachments": Limit(max_items=MAX_NOTE_ATTACHMENTS),
     f"{_P}ListCustomerNotesRequest.parent": _name("customers"),
     f"{_P}ListCustomerNotesRequest.page_size": PAGE_SIZE,
     f"{_P}ListCustomerNotesRequest.page_token": PAGE_TOKEN,
@@ -376,6 +383,8 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}RemoveCustomerGroupMembersRequest.customers": _names("customers", 500),
     f"{_P}ImportCustomersRequest.content": Limit(max_len=MAX_CUSTOMER_IMPORT_BYTES),
     f"{_P}ImportCustomersRequest.key_field": _name("customFields"),
+    f"{_P}SetUsageLimitsRequest.max_customers": Limit(low=0, high=MAX_INT64),
+    f"{_P}SetUsageLimitsRequest.max_groups": Limit(low=0, high=MAX_INT64),
     # --- BlocklistService (the values' syntax is the servicer's: core.store.blocklist) --------
     f"{_P}CustomerIdentity.ip_address": Limit(max_len=45),
     f"{_P}Block.customer": _name("customers"),
@@ -393,6 +402,7 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}ListBlocksRequest.phone": Limit(max_len=16),
     f"{_P}ListBlocksRequest.email": Limit(max_len=320),
     f"{_P}ListBlocksRequest.ip_address": Limit(max_len=45),
+    f"{_P}WatchBlocksRequest.resume_after_event_id": EVENT_ID,
     # --- FollowUpService -----------------------------------------------------------------------
     f"{_P}ListLeftMessagesRequest.page_size": PAGE_SIZE,
     f"{_P}ListLeftMessagesRequest.page_token": PAGE_TOKEN,

@@ -133,6 +133,11 @@ class AgentServiceStub:
                 request_serializer=usher_dot_v1_dot_agent__service__pb2.ListMessagesRequest.SerializeToString,
                 response_deserializer=usher_dot_v1_dot_agent__service__pb2.ListMessagesResponse.FromString,
                 _registered_method=True)
+        self.ListNotes = channel.unary_unary(
+                '/usher.v1.AgentService/ListNotes',
+                request_serializer=usher_dot_v1_dot_agent__service__pb2.ListNotesRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_agent__service__pb2.ListNotesResponse.FromString,
+                _registered_method=True)
         self.NotifyTyping = channel.unary_unary(
                 '/usher.v1.AgentService/NotifyTyping',
                 request_serializer=usher_dot_v1_dot_agent__service__pb2.AgentServiceNotifyTypingRequest.SerializeToString,
@@ -300,10 +305,11 @@ class AgentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AddNote(self, request, context):
-        """Leave a private note on a conversation (never shown to the customer): one the agent owns,
-        served, or is party to a pending transfer of.
+        """Leave a private note, with files if any, on a conversation (never shown to the customer):
+        one the agent owns, served, or is party to a pending transfer of. ListNotes reads them.
 
-        Errors: INVALID_ARGUMENT (empty or over 64 KiB), NOT_FOUND, PERMISSION_DENIED.
+        Errors: INVALID_ARGUMENT (no text and no file, text over 10,000 characters, a file without
+        a name, type or URI, or over the size limit), NOT_FOUND, PERMISSION_DENIED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -343,6 +349,14 @@ class AgentServiceServicer:
         message's `create_time` is the sender's clock where the channel gives one, so it may be out
         of that order). AIP-132 paging: each page continues after the last message of the previous
         one, so messages recorded meanwhile appear on a later page and none repeats. Same access as
+        GetConversation. Errors: NOT_FOUND, INVALID_ARGUMENT (bad page token or size).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNotes(self, request, context):
+        """A conversation's notes with their files, oldest first (AIP-132 paging). Same access as
         GetConversation. Errors: NOT_FOUND, INVALID_ARGUMENT (bad page token or size).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -453,6 +467,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.ListMessages,
                     request_deserializer=usher_dot_v1_dot_agent__service__pb2.ListMessagesRequest.FromString,
                     response_serializer=usher_dot_v1_dot_agent__service__pb2.ListMessagesResponse.SerializeToString,
+            ),
+            'ListNotes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNotes,
+                    request_deserializer=usher_dot_v1_dot_agent__service__pb2.ListNotesRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_agent__service__pb2.ListNotesResponse.SerializeToString,
             ),
             'NotifyTyping': grpc.unary_unary_rpc_method_handler(
                     servicer.NotifyTyping,
@@ -938,6 +957,33 @@ class AgentService:
             '/usher.v1.AgentService/ListMessages',
             usher_dot_v1_dot_agent__service__pb2.ListMessagesRequest.SerializeToString,
             usher_dot_v1_dot_agent__service__pb2.ListMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNotes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usher.v1.AgentService/ListNotes',
+            usher_dot_v1_dot_agent__service__pb2.ListNotesRequest.SerializeToString,
+            usher_dot_v1_dot_agent__service__pb2.ListNotesResponse.FromString,
             options,
             channel_credentials,
             insecure,

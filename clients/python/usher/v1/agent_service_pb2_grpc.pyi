@@ -137,10 +137,11 @@ class AgentServiceStub:
     Errors: NOT_FOUND, PERMISSION_DENIED (not the owner), FAILED_PRECONDITION (not in wrap-up).
     """
     AddNote: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.AddNoteRequest, _agent_service_pb2.AddNoteResponse]
-    """Leave a private note on a conversation (never shown to the customer): one the agent owns,
-    served, or is party to a pending transfer of.
+    """Leave a private note, with files if any, on a conversation (never shown to the customer):
+    one the agent owns, served, or is party to a pending transfer of. ListNotes reads them.
 
-    Errors: INVALID_ARGUMENT (empty or over 64 KiB), NOT_FOUND, PERMISSION_DENIED.
+    Errors: INVALID_ARGUMENT (no text and no file, text over 10,000 characters, a file without
+    a name, type or URI, or over the size limit), NOT_FOUND, PERMISSION_DENIED.
     """
     UpdateTags: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.UpdateTagsRequest, _agent_service_pb2.UpdateTagsResponse]
     """Add and remove tags on a conversation the agent owns or served. Adding a present tag or
@@ -164,6 +165,10 @@ class AgentServiceStub:
     message's `create_time` is the sender's clock where the channel gives one, so it may be out
     of that order). AIP-132 paging: each page continues after the last message of the previous
     one, so messages recorded meanwhile appear on a later page and none repeats. Same access as
+    GetConversation. Errors: NOT_FOUND, INVALID_ARGUMENT (bad page token or size).
+    """
+    ListNotes: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListNotesRequest, _agent_service_pb2.ListNotesResponse]
+    """A conversation's notes with their files, oldest first (AIP-132 paging). Same access as
     GetConversation. Errors: NOT_FOUND, INVALID_ARGUMENT (bad page token or size).
     """
     NotifyTyping: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.AgentServiceNotifyTypingRequest, _agent_service_pb2.AgentServiceNotifyTypingResponse]
@@ -285,10 +290,11 @@ class AgentServiceAsyncStub(AgentServiceStub):
     Errors: NOT_FOUND, PERMISSION_DENIED (not the owner), FAILED_PRECONDITION (not in wrap-up).
     """
     AddNote: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.AddNoteRequest, _agent_service_pb2.AddNoteResponse]  # type: ignore[assignment]
-    """Leave a private note on a conversation (never shown to the customer): one the agent owns,
-    served, or is party to a pending transfer of.
+    """Leave a private note, with files if any, on a conversation (never shown to the customer):
+    one the agent owns, served, or is party to a pending transfer of. ListNotes reads them.
 
-    Errors: INVALID_ARGUMENT (empty or over 64 KiB), NOT_FOUND, PERMISSION_DENIED.
+    Errors: INVALID_ARGUMENT (no text and no file, text over 10,000 characters, a file without
+    a name, type or URI, or over the size limit), NOT_FOUND, PERMISSION_DENIED.
     """
     UpdateTags: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.UpdateTagsRequest, _agent_service_pb2.UpdateTagsResponse]  # type: ignore[assignment]
     """Add and remove tags on a conversation the agent owns or served. Adding a present tag or
@@ -312,6 +318,10 @@ class AgentServiceAsyncStub(AgentServiceStub):
     message's `create_time` is the sender's clock where the channel gives one, so it may be out
     of that order). AIP-132 paging: each page continues after the last message of the previous
     one, so messages recorded meanwhile appear on a later page and none repeats. Same access as
+    GetConversation. Errors: NOT_FOUND, INVALID_ARGUMENT (bad page token or size).
+    """
+    ListNotes: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListNotesRequest, _agent_service_pb2.ListNotesResponse]  # type: ignore[assignment]
+    """A conversation's notes with their files, oldest first (AIP-132 paging). Same access as
     GetConversation. Errors: NOT_FOUND, INVALID_ARGUMENT (bad page token or size).
     """
     NotifyTyping: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.AgentServiceNotifyTypingRequest, _agent_service_pb2.AgentServiceNotifyTypingResponse]  # type: ignore[assignment]
@@ -508,10 +518,11 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_service_pb2.AddNoteRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_service_pb2.AddNoteResponse, _abc.Awaitable[_agent_service_pb2.AddNoteResponse]]:
-        """Leave a private note on a conversation (never shown to the customer): one the agent owns,
-        served, or is party to a pending transfer of.
+        """Leave a private note, with files if any, on a conversation (never shown to the customer):
+        one the agent owns, served, or is party to a pending transfer of. ListNotes reads them.
 
-        Errors: INVALID_ARGUMENT (empty or over 64 KiB), NOT_FOUND, PERMISSION_DENIED.
+        Errors: INVALID_ARGUMENT (no text and no file, text over 10,000 characters, a file without
+        a name, type or URI, or over the size limit), NOT_FOUND, PERMISSION_DENIED.
         """
 
     @_abc_1.abstractmethod
@@ -559,6 +570,16 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         message's `create_time` is the sender's clock where the channel gives one, so it may be out
         of that order). AIP-132 paging: each page continues after the last message of the previous
         one, so messages recorded meanwhile appear on a later page and none repeats. Same access as
+        GetConversation. Errors: NOT_FOUND, INVALID_ARGUMENT (bad page token or size).
+        """
+
+    @_abc_1.abstractmethod
+    def ListNotes(
+        self,
+        request: _agent_service_pb2.ListNotesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.ListNotesResponse, _abc.Awaitable[_agent_service_pb2.ListNotesResponse]]:
+        """A conversation's notes with their files, oldest first (AIP-132 paging). Same access as
         GetConversation. Errors: NOT_FOUND, INVALID_ARGUMENT (bad page token or size).
         """
 

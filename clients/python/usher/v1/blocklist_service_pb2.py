@@ -26,15 +26,17 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n usher/v1/blocklist_service.proto\x12\x08usher.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd8\x02\n\x05\x42lock\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\x08\x63ustomer\x18\x02 \x01(\tH\x00\x12\x0f\n\x05phone\x18\x03 \x01(\tH\x00\x12\x0f\n\x05\x65mail\x18\x04 \x01(\tH\x00\x12\x14\n\nip_address\x18\x05 \x01(\tH\x00\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x05state\x18\x08 \x01(\x0e\x32\x14.usher.v1.BlockState\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63reator\x18\n \x01(\t\x12\x30\n\x0cunblock_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tunblocker\x18\x0c \x01(\tB\x08\n\x06target\"r\n\x12\x43reateBlockRequest\x12\x1e\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x0f.usher.v1.Block\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0c\x63onversation\x18\x03 \x01(\t\"5\n\x13\x43reateBlockResponse\x12\x1e\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x0f.usher.v1.Block\"\x1f\n\x0fGetBlockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"2\n\x10GetBlockResponse\x12\x1e\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x0f.usher.v1.Block\"\xa7\x01\n\x11ListBlocksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\x08\x63ustomer\x18\x03 \x01(\tH\x00\x12\x0f\n\x05phone\x18\x04 \x01(\tH\x00\x12\x0f\n\x05\x65mail\x18\x05 \x01(\tH\x00\x12\x14\n\nip_address\x18\x06 \x01(\tH\x00\x12\x15\n\rshow_inactive\x18\x07 \x01(\x08\x42\x08\n\x06target\"N\n\x12ListBlocksResponse\x12\x1f\n\x06\x62locks\x18\x01 \x03(\x0b\x32\x0f.usher.v1.Block\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1e\n\x0eUnblockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"1\n\x0fUnblockResponse\x12\x1e\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x0f.usher.v1.Block*u\n\nBlockState\x12\x1b\n\x17\x42LOCK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x42LOCK_STATE_ACTIVE\x10\x01\x12\x17\n\x13\x42LOCK_STATE_EXPIRED\x10\x02\x12\x19\n\x15\x42LOCK_STATE_UNBLOCKED\x10\x03\x32\xaa\x02\n\x10\x42locklistService\x12J\n\x0b\x43reateBlock\x12\x1c.usher.v1.CreateBlockRequest\x1a\x1d.usher.v1.CreateBlockResponse\x12\x41\n\x08GetBlock\x12\x19.usher.v1.GetBlockRequest\x1a\x1a.usher.v1.GetBlockResponse\x12G\n\nListBlocks\x12\x1b.usher.v1.ListBlocksRequest\x1a\x1c.usher.v1.ListBlocksResponse\x12>\n\x07Unblock\x12\x18.usher.v1.UnblockRequest\x1a\x19.usher.v1.UnblockResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n usher/v1/blocklist_service.proto\x12\x08usher.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd8\x02\n\x05\x42lock\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\x08\x63ustomer\x18\x02 \x01(\tH\x00\x12\x0f\n\x05phone\x18\x03 \x01(\tH\x00\x12\x0f\n\x05\x65mail\x18\x04 \x01(\tH\x00\x12\x14\n\nip_address\x18\x05 \x01(\tH\x00\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x05state\x18\x08 \x01(\x0e\x32\x14.usher.v1.BlockState\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63reator\x18\n \x01(\t\x12\x30\n\x0cunblock_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tunblocker\x18\x0c \x01(\tB\x08\n\x06target\"r\n\x12\x43reateBlockRequest\x12\x1e\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x0f.usher.v1.Block\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0c\x63onversation\x18\x03 \x01(\t\"5\n\x13\x43reateBlockResponse\x12\x1e\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x0f.usher.v1.Block\"\x1f\n\x0fGetBlockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"2\n\x10GetBlockResponse\x12\x1e\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x0f.usher.v1.Block\"\xa7\x01\n\x11ListBlocksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\x08\x63ustomer\x18\x03 \x01(\tH\x00\x12\x0f\n\x05phone\x18\x04 \x01(\tH\x00\x12\x0f\n\x05\x65mail\x18\x05 \x01(\tH\x00\x12\x14\n\nip_address\x18\x06 \x01(\tH\x00\x12\x15\n\rshow_inactive\x18\x07 \x01(\x08\x42\x08\n\x06target\"l\n\x12ListBlocksResponse\x12\x1f\n\x06\x62locks\x18\x01 \x03(\x0b\x32\x0f.usher.v1.Block\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x1c\n\x14watch_after_event_id\x18\x03 \x01(\x04\"\x1e\n\x0eUnblockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"1\n\x0fUnblockResponse\x12\x1e\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x0f.usher.v1.Block\"3\n\x12WatchBlocksRequest\x12\x1d\n\x15resume_after_event_id\x18\x01 \x01(\x04\";\n\x13WatchBlocksResponse\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.usher.v1.BlockEvent\"\x8f\x01\n\nBlockEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x04\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x06\x63hange\x18\x03 \x01(\x0e\x32\x15.usher.v1.BlockChange\x12\x1e\n\x05\x62lock\x18\x04 \x01(\x0b\x32\x0f.usher.v1.Block*u\n\nBlockState\x12\x1b\n\x17\x42LOCK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x42LOCK_STATE_ACTIVE\x10\x01\x12\x17\n\x13\x42LOCK_STATE_EXPIRED\x10\x02\x12\x19\n\x15\x42LOCK_STATE_UNBLOCKED\x10\x03*{\n\x0b\x42lockChange\x12\x1c\n\x18\x42LOCK_CHANGE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42LOCK_CHANGE_CREATED\x10\x01\x12\x1a\n\x16\x42LOCK_CHANGE_UNBLOCKED\x10\x02\x12\x18\n\x14\x42LOCK_CHANGE_EXPIRED\x10\x03\x32\xf8\x02\n\x10\x42locklistService\x12J\n\x0b\x43reateBlock\x12\x1c.usher.v1.CreateBlockRequest\x1a\x1d.usher.v1.CreateBlockResponse\x12\x41\n\x08GetBlock\x12\x19.usher.v1.GetBlockRequest\x1a\x1a.usher.v1.GetBlockResponse\x12G\n\nListBlocks\x12\x1b.usher.v1.ListBlocksRequest\x1a\x1c.usher.v1.ListBlocksResponse\x12>\n\x07Unblock\x12\x18.usher.v1.UnblockRequest\x1a\x19.usher.v1.UnblockResponse\x12L\n\x0bWatchBlocks\x12\x1c.usher.v1.WatchBlocksRequest\x1a\x1d.usher.v1.WatchBlocksResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'usher.v1.blocklist_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BLOCKSTATE']._serialized_start=1047
-  _globals['_BLOCKSTATE']._serialized_end=1164
+  _globals['_BLOCKSTATE']._serialized_start=1337
+  _globals['_BLOCKSTATE']._serialized_end=1454
+  _globals['_BLOCKCHANGE']._serialized_start=1456
+  _globals['_BLOCKCHANGE']._serialized_end=1579
   _globals['_BLOCK']._serialized_start=112
   _globals['_BLOCK']._serialized_end=456
   _globals['_CREATEBLOCKREQUEST']._serialized_start=458
@@ -48,11 +50,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTBLOCKSREQUEST']._serialized_start=715
   _globals['_LISTBLOCKSREQUEST']._serialized_end=882
   _globals['_LISTBLOCKSRESPONSE']._serialized_start=884
-  _globals['_LISTBLOCKSRESPONSE']._serialized_end=962
-  _globals['_UNBLOCKREQUEST']._serialized_start=964
-  _globals['_UNBLOCKREQUEST']._serialized_end=994
-  _globals['_UNBLOCKRESPONSE']._serialized_start=996
-  _globals['_UNBLOCKRESPONSE']._serialized_end=1045
-  _globals['_BLOCKLISTSERVICE']._serialized_start=1167
-  _globals['_BLOCKLISTSERVICE']._serialized_end=1465
+  _globals['_LISTBLOCKSRESPONSE']._serialized_end=992
+  _globals['_UNBLOCKREQUEST']._serialized_start=994
+  _globals['_UNBLOCKREQUEST']._serialized_end=1024
+  _globals['_UNBLOCKRESPONSE']._serialized_start=1026
+  _globals['_UNBLOCKRESPONSE']._serialized_end=1075
+  _globals['_WATCHBLOCKSREQUEST']._serialized_start=1077
+  _globals['_WATCHBLOCKSREQUEST']._serialized_end=1128
+  _globals['_WATCHBLOCKSRESPONSE']._serialized_start=1130
+  _globals['_WATCHBLOCKSRESPONSE']._serialized_end=1189
+  _globals['_BLOCKEVENT']._serialized_start=1192
+  _globals['_BLOCKEVENT']._serialized_end=1335
+  _globals['_BLOCKLISTSERVICE']._serialized_start=1582
+  _globals['_BLOCKLISTSERVICE']._serialized_end=1958
 # @@protoc_insertion_point(module_scope)

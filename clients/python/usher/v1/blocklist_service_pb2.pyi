@@ -47,6 +47,32 @@ BLOCK_STATE_UNBLOCKED: BlockState.ValueType  # 3
 """Someone unblocked it (`unblock_time`, `unblocker`)."""
 Global___BlockState: _TypeAlias = BlockState  # noqa: Y015
 
+class _BlockChange:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BlockChangeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BlockChange.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BLOCK_CHANGE_UNSPECIFIED: _BlockChange.ValueType  # 0
+    BLOCK_CHANGE_CREATED: _BlockChange.ValueType  # 1
+    """Someone blocked (CreateBlock)."""
+    BLOCK_CHANGE_UNBLOCKED: _BlockChange.ValueType  # 2
+    """Someone unblocked (Unblock)."""
+    BLOCK_CHANGE_EXPIRED: _BlockChange.ValueType  # 3
+    """Its `expire_time` passed."""
+
+class BlockChange(_BlockChange, metaclass=_BlockChangeEnumTypeWrapper):
+    """What changed about a block."""
+
+BLOCK_CHANGE_UNSPECIFIED: BlockChange.ValueType  # 0
+BLOCK_CHANGE_CREATED: BlockChange.ValueType  # 1
+"""Someone blocked (CreateBlock)."""
+BLOCK_CHANGE_UNBLOCKED: BlockChange.ValueType  # 2
+"""Someone unblocked (Unblock)."""
+BLOCK_CHANGE_EXPIRED: BlockChange.ValueType  # 3
+"""Its `expire_time` passed."""
+Global___BlockChange: _TypeAlias = BlockChange  # noqa: Y015
+
 @_typing.final
 class Block(_message.Message):
     """Who may not reach the tenant's agents, until when, and why.
@@ -284,8 +310,13 @@ class ListBlocksResponse(_message.Message):
 
     BLOCKS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    WATCH_AFTER_EVENT_ID_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Empty on the last page."""
+    watch_after_event_id: _builtins.int
+    """The last block change this page reflects: WatchBlocks resuming after it misses no change
+    made since (a change may show both here and on the stream).
+    """
     @_builtins.property
     def blocks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Block]: ...
     def __init__(
@@ -293,10 +324,11 @@ class ListBlocksResponse(_message.Message):
         *,
         blocks: _abc.Iterable[Global___Block] | None = ...,
         next_page_token: _builtins.str = ...,
+        watch_after_event_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocks", b"blocks", "next_page_token", b"next_page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocks", b"blocks", "next_page_token", b"next_page_token", "watch_after_event_id", b"watch_after_event_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -345,3 +377,84 @@ class UnblockResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UnblockResponse: _TypeAlias = UnblockResponse  # noqa: Y015
+
+@_typing.final
+class WatchBlocksRequest(_message.Message):
+    """Watch the tenant's block changes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESUME_AFTER_EVENT_ID_FIELD_NUMBER: _builtins.int
+    resume_after_event_id: _builtins.int
+    """Resume after this event id (the last one processed); 0: from the first change kept."""
+    def __init__(
+        self,
+        *,
+        resume_after_event_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resume_after_event_id", b"resume_after_event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchBlocksRequest: _TypeAlias = WatchBlocksRequest  # noqa: Y015
+
+@_typing.final
+class WatchBlocksResponse(_message.Message):
+    """One or more block changes, in `event_id` order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___BlockEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___BlockEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchBlocksResponse: _TypeAlias = WatchBlocksResponse  # noqa: Y015
+
+@_typing.final
+class BlockEvent(_message.Message):
+    """A change of one block."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    BLOCK_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.int
+    """Increases by one along the tenant's changes."""
+    change: Global___BlockChange.ValueType
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the change took effect (an expiry: the block's `expire_time`)."""
+
+    @_builtins.property
+    def block(self) -> Global___Block:
+        """The block as the change left it (`state` ACTIVE after CREATED, whatever happened later)."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        change: Global___BlockChange.ValueType = ...,
+        block: Global___Block | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["block", b"block", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["block", b"block", "change", b"change", "event_id", b"event_id", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BlockEvent: _TypeAlias = BlockEvent  # noqa: Y015

@@ -70,6 +70,11 @@ class BlocklistServiceStub:
                 request_serializer=usher_dot_v1_dot_blocklist__service__pb2.UnblockRequest.SerializeToString,
                 response_deserializer=usher_dot_v1_dot_blocklist__service__pb2.UnblockResponse.FromString,
                 _registered_method=True)
+        self.WatchBlocks = channel.unary_stream(
+                '/usher.v1.BlocklistService/WatchBlocks',
+                request_serializer=usher_dot_v1_dot_blocklist__service__pb2.WatchBlocksRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_blocklist__service__pb2.WatchBlocksResponse.FromString,
+                _registered_method=True)
 
 
 class BlocklistServiceServicer:
@@ -125,6 +130,17 @@ class BlocklistServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchBlocks(self, request, context):
+        """The tenant's block changes as they happen: each creation, unblocking and expiry, once, in
+        order, resumable after the last `event_id` processed (ListBlocksResponse's
+        `watch_after_event_id` continues a listing without a gap). An expiry is recorded by a sweep
+        every few seconds after its `expire_time` (the block stops matching at that time
+        regardless). Errors: RESOURCE_EXHAUSTED (too many open streams).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlocklistServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -147,6 +163,11 @@ def add_BlocklistServiceServicer_to_server(servicer, server):
                     servicer.Unblock,
                     request_deserializer=usher_dot_v1_dot_blocklist__service__pb2.UnblockRequest.FromString,
                     response_serializer=usher_dot_v1_dot_blocklist__service__pb2.UnblockResponse.SerializeToString,
+            ),
+            'WatchBlocks': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchBlocks,
+                    request_deserializer=usher_dot_v1_dot_blocklist__service__pb2.WatchBlocksRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_blocklist__service__pb2.WatchBlocksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -273,6 +294,33 @@ class BlocklistService:
             '/usher.v1.BlocklistService/Unblock',
             usher_dot_v1_dot_blocklist__service__pb2.UnblockRequest.SerializeToString,
             usher_dot_v1_dot_blocklist__service__pb2.UnblockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchBlocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/usher.v1.BlocklistService/WatchBlocks',
+            usher_dot_v1_dot_blocklist__service__pb2.WatchBlocksRequest.SerializeToString,
+            usher_dot_v1_dot_blocklist__service__pb2.WatchBlocksResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -66,6 +66,13 @@ class BlocklistServiceStub:
     """End a block now; the row stays, with who ended it and when. Unblocking a block that is no
     longer active changes nothing and returns it. Errors: NOT_FOUND.
     """
+    WatchBlocks: _grpc.UnaryStreamMultiCallable[_blocklist_service_pb2.WatchBlocksRequest, _blocklist_service_pb2.WatchBlocksResponse]
+    """The tenant's block changes as they happen: each creation, unblocking and expiry, once, in
+    order, resumable after the last `event_id` processed (ListBlocksResponse's
+    `watch_after_event_id` continues a listing without a gap). An expiry is recorded by a sweep
+    every few seconds after its `expire_time` (the block stops matching at that time
+    regardless). Errors: RESOURCE_EXHAUSTED (too many open streams).
+    """
 
 @_typing.type_check_only
 class BlocklistServiceAsyncStub(BlocklistServiceStub):
@@ -104,6 +111,13 @@ class BlocklistServiceAsyncStub(BlocklistServiceStub):
     Unblock: _aio.UnaryUnaryMultiCallable[_blocklist_service_pb2.UnblockRequest, _blocklist_service_pb2.UnblockResponse]  # type: ignore[assignment]
     """End a block now; the row stays, with who ended it and when. Unblocking a block that is no
     longer active changes nothing and returns it. Errors: NOT_FOUND.
+    """
+    WatchBlocks: _aio.UnaryStreamMultiCallable[_blocklist_service_pb2.WatchBlocksRequest, _blocklist_service_pb2.WatchBlocksResponse]  # type: ignore[assignment]
+    """The tenant's block changes as they happen: each creation, unblocking and expiry, once, in
+    order, resumable after the last `event_id` processed (ListBlocksResponse's
+    `watch_after_event_id` continues a listing without a gap). An expiry is recorded by a sweep
+    every few seconds after its `expire_time` (the block stops matching at that time
+    regardless). Errors: RESOURCE_EXHAUSTED (too many open streams).
     """
 
 class BlocklistServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -164,6 +178,19 @@ class BlocklistServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_blocklist_service_pb2.UnblockResponse, _abc.Awaitable[_blocklist_service_pb2.UnblockResponse]]:
         """End a block now; the row stays, with who ended it and when. Unblocking a block that is no
         longer active changes nothing and returns it. Errors: NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchBlocks(
+        self,
+        request: _blocklist_service_pb2.WatchBlocksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_blocklist_service_pb2.WatchBlocksResponse], _abc.AsyncIterator[_blocklist_service_pb2.WatchBlocksResponse]]:
+        """The tenant's block changes as they happen: each creation, unblocking and expiry, once, in
+        order, resumable after the last `event_id` processed (ListBlocksResponse's
+        `watch_after_event_id` continues a listing without a gap). An expiry is recorded by a sweep
+        every few seconds after its `expire_time` (the block stops matching at that time
+        regardless). Errors: RESOURCE_EXHAUSTED (too many open streams).
         """
 
 def add_BlocklistServiceServicer_to_server(servicer: BlocklistServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from usher.v1 import conversation_pb2 as usher_dot_v1_dot_conversation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17usher/v1/customer.proto\x12\x08usher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x04\n\x08\x43ustomer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\r\n\x05\x65mail\x18\x04 \x01(\t\x12\x0f\n\x07\x63ompany\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x06 \x01(\t\x12\x10\n\x08language\x18\x07 \x01(\t\x12\x0e\n\x06region\x18\x08 \x01(\t\x12\x12\n\navatar_uri\x18\t \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\n \x01(\t\x12\x0c\n\x04tags\x18\x0b \x03(\t\x12.\n\x06\x66ields\x18\x0c \x03(\x0b\x32\x1e.usher.v1.Customer.FieldsEntry\x12\r\n\x05owner\x18\r \x01(\t\x12(\n\nvisibility\x18\x0e \x01(\x0e\x32\x14.usher.v1.Visibility\x12-\n\nidentities\x18\x0f \x03(\x0b\x32\x19.usher.v1.ChannelIdentity\x12\x0e\n\x06groups\x18\x10 \x03(\t\x12/\n\x0b\x63reate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65lete_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05\x62lock\x18\x14 \x01(\x0b\x32\x17.usher.v1.CustomerBlock\x1aI\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.usher.v1.CustomFieldValue:\x02\x38\x01\"\x90\x01\n\rCustomerBlock\x12\r\n\x05\x62lock\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"7\n\x0f\x43hannelIdentity\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x02 \x01(\t\"\x8c\x01\n\x10\x43ustomFieldValue\x12\x16\n\x0cstring_value\x18\x01 \x01(\tH\x00\x12\x16\n\x0cnumber_value\x18\x02 \x01(\x01H\x00\x12\x14\n\nbool_value\x18\x03 \x01(\x08H\x00\x12*\n\nlist_value\x18\x04 \x01(\x0b\x32\x14.usher.v1.StringListH\x00\x42\x06\n\x04kind\"\x1c\n\nStringList\x12\x0e\n\x06values\x18\x01 \x03(\t\"\x97\x02\n\x0b\x43ustomField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\'\n\x04type\x18\x03 \x01(\x0e\x32\x19.usher.v1.CustomFieldType\x12\x0e\n\x06unique\x18\x04 \x01(\x08\x12\x10\n\x08required\x18\x05 \x01(\x08\x12\x0f\n\x07\x65nabled\x18\x06 \x01(\x08\x12\x15\n\rdisplay_order\x18\x07 \x01(\x05\x12\x0f\n\x07\x63hoices\x18\x08 \x03(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\rCustomerGroup\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x14\n\x0cmember_count\x18\x03 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"k\n\x0c\x43ustomerNote\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\";\n\tUsageItem\x12\x0c\n\x04used\x18\x01 \x01(\x03\x12\r\n\x05limit\x18\x02 \x01(\x03\x12\x11\n\tunlimited\x18\x03 \x01(\x08*n\n\nVisibility\x12\x1a\n\x16VISIBILITY_UNSPECIFIED\x10\x00\x12\x16\n\x12VISIBILITY_PRIVATE\x10\x01\x12\x15\n\x11VISIBILITY_SHARED\x10\x02\x12\x15\n\x11VISIBILITY_PUBLIC\x10\x03*\xaf\x02\n\x0f\x43ustomFieldType\x12!\n\x1d\x43USTOM_FIELD_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43USTOM_FIELD_TYPE_TEXT\x10\x01\x12\x1c\n\x18\x43USTOM_FIELD_TYPE_NUMBER\x10\x02\x12\x1a\n\x16\x43USTOM_FIELD_TYPE_DATE\x10\x03\x12\x1d\n\x19\x43USTOM_FIELD_TYPE_BOOLEAN\x10\x04\x12#\n\x1f\x43USTOM_FIELD_TYPE_SINGLE_CHOICE\x10\x05\x12%\n!CUSTOM_FIELD_TYPE_MULTIPLE_CHOICE\x10\x06\x12\x1b\n\x17\x43USTOM_FIELD_TYPE_PHONE\x10\x07\x12\x1b\n\x17\x43USTOM_FIELD_TYPE_EMAIL\x10\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17usher/v1/customer.proto\x12\x08usher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1busher/v1/conversation.proto\"\xf5\x04\n\x08\x43ustomer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\r\n\x05\x65mail\x18\x04 \x01(\t\x12\x0f\n\x07\x63ompany\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x06 \x01(\t\x12\x10\n\x08language\x18\x07 \x01(\t\x12\x0e\n\x06region\x18\x08 \x01(\t\x12\x12\n\navatar_uri\x18\t \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\n \x01(\t\x12\x0c\n\x04tags\x18\x0b \x03(\t\x12.\n\x06\x66ields\x18\x0c \x03(\x0b\x32\x1e.usher.v1.Customer.FieldsEntry\x12\r\n\x05owner\x18\r \x01(\t\x12(\n\nvisibility\x18\x0e \x01(\x0e\x32\x14.usher.v1.Visibility\x12-\n\nidentities\x18\x0f \x03(\x0b\x32\x19.usher.v1.ChannelIdentity\x12\x0e\n\x06groups\x18\x10 \x03(\t\x12/\n\x0b\x63reate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65lete_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05\x62lock\x18\x14 \x01(\x0b\x32\x17.usher.v1.CustomerBlock\x1aI\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.usher.v1.CustomFieldValue:\x02\x38\x01\"\x90\x01\n\rCustomerBlock\x12\r\n\x05\x62lock\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"7\n\x0f\x43hannelIdentity\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x02 \x01(\t\"\x8c\x01\n\x10\x43ustomFieldValue\x12\x16\n\x0cstring_value\x18\x01 \x01(\tH\x00\x12\x16\n\x0cnumber_value\x18\x02 \x01(\x01H\x00\x12\x14\n\nbool_value\x18\x03 \x01(\x08H\x00\x12*\n\nlist_value\x18\x04 \x01(\x0b\x32\x14.usher.v1.StringListH\x00\x42\x06\n\x04kind\"\x1c\n\nStringList\x12\x0e\n\x06values\x18\x01 \x03(\t\"\x97\x02\n\x0b\x43ustomField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\'\n\x04type\x18\x03 \x01(\x0e\x32\x19.usher.v1.CustomFieldType\x12\x0e\n\x06unique\x18\x04 \x01(\x08\x12\x10\n\x08required\x18\x05 \x01(\x08\x12\x0f\n\x07\x65nabled\x18\x06 \x01(\x08\x12\x15\n\rdisplay_order\x18\x07 \x01(\x05\x12\x0f\n\x07\x63hoices\x18\x08 \x03(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa4\x01\n\rCustomerGroup\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x14\n\x0cmember_count\x18\x03 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x18.usher.v1.CustomerFilter\"\xa7\x02\n\x0e\x43ustomerFilter\x12\r\n\x05query\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\r\n\x05\x65mail\x18\x04 \x01(\t\x12\x0f\n\x07\x63ompany\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x06 \x01(\t\x12\x10\n\x08language\x18\x07 \x01(\t\x12\x0e\n\x06region\x18\x08 \x01(\t\x12\x12\n\navatar_uri\x18\t \x01(\t\x12\x0c\n\x04tags\x18\n \x03(\t\x12\r\n\x05group\x18\x0b \x01(\t\x12\r\n\x05owner\x18\x0c \x01(\t\x12(\n\nvisibility\x18\r \x01(\x0e\x32\x14.usher.v1.Visibility\x12\x0f\n\x07\x64\x65leted\x18\x0e \x01(\x08\x12\x13\n\x0b\x65xternal_id\x18\x0f \x01(\t\"\x96\x01\n\x0c\x43ustomerNote\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x0b\x61ttachments\x18\x05 \x03(\x0b\x32\x14.usher.v1.Attachment\";\n\tUsageItem\x12\x0c\n\x04used\x18\x01 \x01(\x03\x12\r\n\x05limit\x18\x02 \x01(\x03\x12\x11\n\tunlimited\x18\x03 \x01(\x08*n\n\nVisibility\x12\x1a\n\x16VISIBILITY_UNSPECIFIED\x10\x00\x12\x16\n\x12VISIBILITY_PRIVATE\x10\x01\x12\x15\n\x11VISIBILITY_SHARED\x10\x02\x12\x15\n\x11VISIBILITY_PUBLIC\x10\x03*\xaf\x02\n\x0f\x43ustomFieldType\x12!\n\x1d\x43USTOM_FIELD_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43USTOM_FIELD_TYPE_TEXT\x10\x01\x12\x1c\n\x18\x43USTOM_FIELD_TYPE_NUMBER\x10\x02\x12\x1a\n\x16\x43USTOM_FIELD_TYPE_DATE\x10\x03\x12\x1d\n\x19\x43USTOM_FIELD_TYPE_BOOLEAN\x10\x04\x12#\n\x1f\x43USTOM_FIELD_TYPE_SINGLE_CHOICE\x10\x05\x12%\n!CUSTOM_FIELD_TYPE_MULTIPLE_CHOICE\x10\x06\x12\x1b\n\x17\x43USTOM_FIELD_TYPE_PHONE\x10\x07\x12\x1b\n\x17\x43USTOM_FIELD_TYPE_EMAIL\x10\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,28 +35,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CUSTOMER_FIELDSENTRY']._loaded_options = None
   _globals['_CUSTOMER_FIELDSENTRY']._serialized_options = b'8\001'
-  _globals['_VISIBILITY']._serialized_start=1655
-  _globals['_VISIBILITY']._serialized_end=1765
-  _globals['_CUSTOMFIELDTYPE']._serialized_start=1768
-  _globals['_CUSTOMFIELDTYPE']._serialized_end=2071
-  _globals['_CUSTOMER']._serialized_start=71
-  _globals['_CUSTOMER']._serialized_end=700
-  _globals['_CUSTOMER_FIELDSENTRY']._serialized_start=627
-  _globals['_CUSTOMER_FIELDSENTRY']._serialized_end=700
-  _globals['_CUSTOMERBLOCK']._serialized_start=703
-  _globals['_CUSTOMERBLOCK']._serialized_end=847
-  _globals['_CHANNELIDENTITY']._serialized_start=849
-  _globals['_CHANNELIDENTITY']._serialized_end=904
-  _globals['_CUSTOMFIELDVALUE']._serialized_start=907
-  _globals['_CUSTOMFIELDVALUE']._serialized_end=1047
-  _globals['_STRINGLIST']._serialized_start=1049
-  _globals['_STRINGLIST']._serialized_end=1077
-  _globals['_CUSTOMFIELD']._serialized_start=1080
-  _globals['_CUSTOMFIELD']._serialized_end=1359
-  _globals['_CUSTOMERGROUP']._serialized_start=1361
-  _globals['_CUSTOMERGROUP']._serialized_end=1483
-  _globals['_CUSTOMERNOTE']._serialized_start=1485
-  _globals['_CUSTOMERNOTE']._serialized_end=1592
-  _globals['_USAGEITEM']._serialized_start=1594
-  _globals['_USAGEITEM']._serialized_end=1653
+  _globals['_VISIBILITY']._serialized_start=2069
+  _globals['_VISIBILITY']._serialized_end=2179
+  _globals['_CUSTOMFIELDTYPE']._serialized_start=2182
+  _globals['_CUSTOMFIELDTYPE']._serialized_end=2485
+  _globals['_CUSTOMER']._serialized_start=100
+  _globals['_CUSTOMER']._serialized_end=729
+  _globals['_CUSTOMER_FIELDSENTRY']._serialized_start=656
+  _globals['_CUSTOMER_FIELDSENTRY']._serialized_end=729
+  _globals['_CUSTOMERBLOCK']._serialized_start=732
+  _globals['_CUSTOMERBLOCK']._serialized_end=876
+  _globals['_CHANNELIDENTITY']._serialized_start=878
+  _globals['_CHANNELIDENTITY']._serialized_end=933
+  _globals['_CUSTOMFIELDVALUE']._serialized_start=936
+  _globals['_CUSTOMFIELDVALUE']._serialized_end=1076
+  _globals['_STRINGLIST']._serialized_start=1078
+  _globals['_STRINGLIST']._serialized_end=1106
+  _globals['_CUSTOMFIELD']._serialized_start=1109
+  _globals['_CUSTOMFIELD']._serialized_end=1388
+  _globals['_CUSTOMERGROUP']._serialized_start=1391
+  _globals['_CUSTOMERGROUP']._serialized_end=1555
+  _globals['_CUSTOMERFILTER']._serialized_start=1558
+  _globals['_CUSTOMERFILTER']._serialized_end=1853
+  _globals['_CUSTOMERNOTE']._serialized_start=1856
+  _globals['_CUSTOMERNOTE']._serialized_end=2006
+  _globals['_USAGEITEM']._serialized_start=2008
+  _globals['_USAGEITEM']._serialized_end=2067
 # @@protoc_insertion_point(module_scope)

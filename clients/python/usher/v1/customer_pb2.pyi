@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from usher.v1 import conversation_pb2 as _conversation_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -435,7 +436,7 @@ Global___CustomField: _TypeAlias = CustomField  # noqa: Y015
 
 @_typing.final
 class CustomerGroup(_message.Message):
-    """A named group of customers (a category).
+    """A named group of customers (a category): a static member list, or a saved filter.
 
     Resource name: `customerGroups/{group}`.
     """
@@ -446,15 +447,27 @@ class CustomerGroup(_message.Message):
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     MEMBER_COUNT_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`customerGroups/{group}`."""
     display_name: _builtins.str
     """How people see it, up to 200 characters."""
     member_count: _builtins.int
-    """Output only. Customers in the group (recycle bin excluded)."""
+    """Output only. Customers in the group (recycle bin excluded); for a saved filter, those
+    matching it now.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """Output only."""
+
+    @_builtins.property
+    def filter(self) -> Global___CustomerFilter:
+        """Set at creation, cannot change. When set, the group is a saved filter: its members are
+        the live customers matching it whenever it is read (ListCustomers with `filter.group`,
+        ExportCustomers, `member_count`), and members cannot be added or removed by hand. Checked
+        as ListCustomers' filter is; `deleted` cannot be set, and `group` may name only a static
+        group. Unset: a static member list.
+        """
 
     def __init__(
         self,
@@ -463,14 +476,97 @@ class CustomerGroup(_message.Message):
         display_name: _builtins.str = ...,
         member_count: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        filter: Global___CustomerFilter | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "filter", b"filter"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_name", b"display_name", "member_count", b"member_count", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_name", b"display_name", "filter", b"filter", "member_count", b"member_count", "name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CustomerGroup: _TypeAlias = CustomerGroup  # noqa: Y015
+
+@_typing.final
+class CustomerFilter(_message.Message):
+    """Which customers: every filter given must hold."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    PHONE_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    COMPANY_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    AVATAR_URI_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    VISIBILITY_FIELD_NUMBER: _builtins.int
+    DELETED_FIELD_NUMBER: _builtins.int
+    EXTERNAL_ID_FIELD_NUMBER: _builtins.int
+    query: _builtins.str
+    """Part of the display name, phone, e-mail or company (case-insensitive; Chinese and Thai
+    need no spaces).
+    """
+    display_name: _builtins.str
+    """Part of the display name."""
+    phone: _builtins.str
+    """The phone, E.164, exactly."""
+    email: _builtins.str
+    """The e-mail, exactly (case-insensitive)."""
+    company: _builtins.str
+    """Part of the company."""
+    address: _builtins.str
+    """Part of the address."""
+    language: _builtins.str
+    """The language tag, exactly."""
+    region: _builtins.str
+    """The region, exactly."""
+    avatar_uri: _builtins.str
+    """The avatar URI, exactly."""
+    group: _builtins.str
+    """A member of `customerGroups/{group}` (of a saved filter group: matching its filter)."""
+    owner: _builtins.str
+    """Owned by `agents/{agent}`."""
+    visibility: Global___Visibility.ValueType
+    """Of this visibility (UNSPECIFIED: any)."""
+    deleted: _builtins.bool
+    """The recycle bin's customers instead of the live ones."""
+    external_id: _builtins.str
+    """The external id, exactly."""
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every one of these tags."""
+
+    def __init__(
+        self,
+        *,
+        query: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        phone: _builtins.str = ...,
+        email: _builtins.str = ...,
+        company: _builtins.str = ...,
+        address: _builtins.str = ...,
+        language: _builtins.str = ...,
+        region: _builtins.str = ...,
+        avatar_uri: _builtins.str = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        group: _builtins.str = ...,
+        owner: _builtins.str = ...,
+        visibility: Global___Visibility.ValueType = ...,
+        deleted: _builtins.bool = ...,
+        external_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "avatar_uri", b"avatar_uri", "company", b"company", "deleted", b"deleted", "display_name", b"display_name", "email", b"email", "external_id", b"external_id", "group", b"group", "language", b"language", "owner", b"owner", "phone", b"phone", "query", b"query", "region", b"region", "tags", b"tags", "visibility", b"visibility"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CustomerFilter: _TypeAlias = CustomerFilter  # noqa: Y015
 
 @_typing.final
 class CustomerNote(_message.Message):
@@ -482,15 +578,20 @@ class CustomerNote(_message.Message):
     AUTHOR_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`customers/{customer}/notes/{note}`."""
     author: _builtins.str
     """`agents/{agent}`, or the role that wrote it (`supervisor`, `admin`)."""
     text: _builtins.str
-    """The note, up to 10,000 characters."""
+    """The note, up to 10,000 characters (empty when it carries files only)."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """Output only."""
+
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[_conversation_pb2.Attachment]:
+        """Files kept with the note, by reference (as AddCustomerNoteRequest gave them)."""
 
     def __init__(
         self,
@@ -499,10 +600,11 @@ class CustomerNote(_message.Message):
         author: _builtins.str = ...,
         text: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        attachments: _abc.Iterable[_conversation_pb2.Attachment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "create_time", b"create_time", "name", b"name", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "author", b"author", "create_time", b"create_time", "name", b"name", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

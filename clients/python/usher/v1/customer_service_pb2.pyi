@@ -9,6 +9,7 @@ from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from usher.v1 import conversation_pb2 as _conversation_pb2
 from usher.v1 import customer_pb2 as _customer_pb2
 import builtins as _builtins
 import sys
@@ -322,88 +323,6 @@ class UndeleteCustomerResponse(_message.Message):
 Global___UndeleteCustomerResponse: _TypeAlias = UndeleteCustomerResponse  # noqa: Y015
 
 @_typing.final
-class CustomerFilter(_message.Message):
-    """Which customers: every filter given must hold."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    QUERY_FIELD_NUMBER: _builtins.int
-    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
-    PHONE_FIELD_NUMBER: _builtins.int
-    EMAIL_FIELD_NUMBER: _builtins.int
-    COMPANY_FIELD_NUMBER: _builtins.int
-    ADDRESS_FIELD_NUMBER: _builtins.int
-    LANGUAGE_FIELD_NUMBER: _builtins.int
-    REGION_FIELD_NUMBER: _builtins.int
-    AVATAR_URI_FIELD_NUMBER: _builtins.int
-    TAGS_FIELD_NUMBER: _builtins.int
-    GROUP_FIELD_NUMBER: _builtins.int
-    OWNER_FIELD_NUMBER: _builtins.int
-    VISIBILITY_FIELD_NUMBER: _builtins.int
-    DELETED_FIELD_NUMBER: _builtins.int
-    EXTERNAL_ID_FIELD_NUMBER: _builtins.int
-    query: _builtins.str
-    """Part of the display name, phone, e-mail or company (case-insensitive; Chinese and Thai
-    need no spaces).
-    """
-    display_name: _builtins.str
-    """Part of the display name."""
-    phone: _builtins.str
-    """The phone, E.164, exactly."""
-    email: _builtins.str
-    """The e-mail, exactly (case-insensitive)."""
-    company: _builtins.str
-    """Part of the company."""
-    address: _builtins.str
-    """Part of the address."""
-    language: _builtins.str
-    """The language tag, exactly."""
-    region: _builtins.str
-    """The region, exactly."""
-    avatar_uri: _builtins.str
-    """The avatar URI, exactly."""
-    group: _builtins.str
-    """A member of `customerGroups/{group}`."""
-    owner: _builtins.str
-    """Owned by `agents/{agent}`."""
-    visibility: _customer_pb2.Visibility.ValueType
-    """Of this visibility (UNSPECIFIED: any)."""
-    deleted: _builtins.bool
-    """The recycle bin's customers instead of the live ones."""
-    external_id: _builtins.str
-    """The external id, exactly."""
-    @_builtins.property
-    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Every one of these tags."""
-
-    def __init__(
-        self,
-        *,
-        query: _builtins.str = ...,
-        display_name: _builtins.str = ...,
-        phone: _builtins.str = ...,
-        email: _builtins.str = ...,
-        company: _builtins.str = ...,
-        address: _builtins.str = ...,
-        language: _builtins.str = ...,
-        region: _builtins.str = ...,
-        avatar_uri: _builtins.str = ...,
-        tags: _abc.Iterable[_builtins.str] | None = ...,
-        group: _builtins.str = ...,
-        owner: _builtins.str = ...,
-        visibility: _customer_pb2.Visibility.ValueType = ...,
-        deleted: _builtins.bool = ...,
-        external_id: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "avatar_uri", b"avatar_uri", "company", b"company", "deleted", b"deleted", "display_name", b"display_name", "email", b"email", "external_id", b"external_id", "group", b"group", "language", b"language", "owner", b"owner", "phone", b"phone", "query", b"query", "region", b"region", "tags", b"tags", "visibility", b"visibility"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___CustomerFilter: _TypeAlias = CustomerFilter  # noqa: Y015
-
-@_typing.final
 class ListCustomersRequest(_message.Message):
     """List or search customers."""
 
@@ -417,13 +336,13 @@ class ListCustomersRequest(_message.Message):
     page_token: _builtins.str
     """From a previous response's `next_page_token` (with the same filter)."""
     @_builtins.property
-    def filter(self) -> Global___CustomerFilter:
+    def filter(self) -> _customer_pb2.CustomerFilter:
         """Which customers."""
 
     def __init__(
         self,
         *,
-        filter: Global___CustomerFilter | None = ...,
+        filter: _customer_pb2.CustomerFilter | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
     ) -> None: ...
@@ -523,19 +442,28 @@ class AddCustomerNoteRequest(_message.Message):
 
     PARENT_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
     """`customers/{customer}`."""
     text: _builtins.str
-    """The note, 1 to 10,000 characters."""
+    """The note, up to 10,000 characters; it needs text or an attachment."""
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[_conversation_pb2.Attachment]:
+        """Files to keep with the note, by reference (at most 10): each with a `name`, a
+        `content_type`, a `size` of at most 100 MiB and an https or object-store `uri`; `sha256`
+        is optional.
+        """
+
     def __init__(
         self,
         *,
         parent: _builtins.str = ...,
         text: _builtins.str = ...,
+        attachments: _abc.Iterable[_conversation_pb2.Attachment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["parent", b"parent", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "parent", b"parent", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1163,12 +1091,33 @@ class ImportCustomersResponse(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class FileProblemsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ROWS_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
     UPDATED_FIELD_NUMBER: _builtins.int
     UNCHANGED_FIELD_NUMBER: _builtins.int
     PROBLEMS_FIELD_NUMBER: _builtins.int
     COMMITTED_FIELD_NUMBER: _builtins.int
+    FILE_PROBLEMS_FIELD_NUMBER: _builtins.int
     rows: _builtins.int
     """Data rows read."""
     created: _builtins.int
@@ -1183,6 +1132,12 @@ class ImportCustomersResponse(_message.Message):
     def problems(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportRowProblem]:
         """Every row's problems (a dry run; a real import with problems fails instead)."""
 
+    @_builtins.property
+    def file_problems(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Problems of the whole file in a dry run, by subject: `quota` when the customers it would
+        create pass the tenant's limit (a real import is refused RESOURCE_EXHAUSTED instead).
+        """
+
     def __init__(
         self,
         *,
@@ -1192,10 +1147,11 @@ class ImportCustomersResponse(_message.Message):
         unchanged: _builtins.int = ...,
         problems: _abc.Iterable[Global___ImportRowProblem] | None = ...,
         committed: _builtins.bool = ...,
+        file_problems: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["committed", b"committed", "created", b"created", "problems", b"problems", "rows", b"rows", "unchanged", b"unchanged", "updated", b"updated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["committed", b"committed", "created", b"created", "file_problems", b"file_problems", "problems", b"problems", "rows", b"rows", "unchanged", b"unchanged", "updated", b"updated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1264,13 +1220,13 @@ class ExportCustomersRequest(_message.Message):
     format: Global___FileFormat.ValueType
     """The file's format."""
     @_builtins.property
-    def filter(self) -> Global___CustomerFilter:
+    def filter(self) -> _customer_pb2.CustomerFilter:
         """Which customers."""
 
     def __init__(
         self,
         *,
-        filter: Global___CustomerFilter | None = ...,
+        filter: _customer_pb2.CustomerFilter | None = ...,
         format: Global___FileFormat.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
@@ -1349,3 +1305,66 @@ class GetUsageResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetUsageResponse: _TypeAlias = GetUsageResponse  # noqa: Y015
+
+@_typing.final
+class SetUsageLimitsRequest(_message.Message):
+    """Set the tenant's limits."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_CUSTOMERS_FIELD_NUMBER: _builtins.int
+    MAX_GROUPS_FIELD_NUMBER: _builtins.int
+    max_customers: _builtins.int
+    """The most live customers (0 or more); unset: unlimited."""
+    max_groups: _builtins.int
+    """The most customer groups (0 or more); unset: unlimited."""
+    def __init__(
+        self,
+        *,
+        max_customers: _builtins.int | None = ...,
+        max_groups: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_customers", b"_max_customers", "_max_groups", b"_max_groups", "max_customers", b"max_customers", "max_groups", b"max_groups"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_customers", b"_max_customers", "_max_groups", b"_max_groups", "max_customers", b"max_customers", "max_groups", b"max_groups"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__max_customers: _TypeAlias = _typing.Literal["max_customers"]  # noqa: Y015
+    _WhichOneofArgType__max_customers: _TypeAlias = _typing.Literal["_max_customers", b"_max_customers"]  # noqa: Y015
+    _WhichOneofReturnType__max_groups: _TypeAlias = _typing.Literal["max_groups"]  # noqa: Y015
+    _WhichOneofArgType__max_groups: _TypeAlias = _typing.Literal["_max_groups", b"_max_groups"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_customers) -> _WhichOneofReturnType__max_customers | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_groups) -> _WhichOneofReturnType__max_groups | None: ...
+
+Global___SetUsageLimitsRequest: _TypeAlias = SetUsageLimitsRequest  # noqa: Y015
+
+@_typing.final
+class SetUsageLimitsResponse(_message.Message):
+    """The tenant's usage under its new limits."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMERS_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def customers(self) -> _customer_pb2.UsageItem:
+        """Live customers."""
+
+    @_builtins.property
+    def groups(self) -> _customer_pb2.UsageItem:
+        """Customer groups."""
+
+    def __init__(
+        self,
+        *,
+        customers: _customer_pb2.UsageItem | None = ...,
+        groups: _customer_pb2.UsageItem | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["customers", b"customers", "groups", b"groups"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customers", b"customers", "groups", b"groups"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetUsageLimitsResponse: _TypeAlias = SetUsageLimitsResponse  # noqa: Y015

@@ -30,7 +30,8 @@ class CustomerServiceStub:
     fields, tags, groups, notes, a recycle bin, merging, bulk import and export, and usage
     against the tenant's limits.
 
-    Roles: SUPERVISOR and ADMIN call every method and see every customer. AGENT may call
+    Roles: SUPERVISOR and ADMIN call every method but SetUsageLimits (ADMIN only) and see every
+    customer. AGENT may call
     GetCustomer, ListCustomers, UpdateCustomer, AddCustomerNote, ListCustomerNotes,
     ListCustomFields, ListCustomerGroups and GetUsage, and sees PUBLIC and SHARED customers and
     the PRIVATE ones it owns (others are NOT_FOUND); it edits PUBLIC ones and those it owns, and
@@ -39,7 +40,8 @@ class CustomerServiceStub:
     Custom field values are validated on every write (API and import): INVALID_ARGUMENT with a
     BadRequest violation per bad value (`customer.fields.<key>`), ALREADY_EXISTS for a value of a
     unique field another customer holds. A write past the tenant's limit of customers or groups
-    is RESOURCE_EXHAUSTED with a QuotaFailure. Every RPC may also fail with the common codes (see
+    is RESOURCE_EXHAUSTED with a QuotaFailure (its violation's `quota_metric` is `customers` or
+    `groups`, `quota_value` the limit). Every RPC may also fail with the common codes (see
     protos/README.md).
     """
 
@@ -159,6 +161,11 @@ class CustomerServiceStub:
                 request_serializer=usher_dot_v1_dot_customer__service__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=usher_dot_v1_dot_customer__service__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
+        self.SetUsageLimits = channel.unary_unary(
+                '/usher.v1.CustomerService/SetUsageLimits',
+                request_serializer=usher_dot_v1_dot_customer__service__pb2.SetUsageLimitsRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_customer__service__pb2.SetUsageLimitsResponse.FromString,
+                _registered_method=True)
 
 
 class CustomerServiceServicer:
@@ -166,7 +173,8 @@ class CustomerServiceServicer:
     fields, tags, groups, notes, a recycle bin, merging, bulk import and export, and usage
     against the tenant's limits.
 
-    Roles: SUPERVISOR and ADMIN call every method and see every customer. AGENT may call
+    Roles: SUPERVISOR and ADMIN call every method but SetUsageLimits (ADMIN only) and see every
+    customer. AGENT may call
     GetCustomer, ListCustomers, UpdateCustomer, AddCustomerNote, ListCustomerNotes,
     ListCustomFields, ListCustomerGroups and GetUsage, and sees PUBLIC and SHARED customers and
     the PRIVATE ones it owns (others are NOT_FOUND); it edits PUBLIC ones and those it owns, and
@@ -175,7 +183,8 @@ class CustomerServiceServicer:
     Custom field values are validated on every write (API and import): INVALID_ARGUMENT with a
     BadRequest violation per bad value (`customer.fields.<key>`), ALREADY_EXISTS for a value of a
     unique field another customer holds. A write past the tenant's limit of customers or groups
-    is RESOURCE_EXHAUSTED with a QuotaFailure. Every RPC may also fail with the common codes (see
+    is RESOURCE_EXHAUSTED with a QuotaFailure (its violation's `quota_metric` is `customers` or
+    `groups`, `quota_value` the limit). Every RPC may also fail with the common codes (see
     protos/README.md).
     """
 
@@ -239,7 +248,8 @@ class CustomerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AddCustomerNote(self, request, context):
-        """Add a note to a customer. Errors: NOT_FOUND.
+        """Add a note, with files if any, to a customer. Errors: INVALID_ARGUMENT (no text and no
+        file, a file without a name, type or URI, or over the size limit), NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -284,7 +294,9 @@ class CustomerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateCustomerGroup(self, request, context):
-        """Create a customer group. Errors: INVALID_ARGUMENT, ALREADY_EXISTS, RESOURCE_EXHAUSTED.
+        """Create a customer group: a static member list, or a saved filter (`group.filter`).
+        Errors: INVALID_ARGUMENT (a bad id or filter: violations name `group.filter.<field>`),
+        ALREADY_EXISTS, RESOURCE_EXHAUSTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -306,15 +318,17 @@ class CustomerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AddCustomerGroupMembers(self, request, context):
-        """Add customers to a group (adding a member again is not an error). Errors: NOT_FOUND (the
-        group or a customer; then nobody is added).
+        """Add customers to a static group (adding a member again is not an error). Errors:
+        NOT_FOUND (the group or a customer; then nobody is added), FAILED_PRECONDITION (a saved
+        filter group: ErrorInfo reason `SAVED_FILTER_GROUP`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RemoveCustomerGroupMembers(self, request, context):
-        """Remove customers from a group. Errors: NOT_FOUND (the group).
+        """Remove customers from a static group. Errors: NOT_FOUND (the group), FAILED_PRECONDITION
+        (a saved filter group).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -322,10 +336,14 @@ class CustomerServiceServicer:
 
     def ImportCustomers(self, request, context):
         """Import customers from a CSV or XLSX file (the template's columns), upserting by a unique
-        key. A dry run reports every row's problems and writes nothing; otherwise all rows are
-        written in one transaction, or none: a malformed file or any bad row is INVALID_ARGUMENT
-        with a violation per problem (`rows[7].phone`). Importing the same file again changes
-        nothing. Errors: INVALID_ARGUMENT, ALREADY_EXISTS, RESOURCE_EXHAUSTED.
+        key. A row sets the columns the file has: an empty cell clears that value of a matched
+        customer (visibility back to PUBLIC), a column the file lacks leaves it as it is, so
+        importing the same file again changes nothing. `owner` names an agent of the tenant
+        (`ann` or `agents/ann`). A dry run reports every row's problems, and the whole file's
+        (`file_problems`: the customer limit), and writes nothing; otherwise all rows are written
+        in one transaction, or none: a malformed file or any bad row is INVALID_ARGUMENT with a
+        violation per problem (`rows[7].phone`). Errors: INVALID_ARGUMENT, ALREADY_EXISTS,
+        RESOURCE_EXHAUSTED (the customer limit, not in a dry run).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -349,6 +367,15 @@ class CustomerServiceServicer:
 
     def GetUsage(self, request, context):
         """The tenant's usage against its limits. Errors: none beyond the common ones.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetUsageLimits(self, request, context):
+        """Set the tenant's limits of customers and groups (ADMIN only), replacing both: a limit left
+        unset is unlimited. A limit below the usage refuses new customers or groups until usage
+        falls under it, and removes nothing. Errors: INVALID_ARGUMENT (a negative limit).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -467,6 +494,11 @@ def add_CustomerServiceServicer_to_server(servicer, server):
                     request_deserializer=usher_dot_v1_dot_customer__service__pb2.GetUsageRequest.FromString,
                     response_serializer=usher_dot_v1_dot_customer__service__pb2.GetUsageResponse.SerializeToString,
             ),
+            'SetUsageLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetUsageLimits,
+                    request_deserializer=usher_dot_v1_dot_customer__service__pb2.SetUsageLimitsRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_customer__service__pb2.SetUsageLimitsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'usher.v1.CustomerService', rpc_method_handlers)
@@ -480,7 +512,8 @@ class CustomerService:
     fields, tags, groups, notes, a recycle bin, merging, bulk import and export, and usage
     against the tenant's limits.
 
-    Roles: SUPERVISOR and ADMIN call every method and see every customer. AGENT may call
+    Roles: SUPERVISOR and ADMIN call every method but SetUsageLimits (ADMIN only) and see every
+    customer. AGENT may call
     GetCustomer, ListCustomers, UpdateCustomer, AddCustomerNote, ListCustomerNotes,
     ListCustomFields, ListCustomerGroups and GetUsage, and sees PUBLIC and SHARED customers and
     the PRIVATE ones it owns (others are NOT_FOUND); it edits PUBLIC ones and those it owns, and
@@ -489,7 +522,8 @@ class CustomerService:
     Custom field values are validated on every write (API and import): INVALID_ARGUMENT with a
     BadRequest violation per bad value (`customer.fields.<key>`), ALREADY_EXISTS for a value of a
     unique field another customer holds. A write past the tenant's limit of customers or groups
-    is RESOURCE_EXHAUSTED with a QuotaFailure. Every RPC may also fail with the common codes (see
+    is RESOURCE_EXHAUSTED with a QuotaFailure (its violation's `quota_metric` is `customers` or
+    `groups`, `quota_value` the limit). Every RPC may also fail with the common codes (see
     protos/README.md).
     """
 
@@ -1077,6 +1111,33 @@ class CustomerService:
             '/usher.v1.CustomerService/GetUsage',
             usher_dot_v1_dot_customer__service__pb2.GetUsageRequest.SerializeToString,
             usher_dot_v1_dot_customer__service__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetUsageLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usher.v1.CustomerService/SetUsageLimits',
+            usher_dot_v1_dot_customer__service__pb2.SetUsageLimitsRequest.SerializeToString,
+            usher_dot_v1_dot_customer__service__pb2.SetUsageLimitsResponse.FromString,
             options,
             channel_credentials,
             insecure,

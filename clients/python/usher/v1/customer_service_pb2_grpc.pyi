@@ -31,7 +31,8 @@ class CustomerServiceStub:
     fields, tags, groups, notes, a recycle bin, merging, bulk import and export, and usage
     against the tenant's limits.
 
-    Roles: SUPERVISOR and ADMIN call every method and see every customer. AGENT may call
+    Roles: SUPERVISOR and ADMIN call every method but SetUsageLimits (ADMIN only) and see every
+    customer. AGENT may call
     GetCustomer, ListCustomers, UpdateCustomer, AddCustomerNote, ListCustomerNotes,
     ListCustomFields, ListCustomerGroups and GetUsage, and sees PUBLIC and SHARED customers and
     the PRIVATE ones it owns (others are NOT_FOUND); it edits PUBLIC ones and those it owns, and
@@ -40,7 +41,8 @@ class CustomerServiceStub:
     Custom field values are validated on every write (API and import): INVALID_ARGUMENT with a
     BadRequest violation per bad value (`customer.fields.<key>`), ALREADY_EXISTS for a value of a
     unique field another customer holds. A write past the tenant's limit of customers or groups
-    is RESOURCE_EXHAUSTED with a QuotaFailure. Every RPC may also fail with the common codes (see
+    is RESOURCE_EXHAUSTED with a QuotaFailure (its violation's `quota_metric` is `customers` or
+    `groups`, `quota_value` the limit). Every RPC may also fail with the common codes (see
     protos/README.md).
     """
 
@@ -80,7 +82,9 @@ class CustomerServiceStub:
     Errors: INVALID_ARGUMENT (a customer merged into itself), NOT_FOUND.
     """
     AddCustomerNote: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.AddCustomerNoteRequest, _customer_service_pb2.AddCustomerNoteResponse]
-    """Add a note to a customer. Errors: NOT_FOUND."""
+    """Add a note, with files if any, to a customer. Errors: INVALID_ARGUMENT (no text and no
+    file, a file without a name, type or URI, or over the size limit), NOT_FOUND.
+    """
     ListCustomerNotes: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.ListCustomerNotesRequest, _customer_service_pb2.ListCustomerNotesResponse]
     """A customer's notes, newest first. Errors: NOT_FOUND."""
     CreateCustomField: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.CreateCustomFieldRequest, _customer_service_pb2.CreateCustomFieldResponse]
@@ -98,7 +102,10 @@ class CustomerServiceStub:
     DeleteCustomField: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.DeleteCustomFieldRequest, _customer_service_pb2.DeleteCustomFieldResponse]
     """Delete a custom field and every customer's value of it. Errors: NOT_FOUND."""
     CreateCustomerGroup: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.CreateCustomerGroupRequest, _customer_service_pb2.CreateCustomerGroupResponse]
-    """Create a customer group. Errors: INVALID_ARGUMENT, ALREADY_EXISTS, RESOURCE_EXHAUSTED."""
+    """Create a customer group: a static member list, or a saved filter (`group.filter`).
+    Errors: INVALID_ARGUMENT (a bad id or filter: violations name `group.filter.<field>`),
+    ALREADY_EXISTS, RESOURCE_EXHAUSTED.
+    """
     ListCustomerGroups: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.ListCustomerGroupsRequest, _customer_service_pb2.ListCustomerGroupsResponse]
     """The tenant's customer groups by id (AIP-132 paging). Errors: INVALID_ARGUMENT (bad page
     token or size).
@@ -106,17 +113,24 @@ class CustomerServiceStub:
     DeleteCustomerGroup: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.DeleteCustomerGroupRequest, _customer_service_pb2.DeleteCustomerGroupResponse]
     """Delete a customer group (its customers stay). Errors: NOT_FOUND."""
     AddCustomerGroupMembers: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.AddCustomerGroupMembersRequest, _customer_service_pb2.AddCustomerGroupMembersResponse]
-    """Add customers to a group (adding a member again is not an error). Errors: NOT_FOUND (the
-    group or a customer; then nobody is added).
+    """Add customers to a static group (adding a member again is not an error). Errors:
+    NOT_FOUND (the group or a customer; then nobody is added), FAILED_PRECONDITION (a saved
+    filter group: ErrorInfo reason `SAVED_FILTER_GROUP`).
     """
     RemoveCustomerGroupMembers: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.RemoveCustomerGroupMembersRequest, _customer_service_pb2.RemoveCustomerGroupMembersResponse]
-    """Remove customers from a group. Errors: NOT_FOUND (the group)."""
+    """Remove customers from a static group. Errors: NOT_FOUND (the group), FAILED_PRECONDITION
+    (a saved filter group).
+    """
     ImportCustomers: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.ImportCustomersRequest, _customer_service_pb2.ImportCustomersResponse]
     """Import customers from a CSV or XLSX file (the template's columns), upserting by a unique
-    key. A dry run reports every row's problems and writes nothing; otherwise all rows are
-    written in one transaction, or none: a malformed file or any bad row is INVALID_ARGUMENT
-    with a violation per problem (`rows[7].phone`). Importing the same file again changes
-    nothing. Errors: INVALID_ARGUMENT, ALREADY_EXISTS, RESOURCE_EXHAUSTED.
+    key. A row sets the columns the file has: an empty cell clears that value of a matched
+    customer (visibility back to PUBLIC), a column the file lacks leaves it as it is, so
+    importing the same file again changes nothing. `owner` names an agent of the tenant
+    (`ann` or `agents/ann`). A dry run reports every row's problems, and the whole file's
+    (`file_problems`: the customer limit), and writes nothing; otherwise all rows are written
+    in one transaction, or none: a malformed file or any bad row is INVALID_ARGUMENT with a
+    violation per problem (`rows[7].phone`). Errors: INVALID_ARGUMENT, ALREADY_EXISTS,
+    RESOURCE_EXHAUSTED (the customer limit, not in a dry run).
     """
     GetImportTemplate: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.GetImportTemplateRequest, _customer_service_pb2.GetImportTemplateResponse]
     """A file with the import's columns (the tenant's custom fields included) and no rows.
@@ -128,6 +142,11 @@ class CustomerServiceStub:
     """
     GetUsage: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.GetUsageRequest, _customer_service_pb2.GetUsageResponse]
     """The tenant's usage against its limits. Errors: none beyond the common ones."""
+    SetUsageLimits: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.SetUsageLimitsRequest, _customer_service_pb2.SetUsageLimitsResponse]
+    """Set the tenant's limits of customers and groups (ADMIN only), replacing both: a limit left
+    unset is unlimited. A limit below the usage refuses new customers or groups until usage
+    falls under it, and removes nothing. Errors: INVALID_ARGUMENT (a negative limit).
+    """
 
 @_typing.type_check_only
 class CustomerServiceAsyncStub(CustomerServiceStub):
@@ -135,7 +154,8 @@ class CustomerServiceAsyncStub(CustomerServiceStub):
     fields, tags, groups, notes, a recycle bin, merging, bulk import and export, and usage
     against the tenant's limits.
 
-    Roles: SUPERVISOR and ADMIN call every method and see every customer. AGENT may call
+    Roles: SUPERVISOR and ADMIN call every method but SetUsageLimits (ADMIN only) and see every
+    customer. AGENT may call
     GetCustomer, ListCustomers, UpdateCustomer, AddCustomerNote, ListCustomerNotes,
     ListCustomFields, ListCustomerGroups and GetUsage, and sees PUBLIC and SHARED customers and
     the PRIVATE ones it owns (others are NOT_FOUND); it edits PUBLIC ones and those it owns, and
@@ -144,7 +164,8 @@ class CustomerServiceAsyncStub(CustomerServiceStub):
     Custom field values are validated on every write (API and import): INVALID_ARGUMENT with a
     BadRequest violation per bad value (`customer.fields.<key>`), ALREADY_EXISTS for a value of a
     unique field another customer holds. A write past the tenant's limit of customers or groups
-    is RESOURCE_EXHAUSTED with a QuotaFailure. Every RPC may also fail with the common codes (see
+    is RESOURCE_EXHAUSTED with a QuotaFailure (its violation's `quota_metric` is `customers` or
+    `groups`, `quota_value` the limit). Every RPC may also fail with the common codes (see
     protos/README.md).
     """
 
@@ -181,7 +202,9 @@ class CustomerServiceAsyncStub(CustomerServiceStub):
     Errors: INVALID_ARGUMENT (a customer merged into itself), NOT_FOUND.
     """
     AddCustomerNote: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.AddCustomerNoteRequest, _customer_service_pb2.AddCustomerNoteResponse]  # type: ignore[assignment]
-    """Add a note to a customer. Errors: NOT_FOUND."""
+    """Add a note, with files if any, to a customer. Errors: INVALID_ARGUMENT (no text and no
+    file, a file without a name, type or URI, or over the size limit), NOT_FOUND.
+    """
     ListCustomerNotes: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.ListCustomerNotesRequest, _customer_service_pb2.ListCustomerNotesResponse]  # type: ignore[assignment]
     """A customer's notes, newest first. Errors: NOT_FOUND."""
     CreateCustomField: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.CreateCustomFieldRequest, _customer_service_pb2.CreateCustomFieldResponse]  # type: ignore[assignment]
@@ -199,7 +222,10 @@ class CustomerServiceAsyncStub(CustomerServiceStub):
     DeleteCustomField: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.DeleteCustomFieldRequest, _customer_service_pb2.DeleteCustomFieldResponse]  # type: ignore[assignment]
     """Delete a custom field and every customer's value of it. Errors: NOT_FOUND."""
     CreateCustomerGroup: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.CreateCustomerGroupRequest, _customer_service_pb2.CreateCustomerGroupResponse]  # type: ignore[assignment]
-    """Create a customer group. Errors: INVALID_ARGUMENT, ALREADY_EXISTS, RESOURCE_EXHAUSTED."""
+    """Create a customer group: a static member list, or a saved filter (`group.filter`).
+    Errors: INVALID_ARGUMENT (a bad id or filter: violations name `group.filter.<field>`),
+    ALREADY_EXISTS, RESOURCE_EXHAUSTED.
+    """
     ListCustomerGroups: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.ListCustomerGroupsRequest, _customer_service_pb2.ListCustomerGroupsResponse]  # type: ignore[assignment]
     """The tenant's customer groups by id (AIP-132 paging). Errors: INVALID_ARGUMENT (bad page
     token or size).
@@ -207,17 +233,24 @@ class CustomerServiceAsyncStub(CustomerServiceStub):
     DeleteCustomerGroup: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.DeleteCustomerGroupRequest, _customer_service_pb2.DeleteCustomerGroupResponse]  # type: ignore[assignment]
     """Delete a customer group (its customers stay). Errors: NOT_FOUND."""
     AddCustomerGroupMembers: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.AddCustomerGroupMembersRequest, _customer_service_pb2.AddCustomerGroupMembersResponse]  # type: ignore[assignment]
-    """Add customers to a group (adding a member again is not an error). Errors: NOT_FOUND (the
-    group or a customer; then nobody is added).
+    """Add customers to a static group (adding a member again is not an error). Errors:
+    NOT_FOUND (the group or a customer; then nobody is added), FAILED_PRECONDITION (a saved
+    filter group: ErrorInfo reason `SAVED_FILTER_GROUP`).
     """
     RemoveCustomerGroupMembers: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.RemoveCustomerGroupMembersRequest, _customer_service_pb2.RemoveCustomerGroupMembersResponse]  # type: ignore[assignment]
-    """Remove customers from a group. Errors: NOT_FOUND (the group)."""
+    """Remove customers from a static group. Errors: NOT_FOUND (the group), FAILED_PRECONDITION
+    (a saved filter group).
+    """
     ImportCustomers: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.ImportCustomersRequest, _customer_service_pb2.ImportCustomersResponse]  # type: ignore[assignment]
     """Import customers from a CSV or XLSX file (the template's columns), upserting by a unique
-    key. A dry run reports every row's problems and writes nothing; otherwise all rows are
-    written in one transaction, or none: a malformed file or any bad row is INVALID_ARGUMENT
-    with a violation per problem (`rows[7].phone`). Importing the same file again changes
-    nothing. Errors: INVALID_ARGUMENT, ALREADY_EXISTS, RESOURCE_EXHAUSTED.
+    key. A row sets the columns the file has: an empty cell clears that value of a matched
+    customer (visibility back to PUBLIC), a column the file lacks leaves it as it is, so
+    importing the same file again changes nothing. `owner` names an agent of the tenant
+    (`ann` or `agents/ann`). A dry run reports every row's problems, and the whole file's
+    (`file_problems`: the customer limit), and writes nothing; otherwise all rows are written
+    in one transaction, or none: a malformed file or any bad row is INVALID_ARGUMENT with a
+    violation per problem (`rows[7].phone`). Errors: INVALID_ARGUMENT, ALREADY_EXISTS,
+    RESOURCE_EXHAUSTED (the customer limit, not in a dry run).
     """
     GetImportTemplate: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.GetImportTemplateRequest, _customer_service_pb2.GetImportTemplateResponse]  # type: ignore[assignment]
     """A file with the import's columns (the tenant's custom fields included) and no rows.
@@ -229,13 +262,19 @@ class CustomerServiceAsyncStub(CustomerServiceStub):
     """
     GetUsage: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.GetUsageRequest, _customer_service_pb2.GetUsageResponse]  # type: ignore[assignment]
     """The tenant's usage against its limits. Errors: none beyond the common ones."""
+    SetUsageLimits: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.SetUsageLimitsRequest, _customer_service_pb2.SetUsageLimitsResponse]  # type: ignore[assignment]
+    """Set the tenant's limits of customers and groups (ADMIN only), replacing both: a limit left
+    unset is unlimited. A limit below the usage refuses new customers or groups until usage
+    falls under it, and removes nothing. Errors: INVALID_ARGUMENT (a negative limit).
+    """
 
 class CustomerServiceServicer(metaclass=_abc_1.ABCMeta):
     """CustomerService keeps the tenant's customers: contact details, channel identities, custom
     fields, tags, groups, notes, a recycle bin, merging, bulk import and export, and usage
     against the tenant's limits.
 
-    Roles: SUPERVISOR and ADMIN call every method and see every customer. AGENT may call
+    Roles: SUPERVISOR and ADMIN call every method but SetUsageLimits (ADMIN only) and see every
+    customer. AGENT may call
     GetCustomer, ListCustomers, UpdateCustomer, AddCustomerNote, ListCustomerNotes,
     ListCustomFields, ListCustomerGroups and GetUsage, and sees PUBLIC and SHARED customers and
     the PRIVATE ones it owns (others are NOT_FOUND); it edits PUBLIC ones and those it owns, and
@@ -244,7 +283,8 @@ class CustomerServiceServicer(metaclass=_abc_1.ABCMeta):
     Custom field values are validated on every write (API and import): INVALID_ARGUMENT with a
     BadRequest violation per bad value (`customer.fields.<key>`), ALREADY_EXISTS for a value of a
     unique field another customer holds. A write past the tenant's limit of customers or groups
-    is RESOURCE_EXHAUSTED with a QuotaFailure. Every RPC may also fail with the common codes (see
+    is RESOURCE_EXHAUSTED with a QuotaFailure (its violation's `quota_metric` is `customers` or
+    `groups`, `quota_value` the limit). Every RPC may also fail with the common codes (see
     protos/README.md).
     """
 
@@ -327,7 +367,9 @@ class CustomerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _customer_service_pb2.AddCustomerNoteRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_customer_service_pb2.AddCustomerNoteResponse, _abc.Awaitable[_customer_service_pb2.AddCustomerNoteResponse]]:
-        """Add a note to a customer. Errors: NOT_FOUND."""
+        """Add a note, with files if any, to a customer. Errors: INVALID_ARGUMENT (no text and no
+        file, a file without a name, type or URI, or over the size limit), NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListCustomerNotes(
@@ -381,7 +423,10 @@ class CustomerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _customer_service_pb2.CreateCustomerGroupRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_customer_service_pb2.CreateCustomerGroupResponse, _abc.Awaitable[_customer_service_pb2.CreateCustomerGroupResponse]]:
-        """Create a customer group. Errors: INVALID_ARGUMENT, ALREADY_EXISTS, RESOURCE_EXHAUSTED."""
+        """Create a customer group: a static member list, or a saved filter (`group.filter`).
+        Errors: INVALID_ARGUMENT (a bad id or filter: violations name `group.filter.<field>`),
+        ALREADY_EXISTS, RESOURCE_EXHAUSTED.
+        """
 
     @_abc_1.abstractmethod
     def ListCustomerGroups(
@@ -407,8 +452,9 @@ class CustomerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _customer_service_pb2.AddCustomerGroupMembersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_customer_service_pb2.AddCustomerGroupMembersResponse, _abc.Awaitable[_customer_service_pb2.AddCustomerGroupMembersResponse]]:
-        """Add customers to a group (adding a member again is not an error). Errors: NOT_FOUND (the
-        group or a customer; then nobody is added).
+        """Add customers to a static group (adding a member again is not an error). Errors:
+        NOT_FOUND (the group or a customer; then nobody is added), FAILED_PRECONDITION (a saved
+        filter group: ErrorInfo reason `SAVED_FILTER_GROUP`).
         """
 
     @_abc_1.abstractmethod
@@ -417,7 +463,9 @@ class CustomerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _customer_service_pb2.RemoveCustomerGroupMembersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_customer_service_pb2.RemoveCustomerGroupMembersResponse, _abc.Awaitable[_customer_service_pb2.RemoveCustomerGroupMembersResponse]]:
-        """Remove customers from a group. Errors: NOT_FOUND (the group)."""
+        """Remove customers from a static group. Errors: NOT_FOUND (the group), FAILED_PRECONDITION
+        (a saved filter group).
+        """
 
     @_abc_1.abstractmethod
     def ImportCustomers(
@@ -426,10 +474,14 @@ class CustomerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_customer_service_pb2.ImportCustomersResponse, _abc.Awaitable[_customer_service_pb2.ImportCustomersResponse]]:
         """Import customers from a CSV or XLSX file (the template's columns), upserting by a unique
-        key. A dry run reports every row's problems and writes nothing; otherwise all rows are
-        written in one transaction, or none: a malformed file or any bad row is INVALID_ARGUMENT
-        with a violation per problem (`rows[7].phone`). Importing the same file again changes
-        nothing. Errors: INVALID_ARGUMENT, ALREADY_EXISTS, RESOURCE_EXHAUSTED.
+        key. A row sets the columns the file has: an empty cell clears that value of a matched
+        customer (visibility back to PUBLIC), a column the file lacks leaves it as it is, so
+        importing the same file again changes nothing. `owner` names an agent of the tenant
+        (`ann` or `agents/ann`). A dry run reports every row's problems, and the whole file's
+        (`file_problems`: the customer limit), and writes nothing; otherwise all rows are written
+        in one transaction, or none: a malformed file or any bad row is INVALID_ARGUMENT with a
+        violation per problem (`rows[7].phone`). Errors: INVALID_ARGUMENT, ALREADY_EXISTS,
+        RESOURCE_EXHAUSTED (the customer limit, not in a dry run).
         """
 
     @_abc_1.abstractmethod
@@ -459,5 +511,16 @@ class CustomerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_customer_service_pb2.GetUsageResponse, _abc.Awaitable[_customer_service_pb2.GetUsageResponse]]:
         """The tenant's usage against its limits. Errors: none beyond the common ones."""
+
+    @_abc_1.abstractmethod
+    def SetUsageLimits(
+        self,
+        request: _customer_service_pb2.SetUsageLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customer_service_pb2.SetUsageLimitsResponse, _abc.Awaitable[_customer_service_pb2.SetUsageLimitsResponse]]:
+        """Set the tenant's limits of customers and groups (ADMIN only), replacing both: a limit left
+        unset is unlimited. A limit below the usage refuses new customers or groups until usage
+        falls under it, and removes nothing. Errors: INVALID_ARGUMENT (a negative limit).
+        """
 
 def add_CustomerServiceServicer_to_server(servicer: CustomerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -76,7 +76,7 @@ class ListLeftMessagesRequest(_message.Message):
     page_size: _builtins.int
     """At most this many (1 to 500); 0 means 100."""
     page_token: _builtins.str
-    """From a previous response's `next_page_token`."""
+    """From a previous response's `next_page_token`, with the same `unhandled_only` (opaque)."""
     unhandled_only: _builtins.bool
     """Only those not handled yet."""
     def __init__(

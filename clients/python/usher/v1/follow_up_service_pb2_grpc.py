@@ -91,7 +91,10 @@ class FollowUpServiceServicer:
 
     def ListLeftMessages(self, request, context):
         """The tenant's left messages, unhandled first, then the most recently closed first (an
-        agent's: those of queues they serve). Errors: INVALID_ARGUMENT (bad page token or size).
+        agent's: those of queues they serve). Keyset paging: a page continues after the last
+        message of the previous one, so none repeats or is skipped when left messages arrive
+        meanwhile (one marked handled meanwhile moves to its place among the handled). Errors:
+        INVALID_ARGUMENT (bad page token or size, or a token of another filter or caller).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

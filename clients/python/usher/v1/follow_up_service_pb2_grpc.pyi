@@ -50,7 +50,10 @@ class FollowUpServiceStub:
     def __new__(cls, channel: _aio.Channel) -> FollowUpServiceAsyncStub: ...
     ListLeftMessages: _grpc.UnaryUnaryMultiCallable[_follow_up_service_pb2.ListLeftMessagesRequest, _follow_up_service_pb2.ListLeftMessagesResponse]
     """The tenant's left messages, unhandled first, then the most recently closed first (an
-    agent's: those of queues they serve). Errors: INVALID_ARGUMENT (bad page token or size).
+    agent's: those of queues they serve). Keyset paging: a page continues after the last
+    message of the previous one, so none repeats or is skipped when left messages arrive
+    meanwhile (one marked handled meanwhile moves to its place among the handled). Errors:
+    INVALID_ARGUMENT (bad page token or size, or a token of another filter or caller).
     """
     MarkLeftMessageHandled: _grpc.UnaryUnaryMultiCallable[_follow_up_service_pb2.MarkLeftMessageHandledRequest, _follow_up_service_pb2.MarkLeftMessageHandledResponse]
     """Set or clear a left message's handled flag.
@@ -100,7 +103,10 @@ class FollowUpServiceAsyncStub(FollowUpServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListLeftMessages: _aio.UnaryUnaryMultiCallable[_follow_up_service_pb2.ListLeftMessagesRequest, _follow_up_service_pb2.ListLeftMessagesResponse]  # type: ignore[assignment]
     """The tenant's left messages, unhandled first, then the most recently closed first (an
-    agent's: those of queues they serve). Errors: INVALID_ARGUMENT (bad page token or size).
+    agent's: those of queues they serve). Keyset paging: a page continues after the last
+    message of the previous one, so none repeats or is skipped when left messages arrive
+    meanwhile (one marked handled meanwhile moves to its place among the handled). Errors:
+    INVALID_ARGUMENT (bad page token or size, or a token of another filter or caller).
     """
     MarkLeftMessageHandled: _aio.UnaryUnaryMultiCallable[_follow_up_service_pb2.MarkLeftMessageHandledRequest, _follow_up_service_pb2.MarkLeftMessageHandledResponse]  # type: ignore[assignment]
     """Set or clear a left message's handled flag.
@@ -153,7 +159,10 @@ class FollowUpServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_follow_up_service_pb2.ListLeftMessagesResponse, _abc.Awaitable[_follow_up_service_pb2.ListLeftMessagesResponse]]:
         """The tenant's left messages, unhandled first, then the most recently closed first (an
-        agent's: those of queues they serve). Errors: INVALID_ARGUMENT (bad page token or size).
+        agent's: those of queues they serve). Keyset paging: a page continues after the last
+        message of the previous one, so none repeats or is skipped when left messages arrive
+        meanwhile (one marked handled meanwhile moves to its place among the handled). Errors:
+        INVALID_ARGUMENT (bad page token or size, or a token of another filter or caller).
         """
 
     @_abc_1.abstractmethod
