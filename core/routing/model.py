@@ -279,6 +279,10 @@ class TenantSettings:
     the store keeps it for good."""
     assumed_handle_seconds: float = 180.0
     """Handle time assumed for wait estimates until a queue has measured its own."""
+    agents_see_team_conversations: bool = False
+    """Agents may read the conversations owned or served last by agents who share a department
+    with them (``core.api.policy.Relation.TEAM``). Not a routing rule: the engine only carries
+    it, so that the doors follow it from the event log."""
 
     def custom_status(self, name: str) -> CustomStatus | None:
         return next((s for s in self.custom_statuses if s.name == name), None)
