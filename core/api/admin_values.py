@@ -336,6 +336,7 @@ def settings_from_proto(s: tenant_pb2.TenantSettings) -> m.TenantSettings:
         texts=texts,
         closed_retention_seconds=given("closed_retention", 300.0),
         assumed_handle_seconds=given("assumed_handle_time", 180.0),
+        agents_see_team_conversations=s.agents_see_team_conversations,
     )
 
 
@@ -371,6 +372,7 @@ def settings_to_proto(s: m.TenantSettings) -> tenant_pb2.TenantSettings:
         ],
         closed_retention=duration(s.closed_retention_seconds),
         assumed_handle_time=duration(s.assumed_handle_seconds),
+        agents_see_team_conversations=s.agents_see_team_conversations,
     )
 
 
