@@ -61,8 +61,9 @@ class Relation(StrEnum):
     """It waits in a queue the agent serves (or the bot holds it there), or ended there with no
     agent ever owning it (a left message): what the queue's agents may look at."""
     TEAM = "team"
-    """A department colleague's, where the tenant allows team reads. Extension point: tenants
-    have no such setting yet, so ``core.store.access`` never reports it."""
+    """Its owner or last agent is another agent who shares a department with this one, and the
+    tenant allows team reads (``TenantSettings.agents_see_team_conversations``): read only, so
+    only the read rules list it."""
 
 
 class Kind(StrEnum):
@@ -227,8 +228,8 @@ TENANT_WIDE: Final[frozenset[Role]] = frozenset({Role.GATEWAY, Role.SUPERVISOR, 
 
 
 def relations_of(facts: AgentFacts) -> frozenset[Relation]:
-    """The relations the stored facts establish (``MONITOR`` and ``TEAM`` are never among them:
-    see ``Relation``)."""
+    """The relations the stored facts establish (``MONITOR`` is never among them: see
+    ``Relation``)."""
     found = {
         Relation.OWNER: facts.owner,
         Relation.SERVED: facts.served,
@@ -237,6 +238,7 @@ def relations_of(facts: AgentFacts) -> frozenset[Relation]:
         Relation.TRANSFER_PARTY: facts.transfer_party,
         Relation.QUEUE_MEMBER: facts.queue_member,
         Relation.QUEUE_VISIBLE: facts.queue_member and facts.waiting_or_unserved,
+        Relation.TEAM: facts.team,
     }
     return frozenset(relation for relation, holds in found.items() if holds)
 

@@ -36,7 +36,13 @@ SELECT c.owner_agent_id IS NOT DISTINCT FROM $3 AS owner,
                WHERE g.tenant_id = $1 AND g.conversation_id = $2 AND g.sender = 'agent'
                  AND g.agent_id = $3) AS wrote,
        q.settings::text AS queue_settings,
-       a.profile::text AS profile
+       a.profile::text AS profile,
+       coalesce((SELECT (s.settings ->> 'agents_see_team_conversations')::boolean
+                 FROM tenants s WHERE s.tenant_id = $1), false) AS team_reads,
+       ARRAY(SELECT jsonb_array_elements_text(coalesce(w.profile -> 'departments', '[]'))
+             FROM agents w
+             WHERE w.tenant_id = $1 AND w.agent_id IN (c.owner_agent_id, c.last_agent_id)
+               AND w.agent_id <> $3) AS their_departments
 FROM conversations c
 LEFT JOIN queues q ON q.tenant_id = c.tenant_id AND q.queue_id = c.queue_id
 LEFT JOIN agents a ON a.tenant_id = c.tenant_id AND a.agent_id = $3 AND a.removed_at IS NULL
@@ -63,6 +69,10 @@ class AgentFacts:
     """Its queue's plan (strict or relaxed) admits the agent."""
     waiting_or_unserved: bool
     """It waits for an agent (or the bot has it), or no agent ever owned it."""
+    team: bool = False
+    """Its owner or last agent is another agent who shares a department with this one, and the
+    tenant lets agents read their team's conversations
+    (``TenantSettings.agents_see_team_conversations``)."""
 
 
 def serves(queue: m.QueueSettings, agent: m.AgentProfile) -> bool:
@@ -87,11 +97,15 @@ class Access:
             )
         if row is None:
             return None
-        queue_member = False
-        if row["queue_settings"] is not None and row["profile"] is not None:
-            queue = msgspec.json.decode(row["queue_settings"], type=m.QueueSettings)
+        queue_member = team = False
+        if row["profile"] is not None:
             profile = msgspec.json.decode(row["profile"], type=m.AgentProfile)
-            queue_member = serves(queue, profile)
+            if row["queue_settings"] is not None:
+                queue = msgspec.json.decode(row["queue_settings"], type=m.QueueSettings)
+                queue_member = serves(queue, profile)
+            team = bool(row["team_reads"]) and not profile.departments.isdisjoint(
+                row["their_departments"]
+            )
         return AgentFacts(
             owner=bool(row["owner"]),
             served=bool(row["last_agent"] or row["transferred"] or row["wrote"]),
@@ -100,4 +114,5 @@ class Access:
             transfer_party=bool(row["transfer_party"]),
             queue_member=queue_member,
             waiting_or_unserved=bool(row["waiting_or_unserved"]),
+            team=team,
         )

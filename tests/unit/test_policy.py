@@ -184,3 +184,22 @@ def test_stored_facts_become_relations() -> None:
         waiting_or_unserved=True,
     )
     assert policy.relations_of(elsewhere) == frozenset()
+
+
+def test_a_team_fact_is_the_team_relation_and_lets_an_agent_read_only() -> None:
+    colleague = AgentFacts(
+        owner=False,
+        served=False,
+        offered=False,
+        offered_before=False,
+        transfer_party=False,
+        queue_member=False,
+        waiting_or_unserved=False,
+        team=True,
+    )
+    relations = policy.relations_of(colleague)
+    assert relations == {R.TEAM}
+    assert policy.decide("agent", "AgentService.GetConversation", relations) is A
+    assert policy.decide("agent", "RecordService.GetConversationActivity", relations) is A
+    assert policy.decide("agent", "AgentService.SendMessage", relations) is D
+    assert policy.decide("agent", "AgentService.UpdateTags", relations) is D
