@@ -26,21 +26,21 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from usher.v1 import conversation_pb2 as usher_dot_v1_dot_conversation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dusher/v1/record_service.proto\x12\x08usher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1busher/v1/conversation.proto\"h\n\x08Interval\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbb\x03\n\x12\x43onversationFilter\x12+\n\x06states\x18\x01 \x03(\x0e\x32\x1b.usher.v1.ConversationState\x12\x0e\n\x06queues\x18\x02 \x03(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x10\n\x08\x63hannels\x18\x04 \x03(\t\x12\x10\n\x08\x61ny_tags\x18\x05 \x03(\t\x12\x10\n\x08\x61ll_tags\x18\x06 \x03(\t\x12#\n\x08outcomes\x18\x07 \x03(\x0e\x32\x11.usher.v1.Outcome\x12\x15\n\rclose_reasons\x18\x08 \x03(\t\x12\x0e\n\x06pinned\x18\t \x01(\x08\x12\x13\n\x0b\x63ustomer_id\x18\n \x01(\t\x12\x16\n\x0e\x63ustomer_phone\x18\x0b \x01(\t\x12\x16\n\x0e\x63ustomer_email\x18\x0c \x01(\t\x12\x15\n\rcustomer_name\x18\r \x01(\t\x12\x0f\n\x07keyword\x18\x0e \x01(\t\x12\'\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x12.usher.v1.Interval\x12&\n\nclose_time\x18\x10 \x01(\x0b\x32\x12.usher.v1.Interval\x12\x13\n\x0b\x64\x65partments\x18\x12 \x03(\tJ\x04\x08\x11\x10\x12\"\x9e\x01\n\x18ListConversationsRequest\x12,\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1c.usher.v1.ConversationFilter\x12-\n\x08order_by\x18\x02 \x01(\x0e\x32\x1b.usher.v1.ConversationOrder\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"g\n\x12\x43onversationRecord\x12,\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x16.usher.v1.Conversation\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0e\n\x06pinned\x18\x03 \x01(\x08\"\x97\x01\n\x19ListConversationsResponse\x12\x33\n\rconversations\x18\x01 \x03(\x0b\x32\x1c.usher.v1.ConversationRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\x12\x18\n\x10total_size_exact\x18\x04 \x01(\x08\"M\n\x19\x43ountConversationsRequest\x12\x30\n\x0c\x63losed_since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb4\x01\n\x1a\x43ountConversationsResponse\x12\x0b\n\x03\x62ot\x18\x01 \x01(\x05\x12\x0f\n\x07waiting\x18\x02 \x01(\x05\x12\x0c\n\x04mine\x18\x03 \x01(\x05\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x05\x12\x0f\n\x07wrap_up\x18\x05 \x01(\x05\x12\x14\n\x0c\x63losed_today\x18\x06 \x01(\x05\x12\x0e\n\x06pinned\x18\x07 \x01(\x05\x12\x15\n\rleft_messages\x18\x08 \x01(\x05\x12\x0c\n\x04team\x18\t \x01(\x05\".\n\x16PinConversationRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\"\x19\n\x17PinConversationResponse\"0\n\x18UnpinConversationRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\"\x1b\n\x19UnpinConversationResponse\"]\n\x1eGetConversationActivityRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"w\n\rActivityEntry\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\"d\n\x1fGetConversationActivityResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.usher.v1.ActivityEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"[\n ListCustomerConversationsRequest\x12\x10\n\x08\x63ustomer\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"q\n!ListCustomerConversationsResponse\x12\x33\n\rconversations\x18\x01 \x03(\x0b\x32\x1c.usher.v1.ConversationRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8f\x01\n\x1a\x45xportConversationsRequest\x12,\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1c.usher.v1.ConversationFilter\x12&\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x16.usher.v1.ExportFormat\x12\x1b\n\x13include_transcripts\x18\x03 \x01(\x08\",\n\x1b\x45xportConversationsResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\"\x9b\x01\n\x1dWatchConversationListsRequest\x12)\n\x05lists\x18\x01 \x03(\x0e\x32\x1a.usher.v1.ConversationList\x12\x30\n\x0c\x63losed_since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x15resume_after_event_id\x18\x03 \x01(\x03\"D\n\tListCount\x12(\n\x04list\x18\x01 \x01(\x0e\x32\x1a.usher.v1.ConversationList\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\"\x92\x01\n\nListChange\x12(\n\x04list\x18\x01 \x01(\x0e\x32\x1a.usher.v1.ConversationList\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.usher.v1.ListChangeKind\x12\x32\n\x0c\x63onversation\x18\x03 \x01(\x0b\x32\x1c.usher.v1.ConversationRecord\"\x8d\x01\n\x1eWatchConversationListsResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x03\x12\r\n\x05reset\x18\x02 \x01(\x08\x12#\n\x06\x63ounts\x18\x03 \x03(\x0b\x32\x13.usher.v1.ListCount\x12%\n\x07\x63hanges\x18\x04 \x03(\x0b\x32\x14.usher.v1.ListChange*\x8a\x01\n\x11\x43onversationOrder\x12\"\n\x1e\x43ONVERSATION_ORDER_UNSPECIFIED\x10\x00\x12#\n\x1f\x43ONVERSATION_ORDER_NEWEST_FIRST\x10\x01\x12,\n(CONVERSATION_ORDER_LONGEST_WAITING_FIRST\x10\x02*\\\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45XPORT_FORMAT_CSV\x10\x01\x12\x16\n\x12\x45XPORT_FORMAT_XLSX\x10\x02*\xcb\x02\n\x10\x43onversationList\x12!\n\x1d\x43ONVERSATION_LIST_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ONVERSATION_LIST_BOT\x10\x01\x12\x1d\n\x19\x43ONVERSATION_LIST_WAITING\x10\x02\x12\x1a\n\x16\x43ONVERSATION_LIST_MINE\x10\x03\x12\x1c\n\x18\x43ONVERSATION_LIST_ACTIVE\x10\x04\x12\x1d\n\x19\x43ONVERSATION_LIST_WRAP_UP\x10\x05\x12\"\n\x1e\x43ONVERSATION_LIST_CLOSED_TODAY\x10\x06\x12\x1c\n\x18\x43ONVERSATION_LIST_PINNED\x10\x07\x12#\n\x1f\x43ONVERSATION_LIST_LEFT_MESSAGES\x10\x08\x12\x1a\n\x16\x43ONVERSATION_LIST_TEAM\x10\t*\x89\x01\n\x0eListChangeKind\x12 \n\x1cLIST_CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18LIST_CHANGE_KIND_ENTERED\x10\x01\x12\x19\n\x15LIST_CHANGE_KIND_LEFT\x10\x02\x12\x1c\n\x18LIST_CHANGE_KIND_UPDATED\x10\x03\x32\xbf\x06\n\rRecordService\x12\\\n\x11ListConversations\x12\".usher.v1.ListConversationsRequest\x1a#.usher.v1.ListConversationsResponse\x12_\n\x12\x43ountConversations\x12#.usher.v1.CountConversationsRequest\x1a$.usher.v1.CountConversationsResponse\x12V\n\x0fPinConversation\x12 .usher.v1.PinConversationRequest\x1a!.usher.v1.PinConversationResponse\x12\\\n\x11UnpinConversation\x12\".usher.v1.UnpinConversationRequest\x1a#.usher.v1.UnpinConversationResponse\x12n\n\x17GetConversationActivity\x12(.usher.v1.GetConversationActivityRequest\x1a).usher.v1.GetConversationActivityResponse\x12t\n\x19ListCustomerConversations\x12*.usher.v1.ListCustomerConversationsRequest\x1a+.usher.v1.ListCustomerConversationsResponse\x12\x64\n\x13\x45xportConversations\x12$.usher.v1.ExportConversationsRequest\x1a%.usher.v1.ExportConversationsResponse0\x01\x12m\n\x16WatchConversationLists\x12\'.usher.v1.WatchConversationListsRequest\x1a(.usher.v1.WatchConversationListsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dusher/v1/record_service.proto\x12\x08usher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1busher/v1/conversation.proto\"h\n\x08Interval\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbb\x03\n\x12\x43onversationFilter\x12+\n\x06states\x18\x01 \x03(\x0e\x32\x1b.usher.v1.ConversationState\x12\x0e\n\x06queues\x18\x02 \x03(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x10\n\x08\x63hannels\x18\x04 \x03(\t\x12\x10\n\x08\x61ny_tags\x18\x05 \x03(\t\x12\x10\n\x08\x61ll_tags\x18\x06 \x03(\t\x12#\n\x08outcomes\x18\x07 \x03(\x0e\x32\x11.usher.v1.Outcome\x12\x15\n\rclose_reasons\x18\x08 \x03(\t\x12\x0e\n\x06pinned\x18\t \x01(\x08\x12\x13\n\x0b\x63ustomer_id\x18\n \x01(\t\x12\x16\n\x0e\x63ustomer_phone\x18\x0b \x01(\t\x12\x16\n\x0e\x63ustomer_email\x18\x0c \x01(\t\x12\x15\n\rcustomer_name\x18\r \x01(\t\x12\x0f\n\x07keyword\x18\x0e \x01(\t\x12\'\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x12.usher.v1.Interval\x12&\n\nclose_time\x18\x10 \x01(\x0b\x32\x12.usher.v1.Interval\x12\x13\n\x0b\x64\x65partments\x18\x12 \x03(\tJ\x04\x08\x11\x10\x12\"\x9e\x01\n\x18ListConversationsRequest\x12,\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1c.usher.v1.ConversationFilter\x12-\n\x08order_by\x18\x02 \x01(\x0e\x32\x1b.usher.v1.ConversationOrder\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"g\n\x12\x43onversationRecord\x12,\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x16.usher.v1.Conversation\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0e\n\x06pinned\x18\x03 \x01(\x08\"\x97\x01\n\x19ListConversationsResponse\x12\x33\n\rconversations\x18\x01 \x03(\x0b\x32\x1c.usher.v1.ConversationRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\x12\x18\n\x10total_size_exact\x18\x04 \x01(\x08\"b\n\x19\x43ountConversationsRequest\x12\x30\n\x0c\x63losed_since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x65partments\x18\x02 \x03(\t\"\xb4\x01\n\x1a\x43ountConversationsResponse\x12\x0b\n\x03\x62ot\x18\x01 \x01(\x05\x12\x0f\n\x07waiting\x18\x02 \x01(\x05\x12\x0c\n\x04mine\x18\x03 \x01(\x05\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x05\x12\x0f\n\x07wrap_up\x18\x05 \x01(\x05\x12\x14\n\x0c\x63losed_today\x18\x06 \x01(\x05\x12\x0e\n\x06pinned\x18\x07 \x01(\x05\x12\x15\n\rleft_messages\x18\x08 \x01(\x05\x12\x0c\n\x04team\x18\t \x01(\x05\".\n\x16PinConversationRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\"\x19\n\x17PinConversationResponse\"0\n\x18UnpinConversationRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\"\x1b\n\x19UnpinConversationResponse\"]\n\x1eGetConversationActivityRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"w\n\rActivityEntry\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\"d\n\x1fGetConversationActivityResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.usher.v1.ActivityEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"[\n ListCustomerConversationsRequest\x12\x10\n\x08\x63ustomer\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"q\n!ListCustomerConversationsResponse\x12\x33\n\rconversations\x18\x01 \x03(\x0b\x32\x1c.usher.v1.ConversationRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8f\x01\n\x1a\x45xportConversationsRequest\x12,\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1c.usher.v1.ConversationFilter\x12&\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x16.usher.v1.ExportFormat\x12\x1b\n\x13include_transcripts\x18\x03 \x01(\x08\",\n\x1b\x45xportConversationsResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\"\xb0\x01\n\x1dWatchConversationListsRequest\x12)\n\x05lists\x18\x01 \x03(\x0e\x32\x1a.usher.v1.ConversationList\x12\x30\n\x0c\x63losed_since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x15resume_after_event_id\x18\x03 \x01(\x03\x12\x13\n\x0b\x64\x65partments\x18\x04 \x03(\t\"D\n\tListCount\x12(\n\x04list\x18\x01 \x01(\x0e\x32\x1a.usher.v1.ConversationList\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\"\x92\x01\n\nListChange\x12(\n\x04list\x18\x01 \x01(\x0e\x32\x1a.usher.v1.ConversationList\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.usher.v1.ListChangeKind\x12\x32\n\x0c\x63onversation\x18\x03 \x01(\x0b\x32\x1c.usher.v1.ConversationRecord\"\x8d\x01\n\x1eWatchConversationListsResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x03\x12\r\n\x05reset\x18\x02 \x01(\x08\x12#\n\x06\x63ounts\x18\x03 \x03(\x0b\x32\x13.usher.v1.ListCount\x12%\n\x07\x63hanges\x18\x04 \x03(\x0b\x32\x14.usher.v1.ListChange*\x8a\x01\n\x11\x43onversationOrder\x12\"\n\x1e\x43ONVERSATION_ORDER_UNSPECIFIED\x10\x00\x12#\n\x1f\x43ONVERSATION_ORDER_NEWEST_FIRST\x10\x01\x12,\n(CONVERSATION_ORDER_LONGEST_WAITING_FIRST\x10\x02*\\\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45XPORT_FORMAT_CSV\x10\x01\x12\x16\n\x12\x45XPORT_FORMAT_XLSX\x10\x02*\xcb\x02\n\x10\x43onversationList\x12!\n\x1d\x43ONVERSATION_LIST_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ONVERSATION_LIST_BOT\x10\x01\x12\x1d\n\x19\x43ONVERSATION_LIST_WAITING\x10\x02\x12\x1a\n\x16\x43ONVERSATION_LIST_MINE\x10\x03\x12\x1c\n\x18\x43ONVERSATION_LIST_ACTIVE\x10\x04\x12\x1d\n\x19\x43ONVERSATION_LIST_WRAP_UP\x10\x05\x12\"\n\x1e\x43ONVERSATION_LIST_CLOSED_TODAY\x10\x06\x12\x1c\n\x18\x43ONVERSATION_LIST_PINNED\x10\x07\x12#\n\x1f\x43ONVERSATION_LIST_LEFT_MESSAGES\x10\x08\x12\x1a\n\x16\x43ONVERSATION_LIST_TEAM\x10\t*\x89\x01\n\x0eListChangeKind\x12 \n\x1cLIST_CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18LIST_CHANGE_KIND_ENTERED\x10\x01\x12\x19\n\x15LIST_CHANGE_KIND_LEFT\x10\x02\x12\x1c\n\x18LIST_CHANGE_KIND_UPDATED\x10\x03\x32\xbf\x06\n\rRecordService\x12\\\n\x11ListConversations\x12\".usher.v1.ListConversationsRequest\x1a#.usher.v1.ListConversationsResponse\x12_\n\x12\x43ountConversations\x12#.usher.v1.CountConversationsRequest\x1a$.usher.v1.CountConversationsResponse\x12V\n\x0fPinConversation\x12 .usher.v1.PinConversationRequest\x1a!.usher.v1.PinConversationResponse\x12\\\n\x11UnpinConversation\x12\".usher.v1.UnpinConversationRequest\x1a#.usher.v1.UnpinConversationResponse\x12n\n\x17GetConversationActivity\x12(.usher.v1.GetConversationActivityRequest\x1a).usher.v1.GetConversationActivityResponse\x12t\n\x19ListCustomerConversations\x12*.usher.v1.ListCustomerConversationsRequest\x1a+.usher.v1.ListCustomerConversationsResponse\x12\x64\n\x13\x45xportConversations\x12$.usher.v1.ExportConversationsRequest\x1a%.usher.v1.ExportConversationsResponse0\x01\x12m\n\x16WatchConversationLists\x12\'.usher.v1.WatchConversationListsRequest\x1a(.usher.v1.WatchConversationListsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'usher.v1.record_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONVERSATIONORDER']._serialized_start=2733
-  _globals['_CONVERSATIONORDER']._serialized_end=2871
-  _globals['_EXPORTFORMAT']._serialized_start=2873
-  _globals['_EXPORTFORMAT']._serialized_end=2965
-  _globals['_CONVERSATIONLIST']._serialized_start=2968
-  _globals['_CONVERSATIONLIST']._serialized_end=3299
-  _globals['_LISTCHANGEKIND']._serialized_start=3302
-  _globals['_LISTCHANGEKIND']._serialized_end=3439
+  _globals['_CONVERSATIONORDER']._serialized_start=2775
+  _globals['_CONVERSATIONORDER']._serialized_end=2913
+  _globals['_EXPORTFORMAT']._serialized_start=2915
+  _globals['_EXPORTFORMAT']._serialized_end=3007
+  _globals['_CONVERSATIONLIST']._serialized_start=3010
+  _globals['_CONVERSATIONLIST']._serialized_end=3341
+  _globals['_LISTCHANGEKIND']._serialized_start=3344
+  _globals['_LISTCHANGEKIND']._serialized_end=3481
   _globals['_INTERVAL']._serialized_start=105
   _globals['_INTERVAL']._serialized_end=209
   _globals['_CONVERSATIONFILTER']._serialized_start=212
@@ -52,39 +52,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=924
   _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=1075
   _globals['_COUNTCONVERSATIONSREQUEST']._serialized_start=1077
-  _globals['_COUNTCONVERSATIONSREQUEST']._serialized_end=1154
-  _globals['_COUNTCONVERSATIONSRESPONSE']._serialized_start=1157
-  _globals['_COUNTCONVERSATIONSRESPONSE']._serialized_end=1337
-  _globals['_PINCONVERSATIONREQUEST']._serialized_start=1339
-  _globals['_PINCONVERSATIONREQUEST']._serialized_end=1385
-  _globals['_PINCONVERSATIONRESPONSE']._serialized_start=1387
-  _globals['_PINCONVERSATIONRESPONSE']._serialized_end=1412
-  _globals['_UNPINCONVERSATIONREQUEST']._serialized_start=1414
-  _globals['_UNPINCONVERSATIONREQUEST']._serialized_end=1462
-  _globals['_UNPINCONVERSATIONRESPONSE']._serialized_start=1464
-  _globals['_UNPINCONVERSATIONRESPONSE']._serialized_end=1491
-  _globals['_GETCONVERSATIONACTIVITYREQUEST']._serialized_start=1493
-  _globals['_GETCONVERSATIONACTIVITYREQUEST']._serialized_end=1586
-  _globals['_ACTIVITYENTRY']._serialized_start=1588
-  _globals['_ACTIVITYENTRY']._serialized_end=1707
-  _globals['_GETCONVERSATIONACTIVITYRESPONSE']._serialized_start=1709
-  _globals['_GETCONVERSATIONACTIVITYRESPONSE']._serialized_end=1809
-  _globals['_LISTCUSTOMERCONVERSATIONSREQUEST']._serialized_start=1811
-  _globals['_LISTCUSTOMERCONVERSATIONSREQUEST']._serialized_end=1902
-  _globals['_LISTCUSTOMERCONVERSATIONSRESPONSE']._serialized_start=1904
-  _globals['_LISTCUSTOMERCONVERSATIONSRESPONSE']._serialized_end=2017
-  _globals['_EXPORTCONVERSATIONSREQUEST']._serialized_start=2020
-  _globals['_EXPORTCONVERSATIONSREQUEST']._serialized_end=2163
-  _globals['_EXPORTCONVERSATIONSRESPONSE']._serialized_start=2165
-  _globals['_EXPORTCONVERSATIONSRESPONSE']._serialized_end=2209
-  _globals['_WATCHCONVERSATIONLISTSREQUEST']._serialized_start=2212
-  _globals['_WATCHCONVERSATIONLISTSREQUEST']._serialized_end=2367
-  _globals['_LISTCOUNT']._serialized_start=2369
-  _globals['_LISTCOUNT']._serialized_end=2437
-  _globals['_LISTCHANGE']._serialized_start=2440
-  _globals['_LISTCHANGE']._serialized_end=2586
-  _globals['_WATCHCONVERSATIONLISTSRESPONSE']._serialized_start=2589
-  _globals['_WATCHCONVERSATIONLISTSRESPONSE']._serialized_end=2730
-  _globals['_RECORDSERVICE']._serialized_start=3442
-  _globals['_RECORDSERVICE']._serialized_end=4273
+  _globals['_COUNTCONVERSATIONSREQUEST']._serialized_end=1175
+  _globals['_COUNTCONVERSATIONSRESPONSE']._serialized_start=1178
+  _globals['_COUNTCONVERSATIONSRESPONSE']._serialized_end=1358
+  _globals['_PINCONVERSATIONREQUEST']._serialized_start=1360
+  _globals['_PINCONVERSATIONREQUEST']._serialized_end=1406
+  _globals['_PINCONVERSATIONRESPONSE']._serialized_start=1408
+  _globals['_PINCONVERSATIONRESPONSE']._serialized_end=1433
+  _globals['_UNPINCONVERSATIONREQUEST']._serialized_start=1435
+  _globals['_UNPINCONVERSATIONREQUEST']._serialized_end=1483
+  _globals['_UNPINCONVERSATIONRESPONSE']._serialized_start=1485
+  _globals['_UNPINCONVERSATIONRESPONSE']._serialized_end=1512
+  _globals['_GETCONVERSATIONACTIVITYREQUEST']._serialized_start=1514
+  _globals['_GETCONVERSATIONACTIVITYREQUEST']._serialized_end=1607
+  _globals['_ACTIVITYENTRY']._serialized_start=1609
+  _globals['_ACTIVITYENTRY']._serialized_end=1728
+  _globals['_GETCONVERSATIONACTIVITYRESPONSE']._serialized_start=1730
+  _globals['_GETCONVERSATIONACTIVITYRESPONSE']._serialized_end=1830
+  _globals['_LISTCUSTOMERCONVERSATIONSREQUEST']._serialized_start=1832
+  _globals['_LISTCUSTOMERCONVERSATIONSREQUEST']._serialized_end=1923
+  _globals['_LISTCUSTOMERCONVERSATIONSRESPONSE']._serialized_start=1925
+  _globals['_LISTCUSTOMERCONVERSATIONSRESPONSE']._serialized_end=2038
+  _globals['_EXPORTCONVERSATIONSREQUEST']._serialized_start=2041
+  _globals['_EXPORTCONVERSATIONSREQUEST']._serialized_end=2184
+  _globals['_EXPORTCONVERSATIONSRESPONSE']._serialized_start=2186
+  _globals['_EXPORTCONVERSATIONSRESPONSE']._serialized_end=2230
+  _globals['_WATCHCONVERSATIONLISTSREQUEST']._serialized_start=2233
+  _globals['_WATCHCONVERSATIONLISTSREQUEST']._serialized_end=2409
+  _globals['_LISTCOUNT']._serialized_start=2411
+  _globals['_LISTCOUNT']._serialized_end=2479
+  _globals['_LISTCHANGE']._serialized_start=2482
+  _globals['_LISTCHANGE']._serialized_end=2628
+  _globals['_WATCHCONVERSATIONLISTSRESPONSE']._serialized_start=2631
+  _globals['_WATCHCONVERSATIONLISTSRESPONSE']._serialized_end=2772
+  _globals['_RECORDSERVICE']._serialized_start=3484
+  _globals['_RECORDSERVICE']._serialized_end=4315
 # @@protoc_insertion_point(module_scope)

@@ -392,18 +392,26 @@ class CountConversationsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CLOSED_SINCE_FIELD_NUMBER: _builtins.int
+    DEPARTMENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def closed_since(self) -> _timestamp_pb2.Timestamp:
         """Where "closed today" starts (the console's local midnight); unset: 00:00 UTC today."""
+
+    @_builtins.property
+    def departments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Count only the conversations in the care of any of these departments,
+        `departments/{department}` (as ConversationFilter.departments); empty: all.
+        """
 
     def __init__(
         self,
         *,
         closed_since: _timestamp_pb2.Timestamp | None = ...,
+        departments: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["closed_since", b"closed_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_since", b"closed_since"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_since", b"closed_since", "departments", b"departments"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -756,6 +764,7 @@ class WatchConversationListsRequest(_message.Message):
     LISTS_FIELD_NUMBER: _builtins.int
     CLOSED_SINCE_FIELD_NUMBER: _builtins.int
     RESUME_AFTER_EVENT_ID_FIELD_NUMBER: _builtins.int
+    DEPARTMENTS_FIELD_NUMBER: _builtins.int
     resume_after_event_id: _builtins.int
     """The `event_id` of the last message received, to resume after it; 0 watches afresh."""
     @_builtins.property
@@ -766,16 +775,24 @@ class WatchConversationListsRequest(_message.Message):
     def closed_since(self) -> _timestamp_pb2.Timestamp:
         """Where CLOSED_TODAY starts (the console's local midnight); unset: 00:00 UTC today."""
 
+    @_builtins.property
+    def departments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only the conversations in the care of any of these departments,
+        `departments/{department}` (as ConversationFilter.departments); empty: all. A change of the
+        departments' members or of the queues' designations resets the lists.
+        """
+
     def __init__(
         self,
         *,
         lists: _abc.Iterable[Global___ConversationList.ValueType] | None = ...,
         closed_since: _timestamp_pb2.Timestamp | None = ...,
         resume_after_event_id: _builtins.int = ...,
+        departments: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["closed_since", b"closed_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_since", b"closed_since", "lists", b"lists", "resume_after_event_id", b"resume_after_event_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_since", b"closed_since", "departments", b"departments", "lists", b"lists", "resume_after_event_id", b"resume_after_event_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -125,7 +125,7 @@ class RecordServiceServicer:
 
     def CountConversations(self, request, context):
         """The number of conversations in each of a console's lists, read at once.
-        Errors: INVALID_ARGUMENT (bad `closed_since`).
+        Errors: INVALID_ARGUMENT (bad `closed_since` or department).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -184,8 +184,9 @@ class RecordServiceServicer:
         Reconnect with `resume_after_event_id` set to the last `event_id` received: the first
         message then carries every change since (net, in one message) with the current counts, or
         `reset` when the caller's visibility changed meanwhile (queues served, departments, the
-        tenant's team setting) and the lists must be read again. Pins and unpins made while
-        disconnected are in the counts, not in the changes.
+        tenant's team setting; with `departments`, their members or the queues' designations) and
+        the lists must be read again. Pins and unpins made while disconnected are in the counts,
+        not in the changes.
 
         Errors: INVALID_ARGUMENT (no list, an unknown list, a resume point past the log's end),
         OUT_OF_RANGE (the resume point is too far behind: watch afresh), RESOURCE_EXHAUSTED (too

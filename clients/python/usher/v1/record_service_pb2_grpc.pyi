@@ -57,7 +57,7 @@ class RecordServiceStub:
     """
     CountConversations: _grpc.UnaryUnaryMultiCallable[_record_service_pb2.CountConversationsRequest, _record_service_pb2.CountConversationsResponse]
     """The number of conversations in each of a console's lists, read at once.
-    Errors: INVALID_ARGUMENT (bad `closed_since`).
+    Errors: INVALID_ARGUMENT (bad `closed_since` or department).
     """
     PinConversation: _grpc.UnaryUnaryMultiCallable[_record_service_pb2.PinConversationRequest, _record_service_pb2.PinConversationResponse]
     """Pin a conversation for the caller (pins are per agent, or per credential for supervisors
@@ -92,8 +92,9 @@ class RecordServiceStub:
     Reconnect with `resume_after_event_id` set to the last `event_id` received: the first
     message then carries every change since (net, in one message) with the current counts, or
     `reset` when the caller's visibility changed meanwhile (queues served, departments, the
-    tenant's team setting) and the lists must be read again. Pins and unpins made while
-    disconnected are in the counts, not in the changes.
+    tenant's team setting; with `departments`, their members or the queues' designations) and
+    the lists must be read again. Pins and unpins made while disconnected are in the counts,
+    not in the changes.
 
     Errors: INVALID_ARGUMENT (no list, an unknown list, a resume point past the log's end),
     OUT_OF_RANGE (the resume point is too far behind: watch afresh), RESOURCE_EXHAUSTED (too
@@ -129,7 +130,7 @@ class RecordServiceAsyncStub(RecordServiceStub):
     """
     CountConversations: _aio.UnaryUnaryMultiCallable[_record_service_pb2.CountConversationsRequest, _record_service_pb2.CountConversationsResponse]  # type: ignore[assignment]
     """The number of conversations in each of a console's lists, read at once.
-    Errors: INVALID_ARGUMENT (bad `closed_since`).
+    Errors: INVALID_ARGUMENT (bad `closed_since` or department).
     """
     PinConversation: _aio.UnaryUnaryMultiCallable[_record_service_pb2.PinConversationRequest, _record_service_pb2.PinConversationResponse]  # type: ignore[assignment]
     """Pin a conversation for the caller (pins are per agent, or per credential for supervisors
@@ -164,8 +165,9 @@ class RecordServiceAsyncStub(RecordServiceStub):
     Reconnect with `resume_after_event_id` set to the last `event_id` received: the first
     message then carries every change since (net, in one message) with the current counts, or
     `reset` when the caller's visibility changed meanwhile (queues served, departments, the
-    tenant's team setting) and the lists must be read again. Pins and unpins made while
-    disconnected are in the counts, not in the changes.
+    tenant's team setting; with `departments`, their members or the queues' designations) and
+    the lists must be read again. Pins and unpins made while disconnected are in the counts,
+    not in the changes.
 
     Errors: INVALID_ARGUMENT (no list, an unknown list, a resume point past the log's end),
     OUT_OF_RANGE (the resume point is too far behind: watch afresh), RESOURCE_EXHAUSTED (too
@@ -210,7 +212,7 @@ class RecordServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_record_service_pb2.CountConversationsResponse, _abc.Awaitable[_record_service_pb2.CountConversationsResponse]]:
         """The number of conversations in each of a console's lists, read at once.
-        Errors: INVALID_ARGUMENT (bad `closed_since`).
+        Errors: INVALID_ARGUMENT (bad `closed_since` or department).
         """
 
     @_abc_1.abstractmethod
@@ -281,8 +283,9 @@ class RecordServiceServicer(metaclass=_abc_1.ABCMeta):
         Reconnect with `resume_after_event_id` set to the last `event_id` received: the first
         message then carries every change since (net, in one message) with the current counts, or
         `reset` when the caller's visibility changed meanwhile (queues served, departments, the
-        tenant's team setting) and the lists must be read again. Pins and unpins made while
-        disconnected are in the counts, not in the changes.
+        tenant's team setting; with `departments`, their members or the queues' designations) and
+        the lists must be read again. Pins and unpins made while disconnected are in the counts,
+        not in the changes.
 
         Errors: INVALID_ARGUMENT (no list, an unknown list, a resume point past the log's end),
         OUT_OF_RANGE (the resume point is too far behind: watch afresh), RESOURCE_EXHAUSTED (too
