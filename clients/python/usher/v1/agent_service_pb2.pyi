@@ -11,6 +11,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from usher.v1 import agent_pb2 as _agent_pb2
 from usher.v1 import conversation_pb2 as _conversation_pb2
+from usher.v1 import customer_profile_pb2 as _customer_profile_pb2
 from usher.v1 import routing_pb2 as _routing_pb2
 import builtins as _builtins
 import sys
@@ -154,6 +155,7 @@ class AgentEvent(_message.Message):
     STATUS_CHANGED_FIELD_NUMBER: _builtins.int
     RECEIPT_FIELD_NUMBER: _builtins.int
     TYPING_FIELD_NUMBER: _builtins.int
+    CUSTOMER_PROFILE_CHANGED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.int
     """Increases along the agent's stream (not necessarily by one)."""
     conversation: _builtins.str
@@ -206,6 +208,12 @@ class AgentEvent(_message.Message):
     def typing(self) -> _conversation_pb2.Typing:
         """The customer is typing."""
 
+    @_builtins.property
+    def customer_profile_changed(self) -> _customer_profile_pb2.CustomerProfileChanged:
+        """The customer's record changed while the agent owns the conversation, is offered it or
+        is asked to take it over: the profile to show now.
+        """
+
     def __init__(
         self,
         *,
@@ -222,12 +230,13 @@ class AgentEvent(_message.Message):
         status_changed: Global___StatusChanged | None = ...,
         receipt: _conversation_pb2.Receipt | None = ...,
         typing: _conversation_pb2.Typing | None = ...,
+        customer_profile_changed: _customer_profile_pb2.CustomerProfileChanged | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment_changed", b"assignment_changed", "event", b"event", "message", b"message", "offer", b"offer", "offer_rescinded", b"offer_rescinded", "receipt", b"receipt", "reminder", b"reminder", "status_changed", b"status_changed", "time", b"time", "transfer_request", b"transfer_request", "transfer_resolved", b"transfer_resolved", "typing", b"typing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment_changed", b"assignment_changed", "customer_profile_changed", b"customer_profile_changed", "event", b"event", "message", b"message", "offer", b"offer", "offer_rescinded", b"offer_rescinded", "receipt", b"receipt", "reminder", b"reminder", "status_changed", b"status_changed", "time", b"time", "transfer_request", b"transfer_request", "transfer_resolved", b"transfer_resolved", "typing", b"typing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_changed", b"assignment_changed", "conversation", b"conversation", "event", b"event", "event_id", b"event_id", "message", b"message", "offer", b"offer", "offer_rescinded", b"offer_rescinded", "receipt", b"receipt", "reminder", b"reminder", "status_changed", b"status_changed", "time", b"time", "transfer_request", b"transfer_request", "transfer_resolved", b"transfer_resolved", "typing", b"typing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_changed", b"assignment_changed", "conversation", b"conversation", "customer_profile_changed", b"customer_profile_changed", "event", b"event", "event_id", b"event_id", "message", b"message", "offer", b"offer", "offer_rescinded", b"offer_rescinded", "receipt", b"receipt", "reminder", b"reminder", "status_changed", b"status_changed", "time", b"time", "transfer_request", b"transfer_request", "transfer_resolved", b"transfer_resolved", "typing", b"typing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["offer", "offer_rescinded", "message", "transfer_request", "transfer_resolved", "reminder", "assignment_changed", "status_changed", "receipt", "typing"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["offer", "offer_rescinded", "message", "transfer_request", "transfer_resolved", "reminder", "assignment_changed", "status_changed", "receipt", "typing", "customer_profile_changed"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 

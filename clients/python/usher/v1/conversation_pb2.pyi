@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from usher.v1 import customer_profile_pb2 as _customer_profile_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -270,6 +271,7 @@ class Conversation(_message.Message):
     FIRST_RESPONSE_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
     CLOSE_TIME_FIELD_NUMBER: _builtins.int
+    CUSTOMER_PROFILE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`conversations/{conversation}`."""
     channel: _builtins.str
@@ -327,6 +329,13 @@ class Conversation(_message.Message):
 
     @_builtins.property
     def close_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def customer_profile(self) -> _customer_profile_pb2.CustomerProfile:
+        """The customer's profile as it travels with the conversation: set in answers built from what
+        the engine holds (StartConversation, AcceptOffer, TakeConversation and the other commands'
+        answers, and GetConversation while it is open); unset in lists and where none was read.
+        """
+
     def __init__(
         self,
         *,
@@ -349,10 +358,11 @@ class Conversation(_message.Message):
         first_response_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
         close_time: _timestamp_pb2.Timestamp | None = ...,
+        customer_profile: _customer_profile_pb2.CustomerProfile | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "close_time", b"close_time", "create_time", b"create_time", "customer", b"customer", "end_time", b"end_time", "first_response_time", b"first_response_time", "queue_time", b"queue_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "close_time", b"close_time", "create_time", b"create_time", "customer", b"customer", "customer_profile", b"customer_profile", "end_time", b"end_time", "first_response_time", b"first_response_time", "queue_time", b"queue_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "channel", b"channel", "close_reason", b"close_reason", "close_time", b"close_time", "create_time", b"create_time", "customer", b"customer", "end_time", b"end_time", "first_response_time", b"first_response_time", "language", b"language", "last_agent", b"last_agent", "name", b"name", "outcome", b"outcome", "owner", b"owner", "priority", b"priority", "queue", b"queue", "queue_time", b"queue_time", "region", b"region", "state", b"state", "tags", b"tags"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "channel", b"channel", "close_reason", b"close_reason", "close_time", b"close_time", "create_time", b"create_time", "customer", b"customer", "customer_profile", b"customer_profile", "end_time", b"end_time", "first_response_time", b"first_response_time", "language", b"language", "last_agent", b"last_agent", "name", b"name", "outcome", b"outcome", "owner", b"owner", "priority", b"priority", "queue", b"queue", "queue_time", b"queue_time", "region", b"region", "state", b"state", "tags", b"tags"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

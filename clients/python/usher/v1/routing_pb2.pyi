@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from usher.v1 import conversation_pb2 as _conversation_pb2
+from usher.v1 import customer_profile_pb2 as _customer_profile_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -78,6 +79,7 @@ class Offer(_message.Message):
     CHANNEL_FIELD_NUMBER: _builtins.int
     CUSTOMER_FIELD_NUMBER: _builtins.int
     PREVIEW_FIELD_NUMBER: _builtins.int
+    CUSTOMER_PROFILE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`offers/{offer}`."""
     conversation: _builtins.str
@@ -98,6 +100,12 @@ class Offer(_message.Message):
     def customer(self) -> _conversation_pb2.CustomerIdentity:
         """The customer, for the console to show."""
 
+    @_builtins.property
+    def customer_profile(self) -> _customer_profile_pb2.CustomerProfile:
+        """The customer's profile (fields, tags, groups, previous conversations, last agent, block);
+        unset where none was read.
+        """
+
     def __init__(
         self,
         *,
@@ -109,10 +117,11 @@ class Offer(_message.Message):
         channel: _builtins.str = ...,
         customer: _conversation_pb2.CustomerIdentity | None = ...,
         preview: _builtins.str = ...,
+        customer_profile: _customer_profile_pb2.CustomerProfile | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "deadline", b"deadline"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "customer_profile", b"customer_profile", "deadline", b"deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["broadcast", b"broadcast", "channel", b"channel", "conversation", b"conversation", "customer", b"customer", "deadline", b"deadline", "name", b"name", "preview", b"preview", "queue", b"queue"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broadcast", b"broadcast", "channel", b"channel", "conversation", b"conversation", "customer", b"customer", "customer_profile", b"customer_profile", "deadline", b"deadline", "name", b"name", "preview", b"preview", "queue", b"queue"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
