@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from usher.v1 import agent_service_pb2, conversation_pb2
+from usher.v1 import agent_service_pb2, conversation_pb2, customer_profile_pb2
 
 from core.api import convert as cv
 from core.api import resources as res
 from core.api.outbound import receipt
+from core.api.profile_values import profile_to_proto
 from core.routing import events as ev
 from core.routing import model as m
 
@@ -89,6 +90,11 @@ def agent_event(me: str, event: ev.Event) -> dict[str, Any] | None:
             return {"receipt": receipt(event)}
         case ev.MessageRecorded(sender=m.Sender.CUSTOMER | m.Sender.BOT) if event.owner == me:
             return {"message": res.message_from_event(event)}
+        case ev.CustomerProfileChanged() if me in event.agent_ids:
+            profile = customer_profile_pb2.CustomerProfileChanged(
+                profile=profile_to_proto(event.profile)
+            )
+            return {"customer_profile_changed": profile}
     return None
 
 
@@ -113,6 +119,7 @@ _AUDIENCES: dict[type, Callable[[Any], tuple[str | None, ...]]] = {
     ev.TypingChanged: lambda e: (e.owner,) if e.typist is m.Sender.CUSTOMER else _NOBODY,
     ev.ReceiptRecorded: lambda e: (e.owner,) if e.reader is m.Sender.CUSTOMER else _NOBODY,
     ev.MessageRecorded: lambda e: (e.owner,) if e.sender is not m.Sender.AGENT else _NOBODY,
+    ev.CustomerProfileChanged: lambda e: e.agent_ids,
 }
 """The agents each kind of event is shown to (``agent_event`` has a case for each)."""
 
