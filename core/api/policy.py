@@ -97,6 +97,8 @@ SERVICE_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "BlocklistService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "FollowUpService": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
     "CustomerService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    # which reply or category each may read or change: ``canned_reply_access``
+    "CannedReplyService": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
 }
 """The roles that may call every method of a service."""
 
@@ -218,6 +220,8 @@ CONVERSATION_RULES: Final[Mapping[str, Rule]] = {
     "BlocklistService.CreateBlock": Rule(Kind.CHANGE, _OWNER),
     "FollowUpService.MarkLeftMessageHandled": Rule(Kind.CHANGE, frozenset({Relation.QUEUE_MEMBER})),
     "FollowUpService.AnswerLeftMessage": Rule(Kind.CHANGE, frozenset({Relation.QUEUE_MEMBER})),
+    # a canned reply's preview fills in the customer of a conversation the caller may read
+    "CannedReplyService.RenderCannedReply": Rule(Kind.READ, _SEEN),
 }
 """Per RPC on one conversation: its kind and the relations that let an agent call it. SILENT
 is monitoring, which is the supervisors' (``SupervisorService.MonitorConversation``): no
@@ -278,5 +282,22 @@ def customer_access(
     if visibility == "private" and not own:
         return Verdict.NOT_FOUND
     if kind is Kind.CHANGE and visibility == "shared" and not own:
+        return Verdict.PERMISSION_DENIED
+    return Verdict.ALLOW
+
+
+def canned_reply_access(role: str, agent_id: str | None, owner: str | None, kind: Kind) -> Verdict:
+    """Whether a caller may read or change a canned reply or category that is ``owner``'s
+    personal one (None: shared), once ``may_call`` let it in. Supervisors and admins: every
+    one. An agent reads the shared ones and its own, and changes only its own: another agent's
+    is ``NOT_FOUND``, a shared one ``PERMISSION_DENIED`` to change.
+    (``core.store.canned_replies.Viewer`` is the read rule in SQL.)"""
+    if role in (Role.SUPERVISOR, Role.ADMIN):
+        return Verdict.ALLOW
+    if role != Role.AGENT or agent_id is None:
+        return Verdict.PERMISSION_DENIED
+    if owner is not None and owner != agent_id:
+        return Verdict.NOT_FOUND
+    if kind is Kind.CHANGE and owner is None:
         return Verdict.PERMISSION_DENIED
     return Verdict.ALLOW

@@ -7,7 +7,7 @@ import pytest
 from usher.v1 import agent_service_pb2, supervisor_service_pb2
 
 from core.api import policy
-from core.api.policy import Relation, Role, Verdict
+from core.api.policy import Kind, Relation, Role, Verdict
 from core.routing.model import Mode
 from core.store.access import AgentFacts
 
@@ -59,6 +59,7 @@ _row("AgentService.CancelTransfer", {R.TRANSFER_PARTY}, D)
 _row("BlocklistService.CreateBlock", {R.OWNER}, D)
 _row("FollowUpService.MarkLeftMessageHandled", {R.QUEUE_MEMBER}, D)
 _row("FollowUpService.AnswerLeftMessage", {R.QUEUE_MEMBER}, D)
+_row("CannedReplyService.RenderCannedReply", SEEN, N)
 for _supervised in (
     "MonitorConversation",
     "StopMonitoring",
@@ -75,7 +76,13 @@ def _other_role(role: Role, rpc: str) -> Verdict:
     service = rpc.split(".")[0]
     if role is Role.GATEWAY:
         return D
-    if service in ("SupervisorService", "RecordService", "BlocklistService", "FollowUpService"):
+    if service in (
+        "SupervisorService",
+        "RecordService",
+        "BlocklistService",
+        "FollowUpService",
+        "CannedReplyService",
+    ):
         return A
     # AgentService: supervisors and admins read any conversation and change none
     return A if rpc.split(".")[1] in ("GetConversation", "ListMessages", "ListNotes") else D
@@ -203,3 +210,23 @@ def test_a_team_fact_is_the_team_relation_and_lets_an_agent_read_only() -> None:
     assert policy.decide("agent", "RecordService.GetConversationActivity", relations) is A
     assert policy.decide("agent", "AgentService.SendMessage", relations) is D
     assert policy.decide("agent", "AgentService.UpdateTags", relations) is D
+
+
+@pytest.mark.parametrize(
+    ("role", "agent", "owner", "kind", "expected"),
+    [
+        ("agent", "ann", None, Kind.READ, A),  # shared: read
+        ("agent", "ann", None, Kind.CHANGE, D),  # shared: not to change
+        ("agent", "ann", "ann", Kind.CHANGE, A),  # her own
+        ("agent", "ann", "bob", Kind.READ, N),  # another's personal one is not there
+        ("agent", "ann", "bob", Kind.CHANGE, N),
+        ("agent", None, None, Kind.READ, D),  # an agent credential without an agent
+        ("supervisor", None, "bob", Kind.CHANGE, A),
+        ("admin", None, None, Kind.CHANGE, A),
+        ("gateway", None, None, Kind.READ, D),
+    ],
+)
+def test_canned_replies_are_shared_or_their_owners(
+    role: str, agent: str | None, owner: str | None, kind: Kind, expected: Verdict
+) -> None:
+    assert policy.canned_reply_access(role, agent, owner, kind) is expected
