@@ -3,7 +3,9 @@ admins; an agent may block the customer of a conversation they own (``core.api.p
 
 The blocklist is not routing state: this door writes it through ``ApiContext.blocklist``,
 whose inbound cache it shares with ConversationService (a change here takes effect there at
-once in this process). The servicer validates, authorizes and translates; it holds no SQL.
+once in this process). A block or unblock refreshes the profiles of the customers it names on
+their open conversations (``core.api.profiles``), so the engine stops or lets through their
+messages there. The servicer validates, authorizes and translates; it holds no SQL.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from usher.v1 import blocklist_service_pb2 as pb
 from usher.v1 import blocklist_service_pb2_grpc as pb_grpc
 
 from core.api import convert as cv
-from core.api import policy
+from core.api import policy, profiles
 from core.api.admin import decode_token, encode_token, page_size
 from core.api.auth import caller
 from core.api.context import ApiContext, Caller
@@ -142,6 +144,7 @@ class BlocklistServicer(pb_grpc.BlocklistServiceServicer):
                 resource_type="usher.v1.Customer",
                 resource_name=f"customers/{target[1]}",
             )
+        await profiles.refresh_block(self._api, who.tenant, created.kind, created.value)
         return pb.CreateBlockResponse(block=block_to_proto(created, now))
 
     @staticmethod
@@ -207,4 +210,5 @@ class BlocklistServicer(pb_grpc.BlocklistServiceServicer):
         found = await self._api.blocklist.unblock(who.tenant, block_id, by=_who(who))
         if found is None:
             raise await self._not_found(block_id)
+        await profiles.refresh_block(self._api, who.tenant, found.kind, found.value)
         return pb.UnblockResponse(block=block_to_proto(found, dt.datetime.now(dt.UTC)))
