@@ -27,7 +27,7 @@ from usher.v1 import follow_up_service_pb2 as pb
 from usher.v1 import follow_up_service_pb2_grpc as pb_grpc
 
 from core.api import convert as cv
-from core.api import door, policy
+from core.api import door, policy, profiles
 from core.api import resources as res
 from core.api.admin import decode_token, encode_token, page_size
 from core.api.auth import caller
@@ -166,7 +166,12 @@ class FollowUpServicer(pb_grpc.FollowUpServiceServicer):
         agent_id = self._owner(who, request.agent)
         row = await self._left_message(who, "FollowUpService.AnswerLeftMessage", conversation_id)
         await self._require_reachable(who.tenant, row["customer_id"], row["channel"])
-        outcome = await self._api.submit(self._open(who, conversation_id, agent_id))
+        profile = await profiles.read(
+            self._api, who.tenant, row["customer_id"], excluding=conversation_id
+        )
+        outcome = await self._api.submit(
+            self._open(who, conversation_id, agent_id, card=m.CustomerCard(profile=profile))
+        )
         failure = outcome.failure
         if (
             failure is not None
@@ -185,6 +190,7 @@ class FollowUpServicer(pb_grpc.FollowUpServiceServicer):
                         name=row["customer_name"] or "",
                         phone=row["customer_phone"] or "",
                         email=row["customer_email"] or "",
+                        profile=await profiles.read(self._api, who.tenant, row["customer_id"]),
                     ),
                     queue_id=row["queue_id"],
                     region=row["region"],
@@ -239,6 +245,7 @@ class FollowUpServicer(pb_grpc.FollowUpServiceServicer):
                         name=identity.name,
                         phone=identity.phone,
                         email=identity.email,
+                        profile=await profiles.read(self._api, who.tenant, customer_id),
                     ),
                     queue_id=queue_id,
                 )
@@ -303,7 +310,8 @@ class FollowUpServicer(pb_grpc.FollowUpServiceServicer):
         region: str = "",
         language: str = "",
     ) -> c.OpenForAgent:
-        """The engine command: reopen ``conversation_id`` (naming nothing else) or start it."""
+        """The engine command: reopen ``conversation_id`` (naming nothing else: only the card's
+        profile counts) or start it."""
         return c.OpenForAgent(
             tenant=who.tenant,
             conversation_id=conversation_id,
