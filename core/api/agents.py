@@ -28,8 +28,8 @@ from typing import TypeVar
 
 from usher.v1 import agent_pb2, agent_service_pb2, agent_service_pb2_grpc, conversation_pb2
 
+from core.api import choices, door, policy
 from core.api import convert as cv
-from core.api import door, policy
 from core.api import resources as res
 from core.api.agent_view import agent_event, may_concern
 from core.api.context import ApiContext, Caller
@@ -286,7 +286,9 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         validate_text(request.text, request.attachments)
         validate_key(request.request_id, "request_id")
         key = f"request:{request.request_id}" if request.request_id else ""
-        body = res.body_from_proto(request.text, request.attachments, key)
+        body = res.body_from_proto(
+            request.text, request.attachments, key, offered=choices.of_request(request)
+        )
         command = c.RecordMessage(
             tenant=tenant,
             conversation_id=conversation_id,

@@ -29,8 +29,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 
 from usher.v1 import conversation_pb2, conversation_service_pb2, conversation_service_pb2_grpc
 
+from core.api import choices, door
 from core.api import convert as cv
-from core.api import door
 from core.api import resources as res
 from core.api.admin_values import CHANNEL_TYPE_OF, channel_to_proto
 from core.api.auth import caller
@@ -108,7 +108,13 @@ def _customer_message(
         cv.from_timestamp(message.send_time).timestamp() if message.HasField("send_time") else None
     )
     return res.body_from_proto(
-        message.text, message.attachments, message.provider_message_id, sent_at
+        message.text,
+        message.attachments,
+        message.provider_message_id,
+        sent_at,
+        selected_option_id=choices.option_id(
+            message.selected_option_id, f"{field}.selected_option_id"
+        ),
     )
 
 
@@ -351,7 +357,11 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
             else None
         )
         body = res.body_from_proto(
-            request.text, request.attachments, request.provider_message_id, sent_at
+            request.text,
+            request.attachments,
+            request.provider_message_id,
+            sent_at,
+            selected_option_id=choices.option_id(request.selected_option_id, "selected_option_id"),
         )
         if await self._blocked_in(tenant, conversation_id, body):
             return conversation_service_pb2.PostCustomerMessageResponse(blocked=True)
@@ -377,7 +387,9 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         validate_text(request.text, request.attachments)
         validate_key(request.request_id, "request_id")
         key = f"request:{request.request_id}" if request.request_id else ""
-        body = res.body_from_proto(request.text, request.attachments, key)
+        body = res.body_from_proto(
+            request.text, request.attachments, key, offered=choices.of_request(request)
+        )
         message, duplicate = await door.record_message(
             self._api,
             c.RecordMessage(

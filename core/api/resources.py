@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 from usher.v1 import agent_pb2, conversation_pb2, routing_pb2
 
+from core.api import choices
 from core.api import convert as cv
 from core.routing import events as ev
 from core.routing import model as m
@@ -105,6 +106,8 @@ def message_from_record(r: MessageRecord) -> conversation_pb2.Message:
             for a in r.attachments
         ],
         provider_message_id=r.provider_message_id or "",
+        choices=None if r.choices is None else choices.to_proto(r.choices),
+        selected_option_id=r.selected_option_id,
     )
     _stamp(out, "create_time", r.created_at)
     return out
@@ -124,13 +127,21 @@ def message_from_event(e: ev.MessageRecorded) -> conversation_pb2.Message:
             for a in body.attachments
         ],
         provider_message_id=body.provider_message_id or "",
+        choices=None if body.choices is None else choices.to_proto(body.choices),
+        selected_option_id=body.selected_option_id,
     )
     _stamp(out, "create_time", body.sent_at if body.sent_at is not None else e.at)
     return out
 
 
 def body_from_proto(
-    text: str, attachments: Any, provider_message_id: str = "", sent_at: float | None = None
+    text: str,
+    attachments: Any,
+    provider_message_id: str = "",
+    sent_at: float | None = None,
+    *,
+    offered: m.MessageChoices | None = None,
+    selected_option_id: str = "",
 ) -> m.MessageBody:
     return m.MessageBody(
         text=text,
@@ -142,6 +153,8 @@ def body_from_proto(
         ),
         provider_message_id=provider_message_id or None,
         sent_at=sent_at,
+        choices=offered,
+        selected_option_id=selected_option_id,
     )
 
 

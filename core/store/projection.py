@@ -15,6 +15,7 @@ import msgspec
 
 from core.routing import events as ev
 from core.routing.router import Router
+from core.store import message_choices
 
 Row = tuple[Any, ...]
 _json = msgspec.json.Encoder()
@@ -122,6 +123,8 @@ MESSAGE_COLUMNS = (
     "attachments",
     "provider_message_id",
     "created_at",
+    "choices",
+    "selected_option_id",
 )
 
 
@@ -150,6 +153,8 @@ def message_row(router: Router, e: ev.MessageRecorded) -> Row:
         as_json(attachments),
         body.provider_message_id,
         ts(body.sent_at if body.sent_at is not None else e.at),
+        message_choices.to_json(body.choices),
+        body.selected_option_id or None,
     )
 
 
@@ -167,6 +172,8 @@ def system_message_row(router: Router, e: ev.SystemMessageSent) -> Row:
         "[]",
         None,
         ts(e.at),
+        None,
+        None,
     )
 
 

@@ -20,6 +20,8 @@ from typing import Any, Final, TextIO
 
 import asyncpg
 
+from core.routing.model import MessageChoices
+from core.store import message_choices
 from core.store.errors import InvalidInput, translated_errors
 from core.store.validation import require_aware, require_name, require_phone, require_text
 
@@ -102,6 +104,10 @@ class MessageRecord:
     attachments: tuple[Attachment, ...]
     provider_message_id: str | None
     created_at: dt.datetime
+    choices: MessageChoices | None = None
+    """Offered with an agent's or a bot's message."""
+    selected_option_id: str = ""
+    """A customer's pick."""
 
 
 # --- queries -----------------------------------------------------------------------------------
@@ -251,7 +257,8 @@ class Records:
             async with self._pool.acquire(timeout=self._timeout) as conn:
                 rows = await conn.fetch(
                     """SELECT message_id, conversation_id, channel, direction, sender, agent_id,
-                              content, attachments, provider_message_id, created_at
+                              content, attachments, provider_message_id, created_at,
+                              choices, selected_option_id
                        FROM messages WHERE tenant_id = $1 AND conversation_id = $2
                        ORDER BY created_at, message_id""",
                     tenant,
@@ -340,7 +347,8 @@ def _conversation(r: asyncpg.Record) -> ConversationRecord:
 
 
 def message_from_row(r: asyncpg.Record) -> MessageRecord:
-    """A ``messages`` row (all columns of the transcript query) as a record."""
+    """A ``messages`` row (all columns of the transcript query) as a record; ``choices`` and
+    ``selected_option_id`` are read when the query selected them."""
     attachments = tuple(
         Attachment(
             sha256=str(a.get("sha256", "")),
@@ -362,6 +370,8 @@ def message_from_row(r: asyncpg.Record) -> MessageRecord:
         attachments=attachments,
         provider_message_id=r["provider_message_id"],
         created_at=r["created_at"],
+        choices=message_choices.from_json(r.get("choices")),
+        selected_option_id=r.get("selected_option_id") or "",
     )
 
 
