@@ -1,7 +1,9 @@
 """CustomerService: the tenant's customer database (``core.store.customer_*``).
 
 Customers are plain data, not routing state: the servicer writes them through the store, never
-through the shard. Who may see and change a customer is ``core.api.policy.customer_access``
+through the shard; a write that changes what a customer's profile shows (details, tags, groups,
+a merge, an import) then refreshes it on their open conversations (``core.api.profiles``).
+Who may see and change a customer is ``core.api.policy.customer_access``
 (agents: by visibility and ownership; lists apply the same rule in SQL). Refusals from the
 store become statuses here (``_answered``): ``Violations`` INVALID_ARGUMENT with a BadRequest
 violation per field (prefixed with the request's path, e.g. ``customer.fields.vip``),
@@ -24,6 +26,7 @@ from usher.v1 import customer_service_pb2 as pb
 from usher.v1 import customer_service_pb2_grpc as pb_grpc
 
 from core.api import customer_values as cv
+from core.api import profiles
 from core.api.admin import decode_token, encode_token, page_size
 from core.api.auth import caller
 from core.api.context import ApiContext, Caller
@@ -279,6 +282,7 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
         await self._allowed(context, who, found, Kind.CHANGE)
         new = cv.patched(found.data, request.customer, paths)
         updated = await self._store.update(who.tenant, found.customer_id, new)
+        await profiles.refresh(self.ctx, who.tenant, [found.customer_id])
         return pb.UpdateCustomerResponse(customer=cv.customer_to_proto(updated))
 
     @answering()
@@ -359,6 +363,7 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
                 violations={"merged": "empty"},
             )
         result = await self._store.merge(caller(context).tenant, survivor, merged)
+        await profiles.refresh(self.ctx, caller(context).tenant, [survivor])
         return pb.MergeCustomersResponse(customer=cv.customer_to_proto(result))
 
     # --- notes -----------------------------------------------------------------------------
@@ -508,6 +513,7 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
             for i, name in enumerate(customers)
         ]
         changed = await self._store.change_members(caller(context).tenant, group_id, ids, add=add)
+        await profiles.refresh(self.ctx, caller(context).tenant, ids)
         return cv.group_to_proto(changed)
 
     @answering()
@@ -531,6 +537,7 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
         self, request: pb.ImportCustomersRequest, context: Ctx
     ) -> pb.ImportCustomersResponse:
         fmt = await self._format(context, request.format)
+        since = None if request.dry_run else await profiles.since_now(self.ctx)
         report = await customer_import.import_customers(
             self.ctx.pool,
             caller(context).tenant,
@@ -540,6 +547,8 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
             key_field=request.key_field.removeprefix("customFields/"),
             dry_run=request.dry_run,
         )
+        if since is not None and report.committed and report.updated:
+            await profiles.refresh_changed(self.ctx, caller(context).tenant, since)
         return pb.ImportCustomersResponse(
             rows=report.rows,
             created=report.created,
