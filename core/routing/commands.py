@@ -102,6 +102,8 @@ class SetAgentStatus(Command):
     agent_id: str
     status: AgentStatus | None
     custom_status: str | None = None
+    client_address: str = ""
+    """Where the agent's call came from, as the front door saw it (for the login log)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

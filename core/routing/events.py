@@ -94,6 +94,8 @@ class AgentStatusChanged(Event):
     custom_status: str | None = None
     reason: str = "agent"
     """``agent``, or ``missed_offers`` when the engine set the agent away."""
+    client_address: str = ""
+    """The address the agent's call came from (empty for changes the engine made)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,11 +20,16 @@ class HoursStatus(StrEnum):
     CLOSED = "closed"
 
 
-def validate_hours(hours: BusinessHours) -> None:
+def validate_zone(name: str) -> None:
+    """``InvalidArgument`` unless ``name`` is an IANA time zone."""
     try:
-        ZoneInfo(hours.timezone)
+        ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidArgument(f"unknown time zone {hours.timezone!r}") from exc
+        raise InvalidArgument(f"unknown time zone {name!r}") from exc
+
+
+def validate_hours(hours: BusinessHours) -> None:
+    validate_zone(hours.timezone)
     for table in (hours.weekly, hours.breaks):
         for weekday, ranges in table.items():
             if not 0 <= weekday <= 6:

@@ -224,6 +224,8 @@ class QueueSettings:
     """The relaxed skill mode by presence: while no agent meeting the requirements (and the
     designations) is online, a waiting conversation is offered to any online agent of the
     designations (skills dropped) at once, whatever its wait."""
+    service_level_seconds: float = 20.0
+    """Reports' service level: a wait answered within this many seconds is within target."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +285,9 @@ class TenantSettings:
     """Agents may read the conversations owned or served last by agents who share a department
     with them (``core.api.policy.Relation.TEAM``). Not a routing rule: the engine only carries
     it, so that the doors follow it from the event log."""
+    time_zone: str = ""
+    """The tenant's IANA time zone, in which reports count days; empty: the default queue's
+    business hours' zone, else UTC."""
 
     def custom_status(self, name: str) -> CustomStatus | None:
         return next((s for s in self.custom_statuses if s.name == name), None)

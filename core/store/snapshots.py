@@ -16,7 +16,7 @@ from core.routing.router import Router
 from core.store.errors import StaleEpoch
 from core.store.eventlog import EventLog
 
-FORMAT = 5
+FORMAT = 6
 KEEP = 2
 """Snapshots kept per tenant (the newest ones)."""
 

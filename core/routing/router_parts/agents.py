@@ -46,7 +46,7 @@ class AgentsMixin(RouterBase):
         if status is None:
             raise InvalidArgument("a status or a custom status is required", field="status")
         held = self._held_on_sign_out(agent) if status is AgentStatus.OFFLINE else []
-        self._change_status(agent, status, cmd.custom_status, "agent")
+        self._change_status(agent, status, cmd.custom_status, "agent", cmd.client_address)
         for conv in held:
             self._hand_back(conv, agent)
 
@@ -80,7 +80,12 @@ class AgentsMixin(RouterBase):
             self._to_bot(conv, by=agent.agent_id)
 
     def _change_status(
-        self, agent: Agent, status: AgentStatus, custom: str | None, reason: str
+        self,
+        agent: Agent,
+        status: AgentStatus,
+        custom: str | None,
+        reason: str,
+        client_address: str = "",
     ) -> None:
         now = self.clock.now()
         was_online = agent.status is AgentStatus.ONLINE
@@ -92,6 +97,7 @@ class AgentsMixin(RouterBase):
                 status=status,
                 custom_status=custom,
                 reason=reason,
+                client_address=client_address,
             )
         )
         if status is AgentStatus.ONLINE:

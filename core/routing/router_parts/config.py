@@ -9,7 +9,7 @@ from core.routing.errors import (
     InvalidArgument,
     NotFound,
 )
-from core.routing.hours import next_change, status_at, validate_hours
+from core.routing.hours import next_change, status_at, validate_hours, validate_zone
 from core.routing.model import AgentStatus
 from core.routing.router_parts.base import RouterBase
 from core.routing.router_parts.plans import queue_plan
@@ -40,6 +40,8 @@ class ConfigMixin(RouterBase):
         names = [cs.name for cs in s.custom_statuses]
         if len(names) != len(set(names)) or any(not n for n in names):
             raise InvalidArgument("custom status names must be unique and non-empty")
+        if s.time_zone:
+            validate_zone(s.time_zone)
         self._emit(ev.TenantConfigured(tenant=self.tenant, at=self.clock.now(), settings=s))
 
     def _define_skill(self, cmd: c.DefineSkill) -> None:
