@@ -34,6 +34,8 @@ from usher.v1 import (
     agent_service_pb2_grpc,
     blocklist_service_pb2,
     blocklist_service_pb2_grpc,
+    canned_reply_service_pb2,
+    canned_reply_service_pb2_grpc,
     conversation_service_pb2,
     conversation_service_pb2_grpc,
     customer_service_pb2,
@@ -130,6 +132,12 @@ KNOWN = (
         customer_service_pb2_grpc.CustomerServiceServicer,
         customer_service_pb2_grpc.add_CustomerServiceServicer_to_server,
         _service_name(customer_service_pb2, "CustomerService"),
+    ),
+    _Known(
+        "core.api.canned_reply_service",
+        canned_reply_service_pb2_grpc.CannedReplyServiceServicer,
+        canned_reply_service_pb2_grpc.add_CannedReplyServiceServicer_to_server,
+        _service_name(canned_reply_service_pb2, "CannedReplyService"),
     ),
 )
 USHER_SERVICES = tuple(k.name for k in KNOWN)

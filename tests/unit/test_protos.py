@@ -137,6 +137,17 @@ SERVICES: dict[str, set[str]] = {
         "AnswerLeftMessage",
         "StartConversationWithCustomer",
     },
+    "CannedReplyService": {
+        *(
+            f"{verb}{kind}"
+            for kind in ("CannedReply", "CannedReplyCategory")
+            for verb in ("Get", "Create", "Update", "Delete")
+        ),
+        "ListCannedReplies",
+        "ListCannedReplyCategories",
+        "SearchCannedReplies",
+        "RenderCannedReply",
+    },
 }
 STREAMING = {
     "StreamOutbound",
@@ -160,6 +171,8 @@ RESOURCES = {
     "Credential": "credentials/{credential}",
     "Channel": "channels/{channel}",
     "TenantSettings": "settings",
+    "CannedReply": "cannedReplies/{canned_reply}",
+    "CannedReplyCategory": "cannedReplyCategories/{category}",
 }
 
 

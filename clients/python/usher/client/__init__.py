@@ -18,6 +18,7 @@ from usher.client._stream import EventStream
 from usher.client.admin import AdminClient
 from usher.client.agent import AgentClient
 from usher.client.blocklist import BlocklistClient
+from usher.client.canned_replies import CannedReplyClient
 from usher.client.customers import CustomerClient
 from usher.client.errors import (
     Aborted,
@@ -50,6 +51,7 @@ __all__ = [
     "AlreadyExists",
     "BlocklistClient",
     "Cancelled",
+    "CannedReplyClient",
     "CustomerClient",
     "DataLoss",
     "DeadlineExceeded",
