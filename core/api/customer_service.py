@@ -8,7 +8,8 @@ Who may see and change a customer is ``core.api.policy.customer_access``
 store become statuses here (``_answered``): ``Violations`` INVALID_ARGUMENT with a BadRequest
 violation per field (prefixed with the request's path, e.g. ``customer.fields.vip``),
 ``Conflict`` ALREADY_EXISTS naming the field, ``Missing`` NOT_FOUND with ResourceInfo,
-``QuotaExceeded`` RESOURCE_EXHAUSTED with a QuotaFailure. The servicer holds no SQL.
+``QuotaExceeded`` RESOURCE_EXHAUSTED with a QuotaFailure, ``SavedFilterGroup``
+FAILED_PRECONDITION. The servicer holds no SQL.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ from core.store.customer_records import (
     CustomerQuery,
     CustomerStore,
     QuotaExceeded,
+    SavedFilterGroup,
     StoredCustomer,
+    set_limits,
 )
 
 log = structlog.get_logger(__name__)
@@ -98,6 +101,14 @@ async def _answered(context: Ctx, exc: Exception, prefix: str) -> NoReturn:
             f"{exc.kind} {shown(exc.name, 120)} not found",
             details={"resource_type": RESOURCE_TYPES[exc.kind], "resource_name": exc.name},
         )
+    if isinstance(exc, SavedFilterGroup):
+        await abort(
+            context,
+            "FAILED_PRECONDITION",
+            str(exc),
+            reason="SAVED_FILTER_GROUP",
+            details={"group": f"customerGroups/{exc.group_id}"},
+        )
     assert isinstance(exc, QuotaExceeded)
     built = status(
         "RESOURCE_EXHAUSTED",
@@ -108,7 +119,11 @@ async def _answered(context: Ctx, exc: Exception, prefix: str) -> NoReturn:
     quota = error_details_pb2.QuotaFailure(
         violations=[
             error_details_pb2.QuotaFailure.Violation(
-                subject=f"tenant:{exc.subject}", description=str(exc)
+                subject=f"tenant:{exc.subject}",
+                description=str(exc),
+                quota_metric=exc.subject,
+                quota_id=f"max_{exc.subject}",
+                quota_value=exc.limit,
             )
         ]
     )
@@ -117,7 +132,7 @@ async def _answered(context: Ctx, exc: Exception, prefix: str) -> NoReturn:
     raise AssertionError("abort_with_status returned")  # pragma: no cover
 
 
-_REFUSALS: Final = (Violations, Conflict, Missing, QuotaExceeded)
+_REFUSALS: Final = (Violations, Conflict, Missing, QuotaExceeded, SavedFilterGroup)
 
 
 def answering(
@@ -162,20 +177,29 @@ class _Paged(Protocol):
 
 
 async def _offset_page(context: Ctx, items: list[T], request: _Paged) -> tuple[list[T], str]:
-    """A page of a short list read whole (custom fields, groups: at most a few hundred), the
-    token being the offset of the next page."""
+    """A page of a short list read whole (custom fields: at most a few hundred), the token
+    being the offset of the next page."""
     size = await page_size(context, request.page_size)
-    token = await decode_token(context, request.page_token)
-    if token and not token.isdigit():
+    start = await _offset(context, request.page_token)
+    end = start + size
+    return items[start:end], encode_token(str(end)) if end < len(items) else ""
+
+
+async def _offset(context: Ctx, page_token: str) -> int:
+    """Where a page of a list paged by offset starts (its token is that offset)."""
+    token = await decode_token(context, page_token)
+    if token and (not token.isascii() or not token.isdigit() or len(token) > 9):
         await abort(
             context,
             "INVALID_ARGUMENT",
             "page_token is not one this server issued",
             violations={"page_token": "malformed"},
         )
-    start = int(token or 0)
-    end = start + size
-    return items[start:end], encode_token(str(end)) if end < len(items) else ""
+    return int(token or 0)
+
+
+def _usage_item(used: int, limit: int | None) -> cpb.UsageItem:
+    return cpb.UsageItem(used=used, limit=limit or 0, unlimited=limit is None)
 
 
 class CustomerServicer(pb_grpc.CustomerServiceServicer):
@@ -302,25 +326,8 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
         return pb.UndeleteCustomerResponse(customer=cv.customer_to_proto(restored))
 
     @staticmethod
-    def _query(who: Caller, f: pb.CustomerFilter) -> CustomerQuery:
-        return CustomerQuery(
-            query=f.query,
-            display_name=f.display_name,
-            phone=f.phone,
-            email=f.email,
-            company=f.company,
-            address=f.address,
-            language=f.language,
-            region=f.region,
-            avatar_uri=f.avatar_uri,
-            external_id=f.external_id,
-            tags=tuple(f.tags),
-            group=f.group.removeprefix("customerGroups/"),
-            owner=f.owner.removeprefix("agents/"),
-            visibility=cv.VISIBILITY_FROM_PROTO.get(f.visibility, ""),
-            deleted=f.deleted,
-            viewer_agent=who.agent_id if who.role == "agent" else None,
-        )
+    def _query(who: Caller, f: cpb.CustomerFilter) -> CustomerQuery:
+        return cv.query_from_proto(f, who.agent_id if who.role == "agent" else None)
 
     @answering()
     async def ListCustomers(
@@ -376,7 +383,13 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
         found = await self._visible(context, request.parent, "parent")
         await self._allowed(context, who, found, Kind.CHANGE)
         author = f"agents/{who.agent_id}" if who.agent_id else who.role
-        note = await self._store.add_note(who.tenant, found.customer_id, author, request.text)
+        note = await self._store.add_note(
+            who.tenant,
+            found.customer_id,
+            author,
+            request.text,
+            cv.files_from_proto(request.attachments),
+        )
         return pb.AddCustomerNoteResponse(note=cv.note_to_proto(note))
 
     @answering()
@@ -481,8 +494,11 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
     async def CreateCustomerGroup(
         self, request: pb.CreateCustomerGroupRequest, context: Ctx
     ) -> pb.CreateCustomerGroupResponse:
+        saved = None
+        if request.group.HasField("filter"):
+            saved = cv.query_from_proto(request.group.filter)
         group = await self._store.create_group(
-            caller(context).tenant, request.group_id, request.group.display_name
+            caller(context).tenant, request.group_id, request.group.display_name, saved
         )
         return pb.CreateCustomerGroupResponse(group=cv.group_to_proto(group))
 
@@ -490,10 +506,13 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
     async def ListCustomerGroups(
         self, request: pb.ListCustomerGroupsRequest, context: Ctx
     ) -> pb.ListCustomerGroupsResponse:
-        groups = await self._store.groups(caller(context).tenant)
-        page, token = await _offset_page(context, groups, request)
+        size = await page_size(context, request.page_size)
+        start = await _offset(context, request.page_token)
+        groups = await self._store.groups(caller(context).tenant, start, size + 1)
+        more = len(groups) > size
         return pb.ListCustomerGroupsResponse(
-            groups=[cv.group_to_proto(g) for g in page], next_page_token=token
+            groups=[cv.group_to_proto(g) for g in groups[:size]],
+            next_page_token=encode_token(str(start + size)) if more else "",
         )
 
     @answering()
@@ -559,6 +578,7 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
                 for row, found in sorted(report.problems.items())
             ],
             committed=report.committed,
+            file_problems=dict(report.file_problems),
         )
 
     @answering()
@@ -590,10 +610,24 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
     async def GetUsage(self, request: pb.GetUsageRequest, context: Ctx) -> pb.GetUsageResponse:
         usage = await self._store.usage(caller(context).tenant)
 
-        def item(used: int, limit: int | None) -> cpb.UsageItem:
-            return cpb.UsageItem(used=used, limit=limit or 0, unlimited=limit is None)
-
         return pb.GetUsageResponse(
-            customers=item(usage.customers, usage.max_customers),
-            groups=item(usage.groups, usage.max_groups),
+            customers=_usage_item(usage.customers, usage.max_customers),
+            groups=_usage_item(usage.groups, usage.max_groups),
+        )
+
+    @answering()
+    async def SetUsageLimits(
+        self, request: pb.SetUsageLimitsRequest, context: Ctx
+    ) -> pb.SetUsageLimitsResponse:
+        tenant = caller(context).tenant
+        await set_limits(
+            self.ctx.pool,
+            tenant,
+            max_customers=request.max_customers if request.HasField("max_customers") else None,
+            max_groups=request.max_groups if request.HasField("max_groups") else None,
+        )
+        usage = await self._store.usage(tenant)
+        return pb.SetUsageLimitsResponse(
+            customers=_usage_item(usage.customers, usage.max_customers),
+            groups=_usage_item(usage.groups, usage.max_groups),
         )

@@ -6,12 +6,14 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from usher.v1 import conversation_pb2
 from usher.v1 import customer_pb2 as cpb
 
 from core.api.convert import timestamp
 from core.store.blocklist import Block
 from core.store.customer_fields import FieldDef, FieldValue
-from core.store.customer_records import CustomerData, Group, Note, StoredCustomer
+from core.store.customer_records import CustomerData, CustomerQuery, Group, Note, StoredCustomer
+from core.store.note_files import NoteFile
 
 VISIBILITY_TO_PROTO: Final = {
     "private": cpb.VISIBILITY_PRIVATE,
@@ -185,13 +187,79 @@ def field_from_proto(key: str, p: cpb.CustomField) -> FieldDef:
     )
 
 
+def query_from_proto(f: cpb.CustomerFilter, viewer_agent: str | None = None) -> CustomerQuery:
+    """A filter as the store's query (``viewer_agent``: an agent reads what it may see)."""
+    return CustomerQuery(
+        query=f.query,
+        display_name=f.display_name,
+        phone=f.phone,
+        email=f.email,
+        company=f.company,
+        address=f.address,
+        language=f.language,
+        region=f.region,
+        avatar_uri=f.avatar_uri,
+        external_id=f.external_id,
+        tags=tuple(f.tags),
+        group=f.group.removeprefix("customerGroups/"),
+        owner=f.owner.removeprefix("agents/"),
+        visibility=VISIBILITY_FROM_PROTO.get(f.visibility, ""),
+        deleted=f.deleted,
+        viewer_agent=viewer_agent,
+    )
+
+
+def query_to_proto(q: CustomerQuery) -> cpb.CustomerFilter:
+    return cpb.CustomerFilter(
+        query=q.query,
+        display_name=q.display_name,
+        phone=q.phone,
+        email=q.email,
+        company=q.company,
+        address=q.address,
+        language=q.language,
+        region=q.region,
+        avatar_uri=q.avatar_uri,
+        external_id=q.external_id,
+        tags=list(q.tags),
+        group=f"customerGroups/{q.group}" if q.group else "",
+        owner=f"agents/{q.owner}" if q.owner else "",
+        visibility=VISIBILITY_TO_PROTO.get(q.visibility, cpb.VISIBILITY_UNSPECIFIED),
+        deleted=q.deleted,
+    )
+
+
 def group_to_proto(g: Group) -> cpb.CustomerGroup:
     return cpb.CustomerGroup(
         name=f"customerGroups/{g.group_id}",
         display_name=g.display_name,
         member_count=g.member_count,
         create_time=timestamp(g.created_at),
+        filter=None if g.filter is None else query_to_proto(g.filter),
     )
+
+
+def files_from_proto(items: Sequence[conversation_pb2.Attachment]) -> tuple[NoteFile, ...]:
+    """A note's files as the request gave them (checked by the store)."""
+    return tuple(
+        NoteFile(
+            name=a.name,
+            content_type=a.content_type,
+            size=a.size,
+            uri=a.uri,
+            sha256=a.sha256.lower(),
+        )
+        for a in items
+    )
+
+
+def files_to_proto(files: Sequence[NoteFile]) -> list[conversation_pb2.Attachment]:
+    return [
+        conversation_pb2.Attachment(
+            name=f.name, content_type=f.content_type, size=f.size, uri=f.uri, sha256=f.sha256
+        )
+        for f in files
+    ]
 
 
 def note_to_proto(n: Note) -> cpb.CustomerNote:
@@ -200,4 +268,5 @@ def note_to_proto(n: Note) -> cpb.CustomerNote:
         author=n.author,
         text=n.body,
         create_time=timestamp(n.created_at),
+        attachments=files_to_proto(n.files),
     )

@@ -3,11 +3,18 @@
 ``import_customers`` reads a CSV or XLSX file (``core.store.customer_files``), matches each row
 to a live customer by a key column (external id, phone, e-mail or a unique custom field),
 checks every row as the API checks a write (built-in details, custom field values, unique
-values against the store and within the file, the tenant's limit), and then, unless it is a dry
-run, writes every row in ONE transaction: a file with any problem writes nothing
-(``ImportRejected``, carrying every row's problems). Empty cells leave a matched customer's
-value as it is, so importing the same file twice changes nothing the second time (rows equal to
-their customer are counted ``unchanged`` and not written).
+values against the store and within the file, an ``owner`` that is an agent of the tenant, the
+tenant's limit), and then, unless it is a dry run, writes every row in ONE transaction: a file
+with any problem writes nothing (``ImportRejected``, carrying every row's problems; past the
+limit, ``QuotaExceeded``). A dry run reports instead: every row's problems, and the limit as a
+problem of the whole file (``ImportReport.file_problems``).
+
+The clear rule: a row sets every column the file has, so an empty cell clears that value of a
+matched customer (``visibility`` back to ``public``) and a column the file lacks leaves it as it
+is. The row's result depends only on the file, so importing the same file twice changes nothing
+the second time (rows equal to their customer are counted ``unchanged`` and not written).
+``owner`` is checked against the tenant's agents when it changes (a row keeping a customer's
+owner passes even if that agent was removed since).
 
 ``export_chunks`` streams the customers a query selects as a CSV or XLSX file, reading them a
 page at a time.
@@ -18,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import asyncpg
@@ -40,6 +47,7 @@ from core.store.customer_records import (
     CustomerData,
     CustomerQuery,
     CustomerStore,
+    QuotaExceeded,
     check_details,
     check_quota,
     dump_fields,
@@ -66,6 +74,8 @@ class ImportReport:
     problems: Mapping[int, Mapping[str, str]]
     """File row number (the header is 1) -> column -> what is wrong."""
     committed: bool
+    file_problems: Mapping[str, str] = field(default_factory=dict)
+    """A dry run's problems of the whole file: ``quota`` -> what the limit refuses."""
 
 
 class ImportRejected(Violations):
@@ -104,15 +114,31 @@ def _header(header: Sequence[str], defs: Mapping[str, FieldDef]) -> list[str]:
     return names
 
 
+_CLEARED: Final[Mapping[str, Any]] = {
+    "phone": None,
+    "email": None,
+    "external_id": None,
+    "owner": None,
+    "tags": (),
+    "visibility": "public",
+}
+"""What an empty cell sets (the other built-in columns: empty text)."""
+
+
 def _apply(
     cells: Mapping[str, str], base: CustomerData, defs: Mapping[str, FieldDef]
 ) -> tuple[CustomerData, dict[str, str]]:
-    """``base`` with the row's non-empty cells written over it, and the cells' parse problems."""
+    """``base`` with the row's cells written over it (an empty one clears its value), and the
+    cells' parse problems."""
     problems: dict[str, str] = {}
     changes: dict[str, Any] = {}
     values: dict[str, FieldValue] = dict(base.fields)
     for column, text in cells.items():
         if not text:
+            if column in defs:
+                values.pop(column, None)
+            else:
+                changes[column] = _CLEARED.get(column, "")
             continue
         if column in defs:
             try:
@@ -123,6 +149,8 @@ def _apply(
             changes["tags"] = tuple(t.strip() for t in text.split(";") if t.strip())
         elif column == "visibility":
             changes["visibility"] = text.lower()
+        elif column == "owner":
+            changes["owner"] = text.removeprefix("agents/")
         else:
             changes[column] = text
     return dataclasses.replace(base, fields=values, **changes), problems
@@ -175,6 +203,7 @@ async def import_customers(
                     )
                 )
             await _check_unique(conn, tenant, rows, defs)
+            await _check_owners(conn, tenant, rows)
             created = [r for r in rows if not r.problems and r.old is None]
             changed = [r for r in rows if not r.problems and r.old is not None and r.new != r.old]
             report = ImportReport(
@@ -185,7 +214,16 @@ async def import_customers(
                 problems={r.number: r.problems for r in rows if r.problems},
                 committed=False,
             )
-            await check_quota(conn, tenant, "customers", len(created))
+            try:
+                await check_quota(conn, tenant, "customers", len(created))
+            except QuotaExceeded as exc:
+                if not dry_run:
+                    raise
+                over = (
+                    f"the {len(created)} customers it would create pass the tenant's limit of"
+                    f" {exc.limit}"
+                )
+                report = dataclasses.replace(report, file_problems={"quota": over})
             if dry_run:
                 return report
             if report.problems:
@@ -306,6 +344,33 @@ async def _check_unique(
         holder = claims.get((h["k"], h["v"]))
         if holder is not None and h["customer_id"] != holder.customer_id and not holder.problems:
             holder.problems[_column(h["k"])] = "another customer has this value"
+
+
+async def _check_owners(conn: asyncpg.Connection, tenant: str, rows: list[_Row]) -> None:
+    """A problem for each row giving a customer an owner who is not an agent of the tenant."""
+    changing = [
+        r
+        for r in rows
+        if not r.problems
+        and r.new is not None
+        and r.new.owner
+        and (r.old is None or r.old.owner != r.new.owner)
+    ]
+    if not changing:
+        return
+    known = {
+        r["agent_id"]
+        for r in await conn.fetch(
+            "SELECT agent_id FROM agents WHERE tenant_id = $1 AND agent_id = ANY($2::text[])"
+            " AND removed_at IS NULL",
+            tenant,
+            list({r.new.owner for r in changing if r.new is not None}),
+        )
+    }
+    for row in changing:
+        assert row.new is not None
+        if row.new.owner not in known:
+            row.problems["owner"] = "not an agent of the tenant"
 
 
 def _padded(cells: list[str], width: int) -> list[str]:

@@ -16,10 +16,15 @@ identity resolution in ``core.store.customers`` writes), extended by migration 0
 - Unique custom fields are decided by ``customer_unique_values`` (a primary key over tenant,
   field and value): a clash is ``Conflict`` naming ``fields.<key>``, and the transaction, with
   everything it wrote, rolls back.
-- Limits (``customer_limits``, NULL or no row: unlimited) are checked under a per-tenant
-  advisory lock by every API and import write that adds customers or groups: past a limit is
-  ``QuotaExceeded``. Customers the gateways create from channel identities are counted but
-  never refused (a customer writing in must reach an agent).
+- Limits (``customer_limits``, NULL or no row: unlimited; ``set_limits``) are checked under a
+  per-tenant advisory lock by every API and import write that adds customers or groups: past a
+  limit is ``QuotaExceeded``. Customers the gateways create from channel identities are counted
+  but never refused (a customer writing in must reach an agent).
+- A group is a static member list, or a saved filter (``Group.filter``, a ``CustomerQuery``
+  stored as JSON): its members are the live customers matching it when read (``search`` with
+  ``CustomerQuery.group`` evaluates it; ``member_count`` counts them). A saved filter may name
+  a static group, never another saved filter nor the recycle bin.
+- Notes carry files by reference (``core.store.note_files``).
 """
 
 from __future__ import annotations
@@ -29,12 +34,13 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import asyncpg
 
+from core.store import note_files
 from core.store.customer_fields import (
     EMAIL,
     Conflict,
@@ -47,6 +53,7 @@ from core.store.customer_fields import (
     unique_text,
 )
 from core.store.errors import StoreError, translated_errors
+from core.store.note_files import NoteFile
 from core.store.records import like_pattern
 from core.store.validation import PHONE_PATTERN, require_tenant
 
@@ -125,12 +132,60 @@ class CustomerQuery:
     of that rule: not private, or its own)."""
 
 
+_SAVED: Final = (
+    "query",
+    "display_name",
+    "phone",
+    "email",
+    "company",
+    "address",
+    "language",
+    "region",
+    "avatar_uri",
+    "external_id",
+    "tags",
+    "group",
+    "owner",
+    "visibility",
+)
+"""The filters a group saves (not ``deleted`` nor ``viewer_agent``: those are the reader's)."""
+
+
+def dump_query(q: CustomerQuery) -> str:
+    """A saved filter as its JSON column: the filters given."""
+    saved = {k: getattr(q, k) for k in _SAVED if getattr(q, k)}
+    return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in saved.items()})
+
+
+def load_query(raw: str) -> CustomerQuery:
+    loaded: dict[str, Any] = json.loads(raw)
+    values: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in loaded.items() if k in _SAVED
+    }
+    return CustomerQuery(**values)
+
+
 @dataclass(frozen=True, slots=True)
 class Group:
     group_id: str
     display_name: str
     member_count: int
     created_at: dt.datetime | None
+    filter: CustomerQuery | None = None
+    """A saved filter's; None: a static member list."""
+
+
+class SavedFilterGroup(StoreError):
+    """Members added to or removed from a saved filter group by hand."""
+
+    code = "FAILED_PRECONDITION"
+
+    def __init__(self, group_id: str) -> None:
+        super().__init__(
+            f"customer group {group_id!r} is a saved filter: its members are the customers"
+            " matching it"
+        )
+        self.group_id = group_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +195,7 @@ class Note:
     author: str
     body: str
     created_at: dt.datetime
+    files: tuple[NoteFile, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +354,47 @@ async def write_unique(
                 )
         except asyncpg.exceptions.UniqueViolationError as exc:
             raise Conflict(f"fields.{key}", f"another customer has this {key}") from exc
+
+
+def _filters(q: CustomerQuery, arg: Callable[[Any], str], saved: CustomerQuery | None) -> list[str]:
+    """The conditions of ``q``'s filters (``arg`` binds a value); a group with a ``saved``
+    filter is that filter's conditions."""
+    clauses: list[str] = []
+    if q.query:
+        p = arg(like_pattern(q.query))
+        clauses.append(
+            f"(c.name ILIKE {p} ESCAPE '\\' OR c.company ILIKE {p} ESCAPE '\\'"
+            f" OR c.email ILIKE {p} ESCAPE '\\' OR c.phone LIKE {p} ESCAPE '\\')"
+        )
+    for column, value in (("name", q.display_name), ("company", q.company)):
+        if value:
+            clauses.append(f"c.{column} ILIKE {arg(like_pattern(value))} ESCAPE '\\'")
+    if q.address:
+        clauses.append(f"c.address ILIKE {arg(like_pattern(q.address))} ESCAPE '\\'")
+    exact = (
+        ("phone", q.phone),
+        ("language", q.language),
+        ("region", q.region),
+        ("avatar_uri", q.avatar_uri),
+        ("external_ref", q.external_id),
+        ("owner_agent_id", q.owner),
+        ("visibility", q.visibility),
+    )
+    for column, value in exact:
+        if value:
+            clauses.append(f"c.{column} = {arg(value)}")
+    if q.email:
+        clauses.append(f"lower(c.email) = lower({arg(q.email)})")
+    if q.tags:
+        clauses.append(f"c.tags @> {arg(list(q.tags))}::text[]")
+    if q.group and saved is not None:
+        clauses.extend(_filters(saved, arg, None))
+    elif q.group:
+        clauses.append(
+            "EXISTS (SELECT 1 FROM customer_group_members m WHERE m.tenant_id = c.tenant_id"
+            f" AND m.customer_id = c.customer_id AND m.group_id = {arg(q.group)})"
+        )
+    return clauses
 
 
 class CustomerStore:
@@ -460,10 +557,12 @@ class CustomerStore:
     async def search(
         self, tenant: str, query: CustomerQuery, after: str, limit: int
     ) -> list[StoredCustomer]:
-        """Matching customers ordered by id, after ``after`` ('' from the start)."""
-        where, args = self.where(tenant, query)
-        args.extend([after, limit])
+        """Matching customers ordered by id, after ``after`` ('' from the start); a saved
+        filter group (``query.group``) is evaluated."""
         with translated_errors():
+            saved = await self._saved(self._pool, tenant, query.group)
+            where, args = self.where(tenant, query, saved)
+            args.extend([after, limit])
             rows = await self._pool.fetch(
                 f"{SELECT} WHERE {where} AND c.customer_id > ${len(args) - 1}"
                 f" ORDER BY c.customer_id LIMIT ${len(args)}",
@@ -473,8 +572,25 @@ class CustomerStore:
         return [stored_of(r) for r in rows]
 
     @staticmethod
-    def where(tenant: str, q: CustomerQuery) -> tuple[str, list[Any]]:
-        """The SQL condition (over ``customers c``) and its arguments for ``q``."""
+    async def _saved(
+        conn: asyncpg.Pool | asyncpg.Connection, tenant: str, group_id: str
+    ) -> CustomerQuery | None:
+        """The saved filter of group ``group_id``; None for none, a static or an unknown one."""
+        if not group_id:
+            return None
+        raw = await conn.fetchval(
+            "SELECT filter::text FROM customer_groups WHERE tenant_id = $1 AND group_id = $2",
+            tenant,
+            group_id,
+        )
+        return None if raw is None else load_query(raw)
+
+    @staticmethod
+    def where(
+        tenant: str, q: CustomerQuery, saved: CustomerQuery | None = None
+    ) -> tuple[str, list[Any]]:
+        """The SQL condition (over ``customers c``) and its arguments for ``q``; ``saved``, the
+        filter of the group ``q`` names, stands for that group's membership."""
         args: list[Any] = [tenant]
 
         def arg(value: Any) -> str:
@@ -483,38 +599,7 @@ class CustomerStore:
 
         clauses = ["c.tenant_id = $1", "c.merged_into IS NULL"]
         clauses.append("c.deleted_at IS NOT NULL" if q.deleted else "c.deleted_at IS NULL")
-        if q.query:
-            p = arg(like_pattern(q.query))
-            clauses.append(
-                f"(c.name ILIKE {p} ESCAPE '\\' OR c.company ILIKE {p} ESCAPE '\\'"
-                f" OR c.email ILIKE {p} ESCAPE '\\' OR c.phone LIKE {p} ESCAPE '\\')"
-            )
-        for column, value in (("name", q.display_name), ("company", q.company)):
-            if value:
-                clauses.append(f"c.{column} ILIKE {arg(like_pattern(value))} ESCAPE '\\'")
-        if q.address:
-            clauses.append(f"c.address ILIKE {arg(like_pattern(q.address))} ESCAPE '\\'")
-        exact = (
-            ("phone", q.phone),
-            ("language", q.language),
-            ("region", q.region),
-            ("avatar_uri", q.avatar_uri),
-            ("external_ref", q.external_id),
-            ("owner_agent_id", q.owner),
-            ("visibility", q.visibility),
-        )
-        for column, value in exact:
-            if value:
-                clauses.append(f"c.{column} = {arg(value)}")
-        if q.email:
-            clauses.append(f"lower(c.email) = lower({arg(q.email)})")
-        if q.tags:
-            clauses.append(f"c.tags @> {arg(list(q.tags))}::text[]")
-        if q.group:
-            clauses.append(
-                "EXISTS (SELECT 1 FROM customer_group_members m WHERE m.tenant_id = c.tenant_id"
-                f" AND m.customer_id = c.customer_id AND m.group_id = {arg(q.group)})"
-            )
+        clauses.extend(_filters(q, arg, saved))
         if q.viewer_agent is not None:
             clauses.append(
                 f"(c.visibility <> 'private' OR c.owner_agent_id = {arg(q.viewer_agent)})"
@@ -592,14 +677,21 @@ class CustomerStore:
 
     # --- notes -----------------------------------------------------------------------------
 
-    async def add_note(self, tenant: str, customer_id: str, author: str, body: str) -> Note:
-        """A note on a live customer; ``Missing``, ``Violations``."""
-        if not 1 <= len(body) <= 10_000:
-            raise Violations({"text": "1 to 10,000 characters"})
+    async def add_note(
+        self, tenant: str, customer_id: str, author: str, body: str, files: Sequence[NoteFile] = ()
+    ) -> Note:
+        """A note on a live customer, with ``files``; ``Missing``, ``Violations`` (``text``,
+        ``attachments[i].<field>``)."""
+        problems = note_files.check(files)
+        if len(body) > 10_000 or "\x00" in body:
+            problems["text"] = "at most 10,000 characters, no NUL"
+        elif not body and not files:
+            problems["text"] = "a note needs text or an attachment"
+        _refuse(problems)
         with translated_errors():
             row = await self._pool.fetchrow(
-                """INSERT INTO customer_notes (tenant_id, customer_id, author, body)
-                   SELECT tenant_id, customer_id, $3, $4 FROM customers
+                """INSERT INTO customer_notes (tenant_id, customer_id, author, body, attachments)
+                   SELECT tenant_id, customer_id, $3, $4, $5::jsonb FROM customers
                    WHERE tenant_id = $1 AND customer_id = $2 AND deleted_at IS NULL
                      AND merged_into IS NULL
                    RETURNING note_id, customer_id, author, body, created_at""",
@@ -607,16 +699,18 @@ class CustomerStore:
                 customer_id,
                 author,
                 body,
+                note_files.dumps(files),
             )
         if row is None:
             raise Missing("customer", f"customers/{customer_id}")
-        return Note(**dict(row))
+        return Note(**dict(row), files=tuple(files))
 
     async def notes(self, tenant: str, customer_id: str, before: int, limit: int) -> list[Note]:
         """A customer's notes newest first, older than note ``before`` (0: from the newest)."""
         with translated_errors():
             rows = await self._pool.fetch(
-                "SELECT note_id, customer_id, author, body, created_at FROM customer_notes"
+                "SELECT note_id, customer_id, author, body, created_at,"
+                " attachments::text AS attachments FROM customer_notes"
                 " WHERE tenant_id = $1 AND customer_id = $2 AND ($3 = 0 OR note_id < $3)"
                 " ORDER BY note_id DESC LIMIT $4",
                 tenant,
@@ -624,56 +718,104 @@ class CustomerStore:
                 before,
                 limit,
             )
-        return [Note(**dict(r)) for r in rows]
+        return [
+            Note(
+                r["note_id"],
+                r["customer_id"],
+                r["author"],
+                r["body"],
+                r["created_at"],
+                note_files.loads(r["attachments"]),
+            )
+            for r in rows
+        ]
 
     # --- groups ----------------------------------------------------------------------------
 
     _GROUP: Final = """
-        SELECT g.group_id, g.display_name, g.created_at,
+        SELECT g.group_id, g.display_name, g.created_at, g.filter::text AS filter,
                (SELECT count(*) FROM customer_group_members m JOIN customers c
                     ON c.tenant_id = m.tenant_id AND c.customer_id = m.customer_id
                 WHERE m.tenant_id = g.tenant_id AND m.group_id = g.group_id
+                  AND g.filter IS NULL
                   AND c.deleted_at IS NULL AND c.merged_into IS NULL) AS member_count
         FROM customer_groups g"""
 
-    async def create_group(self, tenant: str, group_id: str, display_name: str) -> Group:
-        """A new group; ``Violations``, ``Conflict``, ``QuotaExceeded``."""
+    async def create_group(
+        self, tenant: str, group_id: str, display_name: str, saved: CustomerQuery | None = None
+    ) -> Group:
+        """A new group, static or of the ``saved`` filter; ``Violations`` (``group_id``,
+        ``group.display_name``, ``group.filter.<field>``), ``Conflict``, ``QuotaExceeded``."""
         problems = {}
         if _ID.fullmatch(group_id) is None:
             problems["group_id"] = "1 to 64 of A-Za-z0-9_.-"
         if len(display_name) > 200:
             problems["group.display_name"] = "at most 200 characters"
+        if saved is not None and saved.deleted:
+            problems["group.filter.deleted"] = "a saved filter selects live customers only"
+        if saved is not None and saved.visibility and saved.visibility not in VISIBILITIES:
+            problems["group.filter.visibility"] = "must be private, shared or public"
         _refuse(problems)
         with translated_errors():
             async with self._pool.acquire() as conn, conn.transaction():
                 await require_tenant(conn, tenant, self._timeout)
+                if saved is not None and saved.group:
+                    static = await conn.fetchval(
+                        "SELECT filter IS NULL FROM customer_groups"
+                        " WHERE tenant_id = $1 AND group_id = $2 FOR KEY SHARE",
+                        tenant,
+                        saved.group,
+                    )
+                    if not static:
+                        raise Violations({"group.filter.group": "must name a static group"})
                 await check_quota(conn, tenant, "groups", 1)
                 done = await conn.execute(
-                    "INSERT INTO customer_groups (tenant_id, group_id, display_name)"
-                    " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    "INSERT INTO customer_groups (tenant_id, group_id, display_name, filter)"
+                    " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT DO NOTHING",
                     tenant,
                     group_id,
                     display_name,
+                    None if saved is None else dump_query(saved),
                 )
                 if done == "INSERT 0 0":
                     raise Conflict("group_id", f"customer group {group_id!r} already exists")
         return await self.group(tenant, group_id)
+
+    async def _counted(
+        self, conn: asyncpg.Pool | asyncpg.Connection, tenant: str, row: asyncpg.Record
+    ) -> Group:
+        """A group row as a ``Group``; a saved filter's members counted now."""
+        if row["filter"] is None:
+            return Group(
+                row["group_id"], row["display_name"], row["member_count"], row["created_at"]
+            )
+        saved = load_query(row["filter"])
+        where, args = self.where(tenant, CustomerQuery(group=row["group_id"]), saved)
+        count = await conn.fetchval(
+            f"SELECT count(*) FROM customers c WHERE {where}", *args, timeout=self._timeout
+        )
+        return Group(row["group_id"], row["display_name"], count, row["created_at"], saved)
 
     async def group(self, tenant: str, group_id: str) -> Group:
         with translated_errors():
             row = await self._pool.fetchrow(
                 f"{self._GROUP} WHERE g.tenant_id = $1 AND g.group_id = $2", tenant, group_id
             )
-        if row is None:
-            raise Missing("customer group", f"customerGroups/{group_id}")
-        return Group(**dict(row))
+            if row is None:
+                raise Missing("customer group", f"customerGroups/{group_id}")
+            return await self._counted(self._pool, tenant, row)
 
-    async def groups(self, tenant: str) -> list[Group]:
+    async def groups(self, tenant: str, offset: int, limit: int) -> list[Group]:
+        """Up to ``limit`` groups by id from the ``offset``-th (saved filters' members counted
+        for these only)."""
         with translated_errors():
             rows = await self._pool.fetch(
-                f"{self._GROUP} WHERE g.tenant_id = $1 ORDER BY g.group_id", tenant
+                f"{self._GROUP} WHERE g.tenant_id = $1 ORDER BY g.group_id OFFSET $2 LIMIT $3",
+                tenant,
+                offset,
+                limit,
             )
-        return [Group(**dict(r)) for r in rows]
+            return [await self._counted(self._pool, tenant, r) for r in rows]
 
     async def delete_group(self, tenant: str, group_id: str) -> None:
         with translated_errors():
@@ -688,19 +830,21 @@ class CustomerStore:
     async def change_members(
         self, tenant: str, group_id: str, customer_ids: Sequence[str], *, add: bool
     ) -> Group:
-        """Add (or remove) members, all or none; ``Missing`` (the group, or a customer to add
-        that is not live in the tenant)."""
+        """Add (or remove) members of a static group, all or none; ``Missing`` (the group, or
+        a customer to add that is not live in the tenant), ``SavedFilterGroup``."""
         ids = list(dict.fromkeys(customer_ids))
         with translated_errors():
             async with self._pool.acquire() as conn, conn.transaction():
-                found = await conn.fetchval(
-                    "SELECT 1 FROM customer_groups WHERE tenant_id = $1 AND group_id = $2"
-                    " FOR KEY SHARE",
+                found = await conn.fetchrow(
+                    "SELECT filter IS NULL AS static FROM customer_groups"
+                    " WHERE tenant_id = $1 AND group_id = $2 FOR KEY SHARE",
                     tenant,
                     group_id,
                 )
                 if found is None:
                     raise Missing("customer group", f"customerGroups/{group_id}")
+                if not found["static"]:
+                    raise SavedFilterGroup(group_id)
                 if add:
                     live = {
                         r["customer_id"]
@@ -752,8 +896,15 @@ class CustomerStore:
 async def set_limits(
     pool: asyncpg.Pool, tenant: str, *, max_customers: int | None, max_groups: int | None
 ) -> None:
-    """Set a tenant's limits (None: unlimited). Operators' call (no RPC changes a tenant's own
-    limits)."""
+    """Set a tenant's limits, both at once (None: unlimited); ``Violations`` for a negative
+    one. Usage above a new limit stays (only additions are refused)."""
+    _refuse(
+        {
+            name: "0 or more"
+            for name, value in (("max_customers", max_customers), ("max_groups", max_groups))
+            if value is not None and value < 0
+        }
+    )
     with translated_errors():
         await pool.execute(
             """INSERT INTO customer_limits (tenant_id, max_customers, max_groups)
