@@ -108,6 +108,7 @@ def message_from_record(r: MessageRecord) -> conversation_pb2.Message:
         provider_message_id=r.provider_message_id or "",
         choices=None if r.choices is None else choices.to_proto(r.choices),
         selected_option_id=r.selected_option_id,
+        canned_reply_id=r.canned_reply_id or "",
     )
     _stamp(out, "create_time", r.created_at)
     return out
@@ -129,6 +130,7 @@ def message_from_event(e: ev.MessageRecorded) -> conversation_pb2.Message:
         provider_message_id=body.provider_message_id or "",
         choices=None if body.choices is None else choices.to_proto(body.choices),
         selected_option_id=body.selected_option_id,
+        canned_reply_id=body.canned_reply_id or "",
     )
     _stamp(out, "create_time", body.sent_at if body.sent_at is not None else e.at)
     return out

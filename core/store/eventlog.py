@@ -310,16 +310,16 @@ _CONVERSATIONS_CTE = """, conversations_written AS (
 _MESSAGES_CTE = """, messages_written AS (
     INSERT INTO messages (tenant_id, message_id, conversation_id, channel, direction, sender,
         agent_id, content, attachments, provider_message_id, created_at, choices,
-        selected_option_id)
+        selected_option_id, canned_reply_id)
     SELECT m.tenant_id, m.message_id, m.conversation_id, m.channel, m.direction, m.sender,
         m.agent_id, m.content, m.attachments::jsonb, m.provider_message_id, m.created_at,
-        m.choices::jsonb, m.selected_option_id
+        m.choices::jsonb, m.selected_option_id, m.canned_reply_id
     FROM unnest(${0}::text[], ${1}::bigint[], ${2}::text[], ${3}::text[], ${4}::text[],
                 ${5}::text[], ${6}::text[], ${7}::text[], ${8}::text[], ${9}::text[],
-                ${10}::timestamptz[], ${11}::text[], ${12}::text[])
+                ${10}::timestamptz[], ${11}::text[], ${12}::text[], ${13}::text[])
         AS m(tenant_id, message_id, conversation_id, channel, direction, sender, agent_id,
              content, attachments, provider_message_id, created_at, choices,
-             selected_option_id)
+             selected_option_id, canned_reply_id)
     JOIN claimed c ON c.tenant_id = m.tenant_id
 )"""
 

@@ -125,6 +125,7 @@ MESSAGE_COLUMNS = (
     "created_at",
     "choices",
     "selected_option_id",
+    "canned_reply_id",
 )
 
 
@@ -155,6 +156,7 @@ def message_row(router: Router, e: ev.MessageRecorded) -> Row:
         ts(body.sent_at if body.sent_at is not None else e.at),
         message_choices.to_json(body.choices),
         body.selected_option_id or None,
+        body.canned_reply_id,
     )
 
 
@@ -172,6 +174,7 @@ def system_message_row(router: Router, e: ev.SystemMessageSent) -> Row:
         "[]",
         None,
         ts(e.at),
+        None,
         None,
         None,
     )

@@ -32,7 +32,8 @@ LEFT JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.customer_id = c.cust
 
 MESSAGE_SQL: Final = """
 SELECT message_id, conversation_id, channel, direction, sender, agent_id, content, attachments,
-       provider_message_id, created_at, choices, selected_option_id FROM messages"""
+       provider_message_id, created_at, choices, selected_option_id, canned_reply_id
+FROM messages"""
 
 
 _DEPTH_SQL: Final = """

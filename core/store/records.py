@@ -108,6 +108,8 @@ class MessageRecord:
     """Offered with an agent's or a bot's message."""
     selected_option_id: str = ""
     """A customer's pick."""
+    canned_reply_id: str | None = None
+    """The canned reply an agent's message was sent from."""
 
 
 # --- queries -----------------------------------------------------------------------------------
@@ -258,7 +260,7 @@ class Records:
                 rows = await conn.fetch(
                     """SELECT message_id, conversation_id, channel, direction, sender, agent_id,
                               content, attachments, provider_message_id, created_at,
-                              choices, selected_option_id
+                              choices, selected_option_id, canned_reply_id
                        FROM messages WHERE tenant_id = $1 AND conversation_id = $2
                        ORDER BY created_at, message_id""",
                     tenant,
@@ -347,8 +349,8 @@ def _conversation(r: asyncpg.Record) -> ConversationRecord:
 
 
 def message_from_row(r: asyncpg.Record) -> MessageRecord:
-    """A ``messages`` row (all columns of the transcript query) as a record; ``choices`` and
-    ``selected_option_id`` are read when the query selected them."""
+    """A ``messages`` row (all columns of the transcript query) as a record; ``choices``,
+    ``selected_option_id`` and ``canned_reply_id`` are read when the query selected them."""
     attachments = tuple(
         Attachment(
             sha256=str(a.get("sha256", "")),
@@ -372,6 +374,7 @@ def message_from_row(r: asyncpg.Record) -> MessageRecord:
         created_at=r["created_at"],
         choices=message_choices.from_json(r.get("choices")),
         selected_option_id=r.get("selected_option_id") or "",
+        canned_reply_id=r.get("canned_reply_id"),
     )
 
 
