@@ -36,16 +36,16 @@ from rapidfuzz import fuzz, process
 
 from core.knowledge.index import Article, Index, primary_language
 from core.knowledge.normalize import Script, fold, script_of
-from core.knowledge.segment import Term, analyze, han_chars, subwords
+from core.knowledge.segment import Term, analyze, han_chars, is_stop, subwords, thai_pieces
 
 FIELD_WEIGHTS: Final = {"title": 3.0, "keywords": 2.5, "body": 1.0}
 CHAR_WEIGHT: Final = 0.6
 CHAR_CREDIT: Final = 0.5
-LANGUAGE_BOOST: Final = 1.2
+LANGUAGE_BOOST: Final = 3.0
 FUZZY_MIN: Final = 80.0
 FUZZY_LIMIT: Final = 3
-MIN_COVERAGE: Final = 0.6
-MIN_MARGIN: Final = 0.1
+MIN_COVERAGE: Final = 0.55
+MIN_MARGIN: Final = 0.075
 MAX_RESULTS: Final = 50
 
 _SCRIPT_LANGUAGE: Final = {Script.HAN: "zh", Script.THAI: "th", Script.LATIN: "en"}
@@ -99,13 +99,41 @@ def _expanded(index: Index, terms: list[Term]) -> list[Term]:
     return out
 
 
+def _thai_repairs(index: Index, query: str, keys: tuple[str, ...]) -> list[tuple[str, Term]]:
+    """Misspelt Thai words: newmm cuts a word it does not know into pieces (เติมเงน -> เติม,
+    เงน), so each piece the index does not know is re-joined with its neighbours (windows of two
+    and three pieces) and the best window within ``FUZZY_MIN`` of an index word replaces it.
+    Returns (unknown piece, the term standing for the window)."""
+    repairs: list[tuple[str, Term]] = []
+    for pieces in thai_pieces(query):
+        for i, piece in enumerate(pieces):
+            if piece in index.idf or is_stop(piece) or analyze(piece, query=True) == []:
+                continue
+            if any(t.text in index.idf for t in analyze(piece, query=True)):
+                continue
+            best: tuple[float, str] | None = None
+            for start, end in ((i - 1, i + 1), (i, i + 2), (i - 1, i + 2), (i - 2, i + 1)):
+                if start < 0 or end > len(pieces):
+                    continue
+                window = "".join(pieces[start:end])
+                match = process.extractOne(window, keys, scorer=fuzz.ratio, score_cutoff=FUZZY_MIN)
+                if match is not None and (best is None or match[1] > best[0]):
+                    best = (float(match[1]), window)
+            if best is not None:
+                repairs.append((piece, Term(best[1], Script.THAI, best[1])))
+    return repairs
+
+
 def units(index: Index, query: str) -> list[_Unit]:
     """The query's units with their candidates and weights (see the module docstring)."""
     keys = tuple(index.lexicon)
     seen: set[str] = set()
     found: list[_Unit] = []
     unknown = index.unknown_idf()
-    for term in _expanded(index, analyze(query, query=True)):
+    repairs = _thai_repairs(index, query, keys) if keys else []
+    replaced = {piece for piece, _ in repairs}
+    terms = [t for t in analyze(query, query=True) if t.text not in replaced]
+    for term in _expanded(index, terms) + [term for _, term in repairs]:
         if term.text in seen:
             continue
         seen.add(term.text)

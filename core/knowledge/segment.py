@@ -234,3 +234,19 @@ def member_lexicon() -> dict[str, frozenset[str]]:
         for member in concept.th:
             found.setdefault(fold(member), set()).add(concept.token)
     return {k: frozenset(v) for k, v in found.items()}
+
+
+def thai_pieces(text: str) -> list[list[str]]:
+    """The raw newmm pieces of each Thai run of ``text`` (folded here), stop words included:
+    where the ranking re-joins the pieces of a misspelt word (เติมเงน -> เติม, เงน)."""
+    _, thai = _SEGMENTERS.load()
+    return [
+        [str(w) for w in word_tokenize(run.text, custom_dict=thai, engine="newmm")]
+        for run in runs(fold(text))
+        if run.script is Script.THAI
+    ]
+
+
+def is_stop(piece: str) -> bool:
+    """Whether a raw piece is a stop word (of any language)."""
+    return piece in STOP_TH or piece in STOP_ZH or piece in STOP_EN

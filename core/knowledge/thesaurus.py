@@ -162,7 +162,16 @@ CONCEPTS: Final[tuple[Concept, ...]] = (
     ),
     Concept(
         "damaged",
-        en=("damaged", "damage", "broken", "defective", "faulty", "cracked"),
+        en=(
+            "damaged",
+            "damage",
+            "broken",
+            "defective",
+            "faulty",
+            "cracked",
+            "smashed",
+            "shattered",
+        ),
         zh=("损坏", "坏了", "破损", "烂了", "坏掉"),
         th=("เสียหาย", "แตก", "ชำรุด", "พัง"),
     ),
