@@ -403,6 +403,12 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}ListBlocksRequest.email": Limit(max_len=320),
     f"{_P}ListBlocksRequest.ip_address": Limit(max_len=45),
     f"{_P}WatchBlocksRequest.resume_after_event_id": EVENT_ID,
+    # --- RecordService (the other fields keep the defaults by type) -------------------------
+    f"{_P}ConversationFilter.departments": _names("departments", 20),
+    f"{_P}CountConversationsRequest.departments": _names("departments", 20),
+    f"{_P}WatchConversationListsRequest.lists": Limit(max_items=16),
+    f"{_P}WatchConversationListsRequest.resume_after_event_id": EVENT_ID,
+    f"{_P}WatchConversationListsRequest.departments": _names("departments", 20),
     # --- FollowUpService -----------------------------------------------------------------------
     f"{_P}ListLeftMessagesRequest.page_size": PAGE_SIZE,
     f"{_P}ListLeftMessagesRequest.page_token": PAGE_TOKEN,
