@@ -498,7 +498,13 @@ class SendMessageRequest(_message.Message):
     """`conversations/{conversation}`."""
     text: _builtins.str
     canned_reply_id: _builtins.str
-    """The canned reply the text came from, for reporting."""
+    """A canned reply to send (its id, as in `cannedReplies/{id}`; CannedReplyService). The server
+    renders it for this conversation (its customer, the calling agent) and sends the rendered
+    text followed by `text`, if any, on a new line (the agent's own words: do not repeat the
+    reply in it), and the reply's attachments followed by `attachments`. The message records
+    the reply (`Message.canned_reply_id`), and the reply's use is counted once per message: a
+    repeat with the same `request_id` counts nothing.
+    """
     @_builtins.property
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[_conversation_pb2.Attachment]: ...
     @_builtins.property

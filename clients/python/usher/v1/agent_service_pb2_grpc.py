@@ -231,9 +231,11 @@ class AgentServiceServicer:
     def SendMessage(self, request, context):
         """Write to the customer in a conversation the agent owns (or takes over in LIVE mode).
 
-        Idempotent on `request_id`. Errors: INVALID_ARGUMENT (empty, over 64 KiB, bad attachment),
-        NOT_FOUND, PERMISSION_DENIED (the agent does not own the conversation), FAILED_PRECONDITION
-        (the owner's conversation is not active, or it is closed).
+        Idempotent on `request_id`. Errors: INVALID_ARGUMENT (empty, over 64 KiB, bad attachment;
+        with `canned_reply_id`, also a reply that renders empty for this conversation), NOT_FOUND
+        (the conversation, or a canned reply the agent may not read), PERMISSION_DENIED (the agent
+        does not own the conversation), FAILED_PRECONDITION (the owner's conversation is not
+        active, or it is closed).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

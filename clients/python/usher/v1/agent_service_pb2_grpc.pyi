@@ -91,9 +91,11 @@ class AgentServiceStub:
     SendMessage: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.SendMessageRequest, _agent_service_pb2.SendMessageResponse]
     """Write to the customer in a conversation the agent owns (or takes over in LIVE mode).
 
-    Idempotent on `request_id`. Errors: INVALID_ARGUMENT (empty, over 64 KiB, bad attachment),
-    NOT_FOUND, PERMISSION_DENIED (the agent does not own the conversation), FAILED_PRECONDITION
-    (the owner's conversation is not active, or it is closed).
+    Idempotent on `request_id`. Errors: INVALID_ARGUMENT (empty, over 64 KiB, bad attachment;
+    with `canned_reply_id`, also a reply that renders empty for this conversation), NOT_FOUND
+    (the conversation, or a canned reply the agent may not read), PERMISSION_DENIED (the agent
+    does not own the conversation), FAILED_PRECONDITION (the owner's conversation is not
+    active, or it is closed).
     """
     RequestTransfer: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.RequestTransferRequest, _agent_service_pb2.RequestTransferResponse]
     """Hand an owned conversation to another agent (an offer they accept or reject; the sender
@@ -244,9 +246,11 @@ class AgentServiceAsyncStub(AgentServiceStub):
     SendMessage: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.SendMessageRequest, _agent_service_pb2.SendMessageResponse]  # type: ignore[assignment]
     """Write to the customer in a conversation the agent owns (or takes over in LIVE mode).
 
-    Idempotent on `request_id`. Errors: INVALID_ARGUMENT (empty, over 64 KiB, bad attachment),
-    NOT_FOUND, PERMISSION_DENIED (the agent does not own the conversation), FAILED_PRECONDITION
-    (the owner's conversation is not active, or it is closed).
+    Idempotent on `request_id`. Errors: INVALID_ARGUMENT (empty, over 64 KiB, bad attachment;
+    with `canned_reply_id`, also a reply that renders empty for this conversation), NOT_FOUND
+    (the conversation, or a canned reply the agent may not read), PERMISSION_DENIED (the agent
+    does not own the conversation), FAILED_PRECONDITION (the owner's conversation is not
+    active, or it is closed).
     """
     RequestTransfer: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.RequestTransferRequest, _agent_service_pb2.RequestTransferResponse]  # type: ignore[assignment]
     """Hand an owned conversation to another agent (an offer they accept or reject; the sender
@@ -430,9 +434,11 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_agent_service_pb2.SendMessageResponse, _abc.Awaitable[_agent_service_pb2.SendMessageResponse]]:
         """Write to the customer in a conversation the agent owns (or takes over in LIVE mode).
 
-        Idempotent on `request_id`. Errors: INVALID_ARGUMENT (empty, over 64 KiB, bad attachment),
-        NOT_FOUND, PERMISSION_DENIED (the agent does not own the conversation), FAILED_PRECONDITION
-        (the owner's conversation is not active, or it is closed).
+        Idempotent on `request_id`. Errors: INVALID_ARGUMENT (empty, over 64 KiB, bad attachment;
+        with `canned_reply_id`, also a reply that renders empty for this conversation), NOT_FOUND
+        (the conversation, or a canned reply the agent may not read), PERMISSION_DENIED (the agent
+        does not own the conversation), FAILED_PRECONDITION (the owner's conversation is not
+        active, or it is closed).
         """
 
     @_abc_1.abstractmethod
