@@ -25,6 +25,7 @@ from usher.v1 import (
 
 from core.api.errors import shown
 from core.api.validation.forms import ID_PATTERN
+from core.reports.calendar import valid_zone
 from core.routing import model as m
 from core.store.channels import Channel
 
@@ -235,6 +236,9 @@ def queue_from_proto(queue_id: str, q: queue_pb2.Queue) -> m.QueueSettings:
         sticky_window=seconds(q.sticky_window) if q.HasField("sticky_window") else None,
         sticky_timeout=seconds(q.sticky_timeout) if q.HasField("sticky_timeout") else 30.0,
         relax_when_none_online=q.relax_when_none_online,
+        service_level_seconds=(
+            seconds(q.service_level_threshold) if q.HasField("service_level_threshold") else 20.0
+        ),
     )
 
 
@@ -264,6 +268,7 @@ def queue_to_proto(s: m.QueueSettings, updated_at: dt.datetime | None = None) ->
         sticky_window=None if s.sticky_window is None else duration(s.sticky_window),
         sticky_timeout=duration(s.sticky_timeout),
         relax_when_none_online=s.relax_when_none_online,
+        service_level_threshold=duration(s.service_level_seconds),
         update_time=timestamp(updated_at),
     )
 
@@ -304,6 +309,8 @@ def settings_from_proto(s: tenant_pb2.TenantSettings) -> m.TenantSettings:
         statuses.append(m.CustomStatus(cs.name, STATUS_OF[cs.base], cs.auto_reply))
     if s.sign_out_with_conversations not in SIGN_OUT_POLICY_OF:
         raise BadValue("settings.sign_out_with_conversations", "unknown sign-out policy")
+    if s.time_zone and not valid_zone(s.time_zone):
+        raise BadValue("settings.time_zone", "unknown time zone")
 
     def given(field: str, default: float) -> float:
         value = _optional(s, field)
@@ -337,6 +344,7 @@ def settings_from_proto(s: tenant_pb2.TenantSettings) -> m.TenantSettings:
         closed_retention_seconds=given("closed_retention", 300.0),
         assumed_handle_seconds=given("assumed_handle_time", 180.0),
         agents_see_team_conversations=s.agents_see_team_conversations,
+        time_zone=s.time_zone,
     )
 
 
@@ -373,6 +381,7 @@ def settings_to_proto(s: m.TenantSettings) -> tenant_pb2.TenantSettings:
         closed_retention=duration(s.closed_retention_seconds),
         assumed_handle_time=duration(s.assumed_handle_seconds),
         agents_see_team_conversations=s.agents_see_team_conversations,
+        time_zone=s.time_zone,
     )
 
 

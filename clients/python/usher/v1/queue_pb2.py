@@ -26,27 +26,27 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14usher/v1/queue.proto\x12\x08usher.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x05\n\x05Queue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x30\n\x0crequirements\x18\x03 \x03(\x0b\x32\x1a.usher.v1.SkillRequirement\x12\x10\n\x08priority\x18\x04 \x01(\x05\x12$\n\x08strategy\x18\x05 \x01(\x0e\x32\x12.usher.v1.Strategy\x12\x30\n\roffer_timeout\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x10relaxation_steps\x18\x07 \x03(\x0b\x32\x18.usher.v1.RelaxationStep\x12\x1e\n\x16relax_when_none_online\x18\x12 \x01(\x08\x12+\n\x08max_wait\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0eoverflow_queue\x18\t \x01(\t\x12/\n\x0e\x62usiness_hours\x18\n \x01(\x0b\x32\x17.usher.v1.BusinessHours\x12\x1a\n\x12route_out_of_hours\x18\x0b \x01(\x08\x12\x19\n\x11\x64\x65signated_agents\x18\x0c \x03(\t\x12\x1e\n\x16\x64\x65signated_departments\x18\r \x03(\t\x12\x30\n\rsticky_window\x18\x0e \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x31\n\x0esticky_timeout\x18\x0f \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\x10SkillRequirement\x12\r\n\x05skill\x18\x01 \x01(\t\x12\x11\n\tmin_level\x18\x02 \x01(\x05\"a\n\x0eRelaxationStep\x12(\n\x05\x61\x66ter\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nlevel_drop\x18\x02 \x01(\x05\x12\x11\n\tany_agent\x18\x03 \x01(\x08\"|\n\rBusinessHours\x12\x11\n\ttime_zone\x18\x01 \x01(\t\x12\"\n\x06weekly\x18\x02 \x03(\x0b\x32\x12.usher.v1.DayHours\x12\"\n\x06\x62reaks\x18\x03 \x03(\x0b\x32\x12.usher.v1.DayHours\x12\x10\n\x08holidays\x18\x04 \x03(\t\"Q\n\x08\x44\x61yHours\x12 \n\x03\x64\x61y\x18\x01 \x01(\x0e\x32\x13.usher.v1.DayOfWeek\x12#\n\x06ranges\x18\x02 \x03(\x0b\x32\x13.usher.v1.TimeRange\"\'\n\tTimeRange\x12\r\n\x05start\x18\x01 \x01(\t\x12\x0b\n\x03\x65nd\x18\x02 \x01(\t*\x8a\x01\n\x08Strategy\x12\x18\n\x14STRATEGY_UNSPECIFIED\x10\x00\x12\x19\n\x15STRATEGY_LONGEST_IDLE\x10\x01\x12\x17\n\x13STRATEGY_LEAST_BUSY\x10\x02\x12\x18\n\x14STRATEGY_ROUND_ROBIN\x10\x03\x12\x16\n\x12STRATEGY_BROADCAST\x10\x04*\xd8\x01\n\tDayOfWeek\x12\x1b\n\x17\x44\x41Y_OF_WEEK_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44\x41Y_OF_WEEK_MONDAY\x10\x01\x12\x17\n\x13\x44\x41Y_OF_WEEK_TUESDAY\x10\x02\x12\x19\n\x15\x44\x41Y_OF_WEEK_WEDNESDAY\x10\x03\x12\x18\n\x14\x44\x41Y_OF_WEEK_THURSDAY\x10\x04\x12\x16\n\x12\x44\x41Y_OF_WEEK_FRIDAY\x10\x05\x12\x18\n\x14\x44\x41Y_OF_WEEK_SATURDAY\x10\x06\x12\x16\n\x12\x44\x41Y_OF_WEEK_SUNDAY\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14usher/v1/queue.proto\x12\x08usher.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x05\n\x05Queue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x30\n\x0crequirements\x18\x03 \x03(\x0b\x32\x1a.usher.v1.SkillRequirement\x12\x10\n\x08priority\x18\x04 \x01(\x05\x12$\n\x08strategy\x18\x05 \x01(\x0e\x32\x12.usher.v1.Strategy\x12\x30\n\roffer_timeout\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x10relaxation_steps\x18\x07 \x03(\x0b\x32\x18.usher.v1.RelaxationStep\x12\x1e\n\x16relax_when_none_online\x18\x12 \x01(\x08\x12+\n\x08max_wait\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0eoverflow_queue\x18\t \x01(\t\x12/\n\x0e\x62usiness_hours\x18\n \x01(\x0b\x32\x17.usher.v1.BusinessHours\x12\x1a\n\x12route_out_of_hours\x18\x0b \x01(\x08\x12\x19\n\x11\x64\x65signated_agents\x18\x0c \x03(\t\x12\x1e\n\x16\x64\x65signated_departments\x18\r \x03(\t\x12\x30\n\rsticky_window\x18\x0e \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x31\n\x0esticky_timeout\x18\x0f \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\x17service_level_threshold\x18\x13 \x01(\x0b\x32\x19.google.protobuf.Duration\"4\n\x10SkillRequirement\x12\r\n\x05skill\x18\x01 \x01(\t\x12\x11\n\tmin_level\x18\x02 \x01(\x05\"a\n\x0eRelaxationStep\x12(\n\x05\x61\x66ter\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nlevel_drop\x18\x02 \x01(\x05\x12\x11\n\tany_agent\x18\x03 \x01(\x08\"|\n\rBusinessHours\x12\x11\n\ttime_zone\x18\x01 \x01(\t\x12\"\n\x06weekly\x18\x02 \x03(\x0b\x32\x12.usher.v1.DayHours\x12\"\n\x06\x62reaks\x18\x03 \x03(\x0b\x32\x12.usher.v1.DayHours\x12\x10\n\x08holidays\x18\x04 \x03(\t\"Q\n\x08\x44\x61yHours\x12 \n\x03\x64\x61y\x18\x01 \x01(\x0e\x32\x13.usher.v1.DayOfWeek\x12#\n\x06ranges\x18\x02 \x03(\x0b\x32\x13.usher.v1.TimeRange\"\'\n\tTimeRange\x12\r\n\x05start\x18\x01 \x01(\t\x12\x0b\n\x03\x65nd\x18\x02 \x01(\t*\x8a\x01\n\x08Strategy\x12\x18\n\x14STRATEGY_UNSPECIFIED\x10\x00\x12\x19\n\x15STRATEGY_LONGEST_IDLE\x10\x01\x12\x17\n\x13STRATEGY_LEAST_BUSY\x10\x02\x12\x18\n\x14STRATEGY_ROUND_ROBIN\x10\x03\x12\x16\n\x12STRATEGY_BROADCAST\x10\x04*\xd8\x01\n\tDayOfWeek\x12\x1b\n\x17\x44\x41Y_OF_WEEK_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44\x41Y_OF_WEEK_MONDAY\x10\x01\x12\x17\n\x13\x44\x41Y_OF_WEEK_TUESDAY\x10\x02\x12\x19\n\x15\x44\x41Y_OF_WEEK_WEDNESDAY\x10\x03\x12\x18\n\x14\x44\x41Y_OF_WEEK_THURSDAY\x10\x04\x12\x16\n\x12\x44\x41Y_OF_WEEK_FRIDAY\x10\x05\x12\x18\n\x14\x44\x41Y_OF_WEEK_SATURDAY\x10\x06\x12\x16\n\x12\x44\x41Y_OF_WEEK_SUNDAY\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'usher.v1.queue_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STRATEGY']._serialized_start=1193
-  _globals['_STRATEGY']._serialized_end=1331
-  _globals['_DAYOFWEEK']._serialized_start=1334
-  _globals['_DAYOFWEEK']._serialized_end=1550
+  _globals['_STRATEGY']._serialized_start=1253
+  _globals['_STRATEGY']._serialized_end=1391
+  _globals['_DAYOFWEEK']._serialized_start=1394
+  _globals['_DAYOFWEEK']._serialized_end=1610
   _globals['_QUEUE']._serialized_start=100
-  _globals['_QUEUE']._serialized_end=787
-  _globals['_SKILLREQUIREMENT']._serialized_start=789
-  _globals['_SKILLREQUIREMENT']._serialized_end=841
-  _globals['_RELAXATIONSTEP']._serialized_start=843
-  _globals['_RELAXATIONSTEP']._serialized_end=940
-  _globals['_BUSINESSHOURS']._serialized_start=942
-  _globals['_BUSINESSHOURS']._serialized_end=1066
-  _globals['_DAYHOURS']._serialized_start=1068
-  _globals['_DAYHOURS']._serialized_end=1149
-  _globals['_TIMERANGE']._serialized_start=1151
-  _globals['_TIMERANGE']._serialized_end=1190
+  _globals['_QUEUE']._serialized_end=847
+  _globals['_SKILLREQUIREMENT']._serialized_start=849
+  _globals['_SKILLREQUIREMENT']._serialized_end=901
+  _globals['_RELAXATIONSTEP']._serialized_start=903
+  _globals['_RELAXATIONSTEP']._serialized_end=1000
+  _globals['_BUSINESSHOURS']._serialized_start=1002
+  _globals['_BUSINESSHOURS']._serialized_end=1126
+  _globals['_DAYHOURS']._serialized_start=1128
+  _globals['_DAYHOURS']._serialized_end=1209
+  _globals['_TIMERANGE']._serialized_start=1211
+  _globals['_TIMERANGE']._serialized_end=1250
 # @@protoc_insertion_point(module_scope)

@@ -107,6 +107,7 @@ class Queue(_message.Message):
     STICKY_TIMEOUT_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    SERVICE_LEVEL_THRESHOLD_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`queues/{queue}`. The `{queue}` id is chosen at creation (CreateQueueRequest.queue_id)."""
     display_name: _builtins.str
@@ -175,6 +176,12 @@ class Queue(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def service_level_threshold(self) -> _duration_pb2.Duration:
+        """Reports' service level: a wait answered within this long counts as within target (the
+        threshold in force when the wait ended). Unset: 20 s.
+        """
+
     def __init__(
         self,
         *,
@@ -196,10 +203,11 @@ class Queue(_message.Message):
         sticky_timeout: _duration_pb2.Duration | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        service_level_threshold: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["business_hours", b"business_hours", "create_time", b"create_time", "max_wait", b"max_wait", "offer_timeout", b"offer_timeout", "sticky_timeout", b"sticky_timeout", "sticky_window", b"sticky_window", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["business_hours", b"business_hours", "create_time", b"create_time", "max_wait", b"max_wait", "offer_timeout", b"offer_timeout", "service_level_threshold", b"service_level_threshold", "sticky_timeout", b"sticky_timeout", "sticky_window", b"sticky_window", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_hours", b"business_hours", "create_time", b"create_time", "designated_agents", b"designated_agents", "designated_departments", b"designated_departments", "display_name", b"display_name", "max_wait", b"max_wait", "name", b"name", "offer_timeout", b"offer_timeout", "overflow_queue", b"overflow_queue", "priority", b"priority", "relax_when_none_online", b"relax_when_none_online", "relaxation_steps", b"relaxation_steps", "requirements", b"requirements", "route_out_of_hours", b"route_out_of_hours", "sticky_timeout", b"sticky_timeout", "sticky_window", b"sticky_window", "strategy", b"strategy", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_hours", b"business_hours", "create_time", b"create_time", "designated_agents", b"designated_agents", "designated_departments", b"designated_departments", "display_name", b"display_name", "max_wait", b"max_wait", "name", b"name", "offer_timeout", b"offer_timeout", "overflow_queue", b"overflow_queue", "priority", b"priority", "relax_when_none_online", b"relax_when_none_online", "relaxation_steps", b"relaxation_steps", "requirements", b"requirements", "route_out_of_hours", b"route_out_of_hours", "service_level_threshold", b"service_level_threshold", "sticky_timeout", b"sticky_timeout", "sticky_window", b"sticky_window", "strategy", b"strategy", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

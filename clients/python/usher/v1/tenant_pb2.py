@@ -28,7 +28,7 @@ from usher.v1 import agent_pb2 as usher_dot_v1_dot_agent__pb2
 from usher.v1 import conversation_pb2 as usher_dot_v1_dot_conversation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15usher/v1/tenant.proto\x12\x08usher.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14usher/v1/agent.proto\x1a\x1busher/v1/conversation.proto\"\\\n\x05Skill\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\nDepartment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdc\x08\n\x0eTenantSettings\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x45\n\x0f\x63hannel_weights\x18\x02 \x03(\x0b\x32,.usher.v1.TenantSettings.ChannelWeightsEntry\x12\x1a\n\x12\x65xclusive_channels\x18\x03 \x03(\t\x12-\n\nhead_start\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12misses_before_away\x18\x05 \x01(\x05\x12\x33\n\x10transfer_timeout\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x37\n\x14\x63ustomer_idle_remind\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x36\n\x13\x63ustomer_idle_close\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11\x61gent_idle_notify\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12\x61gent_idle_requeue\x18\n \x01(\x08\x12 \n\x18\x61gent_idle_tell_customer\x18\x14 \x01(\x08\x12<\n\x1bsign_out_with_conversations\x18\x15 \x01(\x0e\x32\x17.usher.v1.SignOutPolicy\x12*\n\x07wrap_up\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rdefault_queue\x18\x0c \x01(\t\x12\x41\n\rregion_queues\x18\r \x03(\x0b\x32*.usher.v1.TenantSettings.RegionQueuesEntry\x12/\n\x0f\x63ustom_statuses\x18\x0e \x03(\x0b\x32\x16.usher.v1.CustomStatus\x12\x18\n\x10\x64\x65\x66\x61ult_language\x18\x0f \x01(\t\x12\x34\n\x0fsystem_messages\x18\x10 \x03(\x0b\x32\x1b.usher.v1.SystemMessageText\x12\x33\n\x10\x63losed_retention\x18\x11 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x36\n\x13\x61ssumed_handle_time\x18\x12 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0bupdate_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x1d\x61gents_see_team_conversations\x18\x16 \x01(\x08\x1a\x35\n\x13\x43hannelWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x33\n\x11RegionQueuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"U\n\x0c\x43ustomStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x04\x62\x61se\x18\x02 \x01(\x0e\x32\x15.usher.v1.AgentStatus\x12\x12\n\nauto_reply\x18\x03 \x01(\t\"^\n\x11SystemMessageText\x12\x10\n\x08language\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.usher.v1.SystemMessageKind\x12\x0c\n\x04text\x18\x03 \x01(\t*i\n\rSignOutPolicy\x12\x1f\n\x1bSIGN_OUT_POLICY_UNSPECIFIED\x10\x00\x12\x1a\n\x16SIGN_OUT_POLICY_REFUSE\x10\x01\x12\x1b\n\x17SIGN_OUT_POLICY_REQUEUE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15usher/v1/tenant.proto\x12\x08usher.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14usher/v1/agent.proto\x1a\x1busher/v1/conversation.proto\"\\\n\x05Skill\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\nDepartment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xef\x08\n\x0eTenantSettings\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x45\n\x0f\x63hannel_weights\x18\x02 \x03(\x0b\x32,.usher.v1.TenantSettings.ChannelWeightsEntry\x12\x1a\n\x12\x65xclusive_channels\x18\x03 \x03(\t\x12-\n\nhead_start\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12misses_before_away\x18\x05 \x01(\x05\x12\x33\n\x10transfer_timeout\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x37\n\x14\x63ustomer_idle_remind\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x36\n\x13\x63ustomer_idle_close\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11\x61gent_idle_notify\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12\x61gent_idle_requeue\x18\n \x01(\x08\x12 \n\x18\x61gent_idle_tell_customer\x18\x14 \x01(\x08\x12<\n\x1bsign_out_with_conversations\x18\x15 \x01(\x0e\x32\x17.usher.v1.SignOutPolicy\x12*\n\x07wrap_up\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rdefault_queue\x18\x0c \x01(\t\x12\x41\n\rregion_queues\x18\r \x03(\x0b\x32*.usher.v1.TenantSettings.RegionQueuesEntry\x12/\n\x0f\x63ustom_statuses\x18\x0e \x03(\x0b\x32\x16.usher.v1.CustomStatus\x12\x18\n\x10\x64\x65\x66\x61ult_language\x18\x0f \x01(\t\x12\x34\n\x0fsystem_messages\x18\x10 \x03(\x0b\x32\x1b.usher.v1.SystemMessageText\x12\x33\n\x10\x63losed_retention\x18\x11 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x36\n\x13\x61ssumed_handle_time\x18\x12 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0bupdate_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x1d\x61gents_see_team_conversations\x18\x16 \x01(\x08\x12\x11\n\ttime_zone\x18\x17 \x01(\t\x1a\x35\n\x13\x43hannelWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x33\n\x11RegionQueuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"U\n\x0c\x43ustomStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x04\x62\x61se\x18\x02 \x01(\x0e\x32\x15.usher.v1.AgentStatus\x12\x12\n\nauto_reply\x18\x03 \x01(\t\"^\n\x11SystemMessageText\x12\x10\n\x08language\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.usher.v1.SystemMessageKind\x12\x0c\n\x04text\x18\x03 \x01(\t*i\n\rSignOutPolicy\x12\x1f\n\x1bSIGN_OUT_POLICY_UNSPECIFIED\x10\x00\x12\x1a\n\x16SIGN_OUT_POLICY_REFUSE\x10\x01\x12\x1b\n\x17SIGN_OUT_POLICY_REQUEUE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,20 +39,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TENANTSETTINGS_CHANNELWEIGHTSENTRY']._serialized_options = b'8\001'
   _globals['_TENANTSETTINGS_REGIONQUEUESENTRY']._loaded_options = None
   _globals['_TENANTSETTINGS_REGIONQUEUESENTRY']._serialized_options = b'8\001'
-  _globals['_SIGNOUTPOLICY']._serialized_start=1646
-  _globals['_SIGNOUTPOLICY']._serialized_end=1751
+  _globals['_SIGNOUTPOLICY']._serialized_start=1665
+  _globals['_SIGNOUTPOLICY']._serialized_end=1770
   _globals['_SKILL']._serialized_start=151
   _globals['_SKILL']._serialized_end=243
   _globals['_DEPARTMENT']._serialized_start=245
   _globals['_DEPARTMENT']._serialized_end=342
   _globals['_TENANTSETTINGS']._serialized_start=345
-  _globals['_TENANTSETTINGS']._serialized_end=1461
-  _globals['_TENANTSETTINGS_CHANNELWEIGHTSENTRY']._serialized_start=1355
-  _globals['_TENANTSETTINGS_CHANNELWEIGHTSENTRY']._serialized_end=1408
-  _globals['_TENANTSETTINGS_REGIONQUEUESENTRY']._serialized_start=1410
-  _globals['_TENANTSETTINGS_REGIONQUEUESENTRY']._serialized_end=1461
-  _globals['_CUSTOMSTATUS']._serialized_start=1463
-  _globals['_CUSTOMSTATUS']._serialized_end=1548
-  _globals['_SYSTEMMESSAGETEXT']._serialized_start=1550
-  _globals['_SYSTEMMESSAGETEXT']._serialized_end=1644
+  _globals['_TENANTSETTINGS']._serialized_end=1480
+  _globals['_TENANTSETTINGS_CHANNELWEIGHTSENTRY']._serialized_start=1374
+  _globals['_TENANTSETTINGS_CHANNELWEIGHTSENTRY']._serialized_end=1427
+  _globals['_TENANTSETTINGS_REGIONQUEUESENTRY']._serialized_start=1429
+  _globals['_TENANTSETTINGS_REGIONQUEUESENTRY']._serialized_end=1480
+  _globals['_CUSTOMSTATUS']._serialized_start=1482
+  _globals['_CUSTOMSTATUS']._serialized_end=1567
+  _globals['_SYSTEMMESSAGETEXT']._serialized_start=1569
+  _globals['_SYSTEMMESSAGETEXT']._serialized_end=1663
 # @@protoc_insertion_point(module_scope)

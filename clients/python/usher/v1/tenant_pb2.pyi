@@ -191,6 +191,7 @@ class TenantSettings(_message.Message):
     ASSUMED_HANDLE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     AGENTS_SEE_TEAM_CONVERSATIONS_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Always `settings`. Output only."""
     misses_before_away: _builtins.int
@@ -213,6 +214,12 @@ class TenantSettings(_message.Message):
     """Agents may read (list, get, activity, messages, the TEAM list) the conversations owned or
     served last by agents who share a department with them. Read only: changing them follows
     the usual rules. Default off.
+    """
+    time_zone: _builtins.str
+    """The tenant's IANA time zone (`Asia/Bangkok`), in which reports count hours, days, weeks and
+    months. Empty: the zone of the default queue's business hours, else UTC. Reports keep each
+    hour in the zone in force when it happened; after a change, `usher report rebuild`
+    recounts history in the new zone.
     """
     @_builtins.property
     def channel_weights(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
@@ -298,10 +305,11 @@ class TenantSettings(_message.Message):
         assumed_handle_time: _duration_pb2.Duration | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         agents_see_team_conversations: _builtins.bool = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent_idle_notify", b"agent_idle_notify", "assumed_handle_time", b"assumed_handle_time", "closed_retention", b"closed_retention", "customer_idle_close", b"customer_idle_close", "customer_idle_remind", b"customer_idle_remind", "head_start", b"head_start", "transfer_timeout", b"transfer_timeout", "update_time", b"update_time", "wrap_up", b"wrap_up"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_idle_notify", b"agent_idle_notify", "agent_idle_requeue", b"agent_idle_requeue", "agent_idle_tell_customer", b"agent_idle_tell_customer", "agents_see_team_conversations", b"agents_see_team_conversations", "assumed_handle_time", b"assumed_handle_time", "channel_weights", b"channel_weights", "closed_retention", b"closed_retention", "custom_statuses", b"custom_statuses", "customer_idle_close", b"customer_idle_close", "customer_idle_remind", b"customer_idle_remind", "default_language", b"default_language", "default_queue", b"default_queue", "exclusive_channels", b"exclusive_channels", "head_start", b"head_start", "misses_before_away", b"misses_before_away", "name", b"name", "region_queues", b"region_queues", "sign_out_with_conversations", b"sign_out_with_conversations", "system_messages", b"system_messages", "transfer_timeout", b"transfer_timeout", "update_time", b"update_time", "wrap_up", b"wrap_up"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_idle_notify", b"agent_idle_notify", "agent_idle_requeue", b"agent_idle_requeue", "agent_idle_tell_customer", b"agent_idle_tell_customer", "agents_see_team_conversations", b"agents_see_team_conversations", "assumed_handle_time", b"assumed_handle_time", "channel_weights", b"channel_weights", "closed_retention", b"closed_retention", "custom_statuses", b"custom_statuses", "customer_idle_close", b"customer_idle_close", "customer_idle_remind", b"customer_idle_remind", "default_language", b"default_language", "default_queue", b"default_queue", "exclusive_channels", b"exclusive_channels", "head_start", b"head_start", "misses_before_away", b"misses_before_away", "name", b"name", "region_queues", b"region_queues", "sign_out_with_conversations", b"sign_out_with_conversations", "system_messages", b"system_messages", "time_zone", b"time_zone", "transfer_timeout", b"transfer_timeout", "update_time", b"update_time", "wrap_up", b"wrap_up"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
