@@ -17,19 +17,24 @@ Contracts:
 - ``NotifyTyping`` and ``MarkRead`` go through the engine as events, so they reach the other
   side in order with everything else and survive a resume.
 - A blocked sender (``core.store.blocklist``: by customer id, phone, e-mail or IP) is answered OK
-  with ``blocked`` set: the message is kept in ``blocked_messages`` and nothing is submitted.
-  The check costs a dict lookup per message (the tenant's blocks are cached for seconds); a
-  message to a stored conversation reads its customer only when the tenant has blocks.
+  with ``blocked`` set: the message is kept in ``blocked_messages`` and nothing is recorded.
+  The check costs a dict lookup per message (the tenant's blocks are cached for seconds); the
+  engine refuses too (``Blocked``) while the customer's profile carries a standing block, which
+  is all ``PostCustomerMessage`` asks: no read per message.
+- The customer's profile (``core.api.profiles``) is read once when a conversation starts:
+  ``StartConversation`` reads it; ``ReceiveCustomerMessage`` submits without it and reads it
+  only when the engine answers that the message starts a conversation (``ProfileNeeded``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from usher.v1 import conversation_pb2, conversation_service_pb2, conversation_service_pb2_grpc
 
-from core.api import choices, door
+from core.api import choices, door, profiles
 from core.api import convert as cv
 from core.api import resources as res
 from core.api.admin_values import CHANNEL_TYPE_OF, channel_to_proto
@@ -45,7 +50,15 @@ from core.api.validation.limits import (
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
-from core.routing.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
+from core.routing.errors import (
+    BLOCKED,
+    PROFILE_NEEDED,
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from core.runtime.shard import Failure
 from core.store.admin import AdminStore
 from core.store.blocklist import sender_keys
 from core.store.channels import Channels
@@ -118,13 +131,20 @@ def _customer_message(
     )
 
 
-def _card(customer: conversation_pb2.CustomerIdentity) -> m.CustomerCard:
+def _card(
+    customer: conversation_pb2.CustomerIdentity, profile: m.CustomerProfile | None = None
+) -> m.CustomerCard:
     return m.CustomerCard(
         external_id=customer.external_id,
         name=customer.name,
         phone=customer.phone,
         email=customer.email,
+        profile=profile,
     )
+
+
+def _reason(failure: Failure | None) -> str:
+    return "" if failure is None else failure.details.get("reason", "")
 
 
 class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServicer):
@@ -189,32 +209,21 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         )
         return True
 
-    async def _blocked_in(self, tenant: str, conversation_id: str, body: m.MessageBody) -> bool:
-        """Whether the customer of a stored conversation is blocked (read only when the tenant
-        has blocks); if so, their message is kept for the record."""
-        blocklist = self._api.blocklist
-        if not await blocklist.has_blocks(tenant):
+    async def _kept(self, tenant: str, failure: Failure | None, body: m.MessageBody) -> bool:
+        """Whether the engine refused a message as a blocked customer's (their profile's
+        block, ``Blocked``); if so, the message is kept for the record."""
+        if _reason(failure) != BLOCKED:
             return False
-        sender = await blocklist.sender_of(tenant, conversation_id)
-        if sender is None:
-            return False
-        keys = sender_keys(
-            customer_id=sender.customer_id,
-            external_id=sender.external_id,
-            phone=sender.phone,
-            email=sender.email,
-        )
-        block_id = await blocklist.match(tenant, keys)
-        if block_id is None:
-            return False
-        await blocklist.keep_message(
+        assert failure is not None
+        found = failure.details
+        await self._api.blocklist.keep_message(
             tenant,
-            block_id,
-            channel=sender.channel,
+            int(found["block_id"]),
+            channel=found.get("channel", ""),
             body=body,
-            external_id=sender.external_id,
-            customer_id=sender.customer_id,
-            conversation_id=conversation_id,
+            external_id=found.get("external_id", ""),
+            customer_id=found.get("customer_id") or None,
+            conversation_id=found.get("conversation_id") or None,
         )
         return True
 
@@ -245,6 +254,7 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         )
         if await self._blocked(tenant, channel, customer_id, request.customer, kept):
             return conversation_service_pb2.StartConversationResponse(blocked=True)
+        profile = await profiles.read(self._api, tenant, customer_id)
         outcome = await self._api.submit(
             c.StartConversation(
                 tenant=tenant,
@@ -257,10 +267,12 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
                 priority=request.priority,
                 tags=tags,
                 with_bot=request.with_bot,
-                customer=_card(request.customer),
+                customer=_card(request.customer, profile),
                 first_message=first,
             )
         )
+        if await self._kept(tenant, outcome.failure, kept):
+            return conversation_service_pb2.StartConversationResponse(blocked=True)
         failure = outcome.failure
         if failure is not None and failure.code == "ALREADY_EXISTS":
             open_one = failure.details.get("open_conversation")
@@ -310,22 +322,31 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         customer_id = await self._customer_id(tenant, channel, request.customer)
         if await self._blocked(tenant, channel, customer_id, request.customer, body):
             return conversation_service_pb2.ReceiveCustomerMessageResponse(blocked=True)
-        outcome = await self._api.submit(
-            c.ReceiveMessage(
-                tenant=tenant,
-                conversation_id=conversation_id,
-                channel=channel,
-                customer_id=customer_id,
-                message=body,
-                customer=_card(request.customer),
-                queue_id=queue_id,
-                region=start.region,
-                language=start.language,
-                priority=start.priority,
-                tags=tags,
-                with_bot=start.with_bot,
-            )
+        command = c.ReceiveMessage(
+            tenant=tenant,
+            conversation_id=conversation_id,
+            channel=channel,
+            customer_id=customer_id,
+            message=body,
+            customer=_card(request.customer),
+            queue_id=queue_id,
+            region=start.region,
+            language=start.language,
+            priority=start.priority,
+            tags=tags,
+            with_bot=start.with_bot,
+            require_profile=True,
         )
+        outcome = await self._api.submit(command)
+        if _reason(outcome.failure) == PROFILE_NEEDED:  # it starts a conversation
+            profile = await profiles.read(self._api, tenant, customer_id)
+            outcome = await self._api.submit(
+                dataclasses.replace(
+                    command, customer=_card(request.customer, profile), require_profile=False
+                )
+            )
+        if await self._kept(tenant, outcome.failure, body):
+            return conversation_service_pb2.ReceiveCustomerMessageResponse(blocked=True)
         if door.is_duplicate(outcome.failure):
             assert outcome.failure is not None
             original = await door.original_message(self._api, tenant, outcome.failure)
@@ -363,17 +384,20 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
             sent_at,
             selected_option_id=choices.option_id(request.selected_option_id, "selected_option_id"),
         )
-        if await self._blocked_in(tenant, conversation_id, body):
-            return conversation_service_pb2.PostCustomerMessageResponse(blocked=True)
-        message, duplicate = await door.record_message(
-            self._api,
-            c.RecordMessage(
-                tenant=tenant,
-                conversation_id=conversation_id,
-                sender=m.Sender.CUSTOMER,
-                message=body,
-            ),
-        )
+        try:
+            message, duplicate = await door.record_message(
+                self._api,
+                c.RecordMessage(
+                    tenant=tenant,
+                    conversation_id=conversation_id,
+                    sender=m.Sender.CUSTOMER,
+                    message=body,
+                ),
+            )
+        except cv.Refused as refused:  # the engine's view: the customer's profile is blocked
+            if await self._kept(tenant, refused.failure, body):
+                return conversation_service_pb2.PostCustomerMessageResponse(blocked=True)
+            raise
         return conversation_service_pb2.PostCustomerMessageResponse(
             message=message, duplicate=duplicate
         )

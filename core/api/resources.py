@@ -10,6 +10,7 @@ from usher.v1 import agent_pb2, conversation_pb2, routing_pb2
 
 from core.api import choices
 from core.api import convert as cv
+from core.api.profile_values import set_profile
 from core.routing import events as ev
 from core.routing import model as m
 from core.routing.views import AgentView, ConversationView
@@ -60,6 +61,7 @@ def conversation_from_view(v: ConversationView) -> conversation_pb2.Conversation
     )
     for field, attribute in _TIMES:
         _stamp(out, field, getattr(v, attribute))
+    set_profile(out, v.customer.profile)
     return out
 
 
@@ -217,6 +219,7 @@ def offer_from_event(e: ev.OfferMade) -> routing_pb2.Offer:
         preview=e.preview,
     )
     _stamp(out, "deadline", e.deadline)
+    set_profile(out, e.customer.profile)
     return out
 
 
