@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from usher.v1 import agent_pb2, agent_service_pb2, agent_service_pb2_grpc, conversation_pb2
 
-from core.api import choices, door, policy
+from core.api import choices, door, policy, profiles
 from core.api import convert as cv
 from core.api import resources as res
 from core.api.agent_view import agent_event, may_concern
@@ -40,6 +40,7 @@ from core.api.conversations import (
     validate_tags,
     validate_text,
 )
+from core.api.profile_values import set_profile
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
@@ -231,6 +232,8 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             row = await self._api.reads.conversation(tenant, offer.conversation_id)
             conversation = None if row is None else res.conversation_from_row(row)
             proto = res.offer_from_stored(offer, conversation)
+            if row is not None:  # the profile as the offer showed it, read once at the opening
+                set_profile(proto, await profiles.read(self._api, tenant, row["customer_id"]))
             events.append(
                 agent_service_pb2.AgentEvent(
                     event_id=position, conversation=proto.conversation, offer=proto
@@ -485,9 +488,16 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         who = self._reader(context)
         conversation_id = cv.parse_conversation(request.name, "name")
         await self._authorize(who, "AgentService.GetConversation", conversation_id)
-        return agent_service_pb2.GetConversationResponse(
-            conversation=await door.stored_conversation(self._api, who.tenant, conversation_id)
-        )
+        row = await self._api.reads.conversation(who.tenant, conversation_id)
+        if row is None:
+            raise NotFound(
+                f"conversation {conversation_id!r} not found", conversation_id=conversation_id
+            )
+        conversation = res.conversation_from_row(row)
+        if row["state"] not in ("closed", "abandoned"):  # open: with the customer's profile
+            profile = await profiles.read(self._api, who.tenant, row["customer_id"])
+            set_profile(conversation, profile)
+        return agent_service_pb2.GetConversationResponse(conversation=conversation)
 
     @cv.guarded
     async def ListMessages(
