@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from usher.client import GatewayClient
 
 from gateways.common.blobs import BlobStore
+from gateways.common.choices import OfferLog
 from gateways.common.directory import Directory
 from gateways.common.gateway import Gateway
 from gateways.common.inbox import Inbox
@@ -64,6 +65,7 @@ async def running(provider: Provider, settings: GatewaySettings) -> AsyncIterato
     clients = [GatewayClient(settings.core, key) for key in settings.api_keys]
     directory = Directory(clients, provider.channel_type, refresh_seconds=settings.refresh_seconds)
     sent = SentLog(settings.data_dir / "sent.sqlite3")
+    offers = OfferLog(settings.data_dir / "choices.sqlite3")
     async with contextlib.AsyncExitStack() as stack:
         for client in clients:
             await stack.enter_async_context(client)
@@ -71,10 +73,11 @@ async def running(provider: Provider, settings: GatewaySettings) -> AsyncIterato
             httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
         )
         stack.callback(sent.close)
+        stack.callback(offers.close)
         gateway = Gateway(
             settings,
             directory,
-            Inbox(),
+            Inbox(offers),
             BlobStore(
                 settings.data_dir / "files",
                 max_bytes=settings.max_attachment_bytes,
@@ -82,6 +85,7 @@ async def running(provider: Provider, settings: GatewaySettings) -> AsyncIterato
             ),
             sent,
             http,
+            offers,
         )
         await directory.refresh()
         directory.start()

@@ -14,6 +14,7 @@ from usher.v1 import conversation_pb2
 from usher.v1 import conversation_service_pb2 as pb
 
 from gateways.common.blobs import BlobStore
+from gateways.common.choices import OfferLog
 from gateways.common.directory import Directory, Served
 from gateways.common.inbox import Inbox
 from gateways.common.sentlog import SentLog
@@ -36,6 +37,8 @@ class Gateway:
     sent: SentLog
     http: httpx.AsyncClient
     """For calls to the provider: timeouts set, connections pooled."""
+    offers: OfferLog
+    """The choices last offered to each customer (see ``gateways.common.choices``)."""
 
     def served(self, request: Request) -> Served:
         """The channel named by the path's ``tenant`` and ``channel``; 404 when not served."""

@@ -18,6 +18,7 @@ from google.protobuf import timestamp_pb2
 from usher.v1 import conversation_pb2
 from usher.v1 import conversation_service_pb2 as pb
 
+from gateways.common.choices import OfferLog
 from gateways.common.directory import Served
 
 
@@ -44,6 +45,9 @@ class Inbound:
     region: str = ""
     language: str = ""
     tags: Sequence[str] = field(default_factory=tuple)
+    selected_option_id: str = ""
+    """The option the customer picked, when the provider says (a tapped button); else the
+    inbox looks for a typed answer to the customer's standing offer (``choices``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +72,24 @@ def _timestamp(at: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
 
 
 class Inbox:
-    """See the module docstring. Stateless: one instance serves every channel."""
+    """See the module docstring. One instance serves every channel; ``offers`` (the choices
+    offered to customers) maps a typed answer ("2", a title) to the option picked."""
+
+    def __init__(self, offers: OfferLog | None = None) -> None:
+        self._offers = offers
+
+    def selected(self, served: Served, customer: str, text: str) -> str:
+        """The id of the option ``text`` answers the customer's standing offer with, or ""."""
+        if self._offers is None or not text:
+            return ""
+        found = self._offers.pick(served.tenant, served.channel.channel_id, customer, text)
+        return "" if found is None else found.id
 
     async def post(self, served: Served, customer: Customer, message: Inbound) -> Posted:
         settings = served.channel.settings
+        selected = message.selected_option_id or self.selected(
+            served, customer.external_id, message.text
+        )
         received = await served.client.receive_customer_message(
             pb.ReceiveCustomerMessageRequest(
                 channel=served.channel.channel_id,
@@ -87,6 +105,7 @@ class Inbox:
                     attachments=list(message.attachments),
                     provider_message_id=message.provider_message_id,
                     send_time=_timestamp(message.sent_at),
+                    selected_option_id=selected,
                 ),
                 start=pb.ConversationOptions(
                     queue=settings.get("queue", ""),

@@ -1,23 +1,26 @@
-"""Cloud API ``/messages`` bodies for what Usher sends a customer: text, media by link, reply
-buttons and lists (see ``options``), and the template used outside the service window."""
+"""Cloud API ``/messages`` bodies for what Usher sends a customer: text, media by link, a
+message's choices as reply buttons or a list (``interactive``), and the template used outside
+the service window."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from usher.v1 import conversation_pb2
 
-from gateways.whatsapp.options import Option, split_options
+from gateways.common.choices import numbered_text
 
 Attachment = conversation_pb2.Attachment
+Choices = conversation_pb2.MessageChoices
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 BUTTONS_MAX, BUTTON_TITLE_MAX, BUTTON_BODY_MAX = 3, 20, 1024
 CAPTIONED = ("image", "video", "document")
-ROWS_MAX, ROW_TITLE_MAX, ROW_DESCRIPTION_MAX, ID_MAX = 10, 24, 72, 200
+ROWS_MAX, ROW_TITLE_MAX, ROW_DESCRIPTION_MAX = 10, 24, 72
+HEADER_MAX, FOOTER_MAX = 60, 60
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class Style:
     list_button: str = "Options"
     """The label of the button that opens a list (20 characters at most)."""
     prompt: str = "Please choose:"
-    """The body of an interactive message whose text is only options."""
+    """The body of an interactive message whose message has no text (only attachments)."""
 
 
 def envelope(to: str, kind: str, content: dict[str, Any]) -> dict[str, Any]:
@@ -75,74 +78,98 @@ def media(to: str, attachment: Attachment, link: str, caption: str = "") -> dict
     return envelope(to, kind, content)
 
 
-def _distinct(values: Iterable[str]) -> bool:
-    seen = list(values)
-    return len(set(seen)) == len(seen)
+def fit(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters, shortened with an ellipsis when it is longer."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _buttons(body: str, options: Sequence[Option]) -> dict[str, Any] | None:
-    if not (len(options) <= BUTTONS_MAX and len(body) <= BUTTON_BODY_MAX):
+def _frame(content: dict[str, Any], choices: Choices) -> dict[str, Any]:
+    """``content`` with the choices' header and footer, when they have them."""
+    if choices.header.strip():
+        content["header"] = {"type": "text", "text": fit(choices.header, HEADER_MAX)}
+    if choices.footer.strip():
+        content["footer"] = {"text": fit(choices.footer, FOOTER_MAX)}
+    return content
+
+
+def buttons(body: str, choices: Choices) -> dict[str, Any] | None:
+    """Reply buttons: up to three options with distinct titles (shortened to 20 characters;
+    buttons show no descriptions); None when they do not fit."""
+    options = choices.options
+    titles = [fit(o.title, BUTTON_TITLE_MAX) for o in options]
+    if not 1 <= len(options) <= BUTTONS_MAX or len(body) > BUTTON_BODY_MAX:
         return None
-    if any(o.description or len(o.title) > BUTTON_TITLE_MAX or len(o.id) > ID_MAX for o in options):
+    if len(set(titles)) < len(titles):
         return None
-    if len({o.title for o in options}) < len(options) or len({o.id for o in options}) < len(
-        options
-    ):
-        return None
-    return {
-        "type": "button",
-        "body": {"text": body},
-        "action": {
-            "buttons": [{"type": "reply", "reply": {"id": o.id, "title": o.title}} for o in options]
+    return _frame(
+        {
+            "type": "button",
+            "body": {"text": body},
+            "action": {
+                "buttons": [
+                    {"type": "reply", "reply": {"id": o.id, "title": title}}
+                    for o, title in zip(options, titles, strict=True)
+                ]
+            },
         },
-    }
+        choices,
+    )
 
 
-def _list(body: str, options: Sequence[Option], style: Style) -> dict[str, Any] | None:
-    if not (len(options) <= ROWS_MAX and len(body) <= TEXT_LIMIT):
-        return None
-    if any(
-        len(o.title) > ROW_TITLE_MAX
-        or len(o.description) > ROW_DESCRIPTION_MAX
-        or len(o.id) > ID_MAX
-        for o in options
-    ):
-        return None
-    if len({o.id for o in options}) < len(options):
+def rows_list(body: str, choices: Choices, style: Style) -> dict[str, Any] | None:
+    """A list: up to ten rows (titles shortened to 24 characters, descriptions to 72) behind
+    a button labelled ``button_text`` (or the channel's ``list_button``); None past that."""
+    options = choices.options
+    if not 1 <= len(options) <= ROWS_MAX or len(body) > TEXT_LIMIT:
         return None
     rows = []
     for o in options:
-        row = {"id": o.id, "title": o.title}
-        if o.description:
-            row["description"] = o.description
+        row = {"id": o.id, "title": fit(o.title, ROW_TITLE_MAX)}
+        if o.description.strip():
+            row["description"] = fit(o.description, ROW_DESCRIPTION_MAX)
         rows.append(row)
-    return {
-        "type": "list",
-        "body": {"text": body},
-        "action": {"button": style.list_button[:BUTTON_TITLE_MAX], "sections": [{"rows": rows}]},
-    }
+    label = fit(choices.button_text or style.list_button, BUTTON_TITLE_MAX)
+    return _frame(
+        {
+            "type": "list",
+            "body": {"text": body},
+            "action": {"button": label, "sections": [{"rows": rows}]},
+        },
+        choices,
+    )
+
+
+def interactive(body: str, choices: Choices, style: Style) -> dict[str, Any] | None:
+    """The interactive object for ``choices``: reply buttons when the style allows and they
+    fit, else a list, else None (the caller sends numbered text)."""
+    listed = choices.style == conversation_pb2.CHOICE_STYLE_LIST or (
+        choices.style == conversation_pb2.CHOICE_STYLE_UNSPECIFIED
+        and any(o.description.strip() for o in choices.options)
+    )
+    return (None if listed else buttons(body, choices)) or rows_list(body, choices, style)
 
 
 def message(
     to: str, message: conversation_pb2.Message, style: Style, link: Callable[[Attachment], str]
 ) -> list[dict[str, Any]]:
     """The requests for one agent or bot message, in sending order: attachments, then the text
-    (as the caption of a lone image, video or document when it fits), buttons or a list when the
-    text ends in options, plain text with the options listed when WhatsApp's limits forbid."""
-    body, options = split_options(message.text)
+    (as the caption of a lone image, video or document when it fits); with choices, the text
+    as the body of reply buttons or a list, or as numbered lines when WhatsApp's limits
+    forbid both."""
+    body = message.text
     attachments = list(message.attachments)
+    choices = message.choices if message.HasField("choices") else None
     captioned = len(attachments) == 1 and media_kind(attachments[0].content_type) in CAPTIONED
-    if captioned and not options and len(body) <= CAPTION_LIMIT:
+    if captioned and choices is None and len(body) <= CAPTION_LIMIT:
         return [media(to, attachments[0], link(attachments[0]), body)]
     out = [media(to, a, link(a)) for a in attachments]
-    if not options:
+    if choices is None:
         return out + text(to, body)
-    prompt = body or style.prompt
-    interactive = _buttons(prompt, options) or _list(prompt, options, style)
-    if interactive is not None:
-        return [*out, envelope(to, "interactive", interactive)]
-    listed = "\n".join(f"• {o.title}" for o in options)
-    return out + text(to, f"{body}\n{listed}".strip())
+    shown = interactive(body.strip() or style.prompt, choices, style)
+    if shown is not None:
+        return [*out, envelope(to, "interactive", shown)]
+    return out + text(to, numbered_text(body, choices))
 
 
 def template(to: str, name: str, language: str, parameter: str | None) -> dict[str, Any]:

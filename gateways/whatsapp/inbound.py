@@ -1,7 +1,8 @@
 """A customer's WhatsApp message as an Usher message: text as is; media fetched from the Cloud
-API and stored by content hash (the caption is the text); a button or list pick as its title
-(see ``options.picked``); a location as a line and a maps link; contacts as names and numbers.
-Reactions and other notices that are not messages give None."""
+API and stored by content hash (the caption is the text); a reply button or list row pick as
+its title with the option's id as ``selected_option_id``; a template's quick-reply button as
+its text; a location as a line and a maps link; contacts as names and numbers. Reactions and
+other notices that are not messages give None."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import structlog
 from gateways.common.blobs import BlobStore, TooLarge
 from gateways.common.inbox import Inbound
 from gateways.whatsapp.graph import Graph, MediaError
-from gateways.whatsapp.options import picked
 from gateways.whatsapp.webhook import WaMessage
 
 log = structlog.get_logger(__name__)
@@ -50,12 +50,14 @@ def contacts(content: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def interactive(content: Mapping[str, Any]) -> str:
+def interactive(content: Mapping[str, Any]) -> tuple[str, str]:
+    """(text, option id) of an interactive reply: ``button_reply`` or ``list_reply``."""
     kind = _str(content, "type")
     reply = content.get(kind)
     if kind in ("button_reply", "list_reply") and isinstance(reply, dict):
-        return picked(_str(reply, "id"), _str(reply, "title"))
-    return f"[WhatsApp interactive reply: {kind or 'unknown'}]"
+        option = _str(reply, "id")
+        return _str(reply, "title") or option, option
+    return f"[WhatsApp interactive reply: {kind or 'unknown'}]", ""
 
 
 async def to_inbound(message: WaMessage, graph: Graph, blobs: BlobStore) -> Inbound | None:
@@ -67,19 +69,20 @@ async def to_inbound(message: WaMessage, graph: Graph, blobs: BlobStore) -> Inbo
         return None
     if kind in MEDIA:
         return await _media(message, graph, blobs)
+    option = ""
     if kind == "text":
         text = _str(content, "body")
     elif kind == "interactive":
-        text = interactive(content)
-    elif kind == "button":  # a template's quick-reply button
-        text = picked(_str(content, "payload"), _str(content, "text"))
+        text, option = interactive(content)
+    elif kind == "button":  # a template's quick-reply button: its payload is the template's
+        text = _str(content, "text") or _str(content, "payload")
     elif kind == "location":
         text = location(content)
     elif kind == "contacts":
         text = contacts(content)
     else:
         text = f"[unsupported WhatsApp message: {kind}]"
-    return Inbound(message.id, text=text, sent_at=message.sent_at)
+    return Inbound(message.id, text=text, sent_at=message.sent_at, selected_option_id=option)
 
 
 async def _media(message: WaMessage, graph: Graph, blobs: BlobStore) -> Inbound:

@@ -31,7 +31,6 @@ from gateways.common.signatures import hmac_sha256_hex, same
 from gateways.whatsapp import compose
 from gateways.whatsapp.graph import Graph, MediaError
 from gateways.whatsapp.inbound import to_inbound
-from gateways.whatsapp.options import split_options
 from gateways.whatsapp.state import State
 from gateways.whatsapp.webhook import Change, Malformed, parse
 
@@ -190,7 +189,9 @@ class WhatsApp(Provider):
         except MissingSetting as exc:
             raise DeliveryError(str(exc), transient=False) from None
         kind = item.WhichOneof("item")
-        if kind == "message":
+        if kind == "state_change":  # a conversation that ends takes its choices with it
+            gateway.offers.note(served.tenant, served.channel.channel_id, item, numbered=False)
+        elif kind == "message":
             await self._send(gateway, served, graph, item)
         elif kind == "system_message" and item.system_message.text:
             if self._window_open(gateway, served, item.external_id):
@@ -235,10 +236,14 @@ class WhatsApp(Provider):
             # the core keeps an attachment's hash, not its URL: the gateway serves the bytes
             return attachment.uri or gateway.blobs.url(attachment.sha256)
 
-        for payload in compose.message(_to(item), item.message, style, link):
+        payloads = compose.message(_to(item), item.message, style, link)
+        for payload in payloads:
             wamid = await graph.send(payload)
             if wamid:
                 gateway.sent.remember(served.tenant, channel.channel_id, wamid, item.message.name)
+        # choices WhatsApp could not show natively went out numbered: a typed number answers
+        numbered = not any(p["type"] == "interactive" for p in payloads)
+        gateway.offers.note(served.tenant, channel.channel_id, item, numbered=numbered)
 
     async def _send_template(
         self, gateway: Gateway, served: Served, graph: Graph, item: pb.OutboundItem
@@ -259,8 +264,9 @@ class WhatsApp(Provider):
                 "outside the 24-hour window; the template already sent awaits an answer",
                 transient=False,
             )
-        body, _ = split_options(item.message.text)
-        parameter = " ".join(body.split()) if with_text else None
+        # a template cannot carry choices: none stands for the customer to answer
+        gateway.offers.forget(served.tenant, channel.channel_id, customer)
+        parameter = " ".join(item.message.text.split()) if with_text else None
         if with_text and not parameter:
             return  # attachments alone cannot ride in a text template
         language = channel.setting("template_language", "en_US")

@@ -210,6 +210,15 @@ def check_interactive(content: dict[str, Any]) -> list[str]:
     action = content.get("action", {})
     if not isinstance(body, dict) or not body.get("text"):
         problems.append("interactive.body.text is required")
+    if "header" in content:  # buttons take any header type; lists take text only
+        header = content["header"]
+        problems += _keys(header, {"type", "text"}, "interactive.header")
+        if header.get("type") != "text" or not 1 <= len(header.get("text", "")) <= 60:
+            problems.append("interactive.header: a text header of 1-60 characters")
+    if "footer" in content:
+        problems += _keys(content["footer"], {"text"}, "interactive.footer")
+        if not 1 <= len(content["footer"].get("text", "")) <= 60:
+            problems.append("interactive.footer.text: 1-60 characters")
     if content.get("type") == "button":
         buttons = action.get("buttons", [])
         if not 1 <= len(buttons) <= 3 or len(body.get("text", "")) > 1024:
@@ -225,6 +234,8 @@ def check_interactive(content: dict[str, Any]) -> list[str]:
         rows = [row for section in sections for row in section.get("rows", [])]
         if not action.get("button") or len(action["button"]) > 20:
             problems.append("list: action.button is required, up to 20")
+        if len(body.get("text", "")) > 4096:
+            problems.append("list: body up to 4096")
         if not 1 <= len(sections) <= 10 or not 1 <= len(rows) <= 10:
             problems.append("list: 1-10 sections, 1-10 rows in all")
         if len(sections) > 1 and not all(s.get("title") for s in sections):

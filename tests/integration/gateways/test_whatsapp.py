@@ -309,12 +309,13 @@ async def test_a_batch_of_kinds_is_stored_whole(
             "the box",
             "",
             "[video video-wamid.B4 not kept: media media-big is 5000 bytes, over 4096]",
-            "Billing\n[[billing]]",
+            "Billing",
             "Refund",
             "📍 Shop 3, 1 Queen's Road, Central (22.2783, 114.1747)\n"
             "https://www.google.com/maps/search/?api=1&query=22.2783,114.1747",
         ]
         assert [m.provider_message_id for m in said][:3] == ["wamid.B1", "wamid.B2", "wamid.B3"]
+        assert [m.selected_option_id for m in said][4:6] == ["billing", "Refund"]
         image, document = said[1].attachments[0], said[2].attachments[0]
         assert (image.content_type, image.size) == ("image/png", len(b"\x89PNG picture"))
         assert gw.gateway.blobs.read(image.sha256) == b"\x89PNG picture"
@@ -351,7 +352,15 @@ async def test_buttons_lists_media_and_the_template_window(
         )
         conversation = await the_core.accept_next(events)
 
-        await the_core.reply(conversation, "How can we help?\n[[billing|Billing]]\n[[Other]]")
+        two = conversation_pb2.MessageChoices(
+            header="Support",
+            footer="Tap one",
+            options=[
+                conversation_pb2.MessageOption(id="billing", title="Billing"),
+                conversation_pb2.MessageOption(id="other", title="Something else entirely"),
+            ],
+        )
+        await the_core.reply(conversation, "How can we help?", choices=two)
         buttons = await eventually(lambda: fake.messages_of("interactive"))
         assert buttons[0] == {
             "messaging_product": "whatsapp",
@@ -360,24 +369,46 @@ async def test_buttons_lists_media_and_the_template_window(
             "type": "interactive",
             "interactive": {
                 "type": "button",
+                "header": {"type": "text", "text": "Support"},
                 "body": {"text": "How can we help?"},
+                "footer": {"text": "Tap one"},
                 "action": {
                     "buttons": [
                         {"type": "reply", "reply": {"id": "billing", "title": "Billing"}},
-                        {"type": "reply", "reply": {"id": "Other", "title": "Other"}},
+                        {
+                            "type": "reply",
+                            "reply": {"id": "other", "title": "Something else enti…"},
+                        },
                     ]
                 },
             },
         }
+        tapped = meta.message(
+            "wamid.W3",
+            "interactive",
+            {
+                "type": "button_reply",
+                "button_reply": {"id": "other", "title": "Something else enti…"},
+            },
+        )
+        await post(http, gw, meta.notification(meta.messages(WA_ID, "Chan", tapped)))
 
-        menu = "Which branch?\n" + "\n".join(f"[[b{i}|Branch {i}|Open 9-{i}]]" for i in range(1, 6))
-        await the_core.reply(conversation, menu)
+        branches = conversation_pb2.MessageChoices(
+            button_text="Branches",
+            options=[
+                conversation_pb2.MessageOption(
+                    id=f"b{i}", title=f"Branch {i}", description=f"Open 9-{i}"
+                )
+                for i in range(1, 6)
+            ],
+        )
+        await the_core.reply(conversation, "Which branch?", choices=branches)
         lists = await eventually(lambda: fake.messages_of("interactive")[1:])
         assert lists[0]["interactive"] == {
             "type": "list",
             "body": {"text": "Which branch?"},
             "action": {
-                "button": "Pick",
+                "button": "Branches",
                 "sections": [
                     {
                         "rows": [
@@ -388,6 +419,43 @@ async def test_buttons_lists_media_and_the_template_window(
                 ],
             },
         }
+        chosen = meta.message(
+            "wamid.W4",
+            "interactive",
+            {"type": "list_reply", "list_reply": {"id": "b3", "title": "Branch 3"}},
+        )
+        await post(http, gw, meta.notification(meta.messages(WA_ID, "Chan", chosen)))
+
+        # a list that asks for it (style LIST) even with two short options; the channel's
+        # ``list_button`` labels it when the choices name no button
+        listed = conversation_pb2.MessageChoices(
+            style=conversation_pb2.CHOICE_STYLE_LIST,
+            options=[
+                conversation_pb2.MessageOption(id="yes", title="Yes"),
+                conversation_pb2.MessageOption(id="no", title="No"),
+            ],
+        )
+        await the_core.reply(conversation, "Solved?", choices=listed)
+        third = await eventually(lambda: fake.messages_of("interactive")[2:])
+        assert third[0]["interactive"]["type"] == "list"
+        assert third[0]["interactive"]["action"]["button"] == "Pick"
+
+        # past WhatsApp's limits (a body over 4096 characters): numbered text, answered by number
+        long = "x" * 4100
+        await the_core.reply(conversation, long, choices=listed)
+        await eventually(lambda: any("1. Yes\n2. No" in t for t in fake.texts()))
+        typed = text("wamid.W5", "2")
+        await post(http, gw, meta.notification(meta.messages(WA_ID, "Chan", typed)))
+        picks = [
+            (m.text, m.selected_option_id)
+            for m in await the_core.transcript(conversation)
+            if m.sender == conversation_pb2.SENDER_CUSTOMER
+        ]
+        assert picks[1:] == [
+            ("Something else enti…", "other"),
+            ("Branch 3", "b3"),
+            ("2", "no"),
+        ]
 
         picture = gw.gateway.blobs.put(b"\xff\xd8 jpeg", content_type="image/jpeg", name="map.jpg")
         await the_core.reply(
