@@ -12,7 +12,9 @@ Contracts:
   ``OFFER_GONE``; one that never existed ``NOT_FOUND``; of two agents accepting one broadcast
   offer exactly one wins. Answers are built from the command's outcome, not read back.
 - ``SendMessage`` records the message with its command (idempotent on ``request_id``, kept as
-  the message's key ``request:{request_id}``); refused, it stores nothing.
+  the message's key ``request:{request_id}``); refused, it stores nothing. With
+  ``canned_reply_id`` the door renders the reply for the conversation and counts its use once
+  per message (``core.api.canned_messages``).
 - ``StreamEvents`` is the tenant feed seen by the agent (``core.api.agent_view``), with the
   feed's event ids, so a resume loses nothing and repeats nothing. Opened at 0 it first sends
   their open offers in one response, all with the current feed position as ``event_id`` (they
@@ -26,12 +28,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from usher.v1 import agent_pb2, agent_service_pb2, agent_service_pb2_grpc, conversation_pb2
+from usher.v1 import agent_pb2, agent_service_pb2, agent_service_pb2_grpc
 
 from core.api import choices, door, policy, profiles
 from core.api import convert as cv
 from core.api import resources as res
 from core.api.agent_view import agent_event, may_concern
+from core.api.canned_messages import CannedMessages
 from core.api.context import ApiContext, Caller
 from core.api.conversations import (
     CallerOf,
@@ -40,13 +43,18 @@ from core.api.conversations import (
     validate_tags,
     validate_text,
 )
+from core.api.errors import abort
+from core.api.note_values import conversation_note_to_proto, files_from_proto
 from core.api.profile_values import set_profile
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing import model as m
 from core.routing.errors import InvalidArgument, NotFound, PermissionDenied, RoutingError
 from core.runtime.shard import Outcome
+from core.store import conversation_notes
 from core.store.access import Access
+from core.store.canned_replies import CannedReplies
+from core.store.conversation_notes import ConversationNotes
 from core.store.records import decode_page_token, encode_page_token
 
 _HELD = ("active", "wrap_up")
@@ -65,6 +73,8 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         self._api = api
         self._caller_of = caller_of
         self._access = Access(api.pool)
+        self._canned = CannedMessages(CannedReplies(api.pool))
+        self._notes = ConversationNotes(api.pool)
 
     def _agent(self, context: cv.Ctx) -> tuple[str, str]:
         """(tenant, agent id) of an agent caller; ``PermissionDenied`` for anyone else."""
@@ -286,12 +296,15 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     ) -> agent_service_pb2.SendMessageResponse:
         tenant, me = self._agent(context)
         conversation_id = cv.parse_conversation(request.conversation)
-        validate_text(request.text, request.attachments)
+        if not request.canned_reply_id:
+            validate_text(request.text, request.attachments)
         validate_key(request.request_id, "request_id")
         key = f"request:{request.request_id}" if request.request_id else ""
-        body = res.body_from_proto(
-            request.text, request.attachments, key, offered=choices.of_request(request)
-        )
+        offered = choices.of_request(request)
+        if request.canned_reply_id:
+            body = await self._canned.body(tenant, me, conversation_id, request, key, offered)
+        else:
+            body = res.body_from_proto(request.text, request.attachments, key, offered=offered)
         command = c.RecordMessage(
             tenant=tenant,
             conversation_id=conversation_id,
@@ -305,6 +318,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             conversation_id,
             lambda: door.record_message(self._api, command),
         )
+        await self._canned.count(tenant, conversation_id, message)
         return agent_service_pb2.SendMessageResponse(message=message, duplicate=duplicate)
 
     @cv.guarded
@@ -422,21 +436,17 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
     async def AddNote(
         self, request: agent_service_pb2.AddNoteRequest, context: cv.Ctx
     ) -> agent_service_pb2.AddNoteResponse:
+        """A note, with its files, kept beside the conversation (``core.store.conversation_notes``;
+        not routing state, so no engine command)."""
         tenant, me = self._agent(context)
         conversation_id = cv.parse_conversation(request.conversation)
-        cv.require(request.text, "text")
-        if len(request.text) > MAX_NOTE or "\x00" in request.text:
-            raise InvalidArgument(f"a note has at most {MAX_NOTE} characters", field="text")
+        files = files_from_proto(request.attachments)
+        problems = conversation_notes.check(request.text, files)
+        if problems:
+            await abort(context, "INVALID_ARGUMENT", "invalid note", violations=problems)
         await self._authorize(self._acting(context), "AgentService.AddNote", conversation_id)
-        note = await self._api.records.add_note(tenant, conversation_id, me, request.text)
-        return agent_service_pb2.AddNoteResponse(
-            note=conversation_pb2.Note(
-                name=f"{cv.conversation_name(conversation_id)}/notes/{note.note_id}",
-                author=cv.agent_name(me),
-                text=note.body,
-                create_time=cv.timestamp(note.created_at),
-            )
-        )
+        note = await self._notes.add(tenant, conversation_id, me, request.text, files)
+        return agent_service_pb2.AddNoteResponse(note=conversation_note_to_proto(note))
 
     @cv.guarded
     async def UpdateTags(
@@ -525,6 +535,34 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         next_token = str(page[-1].message_id) if len(rows) > size else ""
         return agent_service_pb2.ListMessagesResponse(
             messages=[res.message_from_record(r) for r in page], next_page_token=next_token
+        )
+
+    @cv.guarded
+    async def ListNotes(
+        self, request: agent_service_pb2.ListNotesRequest, context: cv.Ctx
+    ) -> agent_service_pb2.ListNotesResponse:
+        """The conversation's notes oldest first, one keyset page (the token is the last note
+        id sent). Same access as ``ListMessages``."""
+        who = self._reader(context)
+        conversation_id = cv.parse_conversation(request.parent, "parent")
+        size = request.page_size or 100
+        if not 1 <= size <= 500:
+            raise InvalidArgument("page_size must be 1 to 500", field="page_size")
+        after = 0
+        if request.page_token:
+            token = request.page_token
+            if not (token.isascii() and token.isdigit()) or len(token) > 18:
+                raise InvalidArgument(
+                    "the page token is not one this list issued", field="page_token"
+                )
+            after = int(token)
+        await self._authorize(who, "AgentService.ListNotes", conversation_id)
+        await door.stored_conversation(self._api, who.tenant, conversation_id)
+        notes = await self._notes.page(who.tenant, conversation_id, after, size + 1)
+        page = notes[:size]
+        return agent_service_pb2.ListNotesResponse(
+            notes=[conversation_note_to_proto(n) for n in page],
+            next_page_token=str(page[-1].note_id) if len(notes) > size else "",
         )
 
     # --- typing and receipts ---------------------------------------------------------------------

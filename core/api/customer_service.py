@@ -33,6 +33,7 @@ from core.api.auth import caller
 from core.api.context import ApiContext, Caller
 from core.api.convert import guarded, guarded_stream, parse_name
 from core.api.errors import abort, shown, status
+from core.api.note_values import files_from_proto
 from core.api.policy import Kind, Verdict, customer_access
 from core.store import customer_fields as fields_store
 from core.store import customer_files as files
@@ -388,7 +389,7 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
             found.customer_id,
             author,
             request.text,
-            cv.files_from_proto(request.attachments),
+            files_from_proto(request.attachments),
         )
         return pb.AddCustomerNoteResponse(note=cv.note_to_proto(note))
 

@@ -6,14 +6,13 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from usher.v1 import conversation_pb2
 from usher.v1 import customer_pb2 as cpb
 
 from core.api.convert import timestamp
+from core.api.note_values import files_to_proto
 from core.store.blocklist import Block
 from core.store.customer_fields import FieldDef, FieldValue
 from core.store.customer_records import CustomerData, CustomerQuery, Group, Note, StoredCustomer
-from core.store.note_files import NoteFile
 
 VISIBILITY_TO_PROTO: Final = {
     "private": cpb.VISIBILITY_PRIVATE,
@@ -237,29 +236,6 @@ def group_to_proto(g: Group) -> cpb.CustomerGroup:
         create_time=timestamp(g.created_at),
         filter=None if g.filter is None else query_to_proto(g.filter),
     )
-
-
-def files_from_proto(items: Sequence[conversation_pb2.Attachment]) -> tuple[NoteFile, ...]:
-    """A note's files as the request gave them (checked by the store)."""
-    return tuple(
-        NoteFile(
-            name=a.name,
-            content_type=a.content_type,
-            size=a.size,
-            uri=a.uri,
-            sha256=a.sha256.lower(),
-        )
-        for a in items
-    )
-
-
-def files_to_proto(files: Sequence[NoteFile]) -> list[conversation_pb2.Attachment]:
-    return [
-        conversation_pb2.Attachment(
-            name=f.name, content_type=f.content_type, size=f.size, uri=f.uri, sha256=f.sha256
-        )
-        for f in files
-    ]
 
 
 def note_to_proto(n: Note) -> cpb.CustomerNote:

@@ -15,8 +15,8 @@ class AgentClient(BaseClient):
     acting as the agent the credential names.
 
     Methods take the generated request message and return the generated response. Retried on
-    transient errors: the reads (ListMyConversations, GetConversation, ListMessages) and
-    SendMessage (an empty ``request_id`` is filled with a fresh UUID).
+    transient errors: the reads (ListMyConversations, GetConversation, ListMessages, ListNotes)
+    and SendMessage (an empty ``request_id`` is filled with a fresh UUID).
 
     ``async for event in client.events()`` yields ``AgentEvent`` values, reconnecting and
     resuming by itself.
@@ -135,6 +135,11 @@ class AgentClient(BaseClient):
         self, request: pb.ListMessagesRequest, *, timeout: float | None = None
     ) -> pb.ListMessagesResponse:
         return await self._call(self._stub.ListMessages, request, idempotent=True, timeout=timeout)
+
+    async def list_notes(
+        self, request: pb.ListNotesRequest, *, timeout: float | None = None
+    ) -> pb.ListNotesResponse:
+        return await self._call(self._stub.ListNotes, request, idempotent=True, timeout=timeout)
 
     async def notify_typing(
         self, request: pb.AgentServiceNotifyTypingRequest, *, timeout: float | None = None
