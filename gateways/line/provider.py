@@ -36,7 +36,15 @@ from gateways.common.provider import DeliveryError, Provider
 from gateways.common.signatures import hmac_sha256_base64, same
 from gateways.line.api import LineApi, ReplyRefused
 from gateways.line.events import Event, Malformed, parse
-from gateways.line.render import batches, inbound_text, is_media, media_name, outbound
+from gateways.line.render import (
+    batches,
+    inbound_text,
+    is_media,
+    lists_options,
+    media_name,
+    outbound,
+    picked_option,
+)
 from gateways.line.replytokens import ReplyTokens
 
 log = structlog.get_logger(__name__)
@@ -112,11 +120,22 @@ class Line(Provider):
             if token:
                 self.tokens.keep(key, token)
             text, attachments = await self._content(gateway, served, event)
+            option = picked_option(event.postback_data) if event.kind == "postback" else None
+            if option is not None:  # a quick reply tapped: the chat showed its title
+                offer = gateway.offers.last(served.tenant, served.channel.channel_id, event.user_id)
+                found = offer.option(option) if offer is not None else None
+                text = found.title if found is not None else option
             customer = Customer(event.user_id, name=await self._name(gateway, served, event))
             await gateway.inbox.post(
                 served,
                 customer,
-                Inbound(event.event_id, text=text, attachments=attachments, sent_at=event.sent_at),
+                Inbound(
+                    event.event_id,
+                    text=text,
+                    attachments=attachments,
+                    sent_at=event.sent_at,
+                    selected_option_id=option or "",
+                ),
             )
 
     async def _content(
@@ -189,15 +208,20 @@ class Line(Provider):
                     log.info("line loading animation failed", error=str(exc))
             return
         if kind == "message":
+            choices = item.message.choices if item.message.HasField("choices") else None
             messages = outbound(
                 item.message.text,
                 item.message.attachments,
                 lambda a: a.uri or gateway.blobs.url(a.sha256),  # the core keeps no uri
+                choices,
             )
+            listed = choices is not None and lists_options(choices)
+            gateway.offers.note(served.tenant, served.channel.channel_id, item, numbered=listed)
         elif kind == "system_message":
             messages = outbound(item.system_message.text)
-        else:
-            return  # state changes and receipts have nothing to show on LINE
+        else:  # state changes and receipts have nothing to show on LINE
+            gateway.offers.note(served.tenant, served.channel.channel_id, item, numbered=False)
+            return
         sent = await self._send(api, served, item, messages)
         if kind == "message":
             for provider_id in sent:

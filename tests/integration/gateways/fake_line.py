@@ -1,8 +1,8 @@
 """A local stand-in for the LINE Platform: it checks the gateway's API calls against the shapes
-LINE documents (bearer token, JSON bodies, at most five message objects, single-use reply
-tokens, UUID retry keys) and builds webhooks signed as LINE signs them (``x-line-signature``:
-base64 HMAC-SHA256 of the raw body under the channel secret). Anything off is answered 400/401
-and noted in ``problems``."""
+LINE documents (bearer token, JSON bodies, at most five message objects, quick replies of
+postback buttons on the last one, single-use reply tokens, UUID retry keys) and builds webhooks
+signed as LINE signs them (``x-line-signature``: base64 HMAC-SHA256 of the raw body under the
+channel secret). Anything off is answered 400/401 and noted in ``problems``."""
 
 from __future__ import annotations
 
@@ -130,9 +130,16 @@ class FakeLine:
     def _check_messages(self, messages: object) -> str | None:
         if not isinstance(messages, list) or not 1 <= len(messages) <= 5:
             return "messages must be a list of 1 to 5 message objects"
-        for message in messages:
+        for i, message in enumerate(messages):
             if not isinstance(message, dict):
                 return "a message is not an object"
+            if "quickReply" in message:
+                if i != len(messages) - 1:
+                    return "a quick reply shows only on the last message object"
+                problem = self._check_quick_reply(message["quickReply"])
+                if problem:
+                    return problem
+                message = {k: v for k, v in message.items() if k != "quickReply"}
             if message.get("type") == "text":
                 text = message.get("text")
                 if set(message) != {"type", "text"} or not isinstance(text, str):
@@ -147,6 +154,32 @@ class FakeLine:
                     return "image URLs must be https"
             else:
                 return f"unexpected message type {message.get('type')}"
+        return None
+
+    @staticmethod
+    def _check_quick_reply(quick: object) -> str | None:
+        """A quick reply of postback buttons, as LINE documents them: 1 to 13 items, each an
+        ``action`` item with a postback action (label 1-20, data 1-300, displayText 1-300 and
+        required for quick replies)."""
+        if not isinstance(quick, dict) or set(quick) != {"items"}:
+            return f"bad quickReply {quick}"
+        items = quick["items"]
+        if not isinstance(items, list) or not 1 <= len(items) <= 13:
+            return "quickReply.items must hold 1 to 13 items"
+        for item in items:
+            if not isinstance(item, dict) or set(item) - {"type", "action", "imageUrl"}:
+                return f"bad quick reply item {item}"
+            action = item.get("action")
+            if item.get("type") != "action" or not isinstance(action, dict):
+                return f"a quick reply item needs type action and an action: {item}"
+            if action.get("type") != "postback":
+                return f"unexpected quick reply action {action}"
+            if set(action) - {"type", "label", "data", "displayText", "inputOption"}:
+                return f"bad postback action {action}"
+            for key, limit in (("label", 20), ("data", 300), ("displayText", 300)):
+                value = action.get(key)
+                if not isinstance(value, str) or not 1 <= len(value) <= limit:
+                    return f"postback {key} must be 1 to {limit} characters: {action}"
         return None
 
     async def _json(self, request: Request) -> dict[str, Any] | None:

@@ -320,3 +320,80 @@ async def test_a_retried_push_is_accepted_once(line: FakeLine) -> None:
     assert first == again and len(first) == 1
     assert len(line.sent) == 1
     assert line.problems == []
+
+
+async def test_choices_go_out_as_quick_replies_and_a_postback_comes_back_as_the_option(
+    the_core: Core, line: FakeLine, tmp_path: Path
+) -> None:
+    events = the_core.agent.events()
+    async with (
+        gateway(the_core, Line(), tmp_path, channel_id="line", channel=channel(line)) as gw,
+        httpx.AsyncClient() as http,
+    ):
+        url = gw.url("/acme/line/webhook")
+        assert (await post(http, url, [line.text(USER, "hi")])).status_code == 200
+        conversation = await the_core.accept_next(events)
+        short = conversation_pb2.MessageChoices(
+            header="Orders",
+            options=[
+                conversation_pb2.MessageOption(id="refund", title="Refund"),
+                conversation_pb2.MessageOption(id="delivery", title="Delivery"),
+            ],
+        )
+        await the_core.reply(conversation, "What is it about?", choices=short)
+        sent = await eventually(
+            lambda: next((s for s in line.sent if "quickReply" in s.messages[-1]), None)
+        )
+        assert sent.messages == [
+            {
+                "type": "text",
+                "text": "Orders\n\nWhat is it about?",
+                "quickReply": {
+                    "items": [
+                        {
+                            "type": "action",
+                            "action": {
+                                "type": "postback",
+                                "label": title,
+                                "data": f"usher_choice={option}",
+                                "displayText": title,
+                            },
+                        }
+                        for option, title in (("refund", "Refund"), ("delivery", "Delivery"))
+                    ]
+                },
+            }
+        ]
+        tapped = line.event("postback", USER, postback={"data": "usher_choice=delivery"})
+        assert (await post(http, url, [tapped])).status_code == 200
+
+        # labels past LINE's 20 characters are cut, and the text lists the options in full
+        long = conversation_pb2.MessageChoices(
+            options=[
+                conversation_pb2.MessageOption(
+                    id="late", title="My parcel is later than promised", description="Track it"
+                ),
+                conversation_pb2.MessageOption(id="other", title="Other"),
+            ],
+        )
+        await the_core.reply(conversation, "Anything else?", choices=long)
+        second = await eventually(
+            lambda: [s for s in line.sent if "quickReply" in s.messages[-1]][1:]
+        )
+        [message] = second[0].messages
+        assert message["text"] == (
+            "Anything else?\n\n1. My parcel is later than promised – Track it\n2. Other"
+        )
+        labels = [i["action"]["label"] for i in message["quickReply"]["items"]]
+        assert labels == ["My parcel is later…", "Other"]
+        typed = line.text(USER, "1")  # the options were listed numbered: a number answers
+        assert (await post(http, url, [typed])).status_code == 200
+
+        said = [
+            (m.text, m.selected_option_id)
+            for m in await the_core.transcript(conversation)
+            if m.sender == conversation_pb2.SENDER_CUSTOMER
+        ]
+        assert said == [("hi", ""), ("Delivery", "delivery"), ("1", "late")]
+    assert line.problems == []
+    await events.aclose()
