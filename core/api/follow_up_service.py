@@ -29,7 +29,7 @@ from usher.v1 import follow_up_service_pb2_grpc as pb_grpc
 from core.api import convert as cv
 from core.api import door, policy, profiles
 from core.api import resources as res
-from core.api.admin import decode_token, encode_token, page_size
+from core.api.admin import page_size
 from core.api.auth import caller
 from core.api.context import ApiContext, Caller
 from core.api.conversation_access import authorize, who_acts
@@ -48,7 +48,14 @@ from core.store.access import Access, serves
 from core.store.admin import AdminStore, StoredQueue
 from core.store.blocklist import sender_keys
 from core.store.channels import Channels
-from core.store.follow_ups import FollowUps
+from core.store.errors import InvalidInput
+from core.store.follow_ups import (
+    FollowUps,
+    Position,
+    decode_position,
+    encode_position,
+    fingerprint,
+)
 
 Ctx = Any  # grpc.aio.ServicerContext
 
@@ -89,10 +96,13 @@ class FollowUpServicer(pb_grpc.FollowUpServiceServicer):
     ) -> pb.ListLeftMessagesResponse:
         who = who_acts(caller(context))
         size = await page_size(context, request.page_size)
-        token = await decode_token(context, request.page_token)
-        if token and (not token.isascii() or not token.isdigit() or len(token) > 9):
-            raise InvalidArgument("page_token is not one this server issued", field="page_token")
-        offset = int(token or 0)
+        scope = fingerprint(who.tenant, who.role, who.agent_id, request.unhandled_only)
+        after = None
+        if request.page_token:
+            try:
+                after = decode_position(request.page_token, scope)
+            except InvalidInput as exc:
+                raise InvalidArgument(str(exc), field="page_token") from None
         queues = None
         if who.role == policy.Role.AGENT:
             queues = [q.queue_id for q in await self._served_queues(who)]
@@ -100,13 +110,14 @@ class FollowUpServicer(pb_grpc.FollowUpServiceServicer):
             who.tenant,
             queues=queues,
             unhandled_only=request.unhandled_only,
-            offset=offset,
+            after=after,
             size=size + 1,
         )
+        page = rows[:size]
         more = len(rows) > size
         return pb.ListLeftMessagesResponse(
-            left_messages=[left_message_to_proto(row) for row in rows[:size]],
-            next_page_token=encode_token(str(offset + size)) if more else "",
+            left_messages=[left_message_to_proto(row) for row in page],
+            next_page_token=encode_position(Position.of(page[-1]), scope) if more else "",
         )
 
     async def _served_queues(self, who: Caller) -> list[StoredQueue]:

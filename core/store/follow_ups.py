@@ -2,18 +2,26 @@
 closed as ``left_message``) with their handled flag (``left_messages_handled``, written here
 alone), the customer's last inbound message time (a channel's reply window), and a customer's
 identity on a channel.
+
+Left messages page by keyset: unhandled first, then the most recently closed first, then by id.
+A page token (``encode_position``) holds the last row's place and a fingerprint of the list it
+came from (its filter and reader), and is refused for any other list.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import asyncpg
 
-from core.store.errors import translated_errors
+from core.store.errors import InvalidInput, translated_errors
 from core.store.reads import CONVERSATION_SQL
 
 _WITH_TENANT: Final = CONVERSATION_SQL.replace(
@@ -31,6 +39,65 @@ LEFT JOIN left_messages_handled h
   ON h.tenant_id = l.tenant_id AND h.conversation_id = l.conversation_id
 """
 """Left messages of tenant $1 (rows of ``CONVERSATION_SQL`` and the flag's columns)."""
+
+
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND: Final = dt.timedelta(microseconds=1)
+_CLOSED: Final = "coalesce(l.closed_at, l.created_at)"
+"""When a left message was closed (its start, should a row lack the time)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a page of left messages ends: the last row's sort key."""
+
+    handled: bool
+    closed_at: dt.datetime
+    conversation_id: str
+
+    @staticmethod
+    def of(row: asyncpg.Record) -> Position:
+        return Position(
+            row["handled_at"] is not None,
+            row["closed_at"] or row["created_at"],
+            row["conversation_id"],
+        )
+
+
+def fingerprint(*scope: object) -> str:
+    """A short digest of what a list is (its filter, its reader): a token is valid for it only."""
+    return hashlib.sha256(repr(scope).encode()).hexdigest()[:16]
+
+
+def encode_position(position: Position, list_fingerprint: str) -> str:
+    """An opaque page token for ``position`` in the list ``list_fingerprint`` names."""
+    raw = json.dumps(
+        [
+            list_fingerprint,
+            int(position.handled),
+            (position.closed_at - _EPOCH) // _MICROSECOND,
+            position.conversation_id,
+        ],
+        ensure_ascii=False,
+    )
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_position(token: str, list_fingerprint: str) -> Position:
+    """The position a token holds; ``InvalidInput`` for one that list did not issue."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        found, handled, micros, conversation_id = json.loads(raw)
+        if (
+            found != list_fingerprint
+            or handled not in (0, 1)
+            or not isinstance(micros, int)
+            or not isinstance(conversation_id, str)
+        ):
+            raise ValueError("a token of another list")
+        return Position(bool(handled), _EPOCH + micros * _MICROSECOND, conversation_id)
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidInput("the page token is not one this list issued") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +123,12 @@ class FollowUps:
         *,
         queues: Sequence[str] | None,
         unhandled_only: bool,
-        offset: int,
+        after: Position | None,
         size: int,
     ) -> list[asyncpg.Record]:
-        """Left messages, unhandled first, then the most recently closed first; of ``queues``
-        only when given. Rows of ``CONVERSATION_SQL`` with ``handled_at``, ``handled_by`` and
+        """Up to ``size`` left messages after ``after`` (None: from the first), unhandled
+        first, then the most recently closed first, then by id; of ``queues`` only when given.
+        Rows of ``CONVERSATION_SQL`` with ``handled_at``, ``handled_by`` and
         ``last_inbound_at``."""
         with translated_errors():
             return list(
@@ -68,12 +136,19 @@ class FollowUps:
                     f"""{_LEFT_SQL}
                         WHERE ($2::text[] IS NULL OR l.queue_id = ANY($2::text[]))
                           AND (NOT $3 OR h.handled_at IS NULL)
-                        ORDER BY h.handled_at IS NOT NULL, l.closed_at DESC, l.conversation_id
-                        OFFSET $4 LIMIT $5""",
+                          AND ($4::boolean IS NULL
+                               OR (h.handled_at IS NOT NULL) > $4
+                               OR ((h.handled_at IS NOT NULL) = $4
+                                   AND ({_CLOSED} < $5
+                                        OR ({_CLOSED} = $5 AND l.conversation_id > $6))))
+                        ORDER BY h.handled_at IS NOT NULL, {_CLOSED} DESC, l.conversation_id
+                        LIMIT $7""",
                     tenant,
                     None if queues is None else list(queues),
                     unhandled_only,
-                    offset,
+                    None if after is None else after.handled,
+                    None if after is None else after.closed_at,
+                    None if after is None else after.conversation_id,
                     size,
                     timeout=self._timeout,
                 )

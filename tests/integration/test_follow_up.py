@@ -228,6 +228,38 @@ async def test_left_messages_list_unhandled_first_and_only_for_the_queues_agents
         )
 
 
+async def test_left_messages_page_by_keyset_with_tokens_bound_to_the_list(desk: Desk) -> None:
+    names = [await desk.leave_message(f"8529000010{i}", f"m{i}") for i in range(5)]
+    newest_first = names[::-1]
+    first = await desk.supervisor.list_left_messages(fu.ListLeftMessagesRequest(page_size=2))
+    assert [x.conversation.name for x in first.left_messages] == newest_first[:2]
+    # a message left meanwhile sorts before the position: no page repeats or skips a row
+    arrived = await desk.leave_message("85290000199", "late")
+    seen = [x.conversation.name for x in first.left_messages]
+    token = first.next_page_token
+    while token:
+        page = await desk.supervisor.list_left_messages(
+            fu.ListLeftMessagesRequest(page_size=2, page_token=token)
+        )
+        seen += [x.conversation.name for x in page.left_messages]
+        token = page.next_page_token
+    assert seen == newest_first
+    again = await desk.supervisor.list_left_messages(fu.ListLeftMessagesRequest())
+    assert [x.conversation.name for x in again.left_messages] == [arrived, *newest_first]
+
+    # a token belongs to its list: another filter or another reader is refused
+    with pytest.raises(InvalidArgument):
+        await desk.supervisor.list_left_messages(
+            fu.ListLeftMessagesRequest(unhandled_only=True, page_token=first.next_page_token)
+        )
+    with pytest.raises(InvalidArgument):
+        await desk.ann_follow.list_left_messages(
+            fu.ListLeftMessagesRequest(page_token=first.next_page_token)
+        )
+    with pytest.raises(InvalidArgument):
+        await desk.supervisor.list_left_messages(fu.ListLeftMessagesRequest(page_token="10"))
+
+
 async def test_whatsapp_outside_its_window_is_refused(desk: Desk) -> None:
     started = await desk.gateway.start_conversation(  # the customer never wrote
         gw.StartConversationRequest(
