@@ -114,6 +114,10 @@ class RollupState:
         business hours, else UTC."""
         return self.buckets.name or "UTC"
 
+    def restore(self, other: RollupState) -> None:
+        """Take ``other``'s state (a snapshot's) as this one's."""
+        self.__setstate__(other.__getstate__())
+
     def __getstate__(self) -> dict[str, object]:
         state = {name: getattr(self, name) for name in _STATE}
         return state
@@ -398,11 +402,12 @@ _HANDLERS: Final[dict[type, Callable[[RollupState, Any], None]]] = {
 
 
 def merge(into: Deltas, more: Deltas) -> None:
-    """Add ``more`` into ``into`` (the deltas of several appends in one commit)."""
+    """Add ``more`` into ``into`` (the deltas of several appends in one commit); ``more`` is
+    left as it was."""
     for key, row in more.items():
         mine = into.get(key)
         if mine is None:
-            into[key] = row
+            into[key] = list(row)
         else:
             for i, value in enumerate(row):
                 if value:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 import asyncpg
 import structlog
 
+from core.reports.rollup import RollupState
 from core.routing import Engine, RoutingError, SystemClock
 from core.routing import commands as c
 from core.routing import events as ev
@@ -111,6 +112,8 @@ class Shard:
         self._since_snapshot: dict[str, int] = {}
         self._settled: dict[str, asyncio.Future[None]] = {}
         """Each tenant's newest staged batch, settled once acknowledged (or failed)."""
+        self._rollups: dict[str, RollupState] = {}
+        """Each loaded tenant's reports fold, at the same event as its router."""
         self._snapshots: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self._timers: asyncio.Task[None] | None = None
@@ -198,8 +201,10 @@ class Shard:
         events = [e for outcome in outcomes if outcome.ok for e in outcome.events]
         if events:
             router = self.engine.router(tenant)
+            projection = project(router, events)
+            projection.rollups = {tenant: self._rollups[tenant].fold(events)}
             staged.appended = asyncio.ensure_future(
-                self._log.append(tenant, staged.epoch, events, project(router, events))
+                self._log.append(tenant, staged.epoch, events, projection)
             )
             staged.snapshot = self._snapshot_due(router, len(events))
         self._settled[tenant] = staged.settled
@@ -248,12 +253,14 @@ class Shard:
             return
         epoch = await self._log.claim(tenant)
         self.engine.forget(tenant)
-        last = await snapshots.rebuild(self.engine, self._log, self._pool, tenant)
+        rollups = RollupState(tenant)
+        last = await snapshots.rebuild(self.engine, self._log, self._pool, tenant, rollups)
         stored = await idempotency.highest_message_id(self._pool, tenant)
         router = self.engine.get(tenant)
         if router is not None:
             router.message_seq = max(router.message_seq, stored)
         self._epochs[tenant] = epoch
+        self._rollups[tenant] = rollups
         self._last_seq[tenant] = last
         self._since_snapshot[tenant] = 0
         log.info("tenant loaded", shard=self.name, tenant=tenant, epoch=epoch, last_event=last)
@@ -266,6 +273,7 @@ class Shard:
         self.engine.forget(tenant)
         self._epochs.pop(tenant, None)
         self._settled.pop(tenant, None)
+        self._rollups.pop(tenant, None)
         log.warning("tenant dropped", shard=self.name, tenant=tenant, reason=why)
 
     def _snapshot_due(self, router: Router, added: int) -> bytes | None:
@@ -276,7 +284,7 @@ class Shard:
             self._since_snapshot[router.tenant] = count
             return None
         self._since_snapshot[router.tenant] = 0
-        return snapshots.dump(router)
+        return snapshots.dump(router, self._rollups.get(router.tenant))
 
     def _save_snapshot(self, tenant: str, state: bytes, seq: int, epoch: int) -> None:
         async def save() -> None:

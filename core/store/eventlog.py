@@ -30,6 +30,7 @@ import asyncpg
 
 from core.routing import events as ev
 from core.store import codec
+from core.store import rollups as rollup_rows
 from core.store.errors import PG_CONNECTION_ERRORS, StaleEpoch, StoreUnavailable
 from core.store.projection import MESSAGE_COLUMNS, Projection, Row, as_json, ts
 
@@ -243,16 +244,18 @@ class EventLog:
         # The conversations' and messages' rows ride in the same statement as the events.
         conversations = _conversation_columns(projection.conversations)
         messages = [list(column) for column in zip(*projection.messages, strict=True)]
+        rollups = rollup_rows.columns_of(projection.rollups) if projection.rollups else []
         projection.conversations, projection.messages = [], []
         async with self._pool.acquire(timeout=self._timeout) as conn, conn.transaction():
             claimed = await conn.fetch(
-                _append_sql(bool(conversations), bool(messages)),
+                _append_sql(bool(conversations), bool(messages), bool(rollups)),
                 tenants,
                 [epochs[t] for t in tenants],
                 [counts[t] for t in tenants],
                 *columns,
                 *conversations,
                 *messages,
+                *rollups,
                 timeout=self._timeout,
             )
             last = {r["tenant_id"]: r["last_seq"] for r in claimed}
@@ -325,9 +328,10 @@ _MESSAGES_CTE = """, messages_written AS (
 
 
 @functools.cache
-def _append_sql(conversations: bool, messages: bool) -> str:
+def _append_sql(conversations: bool, messages: bool, rollups: bool = False) -> str:
     """The epoch fence, the sequence numbers, the events and (when the batch has them) the
-    conversations' and messages' rows in one statement: one round trip for the hot tables."""
+    conversations', messages' and reports' rollup rows in one statement: one round trip for
+    the hot tables."""
     sql = _CLAIM_AND_EVENTS
     first = 10  # the parameter after the nine of the claim and the events
     for present, cte, count in (
@@ -337,6 +341,8 @@ def _append_sql(conversations: bool, messages: bool) -> str:
         if present:
             sql += cte.format(*range(first, first + count))
             first += count
+    if rollups:
+        sql += rollup_rows.rollups_cte(first)
     return sql + "\nSELECT tenant_id, last_seq FROM claimed"
 
 
@@ -399,10 +405,12 @@ _PROJECTION_SQL: list[tuple[str, str]] = [
         """WITH ended AS (
                UPDATE agent_sessions SET ended_at = $5
                WHERE tenant_id = $1 AND agent_id = $2 AND ended_at IS NULL AND started_at < $5)
-           INSERT INTO agent_sessions (tenant_id, agent_id, status, custom_status, started_at)
-           VALUES ($1, $2, $3, $4, $5)
+           INSERT INTO agent_sessions (tenant_id, agent_id, status, custom_status, started_at,
+                                       client_address)
+           VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (tenant_id, agent_id, started_at) DO UPDATE SET
-               status = EXCLUDED.status, custom_status = EXCLUDED.custom_status""",
+               status = EXCLUDED.status, custom_status = EXCLUDED.custom_status,
+               client_address = EXCLUDED.client_address""",
     ),
 ]
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from core.reports.rollup import Deltas, merge
 from core.routing import events as ev
 from core.routing.router import Router
 from core.store import message_choices
@@ -82,6 +83,9 @@ class Projection:
     """Message rows, in the column order of ``MESSAGE_COLUMNS``."""
     removed: list[tuple[str, Row]] = field(default_factory=list)
     """(table, key) of skills, departments and queues removed; deleted before the upserts."""
+    rollups: dict[str, Deltas] = field(default_factory=dict)
+    """Per tenant, the reports' rollup deltas of the events (``core.reports.rollup``; the
+    shard folds them, ``project`` does not)."""
 
     def extend(self, other: Projection) -> None:
         for table, key in other.removed:
@@ -91,6 +95,9 @@ class Projection:
             if name in REMOVABLE:
                 for row in theirs:
                     self.add(name, row)
+            elif name == "rollups":
+                for tenant, deltas in theirs.items():
+                    merge(self.rollups.setdefault(tenant, {}), deltas)
             elif name != "removed":
                 getattr(self, name).extend(theirs)
 
@@ -211,7 +218,16 @@ def project(router: Router, events: list[ev.Event]) -> Projection:
                 out.add("queues", (tenant, e.settings.queue_id, as_json(e.settings), ts(e.at)))
             case ev.AgentStatusChanged():
                 agents[e.agent_id] = None
-                out.sessions.append((tenant, e.agent_id, e.status.value, e.custom_status, ts(e.at)))
+                out.sessions.append(
+                    (
+                        tenant,
+                        e.agent_id,
+                        e.status.value,
+                        e.custom_status,
+                        ts(e.at),
+                        e.client_address,
+                    )
+                )
             case ev.OfferMade():
                 out.offers.make(
                     (tenant, e.offer_id),

@@ -1,7 +1,8 @@
 """Snapshots of a tenant's router, so that a rebuild replays only the events after one.
 
-The state is pickled: it is a graph of the engine's own objects (agents, groups, heaps), written
-and read only by Usher's own processes through this module. ``FORMAT`` changes whenever the
+The state is pickled: it is a graph of the engine's own objects (agents, groups, heaps), with
+the reports' fold at the same event (``core.reports.rollup.RollupState``), written and read
+only by Usher's own processes through this module. ``FORMAT`` changes whenever the
 engine's state classes do; snapshots of another format are ignored and the log is replayed whole.
 """
 
@@ -11,19 +12,20 @@ import pickle
 
 import asyncpg
 
+from core.reports.rollup import RollupState
 from core.routing import Engine
 from core.routing.router import Router
 from core.store.errors import StaleEpoch
 from core.store.eventlog import EventLog
 
-FORMAT = 6
+FORMAT = 7
 KEEP = 2
 """Snapshots kept per tenant (the newest ones)."""
 
 
-def dump(router: Router) -> bytes:
-    """The router's state as ``save`` stores it."""
-    return pickle.dumps(router, protocol=pickle.HIGHEST_PROTOCOL)
+def dump(router: Router, rollups: RollupState | None = None) -> bytes:
+    """The router's state (and the reports' fold at the same event) as ``save`` stores it."""
+    return pickle.dumps((router, rollups), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 async def save(pool: asyncpg.Pool, tenant: str, state: bytes, seq: int, epoch: int) -> None:
@@ -53,8 +55,8 @@ async def save(pool: asyncpg.Pool, tenant: str, state: bytes, seq: int, epoch: i
         )
 
 
-async def latest(pool: asyncpg.Pool, tenant: str) -> tuple[int, Router] | None:
-    """The newest snapshot of this format, as (seq, router), or None."""
+async def latest(pool: asyncpg.Pool, tenant: str) -> tuple[int, Router, RollupState | None] | None:
+    """The newest snapshot of this format, as (seq, router, rollups), or None."""
     row = await pool.fetchrow(
         "SELECT seq, state FROM snapshots WHERE tenant_id = $1 AND format = $2"
         " ORDER BY seq DESC LIMIT 1",
@@ -63,18 +65,34 @@ async def latest(pool: asyncpg.Pool, tenant: str) -> tuple[int, Router] | None:
     )
     if row is None:
         return None
-    router: Router = pickle.loads(row["state"])
-    return row["seq"], router
+    router, rollups = pickle.loads(row["state"])
+    return row["seq"], router, rollups
 
 
-async def rebuild(engine: Engine, log: EventLog, pool: asyncpg.Pool, tenant: str) -> int:
+async def rebuild(
+    engine: Engine,
+    log: EventLog,
+    pool: asyncpg.Pool,
+    tenant: str,
+    rollups: RollupState | None = None,
+) -> int:
     """Load the tenant into ``engine``: its newest snapshot, then the events after it.
-    Returns the sequence of the last event applied (0 for a tenant with no history)."""
+    Returns the sequence of the last event applied (0 for a tenant with no history).
+
+    With ``rollups`` (a new state), the reports' fold is brought to the same event: restored
+    from the snapshot, or (a snapshot without one) followed over the log up to it."""
     found = await latest(pool, tenant)
     after = 0
     if found is not None:
-        after, router = found
+        after, router, saved = found
         engine.restore(router)
+        if rollups is not None:
+            if saved is not None:
+                rollups.restore(saved)
+            else:
+                rollups.follow(await log.load(tenant, up_to=after))
     events = await log.load(tenant, after=after)
     engine.replay(events)
+    if rollups is not None:
+        rollups.follow(events)
     return after + len(events)
