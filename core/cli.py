@@ -6,6 +6,7 @@ import click
 
 from benchmarks.cli import bench
 from core.admin_cli import admin
+from core.kb_cli import kb
 from core.serve import serve_command
 from core.sim.cli import simulate
 from core.store.cli import db
@@ -26,6 +27,7 @@ main.add_command(db)
 main.add_command(serve_command)
 main.add_command(admin)
 main.add_command(gateway_command)
+main.add_command(kb)
 
 if __name__ == "__main__":
     main()
