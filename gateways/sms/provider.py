@@ -9,6 +9,8 @@ large leaves a note in the text rather than losing the message.
 Outbound text goes in 1600-character messages (Twilio's limit) with the attachments as
 ``MediaUrl`` on the last (MMS), or as links when the channel says ``media_as_links``. Each
 message asks for status callbacks; delivered and read become receipts, failures are logged.
+A message's choices are numbered lines under its text ("1. Refund"); the customer answers with
+a number or a title, which the inbox maps back to the option (``gateways.common.choices``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from usher.v1 import channel_pb2, conversation_pb2
 from usher.v1 import conversation_service_pb2 as pb
 
 from gateways.common.blobs import TooLarge
+from gateways.common.choices import numbered_text
 from gateways.common.directory import MissingSetting, Served
 from gateways.common.gateway import Gateway
 from gateways.common.inbox import Customer, Inbound
@@ -165,12 +168,17 @@ class TwilioSms(Provider):
 
     async def deliver(self, gateway: Gateway, served: Served, item: pb.OutboundItem) -> None:
         kind = item.WhichOneof("item")
+        tenant, channel = served.tenant, served.channel.channel_id
         if kind == "message":
             text, attachments = item.message.text, list(item.message.attachments)
+            if item.message.HasField("choices"):
+                text = numbered_text(text, item.message.choices)
+            gateway.offers.note(tenant, channel, item, numbered=True)
         elif kind == "system_message":
             text, attachments = item.system_message.text, []
-        else:
-            return  # SMS cannot show typing, receipts or state changes
+        else:  # SMS cannot show typing, receipts or state changes
+            gateway.offers.note(tenant, channel, item, numbered=True)
+            return
         links = [a.uri or gateway.blobs.url(a.sha256) for a in attachments]  # core keeps no uri
         if served.channel.settings.get("media_as_links", "").lower() in ("1", "true", "yes"):
             text = "\n".join(

@@ -169,13 +169,16 @@ async def gateway(
     *,
     channel_id: str,
     channel: channel_pb2.Channel,
+    restarted: bool = False,
     **settings: Any,
 ) -> AsyncIterator[RunningGateway]:
-    """``provider``'s gateway for the tenant, with one channel created through the admin API,
-    served on a free port. ``settings`` override ``GatewaySettings``."""
-    await core.admin.create_channel(
-        admin_service_pb2.CreateChannelRequest(channel_id=channel_id, channel=channel)
-    )
+    """``provider``'s gateway for the tenant, with one channel created through the admin API
+    (unless ``restarted``: the channel exists), served on a free port. ``settings`` override
+    ``GatewaySettings``."""
+    if not restarted:
+        await core.admin.create_channel(
+            admin_service_pb2.CreateChannelRequest(channel_id=channel_id, channel=channel)
+        )
     port = free_port()
     config = GatewaySettings(
         core=core.target,

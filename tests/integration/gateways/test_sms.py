@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -261,3 +262,61 @@ def test_the_signature_matches_twilios_documented_example() -> None:
     urls = behind_proxy
     assert verify("12345", "0/KCTR6DLpKmkAf8muzZqo1nDgQ=", urls, params)
     assert not verify("12345", None, urls, params)
+
+
+async def test_choices_are_numbered_and_a_number_or_title_answers_even_after_a_restart(
+    the_core: Core, twilio: FakeTwilio, tmp_path: Path
+) -> None:
+    events = the_core.agent.events()
+    choices = conversation_pb2.MessageChoices(
+        footer="Reply with a number",
+        options=[
+            conversation_pb2.MessageOption(id="refund", title="Refund"),
+            conversation_pb2.MessageOption(id="delivery", title="Delivery", description="2 days"),
+        ],
+    )
+
+    def sms(restarted: bool = False) -> Any:
+        return gateway(
+            the_core,
+            TwilioSms(),
+            tmp_path,
+            channel_id="sms",
+            channel=channel(twilio),
+            restarted=restarted,
+            public_url=PUBLIC,
+        )
+
+    async with sms() as gw, httpx.AsyncClient() as http:
+        await twilio_posts(http, gw, "/acme/sms/sms", twilio.inbound(CUSTOMER, "hello"))
+        conversation = await the_core.accept_next(events)
+        await the_core.reply(conversation, "What is it about?", choices=choices)
+        body = "What is it about?\n\n1. Refund\n2. Delivery – 2 days\n\nReply with a number"
+        await eventually(lambda: any(c.form.get("Body") == [body] for c in twilio.created))
+        await twilio_posts(http, gw, "/acme/sms/sms", twilio.inbound(CUSTOMER, " 2 "))
+        await twilio_posts(http, gw, "/acme/sms/sms", twilio.inbound(CUSTOMER, "REFUND"))
+        await twilio_posts(http, gw, "/acme/sms/sms", twilio.inbound(CUSTOMER, "3"))
+    # the gateway restarts (same data dir): the offer still stands
+    async with sms(restarted=True) as gw, httpx.AsyncClient() as http:
+        await twilio_posts(http, gw, "/acme/sms/sms", twilio.inbound(CUSTOMER, "１"))
+        # a later message without choices ends the offer: "1" is then just "1"
+        await the_core.reply(conversation, "How many items?")
+        await eventually(
+            lambda: any(c.form.get("Body") == ["How many items?"] for c in twilio.created)
+        )
+        await twilio_posts(http, gw, "/acme/sms/sms", twilio.inbound(CUSTOMER, "1"))
+        said = [
+            (m.text, m.selected_option_id)
+            for m in await the_core.transcript(conversation)
+            if m.sender == conversation_pb2.SENDER_CUSTOMER
+        ]
+        assert said == [
+            ("hello", ""),
+            ("2", "delivery"),
+            ("REFUND", "refund"),
+            ("3", ""),
+            ("１", "refund"),
+            ("1", ""),
+        ]
+    assert twilio.problems == []
+    await events.aclose()
