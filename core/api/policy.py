@@ -97,6 +97,7 @@ SERVICE_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "BlocklistService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "FollowUpService": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
     "CustomerService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    "BotService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     # which reply or category each may read or change: ``canned_reply_access``
     "CannedReplyService": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
 }

@@ -34,6 +34,8 @@ from usher.v1 import (
     agent_service_pb2_grpc,
     blocklist_service_pb2,
     blocklist_service_pb2_grpc,
+    bot_service_pb2,
+    bot_service_pb2_grpc,
     canned_reply_service_pb2,
     canned_reply_service_pb2_grpc,
     conversation_service_pb2,
@@ -132,6 +134,12 @@ KNOWN = (
         customer_service_pb2_grpc.CustomerServiceServicer,
         customer_service_pb2_grpc.add_CustomerServiceServicer_to_server,
         _service_name(customer_service_pb2, "CustomerService"),
+    ),
+    _Known(
+        "core.api.bot_service",
+        bot_service_pb2_grpc.BotServiceServicer,
+        bot_service_pb2_grpc.add_BotServiceServicer_to_server,
+        _service_name(bot_service_pb2, "BotService"),
     ),
     _Known(
         "core.api.canned_reply_service",

@@ -122,6 +122,16 @@ SERVICES: dict[str, set[str]] = {
         "SetUsageLimits",
     },
     "BlocklistService": {"CreateBlock", "GetBlock", "ListBlocks", "Unblock", "WatchBlocks"},
+    "BotService": {
+        "CreateBot",
+        "GetBot",
+        "ListBots",
+        "UpdateBot",
+        "ActivateBot",
+        "PauseBot",
+        "DeleteBot",
+        "PreviewBot",
+    },
     "RecordService": {
         "ListConversations",
         "CountConversations",
@@ -171,6 +181,7 @@ RESOURCES = {
     "Credential": "credentials/{credential}",
     "Channel": "channels/{channel}",
     "TenantSettings": "settings",
+    "Bot": "bots/{bot}",
     "CannedReply": "cannedReplies/{canned_reply}",
     "CannedReplyCategory": "cannedReplyCategories/{category}",
 }

@@ -18,6 +18,7 @@ from usher.client._stream import EventStream
 from usher.client.admin import AdminClient
 from usher.client.agent import AgentClient
 from usher.client.blocklist import BlocklistClient
+from usher.client.bots import BotClient
 from usher.client.canned_replies import CannedReplyClient
 from usher.client.customers import CustomerClient
 from usher.client.errors import (
@@ -50,6 +51,7 @@ __all__ = [
     "AgentClient",
     "AlreadyExists",
     "BlocklistClient",
+    "BotClient",
     "Cancelled",
     "CannedReplyClient",
     "CustomerClient",
