@@ -61,6 +61,11 @@ RESOURCE_TYPES: Final = {
     "canned reply": "usher.v1.CannedReply",
     "canned reply category": "usher.v1.CannedReplyCategory",
 }
+CONFLICT_FIELDS: Final = {
+    "canned_reply_id": "canned_reply_id",
+    "category_id": "canned_reply_category_id",
+}
+"""A clash on a created id names the request's id field, not the resource's."""
 REPLY_FIELDS: Final = ("category", "shortcut", "title", "text", "language", "attachments")
 CATEGORY_FIELDS: Final = ("display_name", "display_order")
 SEARCH_PAGE: Final = 20
@@ -89,7 +94,8 @@ async def _answered(context: Ctx, exc: Exception, prefix: str) -> NoReturn:
             violations={f"{prefix}{k}": v for k, v in items},
         )
     if isinstance(exc, Conflict):
-        await abort(context, "ALREADY_EXISTS", str(exc), violations={exc.field: "already taken"})
+        taken = CONFLICT_FIELDS.get(exc.field, f"{prefix}{exc.field}")
+        await abort(context, "ALREADY_EXISTS", str(exc), violations={taken: "already taken"})
     if isinstance(exc, Missing):
         await abort(
             context,
