@@ -14,11 +14,11 @@ from usher.v1 import (
     agent_pb2,
     agent_service_pb2,
     blocklist_service_pb2,
-    bot_service_pb2,
     canned_reply_service_pb2,
     conversation_service_pb2,
     customer_service_pb2,
     follow_up_service_pb2,
+    record_service_pb2,
     supervisor_service_pb2,
 )
 
@@ -30,11 +30,11 @@ SERVICES = (
     admin_service_pb2,
     agent_service_pb2,
     blocklist_service_pb2,
-    bot_service_pb2,
     canned_reply_service_pb2,
     conversation_service_pb2,
     customer_service_pb2,
     follow_up_service_pb2,
+    record_service_pb2,
     supervisor_service_pb2,
 )
 
