@@ -3,16 +3,20 @@ tenant, against a real PostgreSQL.
 
 What is seeded (COPY, straight into the tables the shard writes, so seeding takes seconds):
 ``customers`` customers (multilingual names, unique E.164 phones, e-mails), ``conversations``
-conversations (three channels, ten queues with five designated agents each out of fifty, states
-as a day's records look: mostly closed, some bot, waiting, active and wrap-up; tags, outcomes,
-created over ninety days) and ``messages`` messages spread evenly over them, each a sentence in
+conversations (three channels, ten queues with five designated agents each out of fifty, the
+agents in five departments of ten, half the queues also designating a department, the tenant
+letting agents read their team's conversations; states as a day's records look: mostly closed,
+some bot, waiting, active and wrap-up; tags, outcomes, created over ninety days; one in fifty
+transferred to a department) and ``messages`` messages spread evenly over them, each a sentence in
 English, Chinese or Thai; one in a hundred carries the searched words (``KEYWORDS``). The tables
 are then vacuumed and analyzed, as autovacuum leaves a table that has lived a while.
 
 What is measured, at the store (``core.store.conversation_lists``: the SQL, its rows and their
 decoding; gRPC adds a constant per call), ``samples`` calls each, one after the other:
 ``list_p95_ms``, a console's first page (50, newest first, with its total) as a supervisor, as
-an agent (their own and their queues' waiting ones) and the waiting list longest-waiting first;
+an agent (their own, their queues' waiting ones and their team's), the waiting list
+longest-waiting first, and a department's list (owner a member, queue designating it, or
+waiting after a transfer to it);
 ``search_p95_ms``, filters that combine (state and queue, channel and tags, customer phone,
 outcome in a created range, owner); ``keyword_p95_ms``, a word in the messages (Chinese, Thai,
 English, no spaces); ``export_rows_per_s``, every conversation through the CSV export (server-side
@@ -65,6 +69,10 @@ CHANNELS: Final = ("webchat", "whatsapp", "line")
 QUEUES: Final = 10
 AGENTS: Final = 50
 AGENTS_PER_QUEUE: Final = 5
+DEPARTMENTS: Final = 5
+"""Agent ``a{i}`` is in department ``d{i % DEPARTMENTS}``; queue ``q{n}`` with ``n >=
+QUEUES // 2`` also designates ``d{n % DEPARTMENTS}``."""
+TRANSFERRED_SHARE: Final = 0.02
 MESSAGES_SEARCHED_SHARE: Final = 0.01
 KEYWORDS: Final = ("退款", "ยกเลิก", "invoice")
 """Chinese "refund", Thai "cancel", English: one message in a hundred carries one."""
@@ -152,14 +160,25 @@ async def seed(conn: asyncpg.Connection, tenant: str, config: RecordsConfig) -> 
     rng = random.Random(config.seed)
     started = time.perf_counter()
     now = dt.datetime.now(dt.UTC)
-    await conn.execute("INSERT INTO tenants (tenant_id) VALUES ($1)", tenant)
+    settings = m.TenantSettings(agents_see_team_conversations=True)
+    await conn.execute(
+        "INSERT INTO tenants (tenant_id, settings) VALUES ($1, $2::jsonb)",
+        tenant,
+        msgspec.json.encode(settings).decode(),
+    )
     await conn.copy_records_to_table(
         "agents",
         records=[
             (
                 tenant,
                 f"a{i}",
-                msgspec.json.encode(m.AgentProfile(agent_id=f"a{i}", capacity=3)).decode(),
+                msgspec.json.encode(
+                    m.AgentProfile(
+                        agent_id=f"a{i}",
+                        capacity=3,
+                        departments=frozenset({f"d{i % DEPARTMENTS}"}),
+                    )
+                ).decode(),
                 "offline",
                 now,
             )
@@ -174,7 +193,13 @@ async def seed(conn: asyncpg.Connection, tenant: str, config: RecordsConfig) -> 
                 tenant,
                 f"q{q}",
                 msgspec.json.encode(
-                    m.QueueSettings(queue_id=f"q{q}", designated_agents=frozenset(_queue_agents(q)))
+                    m.QueueSettings(
+                        queue_id=f"q{q}",
+                        designated_agents=frozenset(_queue_agents(q)),
+                        designated_departments=(
+                            frozenset({f"d{q % DEPARTMENTS}"}) if q >= QUEUES // 2 else frozenset()
+                        ),
+                    )
                 ).decode(),
                 now,
             )
@@ -241,6 +266,36 @@ async def seed(conn: asyncpg.Connection, tenant: str, config: RecordsConfig) -> 
             "updated_at",
         ],
     )
+    transfers = [
+        (
+            tenant,
+            f"t{i:07d}",
+            c[1],
+            c[7] or "a0",
+            "department",
+            f"d{rng.randrange(DEPARTMENTS)}",
+            c[11] + dt.timedelta(seconds=20),
+            "accepted",
+            c[11] + dt.timedelta(seconds=20),
+        )
+        for i, c in enumerate(conversations)
+        if rng.random() < TRANSFERRED_SHARE
+    ]
+    await conn.copy_records_to_table(
+        "transfers",
+        records=transfers,
+        columns=[
+            "tenant_id",
+            "transfer_id",
+            "conversation_id",
+            "from_agent",
+            "target",
+            "target_id",
+            "requested_at",
+            "outcome",
+            "resolved_at",
+        ],
+    )
     per = max(1, config.messages // max(1, config.conversations))
 
     def messages() -> Any:
@@ -276,7 +331,7 @@ async def seed(conn: asyncpg.Connection, tenant: str, config: RecordsConfig) -> 
         ],
     )
     # what autovacuum does to a table that has lived a while: statistics, hint bits, visibility
-    for table in ("customers", "conversations", "messages"):
+    for table in ("customers", "conversations", "transfers", "messages"):
         await conn.execute(f"VACUUM ANALYZE {table}")
     rows = config.customers + config.conversations + config.messages
     return rows / (time.perf_counter() - started)
@@ -350,9 +405,8 @@ async def measure(
 ) -> RecordsResult:
     lists = ConversationLists(pool)
     everyone = Scope(tenant=tenant, pinner="credential:bench")
-    agent = Scope(
-        tenant=tenant, pinner="a3", agent_id="a3", queues=await lists.served_queues(tenant, "a3")
-    )
+    a3 = await lists.agent_scope(tenant, "a3")
+    agent = Scope(tenant=tenant, pinner="a3", agent_id="a3", queues=a3.queues, team=a3.team)
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
     waiting = ListFilter(states=("queued", "offered"))
 
@@ -366,6 +420,7 @@ async def measure(
             page(everyone, ListFilter()),
             page(agent, ListFilter()),
             page(everyone, waiting, Order.LONGEST_WAITING_FIRST),
+            page(everyone, ListFilter(departments=("d1",))),
         ],
         config.samples,
     )
@@ -376,6 +431,7 @@ async def measure(
             page(everyone, ListFilter(phone="+85290000042")),
             page(everyone, ListFilter(outcomes=("spam",), created_from=since)),
             page(everyone, ListFilter(owner="a7", states=("active", "wrap_up"))),
+            page(everyone, ListFilter(departments=("d2",), states=("queued", "offered"))),
         ],
         config.samples,
     )

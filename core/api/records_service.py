@@ -122,7 +122,13 @@ def filter_from_proto(f: pb.ConversationFilter, field: str = "filter") -> ListFi
         created_until=created_until,
         closed_from=closed_from,
         closed_until=closed_until,
+        departments=departments_from_proto(f.departments, f"{field}.departments"),
     )
+
+
+def departments_from_proto(names: Any, field: str) -> tuple[str, ...]:
+    """The ids of ``departments/{d}`` names, each once, in order."""
+    return tuple(dict.fromkeys(cv.parse_name("departments", n, field=field) for n in names))
 
 
 def pinner_of(who: Caller) -> str:
@@ -147,8 +153,14 @@ class RecordServicer(pb_grpc.RecordServiceServicer):
             return Scope(tenant=who.tenant, pinner=pinner_of(who))
         if not who.agent_id:
             raise PermissionDenied("an agent credential without an agent")
-        queues = await self._lists.served_queues(who.tenant, who.agent_id)
-        return Scope(tenant=who.tenant, pinner=who.agent_id, agent_id=who.agent_id, queues=queues)
+        mine = await self._lists.agent_scope(who.tenant, who.agent_id)
+        return Scope(
+            tenant=who.tenant,
+            pinner=who.agent_id,
+            agent_id=who.agent_id,
+            queues=mine.queues,
+            team=mine.team,
+        )
 
     async def _visible(self, who: Caller, rpc: str, conversation_id: str) -> None:
         """``NotFound`` unless the conversation exists and the policy lets ``who`` read it."""
@@ -210,7 +222,8 @@ class RecordServicer(pb_grpc.RecordServiceServicer):
         else:
             now = dt.datetime.now(dt.UTC)
             since = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        counts = await self._lists.counts(await self._scope(caller(context)), since)
+        departments = departments_from_proto(request.departments, "departments")
+        counts = await self._lists.counts(await self._scope(caller(context)), since, departments)
         return pb.CountConversationsResponse(
             bot=counts.bot,
             waiting=counts.waiting,
@@ -220,6 +233,7 @@ class RecordServicer(pb_grpc.RecordServiceServicer):
             closed_today=counts.closed_today,
             pinned=counts.pinned,
             left_messages=counts.left_messages,
+            team=counts.team,
         )
 
     @cv.guarded

@@ -8,8 +8,14 @@ match like the records' search, with ``LIKE`` instead of ``ILIKE`` when it has n
 (Chinese, Thai: same matches, a third of the time when no trigram index can serve it).
 
 A ``Scope`` limits an agent to what ``core.api.policy`` lets them read: conversations they own
-or served last, those offered to them now, and those waiting (or never served) in a queue they
-serve.
+or served last, those offered to them now, those waiting (or never served) in a queue they
+serve, and (``Scope.team``, where the tenant allows team reads) those owned or served last by a
+department colleague.
+
+The departments filter (``ListFilter.departments``) matches a conversation whose owner is a
+member of one, whose queue designates one, or that waits after a transfer to one (its latest
+transfer); members and designations are read as they are now, in the same statement
+(uncorrelated sub-selects the planner runs once, so each branch can use its index).
 """
 
 from __future__ import annotations
@@ -46,11 +52,13 @@ EXACT_TOTAL_UP_TO: Final = 1_000
 """A list's total is counted exactly up to this many matches, and estimated past it."""
 CURSOR_PREFETCH: Final = 500
 _PLANNER: Final = (
-    "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL max_parallel_workers_per_gather = 0"
+    "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL max_parallel_workers_per_gather = 0;"
+    " SET LOCAL jit = off"
 )
 """For list reads: a plan per call (a filter's values decide whether the trigram index or a
-walk down the newest conversations is cheaper), and no parallel workers (a LIMIT's walk is
-short; two workers walking it overshoot it, on a machine whose cores serve every caller)."""
+walk down the newest conversations is cheaper), no parallel workers (a LIMIT's walk is
+short; two workers walking it overshoot it, on a machine whose cores serve every caller), and
+no JIT (a count's high estimate made PostgreSQL spend ~1 s compiling a 100 ms scan)."""
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND: Final = dt.timedelta(microseconds=1)
 STATES: Final = frozenset(s.value for s in m.ConversationState)
@@ -73,6 +81,9 @@ class Scope:
     agent_id: str | None = None
     queues: tuple[str, ...] = ()
     """The queues the agent serves (``served_queues``)."""
+    team: tuple[str, ...] = ()
+    """The other agents who share a department with the agent, where the tenant allows team
+    reads (``agent_scope``); empty otherwise."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,6 +108,8 @@ class ListFilter:
     created_until: dt.datetime | None = None
     closed_from: dt.datetime | None = None
     closed_until: dt.datetime | None = None
+    departments: tuple[str, ...] = ()
+    """In the care of any of these departments (see the module docstring)."""
 
     def fingerprint(self, order: Order) -> str:
         """A short digest of the filter and order: a page token is valid for these only."""
@@ -122,6 +135,67 @@ class Counts:
     closed_today: int
     pinned: int
     left_messages: int
+    team: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentScope:
+    """What an agent's lists may show beyond their own: the queues they serve, and the
+    colleagues whose conversations they may read."""
+
+    queues: tuple[str, ...]
+    team: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Care:
+    """A departments filter resolved: whose conversations, in which queues, and which waiting
+    ones were transferred to them (see the module docstring)."""
+
+    members: tuple[str, ...]
+    queues: tuple[str, ...]
+    moving: tuple[str, ...]
+    """Conversations waiting (QUEUED or OFFERED) whose latest transfer targets a department."""
+
+
+_CARE_SQL: Final = """
+SELECT ARRAY(SELECT a.agent_id FROM agents a
+             WHERE a.tenant_id = $1 AND a.removed_at IS NULL
+               AND a.profile -> 'departments' ?| $2::text[]) AS members,
+       ARRAY(SELECT q.queue_id FROM queues q
+             WHERE q.tenant_id = $1 AND q.settings -> 'designated_departments' ?| $2::text[])
+           AS queues,
+       ARRAY(SELECT t.conversation_id FROM transfers t
+             JOIN conversations w
+               ON w.tenant_id = t.tenant_id AND w.conversation_id = t.conversation_id
+             WHERE t.tenant_id = $1 AND t.target = 'department' AND t.target_id = ANY($2::text[])
+               AND w.state IN ('queued', 'offered')
+               AND NOT EXISTS (SELECT 1 FROM transfers l
+                               WHERE l.tenant_id = t.tenant_id
+                                 AND l.conversation_id = t.conversation_id
+                                 AND l.requested_at > t.requested_at)) AS moving
+"""
+
+
+async def read_care(
+    conn: asyncpg.Connection, tenant: str, departments: Sequence[str], *, timeout: float
+) -> Care | None:
+    """The departments resolved as they are now; None for no departments."""
+    if not departments:
+        return None
+    row = await conn.fetchrow(_CARE_SQL, tenant, list(departments), timeout=timeout)
+    return Care(tuple(row["members"]), tuple(row["queues"]), tuple(row["moving"]))
+
+
+def colleagues(me: m.AgentProfile, agents: Sequence[m.AgentProfile]) -> tuple[str, ...]:
+    """The other agents who share a department with ``me``, sorted."""
+    return tuple(
+        sorted(
+            a.agent_id
+            for a in agents
+            if a.agent_id != me.agent_id and not a.departments.isdisjoint(me.departments)
+        )
+    )
 
 
 def _check_values(field: str, values: Sequence[str], allowed: frozenset[str]) -> None:
@@ -135,7 +209,7 @@ def validate_filter(f: ListFilter) -> None:
     _check_values("states", f.states, STATES)
     _check_values("outcomes", f.outcomes, OUTCOMES)
     _check_values("close_reasons", f.close_reasons, CLOSE_REASONS)
-    for field in ("queues", "channels", "any_tags", "all_tags"):
+    for field in ("queues", "channels", "any_tags", "all_tags", "departments"):
         for value in getattr(f, field):
             require_text(field, value, min_len=1, max_len=200)
     for field in ("owner", "email", "name"):
@@ -179,7 +253,9 @@ _WAITING_KEY: Final = "coalesce(c.queued_at, c.created_at)"
 class _Sql:
     """A WHERE clause under construction ($1 is the tenant) and its arguments."""
 
-    def __init__(self, scope: Scope, f: ListFilter) -> None:
+    def __init__(self, scope: Scope, f: ListFilter, care: Care | None = None) -> None:
+        """``care``: the departments of ``f`` resolved (``read_care``); required when ``f``
+        names departments."""
         where, args = _where(_records_query(scope.tenant, f, keyword=False), None)
         self.clauses = [where]
         self.args: list[Any] = args
@@ -187,6 +263,10 @@ class _Sql:
         self._pinner: str | None = None
         self._scope(scope)
         self._filter(f)
+        if f.departments:
+            if care is None:
+                raise ValueError("a departments filter needs its care resolved (read_care)")
+            self._care(care)
 
     def arg(self, value: object) -> str:
         self.args.append(value)
@@ -220,13 +300,27 @@ class _Sql:
         if scope.agent_id is None:
             return
         me, queues = self.arg(scope.agent_id), self.arg(list(scope.queues))
+        team = ""
+        if scope.team:
+            colleagues = self.arg(list(scope.team))
+            team = (
+                f" OR c.owner_agent_id = ANY({colleagues}::text[])"
+                f" OR c.last_agent_id = ANY({colleagues}::text[])"
+            )
         self.clauses.append(
             f"(c.owner_agent_id = {me} OR c.last_agent_id = {me}"
             f" OR (c.queue_id = ANY({queues}::text[])"
             "     AND (c.state IN ('bot', 'queued', 'offered') OR c.last_agent_id IS NULL))"
             " OR EXISTS (SELECT 1 FROM offers o WHERE o.tenant_id = c.tenant_id"
             "            AND o.conversation_id = c.conversation_id AND o.outcome IS NULL"
-            f"           AND {me} = ANY(o.agent_ids)))"
+            f"           AND {me} = ANY(o.agent_ids)){team})"
+        )
+
+    def _care(self, care: Care) -> None:
+        self.clauses.append(
+            f"(c.owner_agent_id = ANY({self.arg(list(care.members))}::text[])"
+            f" OR c.queue_id = ANY({self.arg(list(care.queues))}::text[])"
+            f" OR c.conversation_id = ANY({self.arg(list(care.moving))}::text[]))"
         )
 
     def _any(self, column: str, values: Sequence[str]) -> None:
@@ -329,40 +423,31 @@ class ConversationLists:
     async def served_queues(self, tenant: str, agent_id: str) -> tuple[str, ...]:
         """The queues whose plan admits the agent (as ``core.store.access`` decides it for one
         conversation); empty for an unknown or removed agent."""
+        return (await self.agent_scope(tenant, agent_id)).queues
+
+    async def agent_scope(self, tenant: str, agent_id: str) -> AgentScope:
+        """The queues the agent serves and, where the tenant allows team reads, their
+        department colleagues; both empty for an unknown or removed agent."""
         with translated_errors():
             async with self._pool.acquire(timeout=self._timeout) as conn:
-                profile = await conn.fetchval(
-                    "SELECT profile::text FROM agents"
-                    " WHERE tenant_id = $1 AND agent_id = $2 AND removed_at IS NULL",
-                    tenant,
-                    agent_id,
-                    timeout=self._timeout,
-                )
-                if profile is None:
-                    return ()
-                rows = await conn.fetch(
-                    "SELECT settings::text AS settings FROM queues WHERE tenant_id = $1",
-                    tenant,
-                    timeout=self._timeout,
-                )
-        agent = msgspec.json.decode(profile, type=m.AgentProfile)
-        queues = (msgspec.json.decode(r["settings"], type=m.QueueSettings) for r in rows)
-        return tuple(sorted(q.queue_id for q in queues if serves(q, agent)))
+                return await read_agent_scope(conn, tenant, agent_id, timeout=self._timeout)
 
     async def page(
         self, scope: Scope, f: ListFilter, order: Order, size: int, token: str | None
     ) -> ListPage:
         """One page of at most ``size`` matching conversations, with the total."""
         validate_filter(f)
-        sql = _Sql(scope, f)
-        counted = f"SELECT 1 FROM conversations c WHERE {sql.where}"
-        count_args = list(sql.args)
-        if token:
-            sql.after(order, decode_token(token, order, f))
-        query = sql.select(order, size + 1)
+        after = decode_token(token, order, f) if token else None
         with translated_errors():
             async with self._pool.acquire(timeout=self._timeout) as conn, conn.transaction():
                 await conn.execute(_PLANNER, timeout=self._timeout)
+                care = await read_care(conn, scope.tenant, f.departments, timeout=self._timeout)
+                sql = _Sql(scope, f, care)
+                counted = f"SELECT 1 FROM conversations c WHERE {sql.where}"
+                count_args = list(sql.args)
+                if after is not None:
+                    sql.after(order, after)
+                query = sql.select(order, size + 1)
                 rows = await conn.fetch(query, *sql.args, timeout=self._timeout)
                 total, exact = await self._total(conn, counted, count_args)
         more = len(rows) > size
@@ -387,40 +472,26 @@ class ConversationLists:
         estimate = int(json.loads(plan)[0]["Plan"]["Plan Rows"])
         return max(estimate, EXACT_TOTAL_UP_TO + 1), False
 
-    async def counts(self, scope: Scope, closed_since: dt.datetime) -> Counts:
-        """The size of each console list the scope sees, in one statement."""
-        require_aware("closed_since", closed_since)
-        sql = _Sql(scope, ListFilter())
-        since = sql.arg(closed_since)
-        mine = sql.arg(scope.agent_id) if scope.agent_id is not None else "NULL"
-        pinned = sql.pinned
-        query = f"""
-            SELECT count(*) FILTER (WHERE c.state = 'bot') AS bot,
-                   count(*) FILTER (WHERE c.state IN ('queued', 'offered')) AS waiting,
-                   count(*) FILTER (WHERE c.owner_agent_id = {mine}) AS mine,
-                   count(*) FILTER (WHERE c.state = 'active') AS active,
-                   count(*) FILTER (WHERE c.state = 'wrap_up') AS wrap_up,
-                   count(*) FILTER (WHERE c.state = 'closed' AND c.closed_at >= {since})
-                       AS closed_today,
-                   count(*) FILTER (WHERE {pinned}) AS pinned,
-                   count(*) FILTER (WHERE c.close_reason = 'left_message') AS left_messages
-            FROM conversations c
-            WHERE {sql.where}
-              AND (c.state NOT IN ('closed', 'abandoned') OR c.closed_at >= {since}
-                   OR c.close_reason = 'left_message' OR {pinned})"""
+    async def counts(
+        self, scope: Scope, closed_since: dt.datetime, departments: Sequence[str] = ()
+    ) -> Counts:
+        """The size of each console list the scope sees (in the care of ``departments``, if
+        any), in one statement."""
         with translated_errors():
-            async with self._pool.acquire(timeout=self._timeout) as conn:
-                row = await conn.fetchrow(query, *sql.args, timeout=self._timeout)
-        return Counts(**{k: int(v) for k, v in dict(row).items()})
+            async with self._pool.acquire(timeout=self._timeout) as conn, conn.transaction():
+                return await read_counts(
+                    conn, scope, closed_since, departments, timeout=self._timeout
+                )
 
     async def export(self, scope: Scope, f: ListFilter) -> AsyncIterator[ConversationRecord]:
         """Every matching conversation, newest first, through a server-side cursor (bounded
         memory); rows added meanwhile may or may not appear."""
         validate_filter(f)
-        sql = _Sql(scope, f)
-        query = sql.select(Order.NEWEST_FIRST)
         with translated_errors():
             async with self._pool.acquire(timeout=self._timeout) as conn, conn.transaction():
+                care = await read_care(conn, scope.tenant, f.departments, timeout=self._timeout)
+                sql = _Sql(scope, f, care)
+                query = sql.select(Order.NEWEST_FIRST)
                 async for row in conn.cursor(query, *sql.args, prefetch=CURSOR_PREFETCH):
                     yield _conversation(row)
 
@@ -428,15 +499,100 @@ class ConversationLists:
         """Every message of every matching conversation, by conversation (newest first), oldest
         message first; through a server-side cursor."""
         validate_filter(f)
-        sql = _Sql(scope, f)
-        query = f"""
-            SELECT m.message_id, m.conversation_id, m.channel, m.direction, m.sender,
-                   m.agent_id, m.content, m.attachments, m.provider_message_id, m.created_at
-            FROM (SELECT c.conversation_id, c.created_at FROM conversations c
-                  WHERE {sql.where}) s
-            JOIN messages m ON m.tenant_id = $1 AND m.conversation_id = s.conversation_id
-            ORDER BY s.created_at DESC, s.conversation_id DESC, m.message_id"""
         with translated_errors():
             async with self._pool.acquire(timeout=self._timeout) as conn, conn.transaction():
+                care = await read_care(conn, scope.tenant, f.departments, timeout=self._timeout)
+                sql = _Sql(scope, f, care)
+                query = f"""
+                    SELECT m.message_id, m.conversation_id, m.channel, m.direction, m.sender,
+                           m.agent_id, m.content, m.attachments, m.provider_message_id,
+                           m.created_at
+                    FROM (SELECT c.conversation_id, c.created_at FROM conversations c
+                          WHERE {sql.where}) s
+                    JOIN messages m ON m.tenant_id = $1 AND m.conversation_id = s.conversation_id
+                    ORDER BY s.created_at DESC, s.conversation_id DESC, m.message_id"""
                 async for row in conn.cursor(query, *sql.args, prefetch=CURSOR_PREFETCH):
                     yield message_from_row(row)
+
+
+async def read_agent_scope(
+    conn: asyncpg.Connection, tenant: str, agent_id: str, *, timeout: float
+) -> AgentScope:
+    """``ConversationLists.agent_scope`` on ``conn`` (say, inside a snapshot's transaction)."""
+    rows = await conn.fetch(
+        "SELECT agent_id, profile::text AS profile FROM agents"
+        " WHERE tenant_id = $1 AND removed_at IS NULL",
+        tenant,
+        timeout=timeout,
+    )
+    agents = {r["agent_id"]: msgspec.json.decode(r["profile"], type=m.AgentProfile) for r in rows}
+    me = agents.get(agent_id)
+    if me is None:
+        return AgentScope((), ())
+    queues = await conn.fetch(
+        "SELECT settings::text AS settings FROM queues WHERE tenant_id = $1",
+        tenant,
+        timeout=timeout,
+    )
+    settings = await conn.fetchval(
+        "SELECT settings::text FROM tenants WHERE tenant_id = $1", tenant, timeout=timeout
+    )
+    served = (msgspec.json.decode(r["settings"], type=m.QueueSettings) for r in queues)
+    tenant_settings = msgspec.json.decode(settings or "{}", type=m.TenantSettings)
+    team = (
+        colleagues(me, list(agents.values()))
+        if tenant_settings.agents_see_team_conversations
+        else ()
+    )
+    return AgentScope(tuple(sorted(q.queue_id for q in served if serves(q, me))), team)
+
+
+async def read_counts(
+    conn: asyncpg.Connection,
+    scope: Scope,
+    closed_since: dt.datetime,
+    departments: Sequence[str] = (),
+    *,
+    timeout: float,
+) -> Counts:
+    """``ConversationLists.counts`` on ``conn``, which must be in a transaction (say, a
+    snapshot's). One statement, one count per list, each walking the index of its list (the
+    states', the owners', the closed ones', the left messages', the pins) rather than the
+    tenant's every conversation."""
+    require_aware("closed_since", closed_since)
+    f = ListFilter(departments=tuple(departments))
+    validate_filter(f)
+    await conn.execute(_PLANNER, timeout=timeout)
+    sql = _Sql(scope, f, await read_care(conn, scope.tenant, departments, timeout=timeout))
+    since = sql.arg(closed_since)
+    pinner = sql.arg(scope.pinner)
+    where = sql.where
+
+    def count(condition: str) -> str:
+        return f"(SELECT count(*) FROM conversations c WHERE {where} AND {condition})"
+
+    lists = {
+        "bot": count("c.state = 'bot'"),
+        "waiting": count("c.state IN ('queued', 'offered')"),
+        "mine": (
+            count(f"c.owner_agent_id = {sql.arg(scope.agent_id)}")
+            if scope.agent_id is not None
+            else "0"
+        ),
+        "active": count("c.state = 'active'"),
+        "wrap_up": count("c.state = 'wrap_up'"),
+        "closed_today": count(f"c.closed_at >= {since} AND c.state = 'closed'"),
+        "pinned": count(
+            "c.conversation_id IN (SELECT p.conversation_id FROM conversation_pins p"
+            f" WHERE p.tenant_id = $1 AND p.pinned_by = {pinner})"
+        ),
+        "left_messages": count("c.close_reason = 'left_message'"),
+        "team": (
+            count(f"c.owner_agent_id = ANY({sql.arg(list(scope.team))}::text[])")
+            if scope.team
+            else "0"
+        ),
+    }
+    query = "SELECT " + ", ".join(f"{q} AS {name}" for name, q in lists.items())
+    row = await conn.fetchrow(query, *sql.args, timeout=timeout)
+    return Counts(**{k: int(v) for k, v in dict(row).items()})

@@ -201,7 +201,7 @@ async def test_pages_are_keyset_and_tokens_are_checked(world: World) -> None:
         ),
         (
             pb.ListConversationsRequest(filter=pb.ConversationFilter(queues=["sales"])),
-            "filter.queues",
+            "filter.queues[0]",
         ),
         (
             pb.ListConversationsRequest(filter=pb.ConversationFilter(close_reasons=["bored"])),
