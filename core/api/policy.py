@@ -97,6 +97,7 @@ SERVICE_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "BlocklistService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "FollowUpService": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
     "CustomerService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    "KnowledgeService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "BotService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     # which reply or category each may read or change: ``canned_reply_access``
     "CannedReplyService": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
@@ -104,6 +105,17 @@ SERVICE_ROLES: Final[Mapping[str, frozenset[Role]]] = {
 """The roles that may call every method of a service."""
 
 METHOD_ROLES: Final[Mapping[str, frozenset[Role]]] = {
+    # agents read and search the knowledge base; supervisors and admins edit it
+    **{
+        f"KnowledgeService.{method}": frozenset({Role.AGENT})
+        for method in (
+            "GetKnowledgeCategory",
+            "ListKnowledgeCategories",
+            "GetArticle",
+            "ListArticles",
+            "SearchArticles",
+        )
+    },
     # an agent may block the customer of a conversation they own (CONVERSATION_RULES), as a
     # console's "move to blacklist"; listing and unblocking stay the supervisors'
     "BlocklistService.CreateBlock": frozenset({Role.AGENT}),

@@ -44,6 +44,8 @@ from usher.v1 import (
     customer_service_pb2_grpc,
     follow_up_service_pb2,
     follow_up_service_pb2_grpc,
+    knowledge_service_pb2,
+    knowledge_service_pb2_grpc,
     record_service_pb2,
     record_service_pb2_grpc,
     supervisor_service_pb2,
@@ -146,6 +148,12 @@ KNOWN = (
         canned_reply_service_pb2_grpc.CannedReplyServiceServicer,
         canned_reply_service_pb2_grpc.add_CannedReplyServiceServicer_to_server,
         _service_name(canned_reply_service_pb2, "CannedReplyService"),
+    ),
+    _Known(
+        "core.api.knowledge_service",
+        knowledge_service_pb2_grpc.KnowledgeServiceServicer,
+        knowledge_service_pb2_grpc.add_KnowledgeServiceServicer_to_server,
+        _service_name(knowledge_service_pb2, "KnowledgeService"),
     ),
 )
 USHER_SERVICES = tuple(k.name for k in KNOWN)

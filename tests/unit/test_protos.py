@@ -121,6 +121,16 @@ SERVICES: dict[str, set[str]] = {
         "GetUsage",
         "SetUsageLimits",
     },
+    "KnowledgeService": {
+        *(
+            f"{verb}{kind}"
+            for kind in ("KnowledgeCategory", "Article")
+            for verb in ("Create", "Get", "Update", "Delete")
+        ),
+        "ListKnowledgeCategories",
+        "ListArticles",
+        "SearchArticles",
+    },
     "BlocklistService": {"CreateBlock", "GetBlock", "ListBlocks", "Unblock", "WatchBlocks"},
     "BotService": {
         "CreateBot",

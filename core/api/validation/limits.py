@@ -539,6 +539,32 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}PreviewWebhookAnswer.body": Limit(max_len=65_536),
     f"{_P}PreviewKnowledgeAnswer.answer": BOT_TEXT,
     f"{_P}PreviewKnowledgeAnswer.article": Limit(max_len=200),
+    # --- KnowledgeService (articles are checked whole by core.store.knowledge) ----------------
+    f"{_P}KnowledgeCategory.name": _name("knowledgeCategories"),
+    f"{_P}KnowledgeCategory.display_name": DISPLAY_NAME,
+    f"{_P}KnowledgeCategory.description": Limit(max_len=1_000),
+    f"{_P}CreateKnowledgeCategoryRequest.category_id": ID,
+    **{
+        f"{_P}{verb}KnowledgeCategoryRequest.name": _name("knowledgeCategories")
+        for verb in ("Get", "Delete")
+    },
+    f"{_P}ListKnowledgeCategoriesRequest.page_size": PAGE_SIZE,
+    f"{_P}ListKnowledgeCategoriesRequest.page_token": PAGE_TOKEN,
+    f"{_P}Article.name": _name("articles"),
+    f"{_P}Article.category": _name("knowledgeCategories"),
+    f"{_P}Article.language": LANGUAGE,
+    f"{_P}Article.title": Limit(max_len=500),
+    f"{_P}Article.body": Limit(max_len=65_536),
+    f"{_P}Article.keywords": Limit(max_len=100, min_len=1, max_items=50),
+    f"{_P}CreateArticleRequest.article_id": ID,
+    **{f"{_P}{verb}ArticleRequest.name": _name("articles") for verb in ("Get", "Delete")},
+    f"{_P}ListArticlesRequest.page_size": PAGE_SIZE,
+    f"{_P}ListArticlesRequest.page_token": PAGE_TOKEN,
+    f"{_P}ListArticlesRequest.category": _name("knowledgeCategories"),
+    f"{_P}ListArticlesRequest.language": LANGUAGE,
+    f"{_P}SearchArticlesRequest.query": Limit(max_len=1_000),
+    f"{_P}SearchArticlesRequest.language": LANGUAGE,
+    f"{_P}SearchArticlesRequest.page_size": Limit(low=0, high=20),
 }
 """Field full name (``usher.v1.Attachment.uri``) -> its limit; see the module docstring for
 what an undeclared field gets."""

@@ -42,6 +42,7 @@ from usher.client.errors import (
 )
 from usher.client.follow_up import FollowUpClient
 from usher.client.gateway import GatewayClient
+from usher.client.knowledge import KnowledgeClient
 from usher.client.records import RecordClient
 from usher.client.supervisor import SupervisorClient
 
@@ -63,6 +64,7 @@ __all__ = [
     "GatewayClient",
     "Internal",
     "InvalidArgument",
+    "KnowledgeClient",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
