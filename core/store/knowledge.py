@@ -378,6 +378,19 @@ class KnowledgeBase:
             raise Missing("article", article_id)
         return _article(row)
 
+    async def articles_by_id(
+        self, tenant: str, article_ids: Sequence[str]
+    ) -> dict[str, StoredArticle]:
+        """The named articles that exist, by id."""
+        with translated_errors():
+            rows = await self._pool.fetch(
+                "SELECT * FROM kb_articles WHERE tenant_id = $1 AND article_id = ANY($2::text[])",
+                tenant,
+                list(article_ids),
+                timeout=self._timeout,
+            )
+        return {row["article_id"]: _article(row) for row in rows}
+
     async def list_articles(
         self,
         tenant: str,
