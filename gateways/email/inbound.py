@@ -6,6 +6,8 @@ stored in the core before 250 is answered: a malformed mail gets 554 and an atta
 limit 552 (the whole mail over the limit gets 552 from aiosmtpd itself), all storing nothing;
 any other failure (the core away) gets 451 so the sending server retries later. Automatic mail
 (bounces, auto-replies) is accepted and dropped, so two robots cannot answer each other forever.
+A reply whose first line is the number or title of an option offered (numbered in the answer
+it replies to) carries that option's id as ``selected_option_id``.
 """
 
 from __future__ import annotations
@@ -125,6 +127,8 @@ class SmtpInbox:
             references=mail.references,
         )
         sent_at = min(mail.sent_at, dt.datetime.now(dt.UTC)) if mail.sent_at else None
+        # an answer to choices offered: the reply's first line names one ("2", "Refund")
+        picked = self._gateway.inbox.selected(served, mail.sender, first_line(mail.text))
         conversation = None
         known = self._threads.conversation_of(tenant, channel, mail.parents)
         if known is not None:
@@ -136,6 +140,7 @@ class SmtpInbox:
                         attachments=attachments,
                         provider_message_id=mail.message_id,
                         send_time=_timestamp(sent_at),
+                        selected_option_id=picked,
                     )
                 )
                 conversation = known
@@ -150,6 +155,7 @@ class SmtpInbox:
                     text=_text(mail, attachments, continuing=False),
                     attachments=attachments,
                     sent_at=sent_at,
+                    selected_option_id=picked,
                 ),
             )
             if posted.blocked:  # kept for the record only: no thread to continue
@@ -174,6 +180,11 @@ def _text(
     if mail.text or attachments:
         return mail.text
     return mail.subject or "(empty e-mail)"
+
+
+def first_line(text: str) -> str:
+    """The first line of ``text`` that is not blank ("" when none)."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def _timestamp(at: dt.datetime | None) -> timestamp_pb2.Timestamp | None:

@@ -22,6 +22,7 @@ from aiosmtpd.smtp import SMTP
 from usher.v1 import channel_pb2, conversation_pb2
 from usher.v1 import conversation_service_pb2 as pb
 
+from gateways.common.choices import numbered_text
 from gateways.common.directory import MissingSetting, Served
 from gateways.common.gateway import Gateway
 from gateways.common.provider import DeliveryError, Provider
@@ -101,14 +102,18 @@ class Email(Provider):
 
     async def deliver(self, gateway: Gateway, served: Served, item: pb.OutboundItem) -> None:
         kind = item.WhichOneof("item")
+        tenant, channel = served.tenant, served.channel.channel_id
         attachments: Sequence[conversation_pb2.Attachment] = ()
         if kind == "message":
             text, attachments, key = item.message.text, item.message.attachments, item.message.name
+            if item.message.HasField("choices"):  # numbered: the reply's first line answers
+                text = numbered_text(text, item.message.choices)
+            gateway.offers.note(tenant, channel, item, numbered=True)
         elif kind == "system_message" and item.system_message.text:
             text, attachments, key = item.system_message.text, (), f"event/{item.event_id}"
-        else:
-            return  # typing, receipts and state changes have no e-mail form
-        tenant, channel = served.tenant, served.channel.channel_id
+        else:  # typing, receipts and state changes have no e-mail form
+            gateway.offers.note(tenant, channel, item, numbered=True)
+            return
         try:
             address = served.channel.setting("address")
             relay = Relay.of(served.channel)

@@ -400,3 +400,53 @@ async def test_outbound_files_by_uri_within_limits(the_core: Core, tmp_path: Pat
         with pytest.raises(DeliveryError) as missing:
             await fetch(gw.gateway, gone)
         assert not missing.value.transient
+
+
+async def test_choices_are_numbered_and_the_reply_first_line_picks(
+    the_core: Core, tmp_path: Path
+) -> None:
+    provider = Email(host="127.0.0.1", port=free_port())
+    events = the_core.agent.events()
+    async with (
+        relay() as fake,
+        gateway(the_core, provider, tmp_path, channel_id="mail", channel=channel(fake.port)),
+    ):
+        assert await submit(provider.port, mail("Hello")) == 250
+        conversation = await the_core.accept_next(events)
+        choices = conversation_pb2.MessageChoices(
+            header="Your order",
+            options=[
+                conversation_pb2.MessageOption(id="refund", title="Refund"),
+                conversation_pb2.MessageOption(id="delivery", title="Delivery"),
+            ],
+        )
+        await the_core.reply(conversation, "What is it about?", choices=choices)
+        answer = await eventually(lambda: fake.answer("What is it about?"))
+        body = answer.get_body(preferencelist=("plain",))
+        assert isinstance(body, EmailMessage)
+        assert body.get_content().replace("\r\n", "\n").strip() == (
+            "Your order\n\nWhat is it about?\n\n1. Refund\n2. Delivery"
+        )
+        reply = mail(
+            "2\n\nSent from my phone\n\nOn Monday, Acme Support wrote:\n> What is it about?",
+            sender="alice@example.com",
+            subject="Re: Order 42",
+            message_id="<m2@example.com>",
+            in_reply_to=str(answer["Message-ID"]),
+        )
+        assert await submit(provider.port, reply) == 250
+        titled = mail(
+            "delivery",
+            sender="alice@example.com",
+            subject="Re: Order 42",
+            message_id="<m3@example.com>",
+            in_reply_to=str(answer["Message-ID"]),
+        )
+        assert await submit(provider.port, titled) == 250
+        said = [
+            m.selected_option_id
+            for m in await the_core.transcript(conversation)
+            if m.sender == conversation_pb2.SENDER_CUSTOMER
+        ]
+        assert said == ["", "delivery", "delivery"]
+    await events.aclose()
