@@ -18,6 +18,7 @@ from usher.v1 import (
     conversation_service_pb2,
     customer_service_pb2,
     follow_up_service_pb2,
+    knowledge_service_pb2,
     record_service_pb2,
     supervisor_service_pb2,
 )
@@ -34,6 +35,7 @@ SERVICES = (
     conversation_service_pb2,
     customer_service_pb2,
     follow_up_service_pb2,
+    knowledge_service_pb2,
     record_service_pb2,
     supervisor_service_pb2,
 )
