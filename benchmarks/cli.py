@@ -2,7 +2,7 @@
 ``actor``: one Ray shard, batched or not; ``e2e``: ``usher serve`` through the SDK;
 ``chaos``: faults under load, then an audit that nothing acknowledged was lost; ``fuzz``:
 generated requests for every RPC, every answer clean and the store agreeing with the engine;
-``records``: conversation lists, searches and exports over a seeded tenant).
+``kb``: knowledge-base search quality on tests/kb_eval; ``records``: conversation lists, searches and exports over a seeded tenant).
 
 Each suite prints a table, or with ``--json`` one JSON document on stdout; ``--out FILE`` also
 writes the document to a file; ``--plot DIR`` (core, actor, e2e) writes PNG charts, with the
@@ -29,6 +29,7 @@ from benchmarks import store as store_suite
 from benchmarks.chaos.command import chaos
 from benchmarks.core import CoreConfig, Verdict, check_targets, run_core, smoke
 from benchmarks.fuzz import fuzz
+from benchmarks.kb import kb
 from benchmarks.records import records
 
 SPEED_COLUMNS = (
@@ -187,6 +188,7 @@ def bench() -> None:
 
 bench.add_command(chaos)
 bench.add_command(fuzz)
+bench.add_command(kb)
 bench.add_command(records)
 
 
