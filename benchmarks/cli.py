@@ -2,7 +2,8 @@
 ``actor``: one Ray shard, batched or not; ``e2e``: ``usher serve`` through the SDK;
 ``chaos``: faults under load, then an audit that nothing acknowledged was lost; ``fuzz``:
 generated requests for every RPC, every answer clean and the store agreeing with the engine;
-``kb``: knowledge-base search quality on tests/kb_eval; ``records``: conversation lists, searches and exports over a seeded tenant).
+``kb``: knowledge-base search quality on tests/kb_eval; ``records``: conversation lists,
+searches and exports over a seeded tenant).
 
 Each suite prints a table, or with ``--json`` one JSON document on stdout; ``--out FILE`` also
 writes the document to a file; ``--plot DIR`` (core, actor, e2e) writes PNG charts, with the
