@@ -99,6 +99,7 @@ SERVICE_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "CustomerService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "KnowledgeService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "BotService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    "ReportService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     # which reply or category each may read or change: ``canned_reply_access``
     "CannedReplyService": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
 }

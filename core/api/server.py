@@ -48,6 +48,8 @@ from usher.v1 import (
     knowledge_service_pb2_grpc,
     record_service_pb2,
     record_service_pb2_grpc,
+    report_service_pb2,
+    report_service_pb2_grpc,
     supervisor_service_pb2,
     supervisor_service_pb2_grpc,
 )
@@ -154,6 +156,12 @@ KNOWN = (
         knowledge_service_pb2_grpc.KnowledgeServiceServicer,
         knowledge_service_pb2_grpc.add_KnowledgeServiceServicer_to_server,
         _service_name(knowledge_service_pb2, "KnowledgeService"),
+    ),
+    _Known(
+        "core.api.report_service",
+        report_service_pb2_grpc.ReportServiceServicer,
+        report_service_pb2_grpc.add_ReportServiceServicer_to_server,
+        _service_name(report_service_pb2, "ReportService"),
     ),
 )
 USHER_SERVICES = tuple(k.name for k in KNOWN)

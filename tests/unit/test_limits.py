@@ -20,6 +20,7 @@ from usher.v1 import (
     follow_up_service_pb2,
     knowledge_service_pb2,
     record_service_pb2,
+    report_service_pb2,
     supervisor_service_pb2,
 )
 
@@ -37,6 +38,7 @@ SERVICES = (
     follow_up_service_pb2,
     knowledge_service_pb2,
     record_service_pb2,
+    report_service_pb2,
     supervisor_service_pb2,
 )
 

@@ -168,6 +168,14 @@ SERVICES: dict[str, set[str]] = {
         "SearchCannedReplies",
         "RenderCannedReply",
     },
+    "ReportService": {
+        "GetOverviewReport",
+        "GetAgentReport",
+        "GetQueueReport",
+        "GetChannelReport",
+        "ListAgentLogins",
+        "ExportReport",
+    },
 }
 STREAMING = {
     "StreamOutbound",
@@ -177,6 +185,7 @@ STREAMING = {
     "ExportCustomers",
     "ExportConversations",
     "WatchBlocks",
+    "ExportReport",
 }
 RESOURCES = {
     "Conversation": "conversations/{conversation}",

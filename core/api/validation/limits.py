@@ -425,6 +425,16 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}StartConversationWithCustomerRequest.channel": ID,
     f"{_P}StartConversationWithCustomerRequest.queue": _name("queues"),
     f"{_P}StartConversationWithCustomerRequest.agent": _name("agents"),
+    # --- ReportService (ranges and filters' ids are checked by core.reports) ------------------
+    f"{_P}ReportFilter.queues": _names("queues", 100),
+    f"{_P}ReportFilter.agents": _names("agents", 500),
+    f"{_P}ReportFilter.channels": Limit(max_len=64, min_len=1, form=f.ID, max_items=50),
+    f"{_P}ReportFilter.department": _name("departments"),
+    f"{_P}ReportFilter.tag": Limit(max_len=MAX_TAG_LENGTH),
+    f"{_P}ListAgentLoginsRequest.agents": _names("agents", 500),
+    f"{_P}ListAgentLoginsRequest.department": _name("departments"),
+    f"{_P}ListAgentLoginsRequest.page_size": PAGE_SIZE,
+    f"{_P}ListAgentLoginsRequest.page_token": PAGE_TOKEN,
     # --- CannedReplyService (whole replies are checked by core.store.canned_replies) ---------
     f"{_P}CannedReplyCategory.name": _name("cannedReplyCategories"),
     f"{_P}CannedReplyCategory.owner": _name("agents"),

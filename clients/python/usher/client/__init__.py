@@ -44,6 +44,7 @@ from usher.client.follow_up import FollowUpClient
 from usher.client.gateway import GatewayClient
 from usher.client.knowledge import KnowledgeClient
 from usher.client.records import RecordClient
+from usher.client.reports import ReportClient
 from usher.client.supervisor import SupervisorClient
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "OutOfRange",
     "PermissionDenied",
     "RecordClient",
+    "ReportClient",
     "ResourceExhausted",
     "RetryPolicy",
     "SupervisorClient",
