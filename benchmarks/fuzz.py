@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 from usher.v1 import (
     admin_service_pb2,
     agent_service_pb2,
+    bot_service_pb2,
     conversation_service_pb2,
     record_service_pb2,
     supervisor_service_pb2,
@@ -58,6 +59,7 @@ SERVICES: Final = (
     supervisor_service_pb2,
     admin_service_pb2,
     record_service_pb2,
+    bot_service_pb2,
 )
 ROLE_OF: Final = {
     "ConversationService": ("gateway", None),
@@ -65,6 +67,7 @@ ROLE_OF: Final = {
     "SupervisorService": ("supervisor", None),
     "AdminService": ("admin", None),
     "RecordService": ("agent", "ann"),
+    "BotService": ("admin", None),
 }
 LEAKS: Final = ("Traceback", 'File "', ".py", "/work/", "site-packages", "Error(")
 """Text that shows an exception or a server path reached the client."""
@@ -194,7 +197,12 @@ def messages(
         item: st.SearchStrategy[Any]
         if f.message_type is not None and f.message_type.GetOptions().map_entry:
             key = _scalar(f.message_type.fields_by_name["key"], names)
-            value = _scalar(f.message_type.fields_by_name["value"], names)
+            entry = f.message_type.fields_by_name["value"]
+            value = (
+                _scalar(entry, names)
+                if entry.message_type is None
+                else messages(entry.message_type, names, depth + 1)
+            )
             parts[f.name] = st.dictionaries(key, value, max_size=3)
             continue
         if f.message_type is not None:
@@ -218,7 +226,10 @@ def _build(cls: Callable[[], Message], values: dict[str, Any]) -> Message:
         target = getattr(out, name)
         if isinstance(value, dict):
             for k, v in value.items():
-                target[k] = v
+                if isinstance(v, Message):
+                    target[k].CopyFrom(v)
+                else:
+                    target[k] = v
         elif isinstance(value, list):
             for v in value:
                 if isinstance(v, Message):
