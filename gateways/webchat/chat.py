@@ -107,6 +107,7 @@ class Chat:
                 attachments=attachments,
                 region=visit.region,
                 language=self.language(served, visit.language),
+                selected_option_id=say.option,
             ),
         )
         self._record_post(served, visit.visitor, posted, say.id)
@@ -249,6 +250,8 @@ class Chat:
                 await asyncio.wait_for(pending.wait(), OFFLINE_SETTLE_SECONDS)
         now = time.time()
         self.store.own(tenant, channel, visitor, item.conversation, now=now)
+        # buttons are clicked, but a visitor typing an option's title picks it too
+        self.gateway.offers.note(tenant, channel, item, numbered=False)
         frame = frames.render(item)
         if frame is None:
             return

@@ -1,10 +1,13 @@
 """The widget's WebSocket protocol: JSON text frames, one object each with a ``type``.
 
-From the widget: ``hello`` (first, once), ``profile`` (the pre-chat form), ``message``,
-``typing``, ``read``, ``rate``, ``leave``. ``parse`` turns a frame into a value or raises
+From the widget: ``hello`` (first, once), ``profile`` (the pre-chat form), ``message`` (with
+``option``, the id of a choice the visitor clicked, when it is a pick), ``typing``, ``read``,
+``rate``, ``leave``. ``parse`` turns a frame into a value or raises
 ``Malformed`` (the socket then closes with 1003 and nothing is stored). To the widget:
 ``render`` turns an OutboundItem into the frame pushed to the visitor (None for what the
-widget does not show).
+widget does not show); an agent's or bot's message carries its ``choices``
+(``{style, header, footer, button_text, options: [{id, title, description}]}``), which the
+widget shows as buttons.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from usher.v1 import conversation_service_pb2 as pb
 
 VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 CLIENT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+OPTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MESSAGE_NAME = re.compile(r"conversations/[A-Za-z0-9_-]{1,64}/messages/[0-9]{1,20}")
 CONVERSATION_NAME = re.compile(r"conversations/[A-Za-z0-9_-]{1,64}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -69,6 +73,8 @@ class Say:
     id: str
     text: str
     attachments: Sequence[AttachmentRef] = field(default_factory=tuple)
+    option: str = ""
+    """The id of the choice clicked (the text is its title), or "" for typed words."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +169,8 @@ def parse(raw: str) -> Frame:
         attachments = _attachments(data.get("attachments"))
         if not text.strip() and not attachments:
             raise Malformed("a message needs text or an attachment")
-        return Say(_matching(data, "id", CLIENT_ID), text, attachments)
+        option = _matching(data, "option", OPTION_ID) if data.get("option") else ""
+        return Say(_matching(data, "id", CLIENT_ID), text, attachments, option)
     if kind == "typing":
         active = data.get("active")
         if not isinstance(active, bool):
@@ -217,6 +224,25 @@ def attachment_json(attachment: conversation_pb2.Attachment) -> dict[str, Any]:
     }
 
 
+STYLES = {
+    conversation_pb2.CHOICE_STYLE_UNSPECIFIED: "auto",
+    conversation_pb2.CHOICE_STYLE_BUTTONS: "buttons",
+    conversation_pb2.CHOICE_STYLE_LIST: "list",
+}
+
+
+def choices_json(choices: conversation_pb2.MessageChoices) -> dict[str, Any]:
+    return {
+        "style": STYLES.get(choices.style, "auto"),
+        "header": choices.header,
+        "footer": choices.footer,
+        "button_text": choices.button_text,
+        "options": [
+            {"id": o.id, "title": o.title, "description": o.description} for o in choices.options
+        ],
+    }
+
+
 def render(item: pb.OutboundItem) -> dict[str, Any] | None:
     """The frame for one outbound item, or None when the widget shows nothing for it."""
     base: dict[str, Any] = {"conversation": item.conversation, "event": item.event_id}
@@ -225,7 +251,7 @@ def render(item: pb.OutboundItem) -> dict[str, Any] | None:
     kind = item.WhichOneof("item")
     if kind == "message":
         message = item.message
-        return {
+        frame = {
             **base,
             "type": "message",
             "message": message.name,
@@ -234,6 +260,9 @@ def render(item: pb.OutboundItem) -> dict[str, Any] | None:
             "text": message.text,
             "attachments": [attachment_json(a) for a in message.attachments],
         }
+        if message.HasField("choices"):
+            frame["choices"] = choices_json(message.choices)
+        return frame
     if kind == "system_message":
         if not item.system_message.text:
             return None
@@ -265,7 +294,7 @@ def customer_message(
     message: conversation_pb2.Message, client_id: str, conversation: str
 ) -> dict[str, Any]:
     """The history entry for the visitor's own message (replayed on reload)."""
-    return {
+    entry = {
         "type": "message",
         "conversation": conversation,
         "message": message.name,
@@ -275,3 +304,6 @@ def customer_message(
         "attachments": [attachment_json(a) for a in message.attachments],
         "time": message.create_time.ToJsonString() if message.HasField("create_time") else "",
     }
+    if message.selected_option_id:
+        entry["option"] = message.selected_option_id
+    return entry

@@ -218,6 +218,43 @@
     return node;
   }
 
+  // --- choices: an agent's or bot's options as buttons; a click sends the option's id -------
+
+  function settleChoices() {
+    // any later message closes the choices offered before it
+    if (!state.choices) return;
+    var buttons = state.choices.querySelectorAll("button");
+    for (var i = 0; i < buttons.length; i++) buttons[i].disabled = true;
+    state.choices = null;
+  }
+
+  function choicesInto(node, choices) {
+    var meta = node.querySelector(".usher-meta");
+    if (choices.header) {
+      node.insertBefore(el("div", "usher-choices-header", choices.header), node.firstChild);
+    }
+    var box = el("div", "usher-choices " + (choices.style === "list" ? "list" : "buttons"));
+    (choices.options || []).forEach(function (option) {
+      var button = el("button", "usher-choice");
+      button.type = "button";
+      button.dataset.option = option.id;
+      button.appendChild(el("span", "usher-choice-title", option.title));
+      if (option.description) {
+        button.appendChild(el("span", "usher-choice-description", option.description));
+      }
+      button.addEventListener("click", function () {
+        if (button.disabled) return;
+        settleChoices();
+        button.classList.add("chosen");
+        sendMessage(option.title, [], option.id);
+      });
+      box.appendChild(button);
+    });
+    node.insertBefore(box, meta);
+    if (choices.footer) node.insertBefore(el("div", "usher-choices-footer", choices.footer), meta);
+    state.choices = box;
+  }
+
   function systemLine(text, kind) {
     var node = el("div", "usher-system" + (kind ? " " + kind : ""), text);
     log.appendChild(node);
@@ -474,13 +511,15 @@
         endButton.hidden = false;
         break;
       case "message":
+        settleChoices();
         if (frame.sender === "customer") {
           ownMessage(frame);
           endButton.hidden = false;
           break;
         }
         agentTyping(false);
-        bubble(frame.sender, frame.text, frame.attachments);
+        var shown = bubble(frame.sender, frame.text, frame.attachments);
+        if (frame.choices) choicesInto(shown, frame.choices);
         if (frame.sender === "agent") {
           state.agentJoined = true;
           setWaiting(false);
@@ -581,8 +620,9 @@
     };
   }
 
-  function sendMessage(text, attachments) {
+  function sendMessage(text, attachments, option) {
     var frame = { type: "message", id: uid(), text: text, attachments: attachments || [] };
+    if (option) frame.option = option;
     state.pending[frame.id] = frame;
     var node = bubble("customer", text, (attachments || []).map(function (a) {
       return { name: a.name, url: a.url, content_type: a.content_type };

@@ -487,3 +487,60 @@ def test_history_keeps_the_newest_entries_of_each_visitor(tmp_path: Path) -> Non
     store.append("acme", "webchat", "visitor-b-0000000000", {"n": 9}, now=1000.0 + 86400 + 4.5)
     assert [e["n"] for e in store.history("acme", "webchat", "visitor-b-0000000000")] == [9]
     store.close()
+
+
+async def test_choices_reach_the_widget_and_a_click_comes_back_as_the_option(
+    the_core: Core, chat_gateway: RunningGateway
+) -> None:
+    gw = chat_gateway
+    events = the_core.agent.events()
+    widget, welcome = await open_widget(gw, name="Mei")
+    await widget.send(type="message", id="c1", text="hello")
+    await widget.next("ack", id="c1")
+    conversation = await the_core.accept_next(events)
+    choices = conversation_pb2.MessageChoices(
+        style=conversation_pb2.CHOICE_STYLE_LIST,
+        header="Orders",
+        options=[
+            conversation_pb2.MessageOption(id="refund", title="Refund", description="Money back"),
+            conversation_pb2.MessageOption(id="delivery", title="Delivery"),
+        ],
+    )
+    await the_core.reply(conversation, "What is it about?", choices=choices)
+    shown = await widget.next("message", sender="agent")
+    assert shown["choices"] == {
+        "style": "list",
+        "header": "Orders",
+        "footer": "",
+        "button_text": "",
+        "options": [
+            {"id": "refund", "title": "Refund", "description": "Money back"},
+            {"id": "delivery", "title": "Delivery", "description": ""},
+        ],
+    }
+    await widget.send(type="message", id="c2", text="Refund", option="refund")
+    await widget.next("ack", id="c2")
+    await widget.send(type="message", id="c3", text="delivery")  # typed, not clicked: a title
+    await widget.next("ack", id="c3")
+    said = [
+        (m.text, m.selected_option_id)
+        for m in await the_core.transcript(conversation)
+        if m.sender == conversation_pb2.SENDER_CUSTOMER
+    ]
+    assert said == [("hello", ""), ("Refund", "refund"), ("delivery", "delivery")]
+
+    # after a reload the history replays the choices and the visitor's pick with its option
+    again, _ = await open_widget(gw, visitor=welcome["visitor"])
+    [offered] = [f for f in again.seen if f.get("choices")]
+    assert offered["choices"] == shown["choices"]
+    [pick] = [f for f in again.seen if f.get("id") == "c2"]
+    assert pick["option"] == "refund"
+    await again.ws.close()
+
+    # an option id that is not one is refused: the socket closes and nothing is stored
+    await widget.send(type="message", id="c4", text="x", option="not an id")
+    with pytest.raises(ConnectionClosed) as closed:
+        await widget.next("ack", id="c4")
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
+    assert await the_core.message_count() == len(said)
+    await events.aclose()

@@ -1,7 +1,8 @@
 """The web chat widget in a real browser (Debian's headless Chromium driven by Playwright): a
 shop's page on its own origin embeds the one-tag snippet; the customer fills the pre-chat form,
 chats with Ann (who answers through the SDK), sees her typing, her reply and her read receipt,
-and rates the chat; with nobody online, the customer leaves a message that is stored."""
+picks one of the choices she offers by clicking its button, and rates the chat; with nobody
+online, the customer leaves a message that is stored."""
 
 from __future__ import annotations
 
@@ -116,6 +117,16 @@ async def chat_page(
             assert errors == [], "the widget raised in the page"
 
 
+async def _picks(the_core: Core, conversation: str) -> list[tuple[str, str]] | None:
+    """The customer's (text, selected option) pairs once a pick is among them."""
+    said = [
+        (m.text, m.selected_option_id)
+        for m in await the_core.transcript(conversation)
+        if m.sender == conversation_pb2.SENDER_CUSTOMER
+    ]
+    return said if any(option for _, option in said) else None
+
+
 @pytest.fixture
 async def the_core(pool: asyncpg.Pool, redis_url: str) -> AsyncIterator[Core]:
     async with core(pool, redis_url) as c:
@@ -168,6 +179,28 @@ async def test_a_customer_chats_with_an_agent(the_core: Core, tmp_path: Path) ->
             agent_service_pb2.AgentServiceMarkReadRequest(message=message.name)
         )
         await expect(own.locator(".usher-meta")).to_have_text("Read", timeout=UI_WAIT_MS)
+
+        # Ann offers choices: buttons under her message; a click sends the option's id
+        sizes = conversation_pb2.MessageChoices(
+            footer="Tap a size",
+            options=[
+                conversation_pb2.MessageOption(id=f"size-{s}", title=title)
+                for s, title in (("s", "Small"), ("m", "Medium"), ("l", "Large"))
+            ],
+        )
+        await the_core.reply(conversation, "Which size?", choices=sizes)
+        buttons = page.locator(".usher-choice")
+        await expect(buttons).to_have_count(3, timeout=UI_WAIT_MS)
+        await expect(page.locator(".usher-choices-footer")).to_have_text("Tap a size")
+        await buttons.filter(has_text="Medium").click()
+        await expect(buttons.filter(has_text="Medium")).to_have_class("usher-choice chosen")
+        for i in range(3):
+            await expect(buttons.nth(i)).to_be_disabled()
+        await expect(own.nth(1)).to_contain_text("Medium", timeout=UI_WAIT_MS)
+        picked = await eventually(
+            lambda: _picks(the_core, conversation),
+        )
+        assert picked == [("Is the red one in stock?", ""), ("Medium", "size-m")]
 
         ended = await the_core.agent.end_conversation(
             agent_service_pb2.EndConversationRequest(conversation=conversation)
