@@ -193,6 +193,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
                 agent_id=me,
                 status=status,
                 custom_status=request.custom_status or None,
+                client_address=cv.peer_address(context.peer()),
             ),
         )
         assert outcome.agent is not None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final, TypeVar
 
@@ -196,6 +197,18 @@ def queue_name(queue_id: str | None) -> str:
 
 def message_name(conversation_id: str, message_id: int) -> str:
     return f"conversations/{conversation_id}/messages/{message_id}"
+
+
+def peer_address(peer: str) -> str:
+    """The client's address in a gRPC peer string (``ipv4:10.0.0.7:51234`` gives
+    ``10.0.0.7``, ``ipv6:[::1]:51234`` gives ``::1``); "" when it names no IP address."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    if kind == "ipv6":
+        host = rest.rpartition(":")[0] if rest.startswith("[") else rest
+        return urllib.parse.unquote(host.strip("[]"))
+    return ""
 
 
 # --- times ---------------------------------------------------------------------------------------
