@@ -259,24 +259,24 @@ async def test_a_webhook_to_this_machine_is_allowed_by_the_test_setting(
     pool: asyncpg.Pool, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(INSECURE_ENV, "1")
-    async with running(pool, redis_url, with_core=True) as api:
-        async with BotClient(api.target, await api.token(T, "admin")) as bots:
-            created = await bots.create_bot(
+    async with (
+        running(pool, redis_url, with_core=True) as api,
+        BotClient(api.target, await api.token(T, "admin")) as bots,
+    ):
+        created = await bots.create_bot(
+            pb.CreateBotRequest(
+                bot_id="local",
+                bot=bot(hook("http://127.0.0.1:9/hook"), say("bye", "bye"), channels=("web_chat",)),
+            )
+        )
+        assert created.bot.flow.steps[0].webhook.url == "http://127.0.0.1:9/hook"
+        with pytest.raises(InvalidArgument):  # other hosts still need https
+            await bots.create_bot(
                 pb.CreateBotRequest(
-                    bot_id="local",
-                    bot=bot(
-                        hook("http://127.0.0.1:9/hook"), say("bye", "bye"), channels=("web_chat",)
-                    ),
+                    bot_id="remote",
+                    bot=bot(hook("http://example.com/h"), say("bye", "bye"), channels=("sms",)),
                 )
             )
-            assert created.bot.flow.steps[0].webhook.url == "http://127.0.0.1:9/hook"
-            with pytest.raises(InvalidArgument):  # other hosts still need https
-                await bots.create_bot(
-                    pb.CreateBotRequest(
-                        bot_id="remote",
-                        bot=bot(hook("http://example.com/h"), say("bye", "bye"), channels=("sms",)),
-                    )
-                )
 
 
 async def test_an_unreachable_step_warns_in_a_draft_and_refuses_activation(desk: Desk) -> None:
