@@ -4,14 +4,22 @@ Reads only (plus the caller's pins): lists, counts, customers' histories and exp
 ``core.store.conversation_lists``, activity logs from ``core.store.activity``; the servicer
 holds no SQL. Supervisors and admins see the whole tenant; an agent sees what
 ``core.api.policy`` lets them read (the lists apply the same relations in SQL: owned, served
-last, offered now, waiting or never served in a queue they serve). A conversation the caller may
-not see is NOT_FOUND, like one that does not exist.
+last, offered now, waiting or never served in a queue they serve, and their department
+colleagues' where the tenant allows team reads). A conversation the caller may not see is
+NOT_FOUND, like one that does not exist.
+
+``WatchConversationLists`` keeps a console's lists live: it starts from the counts read at an
+event-log position (``core.store.list_watch``) and follows the tenant's feed from there, each
+event folded into the lists of its conversation (``core.api.list_watch``); pins made through
+this servicer reach the pinner's watches here (``PinSignals``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 from usher.v1 import conversation_pb2
@@ -22,8 +30,19 @@ from core.api import convert as cv
 from core.api import policy
 from core.api.auth import caller
 from core.api.context import ApiContext, Caller
-from core.api.resources import conversation_from_row
+from core.api.list_facts import ListName, may_change_lists
+from core.api.list_watch import (
+    FOLDED_KINDS,
+    RESET,
+    ChangeKind,
+    ListWatch,
+    PinSignals,
+    Update,
+)
+from core.api.resources import conversation_from_row, conversation_from_view
+from core.routing import events as ev
 from core.routing.errors import InvalidArgument, NotFound, PermissionDenied
+from core.runtime.feed import MAX_CATCH_UP, ResumeTooOld, Subscription
 from core.store import records_export
 from core.store.access import Access
 from core.store.activity import ActivityLog
@@ -35,6 +54,7 @@ from core.store.conversation_lists import (
     Scope,
 )
 from core.store.errors import InvalidInput
+from core.store.list_watch import ListWatchReads, WatchStart
 from core.store.pins import Pins
 from core.store.records import MessageRecord
 from core.store.validation import require_phone
@@ -55,6 +75,25 @@ _OUTCOMES: Final = {
     conversation_pb2.OUTCOME_SPAM: "spam",
     conversation_pb2.OUTCOME_IGNORED: "ignored",
 }
+_LISTS: Final = {
+    pb.CONVERSATION_LIST_BOT: ListName.BOT,
+    pb.CONVERSATION_LIST_WAITING: ListName.WAITING,
+    pb.CONVERSATION_LIST_MINE: ListName.MINE,
+    pb.CONVERSATION_LIST_ACTIVE: ListName.ACTIVE,
+    pb.CONVERSATION_LIST_WRAP_UP: ListName.WRAP_UP,
+    pb.CONVERSATION_LIST_CLOSED_TODAY: ListName.CLOSED_TODAY,
+    pb.CONVERSATION_LIST_PINNED: ListName.PINNED,
+    pb.CONVERSATION_LIST_LEFT_MESSAGES: ListName.LEFT_MESSAGES,
+    pb.CONVERSATION_LIST_TEAM: ListName.TEAM,
+}
+_LIST_PROTOS: Final = {name: number for number, name in _LISTS.items()}
+_CHANGE_KINDS: Final = {
+    ChangeKind.ENTERED: pb.LIST_CHANGE_KIND_ENTERED,
+    ChangeKind.LEFT: pb.LIST_CHANGE_KIND_LEFT,
+    ChangeKind.UPDATED: pb.LIST_CHANGE_KIND_UPDATED,
+}
+MAX_WATCH_BATCH: Final = 500
+"""Feed items a watch folds into one message when several are ready at once."""
 
 
 def page_size(size: int, default: int = DEFAULT_PAGE) -> int:
@@ -131,6 +170,52 @@ def departments_from_proto(names: Any, field: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(cv.parse_name("departments", n, field=field) for n in names))
 
 
+def closed_since(request: Any) -> dt.datetime:
+    """The request's ``closed_since``, else 00:00 UTC today."""
+    if request.HasField("closed_since"):
+        return cv.from_timestamp(request.closed_since)
+    now = dt.datetime.now(dt.UTC)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def watched_lists(values: Sequence[int]) -> tuple[ListName, ...]:
+    """The lists a watch names: at least one, each known and named once."""
+    if not values:
+        raise InvalidArgument("name at least one list", field="lists")
+    found: list[ListName] = []
+    for value in values:
+        name = _LISTS.get(value)  # type: ignore[call-overload]
+        if name is None:
+            raise InvalidArgument("lists has an unknown value", field="lists")
+        if name in found:
+            raise InvalidArgument("lists names a list twice", field="lists")
+        found.append(name)
+    return tuple(found)
+
+
+def watch_message(update: Update) -> pb.WatchConversationListsResponse:
+    return pb.WatchConversationListsResponse(
+        event_id=update.position,
+        reset=update.reset,
+        counts=[
+            pb.ListCount(list=_LIST_PROTOS[name], count=min(count, 2**31 - 1))
+            for name, count in update.counts.items()
+        ],
+        changes=[
+            pb.ListChange(
+                list=_LIST_PROTOS[change.list],
+                kind=_CHANGE_KINDS[change.kind],
+                conversation=pb.ConversationRecord(
+                    conversation=conversation_from_view(change.facts.view()),
+                    customer_id=change.facts.customer_id,
+                    pinned=change.pinned,
+                ),
+            )
+            for change in update.changes
+        ],
+    )
+
+
 def pinner_of(who: Caller) -> str:
     """Whose pins: an agent's own, else the credential's."""
     if who.role == policy.Role.AGENT and who.agent_id:
@@ -147,6 +232,9 @@ class RecordServicer(pb_grpc.RecordServiceServicer):
         self._pins = Pins(ctx.pool)
         self._activity = ActivityLog(ctx.pool)
         self._access = Access(ctx.pool)
+        self._watch_reads = ListWatchReads(ctx.pool)
+        self.pin_signals = PinSignals()
+        """Pins and unpins made here, for the pinner's watches here."""
 
     async def _scope(self, who: Caller) -> Scope:
         if who.role != policy.Role.AGENT:
@@ -217,11 +305,7 @@ class RecordServicer(pb_grpc.RecordServiceServicer):
     async def CountConversations(
         self, request: pb.CountConversationsRequest, context: Ctx
     ) -> pb.CountConversationsResponse:
-        if request.HasField("closed_since"):
-            since = cv.from_timestamp(request.closed_since)
-        else:
-            now = dt.datetime.now(dt.UTC)
-            since = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        since = closed_since(request)
         departments = departments_from_proto(request.departments, "departments")
         counts = await self._lists.counts(await self._scope(caller(context)), since, departments)
         return pb.CountConversationsResponse(
@@ -244,6 +328,7 @@ class RecordServicer(pb_grpc.RecordServiceServicer):
         conversation_id = cv.parse_conversation(request.conversation)
         await self._visible(who, "RecordService.PinConversation", conversation_id)
         await self._pins.pin(who.tenant, pinner_of(who), conversation_id)
+        self.pin_signals.publish(who.tenant, pinner_of(who), conversation_id, True)
         return pb.PinConversationResponse()
 
     @cv.guarded
@@ -254,6 +339,7 @@ class RecordServicer(pb_grpc.RecordServiceServicer):
         conversation_id = cv.parse_conversation(request.conversation)
         await self._visible(who, "RecordService.UnpinConversation", conversation_id)
         await self._pins.unpin(who.tenant, pinner_of(who), conversation_id)
+        self.pin_signals.publish(who.tenant, pinner_of(who), conversation_id, False)
         return pb.UnpinConversationResponse()
 
     @cv.guarded
@@ -320,3 +406,110 @@ class RecordServicer(pb_grpc.RecordServiceServicer):
         transcripts = messages if request.include_transcripts else None
         async for chunk in write(self._lists.export(scope, f), transcripts):
             yield pb.ExportConversationsResponse(chunk=chunk)
+
+    @cv.guarded_stream
+    async def WatchConversationLists(
+        self, request: pb.WatchConversationListsRequest, context: Ctx
+    ) -> AsyncIterator[pb.WatchConversationListsResponse]:
+        who = caller(context)
+        watched = watched_lists(request.lists)
+        departments = departments_from_proto(request.departments, "departments")
+        since = closed_since(request)
+        if who.role == policy.Role.AGENT and not who.agent_id:
+            raise PermissionDenied("an agent credential without an agent")
+        agent_id = who.agent_id if who.role == policy.Role.AGENT else None
+        tenant, pinner = who.tenant, pinner_of(who)
+
+        def start() -> Awaitable[WatchStart]:
+            return self._watch_reads.start(
+                tenant,
+                agent_id=agent_id,
+                pinner=pinner,
+                departments=departments,
+                closed_since=since,
+            )
+
+        def load(bounds: Mapping[str, int]) -> Awaitable[Mapping[str, Sequence[ev.Event]]]:
+            return self._watch_reads.histories(tenant, bounds, FOLDED_KINDS)
+
+        watch = ListWatch(
+            watched=watched,
+            agent_id=agent_id,
+            departments=departments,
+            closed_since=since.timestamp(),
+            load=load,
+        )
+        inbox = self.pin_signals.subscribe(tenant, pinner)
+        subscription: Subscription | None = None
+        try:
+            begun = await start()
+            after = request.resume_after_event_id
+            if not after:
+                opening = watch.begin(begun)
+            else:
+                if after > begun.position:
+                    raise InvalidArgument(
+                        "resume_after_event_id is past the tenant's last event",
+                        field="resume_after_event_id",
+                    )
+                if begun.position - after > MAX_CATCH_UP:
+                    raise ResumeTooOld(
+                        f"{begun.position - after} events missed since {after}: more than the"
+                        f" {MAX_CATCH_UP} a watch may catch up on; watch afresh"
+                    )
+                missed = await self._watch_reads.events(tenant, after, begun.position)
+                opening = await watch.resume(after, missed, begun)
+            yield watch_message(opening)
+            feed = self.ctx.feeds.feed(tenant)
+            subscription = feed.subscribe(watch.position, accepts=may_change_lists)
+            async for update in _follow(watch, subscription, inbox, start):
+                yield watch_message(update)
+        finally:
+            self.pin_signals.unsubscribe(tenant, pinner, inbox)
+            if subscription is not None:
+                subscription.close()
+
+
+async def _follow(
+    watch: ListWatch,
+    subscription: Subscription,
+    inbox: asyncio.Queue[tuple[str, bool]],
+    start: Callable[[], Awaitable[WatchStart]],
+) -> AsyncIterator[Update]:
+    """The watch's updates from the feed and the caller's pins, as they come."""
+    items = aiter(subscription)
+    next_item: asyncio.Future[Any] | None = None
+    next_pin: asyncio.Future[tuple[str, bool]] | None = None
+    try:
+        while True:
+            if next_item is None:
+                next_item = asyncio.ensure_future(anext(items))
+            if next_pin is None:
+                next_pin = asyncio.ensure_future(inbox.get())
+            await asyncio.wait((next_item, next_pin), return_when=asyncio.FIRST_COMPLETED)
+            if next_pin.done():
+                conversation_id, pinned = next_pin.result()
+                next_pin = None
+                pin = await watch.pin(conversation_id, pinned)
+                if pin is not None:
+                    yield pin
+            if not next_item.done():
+                continue
+            first = next_item.result()
+            next_item = None
+            batch = [(first.event_id, first.event)]
+            while subscription.ready() and len(batch) < MAX_WATCH_BATCH:
+                item = await anext(items)
+                batch.append((item.event_id, item.event))
+            found = await watch.advance(batch)
+            if found == RESET:
+                yield watch.begin(await start())
+                found = await watch.advance(batch)
+            if isinstance(found, Update):
+                yield found
+    finally:
+        for waiting in (next_item, next_pin):
+            if waiting is not None and not waiting.done():
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await waiting

@@ -25,7 +25,7 @@ import binascii
 import datetime as dt
 import hashlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -515,36 +515,68 @@ class ConversationLists:
                     yield message_from_row(row)
 
 
-async def read_agent_scope(
-    conn: asyncpg.Connection, tenant: str, agent_id: str, *, timeout: float
+def agent_scope_of(
+    agent_id: str,
+    agents: Mapping[str, m.AgentProfile],
+    queues: Iterable[m.QueueSettings],
+    team_reads: bool,
 ) -> AgentScope:
-    """``ConversationLists.agent_scope`` on ``conn`` (say, inside a snapshot's transaction)."""
-    rows = await conn.fetch(
+    """The agent's scope in this configuration (agents not removed, every queue, the tenant's
+    ``agents_see_team_conversations``): empty for an unknown or removed agent."""
+    me = agents.get(agent_id)
+    if me is None:
+        return AgentScope((), ())
+    team = colleagues(me, list(agents.values())) if team_reads else ()
+    return AgentScope(tuple(sorted(q.queue_id for q in queues if serves(q, me))), team)
+
+
+@dataclass(frozen=True, slots=True)
+class Configuration:
+    """What decides an agent's scope, as stored."""
+
+    agents: dict[str, m.AgentProfile]
+    """Agents not removed."""
+    queues: dict[str, m.QueueSettings]
+    team_reads: bool
+
+
+async def read_configuration(
+    conn: asyncpg.Connection, tenant: str, *, timeout: float
+) -> Configuration:
+    """The tenant's agents, queues and team-reads setting on ``conn``."""
+    agents = await conn.fetch(
         "SELECT agent_id, profile::text AS profile FROM agents"
         " WHERE tenant_id = $1 AND removed_at IS NULL",
         tenant,
         timeout=timeout,
     )
-    agents = {r["agent_id"]: msgspec.json.decode(r["profile"], type=m.AgentProfile) for r in rows}
-    me = agents.get(agent_id)
-    if me is None:
-        return AgentScope((), ())
     queues = await conn.fetch(
-        "SELECT settings::text AS settings FROM queues WHERE tenant_id = $1",
+        "SELECT queue_id, settings::text AS settings FROM queues WHERE tenant_id = $1",
         tenant,
         timeout=timeout,
     )
     settings = await conn.fetchval(
         "SELECT settings::text FROM tenants WHERE tenant_id = $1", tenant, timeout=timeout
     )
-    served = (msgspec.json.decode(r["settings"], type=m.QueueSettings) for r in queues)
-    tenant_settings = msgspec.json.decode(settings or "{}", type=m.TenantSettings)
-    team = (
-        colleagues(me, list(agents.values()))
-        if tenant_settings.agents_see_team_conversations
-        else ()
+    return Configuration(
+        agents={
+            r["agent_id"]: msgspec.json.decode(r["profile"], type=m.AgentProfile) for r in agents
+        },
+        queues={
+            r["queue_id"]: msgspec.json.decode(r["settings"], type=m.QueueSettings) for r in queues
+        },
+        team_reads=msgspec.json.decode(
+            settings or "{}", type=m.TenantSettings
+        ).agents_see_team_conversations,
     )
-    return AgentScope(tuple(sorted(q.queue_id for q in served if serves(q, me))), team)
+
+
+async def read_agent_scope(
+    conn: asyncpg.Connection, tenant: str, agent_id: str, *, timeout: float
+) -> AgentScope:
+    """``ConversationLists.agent_scope`` on ``conn`` (say, inside a snapshot's transaction)."""
+    found = await read_configuration(conn, tenant, timeout=timeout)
+    return agent_scope_of(agent_id, found.agents, found.queues.values(), found.team_reads)
 
 
 async def read_counts(

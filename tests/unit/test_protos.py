@@ -150,6 +150,7 @@ SERVICES: dict[str, set[str]] = {
         "GetConversationActivity",
         "ListCustomerConversations",
         "ExportConversations",
+        "WatchConversationLists",
     },
     "FollowUpService": {
         "ListLeftMessages",
@@ -186,6 +187,7 @@ STREAMING = {
     "ExportConversations",
     "WatchBlocks",
     "ExportReport",
+    "WatchConversationLists",
 }
 RESOURCES = {
     "Conversation": "conversations/{conversation}",

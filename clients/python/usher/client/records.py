@@ -9,14 +9,30 @@ from functools import cached_property
 import grpc
 
 from usher.client._base import BaseClient
+from usher.client._stream import EventStream
 from usher.client.errors import from_rpc_error
 from usher.v1 import record_service_pb2 as pb
 from usher.v1 import record_service_pb2_grpc as pb_grpc
 
+Watch = EventStream[pb.WatchConversationListsResponse, pb.WatchConversationListsResponse]
+
+
+class _ListWatch(Watch):
+    """A watch's messages all count, even one at the position already reached (a resume's
+    opening counts, a pin's change): only the resume point moves with ``event_id``."""
+
+    def _fresh(self, item: pb.WatchConversationListsResponse) -> bool:
+        self._last = max(self._last, item.event_id)
+        return True
+
 
 class RecordClient(BaseClient):
     """Methods take the generated request message and return the generated response. Retried
-    on transient errors: every method but the export (pins are idempotent)."""
+    on transient errors: every method but the export (pins are idempotent).
+
+    ``async for message in client.watch_conversation_lists(request)`` yields the console's
+    lists' counts and changes, reconnecting and resuming by itself.
+    """
 
     @cached_property
     def _stub(self) -> pb_grpc.RecordServiceAsyncStub:
@@ -74,3 +90,28 @@ class RecordClient(BaseClient):
                 yield response.chunk
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from exc
+
+    def watch_conversation_lists(self, request: pb.WatchConversationListsRequest) -> Watch:
+        """The lists ``request`` names, live: a first message with their counts (``reset``:
+        read the lists then), then their changes. On a dropped connection it reconnects and
+        resumes after the last ``event_id`` received (the first message after a reconnect
+        carries what changed meanwhile, or ``reset``). ``last_event_id`` is the resume point
+        to persist; ``request.resume_after_event_id`` starts from one."""
+        template = pb.WatchConversationListsRequest()
+        template.CopyFrom(request)
+
+        def resuming(after: int) -> pb.WatchConversationListsRequest:
+            built = pb.WatchConversationListsRequest()
+            built.CopyFrom(template)
+            built.resume_after_event_id = after
+            return built
+
+        return _ListWatch(
+            lambda after: self._stub.WatchConversationLists(
+                resuming(after), metadata=self._metadata
+            ),
+            lambda response: (response,),
+            lambda response: response.event_id,
+            resume_after_event_id=request.resume_after_event_id,
+            retry=self._retry,
+        )
