@@ -29,7 +29,8 @@ from usher.v1 import channel_pb2, conversation_pb2, customer_pb2, queue_pb2
 from usher.v1 import customer_service_pb2 as cs
 
 from core.api.bot_service import INSECURE_ENV
-from core.bots import webhook
+from core.bots import codec, webhook
+from core.store.bots import BotChanged, Bots
 from tests.integration.api_kit import Running, running
 
 T = "acme"
@@ -568,3 +569,37 @@ async def test_the_webhook_signature_is_an_hmac_of_the_body(desk: Desk) -> None:
     body = b'{"bot":"tour"}'
     assert webhook.verify(secret, body, webhook.signature(secret, body))
     assert not webhook.verify(secret, body + b" ", webhook.signature(secret, body))
+
+
+async def test_a_paused_bot_edits_as_one_new_version_until_served_again(desk: Desk) -> None:
+    await desk.create(bot(say("a", "v1")))
+    await desk.bots.activate_bot(pb.ActivateBotRequest(name="bots/helper"))
+    await desk.bots.pause_bot(pb.PauseBotRequest(name="bots/helper"))
+
+    async def edit(text: str) -> b.Bot:
+        changed = bot(say("a", text))
+        changed.name = "bots/helper"
+        mask = field_mask_pb2.FieldMask(paths=["flow"])
+        return (await desk.bots.update_bot(pb.UpdateBotRequest(bot=changed, update_mask=mask))).bot
+
+    assert (await edit("v2")).version == 2  # v1 was served: kept
+    assert (await edit("v2, again")).version == 2  # v2 never served: in place
+    served = await desk.bots.activate_bot(pb.ActivateBotRequest(name="bots/helper"))
+    assert (served.bot.state, served.bot.version) == (b.BOT_STATE_ACTIVE, 2)
+    assert (await edit("v3")).version == 3
+    assert await desk.stored() == 3
+
+
+async def test_two_editors_of_one_version_cannot_both_write(desk: Desk) -> None:
+    await desk.create(bot(say("a", "v1")))
+    store = Bots(desk.pool)
+    read = await store.get(T, "helper")
+    assert read is not None
+    changed = codec.bot_from_proto(bot(say("a", "mine")), bot_id="helper", fields={})
+    await store.save(T, changed, expected=read.bot.version, by="credentials/one")
+    await desk.bots.activate_bot(pb.ActivateBotRequest(name="bots/helper"))
+    await store.save(T, changed, expected=1, by="credentials/one")  # served: now version 2
+    with pytest.raises(BotChanged):
+        await store.save(T, changed, expected=1, by="credentials/two")  # read before that
+    with pytest.raises(NotFound):
+        await desk.bots.get_bot(pb.GetBotRequest(name="bots/helper", version=9))
