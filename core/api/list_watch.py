@@ -294,6 +294,10 @@ class PinSignals:
             if not found:
                 del self._inboxes[tenant, pinner]
 
+    def watching(self) -> int:
+        """Watches subscribed now."""
+        return sum(len(inboxes) for inboxes in self._inboxes.values())
+
     def publish(self, tenant: str, pinner: str, conversation_id: str, pinned: bool) -> None:
         for inbox in self._inboxes.get((tenant, pinner), ()):
             if inbox.qsize() >= self._limit:

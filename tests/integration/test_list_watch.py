@@ -7,10 +7,11 @@ watched counts are what CountConversations reads from the store."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
+import grpc
 import pytest
 from google.protobuf import duration_pb2, field_mask_pb2
 from usher.client import (
@@ -21,11 +22,13 @@ from usher.client import (
     RecordClient,
 )
 from usher.v1 import admin_service_pb2 as admin_pb
-from usher.v1 import agent_pb2, conversation_pb2, queue_pb2, tenant_pb2
+from usher.v1 import agent_pb2, conversation_pb2, queue_pb2, record_service_pb2_grpc, tenant_pb2
 from usher.v1 import agent_service_pb2 as agent_svc
 from usher.v1 import conversation_service_pb2 as gw
 from usher.v1 import record_service_pb2 as pb
 
+from core.api.records_service import RecordServicer
+from core.store import credentials
 from tests.integration.api_kit import Running, running
 
 T = "acme"
@@ -268,3 +271,61 @@ async def test_bad_watches_are_refused(world: World) -> None:
         await _watch(world.supervisor, WAITING, WAITING).next()
     with pytest.raises(InvalidArgument):
         await _watch(world.supervisor, WAITING, after=10**12).next()
+
+
+async def test_a_department_watch_keeps_its_departments_conversations(world: World) -> None:
+    request = pb.WatchConversationListsRequest(
+        lists=[WAITING, ACTIVE], departments=["departments/sales"]
+    )
+    console = Console(aiter(world.supervisor.watch_conversation_lists(request)))
+    await console.next()
+    elsewhere = await _start(world.gateway, "kim", "queues/anns")  # no department's queue
+    await _status(world.bob, agent_pb2.AGENT_STATUS_ONLINE)
+    owned = await _start(world.gateway, "lee", "queues/bobs")
+    await world.bob.take_conversation(agent_svc.TakeConversationRequest(conversation=owned))
+    await console.until(lambda c: owned in c.lists[ACTIVE])  # bob is in sales
+    assert console.about(elsewhere) == []
+    assert console.counts == {WAITING: 0, ACTIVE: 1}
+    stored = await world.supervisor.count_conversations(
+        pb.CountConversationsRequest(departments=["departments/sales"])
+    )
+    assert (stored.waiting, stored.active) == (0, 1)
+
+
+def _records_servicer(api: Running) -> RecordServicer:
+    found = [s.servicer for s in api.server.servicers if isinstance(s.servicer, RecordServicer)]
+    assert len(found) == 1
+    return found[0]
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    async def poll() -> None:
+        while not check():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), 60)
+
+
+async def test_a_watch_ends_with_its_call_and_with_its_credential(api: Running) -> None:
+    token = await api.token(T, "supervisor")
+    servicer = _records_servicer(api)
+    feed = api.server.ctx.feeds.feed(T)
+    metadata = (("authorization", f"Bearer {token}"),)
+    request = pb.WatchConversationListsRequest(lists=[WAITING])
+    async with grpc.aio.insecure_channel(api.target) as channel:
+        stub = record_service_pb2_grpc.RecordServiceStub(channel)
+        call = stub.WatchConversationLists(request, metadata=metadata)
+        assert (await call.read()).reset
+        await _until(lambda: feed.subscribers == 1 and api.server.streams.open_streams == 1)
+        call.cancel()
+        await _until(lambda: feed.subscribers == 0 and api.server.streams.open_streams == 0)
+        assert not servicer.pin_signals.watching()
+        again = stub.WatchConversationLists(request, metadata=metadata)
+        assert (await again.read()).reset
+        assert await credentials.revoke(api.pool, token.split("_")[1])
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            while True:
+                await again.read()
+        assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        await _until(lambda: feed.subscribers == 0 and api.server.streams.open_streams == 0)
+        assert not servicer.pin_signals.watching()
