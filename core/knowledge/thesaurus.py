@@ -37,7 +37,7 @@ CONCEPTS: Final[tuple[Concept, ...]] = (
     Concept(
         "refund",
         en=("refund", "refunded", "refunding", "money back", "reimburse", "reimbursement"),
-        zh=("退款", "退费", "退还款项", "退回款项", "退钱"),
+        zh=("退款", "退费", "退还款项", "退回款项"),
         th=("คืนเงิน", "เงินคืน", "ขอเงินคืน", "รีฟันด์"),
     ),
     Concept(
@@ -121,7 +121,7 @@ CONCEPTS: Final[tuple[Concept, ...]] = (
     Concept(
         "pay",
         en=("pay", "paid", "paying", "payment", "payments"),
-        zh=("付款", "支付", "付钱", "缴费", "交费", "给钱", "俾钱"),
+        zh=("付款", "支付", "付钱", "缴费", "交费", "给钱"),
         th=("ชำระเงิน", "จ่ายเงิน", "ชำระ", "จ่าย", "การชำระเงิน"),
     ),
     Concept(

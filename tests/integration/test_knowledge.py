@@ -129,6 +129,7 @@ async def desk(pool: asyncpg.Pool, redis_url: str) -> AsyncIterator[Desk]:
 
 def _violations(exc: InvalidArgument) -> set[str]:
     found = set()
+    assert exc.status is not None
     for detail in exc.status.details:
         bad = error_details_pb2.BadRequest()
         if detail.Unpack(bad):
