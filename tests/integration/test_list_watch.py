@@ -306,6 +306,12 @@ async def _until(check: Callable[[], bool]) -> None:
     await asyncio.wait_for(poll(), 60)
 
 
+async def _opening(call: grpc.aio.UnaryStreamCall) -> bool:  # type: ignore[type-arg]
+    """Whether the call's first message is a watch's opening (a reset)."""
+    first = await call.read()
+    return isinstance(first, pb.WatchConversationListsResponse) and first.reset
+
+
 async def test_a_watch_ends_with_its_call_and_with_its_credential(api: Running) -> None:
     token = await api.token(T, "supervisor")
     servicer = _records_servicer(api)
@@ -315,13 +321,13 @@ async def test_a_watch_ends_with_its_call_and_with_its_credential(api: Running) 
     async with grpc.aio.insecure_channel(api.target) as channel:
         stub = record_service_pb2_grpc.RecordServiceStub(channel)
         call = stub.WatchConversationLists(request, metadata=metadata)
-        assert (await call.read()).reset
+        assert await _opening(call)
         await _until(lambda: feed.subscribers == 1 and api.server.streams.open_streams == 1)
         call.cancel()
         await _until(lambda: feed.subscribers == 0 and api.server.streams.open_streams == 0)
         assert not servicer.pin_signals.watching()
         again = stub.WatchConversationLists(request, metadata=metadata)
-        assert (await again.read()).reset
+        assert await _opening(again)
         assert await credentials.revoke(api.pool, token.split("_")[1])
         with pytest.raises(grpc.aio.AioRpcError) as ended:
             while True:
