@@ -38,6 +38,7 @@ from usher.v1 import (
     admin_service_pb2,
     agent_service_pb2,
     bot_service_pb2,
+    canned_reply_service_pb2,
     conversation_service_pb2,
     record_service_pb2,
     supervisor_service_pb2,
@@ -60,6 +61,7 @@ SERVICES: Final = (
     admin_service_pb2,
     record_service_pb2,
     bot_service_pb2,
+    canned_reply_service_pb2,
 )
 ROLE_OF: Final = {
     "ConversationService": ("gateway", None),
@@ -68,6 +70,7 @@ ROLE_OF: Final = {
     "AdminService": ("admin", None),
     "RecordService": ("agent", "ann"),
     "BotService": ("admin", None),
+    "CannedReplyService": ("agent", "ann"),
 }
 LEAKS: Final = ("Traceback", 'File "', ".py", "/work/", "site-packages", "Error(")
 """Text that shows an exception or a server path reached the client."""
