@@ -10,7 +10,7 @@ from benchmarks.fuzz import FuzzConfig, draw, methods, run_fuzz
 
 
 def test_every_rpc_gets_requests() -> None:
-    generated = draw(["queues/sales", "agents/ann"], 1000, seed=3)
+    generated = draw(["queues/sales", "agents/ann"], 2_000, seed=3)
     assert {(c.service, c.method) for c in generated} == {(s, m) for s, m, _, _ in methods()}
 
 
