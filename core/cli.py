@@ -7,6 +7,7 @@ import click
 from benchmarks.cli import bench
 from core.admin_cli import admin
 from core.kb_cli import kb
+from core.reports.cli import report
 from core.serve import serve_command
 from core.sim.cli import simulate
 from core.store.cli import db
@@ -28,6 +29,7 @@ main.add_command(serve_command)
 main.add_command(admin)
 main.add_command(gateway_command)
 main.add_command(kb)
+main.add_command(report)
 
 if __name__ == "__main__":
     main()

@@ -20,7 +20,7 @@ import datetime as dt
 import io
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from typing import Final
+from typing import Any, Final
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
@@ -114,6 +114,21 @@ def logins_table(report: Report) -> Iterator[list[Cell]]:
             _local(login.sign_out, report),
             login.client_address,
         ]
+
+
+def document(report: Report) -> dict[str, Any]:
+    """The report as one JSON-ready document (``usher report --json``): the range, and each
+    row and total as the table's cells by column name."""
+    columns, rows = table(report)
+    return {
+        "kind": report.query.kind.value,
+        "time_zone": report.time_zone,
+        "start": _local(report.start, report),
+        "end": _local(report.end, report),
+        "group_by": report.query.grouping.value,
+        "rows": [dict(zip(columns, row, strict=True)) for row in rows],
+        "logins": [dict(zip(LOGIN_COLUMNS, row, strict=True)) for row in logins_table(report)],
+    }
 
 
 def _text(cell: Cell) -> str:

@@ -54,7 +54,10 @@ class Report:
 
 
 async def run(
-    pool: asyncpg.Pool, tenant: str, query: ReportQuery, now: dt.datetime | None = None
+    pool: asyncpg.Pool | asyncpg.Connection,
+    tenant: str,
+    query: ReportQuery,
+    now: dt.datetime | None = None,
 ) -> Report:
     """The report. ``BadQuery`` names every bad field (the range, the grouping, filters naming
     ids the tenant does not have); ``LookupError`` for a tenant that does not exist."""

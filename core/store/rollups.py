@@ -214,13 +214,20 @@ class Rebuilt:
     time_zone: str
 
 
-async def rebuild(pool: asyncpg.Pool, tenant: str) -> Rebuilt:
+async def rebuild(db: asyncpg.Pool | asyncpg.Connection, tenant: str) -> Rebuilt:
     """Recompute the tenant's rollups from its whole event log, in one transaction that holds
     the tenant's row (the shard's appends wait until it commits). ``LookupError`` for a tenant
     that does not exist."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            return await _rebuild(conn, tenant)
+    return await _rebuild(db, tenant)
+
+
+async def _rebuild(conn: asyncpg.Connection, tenant: str) -> Rebuilt:
     state = RollupState(tenant)
-    events = rows = 0
-    async with pool.acquire() as conn, conn.transaction():
+    events = 0
+    async with conn.transaction():
         last = await conn.fetchval(
             "SELECT last_seq FROM tenants WHERE tenant_id = $1 FOR UPDATE", tenant
         )
@@ -242,7 +249,7 @@ async def rebuild(pool: asyncpg.Pool, tenant: str) -> Rebuilt:
             after = records[-1]["seq"]
             events += len(records)
             deltas = state.fold(codec.decode(r["type"], r["payload"]) for r in records)
-            rows += await apply(conn, tenant, deltas)
+            await apply(conn, tenant, deltas)
         written = await conn.fetchval(
             "SELECT count(*) FROM report_rollups WHERE tenant_id = $1", tenant
         )
