@@ -23,12 +23,12 @@ import sys
 import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import click
 import structlog
-from pydantic import AliasChoices, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core import housekeeping
 from core.api.auth import call_deadline
@@ -39,6 +39,7 @@ from core.api.local import build_local_context
 from core.api.metrics import CountingFeeds, QueueDepth, metered
 from core.api.server import Server, Tls, available_servicers, serve
 from core.api.streams import StreamLimits
+from core.api.web import WebOptions
 from core.config import StoreSettings
 from core.gctune import tune_for_service
 from core.routing import commands as c
@@ -71,6 +72,10 @@ class ServeSettings(BaseSettings):
     """Prometheus metrics on ``http://host:http_port/metrics``; -1 turns them off."""
     webchat_port: int = 8080
     """With ``demo``: the web chat gateway's HTTP port; -1 runs none."""
+    web_port: int = 8090
+    """The API for browsers (Connect and gRPC-Web, ``core.api.web``); 0 any, -1 none."""
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    """Origins whose pages may call the web port (``USHER_CORS_ORIGINS``: comma-separated)."""
     data_dir: Path = Path(".usher-data")
     database_url: str | None = None
     redis_url: str | None = None
@@ -96,6 +101,18 @@ class ServeSettings(BaseSettings):
     """PEM certificate (chain) of the gRPC port; with ``tls_key``, the port serves TLS only."""
     tls_key: Path | None = None
     """PEM private key of ``tls_cert``."""
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(o.strip() for o in value.split(",") if o.strip())
+        return value
+
+    def web(self) -> WebOptions | None:
+        if self.web_port < 0:
+            return None
+        return WebOptions(self.host, self.web_port, self.cors_origins)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServeSettings:
@@ -319,6 +336,9 @@ async def run(
                 click.echo(f"usher: routing: {mode}")
                 click.echo(f"usher: PostgreSQL: {connections.database_url}")
                 click.echo(f"usher: Redis: {connections.redis_url}")
+                if server.web is not None:
+                    click.echo(f"usher: web API (Connect, gRPC-Web): {server.web.url}")
+                    click.echo(f"usher: web API CORS origins: {web_origins(settings)}")
                 click.echo(f"usher: metrics: {metrics}")
                 for role, token in tokens.items():
                     click.echo(f"usher: demo {role} token (tenant {DEMO_TENANT}): {token}")
@@ -336,6 +356,7 @@ async def run(
                 stream_limits=settings.stream_limits(),
                 keepalive=settings.keepalive(),
                 tls=settings.tls(),
+                web=settings.web(),
                 on_ready=ready,
             )
             if chat is not None:
@@ -349,6 +370,11 @@ async def run(
             await cleanup()
     finally:
         await connections.close()
+
+
+def web_origins(settings: ServeSettings) -> str:
+    """The banner's account of which pages may call the web port."""
+    return ", ".join(settings.cors_origins) or "none (same-origin pages only)"
 
 
 def _start_metrics(settings: ServeSettings) -> str:
@@ -378,6 +404,20 @@ def _start_metrics(settings: ServeSettings) -> str:
 @click.option("--demo", is_flag=True, default=None, help="Seed a demo tenant; print tokens.")
 @click.option(
     "--webchat-port", type=int, default=None, help="Demo web chat port, -1 for none [8080]."
+)
+@click.option(
+    "--web-port",
+    type=int,
+    default=None,
+    help="The API for browsers (Connect, gRPC-Web), -1 for none [USHER_WEB_PORT; 8090].",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    default=None,
+    help="An origin (https://console.example.com, or *) whose pages may call the web port;"
+    " repeat for more [USHER_CORS_ORIGINS, comma-separated; none].",
 )
 @click.option("--grace", type=float, default=None, help="Shutdown grace in seconds [10].")
 @click.option(
@@ -429,7 +469,7 @@ def serve_command(worker_of: int | None, worker_index: int | None, **flags: Any)
     """Run the gRPC front door until SIGTERM or SIGINT."""
     from core import workers
 
-    given = {k: v for k, v in flags.items() if v is not None}
+    given = {k: v for k, v in flags.items() if v is not None and v != ()}  # () : not given
     try:
         settings = ServeSettings(**given)
     except ValidationError as exc:

@@ -116,6 +116,7 @@ def ready_reporter(index: int) -> Callable[[Server, str], None]:
             "port": server.port,
             "services": list(server.served),
             "metrics": metrics,
+            "web": server.web.url if server.web is not None else None,
         }
         sys.stdout.write(READY + json.dumps(facts) + "\n")
         sys.stdout.flush()
@@ -147,6 +148,7 @@ class Shared:
     """What every worker attaches to."""
 
     port: int
+    web_port: int
     database_url: str
     redis_url: str
     ray_address: str
@@ -157,6 +159,8 @@ def worker_command(settings: ServeSettings, shared: Shared, index: int) -> list[
     return [
         *(sys.executable, "-m", "core.cli", "serve"),
         *("--host", settings.host, "--port", str(shared.port)),
+        *("--web-port", str(shared.web_port)),
+        *(arg for origin in settings.cors_origins for arg in ("--cors-origin", origin)),
         *("--http-port", str(http_port), "--data-dir", str(settings.data_dir)),
         *("--shards", str(settings.shards), "--grace", str(settings.grace)),
         *("--max-streams-per-credential", str(settings.max_streams_per_credential)),
@@ -366,7 +370,7 @@ async def supervise(settings: ServeSettings) -> int:
 
     import ray
 
-    from core.serve import DEMO_TENANT, start_shards
+    from core.serve import DEMO_TENANT, start_shards, web_origins
     from core.store.connect import connect
 
     stop = asyncio.Event()
@@ -382,6 +386,8 @@ async def supervise(settings: ServeSettings) -> int:
         connections = await connect(settings.store())
     holder = reserve_port(settings.host, settings.port)
     port = settings.port if holder is None else int(holder.getsockname()[1])
+    web_holder = reserve_port(settings.host, settings.web_port)
+    web_port = settings.web_port if web_holder is None else int(web_holder.getsockname()[1])
     try:
         handles, database_url, redis_url = await start_shards(settings, connections)
         try:
@@ -389,7 +395,7 @@ async def supervise(settings: ServeSettings) -> int:
                 loop.add_signal_handler(sig, signalled)
             tokens = await _seed_demo(settings, handles, connections) if settings.demo else {}
             address = ray.get_runtime_context().gcs_address
-            shared = Shared(port, database_url, redis_url, address)
+            shared = Shared(port, web_port, database_url, redis_url, address)
             env = worker_environment(shared)
             supervisor = Supervisor(
                 [Worker(i, worker_command(settings, shared, i), env) for i in range(count)],
@@ -427,6 +433,9 @@ async def supervise(settings: ServeSettings) -> int:
                 click.echo(f"usher: workers: {count} front-door processes (pids {pids})")
                 click.echo(f"usher: PostgreSQL: {connections.database_url}")
                 click.echo(f"usher: Redis: {connections.redis_url}")
+                if workers[0].facts.get("web"):
+                    click.echo(f"usher: web API (Connect, gRPC-Web): {workers[0].facts['web']}")
+                    click.echo(f"usher: web API CORS origins: {web_origins(settings)}")
                 click.echo(f"usher: metrics: {'off' if settings.http_port < 0 else metrics}")
                 for role, token in tokens.items():
                     click.echo(f"usher: demo {role} token (tenant {DEMO_TENANT}): {token}")
@@ -443,8 +452,9 @@ async def supervise(settings: ServeSettings) -> int:
         finally:
             ray.shutdown()  # a local Ray started here stops; detached shards elsewhere stay up
     finally:
-        if holder is not None:
-            holder.close()
+        for held in (holder, web_holder):
+            if held is not None:
+                held.close()
         await connections.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(Exception):

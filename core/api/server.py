@@ -8,7 +8,9 @@ UNAVAILABLE "server shutting down", new calls are refused, and unary calls in fl
 that way. Which servicers run is a parameter; ``available_servicers(ctx)`` finds those whose
 modules exist (``core.api.admin``, ``conversations``, ``agents``, ``supervisors``). Server
 streams are capped, counted and ended with their calls by ``core.api.streams.StreamGuard``;
-keepalive pings find dead peers (``core.api.keepalive``).
+keepalive pings find dead peers (``core.api.keepalive``). With ``web`` options the same
+services are also served to browsers (Connect and gRPC-Web, ``core.api.web``) by relaying each
+call to this server over a local socket, so every interceptor applies to them too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import contextlib
 import importlib
 import inspect
+import os
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ from typing import Any
 
 import grpc
 import structlog
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from usher.v1 import (
@@ -60,6 +64,7 @@ from core.api.drain import Drain
 from core.api.keepalive import Keepalive
 from core.api.streams import StreamGuard, StreamLimits
 from core.api.validation import Limits
+from core.api.web import WebOptions, WebServer
 
 log = structlog.get_logger(__name__)
 
@@ -224,8 +229,12 @@ class Server:
         tls: Tls | None = None,
         stream_limits: StreamLimits | None = None,
         keepalive: Keepalive | None = None,
+        web: WebOptions | None = None,
     ) -> None:
         self.ctx = ctx
+        self.web_options = web
+        self.web: WebServer | None = None
+        self._bridge: grpc.aio.Channel | None = None
         self.tls = tls
         self.servicers = tuple(servicers)
         self.host = host
@@ -281,11 +290,35 @@ class Server:
             self.port = self._server.add_secure_port(address, self.tls.credentials())
         if not self.port:
             raise OSError(f"cannot listen on {self.host}:{self.requested_port}")
+        local = f"unix-abstract:usher-front-door-{os.getpid()}-{id(self):x}"
+        if self.web_options is not None and not self._server.add_insecure_port(local):
+            raise OSError(f"cannot listen on {local}")
         await self._server.start()
+        if self.web_options is not None:
+            await self._start_web(local, self.web_options)
         self._revocations = asyncio.create_task(self._end_revoked_streams(), name="revocations")
         await self._set_all(health_pb2.HealthCheckResponse.SERVING)
         log.info("serving", host=self.host, port=self.port, services=list(self.served))
         return self.port
+
+    async def _start_web(self, local: str, options: WebOptions) -> None:
+        """Serve the API to browsers, relayed to this server at ``local``."""
+        from core.api.connect_bridge import bridge_app
+        from core.api.web import web_app
+
+        self._bridge = grpc.aio.insecure_channel(
+            local,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        # the generated modules registered every served service in the default pool
+        pool = descriptor_pool.Default()
+        services = [pool.FindServiceByName(name) for name in self.served]
+        app = bridge_app(self._bridge, services, max_message_bytes=MAX_MESSAGE_BYTES)
+        self.web = WebServer(web_app(app, options.cors_origins), options)
+        await self.web.start()
 
     async def _end_revoked_streams(self) -> None:
         """While streams are open, look for revocations even when no call arrives (calls look
@@ -310,6 +343,10 @@ class Server:
         # the drain, instead of being cancelled by the stop while still unmatched.
         await asyncio.sleep(min(SETTLE, grace))
         await self._server.stop(grace)
+        if self.web is not None:  # its relayed streams ended with the gRPC server's
+            await self.web.stop()
+        if self._bridge is not None:
+            await self._bridge.close()
         log.info("stopped")
 
     async def wait(self) -> None:
@@ -327,6 +364,7 @@ async def serve(
     tls: Tls | None = None,
     stream_limits: StreamLimits | None = None,
     keepalive: Keepalive | None = None,
+    web: WebOptions | None = None,
     on_ready: Callable[[Server], None] | None = None,
 ) -> None:
     """Serve ``servicers`` (default: ``available_servicers(ctx)``) until SIGTERM or SIGINT, then
@@ -340,6 +378,7 @@ async def serve(
         tls=tls,
         stream_limits=stream_limits,
         keepalive=keepalive,
+        web=web,
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
