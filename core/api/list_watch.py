@@ -21,11 +21,12 @@ to the caller's open watches, which show them as changes at the current position
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from core.api.list_facts import (
     CONFIG,
@@ -41,12 +42,15 @@ from core.api.list_facts import (
     visible,
 )
 from core.routing import events as ev
+from core.runtime.feed import Subscription
 from core.store.list_watch import WatchStart
 
 Load = Callable[[Mapping[str, int]], Awaitable[Mapping[str, Sequence[ev.Event]]]]
 """(conversation id -> last position to include) -> each one's folded events, in order."""
 
 CACHE_SIZE: Final = 20_000
+MAX_WATCH_BATCH: Final = 500
+"""Feed items folded into one update when several are ready at once."""
 FOLDED_KINDS: Final = tuple(sorted(kind.__name__ for kind in FOLDED))
 """The stored event types ``histories`` reads."""
 
@@ -303,3 +307,49 @@ class PinSignals:
             if inbox.qsize() >= self._limit:
                 inbox.get_nowait()
             inbox.put_nowait((conversation_id, pinned))
+
+
+async def follow(
+    watch: ListWatch,
+    subscription: Subscription,
+    inbox: asyncio.Queue[tuple[str, bool]],
+    start: Callable[[], Awaitable[WatchStart]],
+) -> AsyncIterator[Update]:
+    """The watch's updates from its feed subscription and the caller's pins, as they come; on a
+    reset, the opening of a new ``start``. Feed items ready together make one update."""
+    items = aiter(subscription)
+    next_item: asyncio.Future[Any] | None = None
+    next_pin: asyncio.Future[tuple[str, bool]] | None = None
+    try:
+        while True:
+            if next_item is None:
+                next_item = asyncio.ensure_future(anext(items))
+            if next_pin is None:
+                next_pin = asyncio.ensure_future(inbox.get())
+            await asyncio.wait((next_item, next_pin), return_when=asyncio.FIRST_COMPLETED)
+            if next_pin.done():
+                conversation_id, pinned = next_pin.result()
+                next_pin = None
+                pin = await watch.pin(conversation_id, pinned)
+                if pin is not None:
+                    yield pin
+            if not next_item.done():
+                continue
+            first = next_item.result()
+            next_item = None
+            batch = [(first.event_id, first.event)]
+            while subscription.ready() and len(batch) < MAX_WATCH_BATCH:
+                item = await anext(items)
+                batch.append((item.event_id, item.event))
+            found = await watch.advance(batch)
+            if found == RESET:
+                yield watch.begin(await start())
+                found = await watch.advance(batch)
+            if isinstance(found, Update):
+                yield found
+    finally:
+        for waiting in (next_item, next_pin):
+            if waiting is not None and not waiting.done():
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await waiting

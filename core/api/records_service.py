@@ -16,8 +16,6 @@ this servicer reach the pinner's watches here (``PinSignals``).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
@@ -33,11 +31,11 @@ from core.api.context import ApiContext, Caller
 from core.api.list_facts import ListName, may_change_lists
 from core.api.list_watch import (
     FOLDED_KINDS,
-    RESET,
     ChangeKind,
     ListWatch,
     PinSignals,
     Update,
+    follow,
 )
 from core.api.resources import conversation_from_row, conversation_from_view
 from core.routing import events as ev
@@ -92,8 +90,6 @@ _CHANGE_KINDS: Final = {
     ChangeKind.LEFT: pb.LIST_CHANGE_KIND_LEFT,
     ChangeKind.UPDATED: pb.LIST_CHANGE_KIND_UPDATED,
 }
-MAX_WATCH_BATCH: Final = 500
-"""Feed items a watch folds into one message when several are ready at once."""
 
 
 def page_size(size: int, default: int = DEFAULT_PAGE) -> int:
@@ -462,54 +458,9 @@ class RecordServicer(pb_grpc.RecordServiceServicer):
             yield watch_message(opening)
             feed = self.ctx.feeds.feed(tenant)
             subscription = feed.subscribe(watch.position, accepts=may_change_lists)
-            async for update in _follow(watch, subscription, inbox, start):
+            async for update in follow(watch, subscription, inbox, start):
                 yield watch_message(update)
         finally:
             self.pin_signals.unsubscribe(tenant, pinner, inbox)
             if subscription is not None:
                 subscription.close()
-
-
-async def _follow(
-    watch: ListWatch,
-    subscription: Subscription,
-    inbox: asyncio.Queue[tuple[str, bool]],
-    start: Callable[[], Awaitable[WatchStart]],
-) -> AsyncIterator[Update]:
-    """The watch's updates from the feed and the caller's pins, as they come."""
-    items = aiter(subscription)
-    next_item: asyncio.Future[Any] | None = None
-    next_pin: asyncio.Future[tuple[str, bool]] | None = None
-    try:
-        while True:
-            if next_item is None:
-                next_item = asyncio.ensure_future(anext(items))
-            if next_pin is None:
-                next_pin = asyncio.ensure_future(inbox.get())
-            await asyncio.wait((next_item, next_pin), return_when=asyncio.FIRST_COMPLETED)
-            if next_pin.done():
-                conversation_id, pinned = next_pin.result()
-                next_pin = None
-                pin = await watch.pin(conversation_id, pinned)
-                if pin is not None:
-                    yield pin
-            if not next_item.done():
-                continue
-            first = next_item.result()
-            next_item = None
-            batch = [(first.event_id, first.event)]
-            while subscription.ready() and len(batch) < MAX_WATCH_BATCH:
-                item = await anext(items)
-                batch.append((item.event_id, item.event))
-            found = await watch.advance(batch)
-            if found == RESET:
-                yield watch.begin(await start())
-                found = await watch.advance(batch)
-            if isinstance(found, Update):
-                yield found
-    finally:
-        for waiting in (next_item, next_pin):
-            if waiting is not None and not waiting.done():
-                waiting.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await waiting
