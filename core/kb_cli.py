@@ -38,6 +38,7 @@ MAX_LIMIT = 50
 def _on_knowledge_base(
     url: str | None, data_dir: Path, action: Callable[[KnowledgeBase], Awaitable[T]]
 ) -> T:
+    from core.knowledge.index_files import IndexFiles
     from core.store.knowledge import Invalid, KnowledgeBase
 
     async def run() -> T:
@@ -49,7 +50,9 @@ def _on_knowledge_base(
             try:
                 async with pool.acquire() as conn:
                     await migrate(conn)
-                return await action(KnowledgeBase(pool))
+                return await action(
+                    KnowledgeBase(pool, index_files=IndexFiles(data_dir / "kb-index"))
+                )
             finally:
                 await pool.close()
         finally:

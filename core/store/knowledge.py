@@ -27,6 +27,7 @@ import asyncpg
 import langcodes
 
 from core.knowledge import Article, Hit, Index, build_index, search
+from core.knowledge.index_files import IndexFiles
 from core.store.errors import InvalidInput, StoreError, translated_errors
 
 ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -217,8 +218,10 @@ class KnowledgeBase:
         max_age: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         timeout: float = 10.0,
+        index_files: IndexFiles | None = None,
     ) -> None:
         self._pool = pool
+        self._files = index_files
         self._max_age = max_age
         self._clock = clock
         self._timeout = timeout
@@ -546,9 +549,7 @@ class KnowledgeBase:
                 return cached.index
             version = await self.version(tenant)
             if cached is None or cached.version != version:
-                articles = await self._published(tenant)
-                index = await asyncio.to_thread(build_index, articles)
-                cached = _Cached(version, index, now)
+                cached = _Cached(version, await self._build(tenant, version), now)
             else:
                 cached.checked_at = now
             cache.entries[tenant] = cached
@@ -557,6 +558,28 @@ class KnowledgeBase:
                 evicted, _ = cache.entries.popitem(last=False)
                 cache.locks.pop(evicted, None)
             return cached.index
+
+    async def _build(self, tenant: str, version: int) -> Index:
+        if self._files is None:
+            return await asyncio.to_thread(build_index, await self._published(tenant))
+        content = f"{version}:{await self._published_identity(tenant)}"
+        index = self._files.load(tenant, content)
+        if index is None:
+            index = await asyncio.to_thread(build_index, await self._published(tenant))
+            self._files.save(tenant, content, index)
+        return index
+
+    async def _published_identity(self, tenant: str) -> str:
+        """What names the published articles' current text: their ids and update times."""
+        with translated_errors():
+            found = await self._pool.fetchval(
+                "SELECT count(*) || ':' || coalesce(md5(string_agg(article_id || '@'"
+                " || update_time::text, ',' ORDER BY article_id)), '')"
+                " FROM kb_articles WHERE tenant_id = $1 AND published",
+                tenant,
+                timeout=self._timeout,
+            )
+        return str(found)
 
     async def _published(self, tenant: str) -> list[Article]:
         with translated_errors():
