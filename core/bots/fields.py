@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from core.bots.flow import FieldSpec, FieldValue
-from core.store.customer_fields import FieldDef, check_value, parse_text
+
+if TYPE_CHECKING:
+    from core.store.customer_fields import FieldDef
+
+# ``core.store.customer_fields`` is imported where it is used: the engine's events name the
+# interpreter's values (``core.routing.events``), and importing ``core.store`` from there would
+# import the event log, which imports the engine's events.
 
 BUILT_IN: Final[Mapping[str, str]] = {
     "display_name": "text",
@@ -43,11 +49,15 @@ def specs(custom: Iterable[tuple[str, str, tuple[str, ...]]]) -> dict[str, Field
 
 
 def _definition(spec: FieldSpec) -> FieldDef:
+    from core.store.customer_fields import FieldDef
+
     return FieldDef(key=spec.key, type=spec.type, choices=spec.choices)
 
 
 def check(spec: FieldSpec, value: FieldValue) -> str | None:
     """What is wrong with ``value`` for ``spec``, or None."""
+    from core.store.customer_fields import check_value
+
     if not spec.type:
         return "no such customer field"
     problem = check_value(_definition(spec), value)
@@ -79,6 +89,8 @@ def parse_answer(spec: FieldSpec, text: str) -> FieldValue | Invalid:
         parts = text.replace(",", ";").split(";")
         value = tuple(_canonical_choice(spec, p) for p in parts if p.strip())
     else:
+        from core.store.customer_fields import parse_text
+
         try:
             value = parse_text(_definition(spec), text)
         except ValueError:

@@ -223,6 +223,8 @@ class StartConversation(Command):
     """How consoles and gateways show the customer (the id is ``customer_id``)."""
     first_message: MessageBody | None = None
     """The customer's first message, recorded in the same command: both or neither."""
+    reference: str = ""
+    """The QR code's or campaign link's reference the customer came from (bots' triggers)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -242,6 +244,8 @@ class ReceiveMessage(Command):
     priority: int = 0
     tags: frozenset[str] = frozenset()
     with_bot: bool = False
+    reference: str = ""
+    """As ``StartConversation.reference``, for a conversation this message starts."""
     require_profile: bool = False
     """Refuse with ``ProfileNeeded`` (nothing changes) when the message would start a
     conversation and ``customer`` has no profile: the door reads the profile then, and only
@@ -342,3 +346,46 @@ class RefreshCustomerProfile(Command):
 
     customer_id: str
     profile: CustomerProfile
+
+
+# --- bots -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishBot(Command):
+    """Serve a bot version (``core.bots.codec.bot_to_json``; status active or paused), replacing
+    the version held: conversations in flight keep theirs. Publishing what is held already
+    changes nothing."""
+
+    bot: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PauseBot(Command):
+    """No trigger starts the bot any more; flows in flight go on. Nothing happens when the bot
+    is not held or is paused already."""
+
+    bot_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveBot(Command):
+    """Forget the bot (flows in flight keep their version). Nothing happens when it is not held."""
+
+    bot_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnswerBotEffect(Command):
+    """The runtime's answer to ``BotEffectRequested`` ``effect`` of the conversation's flow: a
+    webhook's (``text``, ``next_step``) or a knowledge search's (``text`` the answer,
+    ``confident``, ``article``); ``ok`` false for a failure or a timeout. An answer the flow
+    does not await (late, repeated) changes nothing."""
+
+    conversation_id: str
+    effect: int
+    ok: bool
+    text: str = ""
+    next_step: str = ""
+    confident: bool = False
+    article: str = ""

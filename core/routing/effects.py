@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.bots.interpreter import KnowledgeSearch, WebhookCall
 from core.routing.timers import TimerKind
 
 
@@ -20,3 +21,17 @@ class ArmTimer(Effect):
     kind: TimerKind
     subject: str
     deadline: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BotEffectRequested(Effect):
+    """Perform a bot flow's I/O outside the engine (``core.runtime.bot_effects``) and answer it
+    with ``AnswerBotEffect``: a webhook call or a knowledge-base search (exactly one is set).
+    The flow waits for ``effect``; a conversation waits for at most one effect at a time."""
+
+    conversation_id: str
+    bot_id: str
+    version: int
+    effect: int
+    webhook: WebhookCall | None = None
+    knowledge: KnowledgeSearch | None = None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.bots.flow import FieldValue
+from core.bots.interpreter import BotState, KnowledgeSearch, WebhookCall
 from core.routing.explain import Decision
 from core.routing.hours import HoursStatus
 from core.routing.model import (
@@ -367,3 +369,76 @@ class CustomerProfileChanged(Event):
     customer_id: str
     profile: CustomerProfile
     agent_ids: tuple[str, ...] = ()
+
+
+# --- bots ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BotPublished(Event):
+    """A bot version is served (``core.bots.codec.bot_to_json``: active or paused)."""
+
+    bot: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BotPaused(Event):
+    bot_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BotRemoved(Event):
+    bot_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BotTurned(Event):
+    """One turn of a bot's flow in a conversation: where the flow is now (``state``), what the
+    turn wrote to the customer's record, and the effect it waits for, if any. The turn's
+    replies follow as ``MessageRecorded`` events (sender BOT); a hand-off or an end as
+    ``BotHandedOff`` / ``BotEnded``. ``run`` counts the flows started in the conversation;
+    ``trigger`` is set on a run's first turn (``new_conversation``, ``phrase``, ``reference``,
+    ``out_of_hours``, ``keyword``, ``returned``)."""
+
+    conversation_id: str
+    customer_id: str
+    bot_id: str
+    version: int
+    run: int
+    state: BotState
+    trigger: str = ""
+    webhook: WebhookCall | None = None
+    knowledge: KnowledgeSearch | None = None
+    fields: tuple[tuple[str, FieldValue], ...] = ()
+    """Customer field values the turn set (collected answers, set-field actions)."""
+    tags_added: tuple[str, ...] = ()
+    tags_removed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BotHandedOff(Event):
+    """The flow handed the conversation to people (a ``ConversationQueued`` follows when it was
+    with the bot; one waiting already keeps its place): ``reason`` is ``bot_handoff`` or
+    ``bot_could_not_answer``; ``fields`` are what the flow collected."""
+
+    conversation_id: str
+    bot_id: str
+    version: int
+    run: int
+    reason: str
+    queue_id: str = ""
+    skills: tuple[tuple[str, int], ...] = ()
+    priority: int = 0
+    fields: tuple[tuple[str, FieldValue], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BotEnded(Event):
+    """The flow ended; with ``closed`` the conversation closes as resolved by the bot (a
+    ``ConversationEnded`` with reason ``bot_resolved`` follows)."""
+
+    conversation_id: str
+    bot_id: str
+    version: int
+    run: int
+    closed: bool = False

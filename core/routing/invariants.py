@@ -20,7 +20,7 @@ class InvariantViolation(AssertionError):
 
 
 def check_invariants(router: Router) -> None:
-    """Raise ``InvariantViolation`` naming the first broken invariant (1 to 4 and 6 to 8)."""
+    """Raise ``InvariantViolation`` naming the first broken invariant (1 to 4 and 6 to 9)."""
     _one_offer_or_owner(router)
     _capacity(router)
     _skills(router)
@@ -28,6 +28,21 @@ def check_invariants(router: Router) -> None:
     _messages_once(router)
     _relaxed_by_presence(router)
     _no_offline_owner(router)
+    _bot_without_agent(router)
+
+
+def _bot_without_agent(router: Router) -> None:
+    """9. A bot's flow runs only while no agent owns the conversation, and a flow waiting for
+    an effect knows which one."""
+    for conv in router.conversations.values():
+        run = conv.bot
+        if run is None or not run.running:
+            continue
+        if conv.owner is not None or conv.state not in (S.BOT, S.QUEUED, S.OFFERED):
+            _fail(9, f"{conv!r} runs a bot's flow while {conv.state.value}")
+        waiting_effect = run.state.waiting.value == "effect"
+        if waiting_effect != (run.pending is not None and run.state.effect > 0):
+            _fail(9, f"{conv!r}: its flow's awaited effect is unknown")
 
 
 def _relaxed_by_presence(router: Router) -> None:
@@ -158,6 +173,7 @@ def snapshot(router: Router) -> dict[str, Any]:
     """Everything that defines the router's state, as plain comparable data."""
     return {
         "settings": router.settings,
+        "bots": dict(sorted(router.bots.items())),
         "skills": sorted(router.skills),
         "departments": dict(sorted(router.departments.items())),
         "agents": {

@@ -96,6 +96,8 @@ class QueueReason(StrEnum):
     AGENT_IDLE = "agent_idle"
     SILENT_MODE = "silent_mode"
     AGENT_SIGNED_OUT = "agent_signed_out"
+    BOT_HANDOFF = "bot_handoff"
+    """A bot's flow handed the conversation to people (``BotHandedOff`` says why)."""
 
 
 class DeclineReason(StrEnum):

@@ -9,7 +9,8 @@ the lookups and checks every handler shares. The handlers and appliers live by c
 ``core.routing.router_parts``: ``config`` (tenant, skills, departments, agents, queues),
 ``agents`` (status and presence), ``offers`` (offers, assignment, ending, wrap-up), ``transfers``,
 ``modes`` (modes, tags, monitoring), ``messages`` (opening, messages, receipts, typing),
-``customers`` (customers' profiles on their conversations),
+``customers`` (customers' profiles on their conversations), ``bots`` (published bots,
+triggers and the flows running in conversations),
 ``queueing`` (enqueue and routing), ``timers`` (what a timer firing does), ``bookkeeping`` (the
 appliers' index upkeep) and ``plans`` (queue relaxation plans); ``base`` types what they share.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from core.bots.flow import Bot
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing.clock import Clock
@@ -41,6 +43,7 @@ from core.routing.model import (
 from core.routing.pools import Group, GroupKey
 from core.routing.router_parts.agents import AgentsMixin
 from core.routing.router_parts.bookkeeping import BookkeepingMixin
+from core.routing.router_parts.bots import BotsMixin
 from core.routing.router_parts.config import ConfigMixin
 from core.routing.router_parts.customers import CustomersMixin
 from core.routing.router_parts.messages import MessagesMixin
@@ -81,6 +84,7 @@ class Router(
     QueueingMixin,
     TimersMixin,
     BookkeepingMixin,
+    BotsMixin,
 ):
     """The routing state and decisions of one tenant. Not thread-safe; one owner calls it."""
 
@@ -115,6 +119,8 @@ class Router(
         self.message_keys: dict[tuple[str, str], tuple[int, str]] = {}
         """(channel, idempotency key) -> (message id, conversation id), for the conversations in
         memory; older keys are the store's to find (see ``core.runtime.shard``)."""
+        self.bots: dict[str, Bot] = {}
+        """The bots served (active or paused), each at its published version."""
         self._unlisted: list[Conversation] = []
         self._events: list[ev.Event] = []
         self._effects: list[Effect] = []
@@ -155,6 +161,10 @@ class Router(
             c.ReopenConversation: self._reopen,
             c.OpenForAgent: self._open_for_agent,
             c.RefreshCustomerProfile: self._refresh_profile,
+            c.PublishBot: self._publish_bot,
+            c.PauseBot: self._pause_bot,
+            c.RemoveBot: self._remove_bot,
+            c.AnswerBotEffect: self._answer_bot_effect,
         }
         self._appliers: dict[type, Callable[[Any], None]] = {
             ev.TenantConfigured: self._on_tenant_configured,
@@ -192,6 +202,12 @@ class Router(
             ev.TransferResolved: self._on_transfer_resolved,
             ev.ConversationTransferred: self._on_transferred,
             ev.CustomerProfileChanged: self._on_profile_changed,
+            ev.BotPublished: self._on_bot_published,
+            ev.BotPaused: self._on_bot_paused,
+            ev.BotRemoved: self._on_bot_removed,
+            ev.BotTurned: self._on_bot_turned,
+            ev.BotHandedOff: self._on_bot_flow_over,
+            ev.BotEnded: self._on_bot_flow_over,
         }
 
     def __getstate__(self) -> dict[str, Any]:

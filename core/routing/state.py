@@ -6,8 +6,11 @@ Capacity is kept in integer milli-units so weights such as 0.5 or 0.3 add up exa
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from core.bots.flow import Bot
+from core.bots.interpreter import BotState, KnowledgeSearch, WebhookCall
 from core.routing.hours import HoursStatus
 from core.routing.model import (
     AgentProfile,
@@ -122,9 +125,28 @@ STRATEGY_KEYS: dict[Strategy, StrategyKey] = {
 """Each strategy's ordering of agents (smaller is better), as plain functions for the hot loop."""
 
 
+@dataclass(frozen=True, slots=True)
+class BotRun:
+    """A bot's flow in a conversation: the version it runs (kept while it runs, whatever is
+    published meanwhile), where it is, and the effect it waits for."""
+
+    bot: Bot
+    state: BotState
+    run: int
+    """Flows started in the conversation so far (this one included)."""
+    trigger: str = ""
+    pending: WebhookCall | KnowledgeSearch | None = None
+    """The effect awaited while ``state.waiting`` is EFFECT."""
+
+    @property
+    def running(self) -> bool:
+        return not self.state.over
+
+
 class Conversation:
     __slots__ = (
         "assigned_at",
+        "bot",
         "channel",
         "close_reason",
         "closed_at",
@@ -231,6 +253,8 @@ class Conversation:
         """The start of the customer's first message (for offers)."""
         self.message_keys: list[tuple[str, str]] = []
         """(channel, idempotency key) of its messages that have one (forgotten with it)."""
+        self.bot: BotRun | None = None
+        """The bot flow running in it, or the last one that ran (``running`` says which)."""
 
     @property
     def group_key(self) -> GroupKey:

@@ -5,6 +5,7 @@ switches its policy) and change status, custom ones named alone; a queue relaxes
 when none of its skilled agents is online; conversations arrive, wait, are offered, accepted,
 rejected, time out, are taken, force-assigned, transferred, ended and reopened; customers
 write, go idle and leave; customers' profiles are refreshed and blocks stop their messages;
+a bot is published, paused and removed, its flows answer, wait for effects and hand off;
 the clock advances and timers fire. A refused command must leave the state exactly as it was.
 """
 
@@ -17,6 +18,23 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from core.bots import codec
+from core.bots.flow import (
+    ActionsStep,
+    Bot,
+    BotStatus,
+    ChoiceStep,
+    Content,
+    EndAction,
+    Flow,
+    HandOffAction,
+    KeywordTrigger,
+    NewConversationTrigger,
+    Option,
+    SkillNeed,
+    WebhookStep,
+)
+from core.bots.interpreter import Waiting
 from core.routing import Engine, ManualClock, RoutingError
 from core.routing import commands as c
 from core.routing import events as ev
@@ -41,6 +59,36 @@ PROFILES = (
     m.CustomerProfile(customer_id="k", block=m.StandingBlock(block_id=2, until=START + 20.0)),
     m.CustomerProfile(customer_id="k", tags=("x" * (m.MAX_PROFILE_TEXT + 1),)),  # out of bounds
 )
+
+
+def _bot(version: int, status: BotStatus) -> Bot:
+    """A webchat bot: a menu whose first option calls a webhook (falling back to a hand-off
+    wanting a skill) and whose second ends it, closing the conversation."""
+    steps = (
+        ChoiceStep(
+            id="menu",
+            content=Content(body=f"menu v{version}"),
+            options=(Option(id="a", title="A", next="hook"), Option(id="b", title="B", next="bye")),
+        ),
+        WebhookStep(id="hook", url="https://hooks.example.com/a", fallback="human", next="menu"),
+        ActionsStep(
+            id="human",
+            actions=(
+                HandOffAction(
+                    queue="basic", skills=(SkillNeed(skill="s2", min_level=2),), priority=1
+                ),
+            ),
+        ),
+        ActionsStep(id="bye", actions=(EndAction(close=True),)),
+    )
+    return Bot(
+        id="bot",
+        version=version,
+        status=status,
+        channels=("webchat",),
+        triggers=(NewConversationTrigger(), KeywordTrigger(keywords=("help",))),
+        flow=Flow(start="menu", steps=steps, default_reply="pick", max_misses=2),
+    )
 
 
 def _setup_commands() -> list[c.Command]:
@@ -124,6 +172,7 @@ def _setup_commands() -> list[c.Command]:
     commands += [
         c.SetAgentStatus(tenant=T, agent_id=a, status=m.AgentStatus.ONLINE) for a in AGENTS[:4]
     ]
+    commands.append(c.PublishBot(tenant=T, bot=codec.bot_to_json(_bot(1, BotStatus.ACTIVE))))
     return commands
 
 
@@ -383,6 +432,56 @@ class EngineMachine(RuleBasedStateMachine):
         )
         if blocked:
             assert len(self.log) == before, "a blocked customer's message is not recorded"
+
+    # --- bots ------------------------------------------------------------------------------------
+
+    @rule(version=st.integers(1, 3), paused=st.booleans())
+    def publish_bot(self, version: int, paused: bool) -> None:
+        status = BotStatus.PAUSED if paused else BotStatus.ACTIVE
+        self._run(c.PublishBot(tenant=T, bot=codec.bot_to_json(_bot(version, status))))
+
+    @rule(remove=st.booleans())
+    def pause_or_remove_bot(self, remove: bool) -> None:
+        command = c.RemoveBot if remove else c.PauseBot
+        self._run(command(tenant=T, bot_id="bot"))
+
+    @rule(data=st.data(), text=st.sampled_from(["a", "b", "help", "zzz"]), pick=st.booleans())
+    def customer_answers_bot(self, data: st.DataObject, text: str, pick: bool) -> None:
+        running = sorted(
+            cid
+            for cid, conv in self.router.conversations.items()
+            if conv.bot is not None and conv.bot.running
+        )
+        conversation = data.draw(st.sampled_from(running)) if running else self._pick(data)
+        self._run(
+            c.RecordMessage(
+                tenant=T,
+                conversation_id=conversation,
+                sender=m.Sender.CUSTOMER,
+                message=m.MessageBody(text=text, selected_option_id=text if pick else ""),
+            )
+        )
+
+    @rule(data=st.data(), ok=st.booleans(), stale=st.booleans())
+    def effect_answered(self, data: st.DataObject, ok: bool, stale: bool) -> None:
+        waiting = sorted(
+            cid
+            for cid, conv in self.router.conversations.items()
+            if conv.bot is not None and conv.bot.state.waiting is Waiting.EFFECT
+        )
+        if not waiting:
+            return
+        conv = self.router.conversations[data.draw(st.sampled_from(waiting))]
+        assert conv.bot is not None
+        effect = conv.bot.state.effect + (1 if stale else 0)
+        before = len(self.log)
+        self._run(
+            c.AnswerBotEffect(
+                tenant=T, conversation_id=conv.conversation_id, effect=effect, ok=ok, text="ok"
+            )
+        )
+        if stale:
+            assert len(self.log) == before, "an answer not awaited changes nothing"
 
     # --- offers ----------------------------------------------------------------------------------
 

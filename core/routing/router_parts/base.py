@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from core.bots.flow import Bot
+from core.bots.triggers import Match
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing.clock import Clock
@@ -16,8 +18,10 @@ from core.routing.model import (
     CustomerCard,
     CustomerProfile,
     DeclineReason,
+    MessageBody,
     Outcome,
     QueueReason,
+    Sender,
     SystemMessage,
     TenantSettings,
     TransferOutcome,
@@ -65,6 +69,7 @@ class RouterBase:
         _counters: dict[str, int]
         message_seq: int
         message_keys: dict[tuple[str, str], tuple[int, str]]
+        bots: dict[str, Bot]
         _unlisted: list[Conversation]
         _events: list[ev.Event]
         _effects: list[Effect]
@@ -168,6 +173,7 @@ class RouterBase:
             plan: tuple[GroupKey, ...] | None = None,
             exclude: tuple[str, ...] = (),
             route: bool = True,
+            wanted: frozenset[tuple[str, int]] = frozenset(),
         ) -> None: ...
         def _invite_message(self, conv: Conversation) -> None: ...
         def _route(self, conv: Conversation) -> bool: ...
@@ -219,3 +225,13 @@ class RouterBase:
         def _on_transfer_requested(self, e: ev.TransferRequested) -> None: ...
         def _on_transfer_resolved(self, e: ev.TransferResolved) -> None: ...
         def _on_transferred(self, e: ev.ConversationTransferred) -> None: ...
+        def _emit_message(
+            self, conv: Conversation, sender: Sender, agent_id: str | None, body: MessageBody
+        ) -> None: ...
+        def _stop_flow(self, conv: Conversation) -> None: ...
+        def _bot_match(
+            self, channel: str, *, new: bool, text: str, reference: str, queue_id: str | None
+        ) -> Match | None: ...
+        def _start_flow(self, conv: Conversation, match: Match, text: str) -> None: ...
+        def _bot_hears(self, conv: Conversation, body: MessageBody) -> None: ...
+        def _bot_returns(self, conv: Conversation) -> None: ...

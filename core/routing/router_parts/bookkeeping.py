@@ -120,6 +120,7 @@ class BookkeepingMixin(RouterBase):
         conv.reserved = 0
 
     def _own(self, conv: Conversation, agent: Agent, at: float, reserved: int) -> None:
+        self._stop_flow(conv)  # an agent has it: the bot stops
         conv.owner = agent.agent_id
         conv.last_agent = agent.agent_id
         conv.reserved = reserved

@@ -63,7 +63,14 @@ class MessagesMixin(RouterBase):
                 open_conversation=current,
             )
         queue_id = self._resolve_queue(cmd.queue_id, cmd.region)
-        if queue_id is None and not cmd.with_bot:
+        match = self._bot_match(
+            cmd.channel,
+            new=True,
+            text=first.text if first is not None else "",
+            reference=cmd.reference,
+            queue_id=queue_id,
+        )
+        if queue_id is None and not cmd.with_bot and match is None:
             raise FailedPrecondition(
                 "no queue given and the tenant has no region rule or default queue for it"
             )
@@ -85,7 +92,7 @@ class MessagesMixin(RouterBase):
                 language=cmd.language or self.settings.default_language,
                 priority=cmd.priority,
                 tags=cmd.tags,
-                with_bot=cmd.with_bot,
+                with_bot=cmd.with_bot or match is not None,
                 queue_id=queue_id,
                 customer=cmd.customer,
             )
@@ -93,6 +100,9 @@ class MessagesMixin(RouterBase):
         conv = self.conversations[cmd.conversation_id]
         if first is not None:
             self._emit_message(conv, Sender.CUSTOMER, None, first)
+        if match is not None:  # a bot answers: it greets, and it hands off when it must
+            self._start_flow(conv, match, first.text if first is not None else "")
+            return
         self._say(conv, SystemMessage.WELCOME)
         if not cmd.with_bot:
             assert queue_id is not None
@@ -337,7 +347,9 @@ class MessagesMixin(RouterBase):
                 conv.customer, conv.channel, conv.customer_id, conv.conversation_id
             )
         self._emit_message(conv, cmd.sender, cmd.agent_id, cmd.message)
-        if cmd.sender is Sender.CUSTOMER and conv.owner is not None:
+        if cmd.sender is Sender.CUSTOMER and conv.owner is None:
+            self._bot_hears(conv, cmd.message)
+        elif cmd.sender is Sender.CUSTOMER and conv.owner is not None:
             owner = self.agents[conv.owner]
             custom = (
                 self.settings.custom_status(owner.custom_status) if owner.custom_status else None

@@ -109,6 +109,7 @@ class ModesMixin(RouterBase):
         )
         for agent in (*displaced, *([owner] if owner else [])):
             self._pull(agent)
+        self._bot_returns(conv)
 
     def _tag(self, cmd: c.TagConversation) -> None:
         conv = self._conversation(cmd.conversation_id)

@@ -305,6 +305,7 @@ class OffersMixin(RouterBase):
 
     def _over(self, conv: Conversation) -> None:
         """The customer's next message starts a new conversation."""
+        self._stop_flow(conv)
         key = (conv.customer_id, conv.channel)
         if self.open_conversations.get(key) == conv.conversation_id:
             del self.open_conversations[key]

@@ -32,6 +32,14 @@ from core.routing.state import (
 from core.routing.timers import TimerKind
 
 
+def _wanting(key: GroupKey, wanted: frozenset[tuple[str, int]]) -> GroupKey:
+    """``key`` also requiring ``wanted`` (the higher level of a skill named twice)."""
+    levels = dict(key.requirements)
+    for skill, level in wanted:
+        levels[skill] = max(levels.get(skill, 0), level)
+    return GroupKey(frozenset(levels.items()), key.agents, key.departments)
+
+
 class QueueingMixin(RouterBase):
     """Queueing and routing: enqueue, position, offer to the best agents, pull, relaxation."""
 
@@ -45,8 +53,11 @@ class QueueingMixin(RouterBase):
         plan: tuple[GroupKey, ...] | None = None,
         exclude: tuple[str, ...] = (),
         route: bool = True,
+        wanted: frozenset[tuple[str, int]] = frozenset(),
     ) -> None:
-        """Put the conversation in a queue along its plan, minding business hours, and route it."""
+        """Put the conversation in a queue along its plan, minding business hours, and route it.
+        ``wanted`` (skill, minimum level) are added to the first step and to every later one
+        that names skills or people (a bot's hand-off): relaxing to any agent stays so."""
         queue = self.queues[queue_id]
         s = queue.settings
         now = self.clock.now()
@@ -61,6 +72,11 @@ class QueueingMixin(RouterBase):
             plan, offsets = self._plan(conv, queue, now)
         else:
             offsets = (0.0,) * len(plan)
+        if wanted:
+            plan = tuple(
+                key if i and key == GroupKey() else _wanting(key, wanted)
+                for i, key in enumerate(plan)
+            )
         enqueued_at = now
         if reason is QueueReason.OVERFLOW and conv.enqueued_at is not None:
             enqueued_at = conv.enqueued_at  # keeps its age, so it does not lose its place
@@ -259,6 +275,7 @@ class QueueingMixin(RouterBase):
 
     def _on_queued(self, e: ev.ConversationQueued) -> None:
         conv = self.conversations[e.conversation_id]
+        self._stop_flow(conv)
         self.open_conversations[conv.customer_id, conv.channel] = conv.conversation_id  # reopened
         self._leave_queue(conv)
         self._release_owner(conv)

@@ -1,0 +1,122 @@
+"""Bots for tests: a builder, and one flow with a step of every kind (shared by the engine's
+unit tests, the server's integration tests and the benchmark's smoke test)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.bots import codec
+from core.bots.flow import (
+    ActionsStep,
+    Bot,
+    BotStatus,
+    ChoiceStep,
+    ChoiceStyle,
+    Content,
+    EndAction,
+    FieldSpec,
+    Flow,
+    HandOffAction,
+    KnowledgeStep,
+    MessageStep,
+    NewConversationTrigger,
+    Option,
+    QuestionStep,
+    SetTagsAction,
+    SkillNeed,
+    Step,
+    Trigger,
+    WebhookStep,
+)
+
+EMAIL = FieldSpec(key="email", type="email")
+
+
+def bot(
+    bot_id: str,
+    steps: tuple[Step, ...],
+    *,
+    start: str = "",
+    triggers: tuple[Trigger, ...] = (NewConversationTrigger(),),
+    channels: tuple[str, ...] = ("webchat",),
+    status: BotStatus = BotStatus.ACTIVE,
+    version: int = 1,
+    **flow: Any,
+) -> Bot:
+    return Bot(
+        id=bot_id,
+        name=bot_id.title(),
+        channels=channels,
+        status=status,
+        triggers=triggers,
+        version=version,
+        flow=Flow(start=start or steps[0].id, steps=steps, **flow),
+    )
+
+
+def as_json(b: Bot) -> str:
+    return codec.bot_to_json(b)
+
+
+def menu_steps(
+    *, webhook_url: str = "https://hooks.example.com/order", style: ChoiceStyle = ChoiceStyle.AUTO
+) -> tuple[Step, ...]:
+    """A menu (order status, FAQ, a human, goodbye, and a returned greeting): every step kind.
+
+    ``order`` asks for an e-mail (a customer field), then calls the webhook (fallback: a
+    hand-off saying sorry); ``faq`` answers from the knowledge base; ``human`` tags the customer
+    and hands off to queue ``support`` wanting skill ``billing`` with priority 5; ``bye`` ends
+    and closes."""
+    return (
+        ChoiceStep(
+            id="menu",
+            content=Content(title="Welcome", body="How can we help?", footer="Acme"),
+            options=(
+                Option(id="order", title="Order status", next="ask_email"),
+                Option(id="faq", title="A question", next="ask_question"),
+                Option(id="human", title="A person", next="to_human"),
+                Option(id="bye", title="Nothing", next="goodbye"),
+            ),
+            style=style,
+            button_text="Choose",
+        ),
+        QuestionStep(
+            id="ask_email",
+            content=Content(body="Your e-mail, please?"),
+            field=EMAIL,
+            invalid_reply="That is not an e-mail address.",
+            next="lookup",
+        ),
+        WebhookStep(
+            id="lookup",
+            url=webhook_url,
+            fallback="sorry",
+            timeout_ms=1_000,
+            next="goodbye",
+        ),
+        MessageStep(
+            id="sorry", content=Content(body="Sorry, our system is away."), next="to_human"
+        ),
+        QuestionStep(id="ask_question", content=Content(body="What is your question?"), next="kb"),
+        KnowledgeStep(id="kb", next="goodbye", otherwise="to_human"),
+        ActionsStep(
+            id="to_human",
+            actions=(
+                SetTagsAction(add=("wants_human",)),
+                HandOffAction(
+                    queue="support", skills=(SkillNeed(skill="billing", min_level=2),), priority=5
+                ),
+            ),
+        ),
+        ActionsStep(id="goodbye", actions=(EndAction(close=True),)),
+        MessageStep(id="returned", content=Content(body="Welcome back to the bot."), next="menu"),
+    )
+
+
+def menu_bot(bot_id: str = "menu", **kwargs: Any) -> Bot:
+    webhook_url = kwargs.pop("webhook_url", "https://hooks.example.com/order")
+    style = kwargs.pop("style", ChoiceStyle.AUTO)
+    kwargs.setdefault("default_reply", "Please pick one of the options.")
+    kwargs.setdefault("handoff_text", "Let me find a person for you.")
+    kwargs.setdefault("could_not_answer", HandOffAction(queue="support"))
+    return bot(bot_id, menu_steps(webhook_url=webhook_url, style=style), **kwargs)
