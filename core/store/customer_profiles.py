@@ -58,11 +58,7 @@ SELECT w.customer_id AS wanted, r.customer_id, r.name,
           AND c.last_agent_id IS NOT NULL
         ORDER BY c.created_at DESC LIMIT 1) AS last_agent,
        (SELECT jsonb_build_array(b.block_id, b.reason, extract(epoch FROM b.expires_at))
-        FROM blocks b
-        WHERE b.tenant_id = $1 AND b.unblocked_at IS NULL
-          AND (b.expires_at IS NULL OR b.expires_at > now())
-          AND (b.kind, b.value) IN (
-              SELECT 'customer', x FROM unnest(fam.ids) AS x
+        FROM (SELECT 'customer', x FROM unnest(fam.ids) AS x
               UNION ALL SELECT 'phone', r.phone WHERE r.phone IS NOT NULL
               UNION ALL SELECT 'email', lower(r.email) WHERE coalesce(r.email, '') <> ''
               UNION ALL
@@ -74,7 +70,9 @@ SELECT w.customer_id AS wanted, r.customer_id, r.name,
               UNION ALL
               SELECT 'email', lower(i.external_id) FROM customer_identities i
               WHERE i.tenant_id = $1 AND i.customer_id = r.customer_id
-                AND i.external_id LIKE '%@%')
+                AND i.external_id LIKE '%@%') AS k(kind, value)
+        JOIN blocks b ON b.tenant_id = $1 AND b.kind = k.kind AND b.value = k.value
+        WHERE b.unblocked_at IS NULL AND (b.expires_at IS NULL OR b.expires_at > now())
         ORDER BY b.block_id LIMIT 1)::text AS block
 FROM wanted w
 JOIN customers c0 ON c0.tenant_id = $1 AND c0.customer_id = w.customer_id
@@ -89,7 +87,7 @@ CROSS JOIN LATERAL (
 _GIVEN: Final = "WITH wanted(customer_id) AS (SELECT DISTINCT unnest($2::text[]))"
 _OPEN_AMONG: Final = """WITH wanted(customer_id) AS (
     SELECT DISTINCT c.customer_id FROM conversations c
-    WHERE c.tenant_id = $1 AND c.state NOT IN ('closed', 'abandoned')
+    WHERE c.tenant_id = $1 AND c.state IN ('bot', 'queued', 'offered', 'active', 'wrap_up')
       AND c.customer_id IN (SELECT unnest($2::text[])
                             UNION
                             SELECT mc.customer_id FROM customers mc
