@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck simulate bench clean protos check-protos lint-protos
+.PHONY: run test test-ts lint typecheck simulate bench clean protos check-protos lint-protos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,15 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
+# The TypeScript SDK (clients/typescript) has its own package.json and lockfile.
+TS_DIR   := clients/typescript
+TS_STAMP := $(TS_DIR)/node_modules/.installed
+NPM      := $(shell command -v npm 2>/dev/null)
+
+$(TS_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
+	cd $(TS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(TS_STAMP)
+
 run: $(STAMP)  ## the service with a demo tenant (embedded PostgreSQL, Redis and Ray); Ctrl-C stops
 	$(BIN)/usher serve --demo
 
@@ -30,6 +39,7 @@ simulate: $(STAMP)  ## a simulated contact-center day through the real engine
 
 test: $(STAMP) lint typecheck lint-protos check-protos
 	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory test-ts
 	$(BIN)/usher bench core --agents 100,1000 --quick --json > /dev/null
 	$(BIN)/usher bench store --quick --json > /dev/null
 	$(BIN)/usher bench actor --quick --json > /dev/null
@@ -42,16 +52,38 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-protos: $(STAMP)  ## regenerate the checked-in stubs clients/python/usher/v1 from protos/
+# Node.js is needed for the TypeScript side; where npm is missing (a bare user machine) it is
+# skipped with a notice. CI machines have it, so the TypeScript SDK is always checked there.
+ifeq ($(NPM),)
+protos: $(STAMP)  ## regenerate the checked-in Python stubs (and TypeScript with npm) from protos/
 	$(BIN)/python scripts/gen_protos.py
+	@echo "protos: npm not found, the TypeScript SDK's code was not regenerated"
 
-check-protos: $(STAMP)  ## the stubs match a fresh generation; the SDK type-checks (strict)
+check-protos: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py --check
 	cd clients/python && ../../$(BIN)/mypy
+	@echo "check-protos: npm not found, skipping the TypeScript SDK's drift check"
+
+test-ts:
+	@echo "test-ts: npm not found, skipping the TypeScript SDK's tests"
+else
+protos: $(STAMP) $(NODE_STAMP) $(TS_STAMP)  ## regenerate the Python and TypeScript code from protos/
+	$(BIN)/python scripts/gen_protos.py
+	$(BIN)/python scripts/gen_ts_protos.py
+
+check-protos: $(STAMP) $(NODE_STAMP) $(TS_STAMP)  ## both SDKs match a fresh generation and type-check
+	$(BIN)/python scripts/gen_protos.py --check
+	cd clients/python && ../../$(BIN)/mypy
+	$(BIN)/python scripts/gen_ts_protos.py --check
+	cd $(TS_DIR) && npx --no-install tsc -p tsconfig.json --noEmit
+
+test-ts: $(STAMP) $(TS_STAMP)  ## the TypeScript SDK's Node tests against a real usher serve
+	cd $(TS_DIR) && USHER_PYTHON=$(CURDIR)/$(BIN)/python npm test
+endif
 
 # buf comes from npm: where Node.js is missing (a bare user machine), this step is skipped with
 # a notice; CI machines have Node.js, so the protos are always linted there.
-ifeq ($(shell command -v npm 2>/dev/null),)
+ifeq ($(NPM),)
 lint-protos:
 	@echo "lint-protos: npm not found, skipping buf lint (install Node.js to run it)"
 else
