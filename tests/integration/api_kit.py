@@ -17,6 +17,7 @@ from core.api.keepalive import Keepalive
 from core.api.local import build_local_context
 from core.api.server import Server, Servicer, available_servicers
 from core.api.streams import StreamLimits
+from core.api.web import WebOptions
 from core.store import credentials
 from core.store.connect import Connections
 
@@ -58,8 +59,10 @@ async def running(
     with_core: bool = False,
     stream_limits: StreamLimits | None = None,
     keepalive: Keepalive | None = None,
+    web: WebOptions | None = None,
 ) -> AsyncIterator[Running]:
-    """AdminService and ``extra``; with ``with_core`` every ``usher.v1`` service."""
+    """AdminService and ``extra``; with ``with_core`` every ``usher.v1`` service; with ``web``
+    the API for browsers too (``server.web.url``)."""
     client = aioredis.Redis.from_url(redis_url)
     connections = Connections(pool, client, "test", "test")
     ctx, shard = build_local_context(connections)
@@ -74,6 +77,7 @@ async def running(
         rate_limit=rate_limit,
         stream_limits=stream_limits,
         keepalive=keepalive,
+        web=web,
     )
     await server.start()
     try:
