@@ -2,8 +2,10 @@
 
 ``RollupState`` follows one tenant's events in order and turns each into *facts* (a measure
 of ``core.reports.measures`` and its value, at the event's time, with the conversation's
-queue, agent, channel and tags and the agent's departments at that moment), and each fact into
-deltas of the rows it counts in (``Deltas``). It keeps what it must remember between events:
+queue, agent, channel and tags and the agent's departments at that moment), added up per
+``Key``: the local hour (of the tenant's zone) and those dimensions (``Deltas``; the rows of
+``report_facts``, from which ``core.store.rollups`` derives its coarser rows). It keeps what
+it must remember between events:
 each conversation's queue, channel and tags, when its current wait began, its current owner
 and when their assignment began; each agent's departments; each queue's service-level
 threshold; the tenant's time zone.
@@ -13,11 +15,7 @@ Because the state is a function of the events alone, folding a tenant's whole lo
 relies on it). The shard keeps the state beside the router and snapshots them together, so a
 restarted shard continues the fold where the log's snapshot left it.
 
-Rows (``Key``): grain ``h`` (local hour) or ``d`` (local day) and a level — ``all`` (the
-tenant), ``qc`` (queue × channel), ``a`` (agent), ``qac`` (queue × agent × channel) — and, per
-day only, ``tag`` (one row per tag the conversation carries) and ``dept`` (one per department
-of the fact's agent). Empty strings stand for "none" (a conversation in no queue, a fact with
-no agent) and for the dimensions a level does not have.
+Empty strings stand for "none": a conversation in no queue, a fact with no agent.
 """
 
 from __future__ import annotations
@@ -32,8 +30,9 @@ from core.routing import events as ev
 from core.routing.model import CloseReason, DeclineReason, Outcome, QueueReason, Sender
 from core.routing.model import TransferOutcome as TO
 
-Key = tuple[str, str, str, float, str, str, str]
-"""(grain, level, label, bucket start in epoch seconds, queue, agent, channel)."""
+Key = tuple[float, str, str, str, tuple[str, ...], tuple[str, ...]]
+"""(start of the local hour in epoch seconds, queue, agent, channel, the conversation's tags,
+the agent's departments), tags and departments sorted."""
 Deltas = dict[Key, list[int]]
 
 DEFAULT_SERVICE_LEVEL_SECONDS: Final = 20.0
@@ -149,22 +148,9 @@ class RollupState:
             return
         q = (conv.queue if conv is not None else "") if queue is None else queue
         c = (conv.channel if conv is not None else "") if channel is None else channel
-        hour, day = self.buckets.of(at)
-        bump = self._bump
-        for grain, bucket in (("h", hour), ("d", day)):
-            bump((grain, "all", "", bucket, "", "", ""), values)
-            bump((grain, "qc", "", bucket, q, "", c), values)
-            if agent:
-                bump((grain, "a", "", bucket, "", agent, ""), values)
-            bump((grain, "qac", "", bucket, q, agent, c), values)
-        if conv is not None:
-            for tag in conv.tags:
-                bump(("d", "tag", tag, day, q, agent, c), values)
-        if agent:
-            for department in self.departments.get(agent, ()):
-                bump(("d", "dept", department, day, q, agent, c), values)
-
-    def _bump(self, key: Key, values: tuple[Measure, ...]) -> None:
+        tags = conv.tags if conv is not None else ()
+        departments = self.departments.get(agent, ()) if agent else ()
+        key = (self.buckets.of(at)[0], q, agent, c, tags, departments)
         row = self._deltas.get(key)
         if row is None:
             row = self._deltas[key] = [0] * ms.WIDTH

@@ -244,23 +244,25 @@ class EventLog:
         # The conversations' and messages' rows ride in the same statement as the events.
         conversations = _conversation_columns(projection.conversations)
         messages = [list(column) for column in zip(*projection.messages, strict=True)]
-        rollups = rollup_rows.columns_of(projection.rollups) if projection.rollups else []
+        deltas = {t: d for t, d in projection.rollups.items() if d}
+        rollups = [rollup_rows.payload(deltas)] if deltas else []
         projection.conversations, projection.messages = [], []
         async with self._pool.acquire(timeout=self._timeout) as conn, conn.transaction():
             claimed = await conn.fetch(
-                _append_sql(bool(conversations), bool(messages), bool(rollups)),
+                _append_sql(bool(conversations), bool(messages)),
                 tenants,
                 [epochs[t] for t in tenants],
                 [counts[t] for t in tenants],
                 *columns,
                 *conversations,
                 *messages,
-                *rollups,
                 timeout=self._timeout,
             )
             last = {r["tenant_id"]: r["last_seq"] for r in claimed}
             if len(last) < len(tenants):  # a stale epoch: keep the others' events only
                 raise _Stale(last)
+            if rollups:  # the reports' facts, once the fence held (core.store.rollups)
+                await conn.execute(rollup_rows.APPLY, *rollups, timeout=self._timeout)
             await _write_projection(conn, projection, self._timeout)
         return last
 
@@ -328,10 +330,9 @@ _MESSAGES_CTE = """, messages_written AS (
 
 
 @functools.cache
-def _append_sql(conversations: bool, messages: bool, rollups: bool = False) -> str:
+def _append_sql(conversations: bool, messages: bool) -> str:
     """The epoch fence, the sequence numbers, the events and (when the batch has them) the
-    conversations', messages' and reports' rollup rows in one statement: one round trip for
-    the hot tables."""
+    conversations' and messages' rows in one statement: one round trip for the hot tables."""
     sql = _CLAIM_AND_EVENTS
     first = 10  # the parameter after the nine of the claim and the events
     for present, cte, count in (
@@ -341,8 +342,6 @@ def _append_sql(conversations: bool, messages: bool, rollups: bool = False) -> s
         if present:
             sql += cte.format(*range(first, first + count))
             first += count
-    if rollups:
-        sql += rollup_rows.rollups_cte(first)
     return sql + "\nSELECT tenant_id, last_seq FROM claimed"
 
 

@@ -1,30 +1,42 @@
-"""The reports' rollup rows (``report_rollups``): applying deltas, summing rows, rebuilding.
+"""The reports' rows: facts added as events are stored, rolled up later, read as one.
 
-Deltas (``core.reports.rollup``) are added with upserts: live, as part of the statement that
-stores the events they count (``rollups_cte``, joined to the tenants whose epoch fence held, so
-a refused append adds nothing); when rebuilding, with ``apply``. Each row's measures travel as
-one row of a two-dimensional ``bigint`` array, in ``core.reports.measures.MEASURES`` order.
+Two tables (migration 0018), whose measure columns are ``core.reports.measures.MEASURES``
+(NULL meaning zero):
 
-``sums`` adds rows up per period (``width_bucket`` over the periods' start instants, computed in
-Python in the tenant's zone) and per the dimensions a report groups by. ``rebuild`` recomputes
-a tenant's rows from its event log under the tenant's row lock, so appends wait and the rows
-are exactly the fold of the events up to the tenant's last sequence.
+- ``report_facts``: the fold's deltas (``core.reports.rollup``), one row per local hour and
+  queue, agent, channel, tag set and department set. They are added live by ``APPLY`` in the
+  event log's append transaction, after the statement whose epoch fence held (a refused
+  append adds nothing): a batch touches about one row per conversation it moves, sent as one
+  JSON parameter holding only each row's non-zero measures (``payload``). (Inside the fenced
+  statement, as one more CTE, the same upsert cost several times more: measured.)
+- ``report_rollups``: the same sums per local hour and local day at each level of detail
+  (``all``, ``qc``, ``a``, ``qac``; ``tag`` and ``dept`` per day), which ``compact`` derives
+  from facts: in one statement it deletes the facts of the hours it is given and adds them up
+  into these rows. A fact is therefore counted in exactly one of the tables at any time, and a
+  late fact for an old hour is simply moved by the next compaction.
+
+``sums`` reads a selection of rollup rows and the matching facts not yet compacted, added up
+per period (``width_bucket`` over the periods' start instants, computed in Python in the
+tenant's zone) and per the dimensions a report groups by. ``rebuild`` recomputes a tenant's
+facts from its event log and compacts them, under the tenant's row lock (appends wait).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import asyncpg
+import msgspec
 
 from core.reports import measures as ms
+from core.reports.calendar import Buckets
 from core.reports.rollup import Deltas, RollupState
-from core.store import codec
+from core.store import codec, report_reads
 
+FACT_KEY: Final = ("tenant_id", "bucket", "queue_id", "agent_id", "channel", "tags", "departments")
 KEY_COLUMNS: Final = (
     "tenant_id",
     "grain",
@@ -35,88 +47,168 @@ KEY_COLUMNS: Final = (
     "agent_id",
     "channel",
 )
-_KEY_TYPES: Final = ("text", "text", "text", "text", "timestamptz", "text", "text", "text")
 DIMENSIONS: Final = {"queue": "queue_id", "agent": "agent_id", "channel": "channel"}
 REBUILD_CHUNK: Final = 20_000
-"""Events read and folded per round when rebuilding; their deltas are written then."""
+"""Events read and folded per round when rebuilding; their facts are written then."""
 WRITE_CHUNK: Final = 2_000
-"""Rows per upsert statement when rebuilding."""
+"""Fact rows per upsert statement when rebuilding."""
 
-Columns = list[list[Any]]
+FOREVER: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
+COMPACT_AFTER: Final = dt.timedelta(hours=1, minutes=5)
+"""Facts are compacted once their hour has been over five minutes (an hour bucket starts an
+hour before it ends): few rows are updated again after compaction, and none need be."""
 
-
-def columns(tenant: str, deltas: Deltas) -> Columns:
-    """The key columns and the measure matrix of ``deltas`` (the last entry), for the upsert."""
-    keys: list[list[Any]] = [[] for _ in KEY_COLUMNS]
-    matrix: list[list[int]] = []
-    for (grain, level, label, bucket, queue, agent, channel), row in deltas.items():
-        for column, value in zip(
-            keys,
-            (
-                tenant,
-                grain,
-                level,
-                label,
-                dt.datetime.fromtimestamp(bucket, dt.UTC),
-                queue,
-                agent,
-                channel,
-            ),
-            strict=True,
-        ):
-            column.append(value)
-        matrix.append(row)
-    return [*keys, matrix]
+_json = msgspec.json.Encoder()
 
 
-def columns_of(deltas_by_tenant: dict[str, Deltas]) -> Columns:
-    """``columns`` of several tenants' deltas, concatenated."""
-    out: Columns = [[] for _ in range(len(KEY_COLUMNS) + 1)]
+def _add(table: str, name: str) -> str:
+    """``name`` of an upsert's conflicting row plus the new value, NULL being zero."""
+    return f"{name} = coalesce({table}.{name} + EXCLUDED.{name}, {table}.{name}, EXCLUDED.{name})"
+
+
+# --- writing facts -------------------------------------------------------------------------------
+
+
+def payload(deltas_by_tenant: dict[str, Deltas]) -> str:
+    """The deltas as the upsert's one parameter: a JSON array of fact rows, each with its key
+    and only the measures that are not zero (a row counts about ten of some 120)."""
+    rows: list[dict[str, Any]] = []
+    stamps: dict[float, str] = {}
+    names = ms.MEASURES
     for tenant, deltas in deltas_by_tenant.items():
-        for mine, theirs in zip(out, columns(tenant, deltas), strict=True):
-            mine.extend(theirs)
-    return out
+        for (bucket, queue, agent, channel, tags, departments), values in deltas.items():
+            stamp = stamps.get(bucket)
+            if stamp is None:
+                stamp = stamps[bucket] = dt.datetime.fromtimestamp(bucket, dt.UTC).isoformat()
+            row: dict[str, Any] = {
+                "tenant_id": tenant,
+                "bucket": stamp,
+                "queue_id": queue,
+                "agent_id": agent,
+                "channel": channel,
+                "tags": tags,
+                "departments": departments,
+            }
+            for i, value in enumerate(values):
+                if value:
+                    row[names[i]] = value
+            rows.append(row)
+    return _json.encode(rows).decode()
 
 
-PARAMETERS: Final = len(KEY_COLUMNS) + 1
-
-
-def _upsert(first: int, joined: bool) -> str:
-    keys = ", ".join(f"${first + i}::{t}[]" for i, t in enumerate(_KEY_TYPES))
-    matrix = f"${first + len(KEY_COLUMNS)}::bigint[]"
-    measures = ", ".join(f"m.v[k.n::int][{i + 1}]" for i in range(ms.WIDTH))
-    join = "JOIN claimed c ON c.tenant_id = k.tenant_id" if joined else ""
-    updates = ", ".join(f"{name} = report_rollups.{name} + EXCLUDED.{name}" for name in ms.MEASURES)
-    return f"""INSERT INTO report_rollups ({", ".join(KEY_COLUMNS)}, {", ".join(ms.MEASURES)})
-    SELECT {", ".join(f"k.{c}" for c in KEY_COLUMNS)}, {measures}
-    FROM unnest({keys}) WITH ORDINALITY AS k({", ".join(KEY_COLUMNS)}, n)
-    CROSS JOIN (SELECT {matrix} AS v) AS m
+def _upsert(parameter: int, joined: bool) -> str:
+    join = "JOIN claimed c ON c.tenant_id = d.tenant_id" if joined else ""
+    updates = ", ".join(_add("report_facts", name) for name in ms.MEASURES)
+    return f"""INSERT INTO report_facts
+    SELECT d.* FROM jsonb_populate_recordset(NULL::report_facts, ${parameter}::jsonb) AS d
     {join}
-    ON CONFLICT ({", ".join(KEY_COLUMNS)}) DO UPDATE SET {updates}"""
+    ON CONFLICT ({", ".join(FACT_KEY)}) DO UPDATE SET {updates}"""
 
 
-@functools.cache
-def rollups_cte(first: int) -> str:
-    """The data-modifying CTE adding deltas inside the event log's append statement, its
-    ``PARAMETERS`` parameters numbered from ``first`` (``columns_of`` gives them)."""
-    return f""", rollups_written AS (
-    {_upsert(first, joined=True)}
-)"""
-
-
-_APPLY: Final = _upsert(1, joined=False)
+APPLY: Final = _upsert(1, joined=False)
 
 
 async def apply(conn: asyncpg.Connection, tenant: str, deltas: Deltas) -> int:
-    """Add ``deltas`` to the tenant's rows (rebuilds; live deltas ride with the events).
-    Returns the rows written."""
+    """Add ``deltas`` to the tenant's facts (rebuilds and seeding; live deltas ride with the
+    events). Returns the fact rows written."""
     items = list(deltas.items())
     for i in range(0, len(items), WRITE_CHUNK):
-        await conn.execute(_APPLY, *columns(tenant, dict(items[i : i + WRITE_CHUNK])))
+        await conn.execute(APPLY, payload({tenant: dict(items[i : i + WRITE_CHUNK])}))
     return len(items)
 
 
-# --- reading -----------------------------------------------------------------------------------
+# --- compacting ----------------------------------------------------------------------------------
+
+_SUMS: Final = ", ".join(f"sum({name})" for name in ms.MEASURES)
+_LEVEL: Final = """CASE GROUPING(f.queue_id, f.agent_id, f.channel)
+        WHEN 7 THEN 'all' WHEN 2 THEN 'qc' WHEN 5 THEN 'a' ELSE 'qac' END"""
+_ROLLUP_UPDATES: Final = ", ".join(_add("report_rollups", name) for name in ms.MEASURES)
+_INSERT: Final = (
+    f"""INSERT INTO report_rollups ({", ".join(KEY_COLUMNS)}, {", ".join(ms.MEASURES)})"""
+)
+_CONFLICT: Final = f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET {_ROLLUP_UPDATES}"
+
+_COMPACT: Final = f"""
+WITH moved AS (
+    DELETE FROM report_facts
+    WHERE tenant_id = $1 AND bucket = ANY($2::timestamptz[])
+    RETURNING *
+), facts AS (
+    SELECT m.*, d.day FROM moved m
+    JOIN unnest($2::timestamptz[], $3::timestamptz[]) AS d(hour, day) ON d.hour = m.bucket
+), by_hour AS (
+    {_INSERT}
+    SELECT $1, 'h', {_LEVEL}, '', f.bucket,
+           coalesce(f.queue_id, ''), coalesce(f.agent_id, ''), coalesce(f.channel, ''), {_SUMS}
+    FROM facts f
+    GROUP BY GROUPING SETS ((f.bucket), (f.bucket, f.queue_id, f.channel),
+                            (f.bucket, f.agent_id), (f.bucket, f.queue_id, f.agent_id, f.channel))
+    HAVING GROUPING(f.queue_id, f.agent_id, f.channel) <> 5 OR f.agent_id <> ''
+    {_CONFLICT}
+), by_day AS (
+    {_INSERT}
+    SELECT $1, 'd', {_LEVEL}, '', f.day,
+           coalesce(f.queue_id, ''), coalesce(f.agent_id, ''), coalesce(f.channel, ''), {_SUMS}
+    FROM facts f
+    GROUP BY GROUPING SETS ((f.day), (f.day, f.queue_id, f.channel),
+                            (f.day, f.agent_id), (f.day, f.queue_id, f.agent_id, f.channel))
+    HAVING GROUPING(f.queue_id, f.agent_id, f.channel) <> 5 OR f.agent_id <> ''
+    {_CONFLICT}
+), by_tag AS (
+    {_INSERT}
+    SELECT $1, 'd', 'tag', t.tag, f.day, f.queue_id, f.agent_id, f.channel, {_SUMS}
+    FROM facts f CROSS JOIN LATERAL unnest(f.tags) AS t(tag)
+    GROUP BY t.tag, f.day, f.queue_id, f.agent_id, f.channel
+    {_CONFLICT}
+), by_department AS (
+    {_INSERT}
+    SELECT $1, 'd', 'dept', t.dept, f.day, f.queue_id, f.agent_id, f.channel, {_SUMS}
+    FROM facts f CROSS JOIN LATERAL unnest(f.departments) AS t(dept)
+    GROUP BY t.dept, f.day, f.queue_id, f.agent_id, f.channel
+    {_CONFLICT}
+)
+SELECT count(*) FROM moved"""
+
+
+async def compact(
+    conn: asyncpg.Connection, tenant: str, zone_name: str, before: dt.datetime
+) -> int:
+    """Move the tenant's facts of hours starting before ``before`` into rollup rows (hours
+    and days of ``zone_name``); how many fact rows moved. Facts that arrive meanwhile stay for
+    the next round."""
+    hours = await conn.fetch(
+        "SELECT DISTINCT bucket FROM report_facts WHERE tenant_id = $1 AND bucket < $2",
+        tenant,
+        before,
+    )
+    if not hours:
+        return 0
+    buckets = Buckets(zone_name)
+    starts = [r["bucket"] for r in hours]
+    days = [dt.datetime.fromtimestamp(buckets.of(h.timestamp())[1], dt.UTC) for h in starts]
+    moved: int = await conn.fetchval(_COMPACT, tenant, starts, days)
+    return moved
+
+
+async def tenants_with_facts(pool: asyncpg.Pool, before: dt.datetime) -> list[str]:
+    """Tenants holding facts of hours starting before ``before``."""
+    rows = await pool.fetch("SELECT DISTINCT tenant_id FROM report_facts WHERE bucket < $1", before)
+    return [r["tenant_id"] for r in rows]
+
+
+async def compact_due(pool: asyncpg.Pool, now: dt.datetime | None = None) -> int:
+    """Compact every tenant's facts of the hours that ended ``COMPACT_AFTER`` ago or more, in
+    its time zone (a transaction per tenant); how many fact rows moved."""
+    before = (now or dt.datetime.now(dt.UTC)) - COMPACT_AFTER
+    moved = 0
+    for tenant in await tenants_with_facts(pool, before):
+        zone = await report_reads.time_zone(pool, tenant) or "UTC"
+        async with pool.acquire() as conn, conn.transaction():
+            moved += await compact(conn, tenant, zone, before)
+    return moved
+
+
+# --- reading -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +237,8 @@ class Summed:
     values: tuple[int, ...]
 
 
-_SUMS: Final = ", ".join(f"sum({name})::bigint" for name in ms.MEASURES)
+_MEASURE_LIST: Final = ", ".join(ms.MEASURES)
+_TOTALS: Final = ", ".join(f"sum({name})::bigint" for name in ms.MEASURES)
 
 
 async def sums(
@@ -154,25 +247,11 @@ async def sums(
     starts: Sequence[dt.datetime],
     group_by: Sequence[str] = (),
 ) -> list[Summed]:
-    """The rows of ``selection`` added up per period (``starts``: each period's first instant,
-    ascending) and per the dimensions in ``group_by`` (``queue``, ``agent``, ``channel``)."""
-    where = [
-        "tenant_id = $1",
-        "grain = $2",
-        "level = $3",
-        "label = $4",
-        "bucket >= $5",
-        "bucket < $6",
-    ]
-    args: list[Any] = [
-        selection.tenant,
-        selection.grain,
-        selection.level,
-        selection.label,
-        selection.start,
-        selection.end,
-        list(starts),
-    ]
+    """The rows of ``selection`` (rollups, and the facts not yet compacted) added up per
+    period (``starts``: each period's first instant, ascending) and per the dimensions in
+    ``group_by`` (``queue``, ``agent``, ``channel``)."""
+    args: list[Any] = [selection.tenant, selection.start, selection.end, list(starts)]
+    filters: list[str] = []
     for values, column in (
         (selection.queues, "queue_id"),
         (selection.agents, "agent_id"),
@@ -180,29 +259,45 @@ async def sums(
     ):
         if values:
             args.append(list(values))
-            where.append(f"{column} = ANY(${len(args)}::text[])")
-    if selection.agents_only:
-        where.append("agent_id <> ''")
+            filters.append(f"{column} = ANY(${len(args)}::text[])")
+    if selection.agents_only or selection.level == "a":
+        filters.append("agent_id <> ''")
+    facts = list(filters)
+    if selection.level in ("tag", "dept"):
+        args.append(selection.label)
+        column = "tags" if selection.level == "tag" else "departments"
+        facts.append(f"${len(args)} = ANY({column})")
+    args += [selection.grain, selection.level, selection.label]
+    grain, level, label = (f"${len(args) - 2}", f"${len(args) - 1}", f"${len(args)}")
     dims = [DIMENSIONS[d] for d in group_by]
-    selected = ", ".join(["width_bucket(bucket, $7::timestamptz[]) AS period", *dims, _SUMS])
+    columns = ", ".join(["bucket", *dims, _MEASURE_LIST])
+    where = " ".join(f"AND {f}" for f in filters)
+    where_facts = " ".join(f"AND {f}" for f in facts)
     grouped = ", ".join(["1", *(str(i + 2) for i in range(len(dims)))])
-    sql = (
-        f"SELECT {selected} FROM report_rollups WHERE {' AND '.join(where)}"
-        f" GROUP BY {grouped} ORDER BY {grouped}"
-    )
+    sql = f"""
+    SELECT {", ".join(["width_bucket(bucket, $4::timestamptz[]) AS period", *dims, _TOTALS])}
+    FROM (
+        SELECT {columns} FROM report_rollups
+        WHERE tenant_id = $1 AND grain = {grain} AND level = {level} AND label = {label}
+          AND bucket >= $2 AND bucket < $3 {where}
+        UNION ALL
+        SELECT {columns} FROM report_facts
+        WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3 {where_facts}
+    ) AS rows
+    GROUP BY {grouped} ORDER BY {grouped}"""
     rows = await pool.fetch(sql, *args)
     width = len(dims)
     return [
         Summed(
             period=r[0] - 1,
             dimensions=tuple(r[1 + i] for i in range(width)),
-            values=tuple(r[1 + width + i] for i in range(ms.WIDTH)),
+            values=tuple(r[1 + width + i] or 0 for i in range(ms.WIDTH)),
         )
         for r in rows
     ]
 
 
-# --- rebuilding --------------------------------------------------------------------------------
+# --- rebuilding ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,14 +305,14 @@ class Rebuilt:
     tenant: str
     events: int
     rows: int
-    """Distinct rows written."""
+    """Rollup rows written."""
     time_zone: str
 
 
 async def rebuild(db: asyncpg.Pool | asyncpg.Connection, tenant: str) -> Rebuilt:
-    """Recompute the tenant's rollups from its whole event log, in one transaction that holds
-    the tenant's row (the shard's appends wait until it commits). ``LookupError`` for a tenant
-    that does not exist."""
+    """Recompute the tenant's facts and rollups from its whole event log, in one transaction
+    that holds the tenant's row (the shard's appends wait until it commits). ``LookupError``
+    for a tenant that does not exist."""
     if isinstance(db, asyncpg.Pool):
         async with db.acquire() as conn:
             return await _rebuild(conn, tenant)
@@ -233,6 +328,7 @@ async def _rebuild(conn: asyncpg.Connection, tenant: str) -> Rebuilt:
         )
         if last is None:
             raise LookupError(f"tenant {tenant!r} not found")
+        await conn.execute("DELETE FROM report_facts WHERE tenant_id = $1", tenant)
         await conn.execute("DELETE FROM report_rollups WHERE tenant_id = $1", tenant)
         after = 0
         while after < last:
@@ -250,6 +346,7 @@ async def _rebuild(conn: asyncpg.Connection, tenant: str) -> Rebuilt:
             events += len(records)
             deltas = state.fold(codec.decode(r["type"], r["payload"]) for r in records)
             await apply(conn, tenant, deltas)
+            await compact(conn, tenant, state.zone_name, FOREVER)
         written = await conn.fetchval(
             "SELECT count(*) FROM report_rollups WHERE tenant_id = $1", tenant
         )

@@ -408,7 +408,6 @@ async def world(pool: asyncpg.Pool, redis_url: str) -> AsyncIterator[World]:
 # --- reading figures ---------------------------------------------------------------------------
 
 
-
 def _seconds(d: duration_pb2.Duration, present: bool) -> float | None:
     return round(d.seconds + d.nanos / 1e9, 4) if present else None
 
@@ -1010,3 +1009,31 @@ async def test_a_rebuild_answers_the_same(world: World) -> None:
     await rollups.rebuild(world.pool, T)
     after = await world.reports.get_agent_report(pb.GetAgentReportRequest(query=query(DAY1, DAY3)))
     assert after == before
+
+
+async def test_compacting_facts_into_rollups_changes_no_figure(world: World) -> None:
+    async def everything() -> list[object]:
+        q = query(DAY1, DAY3)
+        hours = pb.ReportQuery(start_time=ts(DAY1), end_time=ts(DAY3), group_by=1)
+        return [
+            await world.reports.get_overview_report(pb.GetOverviewReportRequest(query=q)),
+            await world.reports.get_overview_report(pb.GetOverviewReportRequest(query=hours)),
+            await world.reports.get_agent_report(pb.GetAgentReportRequest(query=q)),
+            await world.reports.get_queue_report(pb.GetQueueReportRequest(query=q)),
+            await world.reports.get_channel_report(pb.GetChannelReportRequest(query=q)),
+            await world.reports.get_overview_report(
+                pb.GetOverviewReportRequest(query=query(DAY1, DAY3, tag="vip"))
+            ),
+            await world.reports.get_agent_report(
+                pb.GetAgentReportRequest(query=query(DAY1, DAY3, department="departments/sales"))
+            ),
+        ]
+
+    before = await everything()
+    async with world.pool.acquire() as conn:
+        # part of the facts first (the hours before 12:00 on day 1), then the rest
+        assert await rollups.compact(conn, T, "Asia/Bangkok", at(DAY1, 12)) > 0
+        assert await everything() == before
+        assert await rollups.compact(conn, T, "Asia/Bangkok", rollups.FOREVER) > 0
+    assert await world.pool.fetchval("SELECT count(*) FROM report_facts") == 0
+    assert await everything() == before
