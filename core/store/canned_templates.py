@@ -70,10 +70,12 @@ def _quoted(text: str) -> str:
     return repr(text if len(text) <= _QUOTED else text[: _QUOTED - 1] + "\u2026")
 
 
-def known(name: str, field_keys: Collection[str] | None) -> bool:
-    """Whether ``name`` is a variable: a built-in one, or a custom field in ``field_keys``
+def known(
+    name: str, field_keys: Collection[str] | None, built_in: Collection[str] = BUILT_IN
+) -> bool:
+    """Whether ``name`` is a variable: one of ``built_in``, or a custom field in ``field_keys``
     (None: any well-formed key, for reading texts saved earlier)."""
-    if name in BUILT_IN:
+    if name in built_in:
         return True
     key = name.removeprefix(FIELD_PREFIX)
     if key == name or KEY_PATTERN.fullmatch(key) is None:
@@ -81,9 +83,12 @@ def known(name: str, field_keys: Collection[str] | None) -> bool:
     return field_keys is None or key in field_keys
 
 
-def parse(text: str, field_keys: Collection[str] | None = ()) -> Template:
-    """``text`` as a template whose custom-field variables name keys of ``field_keys`` (None:
-    any well-formed key); ``TemplateError`` listing every problem otherwise."""
+def parse(
+    text: str, field_keys: Collection[str] | None = (), built_in: Collection[str] = BUILT_IN
+) -> Template:
+    """``text`` as a template whose variables are ``built_in`` ones (canned replies' by default;
+    broadcasts name their own) or custom fields of ``field_keys`` (None: any well-formed key);
+    ``TemplateError`` listing every problem otherwise."""
     parts: list[str | Variable] = []
     problems: list[str] = []
     literal: list[str] = []
@@ -103,7 +108,7 @@ def parse(text: str, field_keys: Collection[str] | None = ()) -> Template:
             )
             continue
         name = match[1].strip()
-        if not known(name, field_keys):
+        if not known(name, field_keys, built_in):
             problems.append(f"unknown variable {_quoted(name)}")
             continue
         count += 1
