@@ -68,8 +68,7 @@ test-ts:
 	@echo "test-ts: npm not found, skipping the TypeScript SDK's tests"
 else
 protos: $(STAMP) $(NODE_STAMP) $(TS_STAMP)  ## regenerate the Python and TypeScript code from protos/
-	$(BIN)/python scripts/gen_protos.py
-	$(BIN)/python scripts/gen_ts_protos.py
+	$(BIN)/python scripts/gen_protos.py  # runs scripts/gen_ts_protos.py too
 
 check-protos: $(STAMP) $(NODE_STAMP) $(TS_STAMP)  ## both SDKs match a fresh generation and type-check
 	$(BIN)/python scripts/gen_protos.py --check

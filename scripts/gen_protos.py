@@ -1,6 +1,6 @@
 """Generate the Python stubs of ``protos/usher/v1`` into ``clients/python/usher/v1``.
 
-    python scripts/gen_protos.py           # regenerate the checked-in stubs
+    python scripts/gen_protos.py           # regenerate the checked-in stubs (and the TypeScript)
     python scripts/gen_protos.py --check   # exit 1 if they differ from a fresh generation
 
 grpcio-tools' protoc writes ``*_pb2.py`` and ``*_pb2_grpc.py``; mypy-protobuf's plugins write
@@ -121,7 +121,20 @@ def main() -> int:
         if current.get(name) != text:
             (target / name).write_text(text)
     print(f"{target.relative_to(ROOT)}: {len(fresh)} files, {'updated' if diff else 'unchanged'}")
-    return 0
+    return typescript()
+
+
+def typescript() -> int:
+    """Regenerate the TypeScript SDK's code too (``gen_ts_protos.py``) when its tools are
+    installed, so that no regeneration leaves it behind (``make check-protos`` checks both)."""
+    tools = (
+        ROOT / "node_modules/.bin/buf",
+        ROOT / "clients/typescript/node_modules/.bin/protoc-gen-es",
+    )
+    if not all(tool.exists() for tool in tools):
+        print("clients/typescript/src/gen: not regenerated (no npm tools): run `make protos`")
+        return 0
+    return subprocess.run([sys.executable, str(ROOT / "scripts/gen_ts_protos.py")]).returncode
 
 
 if __name__ == "__main__":
