@@ -5,13 +5,16 @@ The blocklist is not routing state: this door writes it through ``ApiContext.blo
 whose inbound cache it shares with ConversationService (a change here takes effect there at
 once in this process). A block or unblock refreshes the profiles of the customers it names on
 their open conversations (``core.api.profiles``), so the engine stops or lets through their
-messages there. The servicer validates, authorizes and translates; it holds no SQL.
+messages there. Block changes (created, unblocked, expired) are logged with them and streamed
+by ``WatchBlocks`` from that log (``core.api.block_watch``), never from the shards'. The
+servicer validates, authorizes and translates; it holds no SQL.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, Final
 
 from usher.v1 import blocklist_service_pb2 as pb
 from usher.v1 import blocklist_service_pb2_grpc as pb_grpc
@@ -20,10 +23,14 @@ from core.api import convert as cv
 from core.api import policy, profiles
 from core.api.admin import decode_token, encode_token, page_size
 from core.api.auth import caller
+from core.api.block_watch import BlockWatch
 from core.api.context import ApiContext, Caller
 from core.api.conversation_access import authorize, who_acts
 from core.routing.errors import InvalidArgument, NotFound, PermissionDenied
+from core.store import block_events
 from core.store.access import Access
+from core.store.block_events import BlockEvent
+from core.store.block_log import Change
 from core.store.blocklist import Block, Kind, State, normalized
 from core.store.errors import InvalidInput
 
@@ -57,6 +64,24 @@ def block_to_proto(block: Block, now: dt.datetime) -> pb.Block:
     value = f"customers/{block.value}" if block.kind is Kind.CUSTOMER else block.value
     setattr(out, _FIELD_OF[block.kind], value)
     return out
+
+
+_CHANGE: Final = {
+    Change.CREATED: pb.BLOCK_CHANGE_CREATED,
+    Change.UNBLOCKED: pb.BLOCK_CHANGE_UNBLOCKED,
+    Change.EXPIRED: pb.BLOCK_CHANGE_EXPIRED,
+}
+
+
+def event_to_proto(event: BlockEvent) -> pb.BlockEvent:
+    """A change, with the block as it left it (its state as of the change): a pure function of
+    the log row, so a replay shows what the live stream showed."""
+    return pb.BlockEvent(
+        event_id=event.seq,
+        time=cv.timestamp(event.at),
+        change=_CHANGE[event.change],
+        block=block_to_proto(event.block, event.at),
+    )
 
 
 def _target(message: pb.Block | pb.ListBlocksRequest, prefix: str) -> tuple[Kind, str] | None:
@@ -93,6 +118,7 @@ class BlocklistServicer(pb_grpc.BlocklistServiceServicer):
     def __init__(self, api: ApiContext) -> None:
         self._api = api
         self._access = Access(api.pool)
+        self._watch = BlockWatch(api.pool)
 
     async def _not_found(self, block_id: int) -> NotFound:
         return NotFound(
@@ -181,6 +207,7 @@ class BlocklistServicer(pb_grpc.BlocklistServiceServicer):
         tenant = caller(context).tenant
         size = await page_size(context, request.page_size)
         token = await decode_token(context, request.page_token)
+        head = await block_events.head(self._api.pool, tenant)  # before the page: no gap
         before: int | None = None
         if token:
             if not token.isascii() or not token.isdigit() or len(token) > 18:
@@ -201,6 +228,7 @@ class BlocklistServicer(pb_grpc.BlocklistServiceServicer):
         return pb.ListBlocksResponse(
             blocks=[block_to_proto(block, now) for block in found],
             next_page_token=encode_token(str(found[-1].block_id)) if more else "",
+            watch_after_event_id=head,
         )
 
     @cv.guarded
@@ -212,3 +240,11 @@ class BlocklistServicer(pb_grpc.BlocklistServiceServicer):
             raise await self._not_found(block_id)
         await profiles.refresh_block(self._api, who.tenant, found.kind, found.value)
         return pb.UnblockResponse(block=block_to_proto(found, dt.datetime.now(dt.UTC)))
+
+    @cv.guarded_stream
+    async def WatchBlocks(
+        self, request: pb.WatchBlocksRequest, context: Ctx
+    ) -> AsyncIterator[pb.WatchBlocksResponse]:
+        tenant = caller(context).tenant
+        async for batch in self._watch.changes(tenant, request.resume_after_event_id):
+            yield pb.WatchBlocksResponse(events=[event_to_proto(e) for e in batch])

@@ -6,6 +6,9 @@ process keeps a tenant's standing blocks for ``ttl`` seconds (a tenant with none
 lookup), bounded in tenants (least recently used out first) and in blocks per tenant (beyond
 ``max_cached`` the tenant is matched in PostgreSQL, by index). A change made through this
 ``Blocklist`` drops the tenant's cached copy at once; other processes see it within ``ttl``.
+
+Creating and unblocking append their change to the blocklist's change log in the same
+transaction (``core.store.block_log``; read by ``core.store.block_events``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import asyncpg
 import msgspec
 
 from core.routing import model as m
+from core.store import block_log
+from core.store.block_log import Change
 from core.store.errors import InvalidInput, translated_errors
 from core.store.validation import PHONE_PATTERN
 
@@ -325,25 +330,36 @@ class Blocklist:
         created_by: str,
         expires_at: dt.datetime | None,
     ) -> Block | None:
-        """A new block (value as ``normalized``); None when it names an unknown customer."""
+        """A new block (value as ``normalized``), its creation logged; None when it names an
+        unknown customer."""
         if len(reason) > MAX_REASON or "\x00" in reason:
             raise InvalidInput(f"a reason has at most {MAX_REASON} characters")
         value = normalized(kind, value)
         with translated_errors():
-            row = await self._pool.fetchrow(
-                f"""INSERT INTO blocks (tenant_id, kind, value, reason, created_by, expires_at)
-                    SELECT $1, $2, $3, $4, $5, $6
-                    WHERE $2 <> 'customer' OR EXISTS (
-                        SELECT 1 FROM customers WHERE tenant_id = $1 AND customer_id = $3)
-                    RETURNING {_COLUMNS}""",
-                tenant,
-                str(kind),
-                value,
-                reason,
-                created_by,
-                expires_at,
-                timeout=self._timeout,
-            )
+            async with self._pool.acquire() as conn, conn.transaction():
+                await block_log.lock(conn, tenant)  # before any row: the sweep's order
+                row = await conn.fetchrow(
+                    f"""INSERT INTO blocks (tenant_id, kind, value, reason, created_by,
+                            expires_at)
+                        SELECT $1, $2, $3, $4, $5, $6
+                        WHERE $2 <> 'customer' OR EXISTS (
+                            SELECT 1 FROM customers WHERE tenant_id = $1 AND customer_id = $3)
+                        RETURNING {_COLUMNS}""",
+                    tenant,
+                    str(kind),
+                    value,
+                    reason,
+                    created_by,
+                    expires_at,
+                    timeout=self._timeout,
+                )
+                if row is not None:
+                    created = _block(row)
+                    await block_log.append(
+                        conn,
+                        tenant,
+                        [(created.block_id, Change.CREATED, created.created_at, created_by)],
+                    )
         self.forget(tenant)
         return None if row is None else _block(row)
 
@@ -426,22 +442,34 @@ class Blocklist:
         return {row["owner"]: _block(row) for row in rows}
 
     async def unblock(self, tenant: str, block_id: int, *, by: str) -> Block | None:
-        """End a block now (a block already ended stays as it was); None if there is none."""
+        """End a block now, the unblocking logged (a block already ended stays as it was);
+        None if there is none."""
         with translated_errors():
-            row = await self._pool.fetchrow(
-                f"""WITH ended AS (
-                        UPDATE blocks SET unblocked_at = now(), unblocked_by = $3
+            async with self._pool.acquire() as conn, conn.transaction():
+                await block_log.lock(conn, tenant)  # before the row's: the sweep's order
+                ended = await conn.fetchrow(
+                    f"""UPDATE blocks SET unblocked_at = now(), unblocked_by = $3
                         WHERE tenant_id = $1 AND block_id = $2 AND unblocked_at IS NULL
                           AND (expires_at IS NULL OR expires_at > now())
-                        RETURNING {_COLUMNS})
-                    SELECT {_COLUMNS} FROM ended
-                    UNION ALL
-                    SELECT {_COLUMNS} FROM blocks
-                    WHERE tenant_id = $1 AND block_id = $2 AND NOT EXISTS (SELECT 1 FROM ended)""",
-                tenant,
-                block_id,
-                by,
-                timeout=self._timeout,
-            )
+                        RETURNING {_COLUMNS}""",
+                    tenant,
+                    block_id,
+                    by,
+                    timeout=self._timeout,
+                )
+                if ended is not None:
+                    block = _block(ended)
+                    assert block.unblocked_at is not None
+                    await block_log.append(
+                        conn, tenant, [(block_id, Change.UNBLOCKED, block.unblocked_at, by)]
+                    )
+                    row = ended
+                else:
+                    row = await conn.fetchrow(
+                        f"SELECT {_COLUMNS} FROM blocks WHERE tenant_id = $1 AND block_id = $2",
+                        tenant,
+                        block_id,
+                        timeout=self._timeout,
+                    )
         self.forget(tenant)
         return None if row is None else _block(row)

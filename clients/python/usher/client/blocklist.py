@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from usher.client._base import BaseClient
+from usher.client._stream import EventStream
 from usher.v1 import blocklist_service_pb2 as pb
 from usher.v1 import blocklist_service_pb2_grpc as pb_grpc
 
@@ -14,7 +15,12 @@ class BlocklistClient(BaseClient):
     """Block a customer, phone number, e-mail address or IP address for a period with a reason;
     list, get and unblock. Methods take the generated request message and return the generated
     response. Retried on transient errors: GetBlock, ListBlocks and Unblock (unblocking twice
-    changes nothing)."""
+    changes nothing).
+
+    ``async for event in client.watch_blocks()`` yields ``BlockEvent`` values (created,
+    unblocked, expired), reconnecting and resuming by itself; start it after a listing's
+    ``watch_after_event_id`` to miss nothing the listing did not show.
+    """
 
     @cached_property
     def _stub(self) -> pb_grpc.BlocklistServiceAsyncStub:
@@ -39,3 +45,15 @@ class BlocklistClient(BaseClient):
         self, request: pb.UnblockRequest, *, timeout: float | None = None
     ) -> pb.UnblockResponse:
         return await self._call(self._stub.Unblock, request, idempotent=True, timeout=timeout)
+
+    def watch_blocks(
+        self, *, resume_after_event_id: int = 0
+    ) -> EventStream[pb.WatchBlocksResponse, pb.BlockEvent]:
+        """The tenant's block changes, in order, each once."""
+        return self._stream(
+            self._stub.WatchBlocks,
+            lambda after: pb.WatchBlocksRequest(resume_after_event_id=after),
+            lambda response: response.events,
+            lambda event: event.event_id,
+            resume_after_event_id,
+        )
