@@ -63,10 +63,10 @@ def menu_steps(
 ) -> tuple[Step, ...]:
     """A menu (order status, FAQ, a human, goodbye, and a returned greeting): every step kind.
 
-    ``order`` asks for an e-mail (a customer field), then calls the webhook (fallback: a
-    hand-off saying sorry); ``faq`` answers from the knowledge base; ``human`` tags the customer
-    and hands off to queue ``support`` wanting skill ``billing`` with priority 5; ``bye`` ends
-    and closes."""
+    ``order`` asks for an e-mail (a customer field), then calls the webhook (which may send the
+    flow to ``to_human``; fallback: a hand-off saying sorry); ``faq`` answers from the
+    knowledge base; ``human`` tags the customer and hands off to queue ``support`` wanting skill
+    ``billing`` with priority 5; ``bye`` ends and closes."""
     return (
         ChoiceStep(
             id="menu",
@@ -93,6 +93,7 @@ def menu_steps(
             fallback="sorry",
             timeout_ms=1_000,
             next="goodbye",
+            allowed_next=("to_human",),
         ),
         MessageStep(
             id="sorry", content=Content(body="Sorry, our system is away."), next="to_human"

@@ -51,7 +51,7 @@ from core.routing import events as ev
 from core.routing import model as m
 from core.routing.errors import InvalidArgument, NotFound, PermissionDenied, RoutingError
 from core.runtime.shard import Outcome
-from core.store import conversation_notes
+from core.store import bot_runs, conversation_notes
 from core.store.access import Access
 from core.store.canned_replies import CannedReplies
 from core.store.conversation_notes import ConversationNotes
@@ -508,6 +508,9 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
         if row["state"] not in ("closed", "abandoned"):  # open: with the customer's profile
             profile = await profiles.read(self._api, who.tenant, row["customer_id"])
             set_profile(conversation, profile)
+        hand_off = await bot_runs.last_hand_off(self._api.pool, who.tenant, conversation_id)
+        if hand_off is not None:
+            conversation.bot_hand_off.CopyFrom(res.bot_hand_off(hand_off))
         return agent_service_pb2.GetConversationResponse(conversation=conversation)
 
     @cv.guarded

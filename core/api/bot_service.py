@@ -7,6 +7,13 @@ request) and only then stores it; warnings (an unreachable step of a draft) come
 the stored bot. The tenant's customer fields and channels are read first so that steps naming
 fields get their types and choices get their channels' limits. The servicer holds no SQL.
 
+The PostgreSQL rows are the editing copy; the engine holds the running copy: activating a bot
+(or editing an active one) publishes its version to the tenant's shard (``PublishBot``), pausing
+and deleting it submit ``PauseBot`` / ``RemoveBot``, each after the row is written. A repeated
+activation publishes again, so a publish lost to an outage is made good by retrying; the engine
+ignores a version it holds already. ``GetBotStats`` counts the flows the shard projected
+(``core.store.bot_runs``).
+
 Webhook URLs must be https; ``http`` to this machine is allowed only when the server is started
 with ``USHER_BOT_INSECURE_WEBHOOKS=1`` (tests), or the servicer is built with
 ``allow_insecure_webhooks``.
@@ -34,8 +41,10 @@ from core.bots import fields as bot_fields
 from core.bots import interpreter as it
 from core.bots.flow import Bot, BotStatus, FieldSpec
 from core.bots.validate import Problem, Severity, errors, validate
+from core.routing import commands as c
 from core.routing.errors import AlreadyExists, InvalidArgument, NotFound
-from core.store import customer_fields
+from core.store import bot_runs, customer_fields
+from core.store.admin import AdminStore
 from core.store.bots import Bots, StoredBot
 from core.store.channels import Channels
 
@@ -106,6 +115,7 @@ class BotServicer(pb_grpc.BotServiceServicer):
         self._api = api
         self._bots = Bots(api.pool)
         self._channels = Channels(api.pool)
+        self._admin = AdminStore(api.pool)
         self._insecure = _from_env() if allow_insecure_webhooks is None else allow_insecure_webhooks
 
     # --- the tenant's facts -------------------------------------------------------------------
@@ -140,6 +150,22 @@ class BotServicer(pb_grpc.BotServiceServicer):
         if refused:
             await _refuse(context, {prefix + k: v for k, v in refused.items()})
         return problems
+
+    async def _to_engine(self, command: c.Command) -> None:
+        """Submit ``command`` to the tenant's shard, configuring a tenant the engine has never
+        held (with default settings, as ``AdminService`` does) first."""
+        outcome = await self._api.submit(command)
+        failure = outcome.failure
+        if failure is not None and failure.code == "NOT_FOUND" and "tenant" in failure.details:
+            if await self._admin.tenant_settings(command.tenant) is None:
+                cv.check(await self._api.submit(c.ConfigureTenant(tenant=command.tenant)))
+            outcome = await self._api.submit(command)
+        cv.check(outcome)
+
+    async def _publish(self, tenant: str, stored: StoredBot) -> None:
+        """Serve ``stored`` if the bot is active (its newest version is then published)."""
+        if stored.bot.status is BotStatus.ACTIVE:
+            await self._to_engine(c.PublishBot(tenant=tenant, bot=codec.bot_to_json(stored.bot)))
 
     async def _get(self, tenant: str, bot_id: str, version: int = 0) -> StoredBot:
         found = await self._bots.get(tenant, bot_id, version or None)
@@ -214,6 +240,7 @@ class BotServicer(pb_grpc.BotServiceServicer):
         stored = await self._bots.save(who.tenant, bot, expected=current.bot.version, by=_who(who))
         if stored is None:
             raise _not_found(bot_id)
+        await self._publish(who.tenant, stored)
         return pb.UpdateBotResponse(bot=bot_to_proto(stored), warnings=_warnings(problems, "bot."))
 
     @cv.guarded
@@ -223,7 +250,8 @@ class BotServicer(pb_grpc.BotServiceServicer):
         tenant = caller(context).tenant
         bot_id = cv.parse_name("bots", request.name, field="name")
         current = await self._get(tenant, bot_id)
-        if current.bot.status is BotStatus.ACTIVE:
+        if current.bot.status is BotStatus.ACTIVE:  # served already: publish again (idempotent)
+            await self._publish(tenant, current)
             return pb.ActivateBotResponse(bot=bot_to_proto(current))
         # the fields its steps name, as the tenant defines them now (one may have gone)
         fresh = await self._read(
@@ -237,6 +265,7 @@ class BotServicer(pb_grpc.BotServiceServicer):
         stored = await self._bots.activate(tenant, bot_id, expected=current.bot.version)
         if stored is None:
             raise _not_found(bot_id)
+        await self._publish(tenant, stored)
         return pb.ActivateBotResponse(bot=bot_to_proto(stored))
 
     @cv.guarded
@@ -246,6 +275,7 @@ class BotServicer(pb_grpc.BotServiceServicer):
         stored = await self._bots.pause(tenant, bot_id)
         if stored is None:
             raise _not_found(bot_id)
+        await self._to_engine(c.PauseBot(tenant=tenant, bot_id=bot_id))
         return pb.PauseBotResponse(bot=bot_to_proto(stored))
 
     @cv.guarded
@@ -254,7 +284,37 @@ class BotServicer(pb_grpc.BotServiceServicer):
         bot_id = cv.parse_name("bots", request.name, field="name")
         if not await self._bots.delete(tenant, bot_id):
             raise _not_found(bot_id)
+        await self._to_engine(c.RemoveBot(tenant=tenant, bot_id=bot_id))
         return pb.DeleteBotResponse()
+
+    @cv.guarded
+    async def GetBotStats(
+        self, request: pb.GetBotStatsRequest, context: Ctx
+    ) -> pb.GetBotStatsResponse:
+        tenant = caller(context).tenant
+        bot_id = cv.parse_name("bots", request.name, field="name")
+        await self._get(tenant, bot_id)
+        since = until = None
+        if request.HasField("interval"):
+            given = request.interval
+            since = cv.from_timestamp(given.start_time) if given.HasField("start_time") else None
+            until = cv.from_timestamp(given.end_time) if given.HasField("end_time") else None
+            if since is not None and until is not None and until < since:
+                raise InvalidArgument(
+                    "the interval ends before it starts", field="interval.end_time"
+                )
+        found = await bot_runs.stats(self._api.pool, tenant, bot_id, since, until)
+        return pb.GetBotStatsResponse(
+            stats=pb.BotStats(
+                conversations=found.conversations,
+                triggered_by_message=found.by_message,
+                triggered_by_reference=found.by_reference,
+                customers_reached=found.customers,
+                finished_in_bot=found.finished,
+                handed_off=found.handed_off,
+                could_not_answer=found.not_answered,
+            )
+        )
 
     @cv.guarded
     async def PreviewBot(

@@ -269,6 +269,7 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
                 with_bot=request.with_bot,
                 customer=_card(request.customer, profile),
                 first_message=first,
+                reference=request.reference,
             )
         )
         if await self._kept(tenant, outcome.failure, kept):
@@ -335,6 +336,7 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
             priority=start.priority,
             tags=tags,
             with_bot=start.with_bot,
+            reference=start.reference,
             require_profile=True,
         )
         outcome = await self._api.submit(command)

@@ -158,6 +158,8 @@ def filter_from_proto(f: pb.ConversationFilter, field: str = "filter") -> ListFi
         closed_from=closed_from,
         closed_until=closed_until,
         departments=departments_from_proto(f.departments, f"{field}.departments"),
+        bot_answered=f.bot_answered,
+        bot_not_answered=f.bot_could_not_answer,
     )
 
 

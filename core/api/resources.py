@@ -11,9 +11,11 @@ from usher.v1 import agent_pb2, conversation_pb2, routing_pb2
 from core.api import choices
 from core.api import convert as cv
 from core.api.profile_values import set_profile
+from core.bots.fields import as_text
 from core.routing import events as ev
 from core.routing import model as m
 from core.routing.views import AgentView, ConversationView
+from core.store.bot_runs import HandOff
 from core.store.reads import AgentRow, OpenOffer, TransferRow
 from core.store.records import Attachment as StoredAttachment
 from core.store.records import MessageRecord
@@ -62,6 +64,17 @@ def conversation_from_view(v: ConversationView) -> conversation_pb2.Conversation
     for field, attribute in _TIMES:
         _stamp(out, field, getattr(v, attribute))
     set_profile(out, v.customer.profile)
+    return out
+
+
+def bot_hand_off(h: HandOff) -> conversation_pb2.BotHandOffSummary:
+    out = conversation_pb2.BotHandOffSummary(
+        bot=f"bots/{h.bot_id}",
+        bot_version=h.version,
+        reason=h.reason,
+        fields={key: as_text(value) for key, value in h.fields.items()},
+    )
+    _stamp(out, "hand_off_time", h.at)
     return out
 
 

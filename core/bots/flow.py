@@ -21,6 +21,9 @@ FieldValue: TypeAlias = str | float | bool | tuple[str, ...]
 """A customer field's value, as ``core.store.customer_fields`` holds it."""
 
 DEFAULT_MAX_MISSES: Final = 3
+RETURNED_STEP: Final = "returned"
+"""The step an agent's hand-back (``SetConversationMode`` AUTO) resumes the flow at, when the
+flow has one (else its start): an entry point, like the start and the triggers' steps."""
 MAX_WEBHOOK_TIMEOUT_MS: Final = 10_000
 DEFAULT_WEBHOOK_TIMEOUT_MS: Final = 5_000
 

@@ -10,9 +10,9 @@ are returned beside a stored draft. The rules:
 - no loop without a customer turn: a cycle of steps none of which waits for the customer
   (a choice or a question; a knowledge step staying for the next question) would run for ever
   inside one turn;
-- unreachable steps (from the start and the triggers' steps): a WARNING in a draft, which is
-  work in progress, and an ERROR for what is served (``strict``: activating, or editing an
-  active or paused bot), which must be tidy;
+- unreachable steps (from the start, the triggers' steps and ``returned``, where an agent's
+  hand-back resumes): a WARNING in a draft, which is work in progress, and an ERROR for what is
+  served (``strict``: activating, or editing an active or paused bot), which must be tidy;
 - channels: each must be known (a channel of the tenant, or a channel type's name) and what a
   choice step offers must fit each: WhatsApp reply buttons (at most 3, titles of 20), WhatsApp
   list rows (at most 10, titles of 24, descriptions of 72, the list button of 20, a body of
@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from core.bots import fields as bot_fields
 from core.bots.flow import (
+    RETURNED_STEP,
     STEP_KINDS,
     ActionsStep,
     Bot,
@@ -488,7 +489,7 @@ class _Check:
                 f"flow.steps[{self.position[first]}]",
                 f"a loop without a customer turn: {shown}",
             )
-        roots = [self.flow.start, *(t.step for t in self.bot.triggers if t.step)]
+        roots = [self.flow.start, RETURNED_STEP, *(t.step for t in self.bot.triggers if t.step)]
         reached: set[str] = set()
         todo = [r for r in roots if r in steps]
         while todo:

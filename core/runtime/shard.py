@@ -28,6 +28,10 @@ the rest one read per batch (``core.store.idempotency``) finds what was committe
 
 Timers run on the shard's clock: a task sleeps until the engine's next deadline, ticks, and
 stores what the timers did like any command.
+
+Bots' flows wait for their I/O as effects (``BotEffectRequested``): once the command that asked
+for one has committed, the shard's ``BotEffects`` (``core.runtime.bot_effects``) performs it and
+submits the answer as a command; loading a tenant issues the effects its flows still wait for.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from core.routing.effects import Effect
 from core.routing.errors import AlreadyExists, Duplicate
 from core.routing.router import Router
 from core.routing.views import AgentView, ConversationView, agent_view, conversation_view
+from core.runtime.bot_effects import BotEffects
 from core.runtime.live import TenantLive, tenant_live
 from core.store import idempotency, snapshots
 from core.store.errors import StaleEpoch, StoreError
@@ -97,6 +102,7 @@ class Shard:
         on_commit: Committed | None = None,
         snapshot_every: int = 10_000,
         owns: Callable[[str], bool] | None = None,
+        bot_effects: bool = True,
     ) -> None:
         self.name = name
         self.engine = Engine(clock or SystemClock())
@@ -118,6 +124,8 @@ class Shard:
         self._lock = asyncio.Lock()
         self._timers: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self.bot_effects = BotEffects(pool, self.submit) if bot_effects else None
+        """Performs bots' effects and answers them (None: effects wait, e.g. in benchmarks)."""
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -240,6 +248,8 @@ class Shard:
                 outcome = replace(outcome, first_id=next_id)
                 if self._on_commit is not None:
                     await self._on_commit(tenant, next_id, outcome.events, outcome.effects)
+                if self.bot_effects is not None and outcome.effects:
+                    self.bot_effects.issue_all(outcome.effects)
                 next_id += len(outcome.events)
             outcomes.append(outcome)
         self._last_seq[tenant] = max(self._last_seq.get(tenant, 0), last)
@@ -263,6 +273,8 @@ class Shard:
         self._rollups[tenant] = rollups
         self._last_seq[tenant] = last
         self._since_snapshot[tenant] = 0
+        if router is not None and self.bot_effects is not None:
+            self.bot_effects.issue_all(router.pending_bot_effects())
         log.info("tenant loaded", shard=self.name, tenant=tenant, epoch=epoch, last_event=last)
 
     def _drop(self, tenant: str, why: str, *, epoch: int | None = None) -> None:
@@ -308,6 +320,8 @@ class Shard:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timers
             self._timers = None
+        if self.bot_effects is not None:
+            await self.bot_effects.close()
         await self._log.close()
 
     async def tick(self) -> None:

@@ -110,6 +110,10 @@ class ListFilter:
     closed_until: dt.datetime | None = None
     departments: tuple[str, ...] = ()
     """In the care of any of these departments (see the module docstring)."""
+    bot_answered: bool = False
+    """Closed by a bot as resolved (``bot_resolved``)."""
+    bot_not_answered: bool = False
+    """Handed to people by a bot that could not understand the customer (``bot_runs``)."""
 
     def fingerprint(self, order: Order) -> str:
         """A short digest of the filter and order: a page token is valid for these only."""
@@ -341,6 +345,14 @@ class _Sql:
         self._any("c.channel", f.channels)
         self._any("c.outcome", f.outcomes)
         self._any("c.close_reason", f.close_reasons)
+        if f.bot_answered:
+            self.clauses.append("c.close_reason = 'bot_resolved'")
+        if f.bot_not_answered:
+            self.clauses.append(
+                "EXISTS (SELECT 1 FROM bot_runs r WHERE r.tenant_id = c.tenant_id"
+                " AND r.conversation_id = c.conversation_id"
+                " AND r.reason = 'bot_could_not_answer')"
+            )
         if f.owner is not None:
             self.clauses.append(f"c.owner_agent_id = {self.arg(f.owner)}")
         if f.any_tags:

@@ -29,7 +29,7 @@ from typing import Any
 import asyncpg
 
 from core.routing import events as ev
-from core.store import codec
+from core.store import bot_runs, codec
 from core.store import rollups as rollup_rows
 from core.store.errors import PG_CONNECTION_ERRORS, StaleEpoch, StoreUnavailable
 from core.store.projection import MESSAGE_COLUMNS, Projection, Row, as_json, ts
@@ -456,3 +456,5 @@ async def _write_projection(
         for sql, rows in ((update, history.updates()), (insert, history.inserts())):
             if rows:
                 await conn.executemany(sql, rows, timeout=timeout)
+    if projection.bots:
+        await bot_runs.write(conn, projection.bots, timeout)

@@ -17,6 +17,7 @@ from core.reports.rollup import Deltas, merge
 from core.routing import events as ev
 from core.routing.router import Router
 from core.store import message_choices
+from core.store.bot_runs import BotRows
 
 Row = tuple[Any, ...]
 _json = msgspec.json.Encoder()
@@ -86,6 +87,8 @@ class Projection:
     rollups: dict[str, Deltas] = field(default_factory=dict)
     """Per tenant, the reports' rollup deltas of the events (``core.reports.rollup``; the
     shard folds them, ``project`` does not)."""
+    bots: BotRows = field(default_factory=BotRows)
+    """Bots' flows and what they wrote to customers' records (``core.store.bot_runs``)."""
 
     def extend(self, other: Projection) -> None:
         for table, key in other.removed:
@@ -288,6 +291,8 @@ def project(router: Router, events: list[ev.Event]) -> Projection:
                 out.messages.append(message_row(router, e))
             case ev.SystemMessageSent():
                 out.messages.append(system_message_row(router, e))
+            case ev.BotTurned() | ev.BotHandedOff() | ev.BotEnded():
+                out.bots.add(tenant, e)
     for agent_id in agents:
         agent = router.agents.get(agent_id)
         at = ts(events[-1].at)

@@ -141,6 +141,7 @@ SERVICES: dict[str, set[str]] = {
         "PauseBot",
         "DeleteBot",
         "PreviewBot",
+        "GetBotStats",
     },
     "RecordService": {
         "ListConversations",

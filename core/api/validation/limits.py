@@ -148,6 +148,7 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}ConversationOptions.language": LANGUAGE,
     f"{_P}ConversationOptions.priority": PRIORITY,
     f"{_P}ConversationOptions.tags": TAGS,
+    f"{_P}ConversationOptions.reference": ID,
     # --- ConversationService -------------------------------------------------------------------
     f"{_P}StartConversationRequest.request_id": Limit(max_len=MAX_REQUEST_ID),
     f"{_P}StartConversationRequest.channel": ID,
@@ -156,6 +157,7 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}StartConversationRequest.language": LANGUAGE,
     f"{_P}StartConversationRequest.priority": PRIORITY,
     f"{_P}StartConversationRequest.tags": TAGS,
+    f"{_P}StartConversationRequest.reference": ID,
     f"{_P}ReceiveCustomerMessageRequest.channel": ID,
     f"{_P}PostCustomerMessageRequest.conversation": CONVERSATION,
     f"{_P}PostCustomerMessageRequest.text": MESSAGE_TEXT,
@@ -482,6 +484,7 @@ LIMITS: Final[Mapping[str, Limit]] = {
         for kind in ("Get", "Activate", "Pause", "Delete", "Preview")
     },
     f"{_P}CreateBotRequest.bot_id": ID,
+    f"{_P}GetBotStatsRequest.name": _name("bots"),
     f"{_P}GetBotRequest.version": Limit(low=0, high=1_000_000),
     f"{_P}ListBotsRequest.page_size": PAGE_SIZE,
     f"{_P}ListBotsRequest.page_token": PAGE_TOKEN,

@@ -25,6 +25,7 @@ from typing import Final
 from core.bots import codec, triggers
 from core.bots import interpreter as it
 from core.bots.flow import (
+    RETURNED_STEP,
     Bot,
     BotStatus,
     FieldValue,
@@ -55,8 +56,6 @@ from core.routing.model import (
 from core.routing.router_parts.base import MAX_MESSAGE_TEXT, RouterBase, S
 from core.routing.state import BotRun, Conversation
 
-RETURNED_STEP: Final = "returned"
-"""The step a flow resumes at when an agent hands the conversation back (else its start)."""
 RETURNED: Final = "returned"
 """The trigger kind of a flow an agent's hand-back started."""
 TRIGGER_KINDS: Final[dict[type, str]] = {

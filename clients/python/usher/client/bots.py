@@ -13,8 +13,8 @@ from usher.v1 import bot_service_pb2_grpc as pb_grpc
 
 class BotClient(BaseClient):
     """Methods take the generated request message and return the generated response. Retried
-    on transient errors: GetBot, ListBots, ActivateBot, PauseBot and PreviewBot (repeating them
-    changes nothing more)."""
+    on transient errors: GetBot, ListBots, ActivateBot, PauseBot, PreviewBot and GetBotStats
+    (repeating them changes nothing more)."""
 
     @cached_property
     def _stub(self) -> pb_grpc.BotServiceAsyncStub:
@@ -59,3 +59,8 @@ class BotClient(BaseClient):
         self, request: pb.PreviewBotRequest, *, timeout: float | None = None
     ) -> pb.PreviewBotResponse:
         return await self._call(self._stub.PreviewBot, request, idempotent=True, timeout=timeout)
+
+    async def get_bot_stats(
+        self, request: pb.GetBotStatsRequest, *, timeout: float | None = None
+    ) -> pb.GetBotStatsResponse:
+        return await self._call(self._stub.GetBotStats, request, idempotent=True, timeout=timeout)

@@ -14,6 +14,7 @@ from usher.v1 import bot_pb2 as _bot_pb2
 from usher.v1 import conversation_pb2 as _conversation_pb2
 from usher.v1 import customer_pb2 as _customer_pb2
 from usher.v1 import queue_pb2 as _queue_pb2
+from usher.v1 import record_service_pb2 as _record_service_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -459,6 +460,106 @@ class DeleteBotResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteBotResponse: _TypeAlias = DeleteBotResponse  # noqa: Y015
+
+@_typing.final
+class GetBotStatsRequest(_message.Message):
+    """A bot's figures."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`bots/{bot}`."""
+    @_builtins.property
+    def interval(self) -> _record_service_pb2.Interval:
+        """The flows started within this range; unset: every flow."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        interval: _record_service_pb2.Interval | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBotStatsRequest: _TypeAlias = GetBotStatsRequest  # noqa: Y015
+
+@_typing.final
+class BotStats(_message.Message):
+    """One bot's figures."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATIONS_FIELD_NUMBER: _builtins.int
+    TRIGGERED_BY_MESSAGE_FIELD_NUMBER: _builtins.int
+    TRIGGERED_BY_REFERENCE_FIELD_NUMBER: _builtins.int
+    CUSTOMERS_REACHED_FIELD_NUMBER: _builtins.int
+    FINISHED_IN_BOT_FIELD_NUMBER: _builtins.int
+    HANDED_OFF_FIELD_NUMBER: _builtins.int
+    COULD_NOT_ANSWER_FIELD_NUMBER: _builtins.int
+    conversations: _builtins.int
+    """Conversations the bot ran in."""
+    triggered_by_message: _builtins.int
+    """Flows a customer's message started (a new conversation, a phrase, a keyword, out of
+    hours).
+    """
+    triggered_by_reference: _builtins.int
+    """Flows a QR code's or campaign link's reference started."""
+    customers_reached: _builtins.int
+    """Distinct customers reached."""
+    finished_in_bot: _builtins.int
+    """Flows that ended in the bot (the conversation closed as `bot_resolved`, or not)."""
+    handed_off: _builtins.int
+    """Flows that handed the conversation to people, for any reason."""
+    could_not_answer: _builtins.int
+    """Hand-offs because the customer was not understood (`bot_could_not_answer`)."""
+    def __init__(
+        self,
+        *,
+        conversations: _builtins.int = ...,
+        triggered_by_message: _builtins.int = ...,
+        triggered_by_reference: _builtins.int = ...,
+        customers_reached: _builtins.int = ...,
+        finished_in_bot: _builtins.int = ...,
+        handed_off: _builtins.int = ...,
+        could_not_answer: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversations", b"conversations", "could_not_answer", b"could_not_answer", "customers_reached", b"customers_reached", "finished_in_bot", b"finished_in_bot", "handed_off", b"handed_off", "triggered_by_message", b"triggered_by_message", "triggered_by_reference", b"triggered_by_reference"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BotStats: _TypeAlias = BotStats  # noqa: Y015
+
+@_typing.final
+class GetBotStatsResponse(_message.Message):
+    """The figures."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def stats(self) -> Global___BotStats:
+        """The bot's figures."""
+
+    def __init__(
+        self,
+        *,
+        stats: Global___BotStats | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["stats", b"stats"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["stats", b"stats"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBotStatsResponse: _TypeAlias = GetBotStatsResponse  # noqa: Y015
 
 @_typing.final
 class PreviewBotRequest(_message.Message):

@@ -83,6 +83,11 @@ class BotServiceStub:
                 request_serializer=usher_dot_v1_dot_bot__service__pb2.DeleteBotRequest.SerializeToString,
                 response_deserializer=usher_dot_v1_dot_bot__service__pb2.DeleteBotResponse.FromString,
                 _registered_method=True)
+        self.GetBotStats = channel.unary_unary(
+                '/usher.v1.BotService/GetBotStats',
+                request_serializer=usher_dot_v1_dot_bot__service__pb2.GetBotStatsRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_bot__service__pb2.GetBotStatsResponse.FromString,
+                _registered_method=True)
         self.PreviewBot = channel.unary_unary(
                 '/usher.v1.BotService/PreviewBot',
                 request_serializer=usher_dot_v1_dot_bot__service__pb2.PreviewBotRequest.SerializeToString,
@@ -164,6 +169,17 @@ class BotServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBotStats(self, request, context):
+        """A bot's figures over the flows it started in a period (`interval`; unset: all of them):
+        conversations, flows started by a customer's message or by a QR code's reference,
+        customers reached, flows finished in the bot, handed off, and not answered. Counted from
+        the event log's projection, so they include what committed a moment ago.
+        Errors: INVALID_ARGUMENT (an interval that ends before it starts), NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PreviewBot(self, request, context):
         """Run a bot's flow with a scripted customer, without a conversation: what the bot would say
         and do at each turn. Effects are answered by `effect_answers` in order, or skipped (as a
@@ -211,6 +227,11 @@ def add_BotServiceServicer_to_server(servicer, server):
                     servicer.DeleteBot,
                     request_deserializer=usher_dot_v1_dot_bot__service__pb2.DeleteBotRequest.FromString,
                     response_serializer=usher_dot_v1_dot_bot__service__pb2.DeleteBotResponse.SerializeToString,
+            ),
+            'GetBotStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBotStats,
+                    request_deserializer=usher_dot_v1_dot_bot__service__pb2.GetBotStatsRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_bot__service__pb2.GetBotStatsResponse.SerializeToString,
             ),
             'PreviewBot': grpc.unary_unary_rpc_method_handler(
                     servicer.PreviewBot,
@@ -421,6 +442,33 @@ class BotService:
             '/usher.v1.BotService/DeleteBot',
             usher_dot_v1_dot_bot__service__pb2.DeleteBotRequest.SerializeToString,
             usher_dot_v1_dot_bot__service__pb2.DeleteBotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBotStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usher.v1.BotService/GetBotStats',
+            usher_dot_v1_dot_bot__service__pb2.GetBotStatsRequest.SerializeToString,
+            usher_dot_v1_dot_bot__service__pb2.GetBotStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

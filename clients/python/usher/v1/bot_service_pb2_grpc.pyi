@@ -74,6 +74,13 @@ class BotServiceStub:
     """Delete a draft or paused bot and its versions. Errors: NOT_FOUND, FAILED_PRECONDITION (an
     active bot: pause it first).
     """
+    GetBotStats: _grpc.UnaryUnaryMultiCallable[_bot_service_pb2.GetBotStatsRequest, _bot_service_pb2.GetBotStatsResponse]
+    """A bot's figures over the flows it started in a period (`interval`; unset: all of them):
+    conversations, flows started by a customer's message or by a QR code's reference,
+    customers reached, flows finished in the bot, handed off, and not answered. Counted from
+    the event log's projection, so they include what committed a moment ago.
+    Errors: INVALID_ARGUMENT (an interval that ends before it starts), NOT_FOUND.
+    """
     PreviewBot: _grpc.UnaryUnaryMultiCallable[_bot_service_pb2.PreviewBotRequest, _bot_service_pb2.PreviewBotResponse]
     """Run a bot's flow with a scripted customer, without a conversation: what the bot would say
     and do at each turn. Effects are answered by `effect_answers` in order, or skipped (as a
@@ -126,6 +133,13 @@ class BotServiceAsyncStub(BotServiceStub):
     DeleteBot: _aio.UnaryUnaryMultiCallable[_bot_service_pb2.DeleteBotRequest, _bot_service_pb2.DeleteBotResponse]  # type: ignore[assignment]
     """Delete a draft or paused bot and its versions. Errors: NOT_FOUND, FAILED_PRECONDITION (an
     active bot: pause it first).
+    """
+    GetBotStats: _aio.UnaryUnaryMultiCallable[_bot_service_pb2.GetBotStatsRequest, _bot_service_pb2.GetBotStatsResponse]  # type: ignore[assignment]
+    """A bot's figures over the flows it started in a period (`interval`; unset: all of them):
+    conversations, flows started by a customer's message or by a QR code's reference,
+    customers reached, flows finished in the bot, handed off, and not answered. Counted from
+    the event log's projection, so they include what committed a moment ago.
+    Errors: INVALID_ARGUMENT (an interval that ends before it starts), NOT_FOUND.
     """
     PreviewBot: _aio.UnaryUnaryMultiCallable[_bot_service_pb2.PreviewBotRequest, _bot_service_pb2.PreviewBotResponse]  # type: ignore[assignment]
     """Run a bot's flow with a scripted customer, without a conversation: what the bot would say
@@ -218,6 +232,19 @@ class BotServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_bot_service_pb2.DeleteBotResponse, _abc.Awaitable[_bot_service_pb2.DeleteBotResponse]]:
         """Delete a draft or paused bot and its versions. Errors: NOT_FOUND, FAILED_PRECONDITION (an
         active bot: pause it first).
+        """
+
+    @_abc_1.abstractmethod
+    def GetBotStats(
+        self,
+        request: _bot_service_pb2.GetBotStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_bot_service_pb2.GetBotStatsResponse, _abc.Awaitable[_bot_service_pb2.GetBotStatsResponse]]:
+        """A bot's figures over the flows it started in a period (`interval`; unset: all of them):
+        conversations, flows started by a customer's message or by a QR code's reference,
+        customers reached, flows finished in the bot, handed off, and not answered. Counted from
+        the event log's projection, so they include what committed a moment ago.
+        Errors: INVALID_ARGUMENT (an interval that ends before it starts), NOT_FOUND.
         """
 
     @_abc_1.abstractmethod

@@ -26,47 +26,53 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from usher.v1 import customer_profile_pb2 as usher_dot_v1_dot_customer__profile__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1busher/v1/conversation.proto\x12\x08usher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fusher/v1/customer_profile.proto\"\x93\x05\n\x0c\x43onversation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12,\n\x08\x63ustomer\x18\x03 \x01(\x0b\x32\x1a.usher.v1.CustomerIdentity\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.usher.v1.ConversationState\x12\r\n\x05queue\x18\x05 \x01(\t\x12\r\n\x05owner\x18\x06 \x01(\t\x12\x12\n\nlast_agent\x18\x07 \x01(\t\x12\x0e\n\x06region\x18\x08 \x01(\t\x12\x10\n\x08language\x18\t \x01(\t\x12\x10\n\x08priority\x18\n \x01(\x05\x12\x0c\n\x04tags\x18\x0b \x03(\t\x12\"\n\x07outcome\x18\x0c \x01(\x0e\x32\x11.usher.v1.Outcome\x12\x14\n\x0c\x63lose_reason\x18\r \x01(\t\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nqueue_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61ssign_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13\x66irst_response_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nclose_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x10\x63ustomer_profile\x18\x14 \x01(\x0b\x32\x19.usher.v1.CustomerProfile\"g\n\x10\x43ustomerIdentity\x12\x13\n\x0b\x65xternal_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\r\n\x05\x65mail\x18\x04 \x01(\t\x12\x12\n\nip_address\x18\x05 \x01(\t\"[\n\nAttachment\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x0b\n\x03uri\x18\x05 \x01(\t\"\xe9\x02\n\x07Message\x12\x0c\n\x04name\x18\x01 \x01(\t\x12 \n\x06sender\x18\x02 \x01(\x0e\x32\x10.usher.v1.Sender\x12\r\n\x05\x61gent\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12)\n\x0b\x61ttachments\x18\x05 \x03(\x0b\x32\x14.usher.v1.Attachment\x12\x1b\n\x13provider_message_id\x18\x06 \x01(\t\x12\x17\n\x0f\x63\x61nned_reply_id\x18\x07 \x01(\t\x12\x38\n\x13system_message_kind\x18\x08 \x01(\x0e\x32\x1b.usher.v1.SystemMessageKind\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x07\x63hoices\x18\n \x01(\x0b\x32\x18.usher.v1.MessageChoices\x12\x1a\n\x12selected_option_id\x18\x0b \x01(\t\"\x95\x01\n\x0eMessageChoices\x12$\n\x05style\x18\x01 \x01(\x0e\x32\x15.usher.v1.ChoiceStyle\x12(\n\x07options\x18\x02 \x03(\x0b\x32\x17.usher.v1.MessageOption\x12\x13\n\x0b\x62utton_text\x18\x03 \x01(\t\x12\x0e\n\x06header\x18\x04 \x01(\t\x12\x0e\n\x06\x66ooter\x18\x05 \x01(\t\"?\n\rMessageOption\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\x8e\x01\n\x04Note\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x0b\x61ttachments\x18\x05 \x03(\x0b\x32\x14.usher.v1.Attachment\"Z\n\rSystemMessage\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.usher.v1.SystemMessageKind\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\"I\n\x0bStateChange\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.usher.v1.ConversationState\x12\x0e\n\x06reason\x18\x02 \x01(\t\"C\n\x07Receipt\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.usher.v1.ReceiptStatus\"\'\n\x06Typing\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x08\x12\r\n\x05\x61gent\x18\x02 \x01(\t*\x92\x02\n\x11\x43onversationState\x12\"\n\x1e\x43ONVERSATION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONVERSATION_STATE_BOT\x10\x01\x12\x1d\n\x19\x43ONVERSATION_STATE_QUEUED\x10\x02\x12\x1e\n\x1a\x43ONVERSATION_STATE_OFFERED\x10\x03\x12\x1d\n\x19\x43ONVERSATION_STATE_ACTIVE\x10\x04\x12\x1e\n\x1a\x43ONVERSATION_STATE_WRAP_UP\x10\x05\x12\x1d\n\x19\x43ONVERSATION_STATE_CLOSED\x10\x06\x12 \n\x1c\x43ONVERSATION_STATE_ABANDONED\x10\x07*_\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x14\n\x10OUTCOME_RESOLVED\x10\x01\x12\x10\n\x0cOUTCOME_SPAM\x10\x02\x12\x13\n\x0fOUTCOME_IGNORED\x10\x03*\xa6\x01\n\x10\x43onversationMode\x12!\n\x1d\x43ONVERSATION_MODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONVERSATION_MODE_AUTO\x10\x01\x12\x1c\n\x18\x43ONVERSATION_MODE_SILENT\x10\x02\x12\x1a\n\x16\x43ONVERSATION_MODE_LIVE\x10\x03\x12\x19\n\x15\x43ONVERSATION_MODE_END\x10\x04*j\n\x06Sender\x12\x16\n\x12SENDER_UNSPECIFIED\x10\x00\x12\x13\n\x0fSENDER_CUSTOMER\x10\x01\x12\x10\n\x0cSENDER_AGENT\x10\x02\x12\x0e\n\nSENDER_BOT\x10\x03\x12\x11\n\rSENDER_SYSTEM\x10\x04*\\\n\x0b\x43hoiceStyle\x12\x1c\n\x18\x43HOICE_STYLE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43HOICE_STYLE_BUTTONS\x10\x01\x12\x15\n\x11\x43HOICE_STYLE_LIST\x10\x02*\xd0\x03\n\x11SystemMessageKind\x12#\n\x1fSYSTEM_MESSAGE_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSYSTEM_MESSAGE_KIND_WELCOME\x10\x01\x12\x1f\n\x1bSYSTEM_MESSAGE_KIND_WAITING\x10\x02\x12$\n SYSTEM_MESSAGE_KIND_OUT_OF_HOURS\x10\x03\x12\"\n\x1eSYSTEM_MESSAGE_KIND_BREAK_TIME\x10\x04\x12$\n SYSTEM_MESSAGE_KIND_AGENT_JOINED\x10\x05\x12#\n\x1fSYSTEM_MESSAGE_KIND_AGENT_ENDED\x10\x06\x12%\n!SYSTEM_MESSAGE_KIND_IDLE_REMINDER\x10\x07\x12#\n\x1fSYSTEM_MESSAGE_KIND_IDLE_CLOSED\x10\x08\x12%\n!SYSTEM_MESSAGE_KIND_LEAVE_MESSAGE\x10\t\x12(\n$SYSTEM_MESSAGE_KIND_AGENT_AUTO_REPLY\x10\n\x12\"\n\x1eSYSTEM_MESSAGE_KIND_AGENT_BUSY\x10\x0b*f\n\rReceiptStatus\x12\x1e\n\x1aRECEIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18RECEIPT_STATUS_DELIVERED\x10\x01\x12\x17\n\x13RECEIPT_STATUS_READ\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1busher/v1/conversation.proto\x12\x08usher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fusher/v1/customer_profile.proto\"\xc6\x05\n\x0c\x43onversation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12,\n\x08\x63ustomer\x18\x03 \x01(\x0b\x32\x1a.usher.v1.CustomerIdentity\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.usher.v1.ConversationState\x12\r\n\x05queue\x18\x05 \x01(\t\x12\r\n\x05owner\x18\x06 \x01(\t\x12\x12\n\nlast_agent\x18\x07 \x01(\t\x12\x0e\n\x06region\x18\x08 \x01(\t\x12\x10\n\x08language\x18\t \x01(\t\x12\x10\n\x08priority\x18\n \x01(\x05\x12\x0c\n\x04tags\x18\x0b \x03(\t\x12\"\n\x07outcome\x18\x0c \x01(\x0e\x32\x11.usher.v1.Outcome\x12\x14\n\x0c\x63lose_reason\x18\r \x01(\t\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nqueue_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61ssign_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13\x66irst_response_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nclose_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x10\x63ustomer_profile\x18\x14 \x01(\x0b\x32\x19.usher.v1.CustomerProfile\x12\x31\n\x0c\x62ot_hand_off\x18\x15 \x01(\x0b\x32\x1b.usher.v1.BotHandOffSummary\"\xe0\x01\n\x11\x42otHandOffSummary\x12\x0b\n\x03\x62ot\x18\x01 \x01(\t\x12\x13\n\x0b\x62ot_version\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x37\n\x06\x66ields\x18\x04 \x03(\x0b\x32\'.usher.v1.BotHandOffSummary.FieldsEntry\x12\x31\n\rhand_off_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"g\n\x10\x43ustomerIdentity\x12\x13\n\x0b\x65xternal_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\r\n\x05\x65mail\x18\x04 \x01(\t\x12\x12\n\nip_address\x18\x05 \x01(\t\"[\n\nAttachment\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x0b\n\x03uri\x18\x05 \x01(\t\"\xe9\x02\n\x07Message\x12\x0c\n\x04name\x18\x01 \x01(\t\x12 \n\x06sender\x18\x02 \x01(\x0e\x32\x10.usher.v1.Sender\x12\r\n\x05\x61gent\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12)\n\x0b\x61ttachments\x18\x05 \x03(\x0b\x32\x14.usher.v1.Attachment\x12\x1b\n\x13provider_message_id\x18\x06 \x01(\t\x12\x17\n\x0f\x63\x61nned_reply_id\x18\x07 \x01(\t\x12\x38\n\x13system_message_kind\x18\x08 \x01(\x0e\x32\x1b.usher.v1.SystemMessageKind\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x07\x63hoices\x18\n \x01(\x0b\x32\x18.usher.v1.MessageChoices\x12\x1a\n\x12selected_option_id\x18\x0b \x01(\t\"\x95\x01\n\x0eMessageChoices\x12$\n\x05style\x18\x01 \x01(\x0e\x32\x15.usher.v1.ChoiceStyle\x12(\n\x07options\x18\x02 \x03(\x0b\x32\x17.usher.v1.MessageOption\x12\x13\n\x0b\x62utton_text\x18\x03 \x01(\t\x12\x0e\n\x06header\x18\x04 \x01(\t\x12\x0e\n\x06\x66ooter\x18\x05 \x01(\t\"?\n\rMessageOption\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\x8e\x01\n\x04Note\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x0b\x61ttachments\x18\x05 \x03(\x0b\x32\x14.usher.v1.Attachment\"Z\n\rSystemMessage\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.usher.v1.SystemMessageKind\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\"I\n\x0bStateChange\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.usher.v1.ConversationState\x12\x0e\n\x06reason\x18\x02 \x01(\t\"C\n\x07Receipt\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.usher.v1.ReceiptStatus\"\'\n\x06Typing\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x08\x12\r\n\x05\x61gent\x18\x02 \x01(\t*\x92\x02\n\x11\x43onversationState\x12\"\n\x1e\x43ONVERSATION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONVERSATION_STATE_BOT\x10\x01\x12\x1d\n\x19\x43ONVERSATION_STATE_QUEUED\x10\x02\x12\x1e\n\x1a\x43ONVERSATION_STATE_OFFERED\x10\x03\x12\x1d\n\x19\x43ONVERSATION_STATE_ACTIVE\x10\x04\x12\x1e\n\x1a\x43ONVERSATION_STATE_WRAP_UP\x10\x05\x12\x1d\n\x19\x43ONVERSATION_STATE_CLOSED\x10\x06\x12 \n\x1c\x43ONVERSATION_STATE_ABANDONED\x10\x07*_\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x14\n\x10OUTCOME_RESOLVED\x10\x01\x12\x10\n\x0cOUTCOME_SPAM\x10\x02\x12\x13\n\x0fOUTCOME_IGNORED\x10\x03*\xa6\x01\n\x10\x43onversationMode\x12!\n\x1d\x43ONVERSATION_MODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONVERSATION_MODE_AUTO\x10\x01\x12\x1c\n\x18\x43ONVERSATION_MODE_SILENT\x10\x02\x12\x1a\n\x16\x43ONVERSATION_MODE_LIVE\x10\x03\x12\x19\n\x15\x43ONVERSATION_MODE_END\x10\x04*j\n\x06Sender\x12\x16\n\x12SENDER_UNSPECIFIED\x10\x00\x12\x13\n\x0fSENDER_CUSTOMER\x10\x01\x12\x10\n\x0cSENDER_AGENT\x10\x02\x12\x0e\n\nSENDER_BOT\x10\x03\x12\x11\n\rSENDER_SYSTEM\x10\x04*\\\n\x0b\x43hoiceStyle\x12\x1c\n\x18\x43HOICE_STYLE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43HOICE_STYLE_BUTTONS\x10\x01\x12\x15\n\x11\x43HOICE_STYLE_LIST\x10\x02*\xd0\x03\n\x11SystemMessageKind\x12#\n\x1fSYSTEM_MESSAGE_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSYSTEM_MESSAGE_KIND_WELCOME\x10\x01\x12\x1f\n\x1bSYSTEM_MESSAGE_KIND_WAITING\x10\x02\x12$\n SYSTEM_MESSAGE_KIND_OUT_OF_HOURS\x10\x03\x12\"\n\x1eSYSTEM_MESSAGE_KIND_BREAK_TIME\x10\x04\x12$\n SYSTEM_MESSAGE_KIND_AGENT_JOINED\x10\x05\x12#\n\x1fSYSTEM_MESSAGE_KIND_AGENT_ENDED\x10\x06\x12%\n!SYSTEM_MESSAGE_KIND_IDLE_REMINDER\x10\x07\x12#\n\x1fSYSTEM_MESSAGE_KIND_IDLE_CLOSED\x10\x08\x12%\n!SYSTEM_MESSAGE_KIND_LEAVE_MESSAGE\x10\t\x12(\n$SYSTEM_MESSAGE_KIND_AGENT_AUTO_REPLY\x10\n\x12\"\n\x1eSYSTEM_MESSAGE_KIND_AGENT_BUSY\x10\x0b*f\n\rReceiptStatus\x12\x1e\n\x1aRECEIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18RECEIPT_STATUS_DELIVERED\x10\x01\x12\x17\n\x13RECEIPT_STATUS_READ\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'usher.v1.conversation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONVERSATIONSTATE']._serialized_start=1971
-  _globals['_CONVERSATIONSTATE']._serialized_end=2245
-  _globals['_OUTCOME']._serialized_start=2247
-  _globals['_OUTCOME']._serialized_end=2342
-  _globals['_CONVERSATIONMODE']._serialized_start=2345
-  _globals['_CONVERSATIONMODE']._serialized_end=2511
-  _globals['_SENDER']._serialized_start=2513
-  _globals['_SENDER']._serialized_end=2619
-  _globals['_CHOICESTYLE']._serialized_start=2621
-  _globals['_CHOICESTYLE']._serialized_end=2713
-  _globals['_SYSTEMMESSAGEKIND']._serialized_start=2716
-  _globals['_SYSTEMMESSAGEKIND']._serialized_end=3180
-  _globals['_RECEIPTSTATUS']._serialized_start=3182
-  _globals['_RECEIPTSTATUS']._serialized_end=3284
+  _globals['_BOTHANDOFFSUMMARY_FIELDSENTRY']._loaded_options = None
+  _globals['_BOTHANDOFFSUMMARY_FIELDSENTRY']._serialized_options = b'8\001'
+  _globals['_CONVERSATIONSTATE']._serialized_start=2249
+  _globals['_CONVERSATIONSTATE']._serialized_end=2523
+  _globals['_OUTCOME']._serialized_start=2525
+  _globals['_OUTCOME']._serialized_end=2620
+  _globals['_CONVERSATIONMODE']._serialized_start=2623
+  _globals['_CONVERSATIONMODE']._serialized_end=2789
+  _globals['_SENDER']._serialized_start=2791
+  _globals['_SENDER']._serialized_end=2897
+  _globals['_CHOICESTYLE']._serialized_start=2899
+  _globals['_CHOICESTYLE']._serialized_end=2991
+  _globals['_SYSTEMMESSAGEKIND']._serialized_start=2994
+  _globals['_SYSTEMMESSAGEKIND']._serialized_end=3458
+  _globals['_RECEIPTSTATUS']._serialized_start=3460
+  _globals['_RECEIPTSTATUS']._serialized_end=3562
   _globals['_CONVERSATION']._serialized_start=108
-  _globals['_CONVERSATION']._serialized_end=767
-  _globals['_CUSTOMERIDENTITY']._serialized_start=769
-  _globals['_CUSTOMERIDENTITY']._serialized_end=872
-  _globals['_ATTACHMENT']._serialized_start=874
-  _globals['_ATTACHMENT']._serialized_end=965
-  _globals['_MESSAGE']._serialized_start=968
-  _globals['_MESSAGE']._serialized_end=1329
-  _globals['_MESSAGECHOICES']._serialized_start=1332
-  _globals['_MESSAGECHOICES']._serialized_end=1481
-  _globals['_MESSAGEOPTION']._serialized_start=1483
-  _globals['_MESSAGEOPTION']._serialized_end=1546
-  _globals['_NOTE']._serialized_start=1549
-  _globals['_NOTE']._serialized_end=1691
-  _globals['_SYSTEMMESSAGE']._serialized_start=1693
-  _globals['_SYSTEMMESSAGE']._serialized_end=1783
-  _globals['_STATECHANGE']._serialized_start=1785
-  _globals['_STATECHANGE']._serialized_end=1858
-  _globals['_RECEIPT']._serialized_start=1860
-  _globals['_RECEIPT']._serialized_end=1927
-  _globals['_TYPING']._serialized_start=1929
-  _globals['_TYPING']._serialized_end=1968
+  _globals['_CONVERSATION']._serialized_end=818
+  _globals['_BOTHANDOFFSUMMARY']._serialized_start=821
+  _globals['_BOTHANDOFFSUMMARY']._serialized_end=1045
+  _globals['_BOTHANDOFFSUMMARY_FIELDSENTRY']._serialized_start=1000
+  _globals['_BOTHANDOFFSUMMARY_FIELDSENTRY']._serialized_end=1045
+  _globals['_CUSTOMERIDENTITY']._serialized_start=1047
+  _globals['_CUSTOMERIDENTITY']._serialized_end=1150
+  _globals['_ATTACHMENT']._serialized_start=1152
+  _globals['_ATTACHMENT']._serialized_end=1243
+  _globals['_MESSAGE']._serialized_start=1246
+  _globals['_MESSAGE']._serialized_end=1607
+  _globals['_MESSAGECHOICES']._serialized_start=1610
+  _globals['_MESSAGECHOICES']._serialized_end=1759
+  _globals['_MESSAGEOPTION']._serialized_start=1761
+  _globals['_MESSAGEOPTION']._serialized_end=1824
+  _globals['_NOTE']._serialized_start=1827
+  _globals['_NOTE']._serialized_end=1969
+  _globals['_SYSTEMMESSAGE']._serialized_start=1971
+  _globals['_SYSTEMMESSAGE']._serialized_end=2061
+  _globals['_STATECHANGE']._serialized_start=2063
+  _globals['_STATECHANGE']._serialized_end=2136
+  _globals['_RECEIPT']._serialized_start=2138
+  _globals['_RECEIPT']._serialized_end=2205
+  _globals['_TYPING']._serialized_start=2207
+  _globals['_TYPING']._serialized_end=2246
 # @@protoc_insertion_point(module_scope)

@@ -272,6 +272,7 @@ class Conversation(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     CLOSE_TIME_FIELD_NUMBER: _builtins.int
     CUSTOMER_PROFILE_FIELD_NUMBER: _builtins.int
+    BOT_HAND_OFF_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`conversations/{conversation}`."""
     channel: _builtins.str
@@ -336,6 +337,10 @@ class Conversation(_message.Message):
         answers, and GetConversation while it is open); unset in lists and where none was read.
         """
 
+    @_builtins.property
+    def bot_hand_off(self) -> Global___BotHandOffSummary:
+        """How a bot last handed it to people, if one did: set by AgentService.GetConversation."""
+
     def __init__(
         self,
         *,
@@ -359,14 +364,79 @@ class Conversation(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         close_time: _timestamp_pb2.Timestamp | None = ...,
         customer_profile: _customer_profile_pb2.CustomerProfile | None = ...,
+        bot_hand_off: Global___BotHandOffSummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "close_time", b"close_time", "create_time", b"create_time", "customer", b"customer", "customer_profile", b"customer_profile", "end_time", b"end_time", "first_response_time", b"first_response_time", "queue_time", b"queue_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "bot_hand_off", b"bot_hand_off", "close_time", b"close_time", "create_time", b"create_time", "customer", b"customer", "customer_profile", b"customer_profile", "end_time", b"end_time", "first_response_time", b"first_response_time", "queue_time", b"queue_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "channel", b"channel", "close_reason", b"close_reason", "close_time", b"close_time", "create_time", b"create_time", "customer", b"customer", "customer_profile", b"customer_profile", "end_time", b"end_time", "first_response_time", b"first_response_time", "language", b"language", "last_agent", b"last_agent", "name", b"name", "outcome", b"outcome", "owner", b"owner", "priority", b"priority", "queue", b"queue", "queue_time", b"queue_time", "region", b"region", "state", b"state", "tags", b"tags"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assign_time", b"assign_time", "bot_hand_off", b"bot_hand_off", "channel", b"channel", "close_reason", b"close_reason", "close_time", b"close_time", "create_time", b"create_time", "customer", b"customer", "customer_profile", b"customer_profile", "end_time", b"end_time", "first_response_time", b"first_response_time", "language", b"language", "last_agent", b"last_agent", "name", b"name", "outcome", b"outcome", "owner", b"owner", "priority", b"priority", "queue", b"queue", "queue_time", b"queue_time", "region", b"region", "state", b"state", "tags", b"tags"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Conversation: _TypeAlias = Conversation  # noqa: Y015
+
+@_typing.final
+class BotHandOffSummary(_message.Message):
+    """A bot's hand-off of a conversation to people."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class FieldsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    BOT_FIELD_NUMBER: _builtins.int
+    BOT_VERSION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    HAND_OFF_TIME_FIELD_NUMBER: _builtins.int
+    bot: _builtins.str
+    """`bots/{bot}`."""
+    bot_version: _builtins.int
+    """The bot's version that ran."""
+    reason: _builtins.str
+    """`bot_handoff` (the flow handed off) or `bot_could_not_answer` (the customer was not
+    understood).
+    """
+    @_builtins.property
+    def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """What the flow collected, by customer field key, as text (several choices joined by `;`)."""
+
+    @_builtins.property
+    def hand_off_time(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    def __init__(
+        self,
+        *,
+        bot: _builtins.str = ...,
+        bot_version: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        hand_off_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hand_off_time", b"hand_off_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "bot_version", b"bot_version", "fields", b"fields", "hand_off_time", b"hand_off_time", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BotHandOffSummary: _TypeAlias = BotHandOffSummary  # noqa: Y015
 
 @_typing.final
 class CustomerIdentity(_message.Message):

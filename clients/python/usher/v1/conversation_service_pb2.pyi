@@ -84,6 +84,7 @@ class StartConversationRequest(_message.Message):
     TAGS_FIELD_NUMBER: _builtins.int
     WITH_BOT_FIELD_NUMBER: _builtins.int
     FIRST_MESSAGE_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key chosen by the gateway: a UUID, or the provider id of the message that
     starts the conversation. Repeats within 24 hours return the first result.
@@ -102,6 +103,10 @@ class StartConversationRequest(_message.Message):
     """Extra priority; each point counts as the tenant's head start of waiting time."""
     with_bot: _builtins.bool
     """Start with a bot: the conversation stays in BOT state until RequestAgent."""
+    reference: _builtins.str
+    """The QR code's or campaign link's reference the customer came from: bots' reference
+    triggers start on it (up to 64 characters).
+    """
     @_builtins.property
     def customer(self) -> _conversation_pb2.CustomerIdentity:
         """Who the customer is; `external_id` is required."""
@@ -125,10 +130,11 @@ class StartConversationRequest(_message.Message):
         tags: _abc.Iterable[_builtins.str] | None = ...,
         with_bot: _builtins.bool = ...,
         first_message: Global___CustomerMessage | None = ...,
+        reference: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "first_message", b"first_message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "customer", b"customer", "first_message", b"first_message", "language", b"language", "priority", b"priority", "queue", b"queue", "region", b"region", "request_id", b"request_id", "tags", b"tags", "with_bot", b"with_bot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "customer", b"customer", "first_message", b"first_message", "language", b"language", "priority", b"priority", "queue", b"queue", "reference", b"reference", "region", b"region", "request_id", b"request_id", "tags", b"tags", "with_bot", b"with_bot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -344,6 +350,7 @@ class ConversationOptions(_message.Message):
     PRIORITY_FIELD_NUMBER: _builtins.int
     TAGS_FIELD_NUMBER: _builtins.int
     WITH_BOT_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """The queue to wait in, `queues/{queue}`. Empty: the tenant's region rule, else its default."""
     region: _builtins.str
@@ -354,6 +361,8 @@ class ConversationOptions(_message.Message):
     """Extra priority; each point counts as the tenant's head start of waiting time."""
     with_bot: _builtins.bool
     """Start with a bot: the conversation stays in BOT state until RequestAgent."""
+    reference: _builtins.str
+    """The QR code's or campaign link's reference, as in StartConversationRequest."""
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -365,10 +374,11 @@ class ConversationOptions(_message.Message):
         priority: _builtins.int = ...,
         tags: _abc.Iterable[_builtins.str] | None = ...,
         with_bot: _builtins.bool = ...,
+        reference: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["language", b"language", "priority", b"priority", "queue", b"queue", "region", b"region", "tags", b"tags", "with_bot", b"with_bot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["language", b"language", "priority", b"priority", "queue", b"queue", "reference", b"reference", "region", b"region", "tags", b"tags", "with_bot", b"with_bot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -197,7 +197,9 @@ class ConversationFilter(_message.Message):
     KEYWORD_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     CLOSE_TIME_FIELD_NUMBER: _builtins.int
+    BOT_COULD_NOT_ANSWER_FIELD_NUMBER: _builtins.int
     DEPARTMENTS_FIELD_NUMBER: _builtins.int
+    BOT_ANSWERED_FIELD_NUMBER: _builtins.int
     owner: _builtins.str
     """Owned now by this agent, `agents/{agent}`."""
     pinned: _builtins.bool
@@ -212,6 +214,12 @@ class ConversationFilter(_message.Message):
     """A substring of the customer's name, case-insensitive."""
     keyword: _builtins.str
     """A substring of any message's text, case-insensitive: Chinese and Thai need no spaces."""
+    bot_could_not_answer: _builtins.bool
+    """Only the conversations a bot handed to people because it could not understand the
+    customer (a hand-off with reason `bot_could_not_answer`).
+    """
+    bot_answered: _builtins.bool
+    """Only the conversations a bot answered: closed by the bot as resolved (`bot_resolved`)."""
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_conversation_pb2.ConversationState.ValueType]:
         """Any of these states (waiting is QUEUED or OFFERED)."""
@@ -277,11 +285,13 @@ class ConversationFilter(_message.Message):
         keyword: _builtins.str = ...,
         create_time: Global___Interval | None = ...,
         close_time: Global___Interval | None = ...,
+        bot_could_not_answer: _builtins.bool = ...,
         departments: _abc.Iterable[_builtins.str] | None = ...,
+        bot_answered: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_tags", b"all_tags", "any_tags", b"any_tags", "channels", b"channels", "close_reasons", b"close_reasons", "close_time", b"close_time", "create_time", b"create_time", "customer_email", b"customer_email", "customer_id", b"customer_id", "customer_name", b"customer_name", "customer_phone", b"customer_phone", "departments", b"departments", "keyword", b"keyword", "outcomes", b"outcomes", "owner", b"owner", "pinned", b"pinned", "queues", b"queues", "states", b"states"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_tags", b"all_tags", "any_tags", b"any_tags", "bot_answered", b"bot_answered", "bot_could_not_answer", b"bot_could_not_answer", "channels", b"channels", "close_reasons", b"close_reasons", "close_time", b"close_time", "create_time", b"create_time", "customer_email", b"customer_email", "customer_id", b"customer_id", "customer_name", b"customer_name", "customer_phone", b"customer_phone", "departments", b"departments", "keyword", b"keyword", "outcomes", b"outcomes", "owner", b"owner", "pinned", b"pinned", "queues", b"queues", "states", b"states"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
