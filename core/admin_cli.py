@@ -1,8 +1,10 @@
-"""``usher admin``: bootstrap tenants and credentials straight in the database.
+"""``usher admin``: bootstrap tenants and credentials, and set tenants' quotas, straight in the
+database: what the installation's administrator does, never a tenant.
 
 The first admin token of a tenant has to come from somewhere: ``create-tenant`` adds the tenant
 (its routing state is configured by its first AdminService write) and ``create-credential``
-prints a new token, once. Both use ``--database-url`` (or ``USHER_DATABASE_URL``), else the
+prints a new token, once. ``quota set`` / ``quota show`` set and read tenants' limits
+(``core.store.quotas``). Both use ``--database-url`` (or ``USHER_DATABASE_URL``), else the
 embedded PostgreSQL under ``--data-dir``, like ``usher db``; the schema is migrated first.
 """
 
@@ -18,8 +20,9 @@ import asyncpg
 import click
 
 from core.config import StoreSettings
-from core.store import credentials
+from core.store import credentials, quotas
 from core.store.connect import database_url
+from core.store.errors import StoreError
 from core.store.migrate import migrate
 
 T = TypeVar("T")
@@ -116,3 +119,64 @@ def create_credential(
     credential, token = _on_database(database_url, data_dir, action)
     click.echo(f"credential: credentials/{credential.credential_id} ({role}, tenant {tenant})")
     click.echo(f"token (shown once): {token}")
+
+
+@admin.group("quota")
+def quota() -> None:
+    """Tenants' quotas: set by the installation's admin, read by tenants (QuotaService)."""
+
+
+def _limit(value: str) -> int | None:
+    if value == "unlimited":
+        return None
+    try:
+        limit = int(value)
+    except ValueError:
+        raise click.BadParameter("a whole number 0 or more, or 'unlimited'") from None
+    if limit < 0:
+        raise click.BadParameter("a whole number 0 or more, or 'unlimited'")
+    return limit
+
+
+@quota.command("set")
+@click.option("--tenant", required=True, help="The tenant.")
+@click.option("--metric", required=True, type=click.Choice(quotas.METRICS), help="What to limit.")
+@click.option("--limit", "limit", required=True, help="The most allowed, or 'unlimited'.")
+@_database_url
+@_data_dir
+def quota_set(
+    tenant: str, metric: str, limit: str, database_url: str | None, data_dir: Path
+) -> None:
+    """Set TENANT's limit of METRIC. Usage above a lower limit stays; additions are refused."""
+    value = _limit(limit)
+
+    async def action(conn: asyncpg.Connection) -> quotas.QuotaUsage:
+        await quotas.set_limit(conn, tenant, metric, value)
+        (found,) = await quotas.usage(conn, tenant, [metric])
+        return found
+
+    try:
+        found = _on_database(database_url, data_dir, action)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{tenant} {metric}: {found}")
+
+
+@quota.command("show")
+@click.option("--tenant", default=None, help="One tenant [every tenant with a limit].")
+@_database_url
+@_data_dir
+def quota_show(tenant: str | None, database_url: str | None, data_dir: Path) -> None:
+    """Print each tenant's usage against its limits, one metric a line ("16 / 1500")."""
+
+    async def action(conn: asyncpg.Connection) -> list[tuple[str, list[quotas.QuotaUsage]]]:
+        names = [tenant] if tenant else await quotas.tenants_with_limits(conn)
+        return [(name, await quotas.usage(conn, name)) for name in names]
+
+    found = _on_database(database_url, data_dir, action)
+    if not found:
+        click.echo("no tenant has a limit: every tenant is unlimited")
+    for name, usages in found:
+        for usage in usages:
+            period = f" ({usage.period_start:%Y-%m})" if usage.period_start else ""
+            click.echo(f"{name}\t{usage.metric}\t{usage}{period}")

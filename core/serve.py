@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -76,6 +77,9 @@ class ServeSettings(BaseSettings):
     """The API for browsers (Connect and gRPC-Web, ``core.api.web``); 0 any, -1 none."""
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     """Origins whose pages may call the web port (``USHER_CORS_ORIGINS``: comma-separated)."""
+    public_url: str = ""
+    """The web port's address as customers reach it (``https://usher.example.com``): QR codes
+    encode ``{public_url}/q/{code}``. Empty: ``http://host:web_port``."""
     data_dir: Path = Path(".usher-data")
     database_url: str | None = None
     redis_url: str | None = None
@@ -101,6 +105,19 @@ class ServeSettings(BaseSettings):
     """PEM certificate (chain) of the gRPC port; with ``tls_key``, the port serves TLS only."""
     tls_key: Path | None = None
     """PEM private key of ``tls_cert``."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("--public-url must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    def public_base(self) -> str:
+        """Where QR codes' tracking links live: ``public_url``, else the web port here."""
+        if self.public_url:
+            return self.public_url
+        return f"http://{self.host}:{self.web_port}" if self.web_port > 0 else ""
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -305,6 +322,7 @@ async def run(
         else:
             ctx, cleanup = await _ray_context(settings, connections)
             mode = f"{settings.shards} Ray shard actors ({settings.ray_address or 'local Ray'})"
+        ctx = dataclasses.replace(ctx, public_url=settings.public_base())
         depth = QueueDepth(connections.pg)
         chores = housekeeping.start(connections.pg) if upkeep else None
         try:
@@ -418,6 +436,12 @@ def _start_metrics(settings: ServeSettings) -> str:
     default=None,
     help="An origin (https://console.example.com, or *) whose pages may call the web port;"
     " repeat for more [USHER_CORS_ORIGINS, comma-separated; none].",
+)
+@click.option(
+    "--public-url",
+    default=None,
+    help="The web port's address as customers reach it (https://usher.example.com): QR codes"
+    " encode {public-url}/q/{code} [USHER_PUBLIC_URL; http://host:web-port].",
 )
 @click.option("--grace", type=float, default=None, help="Shutdown grace in seconds [10].")
 @click.option(

@@ -161,6 +161,7 @@ def worker_command(settings: ServeSettings, shared: Shared, index: int) -> list[
         *("--host", settings.host, "--port", str(shared.port)),
         *("--web-port", str(shared.web_port)),
         *(arg for origin in settings.cors_origins for arg in ("--cors-origin", origin)),
+        *(("--public-url", settings.public_url) if settings.public_url else ()),
         *("--http-port", str(http_port), "--data-dir", str(settings.data_dir)),
         *("--shards", str(settings.shards), "--grace", str(settings.grace)),
         *("--max-streams-per-credential", str(settings.max_streams_per_credential)),

@@ -25,6 +25,8 @@ from core.store.reads import Reads
 from core.store.records import Records
 
 Submit = Callable[[c.Command], Awaitable[Outcome]]
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8090"
+"""The web port's address on this machine with ``usher serve``'s defaults."""
 
 
 def within_deadline(submit: Submit, deadline: ContextVar[float]) -> Submit:
@@ -67,6 +69,9 @@ class ApiContext:
     """Customer ids from channel identities (``core.store.customers``), cached per process."""
     live: Callable[[str], Awaitable[TenantLive]] | None = None
     """A tenant's live figures from the shard that owns it (None: this front door has none)."""
+    public_url: str = ""
+    """The web port's address as customers reach it (``usher serve --public-url``), the base
+    of QR codes' tracking links (``{public_url}/q/{code}``); empty: ``DEFAULT_PUBLIC_URL``."""
     reads: Reads = field(init=False)
     """Reads of stored records (``core.store.reads``), over ``pool``."""
     blocklist: Blocklist = field(init=False)

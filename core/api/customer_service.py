@@ -20,8 +20,6 @@ from typing import Any, Final, NoReturn, Protocol, TypeVar
 
 import structlog
 from google.protobuf import field_mask_pb2
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from usher.v1 import customer_pb2 as cpb
 from usher.v1 import customer_service_pb2 as pb
 from usher.v1 import customer_service_pb2_grpc as pb_grpc
@@ -32,7 +30,7 @@ from core.api.admin import decode_token, encode_token, page_size
 from core.api.auth import caller
 from core.api.context import ApiContext, Caller
 from core.api.convert import guarded, guarded_stream, parse_name
-from core.api.errors import abort, shown, status
+from core.api.errors import abort, abort_quota, shown
 from core.api.note_values import files_from_proto
 from core.api.policy import Kind, Verdict, customer_access
 from core.store import customer_fields as fields_store
@@ -43,11 +41,10 @@ from core.store.customer_fields import Conflict, Missing, Violations
 from core.store.customer_records import (
     CustomerQuery,
     CustomerStore,
-    QuotaExceeded,
     SavedFilterGroup,
     StoredCustomer,
-    set_limits,
 )
+from core.store.quotas import QuotaExceeded
 
 log = structlog.get_logger(__name__)
 
@@ -111,26 +108,7 @@ async def _answered(context: Ctx, exc: Exception, prefix: str) -> NoReturn:
             details={"group": f"customerGroups/{exc.group_id}"},
         )
     assert isinstance(exc, QuotaExceeded)
-    built = status(
-        "RESOURCE_EXHAUSTED",
-        str(exc),
-        reason="QUOTA_EXCEEDED",
-        details={"subject": exc.subject, "limit": str(exc.limit)},
-    )
-    quota = error_details_pb2.QuotaFailure(
-        violations=[
-            error_details_pb2.QuotaFailure.Violation(
-                subject=f"tenant:{exc.subject}",
-                description=str(exc),
-                quota_metric=exc.subject,
-                quota_id=f"max_{exc.subject}",
-                quota_value=exc.limit,
-            )
-        ]
-    )
-    built.details.add().Pack(quota)
-    await context.abort_with_status(rpc_status.to_status(built))
-    raise AssertionError("abort_with_status returned")  # pragma: no cover
+    await abort_quota(context, exc)
 
 
 _REFUSALS: Final = (Violations, Conflict, Missing, QuotaExceeded, SavedFilterGroup)
@@ -612,23 +590,6 @@ class CustomerServicer(pb_grpc.CustomerServiceServicer):
         usage = await self._store.usage(caller(context).tenant)
 
         return pb.GetUsageResponse(
-            customers=_usage_item(usage.customers, usage.max_customers),
-            groups=_usage_item(usage.groups, usage.max_groups),
-        )
-
-    @answering()
-    async def SetUsageLimits(
-        self, request: pb.SetUsageLimitsRequest, context: Ctx
-    ) -> pb.SetUsageLimitsResponse:
-        tenant = caller(context).tenant
-        await set_limits(
-            self.ctx.pool,
-            tenant,
-            max_customers=request.max_customers if request.HasField("max_customers") else None,
-            max_groups=request.max_groups if request.HasField("max_groups") else None,
-        )
-        usage = await self._store.usage(tenant)
-        return pb.SetUsageLimitsResponse(
             customers=_usage_item(usage.customers, usage.max_customers),
             groups=_usage_item(usage.groups, usage.max_groups),
         )

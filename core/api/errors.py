@@ -10,7 +10,9 @@ adds the details protos/README.md promises, from what the failure names:
 - NOT_FOUND, ALREADY_EXISTS: ``ResourceInfo`` (``usher.v1.Conversation``,
   ``conversations/abc``) for the resource the details name by one of the keys the layers below
   use (``conversation``, ``agent_id``, ``offer``...; see ``_KEYS``);
-- ``RetryInfo`` for UNAVAILABLE and when a retry delay is given.
+- ``RetryInfo`` for UNAVAILABLE and when a retry delay is given;
+- RESOURCE_EXHAUSTED for a quota (``core.store.quotas.QuotaExceeded``): ``QuotaFailure`` naming
+  the metric (``quota_status``).
 
 ``fail_from`` does the same for what the layers below raise or return: a shard's ``Failure``,
 a ``RoutingError``, a ``StoreError`` or a feed error, each of which names its canonical code.
@@ -38,6 +40,7 @@ from core.routing.errors import RoutingError
 from core.runtime.feed import FeedError, SlowConsumer
 from core.runtime.shard import Failure
 from core.store.errors import StoreError
+from core.store.quotas import QuotaExceeded
 
 DOMAIN = "usher.v1"
 
@@ -244,6 +247,38 @@ def status(
     return result
 
 
+def quota_status(exc: QuotaExceeded) -> status_pb2.Status:
+    """RESOURCE_EXHAUSTED (reason ``QUOTA_EXCEEDED``) with a ``QuotaFailure`` violation for the
+    metric: subject ``tenant:{metric}``, ``quota_metric`` the metric, ``quota_id``
+    ``max_{metric}``, ``quota_value`` the limit; ``ErrorInfo`` carries the limit and the usage."""
+    built = status(
+        "RESOURCE_EXHAUSTED",
+        str(exc),
+        reason="QUOTA_EXCEEDED",
+        details={
+            "metric": exc.metric,
+            "limit": str(exc.limit),
+            "used": str(exc.used),
+            "requested": str(exc.amount),
+        },
+    )
+    violation = error_details_pb2.QuotaFailure.Violation(
+        subject=f"tenant:{exc.metric}",
+        description=str(exc),
+        quota_metric=exc.metric,
+        quota_id=f"max_{exc.metric}",
+        quota_value=exc.limit,
+    )
+    built.details.add().Pack(error_details_pb2.QuotaFailure(violations=[violation]))
+    return built
+
+
+async def abort_quota(context: grpc.aio.ServicerContext[Any, Any], exc: QuotaExceeded) -> NoReturn:
+    """End the call with ``quota_status(exc)``."""
+    await context.abort_with_status(rpc_status.to_status(quota_status(exc)))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
 async def abort(
     context: grpc.aio.ServicerContext[Any, Any],
     code: str,
@@ -325,7 +360,9 @@ async def fail_from(
 ) -> NoReturn:
     """Abort the call with the status ``failed`` stands for (its code, message and details;
     the reason is the code unless the details carry a ``reason``). Internal text never reaches
-    the client (``opaque``)."""
+    the client (``opaque``); a quota refusal carries its ``QuotaFailure``."""
+    if isinstance(failed, QuotaExceeded):
+        await abort_quota(context, failed)
     code, message, details = describe(failed)
     message, details = opaque(code, message, details)
     reason = details.pop("reason", "") or code

@@ -100,6 +100,9 @@ SERVICE_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "KnowledgeService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "BotService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "ReportService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    "QrCodeService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    # read only: the limits are the installation's (``usher admin quota set``)
+    "QuotaService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     # which reply or category each may read or change: ``canned_reply_access``
     "CannedReplyService": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
 }
@@ -138,10 +141,7 @@ METHOD_ROLES: Final[Mapping[str, frozenset[Role]]] = {
 }
 """Roles that may also call one method (``Service.Method``)."""
 
-ONLY_ROLES: Final[Mapping[str, frozenset[Role]]] = {
-    # a tenant's limits of customers and groups are its admins' to set
-    "CustomerService.SetUsageLimits": frozenset({Role.ADMIN}),
-}
+ONLY_ROLES: Final[Mapping[str, frozenset[Role]]] = {}
 """Methods that only these roles may call, whatever their service allows (``Service.Method``)."""
 
 READ_ROLES: Final[Mapping[str, frozenset[Role]]] = {

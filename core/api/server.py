@@ -10,7 +10,8 @@ modules exist (``core.api.admin``, ``conversations``, ``agents``, ``supervisors`
 streams are capped, counted and ended with their calls by ``core.api.streams.StreamGuard``;
 keepalive pings find dead peers (``core.api.keepalive``). With ``web`` options the same
 services are also served to browsers (Connect and gRPC-Web, ``core.api.web``) by relaying each
-call to this server over a local socket, so every interceptor applies to them too.
+call to this server over a local socket, so every interceptor applies to them too; that port
+also answers QR codes' tracking links (``/q/{code}``, ``core.api.tracking``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ from usher.v1 import (
     follow_up_service_pb2_grpc,
     knowledge_service_pb2,
     knowledge_service_pb2_grpc,
+    qr_code_service_pb2,
+    qr_code_service_pb2_grpc,
+    quota_service_pb2,
+    quota_service_pb2_grpc,
     record_service_pb2,
     record_service_pb2_grpc,
     report_service_pb2,
@@ -161,6 +166,18 @@ KNOWN = (
         knowledge_service_pb2_grpc.KnowledgeServiceServicer,
         knowledge_service_pb2_grpc.add_KnowledgeServiceServicer_to_server,
         _service_name(knowledge_service_pb2, "KnowledgeService"),
+    ),
+    _Known(
+        "core.api.qr_code_service",
+        qr_code_service_pb2_grpc.QrCodeServiceServicer,
+        qr_code_service_pb2_grpc.add_QrCodeServiceServicer_to_server,
+        _service_name(qr_code_service_pb2, "QrCodeService"),
+    ),
+    _Known(
+        "core.api.quota_service",
+        quota_service_pb2_grpc.QuotaServiceServicer,
+        quota_service_pb2_grpc.add_QuotaServiceServicer_to_server,
+        _service_name(quota_service_pb2, "QuotaService"),
     ),
     _Known(
         "core.api.report_service",
@@ -304,6 +321,7 @@ class Server:
     async def _start_web(self, local: str, options: WebOptions) -> None:
         """Serve the API to browsers, relayed to this server at ``local``."""
         from core.api.connect_bridge import bridge_app
+        from core.api.tracking import TrackingLinks
         from core.api.web import web_app
 
         self._bridge = grpc.aio.insecure_channel(
@@ -317,7 +335,8 @@ class Server:
         pool = descriptor_pool.Default()
         services = [pool.FindServiceByName(name) for name in self.served]
         app = bridge_app(self._bridge, services, max_message_bytes=MAX_MESSAGE_BYTES)
-        self.web = WebServer(web_app(app, options.cors_origins), options)
+        tracking = TrackingLinks(self.ctx.pool)
+        self.web = WebServer(web_app(app, options.cors_origins, tracking), options)
         await self.web.start()
 
     async def _end_revoked_streams(self) -> None:

@@ -1,4 +1,5 @@
-"""The front door's HTTP face: the API for browsers (Connect, gRPC-Web) with CORS, on uvicorn.
+"""The front door's HTTP face: the API for browsers (Connect, gRPC-Web) with CORS, and QR
+codes' tracking links (``/q/{code}``, ``core.api.tracking``), on uvicorn.
 
 ``WebOptions`` says where to listen and which origins may call; ``WebServer`` serves
 ``core.api.connect_bridge`` on that port next to the gRPC server (``core.api.server.Server``
@@ -74,9 +75,26 @@ class _NoPlainGrpc:
         await self.app(scope, receive, send)
 
 
-def web_app(bridge: ASGIApp, cors_origins: Sequence[str]) -> ASGIApp:
-    """``bridge`` behind CORS for ``cors_origins`` and the plain-gRPC refusal."""
-    return CORSMiddleware(
+class _Paths:
+    """``/q/...`` to ``tracking`` (QR codes' links, ``core.api.tracking``), the rest to ``api``."""
+
+    def __init__(self, api: ASGIApp, tracking: ASGIApp) -> None:
+        self.api = api
+        self.tracking = tracking
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path", "").startswith("/q/"):
+            await self.tracking(scope, receive, send)
+            return
+        await self.api(scope, receive, send)
+
+
+def web_app(
+    bridge: ASGIApp, cors_origins: Sequence[str], tracking: ASGIApp | None = None
+) -> ASGIApp:
+    """``bridge`` behind CORS for ``cors_origins`` and the plain-gRPC refusal; with
+    ``tracking``, QR codes' tracking links (``/q/{code}``) beside it, outside CORS."""
+    api = CORSMiddleware(
         _NoPlainGrpc(bridge),
         allow_origins=list(cors_origins),
         allow_methods=["GET", "POST"],
@@ -84,6 +102,7 @@ def web_app(bridge: ASGIApp, cors_origins: Sequence[str]) -> ASGIApp:
         expose_headers=list(EXPOSED_HEADERS),
         max_age=PREFLIGHT_MAX_AGE,
     )
+    return api if tracking is None else _Paths(api, tracking)
 
 
 def listen(host: str, port: int) -> socket.socket:

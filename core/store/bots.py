@@ -24,6 +24,7 @@ import asyncpg
 
 from core.bots import codec
 from core.bots.flow import Bot, BotStatus
+from core.store import quotas
 from core.store.errors import StoreError, translated_errors
 
 SECRET_BYTES: Final = 32
@@ -96,10 +97,11 @@ class Bots:
 
     async def create(self, tenant: str, bot: Bot, *, by: str) -> StoredBot | None:
         """Store ``bot`` as a draft, version 1, with a new webhook secret; None if the id is
-        taken."""
+        taken; ``QuotaExceeded`` past the tenant's ``bots`` quota (nothing stored)."""
         secret = secrets.token_hex(SECRET_BYTES)
         with translated_errors():
             async with self._pool.acquire() as conn, conn.transaction():
+                await quotas.reserve(conn, tenant, "bots", 1)
                 created = await conn.fetchval(
                     "INSERT INTO bots (tenant_id, bot_id, status, version, webhook_secret,"
                     " created_by) VALUES ($1, $2, 'draft', 1, $3, $4)"

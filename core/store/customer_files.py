@@ -126,9 +126,9 @@ class XlsxSpool:
     """An XLSX workbook written a row at a time (openpyxl's write-only mode spools rows to a
     temporary file), then read back in chunks."""
 
-    def __init__(self) -> None:
+    def __init__(self, title: str = "customers") -> None:
         self._book = Workbook(write_only=True)
-        self._sheet = self._book.create_sheet("customers")
+        self._sheet = self._book.create_sheet(title)
 
     def append(self, row: list[str]) -> None:
         self._sheet.append(row)

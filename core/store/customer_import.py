@@ -47,13 +47,13 @@ from core.store.customer_records import (
     CustomerData,
     CustomerQuery,
     CustomerStore,
-    QuotaExceeded,
     check_details,
     check_quota,
     dump_fields,
     stored_of,
 )
 from core.store.errors import translated_errors
+from core.store.quotas import QuotaExceeded
 from core.store.validation import require_tenant
 
 KEYS: Final = ("external_id", "phone", "email", "field")

@@ -16,10 +16,11 @@ identity resolution in ``core.store.customers`` writes), extended by migration 0
 - Unique custom fields are decided by ``customer_unique_values`` (a primary key over tenant,
   field and value): a clash is ``Conflict`` naming ``fields.<key>``, and the transaction, with
   everything it wrote, rolls back.
-- Limits (``customer_limits``, NULL or no row: unlimited; ``set_limits``) are checked under a
-  per-tenant advisory lock by every API and import write that adds customers or groups: past a
-  limit is ``QuotaExceeded``. Customers the gateways create from channel identities are counted
-  but never refused (a customer writing in must reach an agent).
+- Limits (``core.store.quotas``: metrics ``customers`` and ``customer_groups``, set by the
+  installation's admin) are reserved by every API and import write that adds customers or
+  groups, in its transaction: past a limit is ``QuotaExceeded``. Customers the gateways create
+  from channel identities are counted but never refused (a customer writing in must reach an
+  agent).
 - A group is a static member list, or a saved filter (``Group.filter``, a ``CustomerQuery``
   stored as JSON): its members are the live customers matching it when read (``search`` with
   ``CustomerQuery.group`` evaluates it; ``member_count`` counts them). A saved filter may name
@@ -40,7 +41,7 @@ from typing import Any, Final
 
 import asyncpg
 
-from core.store import note_files
+from core.store import note_files, quotas
 from core.store.customer_fields import (
     EMAIL,
     Conflict,
@@ -63,18 +64,6 @@ MAX_MERGE_HOPS: Final = 16
 VISIBILITIES: Final = ("private", "shared", "public")
 _LANGUAGE: Final = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,7}")
 _ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_LOCK_SQL: Final = "SELECT pg_advisory_xact_lock(hashtext('usher.customers:' || $1))"
-
-
-class QuotaExceeded(StoreError):
-    """A write past the tenant's limit of ``subject`` (``customers``, ``groups``)."""
-
-    code = "RESOURCE_EXHAUSTED"
-
-    def __init__(self, subject: str, limit: int) -> None:
-        super().__init__(f"the tenant's limit of {limit} {subject} is reached")
-        self.subject = subject
-        self.limit = limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,28 +289,13 @@ def _refuse(problems: Mapping[str, str]) -> None:
         raise Violations(problems)
 
 
+_METRICS: Final = {"customers": "customers", "groups": "customer_groups"}
+
+
 async def check_quota(conn: asyncpg.Connection, tenant: str, subject: str, adding: int) -> None:
     """``QuotaExceeded`` unless ``adding`` more ``subject`` (customers, groups) fit the tenant's
-    limit; holds the tenant's customer lock till commit, so racing writers count in turn."""
-    column = {"customers": "max_customers", "groups": "max_groups"}[subject]
-    limit: int | None = await conn.fetchval(
-        f"SELECT {column} FROM customer_limits WHERE tenant_id = $1", tenant
-    )
-    if limit is None or adding <= 0:
-        return
-    await conn.execute(_LOCK_SQL, tenant)
-    if subject == "customers":
-        used = await conn.fetchval(
-            "SELECT count(*) FROM customers WHERE tenant_id = $1"
-            " AND deleted_at IS NULL AND merged_into IS NULL",
-            tenant,
-        )
-    else:
-        used = await conn.fetchval(
-            "SELECT count(*) FROM customer_groups WHERE tenant_id = $1", tenant
-        )
-    if used + adding > limit:
-        raise QuotaExceeded(subject, limit)
+    quota (``core.store.quotas.reserve``: racing writers count in turn till commit)."""
+    await quotas.reserve(conn, tenant, _METRICS[subject], adding)
 
 
 async def write_unique(
@@ -879,42 +853,9 @@ class CustomerStore:
     # --- usage and limits ------------------------------------------------------------------
 
     async def usage(self, tenant: str) -> Usage:
-        with translated_errors():
-            row = await self._pool.fetchrow(
-                """SELECT (SELECT count(*) FROM customers WHERE tenant_id = $1
-                               AND deleted_at IS NULL AND merged_into IS NULL) AS customers,
-                          (SELECT count(*) FROM customer_groups WHERE tenant_id = $1) AS groups,
-                          l.max_customers, l.max_groups
-                   FROM (SELECT 1) one
-                   LEFT JOIN customer_limits l ON l.tenant_id = $1""",
-                tenant,
-            )
-        assert row is not None
-        return Usage(row["customers"], row["max_customers"], row["groups"], row["max_groups"])
-
-
-async def set_limits(
-    pool: asyncpg.Pool, tenant: str, *, max_customers: int | None, max_groups: int | None
-) -> None:
-    """Set a tenant's limits, both at once (None: unlimited); ``Violations`` for a negative
-    one. Usage above a new limit stays (only additions are refused)."""
-    _refuse(
-        {
-            name: "0 or more"
-            for name, value in (("max_customers", max_customers), ("max_groups", max_groups))
-            if value is not None and value < 0
-        }
-    )
-    with translated_errors():
-        await pool.execute(
-            """INSERT INTO customer_limits (tenant_id, max_customers, max_groups)
-               VALUES ($1, $2, $3)
-               ON CONFLICT (tenant_id) DO UPDATE
-               SET max_customers = excluded.max_customers, max_groups = excluded.max_groups""",
-            tenant,
-            max_customers,
-            max_groups,
-        )
+        """The tenant's customers and groups against their quotas (``core.store.quotas``)."""
+        customers, groups = await quotas.usage(self._pool, tenant, list(_METRICS.values()))
+        return Usage(customers.used, customers.limit, groups.used, groups.limit)
 
 
 def retention_period(env: Mapping[str, str] | None = None) -> dt.timedelta:

@@ -16,7 +16,6 @@ from usher.client import (
     CustomerClient,
     FailedPrecondition,
     InvalidArgument,
-    PermissionDenied,
     ResourceExhausted,
 )
 from usher.v1 import admin_service_pb2 as apb
@@ -24,6 +23,7 @@ from usher.v1 import agent_pb2, conversation_pb2
 from usher.v1 import customer_pb2 as cpb
 from usher.v1 import customer_service_pb2 as pb
 
+from core.store import quotas
 from tests.integration.api_kit import Running, running
 
 PDF = conversation_pb2.Attachment(
@@ -202,36 +202,32 @@ async def test_a_saved_filter_may_name_a_static_group_and_is_checked(
 # --- usage limits --------------------------------------------------------------------------------
 
 
-async def test_an_admin_sets_the_limits_and_writes_past_them_are_refused(
+async def test_the_installation_sets_the_limits_and_writes_past_them_are_refused(
     api: Running, sup: CustomerClient
 ) -> None:
-    async with CustomerClient(api.target, await api.token("acme", "admin")) as admin:
-        set_to = await admin.set_usage_limits(
-            pb.SetUsageLimitsRequest(max_customers=1, max_groups=0)
-        )
-        assert (set_to.customers.limit, set_to.customers.unlimited) == (1, False)
-        await create(sup, display_name="A")
-        with pytest.raises(ResourceExhausted) as full:
-            await create(sup, display_name="B")
-        quota = full.value.detail(error_details_pb2.QuotaFailure)
-        assert quota is not None
-        violation = quota.violations[0]
-        assert (violation.quota_metric, violation.quota_value) == ("customers", 1)
-        with pytest.raises(ResourceExhausted):
-            await sup.create_customer_group(pb.CreateCustomerGroupRequest(group_id="g"))
-        usage = await sup.get_usage(pb.GetUsageRequest())
-        assert (usage.customers.used, usage.customers.limit) == (1, 1)
-        assert (usage.groups.used, usage.groups.limit) == (0, 0)
-
-        with pytest.raises(PermissionDenied):  # a supervisor does not set limits
-            await sup.set_usage_limits(pb.SetUsageLimitsRequest(max_customers=100))
-        with pytest.raises(InvalidArgument):
-            await admin.set_usage_limits(pb.SetUsageLimitsRequest(max_customers=-1))
-
-        cleared = await admin.set_usage_limits(pb.SetUsageLimitsRequest())  # unlimited again
-        assert cleared.customers.unlimited and cleared.groups.unlimited
+    await quotas.set_limit(api.pool, "acme", "customers", 1)
+    await quotas.set_limit(api.pool, "acme", "customer_groups", 0)
+    await create(sup, display_name="A")
+    with pytest.raises(ResourceExhausted) as full:
         await create(sup, display_name="B")
+    quota = full.value.detail(error_details_pb2.QuotaFailure)
+    assert quota is not None
+    violation = quota.violations[0]
+    assert (violation.quota_metric, violation.quota_value) == ("customers", 1)
+    with pytest.raises(ResourceExhausted):
         await sup.create_customer_group(pb.CreateCustomerGroupRequest(group_id="g"))
+    usage = await sup.get_usage(pb.GetUsageRequest())
+    assert (usage.customers.used, usage.customers.limit) == (1, 1)
+    assert (usage.groups.used, usage.groups.limit) == (0, 0)
+    # a tenant has no way to raise its own limits: CustomerService has no SetUsageLimits
+    assert "SetUsageLimits" not in pb.DESCRIPTOR.services_by_name["CustomerService"].methods_by_name
+
+    await quotas.set_limit(api.pool, "acme", "customers", None)  # unlimited again
+    await quotas.set_limit(api.pool, "acme", "customer_groups", None)
+    usage = await sup.get_usage(pb.GetUsageRequest())
+    assert usage.customers.unlimited and usage.groups.unlimited
+    await create(sup, display_name="B")
+    await sup.create_customer_group(pb.CreateCustomerGroupRequest(group_id="g"))
 
 
 # --- import: the clear rule, the dry run past the limit, owners ----------------------------------
@@ -285,8 +281,7 @@ async def test_an_empty_cell_clears_and_an_absent_column_keeps(
 async def test_a_dry_run_past_the_limit_reports_it(
     api: Running, sup: CustomerClient, pool: asyncpg.Pool
 ) -> None:
-    async with CustomerClient(api.target, await api.token("acme", "admin")) as admin:
-        await admin.set_usage_limits(pb.SetUsageLimitsRequest(max_customers=1))
+    await quotas.set_limit(api.pool, "acme", "customers", 1)
     content = csv_file([["external_id", "phone"], ["e1", "+85291234567"], ["e2", "bad"]])
     dry = await sup.import_customers(
         pb.ImportCustomersRequest(content=content, format=pb.FILE_FORMAT_CSV, dry_run=True)

@@ -28,7 +28,8 @@ from usher.v1 import blocklist_service_pb2 as bl
 from usher.v1 import customer_pb2 as cpb
 from usher.v1 import customer_service_pb2 as pb
 
-from core.store.customer_records import purge_deleted, retention_period, set_limits
+from core.store import quotas
+from core.store.customer_records import purge_deleted, retention_period
 from core.store.customers import Customers
 from tests.integration.api_kit import Running, running
 
@@ -415,7 +416,8 @@ async def test_usage_and_limits(api: Running, sup: CustomerClient, pool: asyncpg
     usage = await sup.get_usage(pb.GetUsageRequest())
     assert usage.customers.unlimited and usage.groups.unlimited
     await create(sup, display_name="A")
-    await set_limits(pool, "acme", max_customers=2, max_groups=0)
+    await quotas.set_limit(pool, "acme", "customers", 2)
+    await quotas.set_limit(pool, "acme", "customer_groups", 0)
     await create(sup, display_name="B")
     with pytest.raises(ResourceExhausted) as full:
         await create(sup, display_name="C")

@@ -151,9 +151,11 @@ def test_relations_held_together_allow_what_any_of_them_allows() -> None:
         ("ConversationService", "StartConversation", "agent", False),
         ("ConversationService", "StartConversation", "gateway", True),
         ("NoSuchService", "Get", "admin", False),
-        ("CustomerService", "SetUsageLimits", "admin", True),  # admins only
-        ("CustomerService", "SetUsageLimits", "supervisor", False),
         ("CustomerService", "GetUsage", "supervisor", True),
+        ("QuotaService", "GetQuotas", "supervisor", True),  # read only: no RPC sets limits
+        ("QuotaService", "GetQuotas", "agent", False),
+        ("QrCodeService", "CreateQrCode", "admin", True),
+        ("QrCodeService", "ListQrCodes", "agent", False),
     ],
 )
 def test_who_may_call_what(service: str, method: str, role: str, expected: bool) -> None:

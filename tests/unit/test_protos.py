@@ -119,8 +119,18 @@ SERVICES: dict[str, set[str]] = {
         "GetImportTemplate",
         "ExportCustomers",
         "GetUsage",
-        "SetUsageLimits",
     },
+    "QrCodeService": {
+        *(
+            f"{verb}QrCode"
+            for verb in ("Create", "Get", "Update", "Activate", "Deactivate", "Delete")
+        ),
+        "ListQrCodes",
+        "GetQrCodeImage",
+        "GetQrCodeStats",
+        "ExportQrCodes",
+    },
+    "QuotaService": {"GetQuotas"},
     "KnowledgeService": {
         *(
             f"{verb}{kind}"
@@ -189,6 +199,7 @@ STREAMING = {
     "WatchBlocks",
     "ExportReport",
     "WatchConversationLists",
+    "ExportQrCodes",
 }
 RESOURCES = {
     "Conversation": "conversations/{conversation}",
@@ -206,6 +217,7 @@ RESOURCES = {
     "Bot": "bots/{bot}",
     "CannedReply": "cannedReplies/{canned_reply}",
     "CannedReplyCategory": "cannedReplyCategories/{category}",
+    "QrCode": "qrCodes/{qr_code}",
 }
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from core.api.validation import forms as f
+from core.qr.targets import LINE_ID
 from core.store.validation import MAX_CONTENT, MAX_PROVIDER_ID
 
 DEFAULT_MAX_LEN: Final = 256
@@ -390,8 +391,6 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}RemoveCustomerGroupMembersRequest.customers": _names("customers", 500),
     f"{_P}ImportCustomersRequest.content": Limit(max_len=MAX_CUSTOMER_IMPORT_BYTES),
     f"{_P}ImportCustomersRequest.key_field": _name("customFields"),
-    f"{_P}SetUsageLimitsRequest.max_customers": Limit(low=0, high=MAX_INT64),
-    f"{_P}SetUsageLimitsRequest.max_groups": Limit(low=0, high=MAX_INT64),
     # --- BlocklistService (the values' syntax is the servicer's: core.store.blocklist) --------
     f"{_P}CustomerIdentity.ip_address": Limit(max_len=45),
     f"{_P}Block.customer": _name("customers"),
@@ -559,6 +558,38 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}PreviewWebhookAnswer.body": Limit(max_len=65_536),
     f"{_P}PreviewKnowledgeAnswer.answer": BOT_TEXT,
     f"{_P}PreviewKnowledgeAnswer.article": Limit(max_len=200),
+    # --- QrCodeService (targets are checked whole by core.qr.targets) -------------------------
+    f"{_P}QrCode.name": _name("qrCodes"),
+    f"{_P}QrCode.display_name": DISPLAY_NAME,
+    f"{_P}QrCode.campaign": Limit(max_len=200, form=f.LINE),
+    f"{_P}QrCode.place": Limit(max_len=200, form=f.LINE),
+    f"{_P}QrCode.tracking_url": Limit(max_len=4_096),
+    f"{_P}QrCode.target_url": Limit(max_len=4_096),
+    **{f"{_P}QrCodeCounts.{n}": EVENT_ID for n in ("scans", "unique_scans", "conversations")},
+    f"{_P}WhatsAppTarget.phone_number": Limit(max_len=16, form=f.PHONE),
+    f"{_P}WhatsAppTarget.trigger_phrase": Limit(max_len=500),
+    f"{_P}LineTarget.basic_id": Limit(
+        max_len=41,
+        form=f.Form(
+            "@ and 1 to 40 of a-z0-9._- (like @123abcde)", lambda t: bool(LINE_ID.fullmatch(t))
+        ),
+    ),
+    f"{_P}LineTarget.trigger_phrase": Limit(max_len=500),
+    f"{_P}WebChatTarget.page_url": Limit(max_len=2_048, form=f.URI),
+    f"{_P}WebChatTarget.reference": ID,
+    f"{_P}UrlTarget.url": Limit(max_len=2_048, form=f.URI),
+    **{
+        f"{_P}{verb}QrCodeRequest.name": _name("qrCodes")
+        for verb in ("Get", "Activate", "Deactivate", "Delete")
+    },
+    f"{_P}GetQrCodeImageRequest.name": _name("qrCodes"),
+    f"{_P}GetQrCodeImageRequest.size": Limit(low=0, high=4_096),
+    f"{_P}GetQrCodeStatsRequest.name": _name("qrCodes"),
+    f"{_P}GetQrCodeStatsRequest.start_date": Limit(max_len=10, form=f.DATE),
+    f"{_P}GetQrCodeStatsRequest.end_date": Limit(max_len=10, form=f.DATE),
+    f"{_P}ListQrCodesRequest.page_size": PAGE_SIZE,
+    f"{_P}ListQrCodesRequest.page_token": PAGE_TOKEN,
+    f"{_P}ListQrCodesRequest.campaign": Limit(max_len=200, form=f.LINE),
     # --- KnowledgeService (articles are checked whole by core.store.knowledge) ----------------
     f"{_P}KnowledgeCategory.name": _name("knowledgeCategories"),
     f"{_P}KnowledgeCategory.display_name": DISPLAY_NAME,

@@ -43,6 +43,8 @@ from usher.client.errors import (
 from usher.client.follow_up import FollowUpClient
 from usher.client.gateway import GatewayClient
 from usher.client.knowledge import KnowledgeClient
+from usher.client.qr_codes import QrCodeClient
+from usher.client.quotas import QuotaClient
 from usher.client.records import RecordClient
 from usher.client.reports import ReportClient
 from usher.client.supervisor import SupervisorClient
@@ -69,6 +71,8 @@ __all__ = [
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
+    "QrCodeClient",
+    "QuotaClient",
     "RecordClient",
     "ReportClient",
     "ResourceExhausted",

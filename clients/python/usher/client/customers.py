@@ -17,8 +17,8 @@ class CustomerClient(BaseClient):
     """Customers, custom fields, groups, notes, import and export, usage.
 
     Methods take the generated request message and return the generated response. Reads
-    (Get, List, GetImportTemplate, GetUsage) and SetUsageLimits are retried on transient
-    errors; other writes are not.
+    (Get, List, GetImportTemplate, GetUsage) are retried on transient errors; writes are not.
+    Limits are the installation's (``usher admin quota set``); ``QuotaClient`` reads them all.
     ``export_customers`` yields the file's bytes chunk by chunk.
     """
 
@@ -177,12 +177,3 @@ class CustomerClient(BaseClient):
         self, request: pb.GetUsageRequest, *, timeout: float | None = None
     ) -> pb.GetUsageResponse:
         return await self._call(self._stub.GetUsage, request, idempotent=True, timeout=timeout)
-
-    async def set_usage_limits(
-        self, request: pb.SetUsageLimitsRequest, *, timeout: float | None = None
-    ) -> pb.SetUsageLimitsResponse:
-        """Set the tenant's limits (an ADMIN credential); retried, since setting them twice
-        changes nothing."""
-        return await self._call(
-            self._stub.SetUsageLimits, request, idempotent=True, timeout=timeout
-        )

@@ -30,8 +30,7 @@ class CustomerServiceStub:
     fields, tags, groups, notes, a recycle bin, merging, bulk import and export, and usage
     against the tenant's limits.
 
-    Roles: SUPERVISOR and ADMIN call every method but SetUsageLimits (ADMIN only) and see every
-    customer. AGENT may call
+    Roles: SUPERVISOR and ADMIN call every method and see every customer. AGENT may call
     GetCustomer, ListCustomers, UpdateCustomer, AddCustomerNote, ListCustomerNotes,
     ListCustomFields, ListCustomerGroups and GetUsage, and sees PUBLIC and SHARED customers and
     the PRIVATE ones it owns (others are NOT_FOUND); it edits PUBLIC ones and those it owns, and
@@ -39,10 +38,12 @@ class CustomerServiceStub:
 
     Custom field values are validated on every write (API and import): INVALID_ARGUMENT with a
     BadRequest violation per bad value (`customer.fields.<key>`), ALREADY_EXISTS for a value of a
-    unique field another customer holds. A write past the tenant's limit of customers or groups
+    unique field another customer holds. A write past the tenant's quota of customers or groups
     is RESOURCE_EXHAUSTED with a QuotaFailure (its violation's `quota_metric` is `customers` or
-    `groups`, `quota_value` the limit). Every RPC may also fail with the common codes (see
-    protos/README.md).
+    `customer_groups`, `quota_value` the limit). The limits are the installation's, set with
+    `usher admin quota set` (a tenant cannot raise its own); QuotaService.GetQuotas reads them
+    with every other quota. SetUsageLimits, which let a tenant's admins set them, was removed.
+    Every RPC may also fail with the common codes (see protos/README.md).
     """
 
     def __init__(self, channel):
@@ -161,11 +162,6 @@ class CustomerServiceStub:
                 request_serializer=usher_dot_v1_dot_customer__service__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=usher_dot_v1_dot_customer__service__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
-        self.SetUsageLimits = channel.unary_unary(
-                '/usher.v1.CustomerService/SetUsageLimits',
-                request_serializer=usher_dot_v1_dot_customer__service__pb2.SetUsageLimitsRequest.SerializeToString,
-                response_deserializer=usher_dot_v1_dot_customer__service__pb2.SetUsageLimitsResponse.FromString,
-                _registered_method=True)
 
 
 class CustomerServiceServicer:
@@ -173,8 +169,7 @@ class CustomerServiceServicer:
     fields, tags, groups, notes, a recycle bin, merging, bulk import and export, and usage
     against the tenant's limits.
 
-    Roles: SUPERVISOR and ADMIN call every method but SetUsageLimits (ADMIN only) and see every
-    customer. AGENT may call
+    Roles: SUPERVISOR and ADMIN call every method and see every customer. AGENT may call
     GetCustomer, ListCustomers, UpdateCustomer, AddCustomerNote, ListCustomerNotes,
     ListCustomFields, ListCustomerGroups and GetUsage, and sees PUBLIC and SHARED customers and
     the PRIVATE ones it owns (others are NOT_FOUND); it edits PUBLIC ones and those it owns, and
@@ -182,10 +177,12 @@ class CustomerServiceServicer:
 
     Custom field values are validated on every write (API and import): INVALID_ARGUMENT with a
     BadRequest violation per bad value (`customer.fields.<key>`), ALREADY_EXISTS for a value of a
-    unique field another customer holds. A write past the tenant's limit of customers or groups
+    unique field another customer holds. A write past the tenant's quota of customers or groups
     is RESOURCE_EXHAUSTED with a QuotaFailure (its violation's `quota_metric` is `customers` or
-    `groups`, `quota_value` the limit). Every RPC may also fail with the common codes (see
-    protos/README.md).
+    `customer_groups`, `quota_value` the limit). The limits are the installation's, set with
+    `usher admin quota set` (a tenant cannot raise its own); QuotaService.GetQuotas reads them
+    with every other quota. SetUsageLimits, which let a tenant's admins set them, was removed.
+    Every RPC may also fail with the common codes (see protos/README.md).
     """
 
     def CreateCustomer(self, request, context):
@@ -366,16 +363,8 @@ class CustomerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetUsage(self, request, context):
-        """The tenant's usage against its limits. Errors: none beyond the common ones.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def SetUsageLimits(self, request, context):
-        """Set the tenant's limits of customers and groups (ADMIN only), replacing both: a limit left
-        unset is unlimited. A limit below the usage refuses new customers or groups until usage
-        falls under it, and removes nothing. Errors: INVALID_ARGUMENT (a negative limit).
+        """The tenant's customers and groups against their quotas (QuotaService.GetQuotas has every
+        quota). Errors: none beyond the common ones.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -494,11 +483,6 @@ def add_CustomerServiceServicer_to_server(servicer, server):
                     request_deserializer=usher_dot_v1_dot_customer__service__pb2.GetUsageRequest.FromString,
                     response_serializer=usher_dot_v1_dot_customer__service__pb2.GetUsageResponse.SerializeToString,
             ),
-            'SetUsageLimits': grpc.unary_unary_rpc_method_handler(
-                    servicer.SetUsageLimits,
-                    request_deserializer=usher_dot_v1_dot_customer__service__pb2.SetUsageLimitsRequest.FromString,
-                    response_serializer=usher_dot_v1_dot_customer__service__pb2.SetUsageLimitsResponse.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'usher.v1.CustomerService', rpc_method_handlers)
@@ -512,8 +496,7 @@ class CustomerService:
     fields, tags, groups, notes, a recycle bin, merging, bulk import and export, and usage
     against the tenant's limits.
 
-    Roles: SUPERVISOR and ADMIN call every method but SetUsageLimits (ADMIN only) and see every
-    customer. AGENT may call
+    Roles: SUPERVISOR and ADMIN call every method and see every customer. AGENT may call
     GetCustomer, ListCustomers, UpdateCustomer, AddCustomerNote, ListCustomerNotes,
     ListCustomFields, ListCustomerGroups and GetUsage, and sees PUBLIC and SHARED customers and
     the PRIVATE ones it owns (others are NOT_FOUND); it edits PUBLIC ones and those it owns, and
@@ -521,10 +504,12 @@ class CustomerService:
 
     Custom field values are validated on every write (API and import): INVALID_ARGUMENT with a
     BadRequest violation per bad value (`customer.fields.<key>`), ALREADY_EXISTS for a value of a
-    unique field another customer holds. A write past the tenant's limit of customers or groups
+    unique field another customer holds. A write past the tenant's quota of customers or groups
     is RESOURCE_EXHAUSTED with a QuotaFailure (its violation's `quota_metric` is `customers` or
-    `groups`, `quota_value` the limit). Every RPC may also fail with the common codes (see
-    protos/README.md).
+    `customer_groups`, `quota_value` the limit). The limits are the installation's, set with
+    `usher admin quota set` (a tenant cannot raise its own); QuotaService.GetQuotas reads them
+    with every other quota. SetUsageLimits, which let a tenant's admins set them, was removed.
+    Every RPC may also fail with the common codes (see protos/README.md).
     """
 
     @staticmethod
@@ -1111,33 +1096,6 @@ class CustomerService:
             '/usher.v1.CustomerService/GetUsage',
             usher_dot_v1_dot_customer__service__pb2.GetUsageRequest.SerializeToString,
             usher_dot_v1_dot_customer__service__pb2.GetUsageResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def SetUsageLimits(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/usher.v1.CustomerService/SetUsageLimits',
-            usher_dot_v1_dot_customer__service__pb2.SetUsageLimitsRequest.SerializeToString,
-            usher_dot_v1_dot_customer__service__pb2.SetUsageLimitsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -31,8 +31,7 @@ class CustomerServiceStub:
     fields, tags, groups, notes, a recycle bin, merging, bulk import and export, and usage
     against the tenant's limits.
 
-    Roles: SUPERVISOR and ADMIN call every method but SetUsageLimits (ADMIN only) and see every
-    customer. AGENT may call
+    Roles: SUPERVISOR and ADMIN call every method and see every customer. AGENT may call
     GetCustomer, ListCustomers, UpdateCustomer, AddCustomerNote, ListCustomerNotes,
     ListCustomFields, ListCustomerGroups and GetUsage, and sees PUBLIC and SHARED customers and
     the PRIVATE ones it owns (others are NOT_FOUND); it edits PUBLIC ones and those it owns, and
@@ -40,10 +39,12 @@ class CustomerServiceStub:
 
     Custom field values are validated on every write (API and import): INVALID_ARGUMENT with a
     BadRequest violation per bad value (`customer.fields.<key>`), ALREADY_EXISTS for a value of a
-    unique field another customer holds. A write past the tenant's limit of customers or groups
+    unique field another customer holds. A write past the tenant's quota of customers or groups
     is RESOURCE_EXHAUSTED with a QuotaFailure (its violation's `quota_metric` is `customers` or
-    `groups`, `quota_value` the limit). Every RPC may also fail with the common codes (see
-    protos/README.md).
+    `customer_groups`, `quota_value` the limit). The limits are the installation's, set with
+    `usher admin quota set` (a tenant cannot raise its own); QuotaService.GetQuotas reads them
+    with every other quota. SetUsageLimits, which let a tenant's admins set them, was removed.
+    Every RPC may also fail with the common codes (see protos/README.md).
     """
 
     @_typing.overload
@@ -141,11 +142,8 @@ class CustomerServiceStub:
     import's columns. Errors: INVALID_ARGUMENT.
     """
     GetUsage: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.GetUsageRequest, _customer_service_pb2.GetUsageResponse]
-    """The tenant's usage against its limits. Errors: none beyond the common ones."""
-    SetUsageLimits: _grpc.UnaryUnaryMultiCallable[_customer_service_pb2.SetUsageLimitsRequest, _customer_service_pb2.SetUsageLimitsResponse]
-    """Set the tenant's limits of customers and groups (ADMIN only), replacing both: a limit left
-    unset is unlimited. A limit below the usage refuses new customers or groups until usage
-    falls under it, and removes nothing. Errors: INVALID_ARGUMENT (a negative limit).
+    """The tenant's customers and groups against their quotas (QuotaService.GetQuotas has every
+    quota). Errors: none beyond the common ones.
     """
 
 @_typing.type_check_only
@@ -154,8 +152,7 @@ class CustomerServiceAsyncStub(CustomerServiceStub):
     fields, tags, groups, notes, a recycle bin, merging, bulk import and export, and usage
     against the tenant's limits.
 
-    Roles: SUPERVISOR and ADMIN call every method but SetUsageLimits (ADMIN only) and see every
-    customer. AGENT may call
+    Roles: SUPERVISOR and ADMIN call every method and see every customer. AGENT may call
     GetCustomer, ListCustomers, UpdateCustomer, AddCustomerNote, ListCustomerNotes,
     ListCustomFields, ListCustomerGroups and GetUsage, and sees PUBLIC and SHARED customers and
     the PRIVATE ones it owns (others are NOT_FOUND); it edits PUBLIC ones and those it owns, and
@@ -163,10 +160,12 @@ class CustomerServiceAsyncStub(CustomerServiceStub):
 
     Custom field values are validated on every write (API and import): INVALID_ARGUMENT with a
     BadRequest violation per bad value (`customer.fields.<key>`), ALREADY_EXISTS for a value of a
-    unique field another customer holds. A write past the tenant's limit of customers or groups
+    unique field another customer holds. A write past the tenant's quota of customers or groups
     is RESOURCE_EXHAUSTED with a QuotaFailure (its violation's `quota_metric` is `customers` or
-    `groups`, `quota_value` the limit). Every RPC may also fail with the common codes (see
-    protos/README.md).
+    `customer_groups`, `quota_value` the limit). The limits are the installation's, set with
+    `usher admin quota set` (a tenant cannot raise its own); QuotaService.GetQuotas reads them
+    with every other quota. SetUsageLimits, which let a tenant's admins set them, was removed.
+    Every RPC may also fail with the common codes (see protos/README.md).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -261,11 +260,8 @@ class CustomerServiceAsyncStub(CustomerServiceStub):
     import's columns. Errors: INVALID_ARGUMENT.
     """
     GetUsage: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.GetUsageRequest, _customer_service_pb2.GetUsageResponse]  # type: ignore[assignment]
-    """The tenant's usage against its limits. Errors: none beyond the common ones."""
-    SetUsageLimits: _aio.UnaryUnaryMultiCallable[_customer_service_pb2.SetUsageLimitsRequest, _customer_service_pb2.SetUsageLimitsResponse]  # type: ignore[assignment]
-    """Set the tenant's limits of customers and groups (ADMIN only), replacing both: a limit left
-    unset is unlimited. A limit below the usage refuses new customers or groups until usage
-    falls under it, and removes nothing. Errors: INVALID_ARGUMENT (a negative limit).
+    """The tenant's customers and groups against their quotas (QuotaService.GetQuotas has every
+    quota). Errors: none beyond the common ones.
     """
 
 class CustomerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -273,8 +269,7 @@ class CustomerServiceServicer(metaclass=_abc_1.ABCMeta):
     fields, tags, groups, notes, a recycle bin, merging, bulk import and export, and usage
     against the tenant's limits.
 
-    Roles: SUPERVISOR and ADMIN call every method but SetUsageLimits (ADMIN only) and see every
-    customer. AGENT may call
+    Roles: SUPERVISOR and ADMIN call every method and see every customer. AGENT may call
     GetCustomer, ListCustomers, UpdateCustomer, AddCustomerNote, ListCustomerNotes,
     ListCustomFields, ListCustomerGroups and GetUsage, and sees PUBLIC and SHARED customers and
     the PRIVATE ones it owns (others are NOT_FOUND); it edits PUBLIC ones and those it owns, and
@@ -282,10 +277,12 @@ class CustomerServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Custom field values are validated on every write (API and import): INVALID_ARGUMENT with a
     BadRequest violation per bad value (`customer.fields.<key>`), ALREADY_EXISTS for a value of a
-    unique field another customer holds. A write past the tenant's limit of customers or groups
+    unique field another customer holds. A write past the tenant's quota of customers or groups
     is RESOURCE_EXHAUSTED with a QuotaFailure (its violation's `quota_metric` is `customers` or
-    `groups`, `quota_value` the limit). Every RPC may also fail with the common codes (see
-    protos/README.md).
+    `customer_groups`, `quota_value` the limit). The limits are the installation's, set with
+    `usher admin quota set` (a tenant cannot raise its own); QuotaService.GetQuotas reads them
+    with every other quota. SetUsageLimits, which let a tenant's admins set them, was removed.
+    Every RPC may also fail with the common codes (see protos/README.md).
     """
 
     @_abc_1.abstractmethod
@@ -510,17 +507,8 @@ class CustomerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _customer_service_pb2.GetUsageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_customer_service_pb2.GetUsageResponse, _abc.Awaitable[_customer_service_pb2.GetUsageResponse]]:
-        """The tenant's usage against its limits. Errors: none beyond the common ones."""
-
-    @_abc_1.abstractmethod
-    def SetUsageLimits(
-        self,
-        request: _customer_service_pb2.SetUsageLimitsRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_customer_service_pb2.SetUsageLimitsResponse, _abc.Awaitable[_customer_service_pb2.SetUsageLimitsResponse]]:
-        """Set the tenant's limits of customers and groups (ADMIN only), replacing both: a limit left
-        unset is unlimited. A limit below the usage refuses new customers or groups until usage
-        falls under it, and removes nothing. Errors: INVALID_ARGUMENT (a negative limit).
+        """The tenant's customers and groups against their quotas (QuotaService.GetQuotas has every
+        quota). Errors: none beyond the common ones.
         """
 
 def add_CustomerServiceServicer_to_server(servicer: CustomerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
