@@ -3,6 +3,7 @@ real ``Server`` (auth, drain, health, reflection) on 127.0.0.1 with a free port.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -60,12 +61,15 @@ async def running(
     stream_limits: StreamLimits | None = None,
     keepalive: Keepalive | None = None,
     web: WebOptions | None = None,
+    public_url: str = "",
 ) -> AsyncIterator[Running]:
     """AdminService and ``extra``; with ``with_core`` every ``usher.v1`` service; with ``web``
-    the API for browsers too (``server.web.url``)."""
+    the API for browsers too (``server.web.url``), and QR codes' tracking links, whose base is
+    ``public_url``."""
     client = aioredis.Redis.from_url(redis_url)
     connections = Connections(pool, client, "test", "test")
     ctx, shard = build_local_context(connections)
+    ctx = dataclasses.replace(ctx, public_url=public_url)
     shard.start()
     admin = Servicer(ADMIN.name, AdminServicer(ctx), ADMIN.add)
     servicers = available_servicers(ctx) if with_core else [admin]
