@@ -121,3 +121,42 @@ def menu_bot(bot_id: str = "menu", **kwargs: Any) -> Bot:
     kwargs.setdefault("handoff_text", "Let me find a person for you.")
     kwargs.setdefault("could_not_answer", HandOffAction(queue="support"))
     return bot(bot_id, menu_steps(webhook_url=webhook_url, style=style), **kwargs)
+
+
+def branches_bot(channel: str) -> Bot:
+    """Three buttons; the first opens a list of five branches; a branch ends and closes; the
+    second hands off to people."""
+    return bot(
+        "branches",
+        (
+            ChoiceStep(
+                id="menu",
+                content=Content(title="Bike shop", body="How can we help?", footer="Tap one"),
+                options=(
+                    Option(id="visit", title="Visit a branch", next="which"),
+                    Option(id="person", title="A person", next="human"),
+                    Option(id="nothing", title="Nothing", next="bye"),
+                ),
+            ),
+            ChoiceStep(
+                id="which",
+                content=Content(body="Which branch?"),
+                options=tuple(
+                    Option(
+                        id=f"b{i}",
+                        title=f"Branch {i}",
+                        description=f"Open 9-{i + 5}",
+                        next="see_you",
+                    )
+                    for i in range(1, 6)
+                ),
+                style=ChoiceStyle.LIST,
+                button_text="Branches",
+            ),
+            MessageStep(id="see_you", content=Content(body="See you at the branch."), next="bye"),
+            ActionsStep(id="human", actions=(HandOffAction(queue="support"),)),
+            ActionsStep(id="bye", actions=(EndAction(close=True),)),
+        ),
+        channels=(channel,),
+        default_reply="Please tap one of the buttons.",
+    )

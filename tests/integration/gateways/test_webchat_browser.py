@@ -2,7 +2,7 @@
 shop's page on its own origin embeds the one-tag snippet; the customer fills the pre-chat form,
 chats with Ann (who answers through the SDK), sees her typing, her reply and her read receipt,
 picks one of the choices she offers by clicking its button, and rates the chat; with nobody
-online, the customer leaves a message that is stored."""
+online, the customer leaves a message that is stored; a bot's buttons are clicked too."""
 
 from __future__ import annotations
 
@@ -19,9 +19,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
+from usher.client import BotClient
 from usher.v1 import agent_pb2, agent_service_pb2, channel_pb2, conversation_pb2
 
 from gateways.webchat.provider import WebChat
+from tests.bot_kit import branches_bot
+from tests.integration.bot_hooks import serve
 from tests.integration.gateways.kit import (
     TENANT,
     Core,
@@ -251,3 +254,41 @@ async def test_with_nobody_online_the_customer_leaves_a_message(
     assert [m.text for m in transcript if m.sender == conversation_pb2.SENDER_CUSTOMER] == [
         "Name: Lee\nE-mail: lee@example.com\n\nPlease e-mail me the price list."
     ]
+
+
+async def test_a_bot_answers_with_buttons_the_customer_clicks(
+    the_core: Core, tmp_path: Path
+) -> None:
+    """A bot on the channel greets with buttons; clicking one moves its flow, whose next
+    message shows, and the pick is stored with the option's id."""
+    provider = WebChat()
+    async with chat_page(the_core, tmp_path, provider) as (page, _):
+        client = BotClient(the_core.target, await the_core.running.token(TENANT, "supervisor"))
+        await serve(client, branches_bot("webchat"))
+        await client.close()
+        prechat = page.locator(".usher-prechat")
+        await prechat.locator("input[name=name]").fill("Chan", timeout=UI_WAIT_MS)
+        await prechat.locator(".usher-start").click()
+        await page.locator(".usher-input").fill("hello")
+        await page.locator(".usher-input").press("Enter")
+
+        buttons = page.locator(".usher-choice")
+        await expect(buttons).to_have_count(3, timeout=UI_WAIT_MS)
+        await expect(page.locator(".usher-msg.bot").first).to_contain_text("How can we help?")
+        await buttons.filter(has_text="Nothing").click()
+        await expect(buttons.filter(has_text="Nothing")).to_have_class("usher-choice chosen")
+        rows = await eventually(
+            lambda: the_core.running.pool.fetch(
+                "SELECT sender, content, selected_option_id FROM messages"
+                " WHERE tenant_id = $1 AND sender = 'customer' AND selected_option_id IS NOT NULL",
+                TENANT,
+            )
+        )
+        assert [(r["content"], r["selected_option_id"]) for r in rows] == [("Nothing", "nothing")]
+        state = await eventually(
+            lambda: the_core.running.pool.fetchval(
+                "SELECT state FROM conversations WHERE tenant_id = $1 AND state = 'closed'",
+                TENANT,
+            )
+        )
+        assert state == "closed"  # the bot ended the flow and closed it as resolved
