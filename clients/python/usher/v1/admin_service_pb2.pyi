@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from usher.v1 import agent_pb2 as _agent_pb2
 from usher.v1 import channel_pb2 as _channel_pb2
@@ -1449,3 +1450,71 @@ class DeleteChannelResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteChannelResponse: _TypeAlias = DeleteChannelResponse  # noqa: Y015
+
+@_typing.final
+class SetAgentPasswordRequest(_message.Message):
+    """Set an agent's console password."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    CONSOLE_ROLE_FIELD_NUMBER: _builtins.int
+    agent: _builtins.str
+    """`agents/{agent}`."""
+    password: _builtins.str
+    """10 to 128 characters, not the agent's id or display name."""
+    console_role: _credential_pb2.Role.ValueType
+    """The role of the agent's console tokens: ROLE_AGENT, ROLE_SUPERVISOR or ROLE_ADMIN.
+    ROLE_UNSPECIFIED keeps the role set before (ROLE_AGENT for a first password).
+    """
+    def __init__(
+        self,
+        *,
+        agent: _builtins.str = ...,
+        password: _builtins.str = ...,
+        console_role: _credential_pb2.Role.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "console_role", b"console_role", "password", b"password"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAgentPasswordRequest: _TypeAlias = SetAgentPasswordRequest  # noqa: Y015
+
+@_typing.final
+class SetAgentPasswordResponse(_message.Message):
+    """The password was set."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_FIELD_NUMBER: _builtins.int
+    CONSOLE_ROLE_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    SESSIONS_ENDED_FIELD_NUMBER: _builtins.int
+    agent: _builtins.str
+    """`agents/{agent}`."""
+    console_role: _credential_pb2.Role.ValueType
+    """The role the agent's console tokens get."""
+    sessions_ended: _builtins.int
+    """Console sessions of the agent that were ended."""
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When the password was set."""
+
+    def __init__(
+        self,
+        *,
+        agent: _builtins.str = ...,
+        console_role: _credential_pb2.Role.ValueType = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        sessions_ended: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "console_role", b"console_role", "sessions_ended", b"sessions_ended", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAgentPasswordResponse: _TypeAlias = SetAgentPasswordResponse  # noqa: Y015

@@ -193,6 +193,11 @@ class AdminServiceStub:
                 request_serializer=usher_dot_v1_dot_admin__service__pb2.DeleteChannelRequest.SerializeToString,
                 response_deserializer=usher_dot_v1_dot_admin__service__pb2.DeleteChannelResponse.FromString,
                 _registered_method=True)
+        self.SetAgentPassword = channel.unary_unary(
+                '/usher.v1.AdminService/SetAgentPassword',
+                request_serializer=usher_dot_v1_dot_admin__service__pb2.SetAgentPasswordRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_admin__service__pb2.SetAgentPasswordResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -447,6 +452,17 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetAgentPassword(self, request, context):
+        """Set the password an agent signs in to a console with (AuthService.SignIn), and the role
+        their console token gets; stored as an argon2id hash. The agent's console sessions end
+        (their tokens are revoked). Errors: INVALID_ARGUMENT (a password of fewer than 10 or more
+        than 128 characters, or equal to the agent's id or display name; ROLE_GATEWAY),
+        NOT_FOUND (the agent).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -599,6 +615,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.DeleteChannel,
                     request_deserializer=usher_dot_v1_dot_admin__service__pb2.DeleteChannelRequest.FromString,
                     response_serializer=usher_dot_v1_dot_admin__service__pb2.DeleteChannelResponse.SerializeToString,
+            ),
+            'SetAgentPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAgentPassword,
+                    request_deserializer=usher_dot_v1_dot_admin__service__pb2.SetAgentPasswordRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_admin__service__pb2.SetAgentPasswordResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1420,6 +1441,33 @@ class AdminService:
             '/usher.v1.AdminService/DeleteChannel',
             usher_dot_v1_dot_admin__service__pb2.DeleteChannelRequest.SerializeToString,
             usher_dot_v1_dot_admin__service__pb2.DeleteChannelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAgentPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usher.v1.AdminService/SetAgentPassword',
+            usher_dot_v1_dot_admin__service__pb2.SetAgentPasswordRequest.SerializeToString,
+            usher_dot_v1_dot_admin__service__pb2.SetAgentPasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

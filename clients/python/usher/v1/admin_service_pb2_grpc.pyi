@@ -156,6 +156,13 @@ class AdminServiceStub:
     """Delete a channel: its gateway stops accepting its webhooks (404). Its conversations stay.
     Errors: NOT_FOUND.
     """
+    SetAgentPassword: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SetAgentPasswordRequest, _admin_service_pb2.SetAgentPasswordResponse]
+    """Set the password an agent signs in to a console with (AuthService.SignIn), and the role
+    their console token gets; stored as an argon2id hash. The agent's console sessions end
+    (their tokens are revoked). Errors: INVALID_ARGUMENT (a password of fewer than 10 or more
+    than 128 characters, or equal to the agent's id or display name; ROLE_GATEWAY),
+    NOT_FOUND (the agent).
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -284,6 +291,13 @@ class AdminServiceAsyncStub(AdminServiceStub):
     DeleteChannel: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteChannelRequest, _admin_service_pb2.DeleteChannelResponse]  # type: ignore[assignment]
     """Delete a channel: its gateway stops accepting its webhooks (404). Its conversations stay.
     Errors: NOT_FOUND.
+    """
+    SetAgentPassword: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SetAgentPasswordRequest, _admin_service_pb2.SetAgentPasswordResponse]  # type: ignore[assignment]
+    """Set the password an agent signs in to a console with (AuthService.SignIn), and the role
+    their console token gets; stored as an argon2id hash. The agent's console sessions end
+    (their tokens are revoked). Errors: INVALID_ARGUMENT (a password of fewer than 10 or more
+    than 128 characters, or equal to the agent's id or display name; ROLE_GATEWAY),
+    NOT_FOUND (the agent).
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -590,6 +604,19 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.DeleteChannelResponse, _abc.Awaitable[_admin_service_pb2.DeleteChannelResponse]]:
         """Delete a channel: its gateway stops accepting its webhooks (404). Its conversations stay.
         Errors: NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def SetAgentPassword(
+        self,
+        request: _admin_service_pb2.SetAgentPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.SetAgentPasswordResponse, _abc.Awaitable[_admin_service_pb2.SetAgentPasswordResponse]]:
+        """Set the password an agent signs in to a console with (AuthService.SignIn), and the role
+        their console token gets; stored as an argon2id hash. The agent's console sessions end
+        (their tokens are revoked). Errors: INVALID_ARGUMENT (a password of fewer than 10 or more
+        than 128 characters, or equal to the agent's id or display name; ROLE_GATEWAY),
+        NOT_FOUND (the agent).
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
