@@ -22,7 +22,7 @@ import click
 from core.config import StoreSettings
 from core.store import credentials, quotas
 from core.store.connect import database_url
-from core.store.errors import StoreError
+from core.store.errors import StoreError, UnknownTenant
 from core.store.migrate import migrate
 
 T = TypeVar("T")
@@ -157,6 +157,10 @@ def quota_set(
 
     try:
         found = _on_database(database_url, data_dir, action)
+    except UnknownTenant as exc:
+        raise click.ClickException(
+            "no such tenant: create it with `usher admin create-tenant`"
+        ) from exc
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{tenant} {metric}: {found}")
