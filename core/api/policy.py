@@ -101,6 +101,8 @@ SERVICE_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "BotService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "ReportService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "QrCodeService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    # but the gateways' two methods (claim and report sends): ONLY_ROLES
+    "BroadcastService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     # read only: the limits are the installation's (``usher admin quota set``)
     "QuotaService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     # which reply or category each may read or change: ``canned_reply_access``
@@ -141,7 +143,11 @@ METHOD_ROLES: Final[Mapping[str, frozenset[Role]]] = {
 }
 """Roles that may also call one method (``Service.Method``)."""
 
-ONLY_ROLES: Final[Mapping[str, frozenset[Role]]] = {}
+ONLY_ROLES: Final[Mapping[str, frozenset[Role]]] = {
+    # the channel gateways send broadcasts: they claim sends and report what became of them
+    "BroadcastService.ClaimBroadcastSends": frozenset({Role.GATEWAY}),
+    "BroadcastService.ReportBroadcastSends": frozenset({Role.GATEWAY}),
+}
 """Methods that only these roles may call, whatever their service allows (``Service.Method``)."""
 
 READ_ROLES: Final[Mapping[str, frozenset[Role]]] = {

@@ -41,6 +41,8 @@ from usher.v1 import (
     blocklist_service_pb2_grpc,
     bot_service_pb2,
     bot_service_pb2_grpc,
+    broadcast_service_pb2,
+    broadcast_service_pb2_grpc,
     canned_reply_service_pb2,
     canned_reply_service_pb2_grpc,
     conversation_service_pb2,
@@ -166,6 +168,12 @@ KNOWN = (
         knowledge_service_pb2_grpc.KnowledgeServiceServicer,
         knowledge_service_pb2_grpc.add_KnowledgeServiceServicer_to_server,
         _service_name(knowledge_service_pb2, "KnowledgeService"),
+    ),
+    _Known(
+        "core.api.broadcast_service",
+        broadcast_service_pb2_grpc.BroadcastServiceServicer,
+        broadcast_service_pb2_grpc.add_BroadcastServiceServicer_to_server,
+        _service_name(broadcast_service_pb2, "BroadcastService"),
     ),
     _Known(
         "core.api.qr_code_service",

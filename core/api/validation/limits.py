@@ -26,6 +26,7 @@ within the tenant's rules), stay with the servicers and the engine.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -114,6 +115,14 @@ CONVERSATION: Final = _name("conversations")
 BOT_STEP: Final = Limit(max_len=64, form=f.ID)
 """A bot step's id, or a reference to one (empty where the step allows it)."""
 BOT_TEXT: Final = Limit(max_len=4_096)
+
+
+BROADCAST_RECIPIENT: Final = f.Form(
+    "a broadcasts/{b}/recipients/{n} name (n: a positive integer)",
+    lambda text: (
+        re.fullmatch(rf"broadcasts/{f.ID_PATTERN}/recipients/[1-9][0-9]{{0,8}}", text) is not None
+    ),
+)
 
 
 def _seconds(high: float, low: float = 0) -> Limit:
@@ -616,6 +625,49 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}SearchArticlesRequest.query": Limit(max_len=1_000),
     f"{_P}SearchArticlesRequest.language": LANGUAGE,
     f"{_P}SearchArticlesRequest.page_size": Limit(low=0, high=20),
+    # --- BroadcastService (content, audience and files are checked whole by the store) -------
+    f"{_P}Broadcast.name": _name("broadcasts"),
+    f"{_P}Broadcast.display_name": DISPLAY_NAME,
+    f"{_P}Broadcast.channel": _name("channels"),
+    f"{_P}Broadcast.time_zone": Limit(max_len=64),
+    f"{_P}Broadcast.creator": Limit(max_len=200),
+    f"{_P}Broadcast.quota_usage": Limit(max_items=10),
+    f"{_P}QuotaUse.metric": Limit(max_len=64),
+    f"{_P}BroadcastContent.text": Limit(max_len=4_000),
+    f"{_P}BroadcastContent.subject": Limit(max_len=200),
+    f"{_P}BroadcastContent.link": Limit(max_len=1_000),
+    f"{_P}WhatsAppTemplateContent.name": Limit(max_len=512),
+    f"{_P}WhatsAppTemplateContent.language": Limit(max_len=15),
+    f"{_P}WhatsAppTemplateContent.parameters": Limit(max_len=1_024, max_items=20),
+    f"{_P}BroadcastAudience.groups": _names("customerGroups", 50),
+    f"{_P}BroadcastAudience.tags": TAGS,
+    f"{_P}BroadcastAudience.customers": _names("customers", 1_000),
+    f"{_P}BroadcastFile.content": Limit(max_len=MAX_CUSTOMER_IMPORT_BYTES),
+    f"{_P}BroadcastFile.default_region": Limit(max_len=2, form=f.ID),
+    f"{_P}BroadcastFile.rows": Limit(low=0, high=1_000_000),
+    f"{_P}CreateBroadcastRequest.broadcast_id": ID,
+    **{
+        f"{_P}{verb}BroadcastRequest.name": _name("broadcasts")
+        for verb in ("Get", "Delete", "Preview", "Send", "Pause", "Resume", "Cancel")
+    },
+    f"{_P}ListBroadcastsRequest.page_size": PAGE_SIZE,
+    f"{_P}ListBroadcastsRequest.page_token": PAGE_TOKEN,
+    f"{_P}PreviewBroadcastRequest.sample_size": Limit(low=0, high=20),
+    f"{_P}SendBroadcastRequest.local_schedule_time": Limit(max_len=19),
+    f"{_P}ListBroadcastRecipientsRequest.parent": _name("broadcasts"),
+    f"{_P}ListBroadcastRecipientsRequest.page_size": PAGE_SIZE,
+    f"{_P}ListBroadcastRecipientsRequest.page_token": PAGE_TOKEN,
+    f"{_P}ClaimBroadcastSendsRequest.channel": ID,
+    f"{_P}ClaimBroadcastSendsRequest.sender": ID,
+    f"{_P}ClaimBroadcastSendsRequest.session": ID,
+    f"{_P}ClaimBroadcastSendsRequest.max_sends": Limit(low=0, high=1_000),
+    f"{_P}ClaimBroadcastSendsRequest.lease": _seconds(3_600),
+    f"{_P}ReportBroadcastSendsRequest.channel": ID,
+    f"{_P}ReportBroadcastSendsRequest.results": Limit(max_items=1_000),
+    f"{_P}BroadcastSendResult.recipient": Limit(max_len=140, form=BROADCAST_RECIPIENT),
+    f"{_P}BroadcastSendResult.provider_message_id": Limit(max_len=MAX_PROVIDER_ID),
+    f"{_P}BroadcastSendResult.error": Limit(max_len=1_000),
+    f"{_P}BroadcastSendResult.session": ID,
 }
 """Field full name (``usher.v1.Attachment.uri``) -> its limit; see the module docstring for
 what an undeclared field gets."""
