@@ -19,6 +19,7 @@ from usher.client.admin import AdminClient
 from usher.client.agent import AgentClient
 from usher.client.blocklist import BlocklistClient
 from usher.client.bots import BotClient
+from usher.client.broadcasts import BroadcastClient
 from usher.client.canned_replies import CannedReplyClient
 from usher.client.customers import CustomerClient
 from usher.client.errors import (
@@ -56,6 +57,7 @@ __all__ = [
     "AlreadyExists",
     "BlocklistClient",
     "BotClient",
+    "BroadcastClient",
     "Cancelled",
     "CannedReplyClient",
     "CustomerClient",
