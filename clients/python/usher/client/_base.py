@@ -89,6 +89,18 @@ class BaseClient:
     def channel(self) -> grpc.aio.Channel:
         return self._channel
 
+    @classmethod
+    def sharing(cls, other: BaseClient) -> Self:
+        """A client of this class over ``other``'s channel, credential, deadline and retries
+        (another service for the same caller, without a second connection). Closing either
+        closes the channel both use."""
+        client = cls.__new__(cls)
+        client._channel = other._channel
+        client._metadata = other._metadata
+        client._timeout = other._timeout
+        client._retry = other._retry
+        return client
+
     async def close(self) -> None:
         """Close the channel; open streams end."""
         await self._channel.close()
