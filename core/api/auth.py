@@ -5,16 +5,17 @@ the handler so that, before the servicer runs, the call's ``authorization: Beare
 verified (``core.store.credentials.verify``; verified tokens are cached in memory for at most
 ``TokenCache.ttl`` seconds), the credential's role is checked (``core.api.policy.may_call``,
 the one table of who may call what), and the tenant's rate limit is counted in Redis when one
-is configured. The servicer then reads the caller with ``caller(context)``. Health checking and
-reflection need no token. Refusals: ``UNAUTHENTICATED`` (no, malformed, unknown or revoked
-token), ``PERMISSION_DENIED`` (the role may not call the method), ``RESOURCE_EXHAUSTED`` with
+is configured. The servicer then reads the caller with ``caller(context)``. Health checking,
+reflection and the methods ``core.api.policy.ANONYMOUS`` lists (signing in) need no token.
+Refusals: ``UNAUTHENTICATED`` (no, malformed, unknown, revoked or expired token),
+``PERMISSION_DENIED`` (the role may not call the method), ``RESOURCE_EXHAUSTED`` with
 ``RetryInfo`` (rate limited).
 
 Revocation: while calls arrive, each front door looks at most every ``RevocationCheck.interval``
-seconds (1 s) for credentials revoked since its last look (one read) and drops them from its
-cache, so a revocation bites on every front door within about a second; should the store be
-unreadable, cached tokens still expire after the cache's TTL (10 s). Tokens are never logged
-(nor put in error messages): only credential ids are.
+seconds (1 s) for credentials revoked (or expired) since its last look (one read) and drops
+them from its cache, so a revocation bites on every front door within about a second; should
+the store be unreadable, cached tokens still expire after the cache's TTL (10 s). Tokens are
+never logged (nor put in error messages): only credential ids are.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import structlog
 
 from core.api.context import Caller
 from core.api.errors import abort
-from core.api.policy import may_call
+from core.api.policy import anonymous, may_call
 from core.store import credentials
 from core.store.errors import StoreError
 from core.store.presence import BatchedRateLimiter, RateLimiter
@@ -210,6 +211,8 @@ class Authenticator(grpc.aio.ServerInterceptor):
         package, _, short = service.rpartition(".")
         if handler is None or package != PACKAGE:
             return handler  # health, reflection: open to all
+        if anonymous(short, method):
+            return handler  # signing in: limits its callers itself (policy.ANONYMOUS)
         metadata = handler_call_details.invocation_metadata
 
         async def admit(context: grpc.aio.ServicerContext[Any, Any]) -> None:

@@ -32,13 +32,13 @@ from google.protobuf import descriptor, json_format, message, message_factory
 from google.rpc import status_pb2
 from protobuf.wkt import Any as WireAny
 
+from core.api.client_info import CLIENT_ADDRESS, USER_AGENT
+
 log = structlog.get_logger(__name__)
 
 STATUS_DETAILS = "grpc-status-details-bin"
 FORWARDED_HEADERS = ("authorization",)
 """Request headers passed on to the gRPC server as metadata."""
-CLIENT_ADDRESS = "x-usher-client-address"
-"""Metadata naming the browser's address on a relayed call (see ``core.api.convert``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +118,12 @@ def connect_error(error: grpc.aio.AioRpcError) -> ConnectError:
 def _metadata(ctx: RequestContext[Any, Any]) -> list[tuple[str, str]]:
     headers = ctx.request_headers
     metadata = [(key, headers[key]) for key in FORWARDED_HEADERS if key in headers]
-    if ctx.client_address:
-        metadata.append((CLIENT_ADDRESS, ctx.client_address))
+    if ctx.client_address:  # "address:port"
+        host = ctx.client_address.rpartition(":")[0] or ctx.client_address
+        metadata.append((CLIENT_ADDRESS, host.strip("[]")))
+    agent = headers.get("user-agent")
+    if agent:
+        metadata.append((USER_AGENT, agent[:512]))
     return metadata
 
 

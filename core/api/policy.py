@@ -107,8 +107,16 @@ SERVICE_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "QuotaService": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     # which reply or category each may read or change: ``canned_reply_access``
     "CannedReplyService": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
+    # console sessions (SignIn needs no credential: ANONYMOUS; ListLogins: ONLY_ROLES)
+    "AuthService": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
+    # as the agent the credential names (the servicer refuses a credential naming none)
+    "TeamChatService": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
 }
 """The roles that may call every method of a service."""
+
+ANONYMOUS: Final = frozenset({"AuthService.SignIn"})
+"""Methods callable without a credential (``Service.Method``): the ``Authenticator`` lets them
+through unauthenticated; they limit their own callers."""
 
 METHOD_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     # agents read and search the knowledge base; supervisors and admins edit it
@@ -147,6 +155,8 @@ ONLY_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     # the channel gateways send broadcasts: they claim sends and report what became of them
     "BroadcastService.ClaimBroadcastSends": frozenset({Role.GATEWAY}),
     "BroadcastService.ReportBroadcastSends": frozenset({Role.GATEWAY}),
+    # the sign-in log is the supervisors' and admins'
+    "AuthService.ListLogins": frozenset({Role.SUPERVISOR, Role.ADMIN}),
 }
 """Methods that only these roles may call, whatever their service allows (``Service.Method``)."""
 
@@ -163,6 +173,11 @@ def is_read_method(service: str, method: str) -> bool:
     if service == "AdminService":
         return method.startswith(("Get", "List"))
     return service == "AgentService" and method in AGENT_READS
+
+
+def anonymous(service: str, method: str) -> bool:
+    """Whether ``method`` of ``service`` may be called without a credential (``ANONYMOUS``)."""
+    return f"{service}.{method}" in ANONYMOUS
 
 
 def may_call(service: str, method: str, role: str) -> bool:

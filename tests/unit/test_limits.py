@@ -13,6 +13,7 @@ from usher.v1 import (
     admin_service_pb2,
     agent_pb2,
     agent_service_pb2,
+    auth_service_pb2,
     blocklist_service_pb2,
     broadcast_service_pb2,
     canned_reply_service_pb2,
@@ -25,6 +26,7 @@ from usher.v1 import (
     record_service_pb2,
     report_service_pb2,
     supervisor_service_pb2,
+    team_chat_service_pb2,
 )
 
 from core.api.validation import LIMITS, violations
@@ -34,6 +36,7 @@ from core.api.validation.walk import MAX_VIOLATIONS, limit_of
 SERVICES = (
     admin_service_pb2,
     agent_service_pb2,
+    auth_service_pb2,
     blocklist_service_pb2,
     broadcast_service_pb2,
     canned_reply_service_pb2,
@@ -46,6 +49,7 @@ SERVICES = (
     record_service_pb2,
     report_service_pb2,
     supervisor_service_pb2,
+    team_chat_service_pb2,
 )
 
 

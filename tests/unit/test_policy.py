@@ -162,6 +162,32 @@ def test_who_may_call_what(service: str, method: str, role: str, expected: bool)
     assert policy.may_call(service, method, role) is expected
 
 
+@pytest.mark.parametrize(
+    ("service", "method", "role", "expected"),
+    [
+        ("AuthService", "RefreshSession", "agent", True),
+        ("AuthService", "SignOut", "supervisor", True),
+        ("AuthService", "SignOut", "gateway", False),
+        ("AuthService", "ListLogins", "agent", False),  # the log is the supervisors'
+        ("AuthService", "ListLogins", "supervisor", True),
+        ("AuthService", "ListLogins", "admin", True),
+        ("AdminService", "SetAgentPassword", "admin", True),
+        ("AdminService", "SetAgentPassword", "supervisor", False),
+        ("TeamChatService", "SendTeamMessage", "agent", True),
+        ("TeamChatService", "StreamTeamChat", "supervisor", True),
+        ("TeamChatService", "ListColleagues", "gateway", False),
+    ],
+)
+def test_who_may_sign_in_and_chat(service: str, method: str, role: str, expected: bool) -> None:
+    assert policy.may_call(service, method, role) is expected
+
+
+def test_only_signing_in_needs_no_credential() -> None:
+    assert policy.anonymous("AuthService", "SignIn")
+    assert not policy.anonymous("AuthService", "RefreshSession")
+    assert not policy.anonymous("AdminService", "ListAgents")
+
+
 def test_stored_facts_become_relations() -> None:
     facts = AgentFacts(
         owner=False,

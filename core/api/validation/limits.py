@@ -71,6 +71,11 @@ MAX_CHOICES_LINE: Final = 200
 """A choices' header, footer; the list button's label is shorter (``MAX_CHOICES_BUTTON``)."""
 MAX_CHOICES_BUTTON: Final = 40
 """An import file (CustomerService.ImportCustomers), under the server's 4 MiB message limit."""
+MAX_PASSWORD: Final = 128
+"""A console password (``core.store.passwords``)."""
+MAX_TEAM_MEMBERS: Final = 50
+MAX_TEAM_MESSAGE: Final = 4_000
+"""A team chat group's members and a team message's text (``core.store.team_chat``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -668,6 +673,30 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}BroadcastSendResult.provider_message_id": Limit(max_len=MAX_PROVIDER_ID),
     f"{_P}BroadcastSendResult.error": Limit(max_len=1_000),
     f"{_P}BroadcastSendResult.session": ID,
+    # --- AuthService, passwords (core.store.passwords: 10 to 128 characters) ------------------
+    f"{_P}SignInRequest.tenant": ID,
+    f"{_P}SignInRequest.login": Limit(max_len=MAX_DISPLAY_NAME),
+    f"{_P}SignInRequest.password": Limit(max_len=MAX_PASSWORD),
+    f"{_P}ListLoginsRequest.agent": _name("agents"),
+    f"{_P}ListLoginsRequest.page_size": PAGE_SIZE,
+    f"{_P}ListLoginsRequest.page_token": PAGE_TOKEN,
+    f"{_P}SetAgentPasswordRequest.agent": _name("agents"),
+    f"{_P}SetAgentPasswordRequest.password": Limit(max_len=MAX_PASSWORD),
+    # --- TeamChatService (core.store.team_chat) -----------------------------------------------
+    f"{_P}CreateThreadRequest.members": _names("agents", MAX_TEAM_MEMBERS - 1),
+    f"{_P}CreateThreadRequest.title": DISPLAY_NAME,
+    f"{_P}ListThreadsRequest.page_size": PAGE_SIZE,
+    f"{_P}ListThreadsRequest.page_token": PAGE_TOKEN,
+    f"{_P}SendTeamMessageRequest.thread": _name("teamThreads"),
+    f"{_P}SendTeamMessageRequest.text": Limit(max_len=MAX_TEAM_MESSAGE),
+    f"{_P}SendTeamMessageRequest.request_id": Limit(max_len=128),
+    f"{_P}ListTeamMessagesRequest.thread": _name("teamThreads"),
+    f"{_P}ListTeamMessagesRequest.page_size": PAGE_SIZE,
+    f"{_P}ListTeamMessagesRequest.page_token": PAGE_TOKEN,
+    f"{_P}StreamTeamChatRequest.resume_after_message_id": EVENT_ID,
+    f"{_P}ListColleaguesRequest.department": _name("departments"),
+    f"{_P}ListColleaguesRequest.page_size": PAGE_SIZE,
+    f"{_P}ListColleaguesRequest.page_token": PAGE_TOKEN,
 }
 """Field full name (``usher.v1.Attachment.uri``) -> its limit; see the module docstring for
 what an undeclared field gets."""
