@@ -93,7 +93,10 @@ def web_app(
     bridge: ASGIApp, cors_origins: Sequence[str], tracking: ASGIApp | None = None
 ) -> ASGIApp:
     """``bridge`` behind CORS for ``cors_origins`` and the plain-gRPC refusal; with
-    ``tracking``, QR codes' tracking links (``/q/{code}``) beside it, outside CORS."""
+    ``tracking``, QR codes' tracking links (``/q/{code}``) beside it, outside CORS; and the web
+    console at ``/console`` (``core.console``: same origin as the API, so no CORS)."""
+    from core.console import mounted
+
     api = CORSMiddleware(
         _NoPlainGrpc(bridge),
         allow_origins=list(cors_origins),
@@ -102,7 +105,7 @@ def web_app(
         expose_headers=list(EXPOSED_HEADERS),
         max_age=PREFLIGHT_MAX_AGE,
     )
-    return api if tracking is None else _Paths(api, tracking)
+    return mounted(api if tracking is None else _Paths(api, tracking))
 
 
 def listen(host: str, port: int) -> socket.socket:
