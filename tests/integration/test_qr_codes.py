@@ -204,6 +204,12 @@ async def test_inactive_expired_scheduled_and_unknown_codes_answer_a_page(desk: 
     assert await listed(pb.QR_CODE_LIST_FILTER_ACTIVE) == {"Winter sale"}
     assert await listed(pb.QR_CODE_LIST_FILTER_INACTIVE) == {"Live", "Summer sale"}
     assert len(await listed(pb.QR_CODE_LIST_FILTER_UNSPECIFIED)) == 3
+    first = await desk.codes.list_qr_codes(pb.ListQrCodesRequest(page_size=2))
+    rest = await desk.codes.list_qr_codes(
+        pb.ListQrCodesRequest(page_size=2, page_token=first.next_page_token)
+    )
+    names = [c.display_name for c in [*first.qr_codes, *rest.qr_codes]]
+    assert names == ["Winter sale", "Summer sale", "Live"] and not rest.next_page_token
 
 
 async def test_conversations_started_with_the_trigger_phrase_are_counted(desk: Desk) -> None:
