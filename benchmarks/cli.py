@@ -3,7 +3,8 @@
 ``chaos``: faults under load, then an audit that nothing acknowledged was lost; ``fuzz``:
 generated requests for every RPC, every answer clean and the store agreeing with the engine;
 ``kb``: knowledge-base search quality on tests/kb_eval; ``records``: conversation lists,
-searches and exports over a seeded tenant).
+searches and exports over a seeded tenant; ``reports``: reports over a year of rollups and the
+rollups' cost to the projection).
 
 Each suite prints a table, or with ``--json`` one JSON document on stdout; ``--out FILE`` also
 writes the document to a file; ``--plot DIR`` (core, actor, e2e) writes PNG charts, with the
@@ -32,6 +33,7 @@ from benchmarks.core import CoreConfig, Verdict, check_targets, run_core, smoke
 from benchmarks.fuzz import fuzz
 from benchmarks.kb import kb
 from benchmarks.records import records
+from benchmarks.reports import reports
 
 SPEED_COLUMNS = (
     report.Column("agents", "agents", report.thousands),
@@ -191,6 +193,7 @@ bench.add_command(chaos)
 bench.add_command(fuzz)
 bench.add_command(kb)
 bench.add_command(records)
+bench.add_command(reports)
 
 
 @bench.command("core")

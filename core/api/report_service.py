@@ -269,10 +269,12 @@ class ReportServicer(pb_grpc.ReportServiceServicer):
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
 
-    async def _report(self, context: Ctx, kind: Kind, q: pb.ReportQuery) -> Report:
+    async def _report(
+        self, context: Ctx, kind: Kind, q: pb.ReportQuery, *, with_logins: bool = False
+    ) -> Report:
         try:
             query = query_from_proto(kind, q)
-            return await run(self.ctx.pool, caller(context).tenant, query)
+            return await run(self.ctx.pool, caller(context).tenant, query, with_logins=with_logins)
         except BadQuery as exc:
             await _refuse(context, exc, "query.")
 
@@ -424,6 +426,6 @@ class ReportServicer(pb_grpc.ReportServiceServicer):
         if bad:
             await _refuse(context, BadQuery(bad))
         assert write is not None
-        report = await self._report(context, query.kind, request.query)
+        report = await self._report(context, query.kind, request.query, with_logins=True)
         async for chunk in write(report):
             yield pb.ExportReportResponse(chunk=chunk)

@@ -1,11 +1,11 @@
 """Time in the tenant's zone: the buckets rollups are stored in, and the periods reports show.
 
-Storage grain: rollups are kept per **local hour** and per **local day** of the tenant's time
-zone, each stored as the UTC instant the hour or day begins. For zones whose offset is a whole
-number of hours (nearly all) a local hour is exactly a UTC hour; for zones with half- or
-quarter-hour offsets (Asia/Kolkata +5:30, Asia/Kathmandu +5:45) it is the hour on the local
-clock, so days, weeks and months are still whole sums of stored buckets and nothing is split
-or estimated. A day across a daylight-saving change has 23 or 25 hour buckets.
+Storage grain: rollups are kept per **local hour**, **local day** and **local month** of the
+tenant's time zone, each stored as the UTC instant the hour, day or month begins. For zones
+whose offset is a whole number of hours (nearly all) a local hour is exactly a UTC hour; for
+zones with half- or quarter-hour offsets (Asia/Kolkata +5:30, Asia/Kathmandu +5:45) it is the
+hour on the local clock, so days, weeks and months are still whole sums of stored buckets and
+nothing is split or estimated. A day across a daylight-saving change has 23 or 25 hours.
 
 Reports group by hour, day, week (ISO: from Monday) or month in the same zone. A range is
 snapped outwards to the grouping's grid: whole hours for hours, whole local days otherwise.
@@ -58,10 +58,11 @@ class Buckets:
     def __init__(self, name: str) -> None:
         self.name = name
         self._zone = zone(name)
-        self._cache: dict[int, tuple[float, float]] = {}
+        self._cache: dict[int, tuple[float, float, float]] = {}
 
-    def of(self, at: float) -> tuple[float, float]:
-        """(start of the local hour, start of the local day) holding ``at``, as epoch seconds."""
+    def of(self, at: float) -> tuple[float, float, float]:
+        """(start of the local hour, of the local day, of the local month) holding ``at``, as
+        epoch seconds."""
         slot = int(at // SLOT)
         found = self._cache.get(slot)
         if found is None:
@@ -69,7 +70,9 @@ class Buckets:
                 self._cache.clear()
             local = dt.datetime.fromtimestamp(slot * SLOT, self._zone)
             hour = local.replace(minute=0, second=0, microsecond=0)
-            found = (hour.timestamp(), day_start(local).timestamp())
+            day = day_start(local)
+            month = day_start(day.replace(day=1))
+            found = (hour.timestamp(), day.timestamp(), month.timestamp())
             self._cache[slot] = found
         return found
 
@@ -136,6 +139,21 @@ def _label(start: dt.datetime, grouping: Grouping) -> str:
         year, week, _ = start.isocalendar()
         return f"{year}-W{week:02d}"
     return start.strftime("%Y-%m")
+
+
+def whole_months(
+    start: dt.datetime, end: dt.datetime, zone_name: str
+) -> tuple[dt.datetime, dt.datetime] | None:
+    """The whole local months inside ``[start, end)`` (which are local days) as ``[first,
+    last)``, or None when there is none: what monthly rows can answer."""
+    tz = zone(zone_name)
+    first = _floor(start, Grouping.MONTH, tz)
+    if first.astimezone(UTC) < start:
+        first = _next(first, Grouping.MONTH, tz)
+    last = _floor(end, Grouping.MONTH, tz)
+    if last.astimezone(UTC) <= first.astimezone(UTC):
+        return None
+    return first.astimezone(UTC), last.astimezone(UTC)
 
 
 def snap(

@@ -192,7 +192,7 @@ def _report_command(kind: Kind) -> click.Command:
                 Filter(queues, agents, channels, department, tag),
             )
             try:
-                found = await run(conn, tenant, query)
+                found = await run(conn, tenant, query, with_logins=as_json or xlsx_file is not None)
             except BadQuery as exc:
                 raise click.UsageError(str(exc)) from None
             if csv_file is not None:

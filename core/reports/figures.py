@@ -17,6 +17,17 @@ from typing import Final
 from core.reports import measures as ms
 
 PERCENTILES: Final = (0.5, 0.9, 0.95)
+_ATTENDANCE: Final = frozenset(
+    ms.INDEX[name]
+    for name in (
+        "online_ms",
+        "away_ms",
+        "break_ms",
+        "sign_ins",
+        "first_sign_in_ms",
+        "last_online_ms",
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +114,12 @@ class Figures:
         return out
 
     @property
+    def counts_conversations(self) -> bool:
+        """Whether any measure but attendance's is set (agents' status time and sign-ins
+        are facts with no queue and no channel)."""
+        return any(v for i, v in enumerate(self.values) if i not in _ATTENDANCE)
+
+    @property
     def transfers(self) -> int:
         """Transfers completed (to an agent, a queue or a department), counted once."""
         return self["transfers_out"]
@@ -116,16 +133,22 @@ ZERO: Final = Figures((0,) * ms.WIDTH)
 
 
 def add(rows: Sequence[Sequence[int]]) -> Figures:
-    """The element-wise sum of rollup vectors."""
+    """Rollup vectors as one: added up element by element (extremes by min or max)."""
     if not rows:
         return ZERO
-    return Figures(tuple(sum(column) for column in zip(*rows, strict=True)))
+    out = [sum(column) for column in zip(*rows, strict=True)]
+    for i, how in ms.MERGE.items():
+        found = [row[i] for row in rows if row[i]]
+        out[i] = (min(found) if how == "min" else max(found)) if found else 0
+    return Figures(tuple(out))
 
 
 def as_dict(f: Figures) -> Mapping[str, float | int | None]:
     """Every figure flat (for exports and ``--json``): counts, the service level, the
     first-response buckets, and each distribution's count, mean and percentiles (seconds)."""
-    out: dict[str, float | int | None] = {name: f[name] for name in ms.COUNTERS}
+    out: dict[str, float | int | None] = {
+        name: f[name] for name in ms.COUNTERS if ms.INDEX[name] not in _ATTENDANCE
+    }
     out["transfers"] = f.transfers
     out["service_level"] = f.service_level
     out.update({f"first_response_{k}": v for k, v in f.response_buckets.items()})

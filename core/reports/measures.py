@@ -89,9 +89,21 @@ COUNTERS: Final[tuple[str, ...]] = (
     # ratings (RateConversation: not recorded yet)
     "ratings",
     "rating_points",
+    # attendance
+    "sign_ins",
 )
-SUMS: Final[tuple[str, ...]] = ("wait_ms", "first_response_ms", "handle_ms")
-"""Exact sums of the histograms' values, in milliseconds (for means)."""
+SUMS: Final[tuple[str, ...]] = (
+    "wait_ms",
+    "first_response_ms",
+    "handle_ms",
+    "online_ms",
+    "away_ms",
+    "break_ms",
+)
+"""Exact sums in milliseconds: of the histograms' values (for means), and of agents' time per
+status (closed intervals; a status still going is added when reading)."""
+EXTREMES: Final[dict[str, str]] = {"first_sign_in_ms": "min", "last_online_ms": "max"}
+"""Measures that merge by min or max instead of adding up (epoch milliseconds; 0 is none)."""
 HISTOGRAMS: Final[tuple[str, ...]] = ("wait", "first_response", "handle")
 
 
@@ -103,12 +115,40 @@ MEASURES: Final[tuple[str, ...]] = (
     *COUNTERS,
     *SUMS,
     *(column for h in HISTOGRAMS for column in bin_columns(h)),
+    *EXTREMES,
 )
 """Every measure column, in the order of a rollup vector."""
 WIDTH: Final = len(MEASURES)
 INDEX: Final[dict[str, int]] = {name: i for i, name in enumerate(MEASURES)}
-BIG: Final = frozenset(SUMS)
+BIG: Final = frozenset((*SUMS, *EXTREMES))
 """Measures stored as bigint (the rest are integers)."""
+MERGE: Final[dict[int, str]] = {INDEX[name]: how for name, how in EXTREMES.items()}
+"""Vector index -> ``min`` or ``max`` for the measures that do not add up."""
+
+
+def combine(index: int, mine: int, theirs: int) -> int:
+    """Two values of one measure as one: added up, or the min or max of those set (not 0)."""
+    how = MERGE.get(index)
+    if how is None:
+        return mine + theirs
+    if not mine or not theirs:
+        return mine or theirs
+    return min(mine, theirs) if how == "min" else max(mine, theirs)
+
+
+def sql_merge(name: str, mine: str, theirs: str) -> str:
+    """SQL adding up two values of ``name`` (NULL is zero), or taking their min or max."""
+    how = EXTREMES.get(name)
+    if how == "min":
+        return f"least({mine}, {theirs})"
+    if how == "max":
+        return f"greatest({mine}, {theirs})"
+    return f"coalesce({mine} + {theirs}, {mine}, {theirs})"
+
+
+def sql_aggregate(name: str) -> str:
+    """The SQL aggregate adding up a column of ``name`` over rows."""
+    return f"{EXTREMES.get(name, 'sum')}({name})"
 
 
 def histogram_start(histogram: str) -> int:

@@ -2,7 +2,8 @@
 
 ``RollupState`` follows one tenant's events in order and turns each into *facts* (a measure
 of ``core.reports.measures`` and its value, at the event's time, with the conversation's
-queue, agent, channel and tags and the agent's departments at that moment), added up per
+queue, agent, channel and tags and the agent's departments at that moment; an agent's status
+time, split by hour, when the status ends; sign-ins), added up per
 ``Key``: the local hour (of the tenant's zone) and those dimensions (``Deltas``; the rows of
 ``report_facts``, from which ``core.store.rollups`` derives its coarser rows). It keeps what
 it must remember between events:
@@ -27,7 +28,14 @@ from typing import Any, Final
 from core.reports import measures as ms
 from core.reports.calendar import Buckets
 from core.routing import events as ev
-from core.routing.model import CloseReason, DeclineReason, Outcome, QueueReason, Sender
+from core.routing.model import (
+    AgentStatus,
+    CloseReason,
+    DeclineReason,
+    Outcome,
+    QueueReason,
+    Sender,
+)
 from core.routing.model import TransferOutcome as TO
 
 Key = tuple[float, str, str, str, tuple[str, ...], tuple[str, ...]]
@@ -43,6 +51,14 @@ _I = ms.INDEX
 _WAIT = ms.histogram_start("wait")
 _FRT = ms.histogram_start("first_response")
 _HANDLE = ms.histogram_start("handle")
+_STATUS_TIME: Final = {
+    AgentStatus.ONLINE: _I["online_ms"],
+    AgentStatus.AWAY: _I["away_ms"],
+    AgentStatus.BREAK: _I["break_ms"],
+}
+_FIRST_SIGN_IN = _I["first_sign_in_ms"]
+_LAST_ONLINE = _I["last_online_ms"]
+HOUR: Final = 3600.0
 _OUTCOMES: Final = {
     Outcome.RESOLVED: _I["resolved"],
     Outcome.SPAM: _I["spam"],
@@ -84,6 +100,8 @@ class RollupState:
         self.queue_zones: dict[str, str] = {}
         self.thresholds: dict[str, float] = {}
         self.departments: dict[str, tuple[str, ...]] = {}
+        self.statuses: dict[str, tuple[AgentStatus, float]] = {}
+        """Each agent's status and since when (the interval ``agent_sessions`` holds open)."""
         self.conversations: dict[str, _Conversation] = {}
         self._deltas: Deltas = {}
         self._collect = True
@@ -155,7 +173,10 @@ class RollupState:
         if row is None:
             row = self._deltas[key] = [0] * ms.WIDTH
         for index, value in values:
-            row[index] += value
+            if index in ms.MERGE:
+                row[index] = ms.combine(index, row[index], value)
+            else:
+                row[index] += value
 
     def _threshold(self, conv: _Conversation) -> float:
         return self.thresholds.get(conv.queue, DEFAULT_SERVICE_LEVEL_SECONDS)
@@ -228,6 +249,32 @@ class RollupState:
 
     def _on_agent(self, e: ev.AgentConfigured) -> None:
         self.departments[e.profile.agent_id] = tuple(sorted(e.profile.departments))
+
+    def _on_status(self, e: ev.AgentStatusChanged) -> None:
+        """The status that ends is counted by the hour (time, last moment online); a status
+        after offline is a sign-in. The status that begins is counted when it ends."""
+        before = self.statuses.get(e.agent_id)
+        if before is not None and before[0] in _STATUS_TIME:
+            status, since = before
+            start = since
+            while start < e.at:
+                hour = self.buckets.of(start)[0]
+                end = min(e.at, hour + HOUR)
+                if end <= start:  # a zone's hour shorter than its slot (never in practice)
+                    end = e.at
+                values = (
+                    (_STATUS_TIME[status], round((end - start) * 1000)),
+                    (_LAST_ONLINE, round(end * 1000)),
+                )
+                self._add(start, None, e.agent_id, values)
+                start = end
+        if (before is None or before[0] is AgentStatus.OFFLINE) and (
+            e.status is not AgentStatus.OFFLINE
+        ):
+            self._add(
+                e.at, None, e.agent_id, ((_I["sign_ins"], 1), (_FIRST_SIGN_IN, round(e.at * 1000)))
+            )
+        self.statuses[e.agent_id] = (e.status, e.at)
 
     def _on_started(self, e: ev.ConversationStarted) -> None:
         conv = _Conversation(e.channel, tuple(sorted(e.tags)), e.queue_id or "", e.with_bot)
@@ -361,6 +408,7 @@ _STATE: Final = (
     "queue_zones",
     "thresholds",
     "departments",
+    "statuses",
     "conversations",
 )
 
@@ -369,6 +417,7 @@ _HANDLERS: Final[dict[type, Callable[[RollupState, Any], None]]] = {
     ev.QueueConfigured: RollupState._on_queue,
     ev.QueueRemoved: RollupState._on_queue_removed,
     ev.AgentConfigured: RollupState._on_agent,
+    ev.AgentStatusChanged: RollupState._on_status,
     ev.ConversationStarted: RollupState._on_started,
     ev.ConversationQueued: RollupState._on_queued,
     ev.OfferMade: RollupState._on_offer_made,
@@ -397,4 +446,4 @@ def merge(into: Deltas, more: Deltas) -> None:
         else:
             for i, value in enumerate(row):
                 if value:
-                    mine[i] += value
+                    mine[i] = ms.combine(i, mine[i], value)

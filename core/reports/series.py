@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from core.reports import figures as fg
-from core.reports.calendar import Period, periods, snap
+from core.reports.calendar import Grouping, Period, periods, snap, whole_months
 from core.reports.query import GROUPED_BY, BadQuery, Kind, ReportQuery, check, rows_for
 from core.store import attendance, report_reads, rollups
 from core.store.attendance import Attendance, Login
@@ -50,7 +50,7 @@ class Report:
     names: dict[str, str]
     """Display names of the keys that have one (agents', queues')."""
     logins: tuple[Login, ...] = ()
-    """The agents report's login log over the range."""
+    """The agents report's login log over the range (when asked for)."""
 
 
 async def run(
@@ -58,9 +58,12 @@ async def run(
     tenant: str,
     query: ReportQuery,
     now: dt.datetime | None = None,
+    *,
+    with_logins: bool = False,
 ) -> Report:
-    """The report. ``BadQuery`` names every bad field (the range, the grouping, filters naming
-    ids the tenant does not have); ``LookupError`` for a tenant that does not exist."""
+    """The report (the agents report with its login log when ``with_logins``). ``BadQuery``
+    names every bad field (the range, the grouping, filters naming ids the tenant does not
+    have); ``LookupError`` for a tenant that does not exist."""
     check(query)
     zone = await report_reads.time_zone(pool, tenant)
     if zone is None:
@@ -80,6 +83,7 @@ async def run(
     found = periods(start, end, query.grouping, zone)
     starts = [p.start for p in found]
     wanted = rows_for(query)
+    months = whole_months(start, end, zone) if query.grouping is Grouping.MONTH else None
     selection = rollups.Selection(
         tenant=tenant,
         grain=wanted.grain,
@@ -91,6 +95,7 @@ async def run(
         agents=f.agents,
         channels=f.channels,
         agents_only=query.kind is Kind.AGENTS,
+        months=months,
     )
     summed = await rollups.sums(pool, selection, starts, GROUPED_BY[query.kind])
     by_group: dict[tuple[int, str], fg.Figures] = {
@@ -100,14 +105,20 @@ async def run(
     present: dict[tuple[int, str], Attendance] = {}
     logins: tuple[Login, ...] = ()
     if query.kind is Kind.AGENTS:
-        agents: list[str] | None = list(f.agents) or None
-        if f.department and agents is None:
-            agents = await report_reads.department_agents(pool, tenant, f.department)
-        if agents != []:
-            read = await attendance.read(
-                pool, tenant, start, end, starts, now or dt.datetime.now(dt.UTC), agents
-            )
-            present, logins = read.by_period, tuple(read.logins)
+        moment = now or dt.datetime.now(dt.UTC)
+        same = not (f.queues or f.channels or f.tag)  # the rows read hold every status fact
+        present = await _attendance(
+            pool, tenant, query, start, end, found, moment, months, summed if same else None
+        )
+        if with_logins:
+            agents: list[str] | None = list(f.agents) or None
+            if f.department and agents is None:
+                agents = await report_reads.department_agents(pool, tenant, f.department)
+            if agents != []:
+                signed = await attendance.logins(pool, tenant, start, end, moment, agents)
+                logins = tuple(signed)
+    else:  # agents' status time lands in no queue and no channel: not a conversation figure
+        by_group = {k: v for k, v in by_group.items() if v.counts_conversations}
     keys = sorted({k for _, k in by_group} | {k for _, k in present})
     if query.kind is Kind.OVERVIEW:
         keys = [NO_KEY]  # every period, with zeros where nothing happened
@@ -140,3 +151,66 @@ async def run(
         else {},
         logins=logins,
     )
+
+
+async def _attendance(
+    pool: asyncpg.Pool | asyncpg.Connection,
+    tenant: str,
+    query: ReportQuery,
+    start: dt.datetime,
+    end: dt.datetime,
+    found: list[Period],
+    now: dt.datetime,
+    months: tuple[dt.datetime, dt.datetime] | None,
+    summed: list[rollups.Summed] | None,
+) -> dict[tuple[int, str], Attendance]:
+    """Attendance per period and agent: the rollups' status time, sign-ins and last moment
+    online (any queue, channel or tag: attendance is not per conversation; ``summed``, the
+    agents' rows already read when no such filter applies), the statuses still going, and the
+    custom statuses' time."""
+    f = query.filter
+    starts = [p.start for p in found]
+    level, label = ("dept", f.department) if f.department else ("a", "")
+    grain = "h" if query.grouping is Grouping.HOUR else "d"
+    selection = rollups.Selection(
+        tenant, grain, level, label, start, end, agents=f.agents, agents_only=True, months=months
+    )
+    out: dict[tuple[int, str], Attendance] = {}
+    if summed is None:
+        summed = await rollups.sums(pool, selection, starts, ("agent",))
+    for s in summed:
+        figures = fg.Figures(s.values)
+        seconds = {
+            name: figures[f"{name}_ms"] / 1000
+            for name in ("online", "away", "break")
+            if figures[f"{name}_ms"]
+        }
+        first, last = figures["first_sign_in_ms"], figures["last_online_ms"]
+        if seconds or first or last:
+            out[s.period, s.dimensions[0]] = Attendance(
+                first_sign_in=_instant(first), last_online=_instant(last), seconds=seconds
+            )
+    agents: list[str] | None = list(f.agents) or None
+    if f.department and agents is None:
+        agents = await report_reads.department_agents(pool, tenant, f.department)
+    if agents == []:
+        return out
+    moment = min(now, end)
+    for current in await attendance.still_on(pool, tenant, end, agents):
+        for i, period in enumerate(found):
+            low, high = max(current.since, period.start), min(moment, period.end)
+            if high <= low:
+                continue
+            entry = out.setdefault((i, current.agent_id), Attendance())
+            spent = (high - low).total_seconds()
+            entry.seconds[current.status] = entry.seconds.get(current.status, 0.0) + spent
+            if entry.last_online is None or high > entry.last_online:
+                entry.last_online = high
+    custom = await attendance.custom_seconds(pool, tenant, start, end, starts, now, agents)
+    for key, spent_in in custom.items():
+        out.setdefault(key, Attendance()).custom.update(spent_in)
+    return out
+
+
+def _instant(epoch_ms: int) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(epoch_ms / 1000, dt.UTC) if epoch_ms else None

@@ -7,13 +7,16 @@ in the period, the last moment online in it (any status but offline; clipped to 
 and to now) and the seconds spent in each status (online, away, break) and in each custom
 status (also counted under its base status).
 
-The intervals are read from each agent's last sign-out before the range, so a login that began
-before the range still shows its real sign-in.
+The time per status, the sign-ins and the last moment online of the intervals that have
+ended are in the reports' rollups (``core.reports.rollup`` counts them by the hour when a
+status ends); this module reads what they lack: each agent's status still going
+(``still_on``), time in custom statuses (``custom_seconds``, from their intervals, which a
+partial index finds) and the login log (``logins``, from each agent's intervals since their
+last sign-out before the range, so a login that began before it shows its real sign-in).
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,14 +61,6 @@ class Login:
     client_address: str
 
 
-@dataclass(frozen=True, slots=True)
-class Attendances:
-    by_period: dict[tuple[int, str], Attendance]
-    """(period index, agent) -> attendance, for the periods the agent was on in."""
-    logins: list[Login]
-    """Logins overlapping the range, by sign-in time."""
-
-
 _INTERVALS = """
 WITH bound AS (
     SELECT a.agent_id, coalesce(o.started_at, '-infinity'::timestamptz) AS since
@@ -77,16 +72,53 @@ WITH bound AS (
         ORDER BY s.started_at DESC LIMIT 1
     ) o ON true
     WHERE a.tenant_id = $1 AND ($4::text[] IS NULL OR a.agent_id = ANY($4::text[]))
+), intervals AS (
+    SELECT s.agent_id, s.status, s.custom_status, s.started_at, s.client_address,
+           least(coalesce(s.ended_at, $5), $5) AS ended_at,
+           lag(s.status) OVER (PARTITION BY s.agent_id ORDER BY s.started_at) AS previous
+    FROM bound b
+    JOIN agent_sessions s ON s.tenant_id = $1 AND s.agent_id = b.agent_id
+    WHERE s.started_at >= b.since AND s.started_at < $3
+)"""
+
+_CUSTOM = """
+SELECT p.i, v.agent_id, v.custom_status,
+       sum(extract(epoch FROM least(coalesce(v.ended_at, $5), $5, e.ends[p.i])
+                              - greatest(v.started_at, e.starts[p.i]))) AS seconds
+FROM agent_sessions v
+CROSS JOIN (SELECT $6::timestamptz[] AS starts, $7::timestamptz[] AS ends) AS e
+CROSS JOIN LATERAL generate_series(
+    greatest(width_bucket(v.started_at, e.starts), 1),
+    width_bucket(least(coalesce(v.ended_at, $5), $5) - interval '1 microsecond', e.starts)
+) AS p(i)
+WHERE v.tenant_id = $1 AND v.custom_status IS NOT NULL AND v.status <> 'offline'
+  AND v.started_at < $3 AND coalesce(v.ended_at, 'infinity') > $2
+  AND ($4::text[] IS NULL OR v.agent_id = ANY($4::text[]))
+GROUP BY 1, 2, 3"""
+
+_STILL_ON = """
+SELECT agent_id, status, started_at FROM agent_sessions
+WHERE tenant_id = $1 AND ended_at IS NULL AND status <> 'offline' AND started_at < $2
+  AND ($3::text[] IS NULL OR agent_id = ANY($3::text[]))"""
+
+_LOGINS = (
+    _INTERVALS
+    + """
+, edges AS (
+    SELECT agent_id, status, started_at, client_address,
+           lead(started_at) OVER (PARTITION BY agent_id ORDER BY started_at) AS next_edge
+    FROM intervals
+    WHERE (status = 'offline') IS DISTINCT FROM (previous = 'offline')
+       OR previous IS NULL
 )
-SELECT s.agent_id, s.status, s.custom_status, s.started_at, s.ended_at, s.client_address
-FROM bound b
-JOIN agent_sessions s ON s.tenant_id = $1 AND s.agent_id = b.agent_id
-WHERE s.started_at >= b.since AND s.started_at < $3
-ORDER BY s.agent_id, s.started_at
-"""
+SELECT agent_id, started_at AS sign_in, next_edge AS sign_out, client_address
+FROM edges
+WHERE status <> 'offline' AND started_at < $3 AND coalesce(next_edge, 'infinity') > $2
+ORDER BY started_at, agent_id"""
+)
 
 
-async def read(
+async def custom_seconds(
     pool: asyncpg.Pool | asyncpg.Connection,
     tenant: str,
     start: dt.datetime,
@@ -94,75 +126,47 @@ async def read(
     starts: Sequence[dt.datetime],
     now: dt.datetime,
     agents: Sequence[str] | None = None,
-) -> Attendances:
-    """Attendance per period (``starts``: each period's first instant; the last period ends
-    at ``end``) and agent, and the logins overlapping ``[start, end)``; ``agents`` None is
-    every agent of the tenant."""
-    rows = await pool.fetch(_INTERVALS, tenant, start, end, list(agents) if agents else None)
-    bounds = [*starts, end]
-    by_period: dict[tuple[int, str], Attendance] = {}
-    logins: list[Login] = []
-    current: str | None = None
-    run: tuple[dt.datetime, str] | None = None  # (sign-in, address) of the open login
-
-    def close(agent: str, at: dt.datetime | None) -> None:
-        nonlocal run
-        if run is not None and (at is None or at > start) and run[0] < end:
-            logins.append(Login(agent, run[0], at, run[1]))
-        run = None
-
+) -> dict[tuple[int, str], dict[str, float]]:
+    """Seconds in each custom status per period (``starts``: each period's first instant; the
+    last ends at ``end``) and agent, up to now; ``agents`` None is every agent."""
+    ends = [*starts[1:], end]
+    rows = await pool.fetch(
+        _CUSTOM,
+        tenant,
+        start,
+        end,
+        list(agents) if agents else None,
+        min(now, end),
+        list(starts),
+        ends,
+    )
+    out: dict[tuple[int, str], dict[str, float]] = {}
     for r in rows:
-        agent = r["agent_id"]
-        if agent != current:
-            if current is not None:
-                close(current, None)
-            current = agent
-        began: dt.datetime = r["started_at"]
-        if r["status"] == OFFLINE:
-            close(agent, began)
-            continue
-        signed_in = run is None
-        if run is None:
-            run = (began, r["client_address"])
-        finished = min(r["ended_at"] or now, now, end)
-        _spread(by_period, bounds, agent, r["status"], r["custom_status"], began, finished)
-        if signed_in and start <= began < end:
-            i = bisect.bisect_right(bounds, began) - 1
-            entry = by_period.setdefault((i, agent), Attendance())
-            if entry.first_sign_in is None or began < entry.first_sign_in:
-                entry.first_sign_in = began
-    if current is not None:
-        close(current, None)
-    logins.sort(key=lambda login: (login.sign_in, login.agent_id))
-    return Attendances(by_period, logins)
+        if r["seconds"] > 0:
+            out.setdefault((r["i"] - 1, r["agent_id"]), {})[r["custom_status"]] = float(
+                r["seconds"]
+            )
+    return out
 
 
-def _spread(
-    by_period: dict[tuple[int, str], Attendance],
-    bounds: list[dt.datetime],
-    agent: str,
-    status: str,
-    custom: str | None,
-    began: dt.datetime,
-    finished: dt.datetime,
-) -> None:
-    """Add ``[began, finished)`` to each period it overlaps."""
-    if finished <= bounds[0] or began >= bounds[-1] or finished <= began:
-        return
-    first = max(0, bisect.bisect_right(bounds, began) - 1)
-    for i in range(first, len(bounds) - 1):
-        if bounds[i] >= finished:
-            break
-        low, high = max(began, bounds[i]), min(finished, bounds[i + 1])
-        if high <= low:
-            continue
-        entry = by_period.setdefault((i, agent), Attendance())
-        seconds = (high - low).total_seconds()
-        entry.seconds[status] = entry.seconds.get(status, 0.0) + seconds
-        if custom:
-            entry.custom[custom] = entry.custom.get(custom, 0.0) + seconds
-        if entry.last_online is None or high > entry.last_online:
-            entry.last_online = high
+@dataclass(frozen=True, slots=True)
+class Current:
+    """An agent's status that is still going (not yet in the rollups)."""
+
+    agent_id: str
+    status: str
+    since: dt.datetime
+
+
+async def still_on(
+    pool: asyncpg.Pool | asyncpg.Connection,
+    tenant: str,
+    end: dt.datetime,
+    agents: Sequence[str] | None = None,
+) -> list[Current]:
+    """The agents' statuses other than offline still going, begun before ``end``."""
+    rows = await pool.fetch(_STILL_ON, tenant, end, list(agents) if agents else None)
+    return [Current(r["agent_id"], r["status"], r["started_at"]) for r in rows]
 
 
 async def logins(
@@ -173,5 +177,8 @@ async def logins(
     now: dt.datetime,
     agents: Sequence[str] | None = None,
 ) -> list[Login]:
-    """The logins overlapping ``[start, end)``, by sign-in time."""
-    return (await read(pool, tenant, start, end, [start], now, agents)).logins
+    """The logins overlapping ``[start, end)``, by sign-in time (then agent)."""
+    rows = await pool.fetch(
+        _LOGINS, tenant, start, end, list(agents) if agents else None, min(now, end)
+    )
+    return [Login(r["agent_id"], r["sign_in"], r["sign_out"], r["client_address"]) for r in rows]

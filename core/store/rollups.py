@@ -9,8 +9,9 @@ Two tables (migration 0018), whose measure columns are ``core.reports.measures.M
   append adds nothing): a batch touches about one row per conversation it moves, sent as one
   JSON parameter holding only each row's non-zero measures (``payload``). (Inside the fenced
   statement, as one more CTE, the same upsert cost several times more: measured.)
-- ``report_rollups``: the same sums per local hour and local day at each level of detail
-  (``all``, ``qc``, ``a``, ``qac``; ``tag`` and ``dept`` per day), which ``compact`` derives
+- ``report_rollups``: the same sums per local hour, day and month at each level of detail
+  (``all``, ``qc``, ``a``, ``qac``; ``tag`` and ``dept`` per day and month), which ``compact``
+  derives
   from facts: in one statement it deletes the facts of the hours it is given and adds them up
   into these rows. A fact is therefore counted in exactly one of the tables at any time, and a
   late fact for an old hour is simply moved by the next compaction.
@@ -62,8 +63,8 @@ _json = msgspec.json.Encoder()
 
 
 def _add(table: str, name: str) -> str:
-    """``name`` of an upsert's conflicting row plus the new value, NULL being zero."""
-    return f"{name} = coalesce({table}.{name} + EXCLUDED.{name}, {table}.{name}, EXCLUDED.{name})"
+    """``name`` of an upsert's conflicting row merged with the new value (``ms.sql_merge``)."""
+    return f"{name} = {ms.sql_merge(name, f'{table}.{name}', f'EXCLUDED.{name}')}"
 
 
 # --- writing facts -------------------------------------------------------------------------------
@@ -119,55 +120,62 @@ async def apply(conn: asyncpg.Connection, tenant: str, deltas: Deltas) -> int:
 
 # --- compacting ----------------------------------------------------------------------------------
 
-_SUMS: Final = ", ".join(f"sum({name})" for name in ms.MEASURES)
+_SUMS: Final = ", ".join(ms.sql_aggregate(name) for name in ms.MEASURES)
 _LEVEL: Final = """CASE GROUPING(f.queue_id, f.agent_id, f.channel)
         WHEN 7 THEN 'all' WHEN 2 THEN 'qc' WHEN 5 THEN 'a' ELSE 'qac' END"""
 _ROLLUP_UPDATES: Final = ", ".join(_add("report_rollups", name) for name in ms.MEASURES)
-_INSERT: Final = (
-    f"""INSERT INTO report_rollups ({", ".join(KEY_COLUMNS)}, {", ".join(ms.MEASURES)})"""
-)
+_INSERT: Final = f"INSERT INTO report_rollups ({', '.join((*KEY_COLUMNS, *ms.MEASURES))})"
 _CONFLICT: Final = f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET {_ROLLUP_UPDATES}"
 
-_COMPACT: Final = f"""
+
+def _levels(name: str, grain: str, bucket: str) -> str:
+    """A CTE adding the facts up per ``bucket`` (a column of ``facts``) at the four levels."""
+    return f""", {name} AS (
+    {_INSERT}
+    SELECT $1, '{grain}', {_LEVEL}, '', f.{bucket},
+           coalesce(f.queue_id, ''), coalesce(f.agent_id, ''), coalesce(f.channel, ''), {_SUMS}
+    FROM facts f
+    GROUP BY GROUPING SETS ((f.{bucket}), (f.{bucket}, f.queue_id, f.channel),
+                            (f.{bucket}, f.agent_id),
+                            (f.{bucket}, f.queue_id, f.agent_id, f.channel))
+    HAVING GROUPING(f.queue_id, f.agent_id, f.channel) <> 5 OR f.agent_id <> ''
+    {_CONFLICT}
+)"""
+
+
+def _labelled(name: str, grain: str, bucket: str, level: str, column: str) -> str:
+    """A CTE adding the facts up per ``bucket`` and each value of ``column`` (tags,
+    departments) with every dimension."""
+    return f""", {name} AS (
+    {_INSERT}
+    SELECT $1, '{grain}', '{level}', t.label, f.{bucket}, f.queue_id, f.agent_id, f.channel,
+           {_SUMS}
+    FROM facts f CROSS JOIN LATERAL unnest(f.{column}) AS t(label)
+    GROUP BY t.label, f.{bucket}, f.queue_id, f.agent_id, f.channel
+    {_CONFLICT}
+)"""
+
+
+_COMPACT: Final = (
+    """
 WITH moved AS (
     DELETE FROM report_facts
     WHERE tenant_id = $1 AND bucket = ANY($2::timestamptz[])
     RETURNING *
 ), facts AS (
-    SELECT m.*, d.day FROM moved m
-    JOIN unnest($2::timestamptz[], $3::timestamptz[]) AS d(hour, day) ON d.hour = m.bucket
-), by_hour AS (
-    {_INSERT}
-    SELECT $1, 'h', {_LEVEL}, '', f.bucket,
-           coalesce(f.queue_id, ''), coalesce(f.agent_id, ''), coalesce(f.channel, ''), {_SUMS}
-    FROM facts f
-    GROUP BY GROUPING SETS ((f.bucket), (f.bucket, f.queue_id, f.channel),
-                            (f.bucket, f.agent_id), (f.bucket, f.queue_id, f.agent_id, f.channel))
-    HAVING GROUPING(f.queue_id, f.agent_id, f.channel) <> 5 OR f.agent_id <> ''
-    {_CONFLICT}
-), by_day AS (
-    {_INSERT}
-    SELECT $1, 'd', {_LEVEL}, '', f.day,
-           coalesce(f.queue_id, ''), coalesce(f.agent_id, ''), coalesce(f.channel, ''), {_SUMS}
-    FROM facts f
-    GROUP BY GROUPING SETS ((f.day), (f.day, f.queue_id, f.channel),
-                            (f.day, f.agent_id), (f.day, f.queue_id, f.agent_id, f.channel))
-    HAVING GROUPING(f.queue_id, f.agent_id, f.channel) <> 5 OR f.agent_id <> ''
-    {_CONFLICT}
-), by_tag AS (
-    {_INSERT}
-    SELECT $1, 'd', 'tag', t.tag, f.day, f.queue_id, f.agent_id, f.channel, {_SUMS}
-    FROM facts f CROSS JOIN LATERAL unnest(f.tags) AS t(tag)
-    GROUP BY t.tag, f.day, f.queue_id, f.agent_id, f.channel
-    {_CONFLICT}
-), by_department AS (
-    {_INSERT}
-    SELECT $1, 'd', 'dept', t.dept, f.day, f.queue_id, f.agent_id, f.channel, {_SUMS}
-    FROM facts f CROSS JOIN LATERAL unnest(f.departments) AS t(dept)
-    GROUP BY t.dept, f.day, f.queue_id, f.agent_id, f.channel
-    {_CONFLICT}
+    SELECT m.*, d.day, d.month FROM moved m
+    JOIN unnest($2::timestamptz[], $3::timestamptz[], $4::timestamptz[]) AS d(hour, day, month)
+      ON d.hour = m.bucket
+)"""
+    + _levels("by_hour", "h", "bucket")
+    + _levels("by_day", "d", "day")
+    + _levels("by_month", "m", "month")
+    + _labelled("tag_days", "d", "day", "tag", "tags")
+    + _labelled("tag_months", "m", "month", "tag", "tags")
+    + _labelled("department_days", "d", "day", "dept", "departments")
+    + _labelled("department_months", "m", "month", "dept", "departments")
+    + "\nSELECT count(*) FROM moved"
 )
-SELECT count(*) FROM moved"""
 
 
 async def compact(
@@ -185,8 +193,10 @@ async def compact(
         return 0
     buckets = Buckets(zone_name)
     starts = [r["bucket"] for r in hours]
-    days = [dt.datetime.fromtimestamp(buckets.of(h.timestamp())[1], dt.UTC) for h in starts]
-    moved: int = await conn.fetchval(_COMPACT, tenant, starts, days)
+    local = [buckets.of(h.timestamp()) for h in starts]
+    days = [dt.datetime.fromtimestamp(b[1], dt.UTC) for b in local]
+    months = [dt.datetime.fromtimestamp(b[2], dt.UTC) for b in local]
+    moved: int = await conn.fetchval(_COMPACT, tenant, starts, days, months)
     return moved
 
 
@@ -226,6 +236,9 @@ class Selection:
     channels: tuple[str, ...] = ()
     agents_only: bool = False
     """Leave out facts with no agent (the agents report)."""
+    months: tuple[dt.datetime, dt.datetime] | None = None
+    """Whole local months inside the range, answered by monthly rows instead of daily ones
+    (``grain`` is then ``d``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +251,7 @@ class Summed:
 
 
 _MEASURE_LIST: Final = ", ".join(ms.MEASURES)
-_TOTALS: Final = ", ".join(f"sum({name})::bigint" for name in ms.MEASURES)
+_TOTALS: Final = ", ".join(f"coalesce({ms.sql_aggregate(name)}, 0)::bigint" for name in ms.MEASURES)
 
 
 async def sums(
@@ -269,6 +282,14 @@ async def sums(
         facts.append(f"${len(args)} = ANY({column})")
     args += [selection.grain, selection.level, selection.label]
     grain, level, label = (f"${len(args) - 2}", f"${len(args) - 1}", f"${len(args)}")
+    grains = f"grain = {grain}"
+    if selection.months is not None:
+        args += list(selection.months)
+        first, last = f"${len(args) - 1}", f"${len(args)}"
+        grains = (
+            f"((grain = {grain} AND (bucket < {first} OR bucket >= {last}))"
+            f" OR (grain = 'm' AND bucket >= {first} AND bucket < {last}))"
+        )
     dims = [DIMENSIONS[d] for d in group_by]
     columns = ", ".join(["bucket", *dims, _MEASURE_LIST])
     where = " ".join(f"AND {f}" for f in filters)
@@ -278,7 +299,7 @@ async def sums(
     SELECT {", ".join(["width_bucket(bucket, $4::timestamptz[]) AS period", *dims, _TOTALS])}
     FROM (
         SELECT {columns} FROM report_rollups
-        WHERE tenant_id = $1 AND grain = {grain} AND level = {level} AND label = {label}
+        WHERE tenant_id = $1 AND {grains} AND level = {level} AND label = {label}
           AND bucket >= $2 AND bucket < $3 {where}
         UNION ALL
         SELECT {columns} FROM report_facts
@@ -287,14 +308,11 @@ async def sums(
     GROUP BY {grouped} ORDER BY {grouped}"""
     rows = await pool.fetch(sql, *args)
     width = len(dims)
-    return [
-        Summed(
-            period=r[0] - 1,
-            dimensions=tuple(r[1 + i] for i in range(width)),
-            values=tuple(r[1 + width + i] or 0 for i in range(ms.WIDTH)),
-        )
-        for r in rows
-    ]
+    found = []
+    for r in rows:
+        cells = tuple(r)
+        found.append(Summed(cells[0] - 1, cells[1 : 1 + width], cells[1 + width :]))
+    return found
 
 
 # --- rebuilding ----------------------------------------------------------------------------------

@@ -84,6 +84,22 @@ async def test_reports_on_the_command_line(
     )
     assert table.exit_code == 0, table.output
     assert "Ann" in table.output
+    agents = await invoke(
+        database_url,
+        "agents",
+        "--tenant",
+        T,
+        "--from",
+        "2026-01-05",
+        "--to",
+        "2026-01-06",
+        "--json",
+    )
+    ann, _ = json.loads(agents.output)["rows"]  # the day, and the total
+    # ann signed in at 09:00 and is still online: the status still going counts to midnight
+    assert (ann["agent"], ann["online_s"], ann["handled"]) == ("ann", 15 * 3600, 0)
+    assert ann["first_sign_in"] == "2026-01-05T09:00:00+07:00"
+    assert ann["last_online"] == "2026-01-06T00:00:00+07:00"
 
     out = tmp_path / "queues.csv"
     written = await invoke(

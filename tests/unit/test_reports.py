@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.reports import measures as ms
-from core.reports.calendar import Buckets, Grouping, periods, snap
+from core.reports.calendar import Buckets, Grouping, periods, snap, whole_months
 from core.reports.figures import Figures, percentile
 from core.reports.query import Filter, Kind, ReportQuery, problems, rows_for
 
@@ -69,11 +69,12 @@ def test_a_percentile_lies_in_the_bin_of_the_true_value(values: list[float]) -> 
 def test_half_hour_zones_bucket_by_the_local_hour_and_day() -> None:
     kolkata = Buckets("Asia/Kolkata")  # +5:30
     at = dt.datetime(2026, 1, 5, 23, 45, tzinfo=ZoneInfo("Asia/Kolkata")).timestamp()
-    hour, day = kolkata.of(at)
+    hour, day, month = kolkata.of(at)
     assert dt.datetime.fromtimestamp(hour, UTC) == dt.datetime(2026, 1, 5, 17, 30, tzinfo=UTC)
     assert dt.datetime.fromtimestamp(day, UTC) == dt.datetime(2026, 1, 4, 18, 30, tzinfo=UTC)
+    assert dt.datetime.fromtimestamp(month, UTC) == dt.datetime(2025, 12, 31, 18, 30, tzinfo=UTC)
     kathmandu = Buckets("Asia/Kathmandu")  # +5:45
-    hour, _ = kathmandu.of(dt.datetime(2026, 1, 5, 0, 20, tzinfo=UTC).timestamp())
+    hour, _, _ = kathmandu.of(dt.datetime(2026, 1, 5, 0, 20, tzinfo=UTC).timestamp())
     # 00:20 UTC is 06:05 there: the hour began at 06:00, 00:15 UTC
     assert dt.datetime.fromtimestamp(hour, UTC) == dt.datetime(2026, 1, 5, 0, 15, tzinfo=UTC)
 
@@ -94,6 +95,19 @@ def test_a_daylight_saving_day_has_23_hours_and_its_periods_follow_the_clock() -
     assert [(p.label, (p.end - p.start).total_seconds()) for p in days] == [
         ("2026-03-29", 23 * 3600)
     ]
+
+
+def test_whole_months_inside_a_range() -> None:
+    zone = "Asia/Bangkok"
+    tz = ZoneInfo(zone)
+    inside = whole_months(
+        dt.datetime(2025, 12, 2, tzinfo=tz), dt.datetime(2026, 12, 2, tzinfo=tz), zone
+    )
+    assert inside == (dt.datetime(2026, 1, 1, tzinfo=tz), dt.datetime(2026, 12, 1, tzinfo=tz))
+    assert (
+        whole_months(dt.datetime(2026, 1, 2, tzinfo=tz), dt.datetime(2026, 2, 3, tzinfo=tz), zone)
+        is None
+    )
 
 
 def test_ranges_snap_outwards_and_periods_cut_to_them() -> None:

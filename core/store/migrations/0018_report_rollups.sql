@@ -1,6 +1,7 @@
 -- Reports' rollups (core/reports, core/store/rollups.py). Every measure column holds a sum of
--- core/reports/measures.py's MEASURES (same names, same order); NULL stands for zero, so a row
--- stores only the ten or so measures it counts.
+-- core/reports/measures.py's MEASURES (same names, same order; first_sign_in_ms and
+-- last_online_ms hold a min and a max); NULL stands for zero, so a row stores only the ten or
+-- so measures it counts.
 --
 -- report_facts: what the event log's appends add, in the same transaction as the events they
 -- count: one row per local hour (of the tenant's time zone) and queue, agent, channel, the
@@ -45,9 +46,13 @@ CREATE TABLE report_facts (
     canned_replies integer,
     ratings integer,
     rating_points integer,
+    sign_ins integer,
     wait_ms bigint,
     first_response_ms bigint,
     handle_ms bigint,
+    online_ms bigint,
+    away_ms bigint,
+    break_ms bigint,
     wait_b00 integer,
     wait_b01 integer,
     wait_b02 integer,
@@ -132,17 +137,19 @@ CREATE TABLE report_facts (
     handle_b25 integer,
     handle_b26 integer,
     handle_b27 integer,
+    first_sign_in_ms bigint,
+    last_online_ms bigint,
     PRIMARY KEY (tenant_id, bucket, queue_id, agent_id, channel, tags, departments)
 );
 
--- report_rollups: the facts added up per local hour (grain 'h') and local day ('d'), per level
--- of detail: 'all' (the tenant), 'qc' (queue x channel), 'a' (agent; facts with one), 'qac'
--- (queue x agent x channel) and, per day only, 'tag' and 'dept' (label: the tag or department;
--- queue, agent and channel as in 'qac'). Empty strings stand for "none" and for dimensions a
--- level lacks.
+-- report_rollups: the facts added up per local hour (grain 'h'), day ('d') and month ('m'),
+-- per level of detail: 'all' (the tenant), 'qc' (queue x channel), 'a' (agent; facts with
+-- one), 'qac' (queue x agent x channel) and, per day and month, 'tag' and 'dept' (label: the
+-- tag or department; queue, agent and channel as in 'qac'). Empty strings stand for "none" and
+-- for dimensions a level lacks.
 CREATE TABLE report_rollups (
     tenant_id text NOT NULL REFERENCES tenants ON DELETE CASCADE,
-    grain     text NOT NULL CHECK (grain IN ('h', 'd')),
+    grain     text NOT NULL CHECK (grain IN ('h', 'd', 'm')),
     level     text NOT NULL CHECK (level IN ('all', 'qc', 'a', 'qac', 'tag', 'dept')),
     label     text NOT NULL DEFAULT '',
     bucket    timestamptz NOT NULL,
@@ -180,9 +187,13 @@ CREATE TABLE report_rollups (
     canned_replies integer,
     ratings integer,
     rating_points integer,
+    sign_ins integer,
     wait_ms bigint,
     first_response_ms bigint,
     handle_ms bigint,
+    online_ms bigint,
+    away_ms bigint,
+    break_ms bigint,
     wait_b00 integer,
     wait_b01 integer,
     wait_b02 integer,
@@ -267,5 +278,11 @@ CREATE TABLE report_rollups (
     handle_b25 integer,
     handle_b26 integer,
     handle_b27 integer,
+    first_sign_in_ms bigint,
+    last_online_ms bigint,
     PRIMARY KEY (tenant_id, grain, level, label, bucket, queue_id, agent_id, channel)
 ) WITH (fillfactor = 90);
+
+-- Attendance reads custom statuses' intervals (the rest of agents' time is in the rollups).
+CREATE INDEX agent_sessions_custom ON agent_sessions (tenant_id, started_at)
+    WHERE custom_status IS NOT NULL;
