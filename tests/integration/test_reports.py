@@ -1014,7 +1014,9 @@ async def test_a_rebuild_answers_the_same(world: World) -> None:
 async def test_compacting_facts_into_rollups_changes_no_figure(world: World) -> None:
     async def everything() -> list[object]:
         q = query(DAY1, DAY3)
-        hours = pb.ReportQuery(start_time=ts(DAY1), end_time=ts(DAY3), group_by=1)
+        hours = pb.ReportQuery(
+            start_time=ts(DAY1), end_time=ts(DAY3), group_by=pb.REPORT_GROUPING_HOUR
+        )
         return [
             await world.reports.get_overview_report(pb.GetOverviewReportRequest(query=q)),
             await world.reports.get_overview_report(pb.GetOverviewReportRequest(query=hours)),
