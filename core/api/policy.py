@@ -148,6 +148,12 @@ METHOD_ROLES: Final[Mapping[str, frozenset[Role]]] = {
             "GetUsage",
         )
     },
+    # an agent's console reads the tenant's custom statuses (with their auto-replies) for its
+    # status menu, and the queues and departments it may transfer to (their display names)
+    **{
+        f"AdminService.{method}": frozenset({Role.AGENT})
+        for method in ("GetTenantSettings", "ListQueues", "ListDepartments")
+    },
 }
 """Roles that may also call one method (``Service.Method``)."""
 

@@ -146,6 +146,13 @@ def test_relations_held_together_allow_what_any_of_them_allows() -> None:
         ("AgentService", "GetConversation", "gateway", False),
         ("AdminService", "ListAgents", "supervisor", True),
         ("AdminService", "CreateAgent", "supervisor", False),
+        # an agent's console: custom statuses, transfer targets; nothing else of AdminService
+        ("AdminService", "GetTenantSettings", "agent", True),
+        ("AdminService", "ListQueues", "agent", True),
+        ("AdminService", "ListDepartments", "agent", True),
+        ("AdminService", "ListAgents", "agent", False),
+        ("AdminService", "UpdateTenantSettings", "agent", False),
+        ("AdminService", "ListCredentials", "agent", False),
         ("SupervisorService", "MonitorConversation", "agent", False),
         ("SupervisorService", "MonitorConversation", "admin", True),
         ("ConversationService", "StartConversation", "agent", False),
