@@ -2,7 +2,10 @@
 stayed in the recycle bin past ``USHER_CUSTOMER_RETENTION_DAYS``
 (``core.store.customer_records.purge_deleted``, hourly), and recording blocks whose expiry
 passed in the blocklist's change log (``core.store.block_events.record_expiries``, every
-``SWEEP_EVERY`` seconds, so WatchBlocks shows an expiry within that long).
+``SWEEP_EVERY`` seconds, so WatchBlocks shows an expiry within that long), and moving reports'
+facts of hours that are over into their rollups (``core.store.rollups.compact_due``, every
+``COMPACT_EVERY`` seconds; a fact is counted in one table or the other at any time, so a round
+missed or run twice changes no figure).
 
 One process per deployment runs it (the single ``usher serve``, or worker 0 of
 ``--workers N``): both chores are idempotent (a DELETE; stamping each expiry once under the
@@ -21,6 +24,7 @@ import structlog
 
 from core.store.block_events import record_expiries
 from core.store.customer_records import purge_deleted
+from core.store.rollups import compact_due
 
 log = structlog.get_logger(__name__)
 
@@ -28,6 +32,8 @@ PURGE_EVERY: Final = 3600.0
 """Seconds between purges (the first runs at start)."""
 SWEEP_EVERY: Final = 5.0
 """Seconds between sweeps for expired blocks (the first runs at start)."""
+COMPACT_EVERY: Final = 60.0
+"""Seconds between compactions of reports' facts (the first runs at start)."""
 
 
 async def purge_once(pool: asyncpg.Pool) -> int:
@@ -64,10 +70,16 @@ async def sweep_forever(pool: asyncpg.Pool, every: float = SWEEP_EVERY) -> None:
     await _forever(lambda: sweep_once(pool), every, "recording expired blocks")
 
 
+async def compact_forever(pool: asyncpg.Pool, every: float = COMPACT_EVERY) -> None:
+    """``compact_due`` now and then every ``every`` seconds until cancelled."""
+    await _forever(lambda: compact_due(pool), every, "compacting reports' facts")
+
+
 async def _all(pool: asyncpg.Pool, every: float, sweep_every: float) -> None:
     async with asyncio.TaskGroup() as chores:
         chores.create_task(purge_forever(pool, every))
         chores.create_task(sweep_forever(pool, sweep_every))
+        chores.create_task(compact_forever(pool))
 
 
 def start(
