@@ -9,7 +9,8 @@ Deleting a skill, department or queue still in use answers FAILED_PRECONDITION n
 A skill's display name is not routing state: the engine defines and removes skills (the
 projection writes their rows), and this servicer writes the display name alone, through
 ``AdminStore.name_skill``, after the skill's definition committed (so one writer per column).
-Credentials and channels are written to the store directly (they are not routing state);
+Credentials, agents' console passwords (``core.api.agent_passwords``) and channels are written
+to the store directly (they are not routing state);
 channel secrets are never read back through this service (``Channel.blanked``). The servicer
 holds no SQL: it authenticates, validates, submits and translates; ``core.store.admin`` reads.
 Every method is ``guarded``: a refusal from below ends the call with its status, anything else
@@ -44,6 +45,7 @@ from core.api.admin_values import (
     settings_from_proto,
     settings_to_proto,
 )
+from core.api.agent_passwords import set_agent_password
 from core.api.auth import caller
 from core.api.context import ApiContext
 from core.api.convert import guarded, timestamp
@@ -61,6 +63,8 @@ from core.store.admin import (
 )
 from core.store.channels import Channels
 from core.store.errors import InvalidInput
+from core.store.passwords import Passwords
+from core.store.sessions import Sessions
 
 log = structlog.get_logger(__name__)
 
@@ -161,6 +165,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         self._configured: set[str] = set()
         self._channels = Channels(ctx.pool)
         self._store = AdminStore(ctx.pool)
+        self._passwords = Passwords(ctx.pool)
 
     @property
     def _pool(self) -> asyncpg.Pool:
@@ -660,6 +665,15 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         revoked = await self._store.credential(tenant, credential_id)
         assert revoked is not None
         return pb.RevokeCredentialResponse(credential=self._credential(revoked))
+
+    @guarded
+    async def SetAgentPassword(
+        self, request: pb.SetAgentPasswordRequest, context: Ctx
+    ) -> pb.SetAgentPasswordResponse:
+        """See ``core.api.agent_passwords``."""
+        return await set_agent_password(
+            self._store, self._passwords, Sessions(self._pool), caller(context).tenant, request
+        )
 
     # --- channels ------------------------------------------------------------------------------
 

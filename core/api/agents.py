@@ -35,6 +35,7 @@ from core.api import convert as cv
 from core.api import resources as res
 from core.api.agent_view import agent_event, may_concern
 from core.api.canned_messages import CannedMessages
+from core.api.client_info import client_address
 from core.api.context import ApiContext, Caller
 from core.api.conversations import (
     CallerOf,
@@ -193,7 +194,7 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
                 agent_id=me,
                 status=status,
                 custom_status=request.custom_status or None,
-                client_address=cv.peer_address(context.peer()),
+                client_address=client_address(context),  # a browser's via the web port
             ),
         )
         assert outcome.agent is not None

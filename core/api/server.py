@@ -37,6 +37,8 @@ from usher.v1 import (
     admin_service_pb2_grpc,
     agent_service_pb2,
     agent_service_pb2_grpc,
+    auth_service_pb2,
+    auth_service_pb2_grpc,
     blocklist_service_pb2,
     blocklist_service_pb2_grpc,
     bot_service_pb2,
@@ -63,6 +65,8 @@ from usher.v1 import (
     report_service_pb2_grpc,
     supervisor_service_pb2,
     supervisor_service_pb2_grpc,
+    team_chat_service_pb2,
+    team_chat_service_pb2_grpc,
 )
 
 from core.api.auth import DEFAULT_RATE_LIMIT, Authenticator, RateLimit
@@ -192,6 +196,18 @@ KNOWN = (
         report_service_pb2_grpc.ReportServiceServicer,
         report_service_pb2_grpc.add_ReportServiceServicer_to_server,
         _service_name(report_service_pb2, "ReportService"),
+    ),
+    _Known(
+        "core.api.auth_service",
+        auth_service_pb2_grpc.AuthServiceServicer,
+        auth_service_pb2_grpc.add_AuthServiceServicer_to_server,
+        _service_name(auth_service_pb2, "AuthService"),
+    ),
+    _Known(
+        "core.api.team_chat_service",
+        team_chat_service_pb2_grpc.TeamChatServiceServicer,
+        team_chat_service_pb2_grpc.add_TeamChatServiceServicer_to_server,
+        _service_name(team_chat_service_pb2, "TeamChatService"),
     ),
 )
 USHER_SERVICES = tuple(k.name for k in KNOWN)

@@ -17,6 +17,7 @@ from usher.client._retry import RetryPolicy
 from usher.client._stream import EventStream
 from usher.client.admin import AdminClient
 from usher.client.agent import AgentClient
+from usher.client.auth import AuthClient
 from usher.client.blocklist import BlocklistClient
 from usher.client.bots import BotClient
 from usher.client.broadcasts import BroadcastClient
@@ -49,12 +50,14 @@ from usher.client.quotas import QuotaClient
 from usher.client.records import RecordClient
 from usher.client.reports import ReportClient
 from usher.client.supervisor import SupervisorClient
+from usher.client.team_chat import TeamChatClient
 
 __all__ = [
     "Aborted",
     "AdminClient",
     "AgentClient",
     "AlreadyExists",
+    "AuthClient",
     "BlocklistClient",
     "BotClient",
     "BroadcastClient",
@@ -80,6 +83,7 @@ __all__ = [
     "ResourceExhausted",
     "RetryPolicy",
     "SupervisorClient",
+    "TeamChatClient",
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",

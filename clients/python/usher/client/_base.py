@@ -81,7 +81,9 @@ class BaseClient:
             return grpc.aio.insecure_channel(target, channel_options)
 
         self._channel = open_channels(channels, open_one)
-        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )  # no token: only for calls that need none (AuthService.SignIn)
         self._timeout = timeout
         self._retry = retry
 
@@ -141,7 +143,7 @@ class BaseClient:
         rpc: grpc.aio.UnaryStreamMultiCallable[Req, Resp],
         request: Callable[[int], Req],
         items: Callable[[Resp], Iterable[Item]],
-        event_id: Callable[[Item], int] | None,
+        event_id: Callable[[Item], int | None] | None,
         resume_after_event_id: int = 0,
     ) -> EventStream[Resp, Item]:
         """A reconnecting feed: ``request(after)`` builds the request resuming after an event id."""

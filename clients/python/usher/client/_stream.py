@@ -28,9 +28,10 @@ class EventStream(Generic[Resp, Item]):
     ``async for item in stream`` yields each item once, in order. When the connection drops (or
     the server ends the stream) it reopens with backoff, asking to resume after
     ``last_event_id``, and drops any item whose event id it has already yielded, so there is no
-    gap and no duplicate. Persist ``last_event_id`` to resume across restarts of your process.
-    Errors that retrying cannot fix (``Unauthenticated``, ``PermissionDenied``, ``OutOfRange``
-    when the resume point is too old...) end the iteration as exceptions.
+    gap and no duplicate (items whose ``event_id`` is None are not numbered: each is yielded as
+    it comes and none is replayed). Persist ``last_event_id`` to resume across restarts of your
+    process. Errors that retrying cannot fix (``Unauthenticated``, ``PermissionDenied``,
+    ``OutOfRange`` when the resume point is too old...) end the iteration as exceptions.
 
     Iterate a stream once. Breaking out of the loop cancels the call (at once with
     ``await stream.aclose()``, else when the iterator is collected).
@@ -40,7 +41,7 @@ class EventStream(Generic[Resp, Item]):
         self,
         open_call: OpenCall[Resp],
         items: Callable[[Resp], Iterable[Item]],
-        event_id: Callable[[Item], int] | None,
+        event_id: Callable[[Item], int | None] | None,
         *,
         resume_after_event_id: int,
         retry: RetryPolicy,
@@ -74,6 +75,8 @@ class EventStream(Generic[Resp, Item]):
         if self._event_id is None:
             return True
         event_id = self._event_id(item)
+        if event_id is None:  # not numbered (a presence change): shown, not resumed from
+            return True
         if event_id <= self._last:
             return False
         self._last = event_id

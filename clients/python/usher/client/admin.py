@@ -162,6 +162,14 @@ class AdminClient(BaseClient):
             self._stub.RevokeCredential, request, idempotent=False, timeout=timeout
         )
 
+    async def set_agent_password(
+        self, request: pb.SetAgentPasswordRequest, *, timeout: float | None = None
+    ) -> pb.SetAgentPasswordResponse:
+        """Setting the same password again changes nothing but the hash's salt: retried."""
+        return await self._call(
+            self._stub.SetAgentPassword, request, idempotent=True, timeout=timeout
+        )
+
     async def get_channel(
         self, request: pb.GetChannelRequest, *, timeout: float | None = None
     ) -> pb.GetChannelResponse:
