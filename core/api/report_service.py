@@ -168,6 +168,7 @@ def conversation_figures(f: fg.Figures) -> pb.ConversationFigures:
         agent_messages=f["agent_messages"],
         bot_messages=f["bot_messages"],
         follow_ups=f["follow_ups"],
+        bot_could_not_answer=f["bot_unanswered"],
     )
 
 

@@ -10,8 +10,8 @@ Bin ``i`` holds the values ``v`` with ``EDGES[i-1] < v <= EDGES[i]`` (seconds; b
 so exactly 5 s counts as "within 5 s". The first-response buckets of the reports (≤5, 5–15,
 15–30, 30–60, 60–180, >180 s) are sums of whole bins (``RESPONSE_BUCKETS``).
 
-Counters that wait for their events (bots' "could not answer", ratings) are columns already,
-filled when those events exist; until then they stay zero.
+Counters that wait for their events (ratings) are columns already, filled when those events
+exist; until then they stay zero.
 """
 
 from __future__ import annotations

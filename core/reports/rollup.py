@@ -44,6 +44,8 @@ the agent's departments), tags and departments sorted."""
 Deltas = dict[Key, list[int]]
 
 DEFAULT_SERVICE_LEVEL_SECONDS: Final = 20.0
+BOT_COULD_NOT_ANSWER: Final = "bot_could_not_answer"
+"""``BotHandedOff.reason`` of a flow that found no answer."""
 FOLLOW_UP: Final = "follow_up"
 """``ConversationAssigned.via`` of an agent taking up a customer (not a customer's wait)."""
 
@@ -391,6 +393,11 @@ class RollupState:
         self._add(e.at, conv, e.to_agent, ((_I["transfers_in"], 1),))
         self._assign(conv, e.to_agent, e.at, "transfer")
 
+    def _on_bot_handed_off(self, e: ev.BotHandedOff) -> None:
+        if e.reason == BOT_COULD_NOT_ANSWER:
+            conv = self.conversations.get(e.conversation_id)
+            self._add(e.at, conv, "", ((_I["bot_unanswered"], 1),))
+
     def _on_tags(self, e: ev.TagsChanged) -> None:
         conv = self.conversations.get(e.conversation_id)
         if conv is not None:
@@ -430,6 +437,7 @@ _HANDLERS: Final[dict[type, Callable[[RollupState, Any], None]]] = {
     ev.ConversationReturnedToBot: RollupState._on_returned_to_bot,
     ev.ConversationTransferred: RollupState._on_transferred,
     ev.TransferResolved: RollupState._on_transfer_resolved,
+    ev.BotHandedOff: RollupState._on_bot_handed_off,
     ev.TagsChanged: RollupState._on_tags,
     ev.ConversationForgotten: RollupState._on_forgotten,
 }

@@ -329,6 +329,7 @@ class ConversationFigures(_message.Message):
     AGENT_MESSAGES_FIELD_NUMBER: _builtins.int
     BOT_MESSAGES_FIELD_NUMBER: _builtins.int
     FOLLOW_UPS_FIELD_NUMBER: _builtins.int
+    BOT_COULD_NOT_ANSWER_FIELD_NUMBER: _builtins.int
     started: _builtins.int
     """Conversations started."""
     bot_started: _builtins.int
@@ -369,6 +370,8 @@ class ConversationFigures(_message.Message):
     bot_messages: _builtins.int
     follow_ups: _builtins.int
     """Waits an agent ended by taking up the customer themselves (a follow-up, not an answer)."""
+    bot_could_not_answer: _builtins.int
+    """Bot flows that handed the conversation to people because they could not answer."""
     @_builtins.property
     def first_response_buckets(self) -> Global___ResponseBuckets: ...
     @_builtins.property
@@ -412,10 +415,11 @@ class ConversationFigures(_message.Message):
         agent_messages: _builtins.int = ...,
         bot_messages: _builtins.int = ...,
         follow_ups: _builtins.int = ...,
+        bot_could_not_answer: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_service_level", b"_service_level", "first_response", b"first_response", "first_response_buckets", b"first_response_buckets", "handle", b"handle", "service_level", b"service_level", "wait", b"wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_service_level", b"_service_level", "abandoned", b"abandoned", "abandoned_within_threshold", b"abandoned_within_threshold", "agent_messages", b"agent_messages", "answered", b"answered", "answered_within_threshold", b"answered_within_threshold", "bot_handed_off", b"bot_handed_off", "bot_messages", b"bot_messages", "bot_only", b"bot_only", "bot_started", b"bot_started", "customer_messages", b"customer_messages", "ended", b"ended", "first_response", b"first_response", "first_response_buckets", b"first_response_buckets", "follow_ups", b"follow_ups", "handed_to_agents", b"handed_to_agents", "handle", b"handle", "ignored", b"ignored", "left_messages", b"left_messages", "overflowed", b"overflowed", "queued", b"queued", "resolved", b"resolved", "service_level", b"service_level", "spam", b"spam", "started", b"started", "transfers", b"transfers", "wait", b"wait"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_service_level", b"_service_level", "abandoned", b"abandoned", "abandoned_within_threshold", b"abandoned_within_threshold", "agent_messages", b"agent_messages", "answered", b"answered", "answered_within_threshold", b"answered_within_threshold", "bot_could_not_answer", b"bot_could_not_answer", "bot_handed_off", b"bot_handed_off", "bot_messages", b"bot_messages", "bot_only", b"bot_only", "bot_started", b"bot_started", "customer_messages", b"customer_messages", "ended", b"ended", "first_response", b"first_response", "first_response_buckets", b"first_response_buckets", "follow_ups", b"follow_ups", "handed_to_agents", b"handed_to_agents", "handle", b"handle", "ignored", b"ignored", "left_messages", b"left_messages", "overflowed", b"overflowed", "queued", b"queued", "resolved", b"resolved", "service_level", b"service_level", "spam", b"spam", "started", b"started", "transfers", b"transfers", "wait", b"wait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__service_level: _TypeAlias = _typing.Literal["service_level"]  # noqa: Y015
     _WhichOneofArgType__service_level: _TypeAlias = _typing.Literal["_service_level", b"_service_level"]  # noqa: Y015
