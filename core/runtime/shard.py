@@ -221,9 +221,10 @@ class Shard:
     async def _settle(self, staged: _Staged) -> list[Outcome]:
         """The staged outcomes once their events have committed (or failed to), in the order
         the tenant's batches executed."""
+        if staged.appended is None:  # nothing to commit: answer now, settle in order
+            _settle_after(staged.settled, staged.previous)
+            return staged.outcomes
         try:
-            if staged.appended is None:
-                return staged.outcomes
             try:
                 last = await staged.appended
             except Exception as exc:  # a refusal or an outage: the engine is ahead of the store
@@ -436,6 +437,20 @@ def _failed(exc: Exception) -> Outcome:
     if isinstance(exc, StaleEpoch) or code in ("UNAVAILABLE", "INTERNAL"):
         return _UNAVAILABLE
     return Outcome(failure=Failure(code, str(exc)))
+
+
+def _settle_after(settled: asyncio.Future[None], previous: asyncio.Future[None] | None) -> None:
+    """Settle ``settled`` once ``previous`` has: a batch that commits nothing must not let the
+    tenant's next batch publish before the ones staged ahead of it."""
+
+    def done(_: object = None) -> None:
+        if not settled.done():
+            settled.set_result(None)
+
+    if previous is None or previous.done():
+        done()
+    else:
+        previous.add_done_callback(done)
 
 
 def _refused(exc: RoutingError) -> Outcome:
