@@ -98,6 +98,11 @@ class TeamChatHub:
         """Tenants with streams open here."""
         return len(self._pumps)
 
+    def inboxes(self, tenant: str) -> int:
+        """Streams of ``tenant`` open here."""
+        pump = self._pumps.get(tenant)
+        return 0 if pump is None else len(pump.inboxes)
+
     async def announce(self, tenant: str, message_id: int) -> None:
         """Tell every front door's hub (this one at once) that ``message_id`` was stored."""
         self.poke(tenant)

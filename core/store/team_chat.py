@@ -100,7 +100,8 @@ def _message(row: asyncpg.Record) -> TeamMessage:
 
 _MESSAGE: Final = "m.message_id, m.thread_id, m.sender, m.kind, m.body, m.created_at"
 _THREAD: Final = f"""
-SELECT t.thread_id, t.kind, t.title, t.creator, t.created_at, t.last_message_id,
+SELECT t.thread_id AS t_thread_id, t.kind AS t_kind, t.title, t.creator,
+       t.created_at AS t_created_at,
        array(SELECT agent_id FROM team_thread_members x
              WHERE x.tenant_id = t.tenant_id AND x.thread_id = t.thread_id
              ORDER BY agent_id) AS members,
@@ -114,12 +115,12 @@ LEFT JOIN team_messages m
 def _thread(row: asyncpg.Record) -> Thread:
     last = _message(row) if row["message_id"] is not None else None
     return Thread(
-        row["thread_id"],
-        ThreadKind(row["kind"]),
+        row["t_thread_id"],
+        ThreadKind(row["t_kind"]),
         row["title"],
         row["creator"],
         tuple(row["members"]),
-        row["created_at"],
+        row["t_created_at"],
         last,
     )
 
