@@ -21,6 +21,8 @@ Contracts:
   The check costs a dict lookup per message (the tenant's blocks are cached for seconds); the
   engine refuses too (``Blocked``) while the customer's profile carries a standing block, which
   is all ``PostCustomerMessage`` asks: no read per message.
+- A message that is only an opt-out keyword (STOP, UNSUBSCRIBE...) opts its sender out of
+  broadcasts on the channel, once recorded (``core.api.broadcast_replies``).
 - The customer's profile (``core.api.profiles``) is read once when a conversation starts:
   ``StartConversation`` reads it; ``ReceiveCustomerMessage`` submits without it and reads it
   only when the engine answers that the message starts a conversation (``ProfileNeeded``).
@@ -34,7 +36,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 
 from usher.v1 import conversation_pb2, conversation_service_pb2, conversation_service_pb2_grpc
 
-from core.api import choices, door, profiles
+from core.api import broadcast_replies, choices, door, profiles
 from core.api import convert as cv
 from core.api import resources as res
 from core.api.admin_values import CHANNEL_TYPE_OF, channel_to_proto
@@ -360,6 +362,9 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
                 duplicate=True,
             )
         cv.check(outcome)
+        await broadcast_replies.note_keyword(
+            self._api, tenant, channel, customer_id, request.customer.external_id, body.text
+        )
         return conversation_service_pb2.ReceiveCustomerMessageResponse(
             conversation=door.conversation_of(outcome),
             message=door.recorded_message(outcome),

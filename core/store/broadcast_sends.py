@@ -368,16 +368,16 @@ SELECT r.broadcast_id, r.recipient_id, r.customer_id, r.address, r.state, r.erro
 FROM broadcast_recipients r
 JOIN broadcasts b ON b.tenant_id = r.tenant_id AND b.broadcast_id = r.broadcast_id
 LEFT JOIN LATERAL (
-    SELECT coalesce(r.customer_id,
-                    (SELECT i.customer_id FROM customer_identities i
-                     WHERE i.tenant_id = r.tenant_id AND i.channel = b.channel_id
-                       AND i.external_id IN (r.address, ltrim(r.address, '+'))
-                     LIMIT 1)) AS customer_id) who ON true
+    SELECT array_remove(r.customer_id || ARRAY(
+               SELECT i.customer_id FROM customer_identities i
+               WHERE i.tenant_id = r.tenant_id AND i.channel = b.channel_id
+                 AND i.external_id IN (r.address, ltrim(r.address, '+'))), NULL) AS customers
+    ) who ON true
 LEFT JOIN LATERAL (
     SELECT m.conversation_id FROM conversations c
     JOIN messages m ON m.tenant_id = c.tenant_id AND m.conversation_id = c.conversation_id
     WHERE r.sent_at IS NOT NULL AND c.tenant_id = r.tenant_id
-      AND c.customer_id = who.customer_id AND c.channel = b.channel_id
+      AND c.customer_id = ANY(who.customers) AND c.channel = b.channel_id
       AND m.sender = 'customer' AND m.created_at > r.sent_at AND m.created_at < r.sent_at + $5
     ORDER BY m.created_at LIMIT 1) reply ON true
 WHERE r.tenant_id = $1 AND r.broadcast_id = $2 AND r.recipient_id > $3
@@ -395,8 +395,9 @@ async def recipients(
     limit: int,
 ) -> list[Recipient]:
     """A page of the broadcast's recipients by id, after ``after``, each with the conversation
-    its reply went to (the customer's first message on the channel within ``REPLY_WINDOW``
-    of the send: the recipient's customer, or the customer the address became by writing)."""
+    its reply went to: the first customer message on the channel within ``REPLY_WINDOW`` after
+    the send, from the recipient's customer or from the customer the address is on the channel
+    (a reply from a number the gateway had not seen makes a customer of its own)."""
     with translated_errors():
         rows = await pool.fetch(
             _RECIPIENT_SELECT, tenant, broadcast_id, after, state, REPLY_WINDOW, limit

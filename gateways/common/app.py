@@ -17,6 +17,8 @@ from starlette.routing import BaseRoute, Route
 from usher.client import GatewayClient
 
 from gateways.common.blobs import BlobStore
+from gateways.common.broadcast_journal import BroadcastJournal
+from gateways.common.broadcasts import BroadcastSender
 from gateways.common.choices import OfferLog
 from gateways.common.directory import Directory
 from gateways.common.gateway import Gateway
@@ -58,8 +60,8 @@ def build_app(gateway: Gateway, routes: Sequence[BaseRoute]) -> Starlette:
 
 @contextlib.asynccontextmanager
 async def running(provider: Provider, settings: GatewaySettings) -> AsyncIterator[Gateway]:
-    """Everything but the HTTP server: clients, directory (read once), outbound delivery and
-    the provider's own listeners; torn down in reverse on exit."""
+    """Everything but the HTTP server: clients, directory (read once), outbound delivery,
+    broadcast sending and the provider's own listeners; torn down in reverse on exit."""
     if not settings.api_keys:
         raise ValueError("no gateway API keys: set USHER_GATEWAY_API_KEYS or --api-key")
     clients = [GatewayClient(settings.core, key) for key in settings.api_keys]
@@ -93,6 +95,17 @@ async def running(provider: Provider, settings: GatewaySettings) -> AsyncIterato
         outbound = Outbound(gateway, provider)
         outbound.start()
         stack.push_async_callback(outbound.stop)
+        journal = BroadcastJournal(settings.data_dir / "broadcasts.sqlite3")
+        stack.callback(journal.close)
+        broadcasts = BroadcastSender(
+            gateway,
+            provider,
+            journal,
+            lease=settings.broadcast_lease,
+            concurrency=settings.broadcast_concurrency,
+        )
+        broadcasts.start()
+        stack.push_async_callback(broadcasts.stop)
         await provider.start(gateway)
         stack.push_async_callback(provider.stop)
         yield gateway

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import httpx
@@ -35,12 +37,44 @@ def check_response(response: httpx.Response) -> httpx.Response:
     )
 
 
+class Hold(Exception):
+    """Not now: leave a broadcast send claimed; it comes back when its lease ends."""
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastMessage:
+    """One broadcast send a gateway claimed (``usher.v1.BroadcastSend``)."""
+
+    recipient: str
+    """``broadcasts/{b}/recipients/{n}``."""
+    address: str
+    """E.164 phone, e-mail address or LINE user id."""
+    text: str = ""
+    subject: str = ""
+    template_name: str = ""
+    template_language: str = ""
+    parameters: tuple[str, ...] = ()
+    key: str = ""
+    """Stable across claims: the provider's idempotency or correlation key."""
+    previous_claims: int = 0
+    """More than 0: it may have gone out already; reconcile before sending."""
+    first_claim_time: dt.datetime | None = None
+
+    @property
+    def broadcast(self) -> str:
+        return self.recipient.rsplit("/recipients/", 1)[0]
+
+
 class Provider:
     """One channel provider. Subclasses set ``name`` and ``channel_type``, return their webhook
-    routes (paths start with ``/{tenant}/{channel}``), and deliver outbound items."""
+    routes (paths start with ``/{tenant}/{channel}``), and deliver outbound items; those that
+    can broadcast send and reconcile broadcast messages (``send_broadcast``)."""
 
     name: ClassVar[str]
     channel_type: ClassVar[channel_pb2.ChannelType.ValueType]
+    broadcast_rate: ClassVar[float] = 0.0
+    """Broadcast messages a second per channel unless its ``broadcast_rate`` setting says
+    otherwise; 0: this provider does not broadcast."""
 
     def routes(self, gateway: Gateway) -> Sequence[BaseRoute]:
         return ()
@@ -49,6 +83,21 @@ class Provider:
         """Send one outbound item to the customer; raise ``DeliveryError`` on failure. Items the
         provider cannot show (e.g. typing on SMS) are skipped silently."""
         raise NotImplementedError
+
+    async def send_broadcast(
+        self, gateway: Gateway, served: Served, message: BroadcastMessage
+    ) -> str:
+        """Send one broadcast message; the provider's id of it. ``DeliveryError`` on failure
+        (transient ones are retried)."""
+        raise DeliveryError(f"{self.name} does not broadcast", transient=False)
+
+    async def reconcile_broadcast(
+        self, gateway: Gateway, served: Served, message: BroadcastMessage
+    ) -> str | None:
+        """After an attempt whose outcome is unknown (the gateway died during it): the
+        provider's id of the message if it went out, None if it did not (send it), or
+        ``Hold``. The default, None, suits providers whose send is idempotent by ``key``."""
+        return None
 
     async def start(self, gateway: Gateway) -> None:
         """Start listeners other than HTTP (e.g. SMTP). Called after the directory is read."""

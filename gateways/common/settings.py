@@ -31,6 +31,11 @@ class GatewaySettings(BaseSettings):
     """Largest attachment accepted in either direction."""
     refresh_seconds: float = Field(default=30.0, gt=0)
     """How often channel configuration is re-read from the core."""
+    broadcast_lease: float = Field(default=60.0, ge=1, le=3600)
+    """Seconds a broadcast claim holds: after a crash, another gateway takes the sends this one
+    claimed once it passes (this gateway, restarted, takes them back at once)."""
+    broadcast_concurrency: int = Field(default=16, ge=1, le=256)
+    """Broadcast sends in flight per channel (the channel's rate still applies)."""
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -25,7 +25,7 @@ from usher.v1 import conversation_service_pb2 as pb
 from gateways.common.choices import numbered_text
 from gateways.common.directory import MissingSetting, Served
 from gateways.common.gateway import Gateway
-from gateways.common.provider import DeliveryError, Provider
+from gateways.common.provider import BroadcastMessage, DeliveryError, Provider
 from gateways.email.inbound import Network, SmtpInbox
 from gateways.email.outbound import Relay, Reply, fetch, message_id
 from gateways.email.threads import Threads
@@ -38,6 +38,8 @@ class Email(Provider):
 
     name: ClassVar[str] = "email"
     channel_type = channel_pb2.CHANNEL_TYPE_EMAIL
+    broadcast_rate: ClassVar[float] = 5.0
+    """Each broadcast mail is one SMTP session: relays throttle more than that."""
 
     def __init__(
         self,
@@ -99,6 +101,31 @@ class Email(Provider):
         if self._threads is not None:
             self._threads.close()
             self._threads = None
+
+    async def send_broadcast(
+        self, gateway: Gateway, served: Served, message: BroadcastMessage
+    ) -> str:
+        """A mail from the channel's address with the broadcast's subject and text, its
+        Message-ID derived from the send's key: SMTP takes no idempotency key, so a resend after
+        a crash is the same mail, which mailboxes keep once (the default reconciliation, None,
+        resends). The Message-ID names the send."""
+        tenant, channel = served.tenant, served.channel.channel_id
+        try:
+            address = served.channel.setting("address")
+            relay = Relay.of(served.channel)
+        except (MissingSetting, ValueError) as exc:
+            raise DeliveryError(str(exc), transient=False) from exc
+        mail = Reply(
+            sender=address,
+            sender_name=served.channel.setting("from_name", served.channel.display_name),
+            recipient=message.address,
+            message_id=message_id(tenant, channel, message.key, address),
+            text=message.text,
+            default_subject=message.subject,
+        ).compose()
+        mail["List-Unsubscribe"] = f"<mailto:{address}?subject=unsubscribe>"
+        await relay.send(mail, address, message.address)
+        return str(mail["Message-ID"])
 
     async def deliver(self, gateway: Gateway, served: Served, item: pb.OutboundItem) -> None:
         kind = item.WhichOneof("item")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -51,6 +52,22 @@ class TwilioApi:
         if not isinstance(sid, str) or not sid:
             raise DeliveryError("Twilio created a message without a sid", transient=False)
         return sid
+
+    async def recent(self, to: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest Messages to ``to`` (from the channel's number, when it has one), newest
+        first, as Twilio lists them: what a broadcast's reconciliation looks through."""
+        account = self.channel.secret("account_sid")
+        base = self.channel.setting("api_base_url", API_BASE).rstrip("/")
+        params = {"To": to, "PageSize": str(limit)}
+        if not self.channel.settings.get("messaging_service_sid") and self.channel.settings.get(
+            "from_number"
+        ):
+            params["From"] = self.channel.setting("from_number")
+        response = await self.http.get(
+            f"{base}/2010-04-01/Accounts/{account}/Messages.json", params=params, auth=self._auth
+        )
+        found = check_response(response).json().get("messages", [])
+        return [m for m in found if isinstance(m, dict)] if isinstance(found, list) else []
 
     async def media(self, url: str, *, max_bytes: int) -> tuple[bytes, str]:
         """A customer's media (Twilio redirects to its CDN); ``TooLarge`` past ``max_bytes``."""

@@ -11,14 +11,22 @@ Outbound text goes in 1600-character messages (Twilio's limit) with the attachme
 message asks for status callbacks; delivered and read become receipts, failures are logged.
 A message's choices are numbered lines under its text ("1. Refund"); the customer answers with
 a number or a title, which the inbox maps back to the option (``gateways.common.choices``).
+
+Broadcasts (``gateways.common.broadcasts``) go out the same way, each with a status callback;
+the statuses of a message the sent log does not know are passed to the core as a broadcast's.
+Twilio takes no idempotency key, so a send whose outcome a crash hid is looked for among the
+latest messages to the number (same body, created since the send was first claimed) before it
+is sent again.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import mimetypes
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 import httpx
@@ -31,12 +39,13 @@ from usher.v1 import channel_pb2, conversation_pb2
 from usher.v1 import conversation_service_pb2 as pb
 
 from gateways.common.blobs import TooLarge
+from gateways.common.broadcasts import report_status
 from gateways.common.choices import numbered_text
 from gateways.common.directory import MissingSetting, Served
 from gateways.common.gateway import Gateway
 from gateways.common.inbox import Customer, Inbound
 from gateways.common.phones import InvalidPhone, to_e164
-from gateways.common.provider import DeliveryError, Provider
+from gateways.common.provider import BroadcastMessage, DeliveryError, Provider
 from gateways.sms.api import TwilioApi
 from gateways.sms.signature import candidate_urls, verify
 
@@ -48,6 +57,8 @@ MAX_MEDIA = 10
 """Twilio takes at most ten MediaUrl per message and sends at most ten per inbound MMS."""
 RECEIPTS = frozenset({"delivered", "read"})
 FAILURES = frozenset({"failed", "undelivered"})
+CLOCK_SKEW = dt.timedelta(minutes=2)
+"""How far Twilio's clock may be behind the core's when a sent message is looked for."""
 
 
 def _pieces(text: str) -> list[str]:
@@ -70,6 +81,9 @@ def plan(text: str, media_urls: Sequence[str]) -> list[tuple[str, list[str]]]:
 class TwilioSms(Provider):
     name: ClassVar[str] = "sms"
     channel_type = channel_pb2.CHANNEL_TYPE_SMS
+    broadcast_rate: ClassVar[float] = 10.0
+    """Twilio queues what a number cannot send at once (a long code: 1 a second); a messaging
+    service or short code sends faster: set the channel's ``broadcast_rate``."""
 
     def __init__(self) -> None:
         self._progress: OrderedDict[tuple[str, str, int], int] = OrderedDict()
@@ -100,7 +114,16 @@ class TwilioSms(Provider):
             sid, state = form.get("MessageSid", ""), form.get("MessageStatus", "")
             if not sid or not state:
                 raise HTTPException(400, "MessageSid and MessageStatus are required")
-            if state in RECEIPTS:
+            ours = gateway.sent.message_for(served.tenant, served.channel.channel_id, sid)
+            if ours is None and (state in RECEIPTS or state in FAILURES):  # a broadcast's?
+                error = form.get("ErrorCode", "")
+                await report_status(
+                    served,
+                    sid,
+                    "failed" if state in FAILURES else state,
+                    error=f"Twilio {state}" + (f" (error {error})" if error else ""),
+                )
+            elif state in RECEIPTS:
                 await gateway.receipt(served, sid, state)
             elif state in FAILURES:
                 log.warning(
@@ -203,3 +226,46 @@ class TwilioSms(Provider):
         self._progress[key] = done
         while len(self._progress) > 10_000:
             self._progress.popitem(last=False)
+
+    # -- broadcasts --------------------------------------------------------------------------
+
+    @staticmethod
+    def _callback(gateway: Gateway, served: Served) -> str:
+        return f"{gateway.settings.base_url}/{served.tenant}/{served.channel.channel_id}/status"
+
+    async def send_broadcast(
+        self, gateway: Gateway, served: Served, message: BroadcastMessage
+    ) -> str:
+        """The text in 1600-character messages; the first one's SID names the send."""
+        try:
+            api = TwilioApi(gateway.http, served.channel)
+        except MissingSetting as exc:
+            raise DeliveryError(str(exc), transient=False) from None
+        sids = [
+            await api.send(message.address, body, [], self._callback(gateway, served))
+            for body, _ in plan(message.text, [])
+        ]
+        return sids[0]
+
+    async def reconcile_broadcast(
+        self, gateway: Gateway, served: Served, message: BroadcastMessage
+    ) -> str | None:
+        """The SID of a message to the address with the send's (first) text, created since the
+        send was first claimed; None when Twilio has none (it was never created)."""
+        api = TwilioApi(gateway.http, served.channel)
+        body = plan(message.text, [])[0][0]
+        since = (message.first_claim_time or dt.datetime.now(dt.UTC)) - CLOCK_SKEW
+        for found in await api.recent(message.address):
+            if found.get("body") == body and _created(found) >= since:
+                sid = found.get("sid")
+                if isinstance(sid, str) and sid:
+                    return sid
+        return None
+
+
+def _created(found: dict[str, Any]) -> dt.datetime:
+    """A listed message's ``date_created`` (RFC 2822, as Twilio writes it); long ago if none."""
+    try:
+        return email.utils.parsedate_to_datetime(str(found.get("date_created")))
+    except (TypeError, ValueError):
+        return dt.datetime.min.replace(tzinfo=dt.UTC)

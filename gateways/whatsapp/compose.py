@@ -4,7 +4,7 @@ the service window."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,3 +180,16 @@ def template(to: str, name: str, language: str, parameter: str | None) -> dict[s
             {"type": "body", "parameters": [{"type": "text", "text": parameter}]}
         ]
     return envelope(to, "template", content)
+
+
+def broadcast_template(
+    to: str, name: str, language: str, parameters: Sequence[str], key: str
+) -> dict[str, Any]:
+    """A broadcast's template message with its body parameters; ``key`` rides along as
+    ``biz_opaque_callback_data``, which Meta returns in the message's status webhooks."""
+    content: dict[str, Any] = {"name": name, "language": {"code": language}}
+    if parameters:
+        content["components"] = [
+            {"type": "body", "parameters": [{"type": "text", "text": p} for p in parameters]}
+        ]
+    return {**envelope(to, "template", content), "biz_opaque_callback_data": key[:512]}

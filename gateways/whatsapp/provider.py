@@ -4,6 +4,13 @@ notifications on POST) and delivery through ``POST /{phone_number_id}/messages``
 A notification may carry several entries, changes and messages: all are stored, in order,
 before the 200 that tells Meta to stop redelivering. Outside the 24-hour customer service
 window agent and bot messages go out as the channel's template (see docs/gateways/whatsapp.md).
+
+Broadcasts are templates (``gateways.common.broadcasts``), each carrying its key as
+``biz_opaque_callback_data``: the statuses Meta sends back name the send, so the core learns a
+broadcast message went out even when the gateway died before reporting it. The Cloud API has no
+idempotency key and no way to look a message up, so a send whose outcome a crash hid is held
+until ``broadcast_status_grace`` seconds (default 60) after it was first claimed, time for its
+status to arrive; then, if the core still has it unsent, it is sent again.
 """
 
 from __future__ import annotations
@@ -22,11 +29,12 @@ from usher.client import UsherError
 from usher.v1 import channel_pb2, conversation_pb2
 from usher.v1 import conversation_service_pb2 as pb
 
+from gateways.common.broadcasts import report_status
 from gateways.common.directory import MissingSetting, Served
 from gateways.common.gateway import Gateway
 from gateways.common.inbox import Customer
 from gateways.common.phones import InvalidPhone, to_e164
-from gateways.common.provider import DeliveryError, Provider
+from gateways.common.provider import BroadcastMessage, DeliveryError, Hold, Provider
 from gateways.common.signatures import hmac_sha256_hex, same
 from gateways.whatsapp import compose
 from gateways.whatsapp.graph import Graph, MediaError
@@ -36,6 +44,8 @@ from gateways.whatsapp.webhook import Change, Malformed, parse
 
 log = structlog.get_logger(__name__)
 
+STATUS_GRACE = 60.0
+"""Seconds after a broadcast send was first claimed by which Meta's status for it has come."""
 RECEIPT_STATUSES = ("delivered", "read")
 """Statuses passed on as receipts. ``sent`` only means Meta accepted the message, which the
 API's answer already said; ``failed`` is logged."""
@@ -48,6 +58,8 @@ def _utcnow() -> dt.datetime:
 class WhatsApp(Provider):
     name: ClassVar[str] = "whatsapp"
     channel_type = channel_pb2.CHANNEL_TYPE_WHATSAPP
+    broadcast_rate: ClassVar[float] = 50.0
+    """Meta's per-number throughput starts at 80 messages a second."""
 
     def __init__(self, *, clock: Callable[[], dt.datetime] = _utcnow) -> None:
         self._clock = clock
@@ -176,10 +188,49 @@ class WhatsApp(Provider):
         self, gateway: Gateway, served: Served, change: Change, counts: dict[str, int]
     ) -> None:
         for status in change.statuses:
-            if status.status in RECEIPT_STATUSES:
+            tenant, channel = served.tenant, served.channel.channel_id
+            if status.callback_data.startswith("broadcasts/") or (
+                status.status in (*RECEIPT_STATUSES, "failed")
+                and gateway.sent.message_for(tenant, channel, status.id) is None
+            ):
+                recipient = status.callback_data if "/recipients/" in status.callback_data else ""
+                await report_status(
+                    served,
+                    status.id,
+                    status.status,
+                    error="; ".join(status.errors),
+                    recipient=recipient,
+                )
+            elif status.status in RECEIPT_STATUSES:
                 counts["receipts"] += await gateway.receipt(served, status.id, status.status)
             elif status.status == "failed":
                 log.warning("WhatsApp could not deliver", wamid=status.id, errors=status.errors)
+
+    # -- broadcasts --------------------------------------------------------------------------
+
+    async def send_broadcast(
+        self, gateway: Gateway, served: Served, message: BroadcastMessage
+    ) -> str:
+        try:
+            graph = Graph.of(gateway.http, served.channel)
+        except MissingSetting as exc:
+            raise DeliveryError(str(exc), transient=False) from None
+        to = message.address.removeprefix("+")
+        payload = compose.broadcast_template(
+            to, message.template_name, message.template_language, message.parameters, message.key
+        )
+        return await graph.send(payload) or message.key
+
+    async def reconcile_broadcast(
+        self, gateway: Gateway, served: Served, message: BroadcastMessage
+    ) -> str | None:
+        """``Hold`` until the grace after the first claim has passed (its status, which names
+        the send, would have reached the core by then); then None: send it again."""
+        grace = float(served.channel.settings.get("broadcast_status_grace") or STATUS_GRACE)
+        first = message.first_claim_time
+        if first is not None and (self._clock() - first).total_seconds() < grace:
+            raise Hold(f"waiting {grace:.0f} s for Meta's status of {message.recipient}")
+        return None
 
     # -- outbound --------------------------------------------------------------------------
 

@@ -38,6 +38,8 @@ class WaStatus:
     status: str
     recipient: str = ""
     errors: tuple[str, ...] = ()
+    callback_data: str = ""
+    """The ``biz_opaque_callback_data`` the message was sent with (a broadcast's key)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,7 @@ def _status(raw: Any) -> WaStatus:
         status=_text(status.get("status"), "a status's status"),
         recipient=str(status.get("recipient_id", "")),
         errors=errors,
+        callback_data=str(status.get("biz_opaque_callback_data", ""))[:512],
     )
 
 

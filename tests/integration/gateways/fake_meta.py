@@ -172,7 +172,10 @@ def check_read(body: dict[str, Any]) -> list[str]:
 
 def check_message(body: dict[str, Any]) -> list[str]:
     kind = body.get("type")
-    problems = _keys(body, {"messaging_product", "recipient_type", "to", "type", str(kind)}, "msg")
+    allowed = {"messaging_product", "recipient_type", "to", "type", str(kind)}
+    problems = _keys(body, allowed | {"biz_opaque_callback_data"}, "msg")
+    if len(str(body.get("biz_opaque_callback_data", ""))) > 512:
+        problems.append("biz_opaque_callback_data over 512 characters")
     if body.get("messaging_product") != "whatsapp":
         problems.append("messaging_product is not whatsapp")
     if body.get("recipient_type") != "individual":
@@ -297,13 +300,16 @@ def message(wamid: str, kind: str, content: Any, *, at: float | None = None) -> 
     return {"id": wamid, "timestamp": str(int(at or time.time())), "type": kind, kind: content}
 
 
-def status(wamid: str, state: str, recipient: str) -> dict[str, Any]:
-    return {
+def status(wamid: str, state: str, recipient: str, callback_data: str = "") -> dict[str, Any]:
+    found = {
         "id": wamid,
         "status": state,
         "timestamp": str(int(time.time())),
         "recipient_id": recipient,
     }
+    if callback_data:  # Meta echoes the message's biz_opaque_callback_data
+        found["biz_opaque_callback_data"] = callback_data
+    return found
 
 
 def signed(payload: dict[str, Any], secret: str = APP_SECRET) -> tuple[bytes, dict[str, str]]:

@@ -1,16 +1,19 @@
 """A local stand-in for Twilio: it checks the gateway's calls to the Messages resource against
 Twilio's documented shape (basic auth with the account SID and auth token, form fields To,
 From or MessagingServiceSid, Body, MediaUrl, StatusCallback) and serves inbound media the way
-Twilio does (authenticated, redirecting to a CDN). It builds webhooks signed as Twilio signs
-them: ``X-Twilio-Signature`` = base64 HMAC-SHA1 of the URL it called followed by the POST
-parameters sorted by name, each name followed by its value. Anything off is answered 400/401
-and noted in ``problems``."""
+Twilio does (authenticated, redirecting to a CDN), and lists the messages created (``GET
+Messages.json`` filtered by ``To`` and ``From``, newest first). It builds webhooks signed as
+Twilio signs them: ``X-Twilio-Signature`` = base64 HMAC-SHA1 of the URL it called followed by
+the POST parameters sorted by name, each name followed by its value. Anything off is answered
+400/401 and noted in ``problems``."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
+import datetime as dt
+import email.utils
 import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -58,6 +61,24 @@ class Created:
 
     form: dict[str, list[str]]
     sid: str
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    def resource(self) -> dict[str, object]:
+        """The Message resource as Twilio answers it."""
+        form = self.form
+        return {
+            "sid": self.sid,
+            "account_sid": ACCOUNT,
+            "to": form["To"][0],
+            "from": form.get("From", [None])[0],
+            "messaging_service_sid": form.get("MessagingServiceSid", [None])[0],
+            "body": form.get("Body", [""])[0],
+            "status": "queued",
+            "num_media": str(len(form.get("MediaUrl", []))),
+            "api_version": "2010-04-01",
+            "date_created": email.utils.format_datetime(self.at),
+            "uri": f"/2010-04-01/Accounts/{ACCOUNT}/Messages/{self.sid}.json",
+        }
 
 
 @dataclass
@@ -166,20 +187,23 @@ class FakeTwilio:
             return self._refuse(400, problem)
         created = Created(form, sid("MM" if "MediaUrl" in form else "SM"))
         self.created.append(created)
+        return JSONResponse(created.resource(), status_code=201)
+
+    async def list_messages(self, request: Request) -> Response:
+        if request.path_params["account"] != ACCOUNT or not self._authorized(request):
+            return self._refuse(401, "Authenticate")
+        query = request.query_params
+        if set(query) - {"To", "From", "PageSize", "DateSent", "DateSent<", "DateSent>"}:
+            return self._refuse(400, f"unexpected list filters {sorted(query)}")
+        found = [
+            c
+            for c in reversed(self.created)
+            if ("To" not in query or c.form["To"] == [query["To"]])
+            and ("From" not in query or c.form.get("From") == [query["From"]])
+        ]
+        size = int(query.get("PageSize", "50"))
         return JSONResponse(
-            {
-                "sid": created.sid,
-                "account_sid": ACCOUNT,
-                "to": form["To"][0],
-                "from": form.get("From", [None])[0],
-                "messaging_service_sid": form.get("MessagingServiceSid", [None])[0],
-                "body": form.get("Body", [""])[0],
-                "status": "queued",
-                "num_media": str(len(form.get("MediaUrl", []))),
-                "api_version": "2010-04-01",
-                "uri": f"/2010-04-01/Accounts/{ACCOUNT}/Messages/{created.sid}.json",
-            },
-            status_code=201,
+            {"messages": [c.resource() for c in found[:size]], "page": 0, "page_size": size}
         )
 
     async def fetch_media(self, request: Request) -> Response:
@@ -200,6 +224,7 @@ class FakeTwilio:
         return Starlette(
             routes=[
                 Route(f"{accounts}/Messages.json", self.create_message, methods=["POST"]),
+                Route(f"{accounts}/Messages.json", self.list_messages, methods=["GET"]),
                 Route(f"{accounts}/Messages/{{message}}/Media/{{media}}", self.fetch_media),
                 Route("/cdn/{media}", self.cdn),
             ]
