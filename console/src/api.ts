@@ -13,9 +13,11 @@ import {
   type SupervisorClient,
 } from "usher-client";
 import { webTransport } from "usher-client/web";
+import { AuthService } from "usher-client/gen/usher/v1/auth_service_pb";
 import { CannedReplyService } from "usher-client/gen/usher/v1/canned_reply_service_pb";
 import { CustomerService } from "usher-client/gen/usher/v1/customer_service_pb";
 import { FollowUpService } from "usher-client/gen/usher/v1/follow_up_service_pb";
+import { TeamChatService } from "usher-client/gen/usher/v1/team_chat_service_pb";
 
 export type Transport = ReturnType<typeof webTransport>;
 
@@ -32,6 +34,8 @@ export interface Api {
   customers: ServiceClient<typeof CustomerService>;
   canned: ServiceClient<typeof CannedReplyService>;
   followUps: ServiceClient<typeof FollowUpService>;
+  auth: ServiceClient<typeof AuthService>;
+  teamChat: ServiceClient<typeof TeamChatService>;
 }
 
 /** Clients that send the current token (`token()` is asked before every call and reconnect). */
@@ -45,5 +49,7 @@ export function createApi(transport: Transport, token: () => string): Api {
     customers: createServiceClient(CustomerService, transport, options),
     canned: createServiceClient(CannedReplyService, transport, options),
     followUps: createServiceClient(FollowUpService, transport, options),
+    auth: createServiceClient(AuthService, transport, options),
+    teamChat: createServiceClient(TeamChatService, transport, options),
   };
 }

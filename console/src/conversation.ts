@@ -249,14 +249,15 @@ export class ConversationTab extends Observable {
     return false;
   }
 
-  async updateTags(add: string[], remove: string[]): Promise<void> {
+  /** Add and remove tags; false (and the server's message shown) when refused. */
+  async updateTags(add: string[], remove: string[]): Promise<boolean> {
     const answer = await this.act(() =>
       this.api.agent.updateTags({ conversation: this.name, addTags: add, removeTags: remove }),
     );
-    if (answer && this.conversation) {
-      this.conversation.tags = answer.tags;
-      this.emit();
-    }
+    if (!answer) return false;
+    if (this.conversation) this.conversation.tags = answer.tags;
+    this.emit();
+    return true;
   }
 
   close(): void {

@@ -14,7 +14,7 @@ import type { CustomStatus } from "usher-client/gen/usher/v1/tenant_pb";
 import type { Api } from "./api.js";
 import { Connection } from "./connection.js";
 import { ConversationTab } from "./conversation.js";
-import { isSignedOut, type Problem, problemOf } from "./errors.js";
+import { isSignedOut, type Problem, problemOf, tokenStillWorks } from "./errors.js";
 import { t } from "./i18n.js";
 import { AGENT_LISTS, closedSince, type ConversationList, Lists } from "./lists.js";
 import { Observable } from "./observable.js";
@@ -78,6 +78,8 @@ export class Desk extends Observable {
   };
 
   start(): void {
+    // signing in to the console signs the agent in to routing (a reload keeps their status)
+    if (this.status === AgentStatus.UNSPECIFIED) void this.setStatus(AgentStatus.ONLINE);
     void this.#runFeed();
     void this.#runWatch();
     void this.lists.load(this.lists.selected);
@@ -109,9 +111,22 @@ export class Desk extends Observable {
     }, 8_000);
   }
 
+  /** The stream ended UNAUTHENTICATED: reopen it (true) when the session's token still works
+   * (it was refreshed), else sign out. */
+  async #reopen(reason: unknown): Promise<boolean> {
+    if (!isSignedOut(reason)) return false;
+    if (await tokenStillWorks(() => this.api.records.countConversations({}))) return true;
+    this.onSignedOut();
+    return false;
+  }
+
   async #runFeed(): Promise<void> {
+    let after = 0n;
     while (!this.#stopped) {
-      const feed = this.api.agent.events({ onReconnect: () => this.connection.down("agent") });
+      const feed = this.api.agent.events({
+        resumeAfterEventId: after,
+        onReconnect: () => this.connection.down("agent"),
+      });
       this.#feed = feed;
       try {
         for await (const event of feed) {
@@ -120,20 +135,27 @@ export class Desk extends Observable {
         }
         return;
       } catch (reason) {
-        if (this.#stopped || this.signedOut(reason)) return;
+        if (this.#stopped) return;
+        if (await this.#reopen(reason)) {
+          after = feed.lastEventId;
+          continue;
+        }
+        if (isSignedOut(reason)) return;
         if (usherError(reason).code !== Code.OutOfRange) {
           this.problem = problemOf(reason);
           this.emit();
           return;
         }
-        // too far behind to resume: open afresh (the open offers come again)
+        after = 0n; // too far behind to resume: open afresh (the open offers come again)
       }
     }
   }
 
   async #runWatch(): Promise<void> {
+    let after = 0n;
     while (!this.#stopped) {
       const watch = this.api.records.watchLists([...this.lists.watched], {
+        resumeAfterEventId: after,
         closedSince: closedSince(this.lists.since),
         onReconnect: () => this.connection.down("lists"),
       });
@@ -145,8 +167,13 @@ export class Desk extends Observable {
         }
         return;
       } catch (reason) {
-        if (this.#stopped || this.signedOut(reason)) return;
-        if (usherError(reason).code !== Code.OutOfRange) return;
+        if (this.#stopped) return;
+        if (await this.#reopen(reason)) {
+          after = watch.lastEventId;
+          continue;
+        }
+        if (isSignedOut(reason) || usherError(reason).code !== Code.OutOfRange) return;
+        after = 0n;
       }
     }
   }

@@ -60,12 +60,44 @@ async function all<T>(read: (pageToken: string) => Promise<{ items: T[]; next: s
   return items;
 }
 
+/** The colleagues by TeamChatService.ListColleagues (the engine's view: status and load now);
+ * a credential that names no agent (an admin's API token) reads AdminService.ListAgents. */
+export async function readColleagues(api: Api): Promise<Colleague[]> {
+  try {
+    const colleagues = await all((pageToken) =>
+      api.teamChat
+        .listColleagues({ pageSize: 500, pageToken })
+        .then((p) => ({ items: p.colleagues, next: p.nextPageToken })),
+    );
+    return colleagues.map((c) => ({
+      name: c.agent,
+      displayName: c.displayName || c.agent.replace("agents/", ""),
+      status: c.status,
+      customStatus: c.customStatus,
+      load: c.load,
+      capacity: c.capacity,
+      departments: c.departments,
+    }));
+  } catch {
+    const agents = await all((pageToken) =>
+      api.admin.listAgents({ pageSize: 500, pageToken }).then((p) => ({ items: p.agents, next: p.nextPageToken })),
+    ).catch(() => [] as Agent[]);
+    return agents.map((a) => ({
+      name: a.name,
+      displayName: a.displayName || a.name.replace("agents/", ""),
+      status: a.status,
+      customStatus: a.customStatus,
+      load: a.load,
+      capacity: a.capacity,
+      departments: a.departments,
+    }));
+  }
+}
+
 /** Read the directory. Pieces the caller may not read are left empty. */
 export async function readDirectory(api: Api): Promise<Directory> {
-  const [agents, departments, queues] = await Promise.all([
-    all((pageToken) =>
-      api.admin.listAgents({ pageSize: 500, pageToken }).then((p) => ({ items: p.agents, next: p.nextPageToken })),
-    ).catch(() => [] as Agent[]),
+  const [colleagues, departments, queues] = await Promise.all([
+    readColleagues(api),
     all((pageToken) =>
       api.admin
         .listDepartments({ pageSize: 500, pageToken })
@@ -75,14 +107,5 @@ export async function readDirectory(api: Api): Promise<Directory> {
       api.admin.listQueues({ pageSize: 500, pageToken }).then((p) => ({ items: p.queues, next: p.nextPageToken })),
     ).catch(() => [] as Queue[]),
   ]);
-  const colleagues = agents.map((a) => ({
-    name: a.name,
-    displayName: a.displayName || a.name.replace("agents/", ""),
-    status: a.status,
-    customStatus: a.customStatus,
-    load: a.load,
-    capacity: a.capacity,
-    departments: a.departments,
-  }));
   return { branches: tree(colleagues, departments), departments, queues };
 }

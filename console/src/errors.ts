@@ -27,3 +27,15 @@ export function isSignedOut(reason: unknown): boolean {
   const error = reason instanceof UsherError ? reason : usherError(reason);
   return error.code === Code.Unauthenticated;
 }
+
+/** After a stream ended UNAUTHENTICATED: whether the session's current token still works. A
+ * refresh swaps the token and the old one's streams end (CREDENTIAL_REVOKED): reopen them with
+ * the new one and resume. A token refused too means the session is over. */
+export async function tokenStillWorks(check: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await check();
+    return true;
+  } catch (reason) {
+    return !isSignedOut(reason);
+  }
+}

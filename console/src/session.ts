@@ -8,7 +8,6 @@
 import { Code, usherError } from "usher-client";
 import { AgentStatus } from "usher-client/gen/usher/v1/agent_pb";
 import { Role } from "usher-client/gen/usher/v1/credential_pb";
-import { authClient } from "./auth.js";
 import { createApi, pageTransport, type Api, type Transport } from "./api.js";
 import { t } from "./i18n.js";
 import { Observable } from "./observable.js";
@@ -45,14 +44,12 @@ export class SessionManager extends Observable {
   notice = "";
   readonly transport: Transport;
   readonly api: Api;
-  readonly #auth;
   #refresh: ReturnType<typeof setTimeout> | undefined;
 
   constructor(transport: Transport = pageTransport()) {
     super();
     this.transport = transport;
     this.api = createApi(transport, () => this.session?.token ?? "");
-    this.#auth = authClient(transport, () => this.session?.token ?? "");
     const kept = globalThis.sessionStorage?.getItem(STORAGE_KEY);
     if (kept) {
       try {
@@ -65,7 +62,7 @@ export class SessionManager extends Observable {
 
   /** Sign in by agent number or name and password (AuthService.SignIn). Throws UsherError. */
   async signIn(tenant: string, login: string, password: string): Promise<void> {
-    const answer = await this.#auth.signIn({ tenant, login, password });
+    const answer = await this.api.auth.signIn({ tenant, login, password });
     this.#start({
       tenant,
       token: answer.accessToken,
@@ -118,7 +115,7 @@ export class SessionManager extends Observable {
   /** Sign out: the server revokes a signed-in token (an API token stays valid). */
   async signOut(): Promise<void> {
     if (this.session?.kind === "password") {
-      await this.#auth.signOut({}).catch(() => undefined);
+      await this.api.auth.signOut({}).catch(() => undefined);
     }
     this.#end("");
   }
@@ -159,7 +156,7 @@ export class SessionManager extends Observable {
     const session = this.session;
     if (!session || session.kind !== "password") return;
     try {
-      const answer = await this.#auth.refreshSession({});
+      const answer = await this.api.auth.refreshSession({});
       this.#start({ ...session, token: answer.accessToken, expireTime: millis(answer.expireTime) });
     } catch (reason) {
       const code = usherError(reason).code;

@@ -5,17 +5,18 @@
  * its routing explained.
  */
 
-import type { EventStream } from "usher-client";
+import { Code, type EventStream, usherError } from "usher-client";
 import type {
   ConversationEvent,
   DashboardSnapshot,
   StreamConversationResponse,
 } from "usher-client/gen/usher/v1/supervisor_service_pb";
+import { AgentStatus } from "usher-client/gen/usher/v1/agent_pb";
 import type { RoutingDecision } from "usher-client/gen/usher/v1/routing_pb";
 import type { Api } from "./api.js";
 import { Connection } from "./connection.js";
 import { ConversationTab } from "./conversation.js";
-import { isSignedOut, type Problem, problemOf } from "./errors.js";
+import { isSignedOut, type Problem, problemOf, tokenStillWorks } from "./errors.js";
 import { closedSince, Lists, SUPERVISOR_LISTS } from "./lists.js";
 import { Observable } from "./observable.js";
 import { millis } from "./time.js";
@@ -43,7 +44,8 @@ export function pointOf(snapshot: DashboardSnapshot): Point {
   let capacity = 0;
   for (const a of snapshot.agents) {
     load += a.load;
-    capacity += a.capacity;
+    // the capacity that can take work: signed-in agents' (an offline agent's load still counts)
+    if (a.status !== AgentStatus.OFFLINE) capacity += a.capacity;
   }
   return { time: millis(snapshot.time), waiting, offered, load, capacity };
 }
@@ -58,6 +60,7 @@ export class Watchtower extends Observable {
   decisions: RoutingDecision[] | undefined;
   problem: Problem | undefined;
   #dashboard: { close(): void } | undefined;
+  #watch: { close(): void } | undefined;
   #monitor: EventStream<StreamConversationResponse, ConversationEvent> | undefined;
   #stopped = false;
 
@@ -87,44 +90,71 @@ export class Watchtower extends Observable {
   stop(): void {
     this.#stopped = true;
     this.#dashboard?.close();
+    this.#watch?.close();
     this.#monitor?.close();
     this.connection.stop();
     this.tab?.close();
   }
 
+  /** The stream ended UNAUTHENTICATED: reopen it (true) when the session's token still works
+   * (it was refreshed), else sign out. */
+  async #reopen(reason: unknown): Promise<boolean> {
+    if (!isSignedOut(reason)) return false;
+    if (await tokenStillWorks(() => this.api.records.countConversations({}))) return true;
+    this.onSignedOut();
+    return false;
+  }
+
   async #runDashboard(): Promise<void> {
-    const feed = this.api.supervisor.dashboard({
-      minIntervalMs: 500,
-      onReconnect: () => this.connection.down("dashboard"),
-    });
-    this.#dashboard = feed;
-    try {
-      for await (const snapshot of feed) {
-        this.connection.up("dashboard");
-        this.snapshot = snapshot;
-        this.history = [...this.history, pointOf(snapshot)].slice(-HISTORY);
-        this.emit();
-      }
-    } catch (reason) {
-      if (!this.#stopped && !this.signedOut(reason)) {
-        this.problem = problemOf(reason);
-        this.emit();
+    while (!this.#stopped) {
+      const feed = this.api.supervisor.dashboard({
+        minIntervalMs: 500,
+        onReconnect: () => this.connection.down("dashboard"),
+      });
+      this.#dashboard = feed;
+      try {
+        for await (const snapshot of feed) {
+          this.connection.up("dashboard");
+          this.snapshot = snapshot;
+          this.history = [...this.history, pointOf(snapshot)].slice(-HISTORY);
+          this.emit();
+        }
+        return;
+      } catch (reason) {
+        if (this.#stopped || (await this.#reopen(reason))) continue;
+        if (!isSignedOut(reason)) {
+          this.problem = problemOf(reason);
+          this.emit();
+        }
+        return;
       }
     }
   }
 
   async #runWatch(): Promise<void> {
-    const watch = this.api.records.watchLists([...this.lists.watched], {
-      closedSince: closedSince(this.lists.since),
-      onReconnect: () => this.connection.down("lists"),
-    });
-    try {
-      for await (const message of watch) {
-        this.connection.up("lists");
-        this.lists.apply(message);
+    let after = 0n;
+    while (!this.#stopped) {
+      const watch = this.api.records.watchLists([...this.lists.watched], {
+        resumeAfterEventId: after,
+        closedSince: closedSince(this.lists.since),
+        onReconnect: () => this.connection.down("lists"),
+      });
+      this.#watch = watch;
+      try {
+        for await (const message of watch) {
+          this.connection.up("lists");
+          this.lists.apply(message);
+        }
+        return;
+      } catch (reason) {
+        if (this.#stopped) return;
+        if (await this.#reopen(reason)) {
+          after = watch.lastEventId;
+          continue;
+        }
+        if (isSignedOut(reason) || usherError(reason).code !== Code.OutOfRange) return;
+        after = 0n;
       }
-    } catch (reason) {
-      if (!this.#stopped) this.signedOut(reason);
     }
   }
 
@@ -164,30 +194,45 @@ export class Watchtower extends Observable {
     if (!answer) return;
     this.monitoring = true;
     this.emit();
-    const feed = this.api.supervisor.conversationEvents(tab.name, {
-      onReconnect: () => this.connection.down("monitor"),
-    });
-    this.#monitor = feed;
-    try {
-      for await (const event of feed) {
-        this.connection.up("monitor");
-        const e = event.event;
-        if (e.case === "message") tab.onMessage(e.value, true);
-        else if (e.case === "updated") {
-          tab.conversation = e.value;
-          tab.emit();
-        } else if (e.case === "note") {
-          if (!tab.notes.some((n) => n.name === e.value.name)) tab.notes = [...tab.notes, e.value];
-          tab.emit();
-        } else if (e.case === "typing" && !e.value.agent) tab.onTyping(e.value.active);
-      }
-    } catch (reason) {
-      if (!this.signedOut(reason)) {
-        this.problem = problemOf(reason);
-        this.monitoring = false;
-        this.emit();
+    let after = 0n;
+    while (this.monitoring && this.tab === tab) {
+      const feed = this.api.supervisor.conversationEvents(tab.name, {
+        resumeAfterEventId: after,
+        onReconnect: () => this.connection.down("monitor"),
+      });
+      this.#monitor = feed;
+      try {
+        for await (const event of feed) {
+          this.connection.up("monitor");
+          this.#monitored(tab, event);
+        }
+        return;
+      } catch (reason) {
+        if (!this.monitoring || this.tab !== tab) return;
+        if (await this.#reopen(reason)) {
+          after = feed.lastEventId;
+          continue;
+        }
+        if (!isSignedOut(reason)) {
+          this.problem = problemOf(reason);
+          this.monitoring = false;
+          this.emit();
+        }
+        return;
       }
     }
+  }
+
+  #monitored(tab: ConversationTab, event: ConversationEvent): void {
+    const e = event.event;
+    if (e.case === "message") tab.onMessage(e.value, true);
+    else if (e.case === "updated") {
+      tab.conversation = e.value;
+      tab.emit();
+    } else if (e.case === "note") {
+      if (!tab.notes.some((n) => n.name === e.value.name)) tab.notes = [...tab.notes, e.value];
+      tab.emit();
+    } else if (e.case === "typing" && !e.value.agent) tab.onTyping(e.value.active);
   }
 
   async stopMonitoring(): Promise<void> {

@@ -35,6 +35,14 @@ export function shortcutOf(draft: string): string | null {
   return match ? match[1]! : null;
 }
 
+function Paperclip() {
+  return (
+    <svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true">
+      <path d="M21 12.5l-8.5 8.5a5 5 0 0 1-7-7l9-9a3.5 3.5 0 0 1 5 5l-9 9a2 2 0 0 1-3-3l8-8" />
+    </svg>
+  );
+}
+
 export function Composer({ desk, tab }: { desk: Desk; tab: ConversationTab }) {
   useModel(tab);
   const [replies, setReplies] = useState<CannedReply[]>([]);
@@ -151,7 +159,7 @@ export function Composer({ desk, tab }: { desk: Desk; tab: ConversationTab }) {
           )}
           {tab.attachments.map((a, i) => (
             <span class="chip attachment-chip" key={a.uri}>
-              📎 {a.name}
+              {a.name}
               <button
                 type="button"
                 class="link"
@@ -187,7 +195,7 @@ export function Composer({ desk, tab }: { desk: Desk; tab: ConversationTab }) {
           disabled={disabled}
           onClick={() => setLinking(!linking)}
         >
-          📎
+          <Paperclip />
         </button>
         <textarea
           class="composer-input"

@@ -90,7 +90,7 @@ export function Sidebar({ tab, onOpen, canEdit }: { tab: ConversationTab; onOpen
             class="inline-form"
             onSubmit={(e) => {
               e.preventDefault();
-              if (tag.trim()) void tab.updateTags([tag.trim()], []).then(() => setTag(""));
+              if (tag.trim()) void tab.updateTags([tag.trim()], []).then((ok) => ok && setTag(""));
             }}
           >
             <input class="tag-input" value={tag} placeholder={t("tags.add")} onInput={(e) => setTag(e.currentTarget.value)} />

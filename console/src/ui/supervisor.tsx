@@ -14,6 +14,7 @@ import { dateOf } from "../time.js";
 import { idOf, ProblemBox, StatusDot, stateLabel, statusLabel } from "./common.js";
 import { LoadChart } from "./chart.js";
 import { ListsPanel } from "./lists.js";
+import { LoginLog } from "./logins.js";
 import { Transcript } from "./transcript.js";
 
 const STATUS_ORDER = [AgentStatus.ONLINE, AgentStatus.AWAY, AgentStatus.BREAK, AgentStatus.OFFLINE, AgentStatus.UNSPECIFIED];
@@ -183,6 +184,7 @@ function Pane({ tower }: { tower: Watchtower }) {
 
 export function SupervisorView({ tower }: { tower: Watchtower }) {
   useModel(tower);
+  const [logins, setLogins] = useState(false);
   const open = (record: ConversationRecord) => tower.open(record.conversation!.name, record.customerId);
   const none = (_: ConversationList | null, __: ConversationRecord) => null;
   return (
@@ -192,7 +194,15 @@ export function SupervisorView({ tower }: { tower: Watchtower }) {
       </aside>
       <main class="work">
         <ProblemBox problem={tower.problem} />
-        <Dashboard tower={tower} />
+        <nav class="views">
+          <button type="button" class={`view-dashboard${logins ? "" : " selected"}`} onClick={() => setLogins(false)}>
+            {t("dash.title")}
+          </button>
+          <button type="button" class={`view-logins${logins ? " selected" : ""}`} onClick={() => setLogins(true)}>
+            {t("logins.title")}
+          </button>
+        </nav>
+        {logins ? <LoginLog api={tower.api} /> : <Dashboard tower={tower} />}
         <Pane tower={tower} />
       </main>
     </div>

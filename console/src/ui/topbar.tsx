@@ -8,6 +8,7 @@ import type { Desk } from "../desk.js";
 import { t } from "../i18n.js";
 import { useModel } from "../observable.js";
 import type { SessionManager } from "../session.js";
+import type { TeamChat } from "../teamchat.js";
 import { LanguageMenu, StatusDot, statusLabel } from "./common.js";
 
 const BASE = [AgentStatus.ONLINE, AgentStatus.AWAY, AgentStatus.BREAK, AgentStatus.OFFLINE];
@@ -54,12 +55,15 @@ export function TopBar({
   manager,
   desk,
   connection,
+  chat,
 }: {
   manager: SessionManager;
   desk: Desk | undefined;
   connection: Connection;
+  chat: TeamChat | undefined;
 }) {
   useModel(connection);
+  useModel(chat);
   const session = manager.session!;
   const [leaving, setLeaving] = useState(false);
 
@@ -88,6 +92,12 @@ export function TopBar({
         <span class="reconnecting" role="status">
           {t("connection.reconnecting")}
         </span>
+      )}
+      {chat && (
+        <button type="button" class={`team-toggle${chat.shown ? " selected" : ""}`} onClick={() => chat.show(!chat.shown)}>
+          {t("team.title")}
+          {chat.totalUnread > 0 && <span class="count unread">{chat.totalUnread}</span>}
+        </button>
       )}
       <LanguageMenu />
       <button type="button" class="signout" onClick={() => void signOut()}>

@@ -34,12 +34,13 @@ function pickedTitle(tab: ConversationTab, message: Message): string {
 }
 
 export function Transcript({ tab }: { tab: ConversationTab }) {
-  const end = useRef<HTMLDivElement>(null);
+  const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
-    end.current?.scrollIntoView({ block: "end" });
+    // keep the newest in view (scrolling the transcript only, never the page)
+    if (box.current) box.current.scrollTop = box.current.scrollHeight;
   }, [tab.messages.length, tab.customerTyping]);
   return (
-    <div class="transcript" aria-live="polite">
+    <div class="transcript" aria-live="polite" ref={box}>
       {tab.messages.map((message) => {
         const kind = SENDER_CLASS[message.sender] ?? "system";
         const when = dateOf(message.createTime);
@@ -51,7 +52,7 @@ export function Transcript({ tab }: { tab: ConversationTab }) {
               <span class="msg-text">{message.text}</span>
               {message.attachments.map((a) => (
                 <a key={a.uri} class="attachment" href={a.uri} target="_blank" rel="noopener noreferrer">
-                  📎 {a.name || a.uri}
+                  {a.name || a.uri}
                 </a>
               ))}
               {message.choices && message.choices.options.length > 0 && (
@@ -79,7 +80,6 @@ export function Transcript({ tab }: { tab: ConversationTab }) {
           {t("message.typing")}
         </div>
       )}
-      <div ref={end} />
     </div>
   );
 }
