@@ -2,7 +2,8 @@
 ``actor``: one Ray shard, batched or not; ``e2e``: ``usher serve`` through the SDK;
 ``chaos``: faults under load, then an audit that nothing acknowledged was lost; ``fuzz``:
 generated requests for every RPC, every answer clean and the store agreeing with the engine;
-``kb``: knowledge-base search quality on tests/kb_eval; ``records``: conversation lists,
+``kb``: knowledge-base search quality on tests/kb_eval; ``bots``: bot replies through one
+shard and message -> bot reply latency over gRPC; ``records``: conversation lists,
 searches and exports over a seeded tenant; ``reports``: reports over a year of rollups and the
 rollups' cost to the projection).
 
@@ -28,6 +29,7 @@ from benchmarks import actor as actor_suite
 from benchmarks import e2e as e2e_suite
 from benchmarks import plot, report
 from benchmarks import store as store_suite
+from benchmarks.bots import bots
 from benchmarks.chaos.command import chaos
 from benchmarks.core import CoreConfig, Verdict, check_targets, run_core, smoke
 from benchmarks.fuzz import fuzz
@@ -191,6 +193,7 @@ def bench() -> None:
 
 bench.add_command(chaos)
 bench.add_command(fuzz)
+bench.add_command(bots)
 bench.add_command(kb)
 bench.add_command(records)
 bench.add_command(reports)
