@@ -18,7 +18,7 @@ from core.routing.router import Router
 from core.store.errors import StaleEpoch
 from core.store.eventlog import EventLog
 
-FORMAT = 8
+FORMAT = 9
 KEEP = 2
 """Snapshots kept per tenant (the newest ones)."""
 
