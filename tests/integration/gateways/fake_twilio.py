@@ -88,6 +88,11 @@ class FakeTwilio:
     problems: list[str] = field(default_factory=list)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     media_requests: list[str] = field(default_factory=list)
+    answer_delay: float = 0.0
+    """Seconds between taking a message and answering: a client killed meanwhile never learns
+    the message was created (what a crash in the middle of a send looks like)."""
+    lists: int = 0
+    """GET Messages.json calls answered."""
 
     def settings(self, **more: str) -> dict[str, str]:
         return {"api_base_url": self.base_url, "from_number": NUMBER, **more}
@@ -187,6 +192,8 @@ class FakeTwilio:
             return self._refuse(400, problem)
         created = Created(form, sid("MM" if "MediaUrl" in form else "SM"))
         self.created.append(created)
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         return JSONResponse(created.resource(), status_code=201)
 
     async def list_messages(self, request: Request) -> Response:
@@ -202,6 +209,7 @@ class FakeTwilio:
             and ("From" not in query or c.form.get("From") == [query["From"]])
         ]
         size = int(query.get("PageSize", "50"))
+        self.lists += 1
         return JSONResponse(
             {"messages": [c.resource() for c in found[:size]], "page": 0, "page_size": size}
         )
