@@ -24,10 +24,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
-from usher.client import AdminClient, AgentClient
+from usher.client import AdminClient, AgentClient, CannedReplyClient
 from usher.v1 import (
     admin_service_pb2,
     agent_pb2,
+    canned_reply_service_pb2,
     channel_pb2,
     conversation_pb2,
     credential_pb2,
@@ -35,6 +36,7 @@ from usher.v1 import (
     tenant_pb2,
 )
 
+from benchmarks.chaos.proxy import StoreProxy
 from core.api.web import WebOptions
 from gateways.webchat.provider import WebChat
 from tests.integration.api_kit import running as running_core
@@ -55,13 +57,15 @@ if CHROMIUM.exists():
 @dataclass
 class Stack:
     """The core (with its web port), the web chat gateway, a shop page embedding the widget,
-    and Chromium; ``errors`` collects what the pages raised."""
+    and Chromium; the consoles reach the web port through ``link``, a proxy the test cuts and
+    restores; ``errors`` collects what the pages raised."""
 
     core: Core
     console_url: str
     shop_url: str
     browser: Browser
     shots: Path
+    link: StoreProxy
     errors: list[str] = field(default_factory=list)
 
     async def console(self, login: str, *, language: str = "en-US") -> Page:
@@ -122,8 +126,9 @@ async def shop_site(port: int, snippet: str) -> AsyncIterator[str]:
         await task
 
 
-async def configure(admin: AdminClient, offer_timeout: int) -> None:
-    """A queue whose offers last ``offer_timeout`` seconds, a custom status, and Ann and Bob
+async def configure(admin: AdminClient, canned: CannedReplyClient, offer_timeout: int) -> None:
+    """A queue whose offers last ``offer_timeout`` seconds, a custom status, a shared canned
+    reply (``/stock``), and Ann and Bob
     (agents) and Sue (a supervisor) in Sales, each with a console password."""
     await admin.create_skill(admin_service_pb2.CreateSkillRequest(skill_id="general"))
     await admin.create_department(
@@ -160,6 +165,16 @@ async def configure(admin: AdminClient, offer_timeout: int) -> None:
         ("bob", "Bob", credential_pb2.ROLE_AGENT),
         ("sue", "Sue", credential_pb2.ROLE_SUPERVISOR),
     )
+    await canned.create_canned_reply(
+        canned_reply_service_pb2.CreateCannedReplyRequest(
+            canned_reply=canned_reply_service_pb2.CannedReply(
+                scope=canned_reply_service_pb2.CANNED_REPLY_SCOPE_SHARED,
+                shortcut="/stock",
+                title="In stock",
+                text="Hi {customer.name}, it is in stock.",
+            )
+        )
+    )
     for agent_id, name, role in people:
         await admin.create_agent(
             admin_service_pb2.CreateAgentRequest(
@@ -182,8 +197,10 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     async with running_core(pool, redis_url, with_core=True, web=WebOptions(port=0)) as r:
         assert r.server.web is not None
-        admin = AdminClient(r.target, await r.token(TENANT, "admin"))
-        await configure(admin, offer_timeout)
+        admin_token = await r.token(TENANT, "admin")
+        admin = AdminClient(r.target, admin_token)
+        async with CannedReplyClient(r.target, admin_token) as canned:
+            await configure(admin, canned, offer_timeout)
         agent = AgentClient(r.target, await r.token(TENANT, "agent", "ann"))
         shop_port = free_port()
         channel = channel_pb2.Channel(
@@ -207,10 +224,17 @@ async def stack(
                     executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
                 )
                 try:
-                    async with shop_site(shop_port, snippet) as shop_url:
-                        s = Stack(core, f"{r.server.web.url}/console/", shop_url, chromium, shots)
-                        yield s
-                        assert s.errors == [], "a page raised"
+                    web_port = r.server.web.port
+                    link = StoreProxy(f"http://127.0.0.1:{web_port}", web_port)
+                    await link.start()
+                    console_url = f"http://127.0.0.1:{link.port}/console/"
+                    try:
+                        async with shop_site(shop_port, snippet) as shop_url:
+                            s = Stack(core, console_url, shop_url, chromium, shots, link)
+                            yield s
+                            assert s.errors == [], "a page raised"
+                    finally:
+                        await link.close()
                 finally:
                     await chromium.close()
         finally:
@@ -259,6 +283,31 @@ async def test_a_customer_and_an_agent_talk_both_ways(
             "Read", timeout=UI_WAIT_MS
         )
         await expect(ann.locator(".list-mine .count")).to_have_text("1", timeout=UI_WAIT_MS)
+
+        # a canned reply found by its shortcut, with the agent's own words after it
+        await composer.fill("/sto")
+        await expect(view.locator(".canned-item")).to_contain_text("/stock", timeout=UI_WAIT_MS)
+        await composer.press("Enter")
+        await expect(view.locator(".canned-chip")).to_contain_text("/stock")
+        await composer.fill("Shall I reserve one?")
+        await composer.press("Enter")
+        await expect(customer.locator(".usher-msg.agent").nth(1)).to_contain_text(
+            "Hi Wong Siu Ming, it is in stock.", timeout=UI_WAIT_MS
+        )
+        await expect(customer.locator(".usher-msg.agent").nth(1)).to_contain_text(
+            "Shall I reserve one?"
+        )
+
+        # a lost connection shows it is reconnecting; the feeds resume where they were
+        await s.link.cut()  # the consoles' connections drop and new ones are refused
+        await expect(ann.locator(".reconnecting")).to_be_visible(timeout=UI_WAIT_MS)
+        await customer.locator(".usher-input").fill("Yes please, a medium.")
+        await customer.locator(".usher-input").press("Enter")
+        await s.link.restore()
+        await expect(ann.locator(".reconnecting")).to_be_hidden(timeout=UI_WAIT_MS)
+        await expect(view.locator(".msg.customer").nth(2)).to_contain_text(
+            "Yes please, a medium.", timeout=UI_WAIT_MS
+        )
 
         # a note and a tag beside the conversation
         await view.locator(".note-input").fill("Wants it delivered on Saturday")
