@@ -4,7 +4,8 @@ Settings come from flags, else ``USHER_*`` environment variables (``RAY_ADDRESS`
 the defaults below. With no URLs, an embedded PostgreSQL and Redis start under ``--data-dir``.
 Shards run as Ray actors (a local Ray unless ``--ray-address``); ``--local`` runs one shard in
 this process instead, without Ray. ``--demo`` seeds a demo tenant, prints tokens to try it, and
-runs the web chat gateway in this process (``--webchat-port``) with a demo page to chat from.
+runs the web chat gateway in this process (``--webchat-port``) with a demo page to chat from;
+the banner (``core.banner``) names the console and the demo agents' passwords.
 SIGTERM or SIGINT stops gracefully (see ``core.api.server``) and exits 0. ``--workers N`` runs
 N front-door processes on the same port (``core.workers``); 1 is this process alone.
 
@@ -20,6 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import secrets
 import sys
 import warnings
 from collections.abc import Awaitable, Callable
@@ -41,6 +43,7 @@ from core.api.metrics import CountingFeeds, QueueDepth, metered
 from core.api.server import Server, Tls, available_servicers, serve
 from core.api.streams import StreamLimits
 from core.api.web import WebOptions
+from core.banner import Banner, Demo
 from core.config import StoreSettings
 from core.gctune import tune_for_service
 from core.routing import commands as c
@@ -54,7 +57,9 @@ from core.store.customers import Customers
 from core.store.embedded import EmbeddedPostgres
 from core.store.errors import StoreError
 from core.store.eventlog import EventLog
+from core.store.passwords import Passwords
 from core.store.records import Records
+from core.store.sessions import Sessions
 
 log = structlog.get_logger(__name__)
 
@@ -178,9 +183,18 @@ def configure_logging() -> None:
     )
 
 
-async def seed_demo(ctx: ApiContext) -> dict[str, str]:
-    """The demo tenant: two skills, a queue, two agents, a web chat channel (configured afresh
-    each run), and new gateway, agent (ann) and admin tokens."""
+DEMO_AGENTS = (("ann", "Ann"), ("bob", "Bob"))
+
+
+def demo_password() -> str:
+    """A new random password for a demo agent: three groups of six hex digits."""
+    return "-".join(secrets.token_hex(3) for _ in range(3))
+
+
+async def seed_demo(ctx: ApiContext) -> Demo:
+    """The demo tenant: two skills, a queue, two agents with new console passwords (their old
+    sessions end), a web chat channel (configured afresh each run), and new gateway, agent (ann)
+    and admin tokens."""
     t = DEMO_TENANT
     await ctx.pool.execute("INSERT INTO tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING", t)
     commands: list[c.Command] = [
@@ -218,7 +232,14 @@ async def seed_demo(ctx: ApiContext) -> dict[str, str]:
     tokens = {}
     for role, agent in (("gateway", None), ("agent", "ann"), ("admin", None)):
         _, tokens[role] = await credentials.create(ctx.pool, t, role, agent)
-    return tokens
+    passwords, sessions = Passwords(ctx.pool), Sessions(ctx.pool)
+    sign_ins = []
+    for agent_id, name in DEMO_AGENTS:
+        password = demo_password()
+        await passwords.set(t, agent_id, password, None)
+        await sessions.end_agent(t, agent_id)
+        sign_ins.append((agent_id, name, password))
+    return Demo(t, tokens, tuple(sign_ins))
 
 
 Cleanup = Callable[[], Awaitable[None]]
@@ -329,13 +350,13 @@ async def run(
             metrics = _start_metrics(settings)
             if settings.http_port >= 0:
                 depth.start()
-            tokens = await seed_demo(ctx) if settings.demo else {}
+            demo = await seed_demo(ctx) if settings.demo else None
             chat = None
-            if settings.demo and settings.webchat_port >= 0:
+            if demo is not None and settings.webchat_port >= 0:
                 from gateways.webchat.demo import DemoWebChat
 
                 chat = DemoWebChat(
-                    api_key=tokens["gateway"],
+                    api_key=demo.tokens["gateway"],
                     tenant=DEMO_TENANT,
                     host=settings.host,
                     port=settings.webchat_port,
@@ -347,22 +368,22 @@ async def run(
                 if report is not None:
                     report(server, metrics)
                     return
-                click.echo(f"usher: gRPC listening on {server.host}:{server.port}")
-                if settings.tls_cert is not None:
-                    click.echo(f"usher: TLS only, certificate {settings.tls_cert}")
-                click.echo(f"usher: services: {', '.join(server.served)}")
-                click.echo(f"usher: routing: {mode}")
-                click.echo(f"usher: PostgreSQL: {connections.database_url}")
-                click.echo(f"usher: Redis: {connections.redis_url}")
-                if server.web is not None:
-                    click.echo(f"usher: web API (Connect, gRPC-Web): {server.web.url}")
-                    click.echo(f"usher: web API CORS origins: {web_origins(settings)}")
-                click.echo(f"usher: metrics: {metrics}")
-                for role, token in tokens.items():
-                    click.echo(f"usher: demo {role} token (tenant {DEMO_TENANT}): {token}")
                 if chat is not None:
                     chat.start(server.host, server.port)
-                    click.echo(f"usher: demo web chat: open {chat.demo_url}")
+                banner = Banner(
+                    grpc=f"{server.host}:{server.port}",
+                    services=len(server.served),
+                    routing=mode,
+                    postgres=connections.database_url,
+                    redis=connections.redis_url,
+                    metrics=metrics,
+                    web=None if server.web is None else server.web.url,
+                    cors=web_origins(settings),
+                    tls_cert=settings.tls_cert,
+                    demo=with_chat(demo, chat),
+                )
+                for line in banner.lines():
+                    click.echo(line)
                 sys.stdout.flush()
 
             await serve(
@@ -388,6 +409,13 @@ async def run(
             await cleanup()
     finally:
         await connections.close()
+
+
+def with_chat(demo: Demo | None, chat: Any) -> Demo | None:
+    """``demo`` with the demo web chat's page, when one runs."""
+    if demo is None or chat is None:
+        return demo
+    return dataclasses.replace(demo, chat_url=chat.demo_url)
 
 
 def web_origins(settings: ServeSettings) -> str:

@@ -53,6 +53,7 @@ import click
 import structlog
 
 from core.api.server import Server
+from core.banner import Banner, Demo
 
 if TYPE_CHECKING:  # core.serve imports this module
     from core.serve import ServeSettings
@@ -332,9 +333,7 @@ class Supervisor:
         return all(code == 0 for code in codes)
 
 
-async def _seed_demo(
-    settings: ServeSettings, handles: list[Any], connections: Any
-) -> dict[str, str]:
+async def _seed_demo(settings: ServeSettings, handles: list[Any], connections: Any) -> Demo:
     """The demo tenant, seeded once through the shards (``core.serve.seed_demo``)."""
     from core.api.context import ApiContext
     from core.api.metrics import CountingFeeds
@@ -371,7 +370,7 @@ async def supervise(settings: ServeSettings) -> int:
 
     import ray
 
-    from core.serve import DEMO_TENANT, start_shards, web_origins
+    from core.serve import DEMO_TENANT, start_shards, web_origins, with_chat
     from core.store.connect import connect
 
     stop = asyncio.Event()
@@ -394,7 +393,7 @@ async def supervise(settings: ServeSettings) -> int:
         try:
             for sig in (signal.SIGTERM, signal.SIGINT):  # after ray.init, which sets its own
                 loop.add_signal_handler(sig, signalled)
-            tokens = await _seed_demo(settings, handles, connections) if settings.demo else {}
+            demo = await _seed_demo(settings, handles, connections) if settings.demo else None
             address = ray.get_runtime_context().gcs_address
             shared = Shared(port, web_port, database_url, redis_url, address)
             env = worker_environment(shared)
@@ -414,11 +413,11 @@ async def supervise(settings: ServeSettings) -> int:
                 raise click.ClickException(f"a front-door worker failed to start: {exc}") from exc
             chat = None
             try:
-                if settings.demo and settings.webchat_port >= 0:
+                if demo is not None and settings.webchat_port >= 0:
                     from gateways.webchat.demo import DemoWebChat
 
                     chat = DemoWebChat(
-                        api_key=tokens["gateway"],
+                        api_key=demo.tokens["gateway"],
                         tenant=DEMO_TENANT,
                         host=settings.host,
                         port=settings.webchat_port,
@@ -427,22 +426,23 @@ async def supervise(settings: ServeSettings) -> int:
                 workers = supervisor.workers
                 metrics = ", ".join(str(w.facts["metrics"]) for w in workers)
                 mode = f"{settings.shards} Ray shard actors ({settings.ray_address or 'local Ray'})"
-                click.echo(f"usher: gRPC listening on {settings.host}:{port}")
-                click.echo(f"usher: services: {', '.join(workers[0].facts['services'])}")
-                click.echo(f"usher: routing: {mode}")
                 pids = ", ".join(str(w.pid) for w in workers)
-                click.echo(f"usher: workers: {count} front-door processes (pids {pids})")
-                click.echo(f"usher: PostgreSQL: {connections.database_url}")
-                click.echo(f"usher: Redis: {connections.redis_url}")
-                if workers[0].facts.get("web"):
-                    click.echo(f"usher: web API (Connect, gRPC-Web): {workers[0].facts['web']}")
-                    click.echo(f"usher: web API CORS origins: {web_origins(settings)}")
-                click.echo(f"usher: metrics: {'off' if settings.http_port < 0 else metrics}")
-                for role, token in tokens.items():
-                    click.echo(f"usher: demo {role} token (tenant {DEMO_TENANT}): {token}")
                 if chat is not None:
                     chat.start(settings.host, port)
-                    click.echo(f"usher: demo web chat: open {chat.demo_url}")
+                banner = Banner(
+                    grpc=f"{settings.host}:{port}",
+                    services=len(workers[0].facts["services"]),
+                    routing=mode,
+                    workers=f"{count} front-door processes (pids {pids})",
+                    postgres=connections.database_url,
+                    redis=connections.redis_url,
+                    metrics="off" if settings.http_port < 0 else metrics,
+                    web=str(workers[0].facts["web"]) if workers[0].facts.get("web") else None,
+                    cors=web_origins(settings),
+                    demo=with_chat(demo, chat),
+                )
+                for line in banner.lines():
+                    click.echo(line)
                 sys.stdout.flush()
                 await stop.wait()
                 log.info("stopping the front-door workers", workers=count)
