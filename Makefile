@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-ts lint typecheck simulate bench clean protos check-protos lint-protos
+.PHONY: run test test-ts lint typecheck simulate bench clean protos check-protos lint-protos \
+	console check-console
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +80,24 @@ check-protos: $(STAMP) $(NODE_STAMP) $(TS_STAMP)  ## both SDKs match a fresh gen
 test-ts: $(STAMP) $(TS_STAMP)  ## the TypeScript SDK's Node tests against a real usher serve
 	cd $(TS_DIR) && USHER_PYTHON=$(CURDIR)/$(BIN)/python npm test
 endif
+
+# The web console (console/, served at /console) is built into core/console/assets and checked
+# in, so `make run` needs no Node.js. `make console` rebuilds it after a change to console/src
+# (or to the TypeScript SDK or the protos: the bundle holds their generated code);
+# `make check-console` fails when the checked-in bundle differs from a fresh build.
+CONSOLE_STAMP := console/node_modules/.installed
+
+$(CONSOLE_STAMP): console/package.json console/package-lock.json
+	cd console && npm ci --no-audit --no-fund --loglevel=error
+	touch $(CONSOLE_STAMP)
+
+console: $(TS_STAMP) $(CONSOLE_STAMP)  ## rebuild the web console's checked-in bundle (needs npm)
+	cd $(TS_DIR) && npm run --silent build
+	cd console && npx --no-install tsc -p tsconfig.json && node build.mjs
+
+check-console: $(TS_STAMP) $(CONSOLE_STAMP)  ## the checked-in console matches a fresh build
+	cd $(TS_DIR) && npm run --silent build
+	cd console && npx --no-install tsc -p tsconfig.json && node build.mjs --check
 
 # buf comes from npm: where Node.js is missing (a bare user machine), this step is skipped with
 # a notice; CI machines have Node.js, so the protos are always linted there.
