@@ -5,7 +5,8 @@ passed in the blocklist's change log (``core.store.block_events.record_expiries`
 ``SWEEP_EVERY`` seconds, so WatchBlocks shows an expiry within that long), and moving reports'
 facts of hours that are over into their rollups (``core.store.rollups.compact_due``, every
 ``COMPACT_EVERY`` seconds; a fact is counted in one table or the other at any time, so a round
-missed or run twice changes no figure).
+missed or run twice changes no figure), and deleting console sessions' credentials gone for
+30 days (``core.store.sessions.Sessions.purge``, hourly; the sign-in log keeps their history).
 
 One process per deployment runs it (the single ``usher serve``, or worker 0 of
 ``--workers N``): both chores are idempotent (a DELETE; stamping each expiry once under the
@@ -25,6 +26,7 @@ import structlog
 from core.store.block_events import record_expiries
 from core.store.customer_records import purge_deleted
 from core.store.rollups import compact_due
+from core.store.sessions import Sessions
 
 log = structlog.get_logger(__name__)
 
@@ -75,9 +77,15 @@ async def compact_forever(pool: asyncpg.Pool, every: float = COMPACT_EVERY) -> N
     await _forever(lambda: compact_due(pool), every, "compacting reports' facts")
 
 
+async def purge_sessions_forever(pool: asyncpg.Pool, every: float = PURGE_EVERY) -> None:
+    """``Sessions.purge`` now and then every ``every`` seconds until cancelled."""
+    await _forever(lambda: Sessions(pool).purge(), every, "purging ended console sessions")
+
+
 async def _all(pool: asyncpg.Pool, every: float, sweep_every: float) -> None:
     async with asyncio.TaskGroup() as chores:
         chores.create_task(purge_forever(pool, every))
+        chores.create_task(purge_sessions_forever(pool, every))
         chores.create_task(sweep_forever(pool, sweep_every))
         chores.create_task(compact_forever(pool))
 
