@@ -403,6 +403,22 @@ async def test_an_offer_moves_on_a_transfer_is_accepted_and_the_supervisor_sees_
         )
         assert await owner_of(s, conversation) == f"agents/{first}"
 
+        # team chat: a direct message reaches the colleague's console
+        await consoles[first].locator(".team-toggle").click()
+        chat = consoles[first].locator(".team-chat")
+        await chat.locator(f"li[data-agent='agents/{second}'] .colleague-open").click()
+        await chat.locator(".team-input").fill("Thanks, I have Lee now.")
+        await chat.locator(".team-send").click()
+        await expect(chat.locator(".team-text")).to_have_text("Thanks, I have Lee now.")
+        await expect(consoles[second].locator(".team-toggle .unread")).to_have_text(
+            "1", timeout=UI_WAIT_MS
+        )
+        await consoles[second].locator(".team-toggle").click()
+        await consoles[second].locator(".thread-open").first.click()
+        await expect(consoles[second].locator(".team-text")).to_have_text(
+            "Thanks, I have Lee now.", timeout=UI_WAIT_MS
+        )
+
         # the supervisor's view shows the load move from one agent to the other
         await expect(agents.locator(f"tr[data-agent='agents/{first}'] .load-figure")).to_have_text(
             "1/2", timeout=UI_WAIT_MS
