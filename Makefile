@@ -11,8 +11,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# usher depends on usher-client from this checkout (pyproject.toml); the SDK is then installed
+# editable over it, so regenerated stubs take effect without reinstalling.
 $(STAMP): $(BIN)/python pyproject.toml clients/python/pyproject.toml
-	$(BIN)/pip install --quiet -e ./clients/python -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps -e ./clients/python
 	touch $(STAMP)
 
 # buf (the proto linter) comes from npm as a devDependency; `npm ci` runs once per lockfile.
