@@ -10,8 +10,10 @@ from core.bots.flow import (
     ActionsStep,
     Bot,
     BotStatus,
+    Branch,
     ChoiceStep,
     ChoiceStyle,
+    ConditionStep,
     Content,
     EndAction,
     FieldSpec,
@@ -25,6 +27,7 @@ from core.bots.flow import (
     SetTagsAction,
     SkillNeed,
     Step,
+    TagCondition,
     Trigger,
     WebhookStep,
 )
@@ -63,7 +66,8 @@ def menu_steps(
 ) -> tuple[Step, ...]:
     """A menu (order status, FAQ, a human, goodbye, and a returned greeting): every step kind.
 
-    ``order`` asks for an e-mail (a customer field), then calls the webhook (which may send the
+    ``order`` asks for an e-mail (a customer field), sends a VIP (a customer tag) to people,
+    else calls the webhook (which may send the
     flow to ``to_human``; fallback: a hand-off saying sorry); ``faq`` answers from the
     knowledge base; ``human`` tags the customer and hands off to queue ``support`` wanting skill
     ``billing`` with priority 5; ``bye`` ends and closes."""
@@ -85,7 +89,12 @@ def menu_steps(
             content=Content(body="Your e-mail, please?"),
             field=EMAIL,
             invalid_reply="That is not an e-mail address.",
-            next="lookup",
+            next="route",
+        ),
+        ConditionStep(
+            id="route",
+            branches=(Branch(condition=TagCondition(tag="vip"), next="to_human"),),
+            otherwise="lookup",
         ),
         WebhookStep(
             id="lookup",

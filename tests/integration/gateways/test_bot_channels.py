@@ -1,7 +1,8 @@
 """A bot answering through real gateways and their providers' fakes: on WhatsApp its choices go
 out as reply buttons and as a list, a tap and a list pick come back as the options' ids and move
-the flow, a redelivered notification gets one reply; on LINE they go out as quick replies whose
-postbacks move the flow; a flow that hands off reaches the agent."""
+the flow, a redelivered notification gets one reply, and every step kind runs (a question, a
+condition, a signed webhook, a knowledge-base answer, the end); on LINE they go out as quick
+replies whose postbacks move the flow; a flow that hands off reaches the agent."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from usher.client import BotClient
-from usher.v1 import conversation_pb2
+from usher.client import BotClient, KnowledgeClient
+from usher.v1 import conversation_pb2, knowledge_service_pb2
 
+from core.api.bot_service import INSECURE_ENV
 from gateways.line import Line
 from gateways.whatsapp import WhatsApp
-from tests.bot_kit import branches_bot
-from tests.integration.bot_hooks import serve
+from tests.bot_kit import branches_bot, menu_bot
+from tests.integration.bot_hooks import Script, hook_service, serve
 from tests.integration.gateways import fake_meta as meta
 from tests.integration.gateways import test_line, test_whatsapp
 from tests.integration.gateways.fake_line import fake_line
@@ -153,3 +155,65 @@ async def test_line_quick_replies_postbacks_and_a_hand_off(the_core: Core, tmp_p
         assert said[2][0] == conversation_pb2.SENDER_CUSTOMER and said[2][2] == "person"
     assert line.problems == []
     await offers.aclose()
+
+
+async def test_whatsapp_every_step_kind(
+    pool: asyncpg.Pool, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The menu bot on WhatsApp: its four options as a list, a question answered with an
+    e-mail, a condition on the customer's tags, a signed webhook whose answer is said, the end
+    that closes; then a question answered from the knowledge base."""
+    monkeypatch.setenv(INSECURE_ENV, "1")
+    async with (
+        core(pool, redis_url) as the_core,
+        hook_service() as hook,
+        meta.fake_meta() as fake,
+        gateway(
+            the_core, WhatsApp(), tmp_path, channel_id="wa", channel=test_whatsapp.channel(fake)
+        ) as gw,
+        httpx.AsyncClient() as http,
+    ):
+        client = await bots(the_core)
+        hook.secret = await serve(client, menu_bot(channels=("wa",), webhook_url=hook.url))
+        await client.close()
+        knowledge = KnowledgeClient(the_core.target, await the_core.running.token(TENANT, "admin"))
+        await knowledge.create_article(
+            knowledge_service_pb2.CreateArticleRequest(
+                article_id="hours",
+                article=knowledge_service_pb2.Article(
+                    title="Opening hours of the shop",
+                    body="We are open 10:00 to 20:00 every day.",
+                    keywords=["opening hours", "open", "hours"],
+                    language="en",
+                    published=True,
+                ),
+            )
+        )
+        await knowledge.close()
+        hook.script = Script(body={"text": "Your order ships today."})
+
+        async def say(wamid: str, content: dict[str, Any]) -> None:
+            kind = "interactive" if "type" in content else "text"
+            message = meta.message(wamid, kind, content)
+            await test_whatsapp.post(
+                http, gw, meta.notification(meta.messages(WA_ID, "Mei", message))
+            )
+
+        await say("wamid.S1", {"body": "hi"})
+        menu = await eventually(lambda: fake.messages_of("interactive"))
+        assert menu[0]["interactive"]["type"] == "list"  # four options: past WhatsApp's 3 buttons
+        await say("wamid.S2", {"type": "list_reply", "list_reply": {"id": "order", "title": "x"}})
+        await eventually(lambda: "Your e-mail, please?" in fake.texts())
+        await say("wamid.S3", {"body": "mei@example.com"})
+        await eventually(lambda: "Your order ships today." in fake.texts())
+        [(body, signed)] = hook.calls
+        assert signed and body["fields"] == {"email": "mei@example.com"}
+        await eventually(lambda: _is(the_core, "closed"))
+
+        await say("wamid.S4", {"body": "hello again"})
+        await eventually(lambda: len(fake.messages_of("interactive")) == 2)
+        await say("wamid.S5", {"type": "list_reply", "list_reply": {"id": "faq", "title": "x"}})
+        await eventually(lambda: "What is your question?" in fake.texts())
+        await say("wamid.S6", {"body": "what are your opening hours?"})
+        await eventually(lambda: "We are open 10:00 to 20:00 every day." in fake.texts())
+        assert fake.problems == []
