@@ -98,9 +98,9 @@ console: $(TS_STAMP) $(CONSOLE_STAMP)  ## rebuild the web console's checked-in b
 	cd $(TS_DIR) && npm run --silent build
 	cd console && npx --no-install tsc -p tsconfig.json && node build.mjs
 
-check-console: $(TS_STAMP) $(CONSOLE_STAMP)  ## the checked-in console matches a fresh build
+check-console: $(TS_STAMP) $(CONSOLE_STAMP)  ## the console's unit tests; the bundle matches a build
 	cd $(TS_DIR) && npm run --silent build
-	cd console && npx --no-install tsc -p tsconfig.json && node build.mjs --check
+	cd console && npx --no-install tsc -p tsconfig.json && npm test --silent && node build.mjs --check
 
 # buf comes from npm: where Node.js is missing (a bare user machine), this step is skipped with
 # a notice; CI machines have Node.js, so the protos are always linted there.

@@ -7,7 +7,7 @@
 import { Code, type EventStream, usherError } from "usher-client";
 import { AgentStatus } from "usher-client/gen/usher/v1/agent_pb";
 import type { AgentEvent, StreamEventsResponse } from "usher-client/gen/usher/v1/agent_service_pb";
-import { ConversationState, Outcome } from "usher-client/gen/usher/v1/conversation_pb";
+import { ConversationMode, ConversationState, Outcome } from "usher-client/gen/usher/v1/conversation_pb";
 import type { Offer, Transfer } from "usher-client/gen/usher/v1/routing_pb";
 import { TransferState } from "usher-client/gen/usher/v1/routing_pb";
 import type { CustomStatus } from "usher-client/gen/usher/v1/tenant_pb";
@@ -18,7 +18,6 @@ import { isSignedOut, type Problem, problemOf, tokenStillWorks } from "./errors.
 import { t } from "./i18n.js";
 import { AGENT_LISTS, closedSince, type ConversationList, Lists } from "./lists.js";
 import { Observable } from "./observable.js";
-import { millis } from "./time.js";
 
 export interface Notice {
   id: number;
@@ -26,9 +25,6 @@ export interface Notice {
 }
 
 const STATUS_KEY = "usher.console.status";
-
-/** What one event means for the desk, for the feed's loop (see `Desk.#handle`). */
-export type DeskEvent = AgentEvent["event"];
 
 export class Desk extends Observable {
   status: AgentStatus = AgentStatus.UNSPECIFIED;
@@ -334,7 +330,7 @@ export class Desk extends Observable {
 
   async takeOver(conversation: string): Promise<void> {
     const answer = await this.act(() =>
-      this.api.agent.setConversationMode({ conversation, mode: 3 /* LIVE */ }),
+      this.api.agent.setConversationMode({ conversation, mode: ConversationMode.LIVE }),
     );
     if (answer?.conversation) this.open(answer.conversation.name);
   }
@@ -409,11 +405,6 @@ export class Desk extends Observable {
   async pin(conversation: string, pinned: boolean): Promise<void> {
     if (pinned) await this.act(() => this.api.records.pinConversation({ conversation }));
     else await this.act(() => this.api.records.unpinConversation({ conversation }));
-  }
-
-  /** Seconds until an offer's or a transfer's deadline. */
-  static deadline(item: Offer | Transfer): number {
-    return millis(item.deadline);
   }
 }
 
