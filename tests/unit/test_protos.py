@@ -188,7 +188,20 @@ SERVICES: dict[str, set[str]] = {
         "ListAgentLogins",
         "ExportReport",
     },
+    "AuthService": {"SignIn", "RefreshSession", "SignOut", "ListLogins"},
+    "TeamChatService": {
+        "CreateThread",
+        "ListThreads",
+        "SendTeamMessage",
+        "ListTeamMessages",
+        "StreamTeamChat",
+        "ListColleagues",
+    },
 }
+SHARED_RESPONSES = {("AuthService", "RefreshSession"): "SignInResponse"}
+"""RPCs answering another RPC's response (both issue a session's token)."""
+ANONYMOUS_TENANT = {"SignInRequest"}
+"""Requests that name their tenant: those made before there is a credential (signing in)."""
 STREAMING = {
     "StreamOutbound",
     "StreamEvents",
@@ -200,6 +213,7 @@ STREAMING = {
     "ExportReport",
     "WatchConversationLists",
     "ExportQrCodes",
+    "StreamTeamChat",
 }
 RESOURCES = {
     "Conversation": "conversations/{conversation}",
@@ -218,6 +232,9 @@ RESOURCES = {
     "CannedReply": "cannedReplies/{canned_reply}",
     "CannedReplyCategory": "cannedReplyCategories/{category}",
     "QrCode": "qrCodes/{qr_code}",
+    "TeamThread": "teamThreads/{thread}",
+    "TeamMessage": "teamThreads/{thread}/messages/{message}",
+    "LoginRecord": "logins/{login}",
 }
 
 
@@ -283,7 +300,11 @@ def test_every_service_has_the_documented_rpcs() -> None:
             assert not method.client_streaming, f"{name}.{rpc}: browsers cannot client-stream"
             assert method.server_streaming == (rpc in STREAMING), f"{name}.{rpc}"
             assert method.input_type.name in (f"{rpc}Request", f"{name}{rpc}Request")
-            assert method.output_type.name in (f"{rpc}Response", f"{name}{rpc}Response")
+            assert method.output_type.name in (
+                f"{rpc}Response",
+                f"{name}{rpc}Response",
+                SHARED_RESPONSES.get((name, rpc)),
+            )
         stub = getattr(importlib.import_module(f"usher.v1.{_snake(name)}_pb2_grpc"), f"{name}Stub")
         assert stub.__name__ == f"{name}Stub"
 
@@ -297,7 +318,8 @@ def test_fields_and_enums_follow_the_naming_rules() -> None:
         assert re.fullmatch(r"[A-Z][A-Za-z0-9]*", message.name), message.full_name
         for field in message.fields:
             assert re.fullmatch(r"[a-z][a-z0-9_]*", field.name), field.full_name
-            assert field.name not in ("tenant", "tenant_id"), "the tenant comes from the credential"
+            if message.name not in ANONYMOUS_TENANT:
+                assert field.name not in ("tenant", "tenant_id"), "the credential names the tenant"
     enums = list(_enums())
     assert enums
     for enum in enums:
@@ -319,6 +341,9 @@ def test_feeds_resume_by_uint64_event_ids() -> None:
     messages = {m.name: m for m in _messages()}
     for item in ("OutboundItem", "AgentEvent", "ConversationEvent", "BlockEvent"):
         assert messages[item].fields_by_name["event_id"].type == FieldDescriptor.TYPE_UINT64
+    assert messages["TeamMessage"].fields_by_name["message_id"].type == FieldDescriptor.TYPE_UINT64
+    resume = messages["StreamTeamChatRequest"].fields_by_name["resume_after_message_id"]
+    assert resume.type == FieldDescriptor.TYPE_UINT64
     for request in (
         "StreamOutboundRequest",
         "StreamEventsRequest",
