@@ -193,16 +193,16 @@ class BotsMixin(RouterBase):
 
     def _context(self, conv: Conversation) -> it.Context:
         profile = conv.customer.profile
-        tags = set(conv.tags)
+        tags = conv.tags
         fields: dict[str, FieldValue] = {}
         if profile is not None:
-            tags.update(profile.tags)
+            tags = tags.union(profile.tags) if profile.tags else tags
             fields = {f.key: f.value for f in profile.fields}
         return it.Context(
             channel=conv.channel,
             language=conv.language,
             open=self._open_now(self._queue_for(conv.queue_id, conv.region)),
-            tags=frozenset(tags),
+            tags=tags,
             fields=fields,
             conversation_id=conv.conversation_id,
             customer_id=conv.customer_id,
