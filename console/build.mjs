@@ -11,6 +11,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const assets = join(here, "..", "core", "console", "assets");
 const check = process.argv.includes("--check");
 const out = check ? mkdtempSync(join(tmpdir(), "usher-console-")) : assets;
+const staging = join(here, ".build");
+rmSync(staging, { recursive: true, force: true });
 
 const result = await build({
   entryPoints: { console: join(here, "src", "main.tsx") },
@@ -19,7 +21,9 @@ const result = await build({
   format: "esm",
   target: ["es2022", "chrome110", "firefox115", "safari16"],
   entryNames: "[name]-[hash]",
-  outdir: join(out, ".build"),
+  // always the same place relative to the sources: esbuild's output (its minified names)
+  // depends on the paths from the output to the inputs, and a checkout may be anywhere
+  outdir: staging,
   metafile: true,
   legalComments: "none",
   charset: "utf8",
@@ -38,9 +42,9 @@ for (const name of readdirSync(out)) {
   if (/^console-.*\.(js|css)$/.test(name) || name === "index.html") rmSync(join(out, name));
 }
 for (const name of [script, style]) {
-  writeFileSync(join(out, name), readFileSync(join(out, ".build", name)));
+  writeFileSync(join(out, name), readFileSync(join(staging, name)));
 }
-rmSync(join(out, ".build"), { recursive: true, force: true });
+rmSync(staging, { recursive: true, force: true });
 const page = readFileSync(join(here, "src", "index.html"), "utf8")
   .replace("{{script}}", script)
   .replace("{{style}}", style);
@@ -53,8 +57,9 @@ if (check) {
   const same =
     fresh.join() === kept.join() &&
     fresh.every((n) => readFileSync(join(out, n)).equals(readFileSync(join(assets, n))));
-  rmSync(out, { recursive: true, force: true });
+  if (same) rmSync(out, { recursive: true, force: true });
   if (!same) {
+    console.error(`console: fresh build in ${out}: ${fresh.join(", ")}; checked in: ${kept.join(", ")}`);
     console.error("console: core/console/assets differs from a fresh build: run `make console`");
     process.exit(1);
   }
