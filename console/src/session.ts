@@ -32,6 +32,13 @@ const STORAGE_KEY = "usher.console.session";
 /** Refresh this long before the token expires (or at half its life, if sooner). */
 const REFRESH_AHEAD_MS = 5 * 60_000;
 
+/** How long to wait before refreshing a token that expires at `expireTime` (ms since the
+ * epoch): five minutes ahead, or at half its remaining life when that is sooner, at least 1 s. */
+export function refreshDelay(expireTime: number, now: number = Date.now()): number {
+  const left = expireTime - now;
+  return Math.max(1_000, Math.min(left - REFRESH_AHEAD_MS, left / 2));
+}
+
 export function roleOf(role: Role): ConsoleRole {
   if (role === Role.ADMIN) return "admin";
   if (role === Role.SUPERVISOR) return "supervisor";
@@ -145,9 +152,7 @@ export class SessionManager extends Observable {
     clearTimeout(this.#refresh);
     const session = this.session;
     if (!session || session.kind !== "password" || !session.expireTime) return;
-    const left = session.expireTime - Date.now();
-    const wait = Math.max(1_000, Math.min(left - REFRESH_AHEAD_MS, left / 2));
-    this.#refresh = setTimeout(() => void this.refresh(), wait);
+    this.#refresh = setTimeout(() => void this.refresh(), refreshDelay(session.expireTime));
   }
 
   /** A new token for the session (AuthService.RefreshSession); refused (the session is too old

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { AgentStatus } from "usher-client/gen/usher/v1/agent_pb";
+import { Role } from "usher-client/gen/usher/v1/credential_pb";
 import { ConversationState } from "usher-client/gen/usher/v1/conversation_pb";
 import { messageNumber } from "../src/conversation.js";
 import { tree } from "../src/directory.js";
@@ -12,6 +13,7 @@ import { en } from "../src/locales/en.js";
 import { th } from "../src/locales/th.js";
 import { zhHans } from "../src/locales/zh-Hans.js";
 import { zhHant } from "../src/locales/zh-Hant.js";
+import { refreshDelay, roleOf } from "../src/session.js";
 import { pointOf } from "../src/supervisor.js";
 import { millis, minutesSeconds, secondsLeft } from "../src/time.js";
 import { shortcutOf, typeOf } from "../src/ui/composer.js";
@@ -112,4 +114,14 @@ test("the chart's totals count the signed-in agents' capacity", () => {
     ],
   } as never);
   assert.deepEqual(point, { time: 100_000, waiting: 3, offered: 1, load: 1, capacity: 2 });
+});
+
+test("a session's token is refreshed ahead of its expiry", () => {
+  const hour = 3_600_000;
+  assert.equal(refreshDelay(hour, 0), hour - 5 * 60_000);
+  assert.equal(refreshDelay(4 * 60_000, 0), 2 * 60_000); // half the life left, when sooner
+  assert.equal(refreshDelay(500, 0), 1_000);
+  assert.equal(roleOf(Role.SUPERVISOR), "supervisor");
+  assert.equal(roleOf(Role.ADMIN), "admin");
+  assert.equal(roleOf(Role.AGENT), "agent");
 });
