@@ -29,11 +29,11 @@ export interface Session {
 }
 
 const STORAGE_KEY = "usher.console.session";
-/** Refresh this long before the token expires (or at half its life, if sooner). */
+/** Refresh at least this long before the token expires. */
 const REFRESH_AHEAD_MS = 5 * 60_000;
 
 /** How long to wait before refreshing a token that expires at `expireTime` (ms since the
- * epoch): five minutes ahead, or at half its remaining life when that is sooner, at least 1 s. */
+ * epoch): half its remaining life, and at least five minutes before it expires (1 s at least). */
 export function refreshDelay(expireTime: number, now: number = Date.now()): number {
   const left = expireTime - now;
   return Math.max(1_000, Math.min(left - REFRESH_AHEAD_MS, left / 2));

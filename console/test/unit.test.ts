@@ -118,8 +118,8 @@ test("the chart's totals count the signed-in agents' capacity", () => {
 
 test("a session's token is refreshed ahead of its expiry", () => {
   const hour = 3_600_000;
-  assert.equal(refreshDelay(hour, 0), hour - 5 * 60_000);
-  assert.equal(refreshDelay(4 * 60_000, 0), 2 * 60_000); // half the life left, when sooner
+  assert.equal(refreshDelay(hour, 0), hour / 2);
+  assert.equal(refreshDelay(8 * 60_000, 0), 3 * 60_000); // five minutes ahead, when sooner
   assert.equal(refreshDelay(500, 0), 1_000);
   assert.equal(roleOf(Role.SUPERVISOR), "supervisor");
   assert.equal(roleOf(Role.ADMIN), "admin");
