@@ -52,7 +52,7 @@ function Signed({ manager }: { manager: SessionManager }) {
   return (
     <div class="shell">
       <TopBar manager={manager} desk={desk} connection={connection} chat={chat?.available ? chat : undefined} />
-      <div class="body">
+      <div class={`body${chatting ? " chatting" : ""}`}>
         {desk ? <DeskView desk={desk} /> : tower && <SupervisorView tower={tower} />}
         {chatting && chat && <TeamChatPanel chat={chat} onClose={() => chat.show(false)} />}
       </div>

@@ -210,7 +210,7 @@ export class Desk extends Observable {
         if (e.value.state === ConversationState.ACTIVE && !tab) {
           this.open(conversation, { focus: this.active === null });
         } else {
-          void tab?.refresh().catch((reason) => this.signedOut(reason));
+          void tab?.load();
         }
         break;
       case "statusChanged":
@@ -246,7 +246,7 @@ export class Desk extends Observable {
       const state = transfer.state as keyof typeof key;
       if (state in key) this.notify(t(key[state]));
     }
-    void this.tabs.get(transfer.conversation)?.refresh().catch((reason) => this.signedOut(reason));
+    void this.tabs.get(transfer.conversation)?.load();
   }
 
   #setStatus(status: AgentStatus, custom: string): void {
