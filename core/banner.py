@@ -66,7 +66,8 @@ class Banner:
             if demo.chat_url is not None:
                 out.append(f"demo web chat: open {demo.chat_url}")
         if self.web is not None:
-            out.append(f"console (agents, supervisors): open {self.web}{CONSOLE_PATH}")
+            tenant = f"?tenant={demo.tenant}" if demo is not None else ""
+            out.append(f"console (agents, supervisors): open {self.web}{CONSOLE_PATH}{tenant}")
         if demo is not None and demo.sign_ins:
             names = ", ".join(f"{agent} / {password}" for agent, _, password in demo.sign_ins)
             out.append(f"console sign-in (tenant {demo.tenant}; agent number or name): {names}")
