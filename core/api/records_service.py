@@ -215,8 +215,9 @@ def watch_message(update: Update) -> pb.WatchConversationListsResponse:
 
 
 def pinner_of(who: Caller) -> str:
-    """Whose pins: an agent's own, else the credential's."""
-    if who.role == policy.Role.AGENT and who.agent_id:
+    """Whose pins: a person's who signed in (an agent, or a supervisor or admin signed in to the
+    console as their agent: their pins outlive each refreshed token), else the credential's."""
+    if who.agent_id:
         return who.agent_id
     return f"credential:{who.credential_id}"
 
