@@ -14,13 +14,15 @@ import type { CustomFieldValue } from "./customer_pb.js";
 import { file_usher_v1_customer } from "./customer_pb.js";
 import type { SkillRequirement } from "./queue_pb.js";
 import { file_usher_v1_queue } from "./queue_pb.js";
+import type { Interval } from "./record_service_pb.js";
+import { file_usher_v1_record_service } from "./record_service_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file usher/v1/bot_service.proto.
  */
 export const file_usher_v1_bot_service: GenFile = /*@__PURE__*/
-  fileDesc("Chp1c2hlci92MS9ib3Rfc2VydmljZS5wcm90bxIIdXNoZXIudjEiMAoKQm90V2FybmluZxINCgVmaWVsZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSI+ChBDcmVhdGVCb3RSZXF1ZXN0Eg4KBmJvdF9pZBgBIAEoCRIaCgNib3QYAiABKAsyDS51c2hlci52MS5Cb3QiVwoRQ3JlYXRlQm90UmVzcG9uc2USGgoDYm90GAEgASgLMg0udXNoZXIudjEuQm90EiYKCHdhcm5pbmdzGAIgAygLMhQudXNoZXIudjEuQm90V2FybmluZyIuCg1HZXRCb3RSZXF1ZXN0EgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoBSIsCg5HZXRCb3RSZXNwb25zZRIaCgNib3QYASABKAsyDS51c2hlci52MS5Cb3QiOAoPTGlzdEJvdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIkgKEExpc3RCb3RzUmVzcG9uc2USGwoEYm90cxgBIAMoCzINLnVzaGVyLnYxLkJvdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiXwoQVXBkYXRlQm90UmVxdWVzdBIaCgNib3QYASABKAsyDS51c2hlci52MS5Cb3QSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIlcKEVVwZGF0ZUJvdFJlc3BvbnNlEhoKA2JvdBgBIAEoCzINLnVzaGVyLnYxLkJvdBImCgh3YXJuaW5ncxgCIAMoCzIULnVzaGVyLnYxLkJvdFdhcm5pbmciIgoSQWN0aXZhdGVCb3RSZXF1ZXN0EgwKBG5hbWUYASABKAkiMQoTQWN0aXZhdGVCb3RSZXNwb25zZRIaCgNib3QYASABKAsyDS51c2hlci52MS5Cb3QiHwoPUGF1c2VCb3RSZXF1ZXN0EgwKBG5hbWUYASABKAkiLgoQUGF1c2VCb3RSZXNwb25zZRIaCgNib3QYASABKAsyDS51c2hlci52MS5Cb3QiIAoQRGVsZXRlQm90UmVxdWVzdBIMCgRuYW1lGAEgASgJIhMKEURlbGV0ZUJvdFJlc3BvbnNlIuQBChFQcmV2aWV3Qm90UmVxdWVzdBIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAUSKQoHY29udGV4dBgDIAEoCzIYLnVzaGVyLnYxLlByZXZpZXdDb250ZXh0EiYKBmlucHV0cxgEIAMoCzIWLnVzaGVyLnYxLlByZXZpZXdJbnB1dBI1Cg5lZmZlY3RfYW5zd2VycxgFIAMoCzIdLnVzaGVyLnYxLlByZXZpZXdFZmZlY3RBbnN3ZXISEgoKc3RhcnRfc3RlcBgGIAEoCRISCgpmaXJzdF90ZXh0GAcgASgJItgBCg5QcmV2aWV3Q29udGV4dBIPCgdjaGFubmVsGAEgASgJEhAKCGxhbmd1YWdlGAIgASgJEhQKDG91dF9vZl9ob3VycxgDIAEoCBIMCgR0YWdzGAQgAygJEjQKBmZpZWxkcxgFIAMoCzIkLnVzaGVyLnYxLlByZXZpZXdDb250ZXh0LkZpZWxkc0VudHJ5GkkKC0ZpZWxkc0VudHJ5EgsKA2tleRgBIAEoCRIpCgV2YWx1ZRgCIAEoCzIaLnVzaGVyLnYxLkN1c3RvbUZpZWxkVmFsdWU6AjgBIjsKDFByZXZpZXdJbnB1dBIOCgR0ZXh0GAEgASgJSAASEwoJb3B0aW9uX2lkGAIgASgJSABCBgoEa2luZCKHAQoTUHJldmlld0VmZmVjdEFuc3dlchIxCgd3ZWJob29rGAEgASgLMh4udXNoZXIudjEuUHJldmlld1dlYmhvb2tBbnN3ZXJIABI1Cglrbm93bGVkZ2UYAiABKAsyIC51c2hlci52MS5QcmV2aWV3S25vd2xlZGdlQW5zd2VySABCBgoEa2luZCJKChRQcmV2aWV3V2ViaG9va0Fuc3dlchITCgtzdGF0dXNfY29kZRgBIAEoBRIMCgRib2R5GAIgASgJEg8KB3RpbWVvdXQYAyABKAgiXAoWUHJldmlld0tub3dsZWRnZUFuc3dlchIOCgZhbnN3ZXIYASABKAkSEQoJY29uZmlkZW50GAIgASgIEg8KB2FydGljbGUYAyABKAkSDgoGZmFpbGVkGAQgASgIIjoKElByZXZpZXdCb3RSZXNwb25zZRIkCgV0dXJucxgBIAMoCzIVLnVzaGVyLnYxLlByZXZpZXdUdXJuIrIBCgtQcmV2aWV3VHVybhIpCgVjYXVzZRgBIAEoDjIaLnVzaGVyLnYxLlByZXZpZXdUdXJuQ2F1c2USDQoFaW5kZXgYAiABKAUSJAoHb3V0cHV0cxgDIAMoCzITLnVzaGVyLnYxLkJvdE91dHB1dBIMCgRzdGVwGAQgASgJEiUKB3dhaXRpbmcYBSABKA4yFC51c2hlci52MS5Cb3RXYWl0aW5nEg4KBm1pc3NlcxgGIAEoBSLbAgoJQm90T3V0cHV0EgwKBHN0ZXAYASABKAkSIwoFcmVwbHkYAiABKAsyEi51c2hlci52MS5Cb3RSZXBseUgAEiwKCmZpZWxkc19zZXQYAyABKAsyFi51c2hlci52MS5Cb3RGaWVsZHNTZXRIABIrCgh0YWdzX3NldBgEIAEoCzIXLnVzaGVyLnYxLlNldFRhZ3NBY3Rpb25IABIwCgx3ZWJob29rX2NhbGwYBSABKAsyGC51c2hlci52MS5Cb3RXZWJob29rQ2FsbEgAEjgKEGtub3dsZWRnZV9zZWFyY2gYBiABKAsyHC51c2hlci52MS5Cb3RLbm93bGVkZ2VTZWFyY2hIABIoCghoYW5kX29mZhgHIAEoCzIULnVzaGVyLnYxLkJvdEhhbmRPZmZIABIiCgNlbmQYCCABKAsyEy51c2hlci52MS5FbmRBY3Rpb25IAEIGCgRraW5kIpYBCghCb3RSZXBseRIlCgdjb250ZW50GAEgASgLMhQudXNoZXIudjEuQm90Q29udGVudBIoCgdvcHRpb25zGAIgAygLMhcudXNoZXIudjEuTWVzc2FnZU9wdGlvbhIkCgVzdHlsZRgDIAEoDjIVLnVzaGVyLnYxLkNob2ljZVN0eWxlEhMKC2J1dHRvbl90ZXh0GAQgASgJIo0BCgxCb3RGaWVsZHNTZXQSMgoGdmFsdWVzGAEgAygLMiIudXNoZXIudjEuQm90RmllbGRzU2V0LlZhbHVlc0VudHJ5GkkKC1ZhbHVlc0VudHJ5EgsKA2tleRgBIAEoCRIpCgV2YWx1ZRgCIAEoCzIaLnVzaGVyLnYxLkN1c3RvbUZpZWxkVmFsdWU6AjgBIlcKDkJvdFdlYmhvb2tDYWxsEgsKA3VybBgBIAEoCRIMCgRib2R5GAIgASgJEioKB3RpbWVvdXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iNQoSQm90S25vd2xlZGdlU2VhcmNoEg0KBXF1ZXJ5GAEgASgJEhAKCGxhbmd1YWdlGAIgASgJIuYBCgpCb3RIYW5kT2ZmEg0KBXF1ZXVlGAEgASgJEioKBnNraWxscxgCIAMoCzIaLnVzaGVyLnYxLlNraWxsUmVxdWlyZW1lbnQSEAoIcHJpb3JpdHkYAyABKAUSDgoGcmVhc29uGAQgASgJEjAKBmZpZWxkcxgFIAMoCzIgLnVzaGVyLnYxLkJvdEhhbmRPZmYuRmllbGRzRW50cnkaSQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEikKBXZhbHVlGAIgASgLMhoudXNoZXIudjEuQ3VzdG9tRmllbGRWYWx1ZToCOAEqvwEKEFByZXZpZXdUdXJuQ2F1c2USIgoeUFJFVklFV19UVVJOX0NBVVNFX1VOU1BFQ0lGSUVEEAASHAoYUFJFVklFV19UVVJOX0NBVVNFX1NUQVJUEAESHAoYUFJFVklFV19UVVJOX0NBVVNFX0lOUFVUEAISJAogUFJFVklFV19UVVJOX0NBVVNFX0VGRkVDVF9BTlNXRVIQAxIlCiFQUkVWSUVXX1RVUk5fQ0FVU0VfRUZGRUNUX1NLSVBQRUQQBCp0CgpCb3RXYWl0aW5nEhsKF0JPVF9XQUlUSU5HX1VOU1BFQ0lGSUVEEAASGAoUQk9UX1dBSVRJTkdfQ1VTVE9NRVIQARIWChJCT1RfV0FJVElOR19FRkZFQ1QQAhIXChNCT1RfV0FJVElOR19OT1RISU5HEAMytgQKCkJvdFNlcnZpY2USRAoJQ3JlYXRlQm90EhoudXNoZXIudjEuQ3JlYXRlQm90UmVxdWVzdBobLnVzaGVyLnYxLkNyZWF0ZUJvdFJlc3BvbnNlEjsKBkdldEJvdBIXLnVzaGVyLnYxLkdldEJvdFJlcXVlc3QaGC51c2hlci52MS5HZXRCb3RSZXNwb25zZRJBCghMaXN0Qm90cxIZLnVzaGVyLnYxLkxpc3RCb3RzUmVxdWVzdBoaLnVzaGVyLnYxLkxpc3RCb3RzUmVzcG9uc2USRAoJVXBkYXRlQm90EhoudXNoZXIudjEuVXBkYXRlQm90UmVxdWVzdBobLnVzaGVyLnYxLlVwZGF0ZUJvdFJlc3BvbnNlEkoKC0FjdGl2YXRlQm90EhwudXNoZXIudjEuQWN0aXZhdGVCb3RSZXF1ZXN0Gh0udXNoZXIudjEuQWN0aXZhdGVCb3RSZXNwb25zZRJBCghQYXVzZUJvdBIZLnVzaGVyLnYxLlBhdXNlQm90UmVxdWVzdBoaLnVzaGVyLnYxLlBhdXNlQm90UmVzcG9uc2USRAoJRGVsZXRlQm90EhoudXNoZXIudjEuRGVsZXRlQm90UmVxdWVzdBobLnVzaGVyLnYxLkRlbGV0ZUJvdFJlc3BvbnNlEkcKClByZXZpZXdCb3QSGy51c2hlci52MS5QcmV2aWV3Qm90UmVxdWVzdBocLnVzaGVyLnYxLlByZXZpZXdCb3RSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_usher_v1_bot, file_usher_v1_conversation, file_usher_v1_customer, file_usher_v1_queue]);
+  fileDesc("Chp1c2hlci92MS9ib3Rfc2VydmljZS5wcm90bxIIdXNoZXIudjEiMAoKQm90V2FybmluZxINCgVmaWVsZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSI+ChBDcmVhdGVCb3RSZXF1ZXN0Eg4KBmJvdF9pZBgBIAEoCRIaCgNib3QYAiABKAsyDS51c2hlci52MS5Cb3QiVwoRQ3JlYXRlQm90UmVzcG9uc2USGgoDYm90GAEgASgLMg0udXNoZXIudjEuQm90EiYKCHdhcm5pbmdzGAIgAygLMhQudXNoZXIudjEuQm90V2FybmluZyIuCg1HZXRCb3RSZXF1ZXN0EgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoBSIsCg5HZXRCb3RSZXNwb25zZRIaCgNib3QYASABKAsyDS51c2hlci52MS5Cb3QiOAoPTGlzdEJvdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIkgKEExpc3RCb3RzUmVzcG9uc2USGwoEYm90cxgBIAMoCzINLnVzaGVyLnYxLkJvdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiXwoQVXBkYXRlQm90UmVxdWVzdBIaCgNib3QYASABKAsyDS51c2hlci52MS5Cb3QSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIlcKEVVwZGF0ZUJvdFJlc3BvbnNlEhoKA2JvdBgBIAEoCzINLnVzaGVyLnYxLkJvdBImCgh3YXJuaW5ncxgCIAMoCzIULnVzaGVyLnYxLkJvdFdhcm5pbmciIgoSQWN0aXZhdGVCb3RSZXF1ZXN0EgwKBG5hbWUYASABKAkiMQoTQWN0aXZhdGVCb3RSZXNwb25zZRIaCgNib3QYASABKAsyDS51c2hlci52MS5Cb3QiHwoPUGF1c2VCb3RSZXF1ZXN0EgwKBG5hbWUYASABKAkiLgoQUGF1c2VCb3RSZXNwb25zZRIaCgNib3QYASABKAsyDS51c2hlci52MS5Cb3QiIAoQRGVsZXRlQm90UmVxdWVzdBIMCgRuYW1lGAEgASgJIhMKEURlbGV0ZUJvdFJlc3BvbnNlIkgKEkdldEJvdFN0YXRzUmVxdWVzdBIMCgRuYW1lGAEgASgJEiQKCGludGVydmFsGAIgASgLMhIudXNoZXIudjEuSW50ZXJ2YWwiwQEKCEJvdFN0YXRzEhUKDWNvbnZlcnNhdGlvbnMYASABKAMSHAoUdHJpZ2dlcmVkX2J5X21lc3NhZ2UYAiABKAMSHgoWdHJpZ2dlcmVkX2J5X3JlZmVyZW5jZRgDIAEoAxIZChFjdXN0b21lcnNfcmVhY2hlZBgEIAEoAxIXCg9maW5pc2hlZF9pbl9ib3QYBSABKAMSEgoKaGFuZGVkX29mZhgGIAEoAxIYChBjb3VsZF9ub3RfYW5zd2VyGAcgASgDIjgKE0dldEJvdFN0YXRzUmVzcG9uc2USIQoFc3RhdHMYASABKAsyEi51c2hlci52MS5Cb3RTdGF0cyLkAQoRUHJldmlld0JvdFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEikKB2NvbnRleHQYAyABKAsyGC51c2hlci52MS5QcmV2aWV3Q29udGV4dBImCgZpbnB1dHMYBCADKAsyFi51c2hlci52MS5QcmV2aWV3SW5wdXQSNQoOZWZmZWN0X2Fuc3dlcnMYBSADKAsyHS51c2hlci52MS5QcmV2aWV3RWZmZWN0QW5zd2VyEhIKCnN0YXJ0X3N0ZXAYBiABKAkSEgoKZmlyc3RfdGV4dBgHIAEoCSLYAQoOUHJldmlld0NvbnRleHQSDwoHY2hhbm5lbBgBIAEoCRIQCghsYW5ndWFnZRgCIAEoCRIUCgxvdXRfb2ZfaG91cnMYAyABKAgSDAoEdGFncxgEIAMoCRI0CgZmaWVsZHMYBSADKAsyJC51c2hlci52MS5QcmV2aWV3Q29udGV4dC5GaWVsZHNFbnRyeRpJCgtGaWVsZHNFbnRyeRILCgNrZXkYASABKAkSKQoFdmFsdWUYAiABKAsyGi51c2hlci52MS5DdXN0b21GaWVsZFZhbHVlOgI4ASI7CgxQcmV2aWV3SW5wdXQSDgoEdGV4dBgBIAEoCUgAEhMKCW9wdGlvbl9pZBgCIAEoCUgAQgYKBGtpbmQihwEKE1ByZXZpZXdFZmZlY3RBbnN3ZXISMQoHd2ViaG9vaxgBIAEoCzIeLnVzaGVyLnYxLlByZXZpZXdXZWJob29rQW5zd2VySAASNQoJa25vd2xlZGdlGAIgASgLMiAudXNoZXIudjEuUHJldmlld0tub3dsZWRnZUFuc3dlckgAQgYKBGtpbmQiSgoUUHJldmlld1dlYmhvb2tBbnN3ZXISEwoLc3RhdHVzX2NvZGUYASABKAUSDAoEYm9keRgCIAEoCRIPCgd0aW1lb3V0GAMgASgIIlwKFlByZXZpZXdLbm93bGVkZ2VBbnN3ZXISDgoGYW5zd2VyGAEgASgJEhEKCWNvbmZpZGVudBgCIAEoCBIPCgdhcnRpY2xlGAMgASgJEg4KBmZhaWxlZBgEIAEoCCI6ChJQcmV2aWV3Qm90UmVzcG9uc2USJAoFdHVybnMYASADKAsyFS51c2hlci52MS5QcmV2aWV3VHVybiKyAQoLUHJldmlld1R1cm4SKQoFY2F1c2UYASABKA4yGi51c2hlci52MS5QcmV2aWV3VHVybkNhdXNlEg0KBWluZGV4GAIgASgFEiQKB291dHB1dHMYAyADKAsyEy51c2hlci52MS5Cb3RPdXRwdXQSDAoEc3RlcBgEIAEoCRIlCgd3YWl0aW5nGAUgASgOMhQudXNoZXIudjEuQm90V2FpdGluZxIOCgZtaXNzZXMYBiABKAUi2wIKCUJvdE91dHB1dBIMCgRzdGVwGAEgASgJEiMKBXJlcGx5GAIgASgLMhIudXNoZXIudjEuQm90UmVwbHlIABIsCgpmaWVsZHNfc2V0GAMgASgLMhYudXNoZXIudjEuQm90RmllbGRzU2V0SAASKwoIdGFnc19zZXQYBCABKAsyFy51c2hlci52MS5TZXRUYWdzQWN0aW9uSAASMAoMd2ViaG9va19jYWxsGAUgASgLMhgudXNoZXIudjEuQm90V2ViaG9va0NhbGxIABI4ChBrbm93bGVkZ2Vfc2VhcmNoGAYgASgLMhwudXNoZXIudjEuQm90S25vd2xlZGdlU2VhcmNoSAASKAoIaGFuZF9vZmYYByABKAsyFC51c2hlci52MS5Cb3RIYW5kT2ZmSAASIgoDZW5kGAggASgLMhMudXNoZXIudjEuRW5kQWN0aW9uSABCBgoEa2luZCKWAQoIQm90UmVwbHkSJQoHY29udGVudBgBIAEoCzIULnVzaGVyLnYxLkJvdENvbnRlbnQSKAoHb3B0aW9ucxgCIAMoCzIXLnVzaGVyLnYxLk1lc3NhZ2VPcHRpb24SJAoFc3R5bGUYAyABKA4yFS51c2hlci52MS5DaG9pY2VTdHlsZRITCgtidXR0b25fdGV4dBgEIAEoCSKNAQoMQm90RmllbGRzU2V0EjIKBnZhbHVlcxgBIAMoCzIiLnVzaGVyLnYxLkJvdEZpZWxkc1NldC5WYWx1ZXNFbnRyeRpJCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSKQoFdmFsdWUYAiABKAsyGi51c2hlci52MS5DdXN0b21GaWVsZFZhbHVlOgI4ASJXCg5Cb3RXZWJob29rQ2FsbBILCgN1cmwYASABKAkSDAoEYm9keRgCIAEoCRIqCgd0aW1lb3V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIjUKEkJvdEtub3dsZWRnZVNlYXJjaBINCgVxdWVyeRgBIAEoCRIQCghsYW5ndWFnZRgCIAEoCSLmAQoKQm90SGFuZE9mZhINCgVxdWV1ZRgBIAEoCRIqCgZza2lsbHMYAiADKAsyGi51c2hlci52MS5Ta2lsbFJlcXVpcmVtZW50EhAKCHByaW9yaXR5GAMgASgFEg4KBnJlYXNvbhgEIAEoCRIwCgZmaWVsZHMYBSADKAsyIC51c2hlci52MS5Cb3RIYW5kT2ZmLkZpZWxkc0VudHJ5GkkKC0ZpZWxkc0VudHJ5EgsKA2tleRgBIAEoCRIpCgV2YWx1ZRgCIAEoCzIaLnVzaGVyLnYxLkN1c3RvbUZpZWxkVmFsdWU6AjgBKr8BChBQcmV2aWV3VHVybkNhdXNlEiIKHlBSRVZJRVdfVFVSTl9DQVVTRV9VTlNQRUNJRklFRBAAEhwKGFBSRVZJRVdfVFVSTl9DQVVTRV9TVEFSVBABEhwKGFBSRVZJRVdfVFVSTl9DQVVTRV9JTlBVVBACEiQKIFBSRVZJRVdfVFVSTl9DQVVTRV9FRkZFQ1RfQU5TV0VSEAMSJQohUFJFVklFV19UVVJOX0NBVVNFX0VGRkVDVF9TS0lQUEVEEAQqdAoKQm90V2FpdGluZxIbChdCT1RfV0FJVElOR19VTlNQRUNJRklFRBAAEhgKFEJPVF9XQUlUSU5HX0NVU1RPTUVSEAESFgoSQk9UX1dBSVRJTkdfRUZGRUNUEAISFwoTQk9UX1dBSVRJTkdfTk9USElORxADMoIFCgpCb3RTZXJ2aWNlEkQKCUNyZWF0ZUJvdBIaLnVzaGVyLnYxLkNyZWF0ZUJvdFJlcXVlc3QaGy51c2hlci52MS5DcmVhdGVCb3RSZXNwb25zZRI7CgZHZXRCb3QSFy51c2hlci52MS5HZXRCb3RSZXF1ZXN0GhgudXNoZXIudjEuR2V0Qm90UmVzcG9uc2USQQoITGlzdEJvdHMSGS51c2hlci52MS5MaXN0Qm90c1JlcXVlc3QaGi51c2hlci52MS5MaXN0Qm90c1Jlc3BvbnNlEkQKCVVwZGF0ZUJvdBIaLnVzaGVyLnYxLlVwZGF0ZUJvdFJlcXVlc3QaGy51c2hlci52MS5VcGRhdGVCb3RSZXNwb25zZRJKCgtBY3RpdmF0ZUJvdBIcLnVzaGVyLnYxLkFjdGl2YXRlQm90UmVxdWVzdBodLnVzaGVyLnYxLkFjdGl2YXRlQm90UmVzcG9uc2USQQoIUGF1c2VCb3QSGS51c2hlci52MS5QYXVzZUJvdFJlcXVlc3QaGi51c2hlci52MS5QYXVzZUJvdFJlc3BvbnNlEkQKCURlbGV0ZUJvdBIaLnVzaGVyLnYxLkRlbGV0ZUJvdFJlcXVlc3QaGy51c2hlci52MS5EZWxldGVCb3RSZXNwb25zZRJKCgtHZXRCb3RTdGF0cxIcLnVzaGVyLnYxLkdldEJvdFN0YXRzUmVxdWVzdBodLnVzaGVyLnYxLkdldEJvdFN0YXRzUmVzcG9uc2USRwoKUHJldmlld0JvdBIbLnVzaGVyLnYxLlByZXZpZXdCb3RSZXF1ZXN0GhwudXNoZXIudjEuUHJldmlld0JvdFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_usher_v1_bot, file_usher_v1_conversation, file_usher_v1_customer, file_usher_v1_queue, file_usher_v1_record_service]);
 
 /**
  * A problem that does not refuse the write.
@@ -388,6 +390,119 @@ export const DeleteBotResponseSchema: GenMessage<DeleteBotResponse> = /*@__PURE_
   messageDesc(file_usher_v1_bot_service, 14);
 
 /**
+ * A bot's figures.
+ *
+ * @generated from message usher.v1.GetBotStatsRequest
+ */
+export type GetBotStatsRequest = Message<"usher.v1.GetBotStatsRequest"> & {
+  /**
+   * `bots/{bot}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The flows started within this range; unset: every flow.
+   *
+   * @generated from field: usher.v1.Interval interval = 2;
+   */
+  interval?: Interval | undefined;
+};
+
+/**
+ * Describes the message usher.v1.GetBotStatsRequest.
+ * Use `create(GetBotStatsRequestSchema)` to create a new message.
+ */
+export const GetBotStatsRequestSchema: GenMessage<GetBotStatsRequest> = /*@__PURE__*/
+  messageDesc(file_usher_v1_bot_service, 15);
+
+/**
+ * One bot's figures.
+ *
+ * @generated from message usher.v1.BotStats
+ */
+export type BotStats = Message<"usher.v1.BotStats"> & {
+  /**
+   * Conversations the bot ran in.
+   *
+   * @generated from field: int64 conversations = 1;
+   */
+  conversations: bigint;
+
+  /**
+   * Flows a customer's message started (a new conversation, a phrase, a keyword, out of
+   * hours).
+   *
+   * @generated from field: int64 triggered_by_message = 2;
+   */
+  triggeredByMessage: bigint;
+
+  /**
+   * Flows a QR code's or campaign link's reference started.
+   *
+   * @generated from field: int64 triggered_by_reference = 3;
+   */
+  triggeredByReference: bigint;
+
+  /**
+   * Distinct customers reached.
+   *
+   * @generated from field: int64 customers_reached = 4;
+   */
+  customersReached: bigint;
+
+  /**
+   * Flows that ended in the bot (the conversation closed as `bot_resolved`, or not).
+   *
+   * @generated from field: int64 finished_in_bot = 5;
+   */
+  finishedInBot: bigint;
+
+  /**
+   * Flows that handed the conversation to people, for any reason.
+   *
+   * @generated from field: int64 handed_off = 6;
+   */
+  handedOff: bigint;
+
+  /**
+   * Hand-offs because the customer was not understood (`bot_could_not_answer`).
+   *
+   * @generated from field: int64 could_not_answer = 7;
+   */
+  couldNotAnswer: bigint;
+};
+
+/**
+ * Describes the message usher.v1.BotStats.
+ * Use `create(BotStatsSchema)` to create a new message.
+ */
+export const BotStatsSchema: GenMessage<BotStats> = /*@__PURE__*/
+  messageDesc(file_usher_v1_bot_service, 16);
+
+/**
+ * The figures.
+ *
+ * @generated from message usher.v1.GetBotStatsResponse
+ */
+export type GetBotStatsResponse = Message<"usher.v1.GetBotStatsResponse"> & {
+  /**
+   * The bot's figures.
+   *
+   * @generated from field: usher.v1.BotStats stats = 1;
+   */
+  stats?: BotStats | undefined;
+};
+
+/**
+ * Describes the message usher.v1.GetBotStatsResponse.
+ * Use `create(GetBotStatsResponseSchema)` to create a new message.
+ */
+export const GetBotStatsResponseSchema: GenMessage<GetBotStatsResponse> = /*@__PURE__*/
+  messageDesc(file_usher_v1_bot_service, 17);
+
+/**
  * Preview a bot.
  *
  * @generated from message usher.v1.PreviewBotRequest
@@ -448,7 +563,7 @@ export type PreviewBotRequest = Message<"usher.v1.PreviewBotRequest"> & {
  * Use `create(PreviewBotRequestSchema)` to create a new message.
  */
 export const PreviewBotRequestSchema: GenMessage<PreviewBotRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_bot_service, 15);
+  messageDesc(file_usher_v1_bot_service, 18);
 
 /**
  * The conversation of a preview.
@@ -497,7 +612,7 @@ export type PreviewContext = Message<"usher.v1.PreviewContext"> & {
  * Use `create(PreviewContextSchema)` to create a new message.
  */
 export const PreviewContextSchema: GenMessage<PreviewContext> = /*@__PURE__*/
-  messageDesc(file_usher_v1_bot_service, 16);
+  messageDesc(file_usher_v1_bot_service, 19);
 
 /**
  * A customer's turn.
@@ -534,7 +649,7 @@ export type PreviewInput = Message<"usher.v1.PreviewInput"> & {
  * Use `create(PreviewInputSchema)` to create a new message.
  */
 export const PreviewInputSchema: GenMessage<PreviewInput> = /*@__PURE__*/
-  messageDesc(file_usher_v1_bot_service, 17);
+  messageDesc(file_usher_v1_bot_service, 20);
 
 /**
  * The answer to an effect.
@@ -571,7 +686,7 @@ export type PreviewEffectAnswer = Message<"usher.v1.PreviewEffectAnswer"> & {
  * Use `create(PreviewEffectAnswerSchema)` to create a new message.
  */
 export const PreviewEffectAnswerSchema: GenMessage<PreviewEffectAnswer> = /*@__PURE__*/
-  messageDesc(file_usher_v1_bot_service, 18);
+  messageDesc(file_usher_v1_bot_service, 21);
 
 /**
  * What the web service answered.
@@ -606,7 +721,7 @@ export type PreviewWebhookAnswer = Message<"usher.v1.PreviewWebhookAnswer"> & {
  * Use `create(PreviewWebhookAnswerSchema)` to create a new message.
  */
 export const PreviewWebhookAnswerSchema: GenMessage<PreviewWebhookAnswer> = /*@__PURE__*/
-  messageDesc(file_usher_v1_bot_service, 19);
+  messageDesc(file_usher_v1_bot_service, 22);
 
 /**
  * What the knowledge base found.
@@ -648,7 +763,7 @@ export type PreviewKnowledgeAnswer = Message<"usher.v1.PreviewKnowledgeAnswer"> 
  * Use `create(PreviewKnowledgeAnswerSchema)` to create a new message.
  */
 export const PreviewKnowledgeAnswerSchema: GenMessage<PreviewKnowledgeAnswer> = /*@__PURE__*/
-  messageDesc(file_usher_v1_bot_service, 20);
+  messageDesc(file_usher_v1_bot_service, 23);
 
 /**
  * What a preview did.
@@ -669,7 +784,7 @@ export type PreviewBotResponse = Message<"usher.v1.PreviewBotResponse"> & {
  * Use `create(PreviewBotResponseSchema)` to create a new message.
  */
 export const PreviewBotResponseSchema: GenMessage<PreviewBotResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_bot_service, 21);
+  messageDesc(file_usher_v1_bot_service, 24);
 
 /**
  * One turn of a preview.
@@ -725,7 +840,7 @@ export type PreviewTurn = Message<"usher.v1.PreviewTurn"> & {
  * Use `create(PreviewTurnSchema)` to create a new message.
  */
 export const PreviewTurnSchema: GenMessage<PreviewTurn> = /*@__PURE__*/
-  messageDesc(file_usher_v1_bot_service, 22);
+  messageDesc(file_usher_v1_bot_service, 25);
 
 /**
  * One thing the bot does.
@@ -809,7 +924,7 @@ export type BotOutput = Message<"usher.v1.BotOutput"> & {
  * Use `create(BotOutputSchema)` to create a new message.
  */
 export const BotOutputSchema: GenMessage<BotOutput> = /*@__PURE__*/
-  messageDesc(file_usher_v1_bot_service, 23);
+  messageDesc(file_usher_v1_bot_service, 26);
 
 /**
  * A bot's message.
@@ -851,7 +966,7 @@ export type BotReply = Message<"usher.v1.BotReply"> & {
  * Use `create(BotReplySchema)` to create a new message.
  */
 export const BotReplySchema: GenMessage<BotReply> = /*@__PURE__*/
-  messageDesc(file_usher_v1_bot_service, 24);
+  messageDesc(file_usher_v1_bot_service, 27);
 
 /**
  * Field values.
@@ -872,7 +987,7 @@ export type BotFieldsSet = Message<"usher.v1.BotFieldsSet"> & {
  * Use `create(BotFieldsSetSchema)` to create a new message.
  */
 export const BotFieldsSetSchema: GenMessage<BotFieldsSet> = /*@__PURE__*/
-  messageDesc(file_usher_v1_bot_service, 25);
+  messageDesc(file_usher_v1_bot_service, 28);
 
 /**
  * A webhook request.
@@ -907,7 +1022,7 @@ export type BotWebhookCall = Message<"usher.v1.BotWebhookCall"> & {
  * Use `create(BotWebhookCallSchema)` to create a new message.
  */
 export const BotWebhookCallSchema: GenMessage<BotWebhookCall> = /*@__PURE__*/
-  messageDesc(file_usher_v1_bot_service, 26);
+  messageDesc(file_usher_v1_bot_service, 29);
 
 /**
  * A knowledge-base search.
@@ -935,7 +1050,7 @@ export type BotKnowledgeSearch = Message<"usher.v1.BotKnowledgeSearch"> & {
  * Use `create(BotKnowledgeSearchSchema)` to create a new message.
  */
 export const BotKnowledgeSearchSchema: GenMessage<BotKnowledgeSearch> = /*@__PURE__*/
-  messageDesc(file_usher_v1_bot_service, 27);
+  messageDesc(file_usher_v1_bot_service, 30);
 
 /**
  * A hand-off.
@@ -984,7 +1099,7 @@ export type BotHandOff = Message<"usher.v1.BotHandOff"> & {
  * Use `create(BotHandOffSchema)` to create a new message.
  */
 export const BotHandOffSchema: GenMessage<BotHandOff> = /*@__PURE__*/
-  messageDesc(file_usher_v1_bot_service, 28);
+  messageDesc(file_usher_v1_bot_service, 31);
 
 /**
  * What moved the flow.
@@ -1167,6 +1282,20 @@ export const BotService: GenService<{
     methodKind: "unary";
     input: typeof DeleteBotRequestSchema;
     output: typeof DeleteBotResponseSchema;
+  },
+  /**
+   * A bot's figures over the flows it started in a period (`interval`; unset: all of them):
+   * conversations, flows started by a customer's message or by a QR code's reference,
+   * customers reached, flows finished in the bot, handed off, and not answered. Counted from
+   * the event log's projection, so they include what committed a moment ago.
+   * Errors: INVALID_ARGUMENT (an interval that ends before it starts), NOT_FOUND.
+   *
+   * @generated from rpc usher.v1.BotService.GetBotStats
+   */
+  getBotStats: {
+    methodKind: "unary";
+    input: typeof GetBotStatsRequestSchema;
+    output: typeof GetBotStatsResponseSchema;
   },
   /**
    * Run a bot's flow with a scripted customer, without a conversation: what the bot would say

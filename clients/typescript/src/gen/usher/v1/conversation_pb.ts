@@ -14,7 +14,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file usher/v1/conversation.proto.
  */
 export const file_usher_v1_conversation: GenFile = /*@__PURE__*/
-  fileDesc("Cht1c2hlci92MS9jb252ZXJzYXRpb24ucHJvdG8SCHVzaGVyLnYxIpMFCgxDb252ZXJzYXRpb24SDAoEbmFtZRgBIAEoCRIPCgdjaGFubmVsGAIgASgJEiwKCGN1c3RvbWVyGAMgASgLMhoudXNoZXIudjEuQ3VzdG9tZXJJZGVudGl0eRIqCgVzdGF0ZRgEIAEoDjIbLnVzaGVyLnYxLkNvbnZlcnNhdGlvblN0YXRlEg0KBXF1ZXVlGAUgASgJEg0KBW93bmVyGAYgASgJEhIKCmxhc3RfYWdlbnQYByABKAkSDgoGcmVnaW9uGAggASgJEhAKCGxhbmd1YWdlGAkgASgJEhAKCHByaW9yaXR5GAogASgFEgwKBHRhZ3MYCyADKAkSIgoHb3V0Y29tZRgMIAEoDjIRLnVzaGVyLnYxLk91dGNvbWUSFAoMY2xvc2VfcmVhc29uGA0gASgJEi8KC2NyZWF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpxdWV1ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgthc3NpZ25fdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoTZmlyc3RfcmVzcG9uc2VfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNsb3NlX3RpbWUYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKEGN1c3RvbWVyX3Byb2ZpbGUYFCABKAsyGS51c2hlci52MS5DdXN0b21lclByb2ZpbGUiZwoQQ3VzdG9tZXJJZGVudGl0eRITCgtleHRlcm5hbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBXBob25lGAMgASgJEg0KBWVtYWlsGAQgASgJEhIKCmlwX2FkZHJlc3MYBSABKAkiWwoKQXR0YWNobWVudBIOCgZzaGEyNTYYASABKAkSDAoEbmFtZRgCIAEoCRIUCgxjb250ZW50X3R5cGUYAyABKAkSDAoEc2l6ZRgEIAEoAxILCgN1cmkYBSABKAki6QIKB01lc3NhZ2USDAoEbmFtZRgBIAEoCRIgCgZzZW5kZXIYAiABKA4yEC51c2hlci52MS5TZW5kZXISDQoFYWdlbnQYAyABKAkSDAoEdGV4dBgEIAEoCRIpCgthdHRhY2htZW50cxgFIAMoCzIULnVzaGVyLnYxLkF0dGFjaG1lbnQSGwoTcHJvdmlkZXJfbWVzc2FnZV9pZBgGIAEoCRIXCg9jYW5uZWRfcmVwbHlfaWQYByABKAkSOAoTc3lzdGVtX21lc3NhZ2Vfa2luZBgIIAEoDjIbLnVzaGVyLnYxLlN5c3RlbU1lc3NhZ2VLaW5kEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgdjaG9pY2VzGAogASgLMhgudXNoZXIudjEuTWVzc2FnZUNob2ljZXMSGgoSc2VsZWN0ZWRfb3B0aW9uX2lkGAsgASgJIpUBCg5NZXNzYWdlQ2hvaWNlcxIkCgVzdHlsZRgBIAEoDjIVLnVzaGVyLnYxLkNob2ljZVN0eWxlEigKB29wdGlvbnMYAiADKAsyFy51c2hlci52MS5NZXNzYWdlT3B0aW9uEhMKC2J1dHRvbl90ZXh0GAMgASgJEg4KBmhlYWRlchgEIAEoCRIOCgZmb290ZXIYBSABKAkiPwoNTWVzc2FnZU9wdGlvbhIKCgJpZBgBIAEoCRINCgV0aXRsZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSKOAQoETm90ZRIMCgRuYW1lGAEgASgJEg4KBmF1dGhvchgCIAEoCRIMCgR0ZXh0GAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgthdHRhY2htZW50cxgFIAMoCzIULnVzaGVyLnYxLkF0dGFjaG1lbnQiWgoNU3lzdGVtTWVzc2FnZRIpCgRraW5kGAEgASgOMhsudXNoZXIudjEuU3lzdGVtTWVzc2FnZUtpbmQSDAoEdGV4dBgCIAEoCRIQCghsYW5ndWFnZRgDIAEoCSJJCgtTdGF0ZUNoYW5nZRIqCgVzdGF0ZRgBIAEoDjIbLnVzaGVyLnYxLkNvbnZlcnNhdGlvblN0YXRlEg4KBnJlYXNvbhgCIAEoCSJDCgdSZWNlaXB0Eg8KB21lc3NhZ2UYASABKAkSJwoGc3RhdHVzGAIgASgOMhcudXNoZXIudjEuUmVjZWlwdFN0YXR1cyInCgZUeXBpbmcSDgoGYWN0aXZlGAEgASgIEg0KBWFnZW50GAIgASgJKpICChFDb252ZXJzYXRpb25TdGF0ZRIiCh5DT05WRVJTQVRJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIaChZDT05WRVJTQVRJT05fU1RBVEVfQk9UEAESHQoZQ09OVkVSU0FUSU9OX1NUQVRFX1FVRVVFRBACEh4KGkNPTlZFUlNBVElPTl9TVEFURV9PRkZFUkVEEAMSHQoZQ09OVkVSU0FUSU9OX1NUQVRFX0FDVElWRRAEEh4KGkNPTlZFUlNBVElPTl9TVEFURV9XUkFQX1VQEAUSHQoZQ09OVkVSU0FUSU9OX1NUQVRFX0NMT1NFRBAGEiAKHENPTlZFUlNBVElPTl9TVEFURV9BQkFORE9ORUQQBypfCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABIUChBPVVRDT01FX1JFU09MVkVEEAESEAoMT1VUQ09NRV9TUEFNEAISEwoPT1VUQ09NRV9JR05PUkVEEAMqpgEKEENvbnZlcnNhdGlvbk1vZGUSIQodQ09OVkVSU0FUSU9OX01PREVfVU5TUEVDSUZJRUQQABIaChZDT05WRVJTQVRJT05fTU9ERV9BVVRPEAESHAoYQ09OVkVSU0FUSU9OX01PREVfU0lMRU5UEAISGgoWQ09OVkVSU0FUSU9OX01PREVfTElWRRADEhkKFUNPTlZFUlNBVElPTl9NT0RFX0VORBAEKmoKBlNlbmRlchIWChJTRU5ERVJfVU5TUEVDSUZJRUQQABITCg9TRU5ERVJfQ1VTVE9NRVIQARIQCgxTRU5ERVJfQUdFTlQQAhIOCgpTRU5ERVJfQk9UEAMSEQoNU0VOREVSX1NZU1RFTRAEKlwKC0Nob2ljZVN0eWxlEhwKGENIT0lDRV9TVFlMRV9VTlNQRUNJRklFRBAAEhgKFENIT0lDRV9TVFlMRV9CVVRUT05TEAESFQoRQ0hPSUNFX1NUWUxFX0xJU1QQAirQAwoRU3lzdGVtTWVzc2FnZUtpbmQSIwofU1lTVEVNX01FU1NBR0VfS0lORF9VTlNQRUNJRklFRBAAEh8KG1NZU1RFTV9NRVNTQUdFX0tJTkRfV0VMQ09NRRABEh8KG1NZU1RFTV9NRVNTQUdFX0tJTkRfV0FJVElORxACEiQKIFNZU1RFTV9NRVNTQUdFX0tJTkRfT1VUX09GX0hPVVJTEAMSIgoeU1lTVEVNX01FU1NBR0VfS0lORF9CUkVBS19USU1FEAQSJAogU1lTVEVNX01FU1NBR0VfS0lORF9BR0VOVF9KT0lORUQQBRIjCh9TWVNURU1fTUVTU0FHRV9LSU5EX0FHRU5UX0VOREVEEAYSJQohU1lTVEVNX01FU1NBR0VfS0lORF9JRExFX1JFTUlOREVSEAcSIwofU1lTVEVNX01FU1NBR0VfS0lORF9JRExFX0NMT1NFRBAIEiUKIVNZU1RFTV9NRVNTQUdFX0tJTkRfTEVBVkVfTUVTU0FHRRAJEigKJFNZU1RFTV9NRVNTQUdFX0tJTkRfQUdFTlRfQVVUT19SRVBMWRAKEiIKHlNZU1RFTV9NRVNTQUdFX0tJTkRfQUdFTlRfQlVTWRALKmYKDVJlY2VpcHRTdGF0dXMSHgoaUkVDRUlQVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhSRUNFSVBUX1NUQVRVU19ERUxJVkVSRUQQARIXChNSRUNFSVBUX1NUQVRVU19SRUFEEAJiBnByb3RvMw", [file_google_protobuf_timestamp, file_usher_v1_customer_profile]);
+  fileDesc("Cht1c2hlci92MS9jb252ZXJzYXRpb24ucHJvdG8SCHVzaGVyLnYxIsYFCgxDb252ZXJzYXRpb24SDAoEbmFtZRgBIAEoCRIPCgdjaGFubmVsGAIgASgJEiwKCGN1c3RvbWVyGAMgASgLMhoudXNoZXIudjEuQ3VzdG9tZXJJZGVudGl0eRIqCgVzdGF0ZRgEIAEoDjIbLnVzaGVyLnYxLkNvbnZlcnNhdGlvblN0YXRlEg0KBXF1ZXVlGAUgASgJEg0KBW93bmVyGAYgASgJEhIKCmxhc3RfYWdlbnQYByABKAkSDgoGcmVnaW9uGAggASgJEhAKCGxhbmd1YWdlGAkgASgJEhAKCHByaW9yaXR5GAogASgFEgwKBHRhZ3MYCyADKAkSIgoHb3V0Y29tZRgMIAEoDjIRLnVzaGVyLnYxLk91dGNvbWUSFAoMY2xvc2VfcmVhc29uGA0gASgJEi8KC2NyZWF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpxdWV1ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgthc3NpZ25fdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoTZmlyc3RfcmVzcG9uc2VfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNsb3NlX3RpbWUYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKEGN1c3RvbWVyX3Byb2ZpbGUYFCABKAsyGS51c2hlci52MS5DdXN0b21lclByb2ZpbGUSMQoMYm90X2hhbmRfb2ZmGBUgASgLMhsudXNoZXIudjEuQm90SGFuZE9mZlN1bW1hcnki4AEKEUJvdEhhbmRPZmZTdW1tYXJ5EgsKA2JvdBgBIAEoCRITCgtib3RfdmVyc2lvbhgCIAEoBRIOCgZyZWFzb24YAyABKAkSNwoGZmllbGRzGAQgAygLMicudXNoZXIudjEuQm90SGFuZE9mZlN1bW1hcnkuRmllbGRzRW50cnkSMQoNaGFuZF9vZmZfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJnChBDdXN0b21lcklkZW50aXR5EhMKC2V4dGVybmFsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDQoFcGhvbmUYAyABKAkSDQoFZW1haWwYBCABKAkSEgoKaXBfYWRkcmVzcxgFIAEoCSJbCgpBdHRhY2htZW50Eg4KBnNoYTI1NhgBIAEoCRIMCgRuYW1lGAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIMCgRzaXplGAQgASgDEgsKA3VyaRgFIAEoCSLpAgoHTWVzc2FnZRIMCgRuYW1lGAEgASgJEiAKBnNlbmRlchgCIAEoDjIQLnVzaGVyLnYxLlNlbmRlchINCgVhZ2VudBgDIAEoCRIMCgR0ZXh0GAQgASgJEikKC2F0dGFjaG1lbnRzGAUgAygLMhQudXNoZXIudjEuQXR0YWNobWVudBIbChNwcm92aWRlcl9tZXNzYWdlX2lkGAYgASgJEhcKD2Nhbm5lZF9yZXBseV9pZBgHIAEoCRI4ChNzeXN0ZW1fbWVzc2FnZV9raW5kGAggASgOMhsudXNoZXIudjEuU3lzdGVtTWVzc2FnZUtpbmQSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKB2Nob2ljZXMYCiABKAsyGC51c2hlci52MS5NZXNzYWdlQ2hvaWNlcxIaChJzZWxlY3RlZF9vcHRpb25faWQYCyABKAkilQEKDk1lc3NhZ2VDaG9pY2VzEiQKBXN0eWxlGAEgASgOMhUudXNoZXIudjEuQ2hvaWNlU3R5bGUSKAoHb3B0aW9ucxgCIAMoCzIXLnVzaGVyLnYxLk1lc3NhZ2VPcHRpb24SEwoLYnV0dG9uX3RleHQYAyABKAkSDgoGaGVhZGVyGAQgASgJEg4KBmZvb3RlchgFIAEoCSI/Cg1NZXNzYWdlT3B0aW9uEgoKAmlkGAEgASgJEg0KBXRpdGxlGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJIo4BCgROb3RlEgwKBG5hbWUYASABKAkSDgoGYXV0aG9yGAIgASgJEgwKBHRleHQYAyABKAkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKC2F0dGFjaG1lbnRzGAUgAygLMhQudXNoZXIudjEuQXR0YWNobWVudCJaCg1TeXN0ZW1NZXNzYWdlEikKBGtpbmQYASABKA4yGy51c2hlci52MS5TeXN0ZW1NZXNzYWdlS2luZBIMCgR0ZXh0GAIgASgJEhAKCGxhbmd1YWdlGAMgASgJIkkKC1N0YXRlQ2hhbmdlEioKBXN0YXRlGAEgASgOMhsudXNoZXIudjEuQ29udmVyc2F0aW9uU3RhdGUSDgoGcmVhc29uGAIgASgJIkMKB1JlY2VpcHQSDwoHbWVzc2FnZRgBIAEoCRInCgZzdGF0dXMYAiABKA4yFy51c2hlci52MS5SZWNlaXB0U3RhdHVzIicKBlR5cGluZxIOCgZhY3RpdmUYASABKAgSDQoFYWdlbnQYAiABKAkqkgIKEUNvbnZlcnNhdGlvblN0YXRlEiIKHkNPTlZFUlNBVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEhoKFkNPTlZFUlNBVElPTl9TVEFURV9CT1QQARIdChlDT05WRVJTQVRJT05fU1RBVEVfUVVFVUVEEAISHgoaQ09OVkVSU0FUSU9OX1NUQVRFX09GRkVSRUQQAxIdChlDT05WRVJTQVRJT05fU1RBVEVfQUNUSVZFEAQSHgoaQ09OVkVSU0FUSU9OX1NUQVRFX1dSQVBfVVAQBRIdChlDT05WRVJTQVRJT05fU1RBVEVfQ0xPU0VEEAYSIAocQ09OVkVSU0FUSU9OX1NUQVRFX0FCQU5ET05FRBAHKl8KB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhQKEE9VVENPTUVfUkVTT0xWRUQQARIQCgxPVVRDT01FX1NQQU0QAhITCg9PVVRDT01FX0lHTk9SRUQQAyqmAQoQQ29udmVyc2F0aW9uTW9kZRIhCh1DT05WRVJTQVRJT05fTU9ERV9VTlNQRUNJRklFRBAAEhoKFkNPTlZFUlNBVElPTl9NT0RFX0FVVE8QARIcChhDT05WRVJTQVRJT05fTU9ERV9TSUxFTlQQAhIaChZDT05WRVJTQVRJT05fTU9ERV9MSVZFEAMSGQoVQ09OVkVSU0FUSU9OX01PREVfRU5EEAQqagoGU2VuZGVyEhYKElNFTkRFUl9VTlNQRUNJRklFRBAAEhMKD1NFTkRFUl9DVVNUT01FUhABEhAKDFNFTkRFUl9BR0VOVBACEg4KClNFTkRFUl9CT1QQAxIRCg1TRU5ERVJfU1lTVEVNEAQqXAoLQ2hvaWNlU3R5bGUSHAoYQ0hPSUNFX1NUWUxFX1VOU1BFQ0lGSUVEEAASGAoUQ0hPSUNFX1NUWUxFX0JVVFRPTlMQARIVChFDSE9JQ0VfU1RZTEVfTElTVBACKtADChFTeXN0ZW1NZXNzYWdlS2luZBIjCh9TWVNURU1fTUVTU0FHRV9LSU5EX1VOU1BFQ0lGSUVEEAASHwobU1lTVEVNX01FU1NBR0VfS0lORF9XRUxDT01FEAESHwobU1lTVEVNX01FU1NBR0VfS0lORF9XQUlUSU5HEAISJAogU1lTVEVNX01FU1NBR0VfS0lORF9PVVRfT0ZfSE9VUlMQAxIiCh5TWVNURU1fTUVTU0FHRV9LSU5EX0JSRUFLX1RJTUUQBBIkCiBTWVNURU1fTUVTU0FHRV9LSU5EX0FHRU5UX0pPSU5FRBAFEiMKH1NZU1RFTV9NRVNTQUdFX0tJTkRfQUdFTlRfRU5ERUQQBhIlCiFTWVNURU1fTUVTU0FHRV9LSU5EX0lETEVfUkVNSU5ERVIQBxIjCh9TWVNURU1fTUVTU0FHRV9LSU5EX0lETEVfQ0xPU0VEEAgSJQohU1lTVEVNX01FU1NBR0VfS0lORF9MRUFWRV9NRVNTQUdFEAkSKAokU1lTVEVNX01FU1NBR0VfS0lORF9BR0VOVF9BVVRPX1JFUExZEAoSIgoeU1lTVEVNX01FU1NBR0VfS0lORF9BR0VOVF9CVVNZEAsqZgoNUmVjZWlwdFN0YXR1cxIeChpSRUNFSVBUX1NUQVRVU19VTlNQRUNJRklFRBAAEhwKGFJFQ0VJUFRfU1RBVFVTX0RFTElWRVJFRBABEhcKE1JFQ0VJUFRfU1RBVFVTX1JFQUQQAmIGcHJvdG8z", [file_google_protobuf_timestamp, file_usher_v1_customer_profile]);
 
 /**
  * A conversation between one customer and the contact center, on one channel.
@@ -164,6 +164,13 @@ export type Conversation = Message$1<"usher.v1.Conversation"> & {
    * @generated from field: usher.v1.CustomerProfile customer_profile = 20;
    */
   customerProfile?: CustomerProfile | undefined;
+
+  /**
+   * How a bot last handed it to people, if one did: set by AgentService.GetConversation.
+   *
+   * @generated from field: usher.v1.BotHandOffSummary bot_hand_off = 21;
+   */
+  botHandOff?: BotHandOffSummary | undefined;
 };
 
 /**
@@ -172,6 +179,56 @@ export type Conversation = Message$1<"usher.v1.Conversation"> & {
  */
 export const ConversationSchema: GenMessage<Conversation> = /*@__PURE__*/
   messageDesc(file_usher_v1_conversation, 0);
+
+/**
+ * A bot's hand-off of a conversation to people.
+ *
+ * @generated from message usher.v1.BotHandOffSummary
+ */
+export type BotHandOffSummary = Message$1<"usher.v1.BotHandOffSummary"> & {
+  /**
+   * `bots/{bot}`.
+   *
+   * @generated from field: string bot = 1;
+   */
+  bot: string;
+
+  /**
+   * The bot's version that ran.
+   *
+   * @generated from field: int32 bot_version = 2;
+   */
+  botVersion: number;
+
+  /**
+   * `bot_handoff` (the flow handed off) or `bot_could_not_answer` (the customer was not
+   * understood).
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * What the flow collected, by customer field key, as text (several choices joined by `;`).
+   *
+   * @generated from field: map<string, string> fields = 4;
+   */
+  fields: { [key: string]: string };
+
+  /**
+   * When.
+   *
+   * @generated from field: google.protobuf.Timestamp hand_off_time = 5;
+   */
+  handOffTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message usher.v1.BotHandOffSummary.
+ * Use `create(BotHandOffSummarySchema)` to create a new message.
+ */
+export const BotHandOffSummarySchema: GenMessage<BotHandOffSummary> = /*@__PURE__*/
+  messageDesc(file_usher_v1_conversation, 1);
 
 /**
  * The customer as a channel knows them. Only `external_id` is required; the rest enriches the
@@ -223,7 +280,7 @@ export type CustomerIdentity = Message$1<"usher.v1.CustomerIdentity"> & {
  * Use `create(CustomerIdentitySchema)` to create a new message.
  */
 export const CustomerIdentitySchema: GenMessage<CustomerIdentity> = /*@__PURE__*/
-  messageDesc(file_usher_v1_conversation, 1);
+  messageDesc(file_usher_v1_conversation, 2);
 
 /**
  * A file attached to a message. The bytes live elsewhere (the gateway's object store); Usher
@@ -273,7 +330,7 @@ export type Attachment = Message$1<"usher.v1.Attachment"> & {
  * Use `create(AttachmentSchema)` to create a new message.
  */
 export const AttachmentSchema: GenMessage<Attachment> = /*@__PURE__*/
-  messageDesc(file_usher_v1_conversation, 2);
+  messageDesc(file_usher_v1_conversation, 3);
 
 /**
  * One message of a conversation's transcript.
@@ -363,7 +420,7 @@ export type Message = Message$1<"usher.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_usher_v1_conversation, 3);
+  messageDesc(file_usher_v1_conversation, 4);
 
 /**
  * Choices offered to the customer with an agent's or a bot's message; the customer answers by
@@ -418,7 +475,7 @@ export type MessageChoices = Message$1<"usher.v1.MessageChoices"> & {
  * Use `create(MessageChoicesSchema)` to create a new message.
  */
 export const MessageChoicesSchema: GenMessage<MessageChoices> = /*@__PURE__*/
-  messageDesc(file_usher_v1_conversation, 4);
+  messageDesc(file_usher_v1_conversation, 5);
 
 /**
  * One choice.
@@ -455,7 +512,7 @@ export type MessageOption = Message$1<"usher.v1.MessageOption"> & {
  * Use `create(MessageOptionSchema)` to create a new message.
  */
 export const MessageOptionSchema: GenMessage<MessageOption> = /*@__PURE__*/
-  messageDesc(file_usher_v1_conversation, 5);
+  messageDesc(file_usher_v1_conversation, 6);
 
 /**
  * A private note agents and supervisors leave on a conversation; never shown to the customer.
@@ -504,7 +561,7 @@ export type Note = Message$1<"usher.v1.Note"> & {
  * Use `create(NoteSchema)` to create a new message.
  */
 export const NoteSchema: GenMessage<Note> = /*@__PURE__*/
-  messageDesc(file_usher_v1_conversation, 6);
+  messageDesc(file_usher_v1_conversation, 7);
 
 /**
  * A system message to deliver to the customer, already rendered.
@@ -537,7 +594,7 @@ export type SystemMessage = Message$1<"usher.v1.SystemMessage"> & {
  * Use `create(SystemMessageSchema)` to create a new message.
  */
 export const SystemMessageSchema: GenMessage<SystemMessage> = /*@__PURE__*/
-  messageDesc(file_usher_v1_conversation, 7);
+  messageDesc(file_usher_v1_conversation, 8);
 
 /**
  * A conversation changed state.
@@ -566,7 +623,7 @@ export type StateChange = Message$1<"usher.v1.StateChange"> & {
  * Use `create(StateChangeSchema)` to create a new message.
  */
 export const StateChangeSchema: GenMessage<StateChange> = /*@__PURE__*/
-  messageDesc(file_usher_v1_conversation, 8);
+  messageDesc(file_usher_v1_conversation, 9);
 
 /**
  * A delivery or read receipt: every message up to and including `message` reached `status`.
@@ -592,7 +649,7 @@ export type Receipt = Message$1<"usher.v1.Receipt"> & {
  * Use `create(ReceiptSchema)` to create a new message.
  */
 export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
-  messageDesc(file_usher_v1_conversation, 9);
+  messageDesc(file_usher_v1_conversation, 10);
 
 /**
  * The other side started or stopped typing.
@@ -620,7 +677,7 @@ export type Typing = Message$1<"usher.v1.Typing"> & {
  * Use `create(TypingSchema)` to create a new message.
  */
 export const TypingSchema: GenMessage<Typing> = /*@__PURE__*/
-  messageDesc(file_usher_v1_conversation, 10);
+  messageDesc(file_usher_v1_conversation, 11);
 
 /**
  * Where a conversation is in its life.
