@@ -14,7 +14,10 @@ threshold; the tenant's time zone.
 Because the state is a function of the events alone, folding a tenant's whole log into a new
 ``RollupState`` yields exactly the deltas that were applied live (``usher report rebuild``
 relies on it). The shard keeps the state beside the router and snapshots them together, so a
-restarted shard continues the fold where the log's snapshot left it.
+restarted shard continues the fold where the log's snapshot left it. The shard *holds* a
+batch's deltas (``pending``) and writes them with a later append, about once a second: the
+tenant's ``reports_through`` mark, moved in that append's transaction, says which events'
+facts are stored, and a restarted shard folds the events after it again.
 
 Empty strings stand for "none": a conversation in no queue, a fact with no agent.
 """
@@ -105,10 +108,35 @@ class RollupState:
         self.statuses: dict[str, tuple[AgentStatus, float]] = {}
         """Each agent's status and since when (the interval ``agent_sessions`` holds open)."""
         self.conversations: dict[str, _Conversation] = {}
+        self.pending: Deltas = {}
+        """Deltas of stored events not yet written as facts (``hold``, ``take``): they are
+        written with a later append, which also moves the tenant's ``reports_through`` mark."""
+        self._pending_since: float | None = None
         self._deltas: Deltas = {}
         self._collect = True
 
     # --- entry points -------------------------------------------------------------------------
+
+    def hold(self, deltas: Deltas, now: float) -> None:
+        """Add ``deltas`` to the pending ones (``now``: a monotonic clock's reading)."""
+        if deltas:
+            if not self.pending or self._pending_since is None:
+                self._pending_since = now
+            merge(self.pending, deltas)
+
+    def due(self, now: float, age: float, rows: int) -> bool:
+        """Whether the pending deltas should be written now: held ``age`` seconds or more, or
+        ``rows`` rows or more."""
+        if not self.pending:
+            return False
+        if self._pending_since is None:  # restored from a snapshot: counted from now
+            self._pending_since = now
+        return now - self._pending_since >= age or len(self.pending) >= rows
+
+    def take(self) -> Deltas:
+        """The pending deltas, to be written; none are pending afterwards."""
+        pending, self.pending, self._pending_since = self.pending, {}, None
+        return pending
 
     def fold(self, events: Iterable[ev.Event]) -> Deltas:
         """Advance over ``events`` and return their deltas (the caller owns the dict)."""
@@ -142,9 +170,11 @@ class RollupState:
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
+        self.pending = {}
         for name, value in state.items():
             setattr(self, name, value)
         self._deltas, self._collect = {}, True
+        self._pending_since = None  # a monotonic reading means nothing in another process
 
     def __repr__(self) -> str:
         return (
@@ -417,6 +447,7 @@ _STATE: Final = (
     "departments",
     "statuses",
     "conversations",
+    "pending",
 )
 
 _HANDLERS: Final[dict[type, Callable[[RollupState, Any], None]]] = {

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -56,11 +57,18 @@ from core.routing.views import AgentView, ConversationView, agent_view, conversa
 from core.runtime.bot_effects import BotEffects
 from core.runtime.live import TenantLive, tenant_live
 from core.store import idempotency, snapshots
+from core.store import rollups as rollup_rows
 from core.store.errors import StaleEpoch, StoreError
 from core.store.eventlog import EventLog
-from core.store.projection import project
+from core.store.projection import Projection, project
 
 log = structlog.get_logger(__name__)
+
+REPORTS_EVERY = 1.0
+"""Seconds a tenant's reports' facts are held before an append writes them (reports lag by
+about this much; the facts' rows are then written once a second, not with every batch)."""
+REPORTS_ROWS = 5_000
+"""Held fact rows that are written with the next append whatever their age."""
 
 Committed = Callable[[str, int, Sequence[ev.Event], Sequence[Effect]], Awaitable[None]]
 """Called with (tenant, first event id, events, effects) after each commit, in order."""
@@ -210,7 +218,10 @@ class Shard:
         if events:
             router = self.engine.router(tenant)
             projection = project(router, events)
-            projection.rollups = {tenant: self._rollups[tenant].fold(events)}
+            reports = self._rollups[tenant]
+            reports.hold(reports.fold(events), time.monotonic())
+            if reports.due(time.monotonic(), REPORTS_EVERY, REPORTS_ROWS):
+                projection.rollups = {tenant: reports.take()}
             staged.appended = asyncio.ensure_future(
                 self._log.append(tenant, staged.epoch, events, projection)
             )
@@ -265,7 +276,8 @@ class Shard:
         epoch = await self._log.claim(tenant)
         self.engine.forget(tenant)
         rollups = RollupState(tenant)
-        last = await snapshots.rebuild(self.engine, self._log, self._pool, tenant, rollups)
+        through = await rollup_rows.reports_through(self._pool, tenant)
+        last = await snapshots.rebuild(self.engine, self._log, self._pool, tenant, rollups, through)
         stored = await idempotency.highest_message_id(self._pool, tenant)
         router = self.engine.get(tenant)
         if router is not None:
@@ -321,6 +333,8 @@ class Shard:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timers
             self._timers = None
+        with contextlib.suppress(StoreError, *_PG_ERRORS):  # a later load folds them again
+            await self.flush_reports(every=0.0)
         if self.bot_effects is not None:
             await self.bot_effects.close()
         await self._log.close()
@@ -376,6 +390,35 @@ class Shard:
                     await self.tick()
                 except Exception:  # keep the timers alive; the failure is logged
                     log.exception("timer tick failed", shard=self.name)
+            try:
+                await self.flush_reports()
+            except Exception:  # a failed flush drops its tenant, which folds them again
+                log.exception("reports flush failed", shard=self.name)
+
+    # --- reports -------------------------------------------------------------------------------
+
+    async def flush_reports(self, every: float = REPORTS_EVERY) -> None:
+        """Write the reports' facts held ``every`` seconds or more (all with 0), each tenant's
+        with an append of no events (after the tenant's appends already queued), and wait for
+        them. A failed write drops the tenant: its next load folds the events again."""
+        flushing: list[tuple[str, int, asyncio.Future[int]]] = []
+        written: asyncio.Future[int]
+        async with self._lock:
+            now = time.monotonic()
+            for tenant, reports in list(self._rollups.items()):
+                epoch = self._epochs.get(tenant)
+                if epoch is None or not reports.due(now, every, REPORTS_ROWS):
+                    continue
+                projection = Projection(rollups={tenant: reports.take()})
+                written = asyncio.ensure_future(self._log.append(tenant, epoch, [], projection))
+                flushing.append((tenant, epoch, written))
+        for tenant, epoch, written in flushing:
+            try:
+                await asyncio.shield(written)
+            except Exception as exc:
+                self._drop(tenant, f"reports flush failed: {exc!r}", epoch=epoch)
+                if not isinstance(exc, StoreError):
+                    raise
 
     # --- live figures --------------------------------------------------------------------------
 

@@ -263,6 +263,8 @@ class EventLog:
                 raise _Stale(last)
             if rollups:  # the reports' facts, once the fence held (core.store.rollups)
                 await conn.execute(rollup_rows.APPLY, *rollups, timeout=self._timeout)
+                marks = _reports_marks(batch, last)
+                await conn.executemany(rollup_rows.MARK, marks.items(), timeout=self._timeout)
             await _write_projection(conn, projection, self._timeout)
         return last
 
@@ -352,6 +354,19 @@ def _conversation_columns(rows: list[Row]) -> list[list[Any]]:
     if columns:
         columns[11] = [as_json(tags) for tags in columns[11]]
     return columns
+
+
+def _reports_marks(batch: list[_Append], last: dict[str, int]) -> dict[str, int]:
+    """Each tenant's last event whose reports' facts this batch writes: the last event of
+    its latest append carrying facts (an append carries the tenant's facts held so far)."""
+    marks: dict[str, int] = {}
+    remaining = dict(last)
+    for item in reversed(batch):
+        if item.tenant in remaining:
+            if item.projection.rollups.get(item.tenant) and item.tenant not in marks:
+                marks[item.tenant] = remaining[item.tenant]
+            remaining[item.tenant] -= len(item.rows)
+    return marks
 
 
 class _Stale(Exception):

@@ -107,6 +107,14 @@ def _upsert(parameter: int, joined: bool) -> str:
 
 
 APPLY: Final = _upsert(1, joined=False)
+MARK: Final = "UPDATE tenants SET reports_through = $2 WHERE tenant_id = $1"
+"""Move a tenant's ``reports_through``: its events up to there have their facts stored."""
+
+
+async def reports_through(pool: asyncpg.Pool | asyncpg.Connection, tenant: str) -> int:
+    """The tenant's last event whose facts are stored (0 for none or no tenant)."""
+    found = await pool.fetchval("SELECT reports_through FROM tenants WHERE tenant_id = $1", tenant)
+    return int(found or 0)
 
 
 async def apply(conn: asyncpg.Connection, tenant: str, deltas: Deltas) -> int:
@@ -329,8 +337,10 @@ class Rebuilt:
 
 async def rebuild(db: asyncpg.Pool | asyncpg.Connection, tenant: str) -> Rebuilt:
     """Recompute the tenant's facts and rollups from its whole event log, in one transaction
-    that holds the tenant's row (the shard's appends wait until it commits). ``LookupError``
-    for a tenant that does not exist."""
+    that holds the tenant's row (the shard's appends wait until it commits), and move the
+    tenant to a new epoch: its shard's next append is refused and the shard loads the tenant
+    again (a command in flight answers UNAVAILABLE once). ``LookupError`` for a tenant that
+    does not exist."""
     if isinstance(db, asyncpg.Pool):
         async with db.acquire() as conn:
             return await _rebuild(conn, tenant)
@@ -365,6 +375,13 @@ async def _rebuild(conn: asyncpg.Connection, tenant: str) -> Rebuilt:
             deltas = state.fold(codec.decode(r["type"], r["payload"]) for r in records)
             await apply(conn, tenant, deltas)
             await compact(conn, tenant, state.zone_name, FOREVER)
+        # the facts are stored up to the last event; a new epoch makes the tenant's shard load
+        # it again (its next append is refused), dropping the facts it held
+        await conn.execute(
+            "UPDATE tenants SET reports_through = $2, epoch = epoch + 1 WHERE tenant_id = $1",
+            tenant,
+            last,
+        )
         written = await conn.fetchval(
             "SELECT count(*) FROM report_rollups WHERE tenant_id = $1", tenant
         )

@@ -9,11 +9,13 @@ engine's state classes do; snapshots of another format are ignored and the log i
 from __future__ import annotations
 
 import pickle
+import time
 
 import asyncpg
 
 from core.reports.rollup import RollupState
 from core.routing import Engine
+from core.routing import events as ev
 from core.routing.router import Router
 from core.store.errors import StaleEpoch
 from core.store.eventlog import EventLog
@@ -75,12 +77,16 @@ async def rebuild(
     pool: asyncpg.Pool,
     tenant: str,
     rollups: RollupState | None = None,
+    reports_through: int = 0,
 ) -> int:
     """Load the tenant into ``engine``: its newest snapshot, then the events after it.
     Returns the sequence of the last event applied (0 for a tenant with no history).
 
-    With ``rollups`` (a new state), the reports' fold is brought to the same event: restored
-    from the snapshot, or (a snapshot without one) followed over the log up to it."""
+    With ``rollups`` (a new state), the reports' fold is brought to the same event, holding
+    (``pending``) the deltas of the events after ``reports_through`` (the last event whose
+    facts are stored): restored from the snapshot, whose pending deltas are those after the
+    mark when it was taken -- the mark has not moved since unless it passed the snapshot
+    (then they are stored) -- or folded over the log."""
     found = await latest(pool, tenant)
     after = 0
     if found is not None:
@@ -89,10 +95,21 @@ async def rebuild(
         if rollups is not None:
             if saved is not None:
                 rollups.restore(saved)
+                if reports_through >= after:
+                    rollups.take()  # written since the snapshot
             else:
-                rollups.follow(await log.load(tenant, up_to=after))
+                _catch_up(rollups, await log.load(tenant, up_to=after), 0, reports_through)
     events = await log.load(tenant, after=after)
     engine.replay(events)
     if rollups is not None:
-        rollups.follow(events)
+        _catch_up(rollups, events, after, reports_through)
     return after + len(events)
+
+
+def _catch_up(
+    rollups: RollupState, events: list[ev.Event], after: int, reports_through: int
+) -> None:
+    """Follow the events numbered ``after + 1``... up to the mark; fold and hold the rest."""
+    stored = max(0, min(len(events), reports_through - after))
+    rollups.follow(events[:stored])
+    rollups.hold(rollups.fold(events[stored:]), time.monotonic())

@@ -197,3 +197,43 @@ async def test_rollups_survive_a_restart_and_equal_a_rebuild(
     assert rebuilt.rows == len(live)
     assert await stored(pool) == live
     assert await facts(pool) == 0
+
+
+@pytest.mark.parametrize("flushed_midway", [False, True])
+async def test_facts_held_when_a_shard_dies_are_folded_again(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, flushed_midway: bool
+) -> None:
+    """A shard holds facts for a second before an append writes them; one that dies meanwhile
+    leaves events whose facts are not stored. The next incarnation folds the events after the
+    tenant's ``reports_through`` mark again (from the snapshot's held facts, or the log), so
+    nothing is lost or counted twice."""
+    monkeypatch.setattr(shard_module, "SNAPSHOT_EVENTS_PER_OBJECT", 0)
+    monkeypatch.setattr(shard_module, "REPORTS_EVERY", 3_600.0)  # never due by age here
+    clock = ManualClock(1_767_288_600.0)
+    shard = Shard("s0", pool, clock=clock, snapshot_every=1)
+    await run(shard, clock, *SETUP)
+    started = await run(shard, clock, start(1))
+    clock.advance(12)
+    await run(
+        shard, clock, c.AcceptOffer(tenant=T, offer_id=offer_of(started, "c1"), agent_id="ann")
+    )
+    if flushed_midway:
+        await shard.flush_reports(every=0.0)
+        assert await facts(pool) > 0
+    clock.advance(3)
+    await run(shard, clock, say("c1"), say("c1", "ann"), start(2))
+    await snapshot_taken(pool)
+    # the shard dies here: no flush (its held facts are lost with it)
+
+    clock.advance(30)
+    successor = Shard("s1", pool, clock=clock, snapshot_every=1)
+    await run(successor, clock, c.CustomerLeft(tenant=T, conversation_id="c2"))
+    await successor.stop()  # writes what it held
+    await rollups.compact_due(pool)
+    live = await stored(pool)
+    await rollups.rebuild(pool, T)
+    assert await stored(pool) == live
+    day = {k: v for k, v in live.items() if k[1:4] == ("d", "all", "")}
+    total = {name: sum(v[ms.INDEX[name]] for v in day.values()) for name in ms.COUNTERS}
+    assert (total["started"], total["answered"], total["abandoned"]) == (2, 1, 1)
+    assert total["agent_messages"] == total["customer_messages"] == 1

@@ -398,6 +398,7 @@ async def world(pool: asyncpg.Pool, redis_url: str) -> AsyncIterator[World]:
         ):
             w = World(pool, shard, clock, target, admin, gateway, ann, bob, reports, {})
             await _script(w)
+            await shard.flush_reports(every=0.0)  # the facts it held (a second's worth, live)
             yield w
     finally:
         await server.stop(grace=1.0)

@@ -286,3 +286,10 @@ CREATE TABLE report_rollups (
 -- Attendance reads custom statuses' intervals (the rest of agents' time is in the rollups).
 CREATE INDEX agent_sessions_custom ON agent_sessions (tenant_id, started_at)
     WHERE custom_status IS NOT NULL;
+
+-- The tenant's last event whose reports' facts are stored. A shard holds a batch's facts for
+-- about a second and writes them with a later append, moving this mark in that transaction; a
+-- shard that loads the tenant folds the events after the mark again. Tenants that exist now
+-- start at their last event (`usher report rebuild` counts their history).
+ALTER TABLE tenants ADD COLUMN reports_through bigint NOT NULL DEFAULT 0;
+UPDATE tenants SET reports_through = last_seq;
