@@ -118,15 +118,22 @@ def rows_for(query: ReportQuery) -> Rows:
     """The level of detail holding the query's dimensions with the fewest rows."""
     grain = "h" if query.grouping is Grouping.HOUR else "d"
     f = query.filter
-    if f.tag:
-        return Rows("d", "tag", f.tag)
-    if f.department:
-        return Rows("d", "dept", f.department)
     needed = f.dimensions | frozenset(GROUPED_BY[query.kind])
     if not needed:
-        return Rows(grain, "all")
-    if needed <= {"queue", "channel"}:
-        return Rows(grain, "qc")
-    if needed == {"agent"}:
-        return Rows(grain, "a")
-    return Rows(grain, "qac")
+        level = "all"
+    elif needed <= {"queue", "channel"}:
+        level = "qc"
+    elif needed == {"agent"}:
+        level = "a"
+    else:
+        level = "qac"
+    if f.tag:
+        return Rows("d", labelled("tag", level), f.tag)
+    if f.department:
+        return Rows("d", labelled("dept", level), f.department)
+    return Rows(grain, level)
+
+
+def labelled(kind: str, level: str) -> str:
+    """The tag or department rows (``kind``) of a level: ``tag_qc``, ``dept_a``, ``tag``..."""
+    return kind if level == "qac" else f"{kind}_{level}"

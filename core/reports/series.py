@@ -170,7 +170,7 @@ async def _attendance(
     custom statuses' time."""
     f = query.filter
     starts = [p.start for p in found]
-    level, label = ("dept", f.department) if f.department else ("a", "")
+    level, label = ("dept_a", f.department) if f.department else ("a", "")
     grain = "h" if query.grouping is Grouping.HOUR else "d"
     selection = rollups.Selection(
         tenant, grain, level, label, start, end, agents=f.agents, agents_only=True, months=months

@@ -10,7 +10,8 @@ Two tables (migration 0018), whose measure columns are ``core.reports.measures.M
   JSON parameter holding only each row's non-zero measures (``payload``). (Inside the fenced
   statement, as one more CTE, the same upsert cost several times more: measured.)
 - ``report_rollups``: the same sums per local hour, day and month at each level of detail
-  (``all``, ``qc``, ``a``, ``qac``; ``tag`` and ``dept`` per day and month), which ``compact``
+  (``all``, ``qc``, ``a``, ``qac``; per day and month also per tag and per department at the
+  same four: ``tag_all``, ``tag_qc``, ``tag_a``, ``tag``, and ``dept_...``), which ``compact``
   derives
   from facts: in one statement it deletes the facts of the hours it is given and adds them up
   into these rows. A fact is therefore counted in exactly one of the tables at any time, and a
@@ -151,15 +152,22 @@ def _levels(name: str, grain: str, bucket: str) -> str:
 )"""
 
 
-def _labelled(name: str, grain: str, bucket: str, level: str, column: str) -> str:
+def _labelled(name: str, grain: str, bucket: str, kind: str, column: str) -> str:
     """A CTE adding the facts up per ``bucket`` and each value of ``column`` (tags,
-    departments) with every dimension."""
+    departments) at the four levels, named ``{kind}_all``, ``{kind}_qc``, ``{kind}_a`` and
+    ``{kind}`` (queue × agent × channel)."""
     return f""", {name} AS (
     {_INSERT}
-    SELECT $1, '{grain}', '{level}', t.label, f.{bucket}, f.queue_id, f.agent_id, f.channel,
-           {_SUMS}
+    SELECT $1, '{grain}',
+           '{kind}' || CASE GROUPING(f.queue_id, f.agent_id, f.channel)
+               WHEN 7 THEN '_all' WHEN 2 THEN '_qc' WHEN 5 THEN '_a' ELSE '' END,
+           t.label, f.{bucket},
+           coalesce(f.queue_id, ''), coalesce(f.agent_id, ''), coalesce(f.channel, ''), {_SUMS}
     FROM facts f CROSS JOIN LATERAL unnest(f.{column}) AS t(label)
-    GROUP BY t.label, f.{bucket}, f.queue_id, f.agent_id, f.channel
+    GROUP BY GROUPING SETS ((t.label, f.{bucket}), (t.label, f.{bucket}, f.queue_id, f.channel),
+                            (t.label, f.{bucket}, f.agent_id),
+                            (t.label, f.{bucket}, f.queue_id, f.agent_id, f.channel))
+    HAVING GROUPING(f.queue_id, f.agent_id, f.channel) <> 5 OR f.agent_id <> ''
     {_CONFLICT}
 )"""
 
@@ -281,12 +289,12 @@ async def sums(
         if values:
             args.append(list(values))
             filters.append(f"{column} = ANY(${len(args)}::text[])")
-    if selection.agents_only or selection.level == "a":
+    if selection.agents_only or selection.level in ("a", "tag_a", "dept_a"):
         filters.append("agent_id <> ''")
     facts = list(filters)
-    if selection.level in ("tag", "dept"):
+    if selection.level.startswith(("tag", "dept")):
         args.append(selection.label)
-        column = "tags" if selection.level == "tag" else "departments"
+        column = "tags" if selection.level.startswith("tag") else "departments"
         facts.append(f"${len(args)} = ANY({column})")
     args += [selection.grain, selection.level, selection.label]
     grain, level, label = (f"${len(args) - 2}", f"${len(args) - 1}", f"${len(args)}")

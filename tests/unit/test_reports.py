@@ -162,4 +162,6 @@ def test_the_fewest_rows_that_hold_the_dimensions() -> None:
     assert rows_for(_query(kind=Kind.AGENTS)).level == "a"
     assert rows_for(_query(kind=Kind.AGENTS, filter=Filter(queues=("q",)))).level == "qac"
     assert rows_for(_query(filter=Filter(tag="vip"))).label == "vip"
-    assert rows_for(_query(filter=Filter(department="sales"))).level == "dept"
+    assert rows_for(_query(filter=Filter(department="sales"))).level == "dept_all"
+    assert rows_for(_query(kind=Kind.AGENTS, filter=Filter(department="d"))).level == "dept_a"
+    assert rows_for(_query(kind=Kind.QUEUES, filter=Filter(tag="vip"))).level == "tag_qc"

@@ -144,13 +144,15 @@ CREATE TABLE report_facts (
 
 -- report_rollups: the facts added up per local hour (grain 'h'), day ('d') and month ('m'),
 -- per level of detail: 'all' (the tenant), 'qc' (queue x channel), 'a' (agent; facts with
--- one), 'qac' (queue x agent x channel) and, per day and month, 'tag' and 'dept' (label: the
--- tag or department; queue, agent and channel as in 'qac'). Empty strings stand for "none" and
--- for dimensions a level lacks.
+-- one), 'qac' (queue x agent x channel) and, per day and month, the same four per tag
+-- ('tag_all', 'tag_qc', 'tag_a', 'tag') and per department ('dept_...'), the label naming the
+-- tag or department. Empty strings stand for "none" and for dimensions a level lacks.
 CREATE TABLE report_rollups (
     tenant_id text NOT NULL REFERENCES tenants ON DELETE CASCADE,
     grain     text NOT NULL CHECK (grain IN ('h', 'd', 'm')),
-    level     text NOT NULL CHECK (level IN ('all', 'qc', 'a', 'qac', 'tag', 'dept')),
+    level     text NOT NULL CHECK (level IN ('all', 'qc', 'a', 'qac', 'tag_all', 'tag_qc',
+                                         'tag_a', 'tag', 'dept_all', 'dept_qc', 'dept_a',
+                                         'dept')),
     label     text NOT NULL DEFAULT '',
     bucket    timestamptz NOT NULL,
     queue_id  text NOT NULL DEFAULT '',
