@@ -113,6 +113,8 @@ class ConversationStarted(Event):
     queue_id: str | None
     """The queue it will wait in when it asks for an agent (None: decided then)."""
     customer: CustomerCard = field(default_factory=CustomerCard)
+    reference: str = ""
+    """The QR code's or campaign link's reference it was opened with (empty: none)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -180,6 +180,7 @@ class Conversation:
         "preview",
         "priority",
         "queue_id",
+        "reference",
         "region",
         "reminded",
         "reserved",
@@ -255,6 +256,8 @@ class Conversation:
         """(channel, idempotency key) of its messages that have one (forgotten with it)."""
         self.bot: BotRun | None = None
         """The bot flow running in it, or the last one that ran (``running`` says which)."""
+        self.reference = ""
+        """The QR code's or campaign link's reference it was opened with (empty: none)."""
 
     @property
     def group_key(self) -> GroupKey:

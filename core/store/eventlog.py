@@ -288,12 +288,12 @@ _CONVERSATIONS_CTE = """, conversations_written AS (
     INSERT INTO conversations (tenant_id, conversation_id, channel, customer_id, state, queue_id,
         owner_agent_id, last_agent_id, priority, outcome, close_reason, tags, created_at,
         queued_at, assigned_at, first_response_at, ended_at, closed_at, updated_at, region,
-        language)
+        language, reference)
     SELECT r.tenant_id, r.conversation_id, r.channel, r.customer_id, r.state, r.queue_id,
         r.owner_agent_id, r.last_agent_id, r.priority, r.outcome, r.close_reason,
         ARRAY(SELECT jsonb_array_elements_text(r.tags)), r.created_at, r.queued_at,
         r.assigned_at, r.first_response_at, r.ended_at, r.closed_at, r.updated_at, r.region,
-        r.language
+        r.language, r.reference
     FROM unnest(${0}::text[], ${1}::text[], ${2}::text[], ${3}::text[], ${4}::text[],
                 ${5}::text[], ${6}::text[], ${7}::text[], ${8}::int[], ${9}::text[],
                 ${10}::text[], ${11}::jsonb[], ${12}::timestamptz[], ${13}::timestamptz[],
@@ -301,7 +301,8 @@ _CONVERSATIONS_CTE = """, conversations_written AS (
                 ${17}::timestamptz[], ${18}::timestamptz[], ${19}::text[], ${20}::text[])
         AS r(tenant_id, conversation_id, channel, customer_id, state, queue_id, owner_agent_id,
              last_agent_id, priority, outcome, close_reason, tags, created_at, queued_at,
-             assigned_at, first_response_at, ended_at, closed_at, updated_at, region, language)
+             assigned_at, first_response_at, ended_at, closed_at, updated_at, region, language,
+             reference)
     JOIN claimed c ON c.tenant_id = r.tenant_id
     ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET
         state = EXCLUDED.state, queue_id = EXCLUDED.queue_id,
@@ -338,7 +339,7 @@ def _append_sql(conversations: bool, messages: bool) -> str:
     sql = _CLAIM_AND_EVENTS
     first = 10  # the parameter after the nine of the claim and the events
     for present, cte, count in (
-        (conversations, _CONVERSATIONS_CTE, 21),
+        (conversations, _CONVERSATIONS_CTE, 22),
         (messages, _MESSAGES_CTE, len(MESSAGE_COLUMNS)),
     ):
         if present:

@@ -332,3 +332,4 @@ def project(router: Router, events: list[ev.Event]) -> Projection:
             )
         )
     return out
+                conv.reference,

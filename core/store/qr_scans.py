@@ -8,9 +8,10 @@
   hash can no longer be tied to an address.
 - **Conversations** are counted when read, by their tie to the code: a conversation created
   since the code whose first customer message, trimmed and lower-cased, equals the code's
-  trigger phrase (the WhatsApp or LINE prefill). The messages are found through the content's
-  trigram index where PostgreSQL has ``pg_trgm`` (migration 0002). Web chat references are not
-  stored with conversations yet, so codes tied by reference count no conversations.
+  trigger phrase (the WhatsApp or LINE prefill), or which was opened with the code's
+  reference (a web chat page's ``ref=``: ``conversations.reference``, migration 0026). The
+  messages are found through the content's trigram index where PostgreSQL has ``pg_trgm``
+  (migration 0002), the references through ``conversations_reference``.
 """
 
 from __future__ import annotations
@@ -133,8 +134,16 @@ _TIED: Final = """
       AND NOT EXISTS (
           SELECT 1 FROM messages e
           WHERE e.tenant_id = m.tenant_id AND e.conversation_id = m.conversation_id
-            AND e.sender = 'customer' AND e.message_id < m.message_id)"""
-"""(code, conversation, its creation) of every conversation tied to one of the codes ``$2``."""
+            AND e.sender = 'customer' AND e.message_id < m.message_id)
+    UNION ALL
+    SELECT q.code, c.conversation_id, c.created_at
+    FROM qr_codes q
+    JOIN conversations c
+      ON c.tenant_id = q.tenant_id AND c.reference = q.reference
+     AND c.created_at >= q.created_at
+    WHERE q.tenant_id = $1 AND q.code = ANY($2::text[]) AND q.reference <> ''"""
+"""(code, conversation, its creation) of every conversation tied to one of the codes ``$2``:
+by its first customer message, or by its reference (counted distinct by the readers)."""
 
 
 async def totals(pool: asyncpg.Pool, tenant: str, codes: Sequence[str]) -> dict[str, Counts]:

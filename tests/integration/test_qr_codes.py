@@ -261,6 +261,49 @@ async def test_conversations_started_with_the_trigger_phrase_are_counted(desk: D
     assert table[0][:2] == ["code", "name"] and len(table) == 3
 
 
+async def test_conversations_opened_with_the_reference_are_counted(desk: Desk) -> None:
+    page = "https://shop.example/help"
+    code = await desk.create(
+        display_name="Poster", target=pb.QrCodeTarget(web_chat=pb.WebChatTarget(page_url=page))
+    )
+    named = await desk.create(
+        display_name="Flyer",
+        target=pb.QrCodeTarget(web_chat=pb.WebChatTarget(page_url=page, reference="flyer-7")),
+    )
+    poster_ref = code.name.removeprefix("qrCodes/")  # no reference given: the code is it
+    assert code.target_url.endswith(f"ref={poster_ref}")
+
+    async def start(customer: str, reference: str) -> None:
+        await desk.gateway.start_conversation(
+            cs.StartConversationRequest(
+                channel="webchat",
+                customer=conversation_pb2.CustomerIdentity(external_id=customer),
+                reference=reference,
+            )
+        )
+
+    await start("v1", poster_ref)
+    await start("v2", poster_ref)
+    await start("v3", "flyer-7")
+    await start("v4", "")  # no reference: tied to nothing
+    await desk.gateway.receive_customer_message(  # a message that starts one carries it too
+        cs.ReceiveCustomerMessageRequest(
+            channel="webchat",
+            customer=conversation_pb2.CustomerIdentity(external_id="v5"),
+            message=cs.CustomerMessage(text="hello", provider_message_id="w5"),
+            start=cs.ConversationOptions(reference="flyer-7"),
+        )
+    )
+    assert (await desk.get(code.name)).counts.conversations == 2
+    assert (await desk.get(named.name)).counts.conversations == 2
+    stats = await desk.codes.get_qr_code_stats(pb.GetQrCodeStatsRequest(name=named.name))
+    assert stats.total.conversations == 2 and sum(d.counts.conversations for d in stats.days) == 2
+    stored = await desk.pool.fetch(
+        "SELECT reference, count(*) AS n FROM conversations GROUP BY reference"
+    )
+    assert {(r["reference"], r["n"]) for r in stored} == {("", 1), (poster_ref, 2), ("flyer-7", 2)}
+
+
 async def test_targets_and_phrases_are_checked(desk: Desk) -> None:
     await desk.create(display_name="A", target=whatsapp("Hi, promo A"))
     with pytest.raises(AlreadyExists) as taken:  # the phrase ties conversations: unique

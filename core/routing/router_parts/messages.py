@@ -95,6 +95,7 @@ class MessagesMixin(RouterBase):
                 with_bot=cmd.with_bot or match is not None,
                 queue_id=queue_id,
                 customer=cmd.customer,
+                reference=cmd.reference,
             )
         )
         conv = self.conversations[cmd.conversation_id]
@@ -413,6 +414,7 @@ class MessagesMixin(RouterBase):
         )
         self.conversations[e.conversation_id].queue_id = e.queue_id
         self.conversations[e.conversation_id].customer = e.customer
+        self.conversations[e.conversation_id].reference = e.reference
         self.open_conversations[e.customer_id, e.channel] = e.conversation_id
         self.customer_conversations.setdefault(e.customer_id, set()).add(e.conversation_id)
 
