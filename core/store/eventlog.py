@@ -298,7 +298,8 @@ _CONVERSATIONS_CTE = """, conversations_written AS (
                 ${5}::text[], ${6}::text[], ${7}::text[], ${8}::int[], ${9}::text[],
                 ${10}::text[], ${11}::jsonb[], ${12}::timestamptz[], ${13}::timestamptz[],
                 ${14}::timestamptz[], ${15}::timestamptz[], ${16}::timestamptz[],
-                ${17}::timestamptz[], ${18}::timestamptz[], ${19}::text[], ${20}::text[])
+                ${17}::timestamptz[], ${18}::timestamptz[], ${19}::text[], ${20}::text[],
+                ${21}::text[])
         AS r(tenant_id, conversation_id, channel, customer_id, state, queue_id, owner_agent_id,
              last_agent_id, priority, outcome, close_reason, tags, created_at, queued_at,
              assigned_at, first_response_at, ended_at, closed_at, updated_at, region, language,
