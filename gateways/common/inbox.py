@@ -48,6 +48,10 @@ class Inbound:
     selected_option_id: str = ""
     """The option the customer picked, when the provider says (a tapped button); else the
     inbox looks for a typed answer to the customer's standing offer (``choices``)."""
+    reference: str = ""
+    """The QR code's or campaign link's reference the customer came with (web chat: the
+    page's ``ref``): a conversation this message starts carries it (bots' reference triggers,
+    QR codes' counts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,7 @@ class Inbox:
                     region=message.region,
                     language=message.language or settings.get("language", ""),
                     tags=list(message.tags),
+                    reference=message.reference,
                 ),
             )
         )

@@ -108,6 +108,7 @@ class Chat:
                 region=visit.region,
                 language=self.language(served, visit.language),
                 selected_option_id=say.option,
+                reference=visit.reference,
             ),
         )
         self._record_post(served, visit.visitor, posted, say.id)

@@ -1,6 +1,7 @@
 """The widget's WebSocket protocol: JSON text frames, one object each with a ``type``.
 
-From the widget: ``hello`` (first, once), ``profile`` (the pre-chat form), ``message`` (with
+From the widget: ``hello`` (first, once; with ``ref``, the QR code's reference, when the page
+has one), ``profile`` (the pre-chat form), ``message`` (with
 ``option``, the id of a choice the visitor clicked, when it is a pick), ``typing``, ``read``,
 ``rate``, ``leave``. ``parse`` turns a frame into a value or raises
 ``Malformed`` (the socket then closes with 1003 and nothing is stored). To the widget:
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +29,10 @@ OPTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MESSAGE_NAME = re.compile(r"conversations/[A-Za-z0-9_-]{1,64}/messages/[0-9]{1,20}")
 CONVERSATION_NAME = re.compile(r"conversations/[A-Za-z0-9_-]{1,64}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
+REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A QR code's or campaign link's reference (the core's id form: 1 to 64 of A-Za-z0-9_.-)."""
+REFERENCE_PARAMETER = "ref"
+"""The page URL's query parameter a QR code's web chat link carries the reference in."""
 MAX_TEXT = 64 * 1024
 MAX_FIELD = 2048
 
@@ -42,6 +48,9 @@ class Hello:
 
     visitor: str
     after: int = 0
+    reference: str = ""
+    """The QR code's or campaign link's reference the visitor came with (``reference_of``);
+    empty: none, or not one of the form."""
     page: str = ""
     referrer: str = ""
     title: str = ""
@@ -131,6 +140,17 @@ def _attachments(raw: object) -> tuple[AttachmentRef, ...]:
     return tuple(refs)
 
 
+def reference_of(given: str, page: str) -> str:
+    """The reference a hello carries: its ``ref`` (the embedding page's, or what the widget
+    read from its page URL), else the page URL's ``ref`` query parameter; one not of the
+    core's form is dropped (the chat works, tied to no code)."""
+    if not given:
+        query = urllib.parse.urlsplit(page).query
+        found = urllib.parse.parse_qs(query).get(REFERENCE_PARAMETER, [""])
+        given = found[0]
+    return given if REFERENCE.fullmatch(given) else ""
+
+
 def parse(raw: str) -> Frame:
     """The frame ``raw`` holds; ``Malformed`` if it is not one."""
     try:
@@ -147,10 +167,12 @@ def parse(raw: str) -> Frame:
         visitor = _text(data, "visitor", limit=64)
         if visitor and VISITOR_ID.fullmatch(visitor) is None:
             visitor = ""  # not one we issue: the visitor gets a fresh id
+        page = _text(data, "page")
         return Hello(
             visitor,
             after,
-            page=_text(data, "page"),
+            reference=reference_of(_text(data, "ref", limit=64), page),
+            page=page,
             referrer=_text(data, "referrer"),
             title=_text(data, "title"),
             language=_text(data, "language", limit=35),

@@ -132,6 +132,7 @@ async def _session(
         seen.first_seen,
         dt.datetime.fromtimestamp(now, dt.UTC),
         seen.visits,
+        reference=hello.reference,
     )
     connection = Connection()
     key = key_of(served, visitor)

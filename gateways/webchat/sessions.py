@@ -54,6 +54,9 @@ class Visit:
     first_seen: dt.datetime
     last_seen: dt.datetime
     visits: int
+    reference: str = ""
+    """The QR code's or campaign link's reference of their latest page (``Hello.reference``):
+    a conversation their message starts carries it."""
     connections: set[Connection] = field(default_factory=set)
 
     def as_json(self) -> dict[str, Any]:

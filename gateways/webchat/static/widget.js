@@ -59,8 +59,24 @@
     return (name || "").split("/messages/")[0];
   }
 
+  // The QR code's or campaign link's reference: the embedding page's (`data-ref` on the script
+  // tag), else the page URL's `ref` (a QR code's web chat link), else the one an earlier page of
+  // this visit had. The gateway checks it; a conversation the visitor starts carries it.
+  function pageReference() {
+    var given = script.getAttribute("data-ref") || "";
+    if (!given) {
+      try { given = new URL(window.location.href).searchParams.get("ref") || ""; } catch (e) { given = ""; }
+    }
+    try {
+      if (given) window.sessionStorage.setItem(STORE + ":ref", given);
+      else given = window.sessionStorage.getItem(STORE + ":ref") || "";
+    } catch (e) { /* private mode */ }
+    return given.slice(0, 64);
+  }
+
   var state = {
     config: null,
+    reference: pageReference(),
     visitor: load("visitor") || "",
     profile: JSON.parse(load("profile") || "null"),
     lastSeq: 0,
@@ -596,6 +612,7 @@
         type: "hello",
         visitor: state.visitor,
         after: state.lastSeq,
+        ref: state.reference,
         page: String(window.location.href).slice(0, 2000),
         referrer: String(document.referrer || "").slice(0, 2000),
         title: String(document.title || "").slice(0, 2000),

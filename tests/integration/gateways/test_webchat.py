@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 from google.protobuf import field_mask_pb2
+from usher.client import BotClient, QrCodeClient
 from usher.v1 import (
     admin_service_pb2,
     agent_service_pb2,
@@ -21,12 +22,24 @@ from usher.v1 import (
     conversation_pb2,
     queue_pb2,
 )
+from usher.v1 import qr_code_service_pb2 as qr_pb
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from core.bots.flow import Content, MessageStep, ReferenceTrigger
 from gateways.webchat.provider import WebChat
 from gateways.webchat.store import WebChatStore
-from tests.integration.gateways.kit import WAIT, Core, RunningGateway, core, eventually, gateway
+from tests.bot_kit import bot
+from tests.integration.bot_hooks import serve
+from tests.integration.gateways.kit import (
+    TENANT,
+    WAIT,
+    Core,
+    RunningGateway,
+    core,
+    eventually,
+    gateway,
+)
 
 ORIGIN = "https://shop.example"
 CONSOLE = "console-s3cret"
@@ -544,3 +557,61 @@ async def test_choices_reach_the_widget_and_a_click_comes_back_as_the_option(
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
     assert await the_core.message_count() == len(said)
     await events.aclose()
+
+
+async def test_a_qr_codes_ref_starts_its_bot_and_counts_for_the_code(
+    the_core: Core, chat_gateway: RunningGateway
+) -> None:
+    gw = chat_gateway
+    supervisor = await the_core.running.token(TENANT, "supervisor")
+    async with (
+        QrCodeClient(the_core.target, supervisor) as codes,
+        BotClient(the_core.target, supervisor) as bots,
+    ):
+        target = qr_pb.WebChatTarget(page_url=f"{ORIGIN}/help", reference="poster-7")
+        created = await codes.create_qr_code(
+            qr_pb.CreateQrCodeRequest(
+                qr_code=qr_pb.QrCode(
+                    display_name="Poster", target=qr_pb.QrCodeTarget(web_chat=target)
+                )
+            )
+        )
+        code = created.qr_code
+        assert code.target_url == f"{ORIGIN}/help?ref=poster-7"
+        await serve(
+            bots,
+            bot(
+                "poster",
+                (MessageStep(id="say", content=Content(body="Thanks for scanning our poster!")),),
+                triggers=(ReferenceTrigger(reference="poster-7"),),
+                default_reply="Sorry?",
+            ),
+        )
+
+        # the widget on the code's page sends the page's ref; the bot answers, not the queue
+        scanned, _ = await open_widget(gw, page=code.target_url, ref="poster-7")
+        await scanned.send(type="message", id="s1", text="hello")
+        ack = await scanned.next("ack", id="s1")
+        said = await scanned.next("message", sender="bot")
+        assert said["text"] == "Thanks for scanning our poster!"
+        # without the widget's ref the page URL's is read; a malformed one is dropped
+        from_page, _ = await open_widget(gw, page=code.target_url)
+        await from_page.send(type="message", id="p1", text="hi")
+        await from_page.next("ack", id="p1")
+        await from_page.next("message", sender="bot")
+        plain, _ = await open_widget(gw, page=f"{ORIGIN}/help?ref=not%20one", ref="")
+        await plain.send(type="message", id="n1", text="hi there")
+        await plain.next("ack", id="n1")
+
+        stored = await the_core.running.pool.fetch(
+            "SELECT conversation_id, reference, state FROM conversations WHERE tenant_id = $1",
+            TENANT,
+        )
+        by_id = {f"conversations/{r['conversation_id']}": r for r in stored}
+        assert by_id[ack["conversation"]]["reference"] == "poster-7"
+        assert sorted(r["reference"] for r in stored) == ["", "poster-7", "poster-7"]
+        assert sorted(r["state"] for r in stored)[:2] == ["bot", "bot"]  # the third: to Ann
+        counted = await codes.get_qr_code(qr_pb.GetQrCodeRequest(name=code.name))
+        assert counted.qr_code.counts.conversations == 2
+        for widget in (scanned, from_page, plain):
+            await widget.ws.close()
