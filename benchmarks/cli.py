@@ -5,7 +5,8 @@ generated requests for every RPC, every answer clean and the store agreeing with
 ``kb``: knowledge-base search quality on tests/kb_eval; ``bots``: bot replies through one
 shard and message -> bot reply latency over gRPC; ``records``: conversation lists,
 searches and exports over a seeded tenant; ``reports``: reports over a year of rollups and the
-rollups' cost to the projection).
+rollups' cost to the projection; ``broadcast``: one broadcast through the SMS gateway and a
+local fake provider).
 
 Each suite prints a table, or with ``--json`` one JSON document on stdout; ``--out FILE`` also
 writes the document to a file; ``--plot DIR`` (core, actor, e2e) writes PNG charts, with the
@@ -30,6 +31,7 @@ from benchmarks import e2e as e2e_suite
 from benchmarks import plot, report
 from benchmarks import store as store_suite
 from benchmarks.bots import bots
+from benchmarks.broadcast import broadcast
 from benchmarks.chaos.command import chaos
 from benchmarks.core import CoreConfig, Verdict, check_targets, run_core, smoke
 from benchmarks.fuzz import fuzz
@@ -197,6 +199,7 @@ bench.add_command(bots)
 bench.add_command(kb)
 bench.add_command(records)
 bench.add_command(reports)
+bench.add_command(broadcast)
 
 
 @bench.command("core")

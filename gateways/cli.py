@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,17 @@ def gateway_command(name: str, **flags: Any) -> None:
     from core.serve import configure_logging
 
     configure_logging()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per provider call is noise
     overrides = {k: v for k, v in flags.items() if v not in (None, ())}
     settings = GatewaySettings(**overrides)
-    asyncio.run(run(load_provider(name), settings))
+    event_loop_runner()(run(load_provider(name), settings))
+
+
+def event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    """uvloop's runner where it is installed (uvicorn[standard] brings it, but not on Windows):
+    a gateway spends most of its time in the event loop's I/O, which uvloop does in C."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run

@@ -16,7 +16,8 @@ A recipient's state is durable and moves forward only:
 - ``report``: results by recipient (sent with the provider's id, failed with its reason,
   released) and statuses by recipient or provider id (delivered, read, failed later). A sent
   result is a fact and applies to a recipient still queued or sending under any session; a
-  failure or release applies only under the session that holds the claim; statuses only move
+  failure or release applies only under the session that holds the claim (a release after its
+  broadcast was cancelled cancels the recipient and gives its quota back); statuses only move
   forward. A repeated report changes nothing. A broadcast with no recipient left queued or
   sending completes.
 """
@@ -24,12 +25,15 @@ A recipient's state is durable and moves forward only:
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
 import asyncpg
 
+from core.broadcasts.content import sms_messages
+from core.store import quotas
 from core.store.errors import translated_errors
 
 MAX_CLAIM: Final = 1_000
@@ -282,7 +286,8 @@ _SQL: Final[dict[str, str]] = {
                                              AND b.broadcast_id = r.broadcast_id) = 'cancelled'
                                      THEN 'cancelled' ELSE 'queued' END,
                         claims = greatest(0, claims - 1), lease_until = NULL
-                    {_BY_RECIPIENT} AND r.state = 'sending' AND r.claim_session = u.session""",
+                    {_BY_RECIPIENT} AND r.state = 'sending' AND r.claim_session = u.session
+                    RETURNING r.broadcast_id, r.state, r.text""",
     "delivered": f"""UPDATE broadcast_recipients r SET state = 'delivered', delivered_at = now()
                      {_BY_RECIPIENT} AND r.state = 'sent'""",
     "read": f"""UPDATE broadcast_recipients r SET state = 'read', read_at = now(),
@@ -348,8 +353,7 @@ async def _resolve(
 async def _apply(
     conn: asyncpg.Connection, tenant: str, channel_id: str, outcome: str, batch: list[Result]
 ) -> int:
-    status = await conn.execute(
-        _SQL[outcome],
+    args = (
         tenant,
         channel_id,
         [r.broadcast_id for r in batch],
@@ -358,7 +362,37 @@ async def _apply(
         [r.error for r in batch],
         [r.session for r in batch],
     )
-    return int(status.split()[-1])
+    if outcome != "released":
+        status = await conn.execute(_SQL[outcome], *args)
+        return int(status.split()[-1])
+    rows = await conn.fetch(_SQL[outcome], *args)
+    gone: dict[str, list[str]] = {}
+    for row in rows:
+        if row["state"] == "cancelled":
+            gone.setdefault(row["broadcast_id"], []).append(row["text"])
+    for broadcast_id, texts in gone.items():
+        await _give_back(conn, tenant, broadcast_id, texts)
+    return len(rows)
+
+
+async def _give_back(
+    conn: asyncpg.Connection, tenant: str, broadcast_id: str, texts: list[str]
+) -> None:
+    """The quota of sends a gateway released after their broadcast was cancelled."""
+    found = await conn.fetchrow(
+        "SELECT channel_type, quota::text AS quota FROM broadcasts"
+        " WHERE tenant_id = $1 AND broadcast_id = $2",
+        tenant,
+        broadcast_id,
+    )
+    quota = json.loads(found["quota"]) if found is not None else {}
+    if "month" not in quota:
+        return
+    month = dt.date.fromisoformat(quota["month"])
+    await quotas.release(conn, tenant, "broadcast_recipients", len(texts), month=month)
+    if found["channel_type"] == "sms":
+        pieces = sum(sms_messages(t) for t in texts)
+        await quotas.release(conn, tenant, "sms_per_month", pieces, month=month)
 
 
 _RECIPIENT_SELECT: Final = """

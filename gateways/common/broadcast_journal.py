@@ -1,18 +1,18 @@
-"""What this gateway did with the broadcast sends it claimed, kept until the core has it.
+"""What this gateway's broadcast sends came to, kept until the core has it.
 
 SQLite in the gateway's data dir (WAL, ``synchronous=NORMAL``: a write survives the process
 being killed, which is what a crash of the gateway is; a power cut may lose the last ones, and
-then the provider reconciliation covers them as it covers a gateway that never comes back).
+then the provider's reconciliation covers them as it covers a gateway that never comes back).
 
 - ``sender``: the gateway's stable id (made once per data dir): claims name it, so after a
   restart the core hands this gateway its own unfinished sends at once.
-- ``claimed`` is written when sends are claimed, ``attempting`` just before one goes to the
-  provider and ``finished`` as soon as the provider answered; the core hears of it later, in a
-  batch (``unreported``, then ``forget`` once it has). After a restart, results not yet
-  reported are reported first; a send claimed again that this journal saw claimed but never
-  attempted is sent without further ado; one it saw attempted without an answer (the process
-  died during the call), or never saw at all (another gateway claimed it and is gone), is
-  reconciled with the provider.
+- ``finished`` is written within ``JOURNAL_EVERY`` of the provider's answer (the answers of that
+  moment in one local write); the core hears of it in the next report, and ``forget`` drops it
+  once the core has it. After a
+  restart, what the journal holds and the core never acknowledged is reported first, and a
+  send claimed again that the journal knows the answer of is not sent again. One it does not
+  know (the process died while the provider had it, or before it was sent, or another gateway
+  claimed it) is reconciled with the provider.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS sends (
     error TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (tenant, channel, recipient));
 """
-State = Literal["claimed", "attempting", "sent", "failed"]
+State = Literal["sent", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,32 +63,14 @@ class BroadcastJournal:
     def close(self) -> None:
         self._db.close()
 
-    def claimed(self, tenant: str, channel: str, recipients: Iterable[str], session: str) -> None:
-        """Sends claimed now (an earlier entry of the same send stays: it knows more)."""
+    def finished(self, tenant: str, channel: str, entries: Iterable[Entry]) -> None:
+        """Answers the provider gave (one write for a batch of them)."""
         self._db.executemany(
-            "INSERT OR IGNORE INTO sends VALUES (?, ?, ?, ?, 'claimed', '', '')",
-            [(tenant, channel, r, session) for r in recipients],
-        )
-
-    def attempting(self, tenant: str, channel: str, recipient: str, session: str) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO sends VALUES (?, ?, ?, ?, 'attempting', '', '')",
-            (tenant, channel, recipient, session),
-        )
-
-    def finished(
-        self,
-        tenant: str,
-        channel: str,
-        recipient: str,
-        session: str,
-        state: Literal["sent", "failed"],
-        provider_id: str = "",
-        error: str = "",
-    ) -> None:
-        self._db.execute(
             "INSERT OR REPLACE INTO sends VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (tenant, channel, recipient, session, state, provider_id, error),
+            [
+                (tenant, channel, e.recipient, e.session, e.state, e.provider_id, e.error)
+                for e in entries
+            ],
         )
 
     def entry(self, tenant: str, channel: str, recipient: str) -> Entry | None:
@@ -103,20 +85,10 @@ class BroadcastJournal:
         """Finished sends the core has not acknowledged (oldest first)."""
         rows = self._db.execute(
             "SELECT recipient, session, state, provider_id, error FROM sends"
-            " WHERE tenant = ? AND channel = ? AND state IN ('sent', 'failed') ORDER BY rowid",
+            " WHERE tenant = ? AND channel = ? ORDER BY rowid",
             (tenant, channel),
         ).fetchall()
         return [Entry(*r) for r in rows]
-
-    def prune(self, tenant: str, channel: str) -> int:
-        """Drop claims and attempts without an answer once the core has nothing of the channel
-        left for this sender (a claim came back empty): whatever they were, they are settled."""
-        cursor = self._db.execute(
-            "DELETE FROM sends WHERE tenant = ? AND channel = ?"
-            " AND state IN ('claimed', 'attempting')",
-            (tenant, channel),
-        )
-        return cursor.rowcount
 
     def forget(self, tenant: str, channel: str, recipients: Iterable[str]) -> None:
         """The core has these results: nothing more to keep."""

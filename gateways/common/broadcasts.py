@@ -10,55 +10,62 @@ sent what, and any number of gateways may send (claims never overlap).
 The loop, per channel (``ChannelSender``):
 
 1. ``ClaimBroadcastSends``: up to ``rate x 2 s`` sends (at most 500), for ``lease`` seconds,
-   under this gateway's stable ``sender`` id and this run's ``session``.
-2. Each send, by up to ``concurrency`` workers, each taking a token from the channel's bucket
-   (``TokenBucket``: the channel's ``broadcast_rate`` setting, else the provider's default):
-   the journal (``BroadcastJournal``) records the attempt, the provider sends (transient
-   failures retried with backoff), the journal records the answer, and the result waits for the
-   next report. No send starts once the claim's lease is nearly over, or once the core said its
-   broadcast was paused or cancelled: those are released.
-3. ``ReportBroadcastSends`` every ``flush_every`` seconds and at the end of a batch; the journal
-   forgets what the core acknowledged.
+   under this gateway's stable ``sender`` id and this run's ``session``, into a queue, and
+   again whenever the queue is down to a quarter of that (so workers never wait on a claim).
+2. Each send, by up to ``concurrency`` workers (over a ``LeanTransport``: HTTP/1.1 kept alive,
+   a fraction of httpx's default transport's CPU a request), each taking a token from the
+   channel's bucket (``TokenBucket``: the channel's ``broadcast_rate`` setting, else the
+   provider's default): the provider sends (transient
+   failures retried with backoff), the journal (``BroadcastJournal``) records the answer, and
+   the result waits for the next report. No send starts once the claim's lease is nearly over,
+   or once the core said its broadcast was paused or cancelled: those are released.
+3. ``ReportBroadcastSends`` every ``flush_every`` seconds; the journal forgets what the core
+   acknowledged.
 
-Crash safety (a gateway killed at any instant): at start, results the journal holds that the
+Crash safety (a gateway killed at any instant): at start, answers the journal holds that the
 core never acknowledged are reported first. The core hands this sender its sends claimed under
-the old session at once (``previous_claims`` > 0). For each: the journal's answer if it has one;
-sent at once if the journal never saw it attempted and it was claimed here; otherwise (attempted
-with no answer, or claimed by another gateway that is gone) the provider reconciles it
-(``Provider.reconcile_broadcast``): Twilio looks for the message among those sent to the number,
-LINE and e-mail resend under the same key (X-Line-Retry-Key; Message-ID), WhatsApp waits until
-its status webhooks, which carry the send's key, had time to arrive. So each recipient is sent
-once and none is skipped, within what each provider allows (docs/architecture.md,
-"Broadcasts").
+the old session at once (``previous_claims`` > 0; another gateway's once their lease ran out).
+For each: the journal's answer if it has one; otherwise it may have gone out (the process died
+while the provider had it) or not, and the provider reconciles it
+(``Provider.reconcile_broadcast``): Twilio looks for the message among those sent to the
+number, LINE and e-mail resend under the same key (X-Line-Retry-Key; Message-ID), WhatsApp
+waits until its status webhooks, which carry the send's key, had time to reach the core. So
+each recipient is sent once and none is skipped, within what each provider allows
+(docs/architecture.md, "Broadcasts").
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
+import dataclasses
 import datetime as dt
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx
 import structlog
 from google.protobuf import duration_pb2
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 from usher.client import BroadcastClient, UsherError
 from usher.v1 import broadcast_service_pb2 as pb
 
-from gateways.common.broadcast_journal import BroadcastJournal
+from gateways.common.broadcast_journal import BroadcastJournal, Entry
 from gateways.common.bucket import TokenBucket
 from gateways.common.directory import Served
 from gateways.common.gateway import Gateway
+from gateways.common.lean_http import lean_client
 from gateways.common.outbound import is_transient
 from gateways.common.provider import BroadcastMessage, DeliveryError, Hold, Provider
 
 log = structlog.get_logger(__name__)
 
 MAX_BATCH = 500
+JOURNAL_EVERY = 0.02
+"""Seconds the provider's answers wait to be journaled together (a crash within them leaves
+those sends to the provider's reconciliation)."""
 MAX_REPORT = 1_000
 """Results per ReportBroadcastSends call at most (the request's limit)."""
 BATCH_SECONDS = 2.0
@@ -167,7 +174,18 @@ class ChannelSender:
         rate = float(served.channel.settings.get("broadcast_rate") or provider.broadcast_rate)
         self.bucket = TokenBucket(rate)
         self.batch = max(1, min(MAX_BATCH, int(rate * BATCH_SECONDS)))
+        self.lane = dataclasses.replace(
+            gateway, http=lean_client(gateway.http.timeout, max_idle=concurrency)
+        )
+        """The gateway as the provider sees it when broadcasting: its HTTP client is a
+        ``LeanTransport``'s, since a request per recipient spent most of the gateway's CPU in
+        httpx's default transport."""
+        self._queue: asyncio.Queue[tuple[BroadcastMessage, float]] = asyncio.Queue()
+        """Claimed sends waiting for a worker, each with its claim's deadline."""
+        self._drained = asyncio.Event()
         self._pending: list[_Result] = []
+        self._unjournaled: list[Entry] = []
+        self._journaling: asyncio.TimerHandle | None = None
         self._flushing = asyncio.Lock()
         self._stopped: set[str] = set()
 
@@ -180,9 +198,29 @@ class ChannelSender:
         return self.served.channel.channel_id
 
     async def run(self) -> None:
+        """Recover, then claim, send and report until cancelled: the claimer keeps the queue
+        of sends topped up (the next claim starts while the last sends of the previous one are
+        still going), ``concurrency`` workers send from it, a ticker reports."""
         await self._recover()
-        pruned = False
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._claimer())
+                group.create_task(self._reporter())
+                for _ in range(self.concurrency):
+                    group.create_task(self._worker())
+        finally:
+            while not self._queue.empty():  # never attempted: back to the core's queue
+                message, _ = self._queue.get_nowait()
+                self._add(message.recipient, self.session, "released", journaled=False)
+            self._write_journal()
+            await self.lane.http.aclose()
+
+    async def _claimer(self) -> None:
+        low = max(1, self.batch // 4)
         while True:
+            while self._queue.qsize() > low:
+                self._drained.clear()
+                await self._drained.wait()
             try:
                 claimed = await self.client.claim_broadcast_sends(
                     pb.ClaimBroadcastSendsRequest(
@@ -198,20 +236,28 @@ class ChannelSender:
                 await asyncio.sleep(self.idle)
                 continue
             if not claimed.sends:
-                if not pruned:
-                    self.journal.prune(self.tenant, self.channel)
-                    pruned = True
+                await self.flush()
                 await asyncio.sleep(self.idle)
                 continue
-            pruned = False
             self.stats.claims += 1
-            self._stopped.clear()
             deadline = self.clock() + self.lease - min(5.0, self.lease / 4)
             messages = [message_of(s) for s in claimed.sends]
-            self.journal.claimed(
-                self.tenant, self.channel, [m.recipient for m in messages], self.session
-            )
-            await self._send_batch(messages, deadline)
+            self._stopped -= {m.broadcast for m in messages}  # handed out again: resumed
+            for message in messages:
+                self._queue.put_nowait((message, deadline))
+
+    async def _reporter(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_every)
+            if self._pending:
+                await self.flush()
+
+    async def _worker(self) -> None:
+        while True:
+            message, deadline = await self._queue.get()
+            if self._queue.qsize() <= max(1, self.batch // 4):
+                self._drained.set()
+            await self._one(self.lane, message, deadline)
 
     async def _recover(self) -> None:
         """Report what the journal holds from an earlier run."""
@@ -248,10 +294,27 @@ class ChannelSender:
         )
         self._pending.append(_Result(result, journaled))
 
+    def _journal(self, entry: Entry) -> None:
+        """Journal ``entry`` with the others of the next ``JOURNAL_EVERY`` seconds."""
+        self._unjournaled.append(entry)
+        if self._journaling is None:
+            self._journaling = asyncio.get_running_loop().call_later(
+                JOURNAL_EVERY, self._write_journal
+            )
+
+    def _write_journal(self) -> None:
+        if self._journaling is not None:
+            self._journaling.cancel()
+            self._journaling = None
+        entries, self._unjournaled = self._unjournaled, []
+        if entries:
+            self.journal.finished(self.tenant, self.channel, entries)
+
     async def flush(self) -> bool:
         """Report the results waiting; False when the core could not be told (the rest wait
         for the next flush)."""
         async with self._flushing:
+            self._write_journal()  # what is reported and forgotten was written first
             pending, self._pending = self._pending, []
             for start in range(0, len(pending), MAX_REPORT):
                 chunk = pending[start : start + MAX_REPORT]
@@ -265,91 +328,81 @@ class ChannelSender:
                     log.warning("broadcast report failed", channel=self.channel, error=str(exc))
                     self._pending[:0] = pending[start:]
                     return False
+                except BaseException:  # cancelled mid-call: the results wait, not lost
+                    self._pending[:0] = pending[start:]
+                    raise
                 self._stopped.update(answer.stopped_broadcasts)
                 self.journal.forget(
                     self.tenant, self.channel, [r.result.recipient for r in chunk if r.journaled]
                 )
             return True
 
-    async def _send_batch(self, messages: list[BroadcastMessage], deadline: float) -> None:
-        queue = collections.deque(messages)
+    def _stopping(self, message: BroadcastMessage, deadline: float) -> bool:
+        """Release ``message`` if its broadcast was paused or cancelled, or its claim is about
+        to run out; whether it was."""
+        if message.broadcast in self._stopped or self.clock() > deadline:
+            self.stats.released += 1
+            self._add(message.recipient, self.session, "released", journaled=False)
+            return True
+        return False
 
-        async def flusher() -> None:
-            while True:
-                await asyncio.sleep(self.flush_every)
-                await self.flush()
-
-        async def worker() -> None:
-            while queue:
-                message = queue.popleft()
-                if message.broadcast in self._stopped or self.clock() > deadline:
-                    self.stats.released += 1
-                    self._add(message.recipient, self.session, "released", journaled=True)
-                    continue
-                await self._one(message)
-
-        ticker = asyncio.create_task(flusher())
-        try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(min(self.concurrency, len(messages))):
-                    group.create_task(worker())
-        finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
-        await self.flush()
-
-    async def _one(self, message: BroadcastMessage) -> None:
-        """Send one message (reconciling first when it may have gone out), journaled."""
-        t, c, r = self.tenant, self.channel, message.recipient
-        if message.previous_claims > 0:
-            entry = self.journal.entry(t, c, r)
-            if entry is not None and entry.state in ("sent", "failed"):
-                self._add(
-                    r, self.session, entry.state, entry.provider_id, entry.error, journaled=True
-                )
-                return
-            if entry is None or entry.state == "attempting":
-                try:
-                    found = await self.provider.reconcile_broadcast(
-                        self.gateway, self.served, message
-                    )
-                except Hold:
-                    self.stats.held += 1
-                    return  # left claimed: it comes back when the lease ends
-                except (DeliveryError, OSError) as exc:
-                    log.warning(
-                        "broadcast not reconciled; trying later", recipient=r, error=str(exc)
-                    )
-                    self.stats.held += 1
-                    return
-                if found is not None:
-                    self.stats.reconciled += 1
-                    self.journal.finished(t, c, r, self.session, "sent", found)
-                    self._add(r, self.session, "sent", found, journaled=True)
-                    return
+    async def _one(self, lane: Gateway, message: BroadcastMessage, deadline: float) -> None:
+        """Send one message, journaled; one that may have gone out before (claimed earlier and
+        not released) is settled from the journal, or reconciled with the provider first. A
+        pause, cancel or the lease's end seen before the send (after the wait for a token)
+        releases it instead."""
+        r = message.recipient
+        if self._stopping(message, deadline):
+            return
+        if message.previous_claims > 0 and not await self._settled(lane, message):
+            return
         await self.bucket.acquire()
-        self.journal.attempting(t, c, r, self.session)
+        if self._stopping(message, deadline):
+            return
         try:
-            provider_id = await self._with_retries(message)
+            provider_id = await self._with_retries(lane, message)
         except Exception as exc:  # the provider's reason, kept on the recipient
             self.stats.failed += 1
-            self.journal.finished(t, c, r, self.session, "failed", error=str(exc))
-            self._add(
-                r, self.session, "failed", error=str(exc) or type(exc).__name__, journaled=True
-            )
+            error = str(exc) or type(exc).__name__
+            self._journal(Entry(r, self.session, "failed", error=error))
+            self._add(r, self.session, "failed", error=error, journaled=True)
             return
         self.stats.sent += 1
-        self.journal.finished(t, c, r, self.session, "sent", provider_id)
+        self._journal(Entry(r, self.session, "sent", provider_id))
         self._add(r, self.session, "sent", provider_id, journaled=True)
         if len(self._pending) >= MAX_REPORT:
             await self.flush()
 
-    async def _with_retries(self, message: BroadcastMessage) -> str:
+    async def _settled(self, lane: Gateway, message: BroadcastMessage) -> bool:
+        """Whether a send claimed before is still to be sent: False when the journal knows its
+        answer or the provider finds it sent (either is reported), or the provider says to
+        hold it (it stays claimed and comes back when the lease ends)."""
+        t, c, r = self.tenant, self.channel, message.recipient
+        entry = self.journal.entry(t, c, r)
+        if entry is not None:
+            self._add(r, self.session, entry.state, entry.provider_id, entry.error, journaled=True)
+            return False
+        try:
+            found = await self.provider.reconcile_broadcast(lane, self.served, message)
+        except Hold:
+            self.stats.held += 1
+            return False
+        except (DeliveryError, httpx.HTTPError, OSError) as exc:
+            log.warning("broadcast not reconciled; held", recipient=r, error=str(exc))
+            self.stats.held += 1
+            return False
+        if found is None:
+            return True
+        self.stats.reconciled += 1
+        self._journal(Entry(r, self.session, "sent", found))
+        self._add(r, self.session, "sent", found, journaled=True)
+        return False
+
+    async def _with_retries(self, lane: Gateway, message: BroadcastMessage) -> str:
         """The provider's send, retried with backoff on transient failures (the first try
         without tenacity's machinery: most sends need none)."""
         try:
-            return await self.provider.send_broadcast(self.gateway, self.served, message)
+            return await self.provider.send_broadcast(lane, self.served, message)
         except Exception as exc:
             if not is_transient(exc) or self.attempts <= 1:
                 raise
@@ -362,7 +415,7 @@ class ChannelSender:
         )
         async for attempt in retrying:
             with attempt:
-                return await self.provider.send_broadcast(self.gateway, self.served, message)
+                return await self.provider.send_broadcast(lane, self.served, message)
         raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -314,8 +314,8 @@ async def test_pause_resume_and_cancel_mid_send(
             bpb.CancelBroadcastRequest(name="broadcasts/slow")
         )
         assert cancelled.broadcast.state == bpb.BROADCAST_STATE_CANCELLED
-        assert cancelled.broadcast.stats.cancelled > 0
-        final = await eventually(quiet)
+        final = await eventually(quiet)  # what the gateway held is sent or released (cancelled)
+        assert final.stats.cancelled > 0
         assert final.stats.sent + final.stats.cancelled == 40
         assert final.stats.queued == 0
         assert sum(sent_to(twilio).values()) == final.stats.sent == len(set(sent_to(twilio)))
