@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 
 from usher.v1 import conversation_pb2, conversation_service_pb2, conversation_service_pb2_grpc
 
-from core.api import broadcast_replies, choices, door, profiles
+from core.api import broadcast_replies, choices, door, profiles, ratings
 from core.api import convert as cv
 from core.api import resources as res
 from core.api.admin_values import CHANNEL_TYPE_OF, channel_to_proto
@@ -494,6 +494,19 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
         )
         await door.run(self._api, command)
         return conversation_service_pb2.MarkReadResponse()
+
+    @cv.guarded
+    async def RateConversation(
+        self, request: conversation_service_pb2.RateConversationRequest, context: cv.Ctx
+    ) -> conversation_service_pb2.RateConversationResponse:
+        """Once per conversation, within 7 days of its end (``core.api.ratings``)."""
+        return await ratings.rate(self._api, self._gateway(context), request)
+
+    @cv.guarded
+    async def ListRatings(
+        self, request: conversation_service_pb2.ListRatingsRequest, context: cv.Ctx
+    ) -> conversation_service_pb2.ListRatingsResponse:
+        return await ratings.listed(self._api, self._gateway(context), request)
 
     @cv.guarded
     async def FetchGatewayChannels(

@@ -140,6 +140,15 @@ def _buckets(f: fg.Figures) -> pb.ResponseBuckets:
     return pb.ResponseBuckets(**f.response_buckets)
 
 
+def rating_figures(f: fg.Figures) -> pb.RatingFigures:
+    scores = f.rating_scores
+    return pb.RatingFigures(
+        count=f["ratings"],
+        average=f.rating_average,
+        **{f"score_{score}": n for score, n in scores.items()},
+    )
+
+
 def conversation_figures(f: fg.Figures) -> pb.ConversationFigures:
     return pb.ConversationFigures(
         started=f["started"],
@@ -169,6 +178,7 @@ def conversation_figures(f: fg.Figures) -> pb.ConversationFigures:
         bot_messages=f["bot_messages"],
         follow_ups=f["follow_ups"],
         bot_could_not_answer=f["bot_unanswered"],
+        ratings=rating_figures(f),
     )
 
 
@@ -191,6 +201,7 @@ def agent_figures(f: fg.Figures) -> pb.AgentFigures:
         resolved=f["resolved"],
         spam=f["spam"],
         ignored=f["ignored"],
+        ratings=rating_figures(f),
     )
 
 

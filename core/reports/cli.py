@@ -58,6 +58,11 @@ def _share(value: float | None) -> str:
     return "–" if value is None else f"{value:.0%}"
 
 
+def _rating(r: Any) -> str:
+    average = r.figures.rating_average
+    return "–" if average is None else f"{average:.2f} ({r.figures['ratings']})"
+
+
 def _conversation_columns() -> list[tuple[str, Callable[[Any], str]]]:
     return [
         ("started", lambda r: str(r.figures["started"])),
@@ -78,6 +83,7 @@ def _conversation_columns() -> list[tuple[str, Callable[[Any], str]]]:
         ("1st resp p50/p95", lambda r: _spread(r.figures.first_response)),
         ("wait p50/p95", lambda r: _spread(r.figures.wait)),
         ("handle p50", lambda r: _seconds(r.figures.handle.p50)),
+        ("rating (n)", _rating),
     ]
 
 
@@ -92,6 +98,7 @@ def _agent_columns() -> list[tuple[str, Callable[[Any], str]]]:
         ("handle p50", lambda r: _seconds(r.figures.handle.p50)),
         ("xfer in/out", lambda r: f"{r.figures['transfers_in']}/{r.figures['transfers_out']}"),
         ("missed", lambda r: str(r.figures["offers_missed"])),
+        ("rating (n)", _rating),
         ("online", status("online")),
         ("away", status("away")),
         ("break", status("break")),

@@ -126,7 +126,13 @@ class Figures:
 
     @property
     def rating_average(self) -> float | None:
+        """The mean score of the ratings given (1 to 5); None with none."""
         return self["rating_points"] / self["ratings"] if self["ratings"] else None
+
+    @property
+    def rating_scores(self) -> dict[int, int]:
+        """How many ratings gave each score, 1 to 5."""
+        return {score: self[f"rating_{score}"] for score in ms.SCORES}
 
 
 ZERO: Final = Figures((0,) * ms.WIDTH)

@@ -10,8 +10,9 @@ Bin ``i`` holds the values ``v`` with ``EDGES[i-1] < v <= EDGES[i]`` (seconds; b
 so exactly 5 s counts as "within 5 s". The first-response buckets of the reports (≤5, 5–15,
 15–30, 30–60, 60–180, >180 s) are sums of whole bins (``RESPONSE_BUCKETS``).
 
-Counters that wait for their events (ratings) are columns already, filled when those events
-exist; until then they stay zero.
+Ratings are counted when they are given (``ConversationRated``), with the conversation's
+queue, channel, tags and last agent: ``ratings``, ``rating_points`` (the scores' sum) and
+``rating_1`` .. ``rating_5`` (how many of each score).
 """
 
 from __future__ import annotations
@@ -86,9 +87,14 @@ COUNTERS: Final[tuple[str, ...]] = (
     "agent_messages",
     "bot_messages",
     "canned_replies",
-    # ratings (RateConversation: not recorded yet)
+    # ratings (RateConversation): how many, the scores' sum, and how many of each score
     "ratings",
     "rating_points",
+    "rating_1",
+    "rating_2",
+    "rating_3",
+    "rating_4",
+    "rating_5",
     # attendance
     "sign_ins",
 )
@@ -169,6 +175,9 @@ def upper_edge(i: int) -> float:
     """The bin's upper edge; the last bin's is taken as its lower edge (no bound above)."""
     return EDGES[i] if i < len(EDGES) else EDGES[-1]
 
+
+SCORES: Final = (1, 2, 3, 4, 5)
+"""A rating's possible scores; ``rating_{score}`` counts each."""
 
 RESPONSE_BUCKETS: Final[tuple[tuple[str, float | None], ...]] = (
     ("within_5s", 5),

@@ -193,12 +193,14 @@ class RollupState:
         *,
         queue: str | None = None,
         channel: str | None = None,
+        tags: tuple[str, ...] | None = None,
     ) -> None:
         if not self._collect:
             return
         q = (conv.queue if conv is not None else "") if queue is None else queue
         c = (conv.channel if conv is not None else "") if channel is None else channel
-        tags = conv.tags if conv is not None else ()
+        if tags is None:
+            tags = conv.tags if conv is not None else ()
         departments = self.departments.get(agent, ()) if agent else ()
         key = (self.buckets.of(at)[0], q, agent, c, tags, departments)
         row = self._deltas.get(key)
@@ -428,6 +430,21 @@ class RollupState:
             conv = self.conversations.get(e.conversation_id)
             self._add(e.at, conv, "", ((_I["bot_unanswered"], 1),))
 
+    def _on_rated(self, e: ev.ConversationRated) -> None:
+        """Counted when given, where the conversation was when it ended (the event says)."""
+        if not 1 <= e.score <= 5:
+            return
+        values = ((_I["ratings"], 1), (_I["rating_points"], e.score), (_I[f"rating_{e.score}"], 1))
+        self._add(
+            e.at,
+            None,
+            e.agent_id,
+            values,
+            queue=e.queue_id,
+            channel=e.channel,
+            tags=tuple(sorted(e.tags)),
+        )
+
     def _on_tags(self, e: ev.TagsChanged) -> None:
         conv = self.conversations.get(e.conversation_id)
         if conv is not None:
@@ -469,6 +486,7 @@ _HANDLERS: Final[dict[type, Callable[[RollupState, Any], None]]] = {
     ev.ConversationTransferred: RollupState._on_transferred,
     ev.TransferResolved: RollupState._on_transfer_resolved,
     ev.BotHandedOff: RollupState._on_bot_handed_off,
+    ev.ConversationRated: RollupState._on_rated,
     ev.TagsChanged: RollupState._on_tags,
     ev.ConversationForgotten: RollupState._on_forgotten,
 }

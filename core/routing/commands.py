@@ -301,6 +301,24 @@ class CustomerLeft(Command):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RateConversation(Command):
+    """The customer's satisfaction rating (``score`` 1-5, an optional ``comment``), once per
+    conversation, from its end until ``RATING_WINDOW`` later. The same rating again changes
+    nothing; another is refused (``AlreadyExists``). A conversation the engine has forgotten
+    is rated from what the store recorded (``ended_at``, ``channel``, ``queue_id``,
+    ``agent_id``, ``tags``: the front door reads them); one it holds, from its own state."""
+
+    conversation_id: str
+    score: int
+    comment: str = ""
+    ended_at: float | None = None
+    channel: str = ""
+    queue_id: str = ""
+    agent_id: str = ""
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReopenConversation(Command):
     """Reopen a closed or abandoned conversation into a queue (sticky to its last agent)."""
 

@@ -295,6 +295,21 @@ class ConversationAbandoned(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationRated(Event):
+    """The customer rated the conversation (once; within ``RATING_WINDOW`` of its end). It
+    carries the conversation's queue, channel, tags and last agent when it ended, so reports
+    count the rating wherever the conversation was, even long after the engine forgot it."""
+
+    conversation_id: str
+    score: int
+    comment: str = ""
+    channel: str = ""
+    queue_id: str = ""
+    agent_id: str = ""
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConversationForgotten(Event):
     """A closed conversation left memory after the tenant's retention (it stays in the store)."""
 

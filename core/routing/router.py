@@ -53,6 +53,7 @@ from core.routing.router_parts.plans import (
     eligibility_keys,
 )
 from core.routing.router_parts.queueing import QueueingMixin
+from core.routing.router_parts.ratings import RatingsMixin
 from core.routing.router_parts.timers import TimersMixin
 from core.routing.router_parts.transfers import TransfersMixin
 from core.routing.state import (
@@ -85,6 +86,7 @@ class Router(
     TimersMixin,
     BookkeepingMixin,
     BotsMixin,
+    RatingsMixin,
 ):
     """The routing state and decisions of one tenant. Not thread-safe; one owner calls it."""
 
@@ -121,6 +123,9 @@ class Router(
         memory; older keys are the store's to find (see ``core.runtime.shard``)."""
         self.bots: dict[str, Bot] = {}
         """The bots served (active or paused), each at its published version."""
+        self.ratings: dict[str, tuple[int, str, float]] = {}
+        """Conversation -> (score, comment, when) of the ratings given, oldest first, kept while
+        a repeat could come (``core.routing.router_parts.ratings``)."""
         self._unlisted: list[Conversation] = []
         self._events: list[ev.Event] = []
         self._effects: list[Effect] = []
@@ -165,6 +170,7 @@ class Router(
             c.PauseBot: self._pause_bot,
             c.RemoveBot: self._remove_bot,
             c.AnswerBotEffect: self._answer_bot_effect,
+            c.RateConversation: self._rate,
         }
         self._appliers: dict[type, Callable[[Any], None]] = {
             ev.TenantConfigured: self._on_tenant_configured,
@@ -208,6 +214,7 @@ class Router(
             ev.BotTurned: self._on_bot_turned,
             ev.BotHandedOff: self._on_bot_flow_over,
             ev.BotEnded: self._on_bot_flow_over,
+            ev.ConversationRated: self._on_rated,
         }
 
     def __getstate__(self) -> dict[str, Any]:
@@ -220,6 +227,7 @@ class Router(
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore a snapshot; the owner sets ``clock`` before using the router."""
         self.__dict__.update(state)
+        self.__dict__.setdefault("ratings", {})  # a snapshot from before ratings
         self.clock = _NoClock()
         self._events, self._effects = [], []
         self._bind()

@@ -428,6 +428,13 @@ _PROJECTION_SQL: list[tuple[str, str]] = [
                status = EXCLUDED.status, custom_status = EXCLUDED.custom_status,
                client_address = EXCLUDED.client_address""",
     ),
+    (
+        "ratings",
+        """INSERT INTO conversation_ratings (tenant_id, conversation_id, channel, queue_id,
+                                             agent_id, score, comment, rated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (tenant_id, conversation_id) DO NOTHING""",
+    ),
 ]
 
 

@@ -87,6 +87,8 @@ class Projection:
     rollups: dict[str, Deltas] = field(default_factory=dict)
     """Per tenant, the reports' rollup deltas of the events (``core.reports.rollup``; the
     shard folds them, ``project`` does not)."""
+    ratings: list[Row] = field(default_factory=list)
+    """Satisfaction ratings (``conversation_ratings``), one per ``ConversationRated``."""
     bots: BotRows = field(default_factory=BotRows)
     """Bots' flows and what they wrote to customers' records (``core.store.bot_runs``)."""
 
@@ -293,6 +295,19 @@ def project(router: Router, events: list[ev.Event]) -> Projection:
                 out.messages.append(system_message_row(router, e))
             case ev.BotTurned() | ev.BotHandedOff() | ev.BotEnded():
                 out.bots.add(tenant, e)
+            case ev.ConversationRated():
+                out.ratings.append(
+                    (
+                        tenant,
+                        e.conversation_id,
+                        e.channel,
+                        e.queue_id,
+                        e.agent_id,
+                        e.score,
+                        e.comment,
+                        ts(e.at),
+                    )
+                )
     for agent_id in agents:
         agent = router.agents.get(agent_id)
         at = ts(events[-1].at)
@@ -329,7 +344,7 @@ def project(router: Router, events: list[ev.Event]) -> Projection:
                 ts(events[-1].at),
                 conv.region,
                 conv.language,
+                conv.reference,
             )
         )
     return out
-                conv.reference,

@@ -30,6 +30,11 @@ H      23:59:50 line, sales; ann accepts 00:00:10 on day 2 (20: exactly the thre
        answers 00:00:15 (5), ends resolved 00:10:10 (600)
 =====  =======================================================================================
 
+Ratings (RateConversation, counted when given): A 5 at 09:20 (ann, sales, webchat, vip; given
+twice, the second time a duplicate), B 2 at 10:20 (bob, sales, line), E 4 at 13:10 (bob,
+support, whatsapp), H 3 at 00:20 on day 2 (ann, sales, line); H could not be rated at 00:05
+(not ended), nor A again with another score.
+
 Statuses: ann online 08:00, break 12:00–12:30, "meeting" (a custom away) 16:00–16:30, signs
 out 18:00, back 23:50 and out again 00:30 on day 2. Bob online 08:00, away 14:00–14:30, signs
 out 20:00.
@@ -54,8 +59,11 @@ from google.rpc import error_details_pb2
 from usher.client import (
     AdminClient,
     AgentClient,
+    AlreadyExists,
+    FailedPrecondition,
     GatewayClient,
     InvalidArgument,
+    NotFound,
     PermissionDenied,
     ReportClient,
     UsherError,
@@ -175,6 +183,13 @@ class World:
             )
         )
 
+    async def rate(self, name: str, score: int, comment: str = "") -> gw.RateConversationResponse:
+        return await self.gateway.rate_conversation(
+            gw.RateConversationRequest(
+                conversation=self.conversations[name], score=score, comment=comment
+            )
+        )
+
     async def status(self, agent: AgentClient, status: int, custom: str = "") -> None:
         await agent.set_status(
             agent_svc.SetStatusRequest(status=status, custom_status=custom)  # type: ignore[arg-type]
@@ -268,6 +283,13 @@ async def _script(w: World) -> None:
     await w.say(w.ann, "A")
     await w.at(DAY1, 9, 10, 5)
     await w.end(w.ann, "A", RESOLVED)
+    await w.at(DAY1, 9, 20)
+    first = await w.rate("A", 5, "great")
+    assert (first.duplicate, first.rating.score, first.rating.agent) == (False, 5, "agents/ann")
+    again = await w.rate("A", 5, "great")
+    assert (again.duplicate, again.rating) == (True, first.rating)
+    with pytest.raises(AlreadyExists):
+        await w.rate("A", 1)
     # B
     await w.at(DAY1, 10, 0)
     await w.start("B", "line", "sales")
@@ -290,6 +312,8 @@ async def _script(w: World) -> None:
     await w.say(w.bob, "B")
     await w.at(DAY1, 10, 13, 10)
     await w.end(w.bob, "B", SPAM)
+    await w.at(DAY1, 10, 20)
+    await w.rate("B", 2)
     # C
     await w.at(DAY1, 11, 0)
     await w.start("C", "webchat", "support")
@@ -330,6 +354,8 @@ async def _script(w: World) -> None:
     await w.say(w.bob, "E")
     await w.at(DAY1, 13, 5, 0)
     await w.end(w.bob, "E", IGNORED)
+    await w.at(DAY1, 13, 10)
+    await w.rate("E", 4)
     # F, while bob is away
     await w.at(DAY1, 14, 0)
     await w.status(w.bob, AWAY)
@@ -372,8 +398,17 @@ async def _script(w: World) -> None:
     await w.ann.accept_offer(agent_svc.AcceptOfferRequest(offer=await w.offer("H")))
     await w.at(DAY2, 0, 0, 15)
     await w.say(w.ann, "H")
+    await w.at(DAY2, 0, 5)
+    with pytest.raises(FailedPrecondition):
+        await w.rate("H", 3)  # not ended yet
     await w.at(DAY2, 0, 10, 10)
     await w.end(w.ann, "H", RESOLVED)
+    await w.at(DAY2, 0, 20)
+    await w.rate("H", 3)
+    with pytest.raises(NotFound):
+        await w.gateway.rate_conversation(
+            gw.RateConversationRequest(conversation="conversations/nobody", score=3)
+        )
     await w.at(DAY2, 0, 30)
     await w.status(w.ann, OFFLINE)
 
@@ -433,6 +468,10 @@ def flat(message: Any) -> dict[str, Any]:
             out[field.name] = dist(value)
         elif isinstance(value, pb.ResponseBuckets):
             out[field.name] = tuple(getattr(value, b.name) for b in value.DESCRIPTOR.fields)
+        elif isinstance(value, pb.RatingFigures):
+            average = round(value.average, 4) if value.HasField("average") else None
+            scores = (value.score_1, value.score_2, value.score_3, value.score_4, value.score_5)
+            out[field.name] = (value.count, average, *scores)
         elif field.name == "service_level":
             out[field.name] = round(value, 4) if message.HasField("service_level") else None
         else:
@@ -441,6 +480,13 @@ def flat(message: Any) -> dict[str, Any]:
 
 
 NONE = (0, None, None, None, None)
+UNRATED = (0, None, 0, 0, 0, 0, 0)
+
+
+def rated(*scores: int) -> tuple[Any, ...]:
+    """Expected RatingFigures of these scores."""
+    average = round(sum(scores) / len(scores), 4) if scores else None
+    return (len(scores), average, *(scores.count(s) for s in range(1, 6)))
 
 
 def conv(**given: Any) -> dict[str, Any]:
@@ -452,6 +498,7 @@ def conv(**given: Any) -> dict[str, Any]:
         first_response=NONE,
         wait=NONE,
         handle=NONE,
+        ratings=UNRATED,
     )
     out.update(given)
     return out
@@ -459,7 +506,13 @@ def conv(**given: Any) -> dict[str, Any]:
 
 def agent(**given: Any) -> dict[str, Any]:
     out: dict[str, Any] = {f.name: 0 for f in pb.AgentFigures.DESCRIPTOR.fields}
-    out.update(first_response_buckets=(0,) * 6, first_response=NONE, handle=NONE, wait=NONE)
+    out.update(
+        first_response_buckets=(0,) * 6,
+        first_response=NONE,
+        handle=NONE,
+        wait=NONE,
+        ratings=UNRATED,
+    )
     out.update(given)
     return out
 
@@ -514,6 +567,7 @@ OVERVIEW_DAY1 = conv(
     customer_messages=8,
     agent_messages=6,
     bot_messages=2,
+    ratings=rated(5, 2, 4),
 )
 # Day 2: H alone. Wait 20 in (15,20]: 15 + 5p; first response 5 in (3,5]: 3 + 2p; handle 600 in
 # (450,600]: 450 + 150p (p = 0.5, 0.9, 0.95).
@@ -528,6 +582,7 @@ OVERVIEW_DAY2 = conv(
     wait=(1, 20.0, 17.5, 19.5, 19.75),
     handle=(1, 600.0, 525.0, 585.0, 592.5),
     agent_messages=1,
+    ratings=rated(3),
 )
 # Both days. Waits 5 10 20 20 30 40: p50 rank 3 → (15,20] (2 there, 2 below) → 17.5; p90 rank
 # 5.4 → (30,45] → 36; p95 → 40.5. Responses 2 5 5 15 30 30 60: p50 rank 3.5 → (10,15] → 12.5;
@@ -558,6 +613,7 @@ OVERVIEW_TOTAL = conv(
     customer_messages=8,
     agent_messages=7,
     bot_messages=2,
+    ratings=rated(5, 2, 4, 3),
 )
 
 # Agents, day 1. Ann: responses 2 5 60 → p50 rank 1.5 → (3,5] → 4; p90 rank 2.7 → (45,60] →
@@ -576,6 +632,7 @@ ANN_DAY1 = agent(
     answered=3,
     wait=(3, round(55 / 3, 4), 8.5, 40.5, 42.75),
     resolved=1,
+    ratings=rated(5),
 )
 ANN_DAY2 = agent(
     assigned=1,
@@ -587,6 +644,7 @@ ANN_DAY2 = agent(
     answered=1,
     wait=(1, 20.0, 17.5, 19.5, 19.75),
     resolved=1,
+    ratings=rated(3),
 )
 # Bob, day 1: responses 15 30 30 → p50 rank 1.5 → (20,30] (2 there, 1 below) → 22.5; p90 2.7
 # → 28.5; p95 → 29.25. Handle 250 600 870 → (450,600] → 525; (600,900] → 810, 855. Waits 20 30
@@ -605,6 +663,7 @@ BOB_DAY1 = agent(
     resolved=1,
     spam=1,
     ignored=1,
+    ratings=rated(2, 4),
 )
 
 # Queues, day 1. Sales: responses 2 5 15 60 → p50 rank 2 → (3,5] → 5; p90 3.6 → (45,60] → 54;
@@ -628,6 +687,7 @@ SALES_DAY1 = conv(
     handle=(4, 410.0, 300.0, 570.0, 585.0),
     customer_messages=4,
     agent_messages=4,
+    ratings=rated(5, 2),
 )
 SUPPORT_DAY1 = conv(
     started=2,
@@ -649,6 +709,7 @@ SUPPORT_DAY1 = conv(
     handle=(2, 560.0, 300.0, 840.0, 870.0),
     customer_messages=2,
     agent_messages=2,
+    ratings=rated(4),
 )
 NO_QUEUE_DAY1 = conv(
     started=2, bot_started=2, bot_only=1, ended=1, customer_messages=2, bot_messages=2
@@ -678,6 +739,7 @@ WEBCHAT_DAY1 = conv(
     handle=(3, round(1760 / 3, 4), 525.0, 810.0, 855.0),
     customer_messages=3,
     agent_messages=3,
+    ratings=rated(5),
 )
 LINE_DAY1 = conv(
     started=3,
@@ -695,6 +757,7 @@ LINE_DAY1 = conv(
     handle=(2, 375.0, 180.0, 570.0, 585.0),
     customer_messages=3,
     agent_messages=2,
+    ratings=rated(2),
 )
 WHATSAPP_DAY1 = conv(
     started=2,
@@ -715,6 +778,7 @@ WHATSAPP_DAY1 = conv(
     customer_messages=2,
     agent_messages=1,
     bot_messages=2,
+    ratings=rated(4),
 )
 
 
@@ -906,6 +970,7 @@ async def test_filters(world: World) -> None:
         handle=(3, round(1760 / 3, 4), 525.0, 810.0, 855.0),
         customer_messages=2,
         agent_messages=3,
+        ratings=rated(5),  # A's, given while it carried the tag
     )
     support = await world.reports.get_overview_report(
         pb.GetOverviewReportRequest(query=query(DAY1, DAY2, queues=["queues/support"]))

@@ -51,6 +51,8 @@ SERVICES: dict[str, set[str]] = {
         "FetchGatewayChannels",
         "NotifyTyping",
         "MarkRead",
+        "RateConversation",
+        "ListRatings",
         "StreamOutbound",
     },
     "AgentService": {

@@ -87,6 +87,20 @@ class GatewayClient(BaseClient):
     ) -> pb.MarkReadResponse:
         return await self._call(self._stub.MarkRead, request, idempotent=False, timeout=timeout)
 
+    async def rate_conversation(
+        self, request: pb.RateConversationRequest, *, timeout: float | None = None
+    ) -> pb.RateConversationResponse:
+        """The customer's 1-5 rating, once per conversation (a repeat of the same rating is
+        answered with ``duplicate``): safe to retry."""
+        return await self._call(
+            self._stub.RateConversation, request, idempotent=True, timeout=timeout
+        )
+
+    async def list_ratings(
+        self, request: pb.ListRatingsRequest, *, timeout: float | None = None
+    ) -> pb.ListRatingsResponse:
+        return await self._call(self._stub.ListRatings, request, idempotent=True, timeout=timeout)
+
     async def fetch_gateway_channels(
         self, request: pb.FetchGatewayChannelsRequest, *, timeout: float | None = None
     ) -> pb.FetchGatewayChannelsResponse:

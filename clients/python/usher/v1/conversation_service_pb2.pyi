@@ -85,6 +85,8 @@ class StartConversationRequest(_message.Message):
     WITH_BOT_FIELD_NUMBER: _builtins.int
     FIRST_MESSAGE_FIELD_NUMBER: _builtins.int
     REFERENCE_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    REFERRER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key chosen by the gateway: a UUID, or the provider id of the message that
     starts the conversation. Repeats within 24 hours return the first result.
@@ -106,6 +108,14 @@ class StartConversationRequest(_message.Message):
     reference: _builtins.str
     """The QR code's or campaign link's reference the customer came from: bots' reference
     triggers start on it (up to 64 characters).
+    """
+    page: _builtins.str
+    """The web page the customer wrote from (web chat: the widget's page URL; up to 2048
+    characters). Reports count conversations by page (ReportService.GetVisitorReport).
+    """
+    referrer: _builtins.str
+    """Where the customer came to that page from (the page's referrer URL, or a source name such
+    as a campaign's; up to 2048 characters). Reports count conversations by its host.
     """
     @_builtins.property
     def customer(self) -> _conversation_pb2.CustomerIdentity:
@@ -131,10 +141,12 @@ class StartConversationRequest(_message.Message):
         with_bot: _builtins.bool = ...,
         first_message: Global___CustomerMessage | None = ...,
         reference: _builtins.str = ...,
+        page: _builtins.str = ...,
+        referrer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "first_message", b"first_message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "customer", b"customer", "first_message", b"first_message", "language", b"language", "priority", b"priority", "queue", b"queue", "reference", b"reference", "region", b"region", "request_id", b"request_id", "tags", b"tags", "with_bot", b"with_bot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "customer", b"customer", "first_message", b"first_message", "language", b"language", "page", b"page", "priority", b"priority", "queue", b"queue", "reference", b"reference", "referrer", b"referrer", "region", b"region", "request_id", b"request_id", "tags", b"tags", "with_bot", b"with_bot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -680,6 +692,160 @@ class MarkReadResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MarkReadResponse: _TypeAlias = MarkReadResponse  # noqa: Y015
+
+@_typing.final
+class RateConversationRequest(_message.Message):
+    """Rate a conversation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    conversation: _builtins.str
+    """`conversations/{conversation}`."""
+    score: _builtins.int
+    """1 (worst) to 5 (best)."""
+    comment: _builtins.str
+    """Up to 2000 characters."""
+    def __init__(
+        self,
+        *,
+        conversation: _builtins.str = ...,
+        score: _builtins.int = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "conversation", b"conversation", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateConversationRequest: _TypeAlias = RateConversationRequest  # noqa: Y015
+
+@_typing.final
+class RateConversationResponse(_message.Message):
+    """The rating kept."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RATING_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
+    duplicate: _builtins.bool
+    """True when this very rating had been given before (nothing changed)."""
+    @_builtins.property
+    def rating(self) -> Global___Rating: ...
+    def __init__(
+        self,
+        *,
+        rating: Global___Rating | None = ...,
+        duplicate: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rating", b"rating"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate", "rating", b"rating"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateConversationResponse: _TypeAlias = RateConversationResponse  # noqa: Y015
+
+@_typing.final
+class Rating(_message.Message):
+    """A customer's satisfaction rating of a conversation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
+    AGENT_FIELD_NUMBER: _builtins.int
+    RATE_TIME_FIELD_NUMBER: _builtins.int
+    conversation: _builtins.str
+    """`conversations/{conversation}`."""
+    channel: _builtins.str
+    score: _builtins.int
+    comment: _builtins.str
+    queue: _builtins.str
+    """The queue (`queues/{queue}`) and the last agent (`agents/{agent}`) of the conversation
+    when it ended; empty when it had none.
+    """
+    agent: _builtins.str
+    @_builtins.property
+    def rate_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        conversation: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        score: _builtins.int = ...,
+        comment: _builtins.str = ...,
+        queue: _builtins.str = ...,
+        agent: _builtins.str = ...,
+        rate_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rate_time", b"rate_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "channel", b"channel", "comment", b"comment", "conversation", b"conversation", "queue", b"queue", "rate_time", b"rate_time", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Rating: _TypeAlias = Rating  # noqa: Y015
+
+@_typing.final
+class ListRatingsRequest(_message.Message):
+    """List ratings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    channel: _builtins.str
+    """Only this channel's; empty: every channel's."""
+    page_size: _builtins.int
+    """At most this many (1 to 500; 0: 100)."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        channel: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRatingsRequest: _TypeAlias = ListRatingsRequest  # noqa: Y015
+
+@_typing.final
+class ListRatingsResponse(_message.Message):
+    """A page of ratings, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RATINGS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def ratings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Rating]: ...
+    def __init__(
+        self,
+        *,
+        ratings: _abc.Iterable[Global___Rating] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "ratings", b"ratings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRatingsResponse: _TypeAlias = ListRatingsResponse  # noqa: Y015
 
 @_typing.final
 class StreamOutboundRequest(_message.Message):

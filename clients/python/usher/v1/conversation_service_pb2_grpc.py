@@ -81,6 +81,16 @@ class ConversationServiceStub:
                 request_serializer=usher_dot_v1_dot_conversation__service__pb2.MarkReadRequest.SerializeToString,
                 response_deserializer=usher_dot_v1_dot_conversation__service__pb2.MarkReadResponse.FromString,
                 _registered_method=True)
+        self.RateConversation = channel.unary_unary(
+                '/usher.v1.ConversationService/RateConversation',
+                request_serializer=usher_dot_v1_dot_conversation__service__pb2.RateConversationRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_conversation__service__pb2.RateConversationResponse.FromString,
+                _registered_method=True)
+        self.ListRatings = channel.unary_unary(
+                '/usher.v1.ConversationService/ListRatings',
+                request_serializer=usher_dot_v1_dot_conversation__service__pb2.ListRatingsRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_conversation__service__pb2.ListRatingsResponse.FromString,
+                _registered_method=True)
         self.StreamOutbound = channel.unary_stream(
                 '/usher.v1.ConversationService/StreamOutbound',
                 request_serializer=usher_dot_v1_dot_conversation__service__pb2.StreamOutboundRequest.SerializeToString,
@@ -189,6 +199,25 @@ class ConversationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RateConversation(self, request, context):
+        """The customer's satisfaction rating of a conversation: a score from 1 to 5 and an optional
+        comment, once, from the conversation's end until 7 days later. The same rating again
+        answers OK with `duplicate` set. Reports count it per agent, queue and channel.
+        Errors: INVALID_ARGUMENT (score out of range, comment too long), NOT_FOUND,
+        FAILED_PRECONDITION (not ended yet, or ended over 7 days ago), ALREADY_EXISTS (rated
+        already, with another score or comment).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRatings(self, request, context):
+        """The ratings given on one channel (or all), newest first (AIP-158 paging).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StreamOutbound(self, request, context):
         """Everything to deliver to customers, for the whole tenant (or one channel), in order:
         agent and bot messages, system messages, state changes, receipts, typing.
@@ -254,6 +283,16 @@ def add_ConversationServiceServicer_to_server(servicer, server):
                     servicer.MarkRead,
                     request_deserializer=usher_dot_v1_dot_conversation__service__pb2.MarkReadRequest.FromString,
                     response_serializer=usher_dot_v1_dot_conversation__service__pb2.MarkReadResponse.SerializeToString,
+            ),
+            'RateConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RateConversation,
+                    request_deserializer=usher_dot_v1_dot_conversation__service__pb2.RateConversationRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_conversation__service__pb2.RateConversationResponse.SerializeToString,
+            ),
+            'ListRatings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRatings,
+                    request_deserializer=usher_dot_v1_dot_conversation__service__pb2.ListRatingsRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_conversation__service__pb2.ListRatingsResponse.SerializeToString,
             ),
             'StreamOutbound': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamOutbound,
@@ -489,6 +528,60 @@ class ConversationService:
             '/usher.v1.ConversationService/MarkRead',
             usher_dot_v1_dot_conversation__service__pb2.MarkReadRequest.SerializeToString,
             usher_dot_v1_dot_conversation__service__pb2.MarkReadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RateConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usher.v1.ConversationService/RateConversation',
+            usher_dot_v1_dot_conversation__service__pb2.RateConversationRequest.SerializeToString,
+            usher_dot_v1_dot_conversation__service__pb2.RateConversationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRatings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usher.v1.ConversationService/ListRatings',
+            usher_dot_v1_dot_conversation__service__pb2.ListRatingsRequest.SerializeToString,
+            usher_dot_v1_dot_conversation__service__pb2.ListRatingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -94,6 +94,16 @@ class ConversationServiceStub:
     """The customer read (or received) the messages up to one; shown to the agent as a receipt.
     Errors: NOT_FOUND (conversation or message).
     """
+    RateConversation: _grpc.UnaryUnaryMultiCallable[_conversation_service_pb2.RateConversationRequest, _conversation_service_pb2.RateConversationResponse]
+    """The customer's satisfaction rating of a conversation: a score from 1 to 5 and an optional
+    comment, once, from the conversation's end until 7 days later. The same rating again
+    answers OK with `duplicate` set. Reports count it per agent, queue and channel.
+    Errors: INVALID_ARGUMENT (score out of range, comment too long), NOT_FOUND,
+    FAILED_PRECONDITION (not ended yet, or ended over 7 days ago), ALREADY_EXISTS (rated
+    already, with another score or comment).
+    """
+    ListRatings: _grpc.UnaryUnaryMultiCallable[_conversation_service_pb2.ListRatingsRequest, _conversation_service_pb2.ListRatingsResponse]
+    """The ratings given on one channel (or all), newest first (AIP-158 paging)."""
     StreamOutbound: _grpc.UnaryStreamMultiCallable[_conversation_service_pb2.StreamOutboundRequest, _conversation_service_pb2.StreamOutboundResponse]
     """Everything to deliver to customers, for the whole tenant (or one channel), in order:
     agent and bot messages, system messages, state changes, receipts, typing.
@@ -176,6 +186,16 @@ class ConversationServiceAsyncStub(ConversationServiceStub):
     """The customer read (or received) the messages up to one; shown to the agent as a receipt.
     Errors: NOT_FOUND (conversation or message).
     """
+    RateConversation: _aio.UnaryUnaryMultiCallable[_conversation_service_pb2.RateConversationRequest, _conversation_service_pb2.RateConversationResponse]  # type: ignore[assignment]
+    """The customer's satisfaction rating of a conversation: a score from 1 to 5 and an optional
+    comment, once, from the conversation's end until 7 days later. The same rating again
+    answers OK with `duplicate` set. Reports count it per agent, queue and channel.
+    Errors: INVALID_ARGUMENT (score out of range, comment too long), NOT_FOUND,
+    FAILED_PRECONDITION (not ended yet, or ended over 7 days ago), ALREADY_EXISTS (rated
+    already, with another score or comment).
+    """
+    ListRatings: _aio.UnaryUnaryMultiCallable[_conversation_service_pb2.ListRatingsRequest, _conversation_service_pb2.ListRatingsResponse]  # type: ignore[assignment]
+    """The ratings given on one channel (or all), newest first (AIP-158 paging)."""
     StreamOutbound: _aio.UnaryStreamMultiCallable[_conversation_service_pb2.StreamOutboundRequest, _conversation_service_pb2.StreamOutboundResponse]  # type: ignore[assignment]
     """Everything to deliver to customers, for the whole tenant (or one channel), in order:
     agent and bot messages, system messages, state changes, receipts, typing.
@@ -303,6 +323,28 @@ class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
         """The customer read (or received) the messages up to one; shown to the agent as a receipt.
         Errors: NOT_FOUND (conversation or message).
         """
+
+    @_abc_1.abstractmethod
+    def RateConversation(
+        self,
+        request: _conversation_service_pb2.RateConversationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_service_pb2.RateConversationResponse, _abc.Awaitable[_conversation_service_pb2.RateConversationResponse]]:
+        """The customer's satisfaction rating of a conversation: a score from 1 to 5 and an optional
+        comment, once, from the conversation's end until 7 days later. The same rating again
+        answers OK with `duplicate` set. Reports count it per agent, queue and channel.
+        Errors: INVALID_ARGUMENT (score out of range, comment too long), NOT_FOUND,
+        FAILED_PRECONDITION (not ended yet, or ended over 7 days ago), ALREADY_EXISTS (rated
+        already, with another score or comment).
+        """
+
+    @_abc_1.abstractmethod
+    def ListRatings(
+        self,
+        request: _conversation_service_pb2.ListRatingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_service_pb2.ListRatingsResponse, _abc.Awaitable[_conversation_service_pb2.ListRatingsResponse]]:
+        """The ratings given on one channel (or all), newest first (AIP-158 paging)."""
 
     @_abc_1.abstractmethod
     def StreamOutbound(

@@ -330,6 +330,7 @@ class ConversationFigures(_message.Message):
     BOT_MESSAGES_FIELD_NUMBER: _builtins.int
     FOLLOW_UPS_FIELD_NUMBER: _builtins.int
     BOT_COULD_NOT_ANSWER_FIELD_NUMBER: _builtins.int
+    RATINGS_FIELD_NUMBER: _builtins.int
     started: _builtins.int
     """Conversations started."""
     bot_started: _builtins.int
@@ -386,6 +387,10 @@ class ConversationFigures(_message.Message):
     def handle(self) -> Global___DurationFigures:
         """From an agent's assignment to its end (ended, transferred away, handed back)."""
 
+    @_builtins.property
+    def ratings(self) -> Global___RatingFigures:
+        """Satisfaction ratings given in the period (ConversationService.RateConversation)."""
+
     def __init__(
         self,
         *,
@@ -416,16 +421,63 @@ class ConversationFigures(_message.Message):
         bot_messages: _builtins.int = ...,
         follow_ups: _builtins.int = ...,
         bot_could_not_answer: _builtins.int = ...,
+        ratings: Global___RatingFigures | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_service_level", b"_service_level", "first_response", b"first_response", "first_response_buckets", b"first_response_buckets", "handle", b"handle", "service_level", b"service_level", "wait", b"wait"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_service_level", b"_service_level", "first_response", b"first_response", "first_response_buckets", b"first_response_buckets", "handle", b"handle", "ratings", b"ratings", "service_level", b"service_level", "wait", b"wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_service_level", b"_service_level", "abandoned", b"abandoned", "abandoned_within_threshold", b"abandoned_within_threshold", "agent_messages", b"agent_messages", "answered", b"answered", "answered_within_threshold", b"answered_within_threshold", "bot_could_not_answer", b"bot_could_not_answer", "bot_handed_off", b"bot_handed_off", "bot_messages", b"bot_messages", "bot_only", b"bot_only", "bot_started", b"bot_started", "customer_messages", b"customer_messages", "ended", b"ended", "first_response", b"first_response", "first_response_buckets", b"first_response_buckets", "follow_ups", b"follow_ups", "handed_to_agents", b"handed_to_agents", "handle", b"handle", "ignored", b"ignored", "left_messages", b"left_messages", "overflowed", b"overflowed", "queued", b"queued", "resolved", b"resolved", "service_level", b"service_level", "spam", b"spam", "started", b"started", "transfers", b"transfers", "wait", b"wait"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_service_level", b"_service_level", "abandoned", b"abandoned", "abandoned_within_threshold", b"abandoned_within_threshold", "agent_messages", b"agent_messages", "answered", b"answered", "answered_within_threshold", b"answered_within_threshold", "bot_could_not_answer", b"bot_could_not_answer", "bot_handed_off", b"bot_handed_off", "bot_messages", b"bot_messages", "bot_only", b"bot_only", "bot_started", b"bot_started", "customer_messages", b"customer_messages", "ended", b"ended", "first_response", b"first_response", "first_response_buckets", b"first_response_buckets", "follow_ups", b"follow_ups", "handed_to_agents", b"handed_to_agents", "handle", b"handle", "ignored", b"ignored", "left_messages", b"left_messages", "overflowed", b"overflowed", "queued", b"queued", "ratings", b"ratings", "resolved", b"resolved", "service_level", b"service_level", "spam", b"spam", "started", b"started", "transfers", b"transfers", "wait", b"wait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__service_level: _TypeAlias = _typing.Literal["service_level"]  # noqa: Y015
     _WhichOneofArgType__service_level: _TypeAlias = _typing.Literal["_service_level", b"_service_level"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__service_level) -> _WhichOneofReturnType__service_level | None: ...
 
 Global___ConversationFigures: _TypeAlias = ConversationFigures  # noqa: Y015
+
+@_typing.final
+class RatingFigures(_message.Message):
+    """Satisfaction ratings over a group, counted when given, where the conversation was when it
+    ended (its queue, channel and last agent).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    AVERAGE_FIELD_NUMBER: _builtins.int
+    SCORE_1_FIELD_NUMBER: _builtins.int
+    SCORE_2_FIELD_NUMBER: _builtins.int
+    SCORE_3_FIELD_NUMBER: _builtins.int
+    SCORE_4_FIELD_NUMBER: _builtins.int
+    SCORE_5_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    """Ratings given."""
+    average: _builtins.float
+    """The mean score, 1 to 5; unset with none."""
+    score_1: _builtins.int
+    """How many of each score."""
+    score_2: _builtins.int
+    score_3: _builtins.int
+    score_4: _builtins.int
+    score_5: _builtins.int
+    def __init__(
+        self,
+        *,
+        count: _builtins.int = ...,
+        average: _builtins.float | None = ...,
+        score_1: _builtins.int = ...,
+        score_2: _builtins.int = ...,
+        score_3: _builtins.int = ...,
+        score_4: _builtins.int = ...,
+        score_5: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_average", b"_average", "average", b"average"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_average", b"_average", "average", b"average", "count", b"count", "score_1", b"score_1", "score_2", b"score_2", "score_3", b"score_3", "score_4", b"score_4", "score_5", b"score_5"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__average: _TypeAlias = _typing.Literal["average"]  # noqa: Y015
+    _WhichOneofArgType__average: _TypeAlias = _typing.Literal["_average", b"_average"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__average) -> _WhichOneofReturnType__average | None: ...
+
+Global___RatingFigures: _TypeAlias = RatingFigures  # noqa: Y015
 
 @_typing.final
 class AgentFigures(_message.Message):
@@ -450,6 +502,7 @@ class AgentFigures(_message.Message):
     RESOLVED_FIELD_NUMBER: _builtins.int
     SPAM_FIELD_NUMBER: _builtins.int
     IGNORED_FIELD_NUMBER: _builtins.int
+    RATINGS_FIELD_NUMBER: _builtins.int
     assigned: _builtins.int
     """Assignments begun (offers accepted, taken, assigned, transfers accepted)."""
     handled: _builtins.int
@@ -478,6 +531,10 @@ class AgentFigures(_message.Message):
     def handle(self) -> Global___DurationFigures: ...
     @_builtins.property
     def wait(self) -> Global___DurationFigures: ...
+    @_builtins.property
+    def ratings(self) -> Global___RatingFigures:
+        """Ratings of the conversations the agent was the last to serve."""
+
     def __init__(
         self,
         *,
@@ -498,10 +555,11 @@ class AgentFigures(_message.Message):
         resolved: _builtins.int = ...,
         spam: _builtins.int = ...,
         ignored: _builtins.int = ...,
+        ratings: Global___RatingFigures | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["first_response", b"first_response", "first_response_buckets", b"first_response_buckets", "handle", b"handle", "wait", b"wait"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first_response", b"first_response", "first_response_buckets", b"first_response_buckets", "handle", b"handle", "ratings", b"ratings", "wait", b"wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered", b"answered", "assigned", b"assigned", "canned_replies", b"canned_replies", "first_response", b"first_response", "first_response_buckets", b"first_response_buckets", "handle", b"handle", "handled", b"handled", "ignored", b"ignored", "messages_sent", b"messages_sent", "offers", b"offers", "offers_missed", b"offers_missed", "offers_rejected", b"offers_rejected", "resolved", b"resolved", "spam", b"spam", "transfers_in", b"transfers_in", "transfers_out", b"transfers_out", "wait", b"wait"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered", b"answered", "assigned", b"assigned", "canned_replies", b"canned_replies", "first_response", b"first_response", "first_response_buckets", b"first_response_buckets", "handle", b"handle", "handled", b"handled", "ignored", b"ignored", "messages_sent", b"messages_sent", "offers", b"offers", "offers_missed", b"offers_missed", "offers_rejected", b"offers_rejected", "ratings", b"ratings", "resolved", b"resolved", "spam", b"spam", "transfers_in", b"transfers_in", "transfers_out", b"transfers_out", "wait", b"wait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file usher/v1/conversation_service.proto.
  */
 export const file_usher_v1_conversation_service: GenFile = /*@__PURE__*/
-  fileDesc("CiN1c2hlci92MS9jb252ZXJzYXRpb25fc2VydmljZS5wcm90bxIIdXNoZXIudjEiQgobRmV0Y2hHYXRld2F5Q2hhbm5lbHNSZXF1ZXN0EiMKBHR5cGUYASABKA4yFS51c2hlci52MS5DaGFubmVsVHlwZSJeChxGZXRjaEdhdGV3YXlDaGFubmVsc1Jlc3BvbnNlEhkKEXdlYmhvb2tfbmFtZXNwYWNlGAEgASgJEiMKCGNoYW5uZWxzGAIgAygLMhEudXNoZXIudjEuQ2hhbm5lbCKVAgoYU3RhcnRDb252ZXJzYXRpb25SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSDwoHY2hhbm5lbBgCIAEoCRIsCghjdXN0b21lchgDIAEoCzIaLnVzaGVyLnYxLkN1c3RvbWVySWRlbnRpdHkSDQoFcXVldWUYBCABKAkSDgoGcmVnaW9uGAUgASgJEhAKCGxhbmd1YWdlGAYgASgJEhAKCHByaW9yaXR5GAcgASgFEgwKBHRhZ3MYCCADKAkSEAoId2l0aF9ib3QYCSABKAgSMAoNZmlyc3RfbWVzc2FnZRgKIAEoCzIZLnVzaGVyLnYxLkN1c3RvbWVyTWVzc2FnZRIRCglyZWZlcmVuY2UYCyABKAkisgEKD0N1c3RvbWVyTWVzc2FnZRIMCgR0ZXh0GAEgASgJEikKC2F0dGFjaG1lbnRzGAIgAygLMhQudXNoZXIudjEuQXR0YWNobWVudBIbChNwcm92aWRlcl9tZXNzYWdlX2lkGAMgASgJEi0KCXNlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoSc2VsZWN0ZWRfb3B0aW9uX2lkGAUgASgJIpcBChlTdGFydENvbnZlcnNhdGlvblJlc3BvbnNlEiwKDGNvbnZlcnNhdGlvbhgBIAEoCzIWLnVzaGVyLnYxLkNvbnZlcnNhdGlvbhIoCg1maXJzdF9tZXNzYWdlGAIgASgLMhEudXNoZXIudjEuTWVzc2FnZRIRCglkdXBsaWNhdGUYAyABKAgSDwoHYmxvY2tlZBgEIAEoCCLTAQoaUG9zdEN1c3RvbWVyTWVzc2FnZVJlcXVlc3QSFAoMY29udmVyc2F0aW9uGAEgASgJEgwKBHRleHQYAiABKAkSKQoLYXR0YWNobWVudHMYAyADKAsyFC51c2hlci52MS5BdHRhY2htZW50EhsKE3Byb3ZpZGVyX21lc3NhZ2VfaWQYBCABKAkSLQoJc2VuZF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJzZWxlY3RlZF9vcHRpb25faWQYBiABKAkiZQobUG9zdEN1c3RvbWVyTWVzc2FnZVJlc3BvbnNlEiIKB21lc3NhZ2UYASABKAsyES51c2hlci52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgCIAEoCBIPCgdibG9ja2VkGAMgASgIIrgBCh1SZWNlaXZlQ3VzdG9tZXJNZXNzYWdlUmVxdWVzdBIPCgdjaGFubmVsGAEgASgJEiwKCGN1c3RvbWVyGAIgASgLMhoudXNoZXIudjEuQ3VzdG9tZXJJZGVudGl0eRIqCgdtZXNzYWdlGAMgASgLMhkudXNoZXIudjEuQ3VzdG9tZXJNZXNzYWdlEiwKBXN0YXJ0GAQgASgLMh0udXNoZXIudjEuQ29udmVyc2F0aW9uT3B0aW9ucyKLAQoTQ29udmVyc2F0aW9uT3B0aW9ucxINCgVxdWV1ZRgBIAEoCRIOCgZyZWdpb24YAiABKAkSEAoIbGFuZ3VhZ2UYAyABKAkSEAoIcHJpb3JpdHkYBCABKAUSDAoEdGFncxgFIAMoCRIQCgh3aXRoX2JvdBgGIAEoCBIRCglyZWZlcmVuY2UYByABKAkipwEKHlJlY2VpdmVDdXN0b21lck1lc3NhZ2VSZXNwb25zZRIsCgxjb252ZXJzYXRpb24YASABKAsyFi51c2hlci52MS5Db252ZXJzYXRpb24SIgoHbWVzc2FnZRgCIAEoCzIRLnVzaGVyLnYxLk1lc3NhZ2USDwoHc3RhcnRlZBgDIAEoCBIRCglkdXBsaWNhdGUYBCABKAgSDwoHYmxvY2tlZBgFIAEoCCKlAQoVUG9zdEJvdE1lc3NhZ2VSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSFAoMY29udmVyc2F0aW9uGAIgASgJEgwKBHRleHQYAyABKAkSKQoLYXR0YWNobWVudHMYBCADKAsyFC51c2hlci52MS5BdHRhY2htZW50EikKB2Nob2ljZXMYBSABKAsyGC51c2hlci52MS5NZXNzYWdlQ2hvaWNlcyJPChZQb3N0Qm90TWVzc2FnZVJlc3BvbnNlEiIKB21lc3NhZ2UYASABKAsyES51c2hlci52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgCIAEoCCJeChNSZXF1ZXN0QWdlbnRSZXF1ZXN0EhQKDGNvbnZlcnNhdGlvbhgBIAEoCRINCgVxdWV1ZRgCIAEoCRIVCghwcmlvcml0eRgDIAEoBUgAiAEBQgsKCV9wcmlvcml0eSJEChRSZXF1ZXN0QWdlbnRSZXNwb25zZRIsCgxjb252ZXJzYXRpb24YASABKAsyFi51c2hlci52MS5Db252ZXJzYXRpb24iMAoYTGVhdmVDb252ZXJzYXRpb25SZXF1ZXN0EhQKDGNvbnZlcnNhdGlvbhgBIAEoCSJJChlMZWF2ZUNvbnZlcnNhdGlvblJlc3BvbnNlEiwKDGNvbnZlcnNhdGlvbhgBIAEoCzIWLnVzaGVyLnYxLkNvbnZlcnNhdGlvbiI7ChNOb3RpZnlUeXBpbmdSZXF1ZXN0EhQKDGNvbnZlcnNhdGlvbhgBIAEoCRIOCgZhY3RpdmUYAiABKAgiFgoUTm90aWZ5VHlwaW5nUmVzcG9uc2UiSwoPTWFya1JlYWRSZXF1ZXN0Eg8KB21lc3NhZ2UYASABKAkSJwoGc3RhdHVzGAIgASgOMhcudXNoZXIudjEuUmVjZWlwdFN0YXR1cyISChBNYXJrUmVhZFJlc3BvbnNlIkcKFVN0cmVhbU91dGJvdW5kUmVxdWVzdBIPCgdjaGFubmVsGAEgASgJEh0KFXJlc3VtZV9hZnRlcl9ldmVudF9pZBgCIAEoBCI/ChZTdHJlYW1PdXRib3VuZFJlc3BvbnNlEiUKBWl0ZW1zGAEgAygLMhYudXNoZXIudjEuT3V0Ym91bmRJdGVtIuACCgxPdXRib3VuZEl0ZW0SEAoIZXZlbnRfaWQYASABKAQSFAoMY29udmVyc2F0aW9uGAIgASgJEg8KB2NoYW5uZWwYAyABKAkSEwoLZXh0ZXJuYWxfaWQYBCABKAkSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJAoHbWVzc2FnZRgKIAEoCzIRLnVzaGVyLnYxLk1lc3NhZ2VIABIxCg5zeXN0ZW1fbWVzc2FnZRgLIAEoCzIXLnVzaGVyLnYxLlN5c3RlbU1lc3NhZ2VIABItCgxzdGF0ZV9jaGFuZ2UYDCABKAsyFS51c2hlci52MS5TdGF0ZUNoYW5nZUgAEiQKB3JlY2VpcHQYDSABKAsyES51c2hlci52MS5SZWNlaXB0SAASIgoGdHlwaW5nGA4gASgLMhAudXNoZXIudjEuVHlwaW5nSABCBgoEaXRlbTKWBwoTQ29udmVyc2F0aW9uU2VydmljZRJcChFTdGFydENvbnZlcnNhdGlvbhIiLnVzaGVyLnYxLlN0YXJ0Q29udmVyc2F0aW9uUmVxdWVzdBojLnVzaGVyLnYxLlN0YXJ0Q29udmVyc2F0aW9uUmVzcG9uc2USYgoTUG9zdEN1c3RvbWVyTWVzc2FnZRIkLnVzaGVyLnYxLlBvc3RDdXN0b21lck1lc3NhZ2VSZXF1ZXN0GiUudXNoZXIudjEuUG9zdEN1c3RvbWVyTWVzc2FnZVJlc3BvbnNlEmsKFlJlY2VpdmVDdXN0b21lck1lc3NhZ2USJy51c2hlci52MS5SZWNlaXZlQ3VzdG9tZXJNZXNzYWdlUmVxdWVzdBooLnVzaGVyLnYxLlJlY2VpdmVDdXN0b21lck1lc3NhZ2VSZXNwb25zZRJTCg5Qb3N0Qm90TWVzc2FnZRIfLnVzaGVyLnYxLlBvc3RCb3RNZXNzYWdlUmVxdWVzdBogLnVzaGVyLnYxLlBvc3RCb3RNZXNzYWdlUmVzcG9uc2USTQoMUmVxdWVzdEFnZW50Eh0udXNoZXIudjEuUmVxdWVzdEFnZW50UmVxdWVzdBoeLnVzaGVyLnYxLlJlcXVlc3RBZ2VudFJlc3BvbnNlElwKEUxlYXZlQ29udmVyc2F0aW9uEiIudXNoZXIudjEuTGVhdmVDb252ZXJzYXRpb25SZXF1ZXN0GiMudXNoZXIudjEuTGVhdmVDb252ZXJzYXRpb25SZXNwb25zZRJNCgxOb3RpZnlUeXBpbmcSHS51c2hlci52MS5Ob3RpZnlUeXBpbmdSZXF1ZXN0Gh4udXNoZXIudjEuTm90aWZ5VHlwaW5nUmVzcG9uc2USQQoITWFya1JlYWQSGS51c2hlci52MS5NYXJrUmVhZFJlcXVlc3QaGi51c2hlci52MS5NYXJrUmVhZFJlc3BvbnNlElUKDlN0cmVhbU91dGJvdW5kEh8udXNoZXIudjEuU3RyZWFtT3V0Ym91bmRSZXF1ZXN0GiAudXNoZXIudjEuU3RyZWFtT3V0Ym91bmRSZXNwb25zZTABEmUKFEZldGNoR2F0ZXdheUNoYW5uZWxzEiUudXNoZXIudjEuRmV0Y2hHYXRld2F5Q2hhbm5lbHNSZXF1ZXN0GiYudXNoZXIudjEuRmV0Y2hHYXRld2F5Q2hhbm5lbHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_usher_v1_channel, file_usher_v1_conversation]);
+  fileDesc("CiN1c2hlci92MS9jb252ZXJzYXRpb25fc2VydmljZS5wcm90bxIIdXNoZXIudjEiQgobRmV0Y2hHYXRld2F5Q2hhbm5lbHNSZXF1ZXN0EiMKBHR5cGUYASABKA4yFS51c2hlci52MS5DaGFubmVsVHlwZSJeChxGZXRjaEdhdGV3YXlDaGFubmVsc1Jlc3BvbnNlEhkKEXdlYmhvb2tfbmFtZXNwYWNlGAEgASgJEiMKCGNoYW5uZWxzGAIgAygLMhEudXNoZXIudjEuQ2hhbm5lbCK1AgoYU3RhcnRDb252ZXJzYXRpb25SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSDwoHY2hhbm5lbBgCIAEoCRIsCghjdXN0b21lchgDIAEoCzIaLnVzaGVyLnYxLkN1c3RvbWVySWRlbnRpdHkSDQoFcXVldWUYBCABKAkSDgoGcmVnaW9uGAUgASgJEhAKCGxhbmd1YWdlGAYgASgJEhAKCHByaW9yaXR5GAcgASgFEgwKBHRhZ3MYCCADKAkSEAoId2l0aF9ib3QYCSABKAgSMAoNZmlyc3RfbWVzc2FnZRgKIAEoCzIZLnVzaGVyLnYxLkN1c3RvbWVyTWVzc2FnZRIRCglyZWZlcmVuY2UYCyABKAkSDAoEcGFnZRgMIAEoCRIQCghyZWZlcnJlchgNIAEoCSKyAQoPQ3VzdG9tZXJNZXNzYWdlEgwKBHRleHQYASABKAkSKQoLYXR0YWNobWVudHMYAiADKAsyFC51c2hlci52MS5BdHRhY2htZW50EhsKE3Byb3ZpZGVyX21lc3NhZ2VfaWQYAyABKAkSLQoJc2VuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJzZWxlY3RlZF9vcHRpb25faWQYBSABKAkilwEKGVN0YXJ0Q29udmVyc2F0aW9uUmVzcG9uc2USLAoMY29udmVyc2F0aW9uGAEgASgLMhYudXNoZXIudjEuQ29udmVyc2F0aW9uEigKDWZpcnN0X21lc3NhZ2UYAiABKAsyES51c2hlci52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgDIAEoCBIPCgdibG9ja2VkGAQgASgIItMBChpQb3N0Q3VzdG9tZXJNZXNzYWdlUmVxdWVzdBIUCgxjb252ZXJzYXRpb24YASABKAkSDAoEdGV4dBgCIAEoCRIpCgthdHRhY2htZW50cxgDIAMoCzIULnVzaGVyLnYxLkF0dGFjaG1lbnQSGwoTcHJvdmlkZXJfbWVzc2FnZV9pZBgEIAEoCRItCglzZW5kX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhoKEnNlbGVjdGVkX29wdGlvbl9pZBgGIAEoCSJlChtQb3N0Q3VzdG9tZXJNZXNzYWdlUmVzcG9uc2USIgoHbWVzc2FnZRgBIAEoCzIRLnVzaGVyLnYxLk1lc3NhZ2USEQoJZHVwbGljYXRlGAIgASgIEg8KB2Jsb2NrZWQYAyABKAgiuAEKHVJlY2VpdmVDdXN0b21lck1lc3NhZ2VSZXF1ZXN0Eg8KB2NoYW5uZWwYASABKAkSLAoIY3VzdG9tZXIYAiABKAsyGi51c2hlci52MS5DdXN0b21lcklkZW50aXR5EioKB21lc3NhZ2UYAyABKAsyGS51c2hlci52MS5DdXN0b21lck1lc3NhZ2USLAoFc3RhcnQYBCABKAsyHS51c2hlci52MS5Db252ZXJzYXRpb25PcHRpb25zIosBChNDb252ZXJzYXRpb25PcHRpb25zEg0KBXF1ZXVlGAEgASgJEg4KBnJlZ2lvbhgCIAEoCRIQCghsYW5ndWFnZRgDIAEoCRIQCghwcmlvcml0eRgEIAEoBRIMCgR0YWdzGAUgAygJEhAKCHdpdGhfYm90GAYgASgIEhEKCXJlZmVyZW5jZRgHIAEoCSKnAQoeUmVjZWl2ZUN1c3RvbWVyTWVzc2FnZVJlc3BvbnNlEiwKDGNvbnZlcnNhdGlvbhgBIAEoCzIWLnVzaGVyLnYxLkNvbnZlcnNhdGlvbhIiCgdtZXNzYWdlGAIgASgLMhEudXNoZXIudjEuTWVzc2FnZRIPCgdzdGFydGVkGAMgASgIEhEKCWR1cGxpY2F0ZRgEIAEoCBIPCgdibG9ja2VkGAUgASgIIqUBChVQb3N0Qm90TWVzc2FnZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIUCgxjb252ZXJzYXRpb24YAiABKAkSDAoEdGV4dBgDIAEoCRIpCgthdHRhY2htZW50cxgEIAMoCzIULnVzaGVyLnYxLkF0dGFjaG1lbnQSKQoHY2hvaWNlcxgFIAEoCzIYLnVzaGVyLnYxLk1lc3NhZ2VDaG9pY2VzIk8KFlBvc3RCb3RNZXNzYWdlUmVzcG9uc2USIgoHbWVzc2FnZRgBIAEoCzIRLnVzaGVyLnYxLk1lc3NhZ2USEQoJZHVwbGljYXRlGAIgASgIIl4KE1JlcXVlc3RBZ2VudFJlcXVlc3QSFAoMY29udmVyc2F0aW9uGAEgASgJEg0KBXF1ZXVlGAIgASgJEhUKCHByaW9yaXR5GAMgASgFSACIAQFCCwoJX3ByaW9yaXR5IkQKFFJlcXVlc3RBZ2VudFJlc3BvbnNlEiwKDGNvbnZlcnNhdGlvbhgBIAEoCzIWLnVzaGVyLnYxLkNvbnZlcnNhdGlvbiIwChhMZWF2ZUNvbnZlcnNhdGlvblJlcXVlc3QSFAoMY29udmVyc2F0aW9uGAEgASgJIkkKGUxlYXZlQ29udmVyc2F0aW9uUmVzcG9uc2USLAoMY29udmVyc2F0aW9uGAEgASgLMhYudXNoZXIudjEuQ29udmVyc2F0aW9uIjsKE05vdGlmeVR5cGluZ1JlcXVlc3QSFAoMY29udmVyc2F0aW9uGAEgASgJEg4KBmFjdGl2ZRgCIAEoCCIWChROb3RpZnlUeXBpbmdSZXNwb25zZSJLCg9NYXJrUmVhZFJlcXVlc3QSDwoHbWVzc2FnZRgBIAEoCRInCgZzdGF0dXMYAiABKA4yFy51c2hlci52MS5SZWNlaXB0U3RhdHVzIhIKEE1hcmtSZWFkUmVzcG9uc2UiTwoXUmF0ZUNvbnZlcnNhdGlvblJlcXVlc3QSFAoMY29udmVyc2F0aW9uGAEgASgJEg0KBXNjb3JlGAIgASgFEg8KB2NvbW1lbnQYAyABKAkiTwoYUmF0ZUNvbnZlcnNhdGlvblJlc3BvbnNlEiAKBnJhdGluZxgBIAEoCzIQLnVzaGVyLnYxLlJhdGluZxIRCglkdXBsaWNhdGUYAiABKAginAEKBlJhdGluZxIUCgxjb252ZXJzYXRpb24YASABKAkSDwoHY2hhbm5lbBgCIAEoCRINCgVzY29yZRgDIAEoBRIPCgdjb21tZW50GAQgASgJEg0KBXF1ZXVlGAUgASgJEg0KBWFnZW50GAYgASgJEi0KCXJhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTAoSTGlzdFJhdGluZ3NSZXF1ZXN0Eg8KB2NoYW5uZWwYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiUQoTTGlzdFJhdGluZ3NSZXNwb25zZRIhCgdyYXRpbmdzGAEgAygLMhAudXNoZXIudjEuUmF0aW5nEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJHChVTdHJlYW1PdXRib3VuZFJlcXVlc3QSDwoHY2hhbm5lbBgBIAEoCRIdChVyZXN1bWVfYWZ0ZXJfZXZlbnRfaWQYAiABKAQiPwoWU3RyZWFtT3V0Ym91bmRSZXNwb25zZRIlCgVpdGVtcxgBIAMoCzIWLnVzaGVyLnYxLk91dGJvdW5kSXRlbSLgAgoMT3V0Ym91bmRJdGVtEhAKCGV2ZW50X2lkGAEgASgEEhQKDGNvbnZlcnNhdGlvbhgCIAEoCRIPCgdjaGFubmVsGAMgASgJEhMKC2V4dGVybmFsX2lkGAQgASgJEigKBHRpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiQKB21lc3NhZ2UYCiABKAsyES51c2hlci52MS5NZXNzYWdlSAASMQoOc3lzdGVtX21lc3NhZ2UYCyABKAsyFy51c2hlci52MS5TeXN0ZW1NZXNzYWdlSAASLQoMc3RhdGVfY2hhbmdlGAwgASgLMhUudXNoZXIudjEuU3RhdGVDaGFuZ2VIABIkCgdyZWNlaXB0GA0gASgLMhEudXNoZXIudjEuUmVjZWlwdEgAEiIKBnR5cGluZxgOIAEoCzIQLnVzaGVyLnYxLlR5cGluZ0gAQgYKBGl0ZW0yvQgKE0NvbnZlcnNhdGlvblNlcnZpY2USXAoRU3RhcnRDb252ZXJzYXRpb24SIi51c2hlci52MS5TdGFydENvbnZlcnNhdGlvblJlcXVlc3QaIy51c2hlci52MS5TdGFydENvbnZlcnNhdGlvblJlc3BvbnNlEmIKE1Bvc3RDdXN0b21lck1lc3NhZ2USJC51c2hlci52MS5Qb3N0Q3VzdG9tZXJNZXNzYWdlUmVxdWVzdBolLnVzaGVyLnYxLlBvc3RDdXN0b21lck1lc3NhZ2VSZXNwb25zZRJrChZSZWNlaXZlQ3VzdG9tZXJNZXNzYWdlEicudXNoZXIudjEuUmVjZWl2ZUN1c3RvbWVyTWVzc2FnZVJlcXVlc3QaKC51c2hlci52MS5SZWNlaXZlQ3VzdG9tZXJNZXNzYWdlUmVzcG9uc2USUwoOUG9zdEJvdE1lc3NhZ2USHy51c2hlci52MS5Qb3N0Qm90TWVzc2FnZVJlcXVlc3QaIC51c2hlci52MS5Qb3N0Qm90TWVzc2FnZVJlc3BvbnNlEk0KDFJlcXVlc3RBZ2VudBIdLnVzaGVyLnYxLlJlcXVlc3RBZ2VudFJlcXVlc3QaHi51c2hlci52MS5SZXF1ZXN0QWdlbnRSZXNwb25zZRJcChFMZWF2ZUNvbnZlcnNhdGlvbhIiLnVzaGVyLnYxLkxlYXZlQ29udmVyc2F0aW9uUmVxdWVzdBojLnVzaGVyLnYxLkxlYXZlQ29udmVyc2F0aW9uUmVzcG9uc2USTQoMTm90aWZ5VHlwaW5nEh0udXNoZXIudjEuTm90aWZ5VHlwaW5nUmVxdWVzdBoeLnVzaGVyLnYxLk5vdGlmeVR5cGluZ1Jlc3BvbnNlEkEKCE1hcmtSZWFkEhkudXNoZXIudjEuTWFya1JlYWRSZXF1ZXN0GhoudXNoZXIudjEuTWFya1JlYWRSZXNwb25zZRJZChBSYXRlQ29udmVyc2F0aW9uEiEudXNoZXIudjEuUmF0ZUNvbnZlcnNhdGlvblJlcXVlc3QaIi51c2hlci52MS5SYXRlQ29udmVyc2F0aW9uUmVzcG9uc2USSgoLTGlzdFJhdGluZ3MSHC51c2hlci52MS5MaXN0UmF0aW5nc1JlcXVlc3QaHS51c2hlci52MS5MaXN0UmF0aW5nc1Jlc3BvbnNlElUKDlN0cmVhbU91dGJvdW5kEh8udXNoZXIudjEuU3RyZWFtT3V0Ym91bmRSZXF1ZXN0GiAudXNoZXIudjEuU3RyZWFtT3V0Ym91bmRSZXNwb25zZTABEmUKFEZldGNoR2F0ZXdheUNoYW5uZWxzEiUudXNoZXIudjEuRmV0Y2hHYXRld2F5Q2hhbm5lbHNSZXF1ZXN0GiYudXNoZXIudjEuRmV0Y2hHYXRld2F5Q2hhbm5lbHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_usher_v1_channel, file_usher_v1_conversation]);
 
 /**
  * Which channels a gateway serves.
@@ -146,6 +146,22 @@ export type StartConversationRequest = Message<"usher.v1.StartConversationReques
    * @generated from field: string reference = 11;
    */
   reference: string;
+
+  /**
+   * The web page the customer wrote from (web chat: the widget's page URL; up to 2048
+   * characters). Reports count conversations by page (ReportService.GetVisitorReport).
+   *
+   * @generated from field: string page = 12;
+   */
+  page: string;
+
+  /**
+   * Where the customer came to that page from (the page's referrer URL, or a source name such
+   * as a campaign's; up to 2048 characters). Reports count conversations by its host.
+   *
+   * @generated from field: string referrer = 13;
+   */
+  referrer: string;
 };
 
 /**
@@ -737,6 +753,178 @@ export const MarkReadResponseSchema: GenMessage<MarkReadResponse> = /*@__PURE__*
   messageDesc(file_usher_v1_conversation_service, 19);
 
 /**
+ * Rate a conversation.
+ *
+ * @generated from message usher.v1.RateConversationRequest
+ */
+export type RateConversationRequest = Message<"usher.v1.RateConversationRequest"> & {
+  /**
+   * `conversations/{conversation}`.
+   *
+   * @generated from field: string conversation = 1;
+   */
+  conversation: string;
+
+  /**
+   * 1 (worst) to 5 (best).
+   *
+   * @generated from field: int32 score = 2;
+   */
+  score: number;
+
+  /**
+   * Up to 2000 characters.
+   *
+   * @generated from field: string comment = 3;
+   */
+  comment: string;
+};
+
+/**
+ * Describes the message usher.v1.RateConversationRequest.
+ * Use `create(RateConversationRequestSchema)` to create a new message.
+ */
+export const RateConversationRequestSchema: GenMessage<RateConversationRequest> = /*@__PURE__*/
+  messageDesc(file_usher_v1_conversation_service, 20);
+
+/**
+ * The rating kept.
+ *
+ * @generated from message usher.v1.RateConversationResponse
+ */
+export type RateConversationResponse = Message<"usher.v1.RateConversationResponse"> & {
+  /**
+   * @generated from field: usher.v1.Rating rating = 1;
+   */
+  rating?: Rating | undefined;
+
+  /**
+   * True when this very rating had been given before (nothing changed).
+   *
+   * @generated from field: bool duplicate = 2;
+   */
+  duplicate: boolean;
+};
+
+/**
+ * Describes the message usher.v1.RateConversationResponse.
+ * Use `create(RateConversationResponseSchema)` to create a new message.
+ */
+export const RateConversationResponseSchema: GenMessage<RateConversationResponse> = /*@__PURE__*/
+  messageDesc(file_usher_v1_conversation_service, 21);
+
+/**
+ * A customer's satisfaction rating of a conversation.
+ *
+ * @generated from message usher.v1.Rating
+ */
+export type Rating = Message<"usher.v1.Rating"> & {
+  /**
+   * `conversations/{conversation}`.
+   *
+   * @generated from field: string conversation = 1;
+   */
+  conversation: string;
+
+  /**
+   * @generated from field: string channel = 2;
+   */
+  channel: string;
+
+  /**
+   * @generated from field: int32 score = 3;
+   */
+  score: number;
+
+  /**
+   * @generated from field: string comment = 4;
+   */
+  comment: string;
+
+  /**
+   * The queue (`queues/{queue}`) and the last agent (`agents/{agent}`) of the conversation
+   * when it ended; empty when it had none.
+   *
+   * @generated from field: string queue = 5;
+   */
+  queue: string;
+
+  /**
+   * @generated from field: string agent = 6;
+   */
+  agent: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp rate_time = 7;
+   */
+  rateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message usher.v1.Rating.
+ * Use `create(RatingSchema)` to create a new message.
+ */
+export const RatingSchema: GenMessage<Rating> = /*@__PURE__*/
+  messageDesc(file_usher_v1_conversation_service, 22);
+
+/**
+ * List ratings.
+ *
+ * @generated from message usher.v1.ListRatingsRequest
+ */
+export type ListRatingsRequest = Message<"usher.v1.ListRatingsRequest"> & {
+  /**
+   * Only this channel's; empty: every channel's.
+   *
+   * @generated from field: string channel = 1;
+   */
+  channel: string;
+
+  /**
+   * At most this many (1 to 500; 0: 100).
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message usher.v1.ListRatingsRequest.
+ * Use `create(ListRatingsRequestSchema)` to create a new message.
+ */
+export const ListRatingsRequestSchema: GenMessage<ListRatingsRequest> = /*@__PURE__*/
+  messageDesc(file_usher_v1_conversation_service, 23);
+
+/**
+ * A page of ratings, newest first.
+ *
+ * @generated from message usher.v1.ListRatingsResponse
+ */
+export type ListRatingsResponse = Message<"usher.v1.ListRatingsResponse"> & {
+  /**
+   * @generated from field: repeated usher.v1.Rating ratings = 1;
+   */
+  ratings: Rating[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message usher.v1.ListRatingsResponse.
+ * Use `create(ListRatingsResponseSchema)` to create a new message.
+ */
+export const ListRatingsResponseSchema: GenMessage<ListRatingsResponse> = /*@__PURE__*/
+  messageDesc(file_usher_v1_conversation_service, 24);
+
+/**
  * Open the outbound feed.
  *
  * @generated from message usher.v1.StreamOutboundRequest
@@ -762,7 +950,7 @@ export type StreamOutboundRequest = Message<"usher.v1.StreamOutboundRequest"> & 
  * Use `create(StreamOutboundRequestSchema)` to create a new message.
  */
 export const StreamOutboundRequestSchema: GenMessage<StreamOutboundRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_conversation_service, 20);
+  messageDesc(file_usher_v1_conversation_service, 25);
 
 /**
  * One or more outbound items, in `event_id` order.
@@ -781,7 +969,7 @@ export type StreamOutboundResponse = Message<"usher.v1.StreamOutboundResponse"> 
  * Use `create(StreamOutboundResponseSchema)` to create a new message.
  */
 export const StreamOutboundResponseSchema: GenMessage<StreamOutboundResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_conversation_service, 21);
+  messageDesc(file_usher_v1_conversation_service, 26);
 
 /**
  * One thing to deliver to a customer.
@@ -875,7 +1063,7 @@ export type OutboundItem = Message<"usher.v1.OutboundItem"> & {
  * Use `create(OutboundItemSchema)` to create a new message.
  */
 export const OutboundItemSchema: GenMessage<OutboundItem> = /*@__PURE__*/
-  messageDesc(file_usher_v1_conversation_service, 22);
+  messageDesc(file_usher_v1_conversation_service, 27);
 
 /**
  * ConversationService is the channel gateways' door (role GATEWAY): customers start
@@ -998,6 +1186,31 @@ export const ConversationService: GenService<{
     methodKind: "unary";
     input: typeof MarkReadRequestSchema;
     output: typeof MarkReadResponseSchema;
+  },
+  /**
+   * The customer's satisfaction rating of a conversation: a score from 1 to 5 and an optional
+   * comment, once, from the conversation's end until 7 days later. The same rating again
+   * answers OK with `duplicate` set. Reports count it per agent, queue and channel.
+   * Errors: INVALID_ARGUMENT (score out of range, comment too long), NOT_FOUND,
+   * FAILED_PRECONDITION (not ended yet, or ended over 7 days ago), ALREADY_EXISTS (rated
+   * already, with another score or comment).
+   *
+   * @generated from rpc usher.v1.ConversationService.RateConversation
+   */
+  rateConversation: {
+    methodKind: "unary";
+    input: typeof RateConversationRequestSchema;
+    output: typeof RateConversationResponseSchema;
+  },
+  /**
+   * The ratings given on one channel (or all), newest first (AIP-158 paging).
+   *
+   * @generated from rpc usher.v1.ConversationService.ListRatings
+   */
+  listRatings: {
+    methodKind: "unary";
+    input: typeof ListRatingsRequestSchema;
+    output: typeof ListRatingsResponseSchema;
   },
   /**
    * Everything to deliver to customers, for the whole tenant (or one channel), in order:

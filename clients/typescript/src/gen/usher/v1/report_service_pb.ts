@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file usher/v1/report_service.proto.
  */
 export const file_usher_v1_report_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch11c2hlci92MS9yZXBvcnRfc2VydmljZS5wcm90bxIIdXNoZXIudjEiYQoMUmVwb3J0RmlsdGVyEg4KBnF1ZXVlcxgBIAMoCRIOCgZhZ2VudHMYAiADKAkSEAoIY2hhbm5lbHMYAyADKAkSEgoKZGVwYXJ0bWVudBgEIAEoCRILCgN0YWcYBSABKAkivwEKC1JlcG9ydFF1ZXJ5Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCghncm91cF9ieRgDIAEoDjIYLnVzaGVyLnYxLlJlcG9ydEdyb3VwaW5nEiYKBmZpbHRlchgEIAEoCzIWLnVzaGVyLnYxLlJlcG9ydEZpbHRlciJ7CgxSZXBvcnRQZXJpb2QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxhYmVsGAMgASgJIn4KC1JlcG9ydFJhbmdlEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl0aW1lX3pvbmUYAyABKAkiwQEKD0R1cmF0aW9uRmlndXJlcxINCgVjb3VudBgBIAEoAxInCgRtZWFuGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiYKA3A1MBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhImCgNwOTAYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJgoDcDk1GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIogBCg9SZXNwb25zZUJ1Y2tldHMSEQoJd2l0aGluXzVzGAEgASgDEhIKCndpdGhpbl8xNXMYAiABKAMSEgoKd2l0aGluXzMwcxgDIAEoAxISCgp3aXRoaW5fNjBzGAQgASgDEhMKC3dpdGhpbl8xODBzGAUgASgDEhEKCW92ZXJfMTgwcxgGIAEoAyLkBQoTQ29udmVyc2F0aW9uRmlndXJlcxIPCgdzdGFydGVkGAEgASgDEhMKC2JvdF9zdGFydGVkGAIgASgDEhAKCGJvdF9vbmx5GAMgASgDEhYKDmJvdF9oYW5kZWRfb2ZmGAQgASgDEhgKEGhhbmRlZF90b19hZ2VudHMYBSABKAMSDgoGcXVldWVkGAYgASgDEhAKCGFuc3dlcmVkGAcgASgDEiEKGWFuc3dlcmVkX3dpdGhpbl90aHJlc2hvbGQYCCABKAMSEQoJYWJhbmRvbmVkGAkgASgDEiIKGmFiYW5kb25lZF93aXRoaW5fdGhyZXNob2xkGAogASgDEhUKDWxlZnRfbWVzc2FnZXMYCyABKAMSEgoKb3ZlcmZsb3dlZBgMIAEoAxIRCgl0cmFuc2ZlcnMYDSABKAMSDQoFZW5kZWQYDiABKAMSEAoIcmVzb2x2ZWQYDyABKAMSDAoEc3BhbRgQIAEoAxIPCgdpZ25vcmVkGBEgASgDEhoKDXNlcnZpY2VfbGV2ZWwYEiABKAFIAIgBARI5ChZmaXJzdF9yZXNwb25zZV9idWNrZXRzGBMgASgLMhkudXNoZXIudjEuUmVzcG9uc2VCdWNrZXRzEjEKDmZpcnN0X3Jlc3BvbnNlGBQgASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEicKBHdhaXQYFSABKAsyGS51c2hlci52MS5EdXJhdGlvbkZpZ3VyZXMSKQoGaGFuZGxlGBYgASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEhkKEWN1c3RvbWVyX21lc3NhZ2VzGBcgASgDEhYKDmFnZW50X21lc3NhZ2VzGBggASgDEhQKDGJvdF9tZXNzYWdlcxgZIAEoAxISCgpmb2xsb3dfdXBzGBogASgDEhwKFGJvdF9jb3VsZF9ub3RfYW5zd2VyGBsgASgDQhAKDl9zZXJ2aWNlX2xldmVsItIDCgxBZ2VudEZpZ3VyZXMSEAoIYXNzaWduZWQYASABKAMSDwoHaGFuZGxlZBgCIAEoAxIVCg1tZXNzYWdlc19zZW50GAMgASgDEhYKDmNhbm5lZF9yZXBsaWVzGAQgASgDEjkKFmZpcnN0X3Jlc3BvbnNlX2J1Y2tldHMYBSABKAsyGS51c2hlci52MS5SZXNwb25zZUJ1Y2tldHMSMQoOZmlyc3RfcmVzcG9uc2UYBiABKAsyGS51c2hlci52MS5EdXJhdGlvbkZpZ3VyZXMSKQoGaGFuZGxlGAcgASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEhQKDHRyYW5zZmVyc19pbhgIIAEoAxIVCg10cmFuc2ZlcnNfb3V0GAkgASgDEg4KBm9mZmVycxgKIAEoAxIVCg1vZmZlcnNfbWlzc2VkGAsgASgDEhcKD29mZmVyc19yZWplY3RlZBgMIAEoAxIQCghhbnN3ZXJlZBgNIAEoAxInCgR3YWl0GA4gASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEhAKCHJlc29sdmVkGA8gASgDEgwKBHNwYW0YECABKAMSDwoHaWdub3JlZBgRIAEoAyKSAwoKQXR0ZW5kYW5jZRI2ChJmaXJzdF9zaWduX2luX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3Rfb25saW5lX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBm9ubGluZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhInCgRhd2F5GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi0KCmJyZWFrX3RpbWUYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SQQoPY3VzdG9tX3N0YXR1c2VzGAYgAygLMigudXNoZXIudjEuQXR0ZW5kYW5jZS5DdXN0b21TdGF0dXNlc0VudHJ5GlAKE0N1c3RvbVN0YXR1c2VzRW50cnkSCwoDa2V5GAEgASgJEigKBXZhbHVlGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uOgI4ASJAChhHZXRPdmVydmlld1JlcG9ydFJlcXVlc3QSJAoFcXVlcnkYASABKAsyFS51c2hlci52MS5SZXBvcnRRdWVyeSJlCgtPdmVydmlld1JvdxImCgZwZXJpb2QYASABKAsyFi51c2hlci52MS5SZXBvcnRQZXJpb2QSLgoHZmlndXJlcxgCIAEoCzIdLnVzaGVyLnYxLkNvbnZlcnNhdGlvbkZpZ3VyZXMilAEKGUdldE92ZXJ2aWV3UmVwb3J0UmVzcG9uc2USJAoFcmFuZ2UYASABKAsyFS51c2hlci52MS5SZXBvcnRSYW5nZRIjCgRyb3dzGAIgAygLMhUudXNoZXIudjEuT3ZlcnZpZXdSb3cSLAoFdG90YWwYAyABKAsyHS51c2hlci52MS5Db252ZXJzYXRpb25GaWd1cmVzIj0KFUdldEFnZW50UmVwb3J0UmVxdWVzdBIkCgVxdWVyeRgBIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFF1ZXJ5IqoBCghBZ2VudFJvdxImCgZwZXJpb2QYASABKAsyFi51c2hlci52MS5SZXBvcnRQZXJpb2QSDQoFYWdlbnQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEicKB2ZpZ3VyZXMYBCABKAsyFi51c2hlci52MS5BZ2VudEZpZ3VyZXMSKAoKYXR0ZW5kYW5jZRgFIAEoCzIULnVzaGVyLnYxLkF0dGVuZGFuY2UihAEKFkdldEFnZW50UmVwb3J0UmVzcG9uc2USJAoFcmFuZ2UYASABKAsyFS51c2hlci52MS5SZXBvcnRSYW5nZRIgCgRyb3dzGAIgAygLMhIudXNoZXIudjEuQWdlbnRSb3cSIgoGdG90YWxzGAMgAygLMhIudXNoZXIudjEuQWdlbnRSb3ciPQoVR2V0UXVldWVSZXBvcnRSZXF1ZXN0EiQKBXF1ZXJ5GAEgASgLMhUudXNoZXIudjEuUmVwb3J0UXVlcnkihwEKCFF1ZXVlUm93EiYKBnBlcmlvZBgBIAEoCzIWLnVzaGVyLnYxLlJlcG9ydFBlcmlvZBINCgVxdWV1ZRgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLgoHZmlndXJlcxgEIAEoCzIdLnVzaGVyLnYxLkNvbnZlcnNhdGlvbkZpZ3VyZXMihAEKFkdldFF1ZXVlUmVwb3J0UmVzcG9uc2USJAoFcmFuZ2UYASABKAsyFS51c2hlci52MS5SZXBvcnRSYW5nZRIgCgRyb3dzGAIgAygLMhIudXNoZXIudjEuUXVldWVSb3cSIgoGdG90YWxzGAMgAygLMhIudXNoZXIudjEuUXVldWVSb3ciPwoXR2V0Q2hhbm5lbFJlcG9ydFJlcXVlc3QSJAoFcXVlcnkYASABKAsyFS51c2hlci52MS5SZXBvcnRRdWVyeSJ1CgpDaGFubmVsUm93EiYKBnBlcmlvZBgBIAEoCzIWLnVzaGVyLnYxLlJlcG9ydFBlcmlvZBIPCgdjaGFubmVsGAIgASgJEi4KB2ZpZ3VyZXMYAyABKAsyHS51c2hlci52MS5Db252ZXJzYXRpb25GaWd1cmVzIooBChhHZXRDaGFubmVsUmVwb3J0UmVzcG9uc2USJAoFcmFuZ2UYASABKAsyFS51c2hlci52MS5SZXBvcnRSYW5nZRIiCgRyb3dzGAIgAygLMhQudXNoZXIudjEuQ2hhbm5lbFJvdxIkCgZ0b3RhbHMYAyADKAsyFC51c2hlci52MS5DaGFubmVsUm93IsEBChZMaXN0QWdlbnRMb2dpbnNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhZ2VudHMYAyADKAkSEgoKZGVwYXJ0bWVudBgEIAEoCRIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCSKYAQoKQWdlbnRMb2dpbhINCgVhZ2VudBgBIAEoCRIwCgxzaWduX2luX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXNpZ25fb3V0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNsaWVudF9hZGRyZXNzGAQgASgJIlgKF0xpc3RBZ2VudExvZ2luc1Jlc3BvbnNlEiQKBmxvZ2lucxgBIAMoCzIULnVzaGVyLnYxLkFnZW50TG9naW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIocBChNFeHBvcnRSZXBvcnRSZXF1ZXN0EiIKBGtpbmQYASABKA4yFC51c2hlci52MS5SZXBvcnRLaW5kEiQKBXF1ZXJ5GAIgASgLMhUudXNoZXIudjEuUmVwb3J0UXVlcnkSJgoGZm9ybWF0GAMgASgOMhYudXNoZXIudjEuRXhwb3J0Rm9ybWF0IiUKFEV4cG9ydFJlcG9ydFJlc3BvbnNlEg0KBWNodW5rGAEgASgMKpkBCg5SZXBvcnRHcm91cGluZxIfChtSRVBPUlRfR1JPVVBJTkdfVU5TUEVDSUZJRUQQABIYChRSRVBPUlRfR1JPVVBJTkdfSE9VUhABEhcKE1JFUE9SVF9HUk9VUElOR19EQVkQAhIYChRSRVBPUlRfR1JPVVBJTkdfV0VFSxADEhkKFVJFUE9SVF9HUk9VUElOR19NT05USBAEKo0BCgpSZXBvcnRLaW5kEhsKF1JFUE9SVF9LSU5EX1VOU1BFQ0lGSUVEEAASGAoUUkVQT1JUX0tJTkRfT1ZFUlZJRVcQARIWChJSRVBPUlRfS0lORF9BR0VOVFMQAhIWChJSRVBPUlRfS0lORF9RVUVVRVMQAxIYChRSRVBPUlRfS0lORF9DSEFOTkVMUxAEMpsECg1SZXBvcnRTZXJ2aWNlElwKEUdldE92ZXJ2aWV3UmVwb3J0EiIudXNoZXIudjEuR2V0T3ZlcnZpZXdSZXBvcnRSZXF1ZXN0GiMudXNoZXIudjEuR2V0T3ZlcnZpZXdSZXBvcnRSZXNwb25zZRJTCg5HZXRBZ2VudFJlcG9ydBIfLnVzaGVyLnYxLkdldEFnZW50UmVwb3J0UmVxdWVzdBogLnVzaGVyLnYxLkdldEFnZW50UmVwb3J0UmVzcG9uc2USUwoOR2V0UXVldWVSZXBvcnQSHy51c2hlci52MS5HZXRRdWV1ZVJlcG9ydFJlcXVlc3QaIC51c2hlci52MS5HZXRRdWV1ZVJlcG9ydFJlc3BvbnNlElkKEEdldENoYW5uZWxSZXBvcnQSIS51c2hlci52MS5HZXRDaGFubmVsUmVwb3J0UmVxdWVzdBoiLnVzaGVyLnYxLkdldENoYW5uZWxSZXBvcnRSZXNwb25zZRJWCg9MaXN0QWdlbnRMb2dpbnMSIC51c2hlci52MS5MaXN0QWdlbnRMb2dpbnNSZXF1ZXN0GiEudXNoZXIudjEuTGlzdEFnZW50TG9naW5zUmVzcG9uc2USTwoMRXhwb3J0UmVwb3J0Eh0udXNoZXIudjEuRXhwb3J0UmVwb3J0UmVxdWVzdBoeLnVzaGVyLnYxLkV4cG9ydFJlcG9ydFJlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_usher_v1_record_service]);
+  fileDesc("Ch11c2hlci92MS9yZXBvcnRfc2VydmljZS5wcm90bxIIdXNoZXIudjEiYQoMUmVwb3J0RmlsdGVyEg4KBnF1ZXVlcxgBIAMoCRIOCgZhZ2VudHMYAiADKAkSEAoIY2hhbm5lbHMYAyADKAkSEgoKZGVwYXJ0bWVudBgEIAEoCRILCgN0YWcYBSABKAkivwEKC1JlcG9ydFF1ZXJ5Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCghncm91cF9ieRgDIAEoDjIYLnVzaGVyLnYxLlJlcG9ydEdyb3VwaW5nEiYKBmZpbHRlchgEIAEoCzIWLnVzaGVyLnYxLlJlcG9ydEZpbHRlciJ7CgxSZXBvcnRQZXJpb2QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxhYmVsGAMgASgJIn4KC1JlcG9ydFJhbmdlEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl0aW1lX3pvbmUYAyABKAkiwQEKD0R1cmF0aW9uRmlndXJlcxINCgVjb3VudBgBIAEoAxInCgRtZWFuGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiYKA3A1MBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhImCgNwOTAYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJgoDcDk1GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIogBCg9SZXNwb25zZUJ1Y2tldHMSEQoJd2l0aGluXzVzGAEgASgDEhIKCndpdGhpbl8xNXMYAiABKAMSEgoKd2l0aGluXzMwcxgDIAEoAxISCgp3aXRoaW5fNjBzGAQgASgDEhMKC3dpdGhpbl8xODBzGAUgASgDEhEKCW92ZXJfMTgwcxgGIAEoAyKOBgoTQ29udmVyc2F0aW9uRmlndXJlcxIPCgdzdGFydGVkGAEgASgDEhMKC2JvdF9zdGFydGVkGAIgASgDEhAKCGJvdF9vbmx5GAMgASgDEhYKDmJvdF9oYW5kZWRfb2ZmGAQgASgDEhgKEGhhbmRlZF90b19hZ2VudHMYBSABKAMSDgoGcXVldWVkGAYgASgDEhAKCGFuc3dlcmVkGAcgASgDEiEKGWFuc3dlcmVkX3dpdGhpbl90aHJlc2hvbGQYCCABKAMSEQoJYWJhbmRvbmVkGAkgASgDEiIKGmFiYW5kb25lZF93aXRoaW5fdGhyZXNob2xkGAogASgDEhUKDWxlZnRfbWVzc2FnZXMYCyABKAMSEgoKb3ZlcmZsb3dlZBgMIAEoAxIRCgl0cmFuc2ZlcnMYDSABKAMSDQoFZW5kZWQYDiABKAMSEAoIcmVzb2x2ZWQYDyABKAMSDAoEc3BhbRgQIAEoAxIPCgdpZ25vcmVkGBEgASgDEhoKDXNlcnZpY2VfbGV2ZWwYEiABKAFIAIgBARI5ChZmaXJzdF9yZXNwb25zZV9idWNrZXRzGBMgASgLMhkudXNoZXIudjEuUmVzcG9uc2VCdWNrZXRzEjEKDmZpcnN0X3Jlc3BvbnNlGBQgASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEicKBHdhaXQYFSABKAsyGS51c2hlci52MS5EdXJhdGlvbkZpZ3VyZXMSKQoGaGFuZGxlGBYgASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEhkKEWN1c3RvbWVyX21lc3NhZ2VzGBcgASgDEhYKDmFnZW50X21lc3NhZ2VzGBggASgDEhQKDGJvdF9tZXNzYWdlcxgZIAEoAxISCgpmb2xsb3dfdXBzGBogASgDEhwKFGJvdF9jb3VsZF9ub3RfYW5zd2VyGBsgASgDEigKB3JhdGluZ3MYHCABKAsyFy51c2hlci52MS5SYXRpbmdGaWd1cmVzQhAKDl9zZXJ2aWNlX2xldmVsIpUBCg1SYXRpbmdGaWd1cmVzEg0KBWNvdW50GAEgASgDEhQKB2F2ZXJhZ2UYAiABKAFIAIgBARIPCgdzY29yZV8xGAMgASgDEg8KB3Njb3JlXzIYBCABKAMSDwoHc2NvcmVfMxgFIAEoAxIPCgdzY29yZV80GAYgASgDEg8KB3Njb3JlXzUYByABKANCCgoIX2F2ZXJhZ2Ui/AMKDEFnZW50RmlndXJlcxIQCghhc3NpZ25lZBgBIAEoAxIPCgdoYW5kbGVkGAIgASgDEhUKDW1lc3NhZ2VzX3NlbnQYAyABKAMSFgoOY2FubmVkX3JlcGxpZXMYBCABKAMSOQoWZmlyc3RfcmVzcG9uc2VfYnVja2V0cxgFIAEoCzIZLnVzaGVyLnYxLlJlc3BvbnNlQnVja2V0cxIxCg5maXJzdF9yZXNwb25zZRgGIAEoCzIZLnVzaGVyLnYxLkR1cmF0aW9uRmlndXJlcxIpCgZoYW5kbGUYByABKAsyGS51c2hlci52MS5EdXJhdGlvbkZpZ3VyZXMSFAoMdHJhbnNmZXJzX2luGAggASgDEhUKDXRyYW5zZmVyc19vdXQYCSABKAMSDgoGb2ZmZXJzGAogASgDEhUKDW9mZmVyc19taXNzZWQYCyABKAMSFwoPb2ZmZXJzX3JlamVjdGVkGAwgASgDEhAKCGFuc3dlcmVkGA0gASgDEicKBHdhaXQYDiABKAsyGS51c2hlci52MS5EdXJhdGlvbkZpZ3VyZXMSEAoIcmVzb2x2ZWQYDyABKAMSDAoEc3BhbRgQIAEoAxIPCgdpZ25vcmVkGBEgASgDEigKB3JhdGluZ3MYEiABKAsyFy51c2hlci52MS5SYXRpbmdGaWd1cmVzIpIDCgpBdHRlbmRhbmNlEjYKEmZpcnN0X3NpZ25faW5fdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbGFzdF9vbmxpbmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoGb25saW5lGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEicKBGF3YXkYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLQoKYnJlYWtfdGltZRgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhJBCg9jdXN0b21fc3RhdHVzZXMYBiADKAsyKC51c2hlci52MS5BdHRlbmRhbmNlLkN1c3RvbVN0YXR1c2VzRW50cnkaUAoTQ3VzdG9tU3RhdHVzZXNFbnRyeRILCgNrZXkYASABKAkSKAoFdmFsdWUYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb246AjgBIkAKGEdldE92ZXJ2aWV3UmVwb3J0UmVxdWVzdBIkCgVxdWVyeRgBIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFF1ZXJ5ImUKC092ZXJ2aWV3Um93EiYKBnBlcmlvZBgBIAEoCzIWLnVzaGVyLnYxLlJlcG9ydFBlcmlvZBIuCgdmaWd1cmVzGAIgASgLMh0udXNoZXIudjEuQ29udmVyc2F0aW9uRmlndXJlcyKUAQoZR2V0T3ZlcnZpZXdSZXBvcnRSZXNwb25zZRIkCgVyYW5nZRgBIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFJhbmdlEiMKBHJvd3MYAiADKAsyFS51c2hlci52MS5PdmVydmlld1JvdxIsCgV0b3RhbBgDIAEoCzIdLnVzaGVyLnYxLkNvbnZlcnNhdGlvbkZpZ3VyZXMiPQoVR2V0QWdlbnRSZXBvcnRSZXF1ZXN0EiQKBXF1ZXJ5GAEgASgLMhUudXNoZXIudjEuUmVwb3J0UXVlcnkiqgEKCEFnZW50Um93EiYKBnBlcmlvZBgBIAEoCzIWLnVzaGVyLnYxLlJlcG9ydFBlcmlvZBINCgVhZ2VudBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSJwoHZmlndXJlcxgEIAEoCzIWLnVzaGVyLnYxLkFnZW50RmlndXJlcxIoCgphdHRlbmRhbmNlGAUgASgLMhQudXNoZXIudjEuQXR0ZW5kYW5jZSKEAQoWR2V0QWdlbnRSZXBvcnRSZXNwb25zZRIkCgVyYW5nZRgBIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFJhbmdlEiAKBHJvd3MYAiADKAsyEi51c2hlci52MS5BZ2VudFJvdxIiCgZ0b3RhbHMYAyADKAsyEi51c2hlci52MS5BZ2VudFJvdyI9ChVHZXRRdWV1ZVJlcG9ydFJlcXVlc3QSJAoFcXVlcnkYASABKAsyFS51c2hlci52MS5SZXBvcnRRdWVyeSKHAQoIUXVldWVSb3cSJgoGcGVyaW9kGAEgASgLMhYudXNoZXIudjEuUmVwb3J0UGVyaW9kEg0KBXF1ZXVlGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIuCgdmaWd1cmVzGAQgASgLMh0udXNoZXIudjEuQ29udmVyc2F0aW9uRmlndXJlcyKEAQoWR2V0UXVldWVSZXBvcnRSZXNwb25zZRIkCgVyYW5nZRgBIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFJhbmdlEiAKBHJvd3MYAiADKAsyEi51c2hlci52MS5RdWV1ZVJvdxIiCgZ0b3RhbHMYAyADKAsyEi51c2hlci52MS5RdWV1ZVJvdyI/ChdHZXRDaGFubmVsUmVwb3J0UmVxdWVzdBIkCgVxdWVyeRgBIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFF1ZXJ5InUKCkNoYW5uZWxSb3cSJgoGcGVyaW9kGAEgASgLMhYudXNoZXIudjEuUmVwb3J0UGVyaW9kEg8KB2NoYW5uZWwYAiABKAkSLgoHZmlndXJlcxgDIAEoCzIdLnVzaGVyLnYxLkNvbnZlcnNhdGlvbkZpZ3VyZXMiigEKGEdldENoYW5uZWxSZXBvcnRSZXNwb25zZRIkCgVyYW5nZRgBIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFJhbmdlEiIKBHJvd3MYAiADKAsyFC51c2hlci52MS5DaGFubmVsUm93EiQKBnRvdGFscxgDIAMoCzIULnVzaGVyLnYxLkNoYW5uZWxSb3ciwQEKFkxpc3RBZ2VudExvZ2luc1JlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmFnZW50cxgDIAMoCRISCgpkZXBhcnRtZW50GAQgASgJEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJIpgBCgpBZ2VudExvZ2luEg0KBWFnZW50GAEgASgJEjAKDHNpZ25faW5fdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNc2lnbl9vdXRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOY2xpZW50X2FkZHJlc3MYBCABKAkiWAoXTGlzdEFnZW50TG9naW5zUmVzcG9uc2USJAoGbG9naW5zGAEgAygLMhQudXNoZXIudjEuQWdlbnRMb2dpbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkihwEKE0V4cG9ydFJlcG9ydFJlcXVlc3QSIgoEa2luZBgBIAEoDjIULnVzaGVyLnYxLlJlcG9ydEtpbmQSJAoFcXVlcnkYAiABKAsyFS51c2hlci52MS5SZXBvcnRRdWVyeRImCgZmb3JtYXQYAyABKA4yFi51c2hlci52MS5FeHBvcnRGb3JtYXQiJQoURXhwb3J0UmVwb3J0UmVzcG9uc2USDQoFY2h1bmsYASABKAwqmQEKDlJlcG9ydEdyb3VwaW5nEh8KG1JFUE9SVF9HUk9VUElOR19VTlNQRUNJRklFRBAAEhgKFFJFUE9SVF9HUk9VUElOR19IT1VSEAESFwoTUkVQT1JUX0dST1VQSU5HX0RBWRACEhgKFFJFUE9SVF9HUk9VUElOR19XRUVLEAMSGQoVUkVQT1JUX0dST1VQSU5HX01PTlRIEAQqjQEKClJlcG9ydEtpbmQSGwoXUkVQT1JUX0tJTkRfVU5TUEVDSUZJRUQQABIYChRSRVBPUlRfS0lORF9PVkVSVklFVxABEhYKElJFUE9SVF9LSU5EX0FHRU5UUxACEhYKElJFUE9SVF9LSU5EX1FVRVVFUxADEhgKFFJFUE9SVF9LSU5EX0NIQU5ORUxTEAQymwQKDVJlcG9ydFNlcnZpY2USXAoRR2V0T3ZlcnZpZXdSZXBvcnQSIi51c2hlci52MS5HZXRPdmVydmlld1JlcG9ydFJlcXVlc3QaIy51c2hlci52MS5HZXRPdmVydmlld1JlcG9ydFJlc3BvbnNlElMKDkdldEFnZW50UmVwb3J0Eh8udXNoZXIudjEuR2V0QWdlbnRSZXBvcnRSZXF1ZXN0GiAudXNoZXIudjEuR2V0QWdlbnRSZXBvcnRSZXNwb25zZRJTCg5HZXRRdWV1ZVJlcG9ydBIfLnVzaGVyLnYxLkdldFF1ZXVlUmVwb3J0UmVxdWVzdBogLnVzaGVyLnYxLkdldFF1ZXVlUmVwb3J0UmVzcG9uc2USWQoQR2V0Q2hhbm5lbFJlcG9ydBIhLnVzaGVyLnYxLkdldENoYW5uZWxSZXBvcnRSZXF1ZXN0GiIudXNoZXIudjEuR2V0Q2hhbm5lbFJlcG9ydFJlc3BvbnNlElYKD0xpc3RBZ2VudExvZ2lucxIgLnVzaGVyLnYxLkxpc3RBZ2VudExvZ2luc1JlcXVlc3QaIS51c2hlci52MS5MaXN0QWdlbnRMb2dpbnNSZXNwb25zZRJPCgxFeHBvcnRSZXBvcnQSHS51c2hlci52MS5FeHBvcnRSZXBvcnRSZXF1ZXN0Gh4udXNoZXIudjEuRXhwb3J0UmVwb3J0UmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_usher_v1_record_service]);
 
 /**
  * Which facts count; the fields set combine with AND, values within a repeated field with OR.
@@ -437,6 +437,13 @@ export type ConversationFigures = Message<"usher.v1.ConversationFigures"> & {
    * @generated from field: int64 bot_could_not_answer = 27;
    */
   botCouldNotAnswer: bigint;
+
+  /**
+   * Satisfaction ratings given in the period (ConversationService.RateConversation).
+   *
+   * @generated from field: usher.v1.RatingFigures ratings = 28;
+   */
+  ratings?: RatingFigures | undefined;
 };
 
 /**
@@ -445,6 +452,62 @@ export type ConversationFigures = Message<"usher.v1.ConversationFigures"> & {
  */
 export const ConversationFiguresSchema: GenMessage<ConversationFigures> = /*@__PURE__*/
   messageDesc(file_usher_v1_report_service, 6);
+
+/**
+ * Satisfaction ratings over a group, counted when given, where the conversation was when it
+ * ended (its queue, channel and last agent).
+ *
+ * @generated from message usher.v1.RatingFigures
+ */
+export type RatingFigures = Message<"usher.v1.RatingFigures"> & {
+  /**
+   * Ratings given.
+   *
+   * @generated from field: int64 count = 1;
+   */
+  count: bigint;
+
+  /**
+   * The mean score, 1 to 5; unset with none.
+   *
+   * @generated from field: optional double average = 2;
+   */
+  average?: number | undefined;
+
+  /**
+   * How many of each score.
+   *
+   * @generated from field: int64 score_1 = 3;
+   */
+  score1: bigint;
+
+  /**
+   * @generated from field: int64 score_2 = 4;
+   */
+  score2: bigint;
+
+  /**
+   * @generated from field: int64 score_3 = 5;
+   */
+  score3: bigint;
+
+  /**
+   * @generated from field: int64 score_4 = 6;
+   */
+  score4: bigint;
+
+  /**
+   * @generated from field: int64 score_5 = 7;
+   */
+  score5: bigint;
+};
+
+/**
+ * Describes the message usher.v1.RatingFigures.
+ * Use `create(RatingFiguresSchema)` to create a new message.
+ */
+export const RatingFiguresSchema: GenMessage<RatingFigures> = /*@__PURE__*/
+  messageDesc(file_usher_v1_report_service, 7);
 
 /**
  * An agent's figures over a group.
@@ -550,6 +613,13 @@ export type AgentFigures = Message<"usher.v1.AgentFigures"> & {
    * @generated from field: int64 ignored = 17;
    */
   ignored: bigint;
+
+  /**
+   * Ratings of the conversations the agent was the last to serve.
+   *
+   * @generated from field: usher.v1.RatingFigures ratings = 18;
+   */
+  ratings?: RatingFigures | undefined;
 };
 
 /**
@@ -557,7 +627,7 @@ export type AgentFigures = Message<"usher.v1.AgentFigures"> & {
  * Use `create(AgentFiguresSchema)` to create a new message.
  */
 export const AgentFiguresSchema: GenMessage<AgentFigures> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 7);
+  messageDesc(file_usher_v1_report_service, 8);
 
 /**
  * An agent's attendance over a group, from their status changes.
@@ -607,7 +677,7 @@ export type Attendance = Message<"usher.v1.Attendance"> & {
  * Use `create(AttendanceSchema)` to create a new message.
  */
 export const AttendanceSchema: GenMessage<Attendance> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 8);
+  messageDesc(file_usher_v1_report_service, 9);
 
 /**
  * Get the overview.
@@ -626,7 +696,7 @@ export type GetOverviewReportRequest = Message<"usher.v1.GetOverviewReportReques
  * Use `create(GetOverviewReportRequestSchema)` to create a new message.
  */
 export const GetOverviewReportRequestSchema: GenMessage<GetOverviewReportRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 9);
+  messageDesc(file_usher_v1_report_service, 10);
 
 /**
  * One period of the overview.
@@ -650,7 +720,7 @@ export type OverviewRow = Message<"usher.v1.OverviewRow"> & {
  * Use `create(OverviewRowSchema)` to create a new message.
  */
 export const OverviewRowSchema: GenMessage<OverviewRow> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 10);
+  messageDesc(file_usher_v1_report_service, 11);
 
 /**
  * The overview: a row per period, and the whole range.
@@ -679,7 +749,7 @@ export type GetOverviewReportResponse = Message<"usher.v1.GetOverviewReportRespo
  * Use `create(GetOverviewReportResponseSchema)` to create a new message.
  */
 export const GetOverviewReportResponseSchema: GenMessage<GetOverviewReportResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 11);
+  messageDesc(file_usher_v1_report_service, 12);
 
 /**
  * Get the agent report.
@@ -698,7 +768,7 @@ export type GetAgentReportRequest = Message<"usher.v1.GetAgentReportRequest"> & 
  * Use `create(GetAgentReportRequestSchema)` to create a new message.
  */
 export const GetAgentReportRequestSchema: GenMessage<GetAgentReportRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 12);
+  messageDesc(file_usher_v1_report_service, 13);
 
 /**
  * One agent in one period (or, in `totals`, over the range).
@@ -741,7 +811,7 @@ export type AgentRow = Message<"usher.v1.AgentRow"> & {
  * Use `create(AgentRowSchema)` to create a new message.
  */
 export const AgentRowSchema: GenMessage<AgentRow> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 13);
+  messageDesc(file_usher_v1_report_service, 14);
 
 /**
  * The agent report.
@@ -772,7 +842,7 @@ export type GetAgentReportResponse = Message<"usher.v1.GetAgentReportResponse"> 
  * Use `create(GetAgentReportResponseSchema)` to create a new message.
  */
 export const GetAgentReportResponseSchema: GenMessage<GetAgentReportResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 14);
+  messageDesc(file_usher_v1_report_service, 15);
 
 /**
  * Get the queue report.
@@ -791,7 +861,7 @@ export type GetQueueReportRequest = Message<"usher.v1.GetQueueReportRequest"> & 
  * Use `create(GetQueueReportRequestSchema)` to create a new message.
  */
 export const GetQueueReportRequestSchema: GenMessage<GetQueueReportRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 15);
+  messageDesc(file_usher_v1_report_service, 16);
 
 /**
  * One queue in one period (or, in `totals`, over the range).
@@ -829,7 +899,7 @@ export type QueueRow = Message<"usher.v1.QueueRow"> & {
  * Use `create(QueueRowSchema)` to create a new message.
  */
 export const QueueRowSchema: GenMessage<QueueRow> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 16);
+  messageDesc(file_usher_v1_report_service, 17);
 
 /**
  * The queue report.
@@ -858,7 +928,7 @@ export type GetQueueReportResponse = Message<"usher.v1.GetQueueReportResponse"> 
  * Use `create(GetQueueReportResponseSchema)` to create a new message.
  */
 export const GetQueueReportResponseSchema: GenMessage<GetQueueReportResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 17);
+  messageDesc(file_usher_v1_report_service, 18);
 
 /**
  * Get the channel report.
@@ -877,7 +947,7 @@ export type GetChannelReportRequest = Message<"usher.v1.GetChannelReportRequest"
  * Use `create(GetChannelReportRequestSchema)` to create a new message.
  */
 export const GetChannelReportRequestSchema: GenMessage<GetChannelReportRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 18);
+  messageDesc(file_usher_v1_report_service, 19);
 
 /**
  * One channel in one period (or, in `totals`, over the range).
@@ -908,7 +978,7 @@ export type ChannelRow = Message<"usher.v1.ChannelRow"> & {
  * Use `create(ChannelRowSchema)` to create a new message.
  */
 export const ChannelRowSchema: GenMessage<ChannelRow> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 19);
+  messageDesc(file_usher_v1_report_service, 20);
 
 /**
  * The channel report.
@@ -937,7 +1007,7 @@ export type GetChannelReportResponse = Message<"usher.v1.GetChannelReportRespons
  * Use `create(GetChannelReportResponseSchema)` to create a new message.
  */
 export const GetChannelReportResponseSchema: GenMessage<GetChannelReportResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 20);
+  messageDesc(file_usher_v1_report_service, 21);
 
 /**
  * List agents' logins.
@@ -989,7 +1059,7 @@ export type ListAgentLoginsRequest = Message<"usher.v1.ListAgentLoginsRequest"> 
  * Use `create(ListAgentLoginsRequestSchema)` to create a new message.
  */
 export const ListAgentLoginsRequestSchema: GenMessage<ListAgentLoginsRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 21);
+  messageDesc(file_usher_v1_report_service, 22);
 
 /**
  * A sign-in and its sign-out.
@@ -1029,7 +1099,7 @@ export type AgentLogin = Message<"usher.v1.AgentLogin"> & {
  * Use `create(AgentLoginSchema)` to create a new message.
  */
 export const AgentLoginSchema: GenMessage<AgentLogin> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 22);
+  messageDesc(file_usher_v1_report_service, 23);
 
 /**
  * A page of logins.
@@ -1053,7 +1123,7 @@ export type ListAgentLoginsResponse = Message<"usher.v1.ListAgentLoginsResponse"
  * Use `create(ListAgentLoginsResponseSchema)` to create a new message.
  */
 export const ListAgentLoginsResponseSchema: GenMessage<ListAgentLoginsResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 23);
+  messageDesc(file_usher_v1_report_service, 24);
 
 /**
  * Export a report.
@@ -1084,7 +1154,7 @@ export type ExportReportRequest = Message<"usher.v1.ExportReportRequest"> & {
  * Use `create(ExportReportRequestSchema)` to create a new message.
  */
 export const ExportReportRequestSchema: GenMessage<ExportReportRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 24);
+  messageDesc(file_usher_v1_report_service, 25);
 
 /**
  * A chunk of the file.
@@ -1103,7 +1173,7 @@ export type ExportReportResponse = Message<"usher.v1.ExportReportResponse"> & {
  * Use `create(ExportReportResponseSchema)` to create a new message.
  */
 export const ExportReportResponseSchema: GenMessage<ExportReportResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 25);
+  messageDesc(file_usher_v1_report_service, 26);
 
 /**
  * How a report's rows are grouped in time (in the tenant's zone).
