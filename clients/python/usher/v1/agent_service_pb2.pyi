@@ -156,6 +156,7 @@ class AgentEvent(_message.Message):
     RECEIPT_FIELD_NUMBER: _builtins.int
     TYPING_FIELD_NUMBER: _builtins.int
     CUSTOMER_PROFILE_CHANGED_FIELD_NUMBER: _builtins.int
+    BOT_HAND_OFF_FIELD_NUMBER: _builtins.int
     event_id: _builtins.int
     """Increases along the agent's stream (not necessarily by one)."""
     conversation: _builtins.str
@@ -214,6 +215,12 @@ class AgentEvent(_message.Message):
         is asked to take it over: the profile to show now.
         """
 
+    @_builtins.property
+    def bot_hand_off(self) -> _conversation_pb2.BotHandOffSummary:
+        """A bot's flow that ran while the conversation was offered to the agent handed it to
+        people: the reason and what it collected (as `Offer.bot_hand_off`).
+        """
+
     def __init__(
         self,
         *,
@@ -231,12 +238,13 @@ class AgentEvent(_message.Message):
         receipt: _conversation_pb2.Receipt | None = ...,
         typing: _conversation_pb2.Typing | None = ...,
         customer_profile_changed: _customer_profile_pb2.CustomerProfileChanged | None = ...,
+        bot_hand_off: _conversation_pb2.BotHandOffSummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment_changed", b"assignment_changed", "customer_profile_changed", b"customer_profile_changed", "event", b"event", "message", b"message", "offer", b"offer", "offer_rescinded", b"offer_rescinded", "receipt", b"receipt", "reminder", b"reminder", "status_changed", b"status_changed", "time", b"time", "transfer_request", b"transfer_request", "transfer_resolved", b"transfer_resolved", "typing", b"typing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment_changed", b"assignment_changed", "bot_hand_off", b"bot_hand_off", "customer_profile_changed", b"customer_profile_changed", "event", b"event", "message", b"message", "offer", b"offer", "offer_rescinded", b"offer_rescinded", "receipt", b"receipt", "reminder", b"reminder", "status_changed", b"status_changed", "time", b"time", "transfer_request", b"transfer_request", "transfer_resolved", b"transfer_resolved", "typing", b"typing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_changed", b"assignment_changed", "conversation", b"conversation", "customer_profile_changed", b"customer_profile_changed", "event", b"event", "event_id", b"event_id", "message", b"message", "offer", b"offer", "offer_rescinded", b"offer_rescinded", "receipt", b"receipt", "reminder", b"reminder", "status_changed", b"status_changed", "time", b"time", "transfer_request", b"transfer_request", "transfer_resolved", b"transfer_resolved", "typing", b"typing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_changed", b"assignment_changed", "bot_hand_off", b"bot_hand_off", "conversation", b"conversation", "customer_profile_changed", b"customer_profile_changed", "event", b"event", "event_id", b"event_id", "message", b"message", "offer", b"offer", "offer_rescinded", b"offer_rescinded", "receipt", b"receipt", "reminder", b"reminder", "status_changed", b"status_changed", "time", b"time", "transfer_request", b"transfer_request", "transfer_resolved", b"transfer_resolved", "typing", b"typing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["offer", "offer_rescinded", "message", "transfer_request", "transfer_resolved", "reminder", "assignment_changed", "status_changed", "receipt", "typing", "customer_profile_changed"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["offer", "offer_rescinded", "message", "transfer_request", "transfer_resolved", "reminder", "assignment_changed", "status_changed", "receipt", "typing", "customer_profile_changed", "bot_hand_off"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 

@@ -27,21 +27,21 @@ from usher.v1 import conversation_pb2 as usher_dot_v1_dot_conversation__pb2
 from usher.v1 import customer_profile_pb2 as usher_dot_v1_dot_customer__profile__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16usher/v1/routing.proto\x12\x08usher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1busher/v1/conversation.proto\x1a\x1fusher/v1/customer_profile.proto\"\x80\x02\n\x05Offer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63onversation\x18\x02 \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tbroadcast\x18\x04 \x01(\x08\x12\r\n\x05queue\x18\x05 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\x12,\n\x08\x63ustomer\x18\x07 \x01(\x0b\x32\x1a.usher.v1.CustomerIdentity\x12\x0f\n\x07preview\x18\x08 \x01(\t\x12\x33\n\x10\x63ustomer_profile\x18\t \x01(\x0b\x32\x19.usher.v1.CustomerProfile\"\x99\x02\n\x08Transfer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63onversation\x18\x02 \x01(\t\x12\x12\n\nfrom_agent\x18\x03 \x01(\t\x12\x0f\n\x05\x61gent\x18\x04 \x01(\tH\x00\x12\x0f\n\x05queue\x18\x05 \x01(\tH\x00\x12\x14\n\ndepartment\x18\x06 \x01(\tH\x00\x12\x0c\n\x04note\x18\x07 \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05state\x18\t \x01(\x0e\x32\x17.usher.v1.TransferState\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x08\n\x06target\"\xd4\x01\n\x0fRoutingDecision\x12\r\n\x05offer\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x0f\n\x07\x66ilters\x18\x03 \x01(\t\x12\x10\n\x08strategy\x18\x04 \x01(\t\x12\'\n\ncandidates\x18\x05 \x03(\x0b\x32\x13.usher.v1.Candidate\x12\x0f\n\x07winners\x18\x06 \x03(\t\x12\r\n\x05score\x18\x07 \x01(\x01\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12(\n\x04time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"+\n\tCandidate\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x0f\n\x07verdict\x18\x02 \x01(\t*\xfb\x01\n\rTransferState\x12\x1e\n\x1aTRANSFER_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16TRANSFER_STATE_PENDING\x10\x01\x12\x1b\n\x17TRANSFER_STATE_ACCEPTED\x10\x02\x12\x1b\n\x17TRANSFER_STATE_REJECTED\x10\x03\x12\x1c\n\x18TRANSFER_STATE_CANCELLED\x10\x04\x12\x1a\n\x16TRANSFER_STATE_EXPIRED\x10\x05\x12\x1c\n\x18TRANSFER_STATE_RESCINDED\x10\x06\x12\x1c\n\x18TRANSFER_STATE_COMPLETED\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16usher/v1/routing.proto\x12\x08usher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1busher/v1/conversation.proto\x1a\x1fusher/v1/customer_profile.proto\"\xb3\x02\n\x05Offer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63onversation\x18\x02 \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tbroadcast\x18\x04 \x01(\x08\x12\r\n\x05queue\x18\x05 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\x12,\n\x08\x63ustomer\x18\x07 \x01(\x0b\x32\x1a.usher.v1.CustomerIdentity\x12\x0f\n\x07preview\x18\x08 \x01(\t\x12\x33\n\x10\x63ustomer_profile\x18\t \x01(\x0b\x32\x19.usher.v1.CustomerProfile\x12\x31\n\x0c\x62ot_hand_off\x18\n \x01(\x0b\x32\x1b.usher.v1.BotHandOffSummary\"\x99\x02\n\x08Transfer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63onversation\x18\x02 \x01(\t\x12\x12\n\nfrom_agent\x18\x03 \x01(\t\x12\x0f\n\x05\x61gent\x18\x04 \x01(\tH\x00\x12\x0f\n\x05queue\x18\x05 \x01(\tH\x00\x12\x14\n\ndepartment\x18\x06 \x01(\tH\x00\x12\x0c\n\x04note\x18\x07 \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05state\x18\t \x01(\x0e\x32\x17.usher.v1.TransferState\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x08\n\x06target\"\xd4\x01\n\x0fRoutingDecision\x12\r\n\x05offer\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x0f\n\x07\x66ilters\x18\x03 \x01(\t\x12\x10\n\x08strategy\x18\x04 \x01(\t\x12\'\n\ncandidates\x18\x05 \x03(\x0b\x32\x13.usher.v1.Candidate\x12\x0f\n\x07winners\x18\x06 \x03(\t\x12\r\n\x05score\x18\x07 \x01(\x01\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12(\n\x04time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"+\n\tCandidate\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x0f\n\x07verdict\x18\x02 \x01(\t*\xfb\x01\n\rTransferState\x12\x1e\n\x1aTRANSFER_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16TRANSFER_STATE_PENDING\x10\x01\x12\x1b\n\x17TRANSFER_STATE_ACCEPTED\x10\x02\x12\x1b\n\x17TRANSFER_STATE_REJECTED\x10\x03\x12\x1c\n\x18TRANSFER_STATE_CANCELLED\x10\x04\x12\x1a\n\x16TRANSFER_STATE_EXPIRED\x10\x05\x12\x1c\n\x18TRANSFER_STATE_RESCINDED\x10\x06\x12\x1c\n\x18TRANSFER_STATE_COMPLETED\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'usher.v1.routing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRANSFERSTATE']._serialized_start=935
-  _globals['_TRANSFERSTATE']._serialized_end=1186
+  _globals['_TRANSFERSTATE']._serialized_start=986
+  _globals['_TRANSFERSTATE']._serialized_end=1237
   _globals['_OFFER']._serialized_start=132
-  _globals['_OFFER']._serialized_end=388
-  _globals['_TRANSFER']._serialized_start=391
-  _globals['_TRANSFER']._serialized_end=672
-  _globals['_ROUTINGDECISION']._serialized_start=675
-  _globals['_ROUTINGDECISION']._serialized_end=887
-  _globals['_CANDIDATE']._serialized_start=889
-  _globals['_CANDIDATE']._serialized_end=932
+  _globals['_OFFER']._serialized_end=439
+  _globals['_TRANSFER']._serialized_start=442
+  _globals['_TRANSFER']._serialized_end=723
+  _globals['_ROUTINGDECISION']._serialized_start=726
+  _globals['_ROUTINGDECISION']._serialized_end=938
+  _globals['_CANDIDATE']._serialized_start=940
+  _globals['_CANDIDATE']._serialized_end=983
 # @@protoc_insertion_point(module_scope)

@@ -80,6 +80,7 @@ class Offer(_message.Message):
     CUSTOMER_FIELD_NUMBER: _builtins.int
     PREVIEW_FIELD_NUMBER: _builtins.int
     CUSTOMER_PROFILE_FIELD_NUMBER: _builtins.int
+    BOT_HAND_OFF_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`offers/{offer}`."""
     conversation: _builtins.str
@@ -106,6 +107,12 @@ class Offer(_message.Message):
         unset where none was read.
         """
 
+    @_builtins.property
+    def bot_hand_off(self) -> _conversation_pb2.BotHandOffSummary:
+        """How a bot last handed the conversation to people, if one did: the reason and what the
+        flow collected (at most 20 fields, each value's text at most 256 characters).
+        """
+
     def __init__(
         self,
         *,
@@ -118,10 +125,11 @@ class Offer(_message.Message):
         customer: _conversation_pb2.CustomerIdentity | None = ...,
         preview: _builtins.str = ...,
         customer_profile: _customer_profile_pb2.CustomerProfile | None = ...,
+        bot_hand_off: _conversation_pb2.BotHandOffSummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "customer_profile", b"customer_profile", "deadline", b"deadline"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bot_hand_off", b"bot_hand_off", "customer", b"customer", "customer_profile", b"customer_profile", "deadline", b"deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["broadcast", b"broadcast", "channel", b"channel", "conversation", b"conversation", "customer", b"customer", "customer_profile", b"customer_profile", "deadline", b"deadline", "name", b"name", "preview", b"preview", "queue", b"queue"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot_hand_off", b"bot_hand_off", "broadcast", b"broadcast", "channel", b"channel", "conversation", b"conversation", "customer", b"customer", "customer_profile", b"customer_profile", "deadline", b"deadline", "name", b"name", "preview", b"preview", "queue", b"queue"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
