@@ -11,6 +11,9 @@ import asyncio
 import time
 from collections.abc import Callable
 
+_EPSILON = 1e-9
+"""Tokens refilled by float arithmetic fall short of whole ones by rounding."""
+
 
 class TokenBucket:
     """See the module docstring. ``rate`` > 0 tokens a second; ``burst`` >= 1 at most kept."""
@@ -43,7 +46,7 @@ class TokenBucket:
     def try_acquire(self) -> bool:
         """Take a token if one is there now."""
         self._refill()
-        if self._tokens >= 1.0:
+        if self._tokens >= 1.0 - _EPSILON:
             self._tokens -= 1.0
             return True
         return False
@@ -52,7 +55,7 @@ class TokenBucket:
         """Take a token, waiting until there is one."""
         async with self._lock:
             self._refill()
-            if self._tokens < 1.0:
+            if self._tokens < 1.0 - _EPSILON:
                 wait = (1.0 - self._tokens) / self.rate
                 self.waited += wait
                 await self._sleep(wait)  # type: ignore[misc]
