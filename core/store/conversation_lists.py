@@ -4,8 +4,9 @@ the caller's pins (``core.store.pins``).
 
 The filters of ``core.store.records`` (customer, phone, created range) are reused through its
 ``_where`` (and its keyword validation); this module adds the rest. The keyword is a substring
-match like the records' search, with ``LIKE`` instead of ``ILIKE`` when it has no letter case
-(Chinese, Thai: same matches, a third of the time when no trigram index can serve it).
+match like the records' search (``core.store.records.keyword_match``: ``LIKE`` when it has no
+letter case, an ASCII test in front of ``ILIKE`` otherwise). A page's total costs a second walk
+(up to ``EXACT_TOTAL_UP_TO`` matches), skipped when a first page holds every match.
 
 A ``Scope`` limits an agent to what ``core.api.policy`` lets them read: conversations they own
 or served last, those offered to them now, those waiting (or never served) in a queue they
@@ -42,6 +43,7 @@ from core.store.records import (
     MessageRecord,
     _conversation,
     _where,
+    keyword_match,
     like_pattern,
     message_from_row,
     validate_query,
@@ -334,11 +336,10 @@ class _Sql:
     def _filter(self, f: ListFilter) -> None:
         keyword = (f.keyword or "").strip()
         if keyword:
-            like = "LIKE" if keyword.lower() == keyword.upper() else "ILIKE"
             self.clauses.append(
                 "EXISTS (SELECT 1 FROM messages k"
                 " WHERE k.tenant_id = c.tenant_id AND k.conversation_id = c.conversation_id"
-                f" AND k.content {like} {self.arg(like_pattern(keyword))} ESCAPE '\\')"
+                f" AND {keyword_match('k.content', keyword, self.arg)})"
             )
         self._any("c.state", f.states)
         self._any("c.queue_id", f.queues)
@@ -461,7 +462,10 @@ class ConversationLists:
                     sql.after(order, after)
                 query = sql.select(order, size + 1)
                 rows = await conn.fetch(query, *sql.args, timeout=self._timeout)
-                total, exact = await self._total(conn, counted, count_args)
+                if after is None and len(rows) <= min(size, EXACT_TOTAL_UP_TO):
+                    total, exact = len(rows), True  # the first page holds every match
+                else:
+                    total, exact = await self._total(conn, counted, count_args)
         more = len(rows) > size
         found = tuple(rows[:size])
         next_token = None
