@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from usher.client import FailedPrecondition, NotFound
+from usher.client import AlreadyExists, FailedPrecondition, NotFound
 from usher.v1 import conversation_pb2
 from usher.v1 import conversation_service_pb2 as pb
 
@@ -149,18 +149,26 @@ class Chat:
             return False
         return await self.gateway.receipt(served, message, "read")
 
-    def rate(self, served: Served, visitor: str, rate: frames.Rate) -> bool:
-        """Keep the visitor's 1-5 rating of a conversation of theirs, once."""
+    async def rate(self, served: Served, visitor: str, rate: frames.Rate) -> bool:
+        """Pass the visitor's 1-5 rating of a conversation of theirs to the core
+        (``RateConversation``: once, after its end); False for a repeat of it."""
         tenant, channel = served.tenant, served.channel.channel_id
         if self.store.owner(tenant, channel, rate.conversation) != visitor:
             raise Refused("not your conversation")
-        now = time.time()
-        if not self.store.rate(
-            tenant, channel, visitor, rate.conversation, rate.score, rate.comment, now=now
-        ):
+        try:
+            kept = await served.client.rate_conversation(
+                pb.RateConversationRequest(
+                    conversation=rate.conversation, score=rate.score, comment=rate.comment
+                )
+            )
+        except AlreadyExists as exc:
+            raise Refused("rated already") from exc
+        except FailedPrecondition as exc:
+            raise Refused("the conversation cannot be rated now") from exc
+        if kept.duplicate:
             return False
         entry = {"type": "rated", "conversation": rate.conversation, "score": rate.score}
-        seq = self.store.append(tenant, channel, visitor, entry, now=now)
+        seq = self.store.append(tenant, channel, visitor, entry, now=time.time())
         if seq is not None:
             self.sessions.push(key_of(served, visitor), {**entry, "seq": seq})
         log.info("rated", tenant=tenant, conversation=rate.conversation, score=rate.score)

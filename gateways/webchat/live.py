@@ -201,7 +201,7 @@ async def _handle(
         elif isinstance(frame, frames.Read):
             await chat.read(served, visit.visitor, frame.message)
         elif isinstance(frame, frames.Rate):
-            chat.rate(served, visit.visitor, frame)
+            await chat.rate(served, visit.visitor, frame)
         elif isinstance(frame, frames.Leave):
             await chat.leave(served, visit.visitor)
         else:

@@ -4,6 +4,7 @@ visitor list and ratings (Bearer ``console_token``). Unknown tenant or channel -
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import secrets
@@ -17,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from usher.client import UsherError
+from usher.v1 import conversation_service_pb2 as gw_pb
 
 from gateways.common.blobs import TooLarge
 from gateways.common.directory import Served
@@ -172,20 +174,25 @@ def endpoints(chat: Chat) -> dict[str, Endpoint]:
         return JSONResponse({"visitors": [v.as_json() for v in found]})
 
     async def ratings(request: Request) -> Response:
+        """The channel's ratings, newest first, as the core keeps them (``ListRatings``), with
+        the visitor each conversation belongs to."""
         served = gateway.served(request)
         web.check_console(served.channel, request)
-        found = chat.store.ratings(served.tenant, served.channel.channel_id)
+        tenant, channel = served.tenant, served.channel.channel_id
+        found = await served.client.list_ratings(
+            gw_pb.ListRatingsRequest(channel=channel, page_size=500)
+        )
         return JSONResponse(
             {
                 "ratings": [
                     {
                         "conversation": r.conversation,
-                        "visitor": r.visitor,
+                        "visitor": chat.store.owner(tenant, channel, r.conversation) or "",
                         "score": r.score,
                         "comment": r.comment,
-                        "time": r.at.isoformat(),
+                        "time": r.rate_time.ToDatetime(tzinfo=dt.UTC).isoformat(),
                     }
-                    for r in found
+                    for r in found.ratings
                 ]
             }
         )

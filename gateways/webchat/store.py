@@ -1,6 +1,7 @@
 """The web chat gateway's own state, in SQLite in the data dir (local to the gateway, durable
 across its restarts): each visitor's recent history (what a reconnecting widget replays), which
-conversation belongs to which visitor, returning visitors, and satisfaction ratings.
+conversation belongs to which visitor, and returning visitors. Satisfaction ratings are the
+core's (``RateConversation``, ``ListRatings``).
 
 History is bounded per visitor: the newest ``HISTORY_LIMIT`` entries no older than
 ``HISTORY_DAYS`` days; older ones are trimmed as new ones arrive.
@@ -35,10 +36,6 @@ CREATE TABLE IF NOT EXISTS visitors (
     tenant TEXT NOT NULL, channel TEXT NOT NULL, visitor TEXT NOT NULL,
     first_seen REAL NOT NULL, last_seen REAL NOT NULL, visits INTEGER NOT NULL,
     PRIMARY KEY (tenant, channel, visitor));
-CREATE TABLE IF NOT EXISTS ratings (
-    tenant TEXT NOT NULL, channel TEXT NOT NULL, conversation TEXT NOT NULL,
-    visitor TEXT NOT NULL, score INTEGER NOT NULL, comment TEXT NOT NULL, at REAL NOT NULL,
-    PRIMARY KEY (tenant, channel, conversation));
 """
 
 
@@ -49,15 +46,6 @@ class Seen:
     first_seen: dt.datetime
     last_seen: dt.datetime
     visits: int
-
-
-@dataclass(frozen=True, slots=True)
-class Rating:
-    conversation: str
-    visitor: str
-    score: int
-    comment: str
-    at: dt.datetime
 
 
 def _time(seconds: float) -> dt.datetime:
@@ -195,30 +183,3 @@ class WebChatStore:
             (tenant, channel, visitor),
         ).fetchone()
         return None if row is None else (str(row[0]), str(row[1]))
-
-    def rate(
-        self,
-        tenant: str,
-        channel: str,
-        visitor: str,
-        conversation: str,
-        score: int,
-        comment: str,
-        *,
-        now: float,
-    ) -> bool:
-        """Record the visitor's rating of a conversation; False if it was rated already."""
-        cursor = self._db.execute(
-            "INSERT OR IGNORE INTO ratings VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (tenant, channel, conversation, visitor, score, comment, now),
-        )
-        return cursor.rowcount == 1
-
-    def ratings(self, tenant: str, channel: str, *, limit: int = 500) -> list[Rating]:
-        """The newest ratings first."""
-        rows = self._db.execute(
-            "SELECT conversation, visitor, score, comment, at FROM ratings"
-            " WHERE tenant = ? AND channel = ? ORDER BY at DESC LIMIT ?",
-            (tenant, channel, limit),
-        ).fetchall()
-        return [Rating(r[0], r[1], int(r[2]), r[3], _time(r[4])) for r in rows]

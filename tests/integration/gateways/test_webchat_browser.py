@@ -20,7 +20,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 from usher.client import BotClient
-from usher.v1 import agent_pb2, agent_service_pb2, channel_pb2, conversation_pb2
+from usher.v1 import (
+    agent_pb2,
+    agent_service_pb2,
+    channel_pb2,
+    conversation_pb2,
+    conversation_service_pb2,
+)
 
 from gateways.webchat.provider import WebChat
 from tests.bot_kit import branches_bot
@@ -218,7 +224,12 @@ async def test_a_customer_chats_with_an_agent(the_core: Core, tmp_path: Path) ->
         await rating.locator(".usher-rate").click()
         await expect(page.locator(".usher-rated")).to_contain_text("5/5", timeout=UI_WAIT_MS)
 
-        (kept,) = provider.chat(gw.gateway).store.ratings(TENANT, "webchat")
+        served = gw.gateway.directory.lookup(TENANT, "webchat")
+        assert served is not None  # the rating is the core's now
+        listed = await served.client.list_ratings(
+            conversation_service_pb2.ListRatingsRequest(channel="webchat")
+        )
+        (kept,) = listed.ratings
         assert (kept.conversation, kept.score, kept.comment) == (conversation, 5, "Great help")
     await events.aclose()
 
