@@ -90,6 +90,15 @@ def agent_event(me: str, event: ev.Event) -> dict[str, Any] | None:
             return {"receipt": receipt(event)}
         case ev.MessageRecorded(sender=m.Sender.CUSTOMER | m.Sender.BOT) if event.owner == me:
             return {"message": res.message_from_event(event)}
+        case ev.BotHandedOff() if me in event.agent_ids:
+            card = m.HandOffCard.card(
+                bot_id=event.bot_id,
+                version=event.version,
+                reason=event.reason,
+                fields=event.fields,
+                at=event.at,
+            )
+            return {"bot_hand_off": res.hand_off_from_card(card)}
         case ev.CustomerProfileChanged() if me in event.agent_ids:
             profile = customer_profile_pb2.CustomerProfileChanged(
                 profile=profile_to_proto(event.profile)
@@ -120,6 +129,7 @@ _AUDIENCES: dict[type, Callable[[Any], tuple[str | None, ...]]] = {
     ev.ReceiptRecorded: lambda e: (e.owner,) if e.reader is m.Sender.CUSTOMER else _NOBODY,
     ev.MessageRecorded: lambda e: (e.owner,) if e.sender is not m.Sender.AGENT else _NOBODY,
     ev.CustomerProfileChanged: lambda e: e.agent_ids,
+    ev.BotHandedOff: lambda e: e.agent_ids,
 }
 """The agents each kind of event is shown to (``agent_event`` has a case for each)."""
 

@@ -246,6 +246,9 @@ class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
             proto = res.offer_from_stored(offer, conversation)
             if row is not None:  # the profile as the offer showed it, read once at the opening
                 set_profile(proto, await profiles.read(self._api, tenant, row["customer_id"]))
+            hand_off = await bot_runs.last_hand_off(self._api.pool, tenant, offer.conversation_id)
+            if hand_off is not None:
+                proto.bot_hand_off.CopyFrom(res.hand_off_from_card(res.hand_off_card(hand_off)))
             events.append(
                 agent_service_pb2.AgentEvent(
                     event_id=position, conversation=proto.conversation, offer=proto

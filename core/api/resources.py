@@ -78,6 +78,29 @@ def bot_hand_off(h: HandOff) -> conversation_pb2.BotHandOffSummary:
     return out
 
 
+def hand_off_card(h: HandOff) -> m.HandOffCard:
+    """A stored hand-off as the engine's offers carry it (bounded)."""
+    return m.HandOffCard.card(
+        bot_id=h.bot_id,
+        version=h.version,
+        reason=h.reason,
+        fields=tuple(h.fields.items()),
+        at=h.at.timestamp(),
+    )
+
+
+def hand_off_from_card(card: m.HandOffCard) -> conversation_pb2.BotHandOffSummary:
+    """An offer's hand-off: the card's fields as text, each at most ``MAX_PROFILE_TEXT``."""
+    out = conversation_pb2.BotHandOffSummary(
+        bot=f"bots/{card.bot_id}",
+        bot_version=card.version,
+        reason=card.reason,
+        fields={key: as_text(value)[: m.MAX_PROFILE_TEXT] for key, value in card.fields},
+    )
+    _stamp(out, "hand_off_time", card.at)
+    return out
+
+
 def conversation_from_row(r: asyncpg.Record) -> conversation_pb2.Conversation:
     """From a row of ``core.store.reads.CONVERSATION_SQL``."""
     out = conversation_pb2.Conversation(
@@ -233,6 +256,8 @@ def offer_from_event(e: ev.OfferMade) -> routing_pb2.Offer:
     )
     _stamp(out, "deadline", e.deadline)
     set_profile(out, e.customer.profile)
+    if e.hand_off is not None:
+        out.bot_hand_off.CopyFrom(hand_off_from_card(e.hand_off))
     return out
 
 

@@ -16,6 +16,7 @@ from core.routing.model import (
     CustomerCard,
     CustomerProfile,
     DeclineReason,
+    HandOffCard,
     MessageBody,
     Outcome,
     QueueReason,
@@ -166,6 +167,8 @@ class OfferMade(Event):
     queue_id: str = ""
     customer: CustomerCard = field(default_factory=CustomerCard)
     preview: str = ""
+    hand_off: HandOffCard | None = None
+    """How a bot last handed the conversation to people, if one did."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -447,6 +450,9 @@ class BotHandedOff(Event):
     skills: tuple[tuple[str, int], ...] = ()
     priority: int = 0
     fields: tuple[tuple[str, FieldValue], ...] = ()
+    agent_ids: tuple[str, ...] = ()
+    """The agents whose consoles show the conversation then (a flow that ran while it was
+    offered): they are shown the hand-off."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

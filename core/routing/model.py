@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from core.bots.flow import FieldValue
+
 MIN_SKILL_LEVEL = 1
 MAX_SKILL_LEVEL = 10
 
@@ -480,6 +482,54 @@ class CustomerCard:
     phone: str = ""
     email: str = ""
     profile: CustomerProfile | None = None
+
+
+MAX_HAND_OFF_FIELDS = 20
+"""Collected fields a hand-off card shows at most (the first by key)."""
+MAX_HAND_OFF_CHOICES = 20
+"""Choices of one multiple-choice field a hand-off card shows at most."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandOffCard:
+    """How a bot last handed a conversation to people, as agents' consoles show it with its
+    offers: the bot and version, the reason (``bot_handoff``, ``bot_could_not_answer``), what
+    the flow collected (bounded by ``card``), and when."""
+
+    bot_id: str
+    version: int
+    reason: str
+    fields: tuple[tuple[str, FieldValue], ...] = ()
+    at: float = 0.0
+
+    @classmethod
+    def card(
+        cls,
+        *,
+        bot_id: str,
+        version: int,
+        reason: str,
+        fields: tuple[tuple[str, FieldValue], ...],
+        at: float,
+    ) -> HandOffCard:
+        """The card of a hand-off: at most ``MAX_HAND_OFF_FIELDS`` fields (the first by key),
+        texts cut to ``MAX_PROFILE_TEXT`` characters, lists to ``MAX_HAND_OFF_CHOICES``."""
+        shown = sorted(fields)[:MAX_HAND_OFF_FIELDS]
+        return cls(
+            bot_id=bot_id,
+            version=version,
+            reason=reason,
+            fields=tuple((key[:MAX_PROFILE_TEXT], _bounded(value)) for key, value in shown),
+            at=at,
+        )
+
+
+def _bounded(value: FieldValue) -> FieldValue:
+    if isinstance(value, str):
+        return value[:MAX_PROFILE_TEXT]
+    if isinstance(value, tuple):
+        return tuple(v[:MAX_PROFILE_TEXT] for v in value[:MAX_HAND_OFF_CHOICES])
+    return value
 
 
 PREVIEW_LENGTH = 200

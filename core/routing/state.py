@@ -18,6 +18,7 @@ from core.routing.model import (
     CloseReason,
     ConversationState,
     CustomerCard,
+    HandOffCard,
     Outcome,
     QueueSettings,
     Strategy,
@@ -163,6 +164,7 @@ class Conversation:
         "enqueued_at",
         "first_queued_at",
         "first_response_at",
+        "hand_off",
         "held",
         "language",
         "last_agent",
@@ -258,6 +260,8 @@ class Conversation:
         """The bot flow running in it, or the last one that ran (``running`` says which)."""
         self.reference = ""
         """The QR code's or campaign link's reference it was opened with (empty: none)."""
+        self.hand_off: HandOffCard | None = None
+        """How a bot last handed it to people (shown with its offers), if one did."""
 
     @property
     def group_key(self) -> GroupKey:

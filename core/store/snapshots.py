@@ -20,7 +20,7 @@ from core.routing.router import Router
 from core.store.errors import StaleEpoch
 from core.store.eventlog import EventLog
 
-FORMAT = 10
+FORMAT = 11
 KEEP = 2
 """Snapshots kept per tenant (the newest ones)."""
 

@@ -41,13 +41,17 @@ from usher.v1 import conversation_service_pb2 as gpb
 
 from core.api.bot_service import INSECURE_ENV
 from core.bots.flow import (
+    ActionsStep,
     Content,
+    FieldSpec,
+    HandOffAction,
     KeywordTrigger,
     MessageStep,
     OutOfHoursTrigger,
     PhraseMatch,
     PhraseTrigger,
     ReferenceTrigger,
+    SetFieldAction,
 )
 from core.routing import commands as c
 from core.routing import model as m
@@ -322,6 +326,14 @@ async def test_a_flow_collects_calls_hands_off_with_the_fields_and_is_handed_bac
 
     offer = await asyncio.wait_for(_next_offer(offers), WAIT)
     assert offer.conversation == conversation
+    # the offer shows the hand-off, live and in a stream's opening offers
+    assert (offer.bot_hand_off.bot, offer.bot_hand_off.reason) == ("bots/menu", "bot_handoff")
+    assert dict(offer.bot_hand_off.fields) == {"email": "mei@example.com"}
+    assert offer.bot_hand_off.HasField("hand_off_time")
+    opening = desk.agent.events()
+    reopened = await asyncio.wait_for(_next_offer(opening), WAIT)
+    await opening.aclose()
+    assert reopened.name == offer.name and reopened.bot_hand_off == offer.bot_hand_off
     got = await desk.agent.get_conversation(
         agent_service_pb2.GetConversationRequest(name=conversation)
     )
@@ -355,6 +367,57 @@ async def test_a_flow_collects_calls_hands_off_with_the_fields_and_is_handed_bac
     )
     assert [r.conversation.name for r in answered.conversations] == [conversation]
     await offers.aclose()
+
+
+async def test_a_flow_that_hands_off_while_offered_is_shown_to_the_offered_agent(
+    desk: Desk,
+) -> None:
+    await serve(
+        desk.bots,
+        bot(
+            "refunds",
+            (
+                ActionsStep(
+                    id="route",
+                    actions=(
+                        SetFieldAction(field=FieldSpec(key="company", type="text"), value="Acme"),
+                        SetFieldAction(
+                            field=FieldSpec(key="address", type="text"), value="Main St 1"
+                        ),
+                        HandOffAction(queue="support"),
+                    ),
+                ),
+            ),
+            channels=("web",),
+            triggers=(KeywordTrigger(keywords=("refund",)),),
+            default_reply="Sorry?",
+        ),
+    )
+    events = desk.agent.events()
+    await online(desk)
+    started = await desk.write("hello", customer="k9")  # no bot: it waits, offered to Ann
+    offer = await asyncio.wait_for(_next_offer(events), WAIT)
+    assert offer.conversation == started.conversation.name
+    assert not offer.HasField("bot_hand_off")
+
+    await desk.write("I want a refund", customer="k9")  # the keyword's flow hands off at once
+
+    async def next_hand_off() -> Any:
+        async for event in events:
+            if event.WhichOneof("event") == "bot_hand_off":
+                return event
+        raise AssertionError("the agent stream ended")
+
+    shown = await asyncio.wait_for(next_hand_off(), WAIT)
+    assert shown.conversation == started.conversation.name
+    hand_off = shown.bot_hand_off
+    assert (hand_off.bot, hand_off.bot_version, hand_off.reason) == (
+        "bots/refunds",
+        1,
+        "bot_handoff",
+    )
+    assert dict(hand_off.fields) == {"address": "Main St 1", "company": "Acme"}
+    await events.aclose()
 
 
 async def _customer_id(desk: Desk, conversation: str) -> str:

@@ -169,6 +169,12 @@ def test_a_reference_trigger_wins_over_a_new_conversation_trigger() -> None:
     assert k.state("c1") is S.BOT  # ended without closing: still with the bot
     events = start(k, "c2", "hi", customer_id="k2")
     assert of_type(events, ev.BotTurned)[0].bot_id == "general"
+    # the conversation remembers its reference (its row is written from it), through replay
+    assert of_type(k.log, ev.ConversationStarted)[0].reference == "store-42"
+    assert [k.router.conversations[cid].reference for cid in ("c1", "c2")] == ["store-42", ""]
+    rebuilt = Engine(ManualClock())
+    rebuilt.replay(k.log)
+    assert rebuilt.router(T).conversations["c1"].reference == "store-42"
 
 
 def test_out_of_hours_trigger_uses_the_queues_hours() -> None:
@@ -268,7 +274,28 @@ def test_a_failed_webhook_takes_the_fallback_and_hands_off_with_skills_and_prior
     assert turned.tags_added == ("wants_human",)
     assert k.offered_to("c1") == ("bob",)  # Ann's billing level is below what the bot wants
     assert of_type(events, ev.ConversationQueued)[0].priority == 5
+    (offer,) = of_type(events, ev.OfferMade)  # Bob's console shows the hand-off with the offer
+    assert offer.hand_off == m.HandOffCard(
+        bot_id="menu",
+        version=1,
+        reason="bot_handoff",
+        fields=(("email", "ann@example.com"),),
+        at=handed.at,
+    )
     replay_equal(k)
+
+
+def test_a_hand_off_card_is_bounded() -> None:
+    fields = tuple((f"f{i:02}", "x" * 300) for i in range(30)) + (
+        ("a_list", tuple(str(i) for i in range(50))),
+        ("a_number", 3.5),
+    )
+    card = m.HandOffCard.card(bot_id="b", version=2, reason="r", fields=fields, at=1.0)
+    assert len(card.fields) == m.MAX_HAND_OFF_FIELDS
+    assert [key for key, _ in card.fields[:3]] == ["a_list", "a_number", "f00"]
+    assert card.fields[0][1] == tuple(str(i) for i in range(m.MAX_HAND_OFF_CHOICES))
+    assert card.fields[1][1] == 3.5
+    assert all(len(v) == m.MAX_PROFILE_TEXT for _, v in card.fields[2:])
 
 
 def test_an_agent_taking_over_stops_the_flow_and_a_hand_back_resumes_it() -> None:

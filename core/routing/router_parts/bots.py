@@ -47,6 +47,7 @@ from core.routing.model import (
     Attachment,
     ChoiceStyle,
     CloseReason,
+    HandOffCard,
     MessageBody,
     MessageChoices,
     MessageOption,
@@ -298,6 +299,7 @@ class BotsMixin(RouterBase):
                 skills=skills,
                 priority=hand_off.priority,
                 fields=hand_off.fields,
+                agent_ids=self._viewers(conv),
             )
         )
         if conv.state is S.BOT and queue_id is not None:
@@ -429,7 +431,11 @@ class BotsMixin(RouterBase):
         )
 
     def _on_bot_flow_over(self, e: ev.BotHandedOff | ev.BotEnded) -> None:
-        pass  # the flow's last BotTurned already says it is over
+        # the flow's last BotTurned already says it is over; its offers show a hand-off
+        if isinstance(e, ev.BotHandedOff):
+            self.conversations[e.conversation_id].hand_off = HandOffCard.card(
+                bot_id=e.bot_id, version=e.version, reason=e.reason, fields=e.fields, at=e.at
+            )
 
     def _stop_flow(self, conv: Conversation) -> None:
         """The flow stops where it is (an agent has the conversation, or it is over)."""

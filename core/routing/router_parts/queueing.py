@@ -236,6 +236,7 @@ class QueueingMixin(RouterBase):
                 queue_id=conv.queue_id or "",
                 customer=conv.customer,
                 preview=conv.preview,
+                hand_off=conv.hand_off,
             )
         )
 
