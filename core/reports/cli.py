@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.admin_cli import _data_dir, _database_url, _on_database
-from core.reports import export
+from core.reports import charts, export
 from core.reports.calendar import Grouping, zone
 from core.reports.figures import Distribution
 from core.reports.query import BadQuery, Filter, Kind, ReportQuery
@@ -145,6 +145,18 @@ async def _write(path: Path, chunks: AsyncIterator[bytes]) -> None:
             out.write(chunk)
 
 
+def plot(report: Report, directory: Path) -> list[Path]:
+    """Write the report's charts into ``directory`` as ``{kind}-{chart}.png`` and ``.svg``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind, chart in charts.charts(report).items():
+        for image in charts.ImageFormat:
+            path = directory / f"{report.query.kind.value}-{kind.value}.{image.value}"
+            path.write_bytes(charts.render(chart, image))
+            written.append(path)
+    return written
+
+
 @click.group("report")
 def report() -> None:
     """Reports over a time range, and rebuilding their rollups from the event log."""
@@ -168,6 +180,12 @@ def _report_command(kind: Kind) -> click.Command:
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead.")
     @click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path))
     @click.option("--xlsx", "xlsx_file", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option(
+        "--plot",
+        "plot_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Write the report's charts there, as PNG and SVG.",
+    )
     @_database_url
     @_data_dir
     def command(
@@ -183,6 +201,7 @@ def _report_command(kind: Kind) -> click.Command:
         as_json: bool,
         csv_file: Path | None,
         xlsx_file: Path | None,
+        plot_dir: Path | None,
         database_url: str | None,
         data_dir: Path,
     ) -> None:
@@ -211,9 +230,9 @@ def _report_command(kind: Kind) -> click.Command:
         found = _on_database(database_url, data_dir, action)
         if as_json:
             click.echo(json.dumps(export.document(found), ensure_ascii=False, indent=2))
-        elif csv_file is None and xlsx_file is None:
+        elif csv_file is None and xlsx_file is None and plot_dir is None:
             _print(found, tenant)
-        for path in (csv_file, xlsx_file):
+        for path in (csv_file, xlsx_file, *(plot(found, plot_dir) if plot_dir else ())):
             if path is not None:
                 click.echo(f"wrote {path}", err=True)
 

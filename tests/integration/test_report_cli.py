@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import json
 from pathlib import Path
+from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -120,6 +121,28 @@ async def test_reports_on_the_command_line(
         ("2026-01-05", "q", "Queue", "1"),
         ("total", "q", "Queue", "1"),
     ]
+
+    charts_dir = tmp_path / "charts"
+    plotted = await invoke(
+        database_url,
+        "queues",
+        "--tenant",
+        T,
+        "--from",
+        "2026-01-05",
+        "--to",
+        "2026-01-06",
+        "--plot",
+        str(charts_dir),
+    )
+    assert plotted.exit_code == 0, plotted.output
+    assert sorted(p.name for p in charts_dir.iterdir()) == [
+        f"queues-{chart}.{ext}"
+        for chart in ("first_response", "outcomes", "volume")
+        for ext in ("png", "svg")
+    ]
+    assert (charts_dir / "queues-volume.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    ElementTree.fromstring((charts_dir / "queues-outcomes.svg").read_bytes())
 
     refused = await invoke(
         database_url, "overview", "--tenant", T, "--from", "2026-01-07", "--to", "2026-01-05"

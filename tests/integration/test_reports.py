@@ -48,6 +48,7 @@ import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -989,6 +990,63 @@ async def test_filters(world: World) -> None:
     )
     answered = {r.queue: r.figures.answered for r in bob_in_queues.totals}
     assert answered == {"queues/sales": 0, "queues/support": 2}
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+OVERVIEW, AGENTS, QUEUES = pb.REPORT_KIND_OVERVIEW, pb.REPORT_KIND_AGENTS, pb.REPORT_KIND_QUEUES
+AS_PNG, AS_SVG = pb.IMAGE_FORMAT_PNG, pb.IMAGE_FORMAT_SVG
+
+
+async def chart(w: World, kind: int, which: int, image: int, **q: Any) -> pb.GetReportChartResponse:
+    return await w.reports.get_report_chart(
+        pb.GetReportChartRequest(
+            kind=kind,  # type: ignore[arg-type]
+            query=query(DAY1, DAY3, **q),
+            chart=which,  # type: ignore[arg-type]
+            format=image,  # type: ignore[arg-type]
+        )
+    )
+
+
+def plotted(response: pb.GetReportChartResponse) -> dict[str, list[float]]:
+    return {s.name: list(s.values) for s in response.series}
+
+
+async def test_charts_plot_the_reports_figures(world: World) -> None:
+    volume = await chart(world, OVERVIEW, pb.REPORT_CHART_VOLUME, AS_PNG)
+    assert volume.content_type == "image/png" and volume.image.startswith(PNG)
+    assert list(volume.x_labels) == ["2026-01-05", "2026-01-06"]
+    assert plotted(volume) == {"started": [8, 0], "answered": [5, 1], "abandoned": [1, 0]}
+    outcomes = await chart(world, OVERVIEW, pb.REPORT_CHART_OUTCOMES, AS_SVG)
+    assert outcomes.content_type == "image/svg+xml"
+    svg = ElementTree.fromstring(outcomes.image)
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+    assert plotted(outcomes) == {
+        "resolved": [2, 1],
+        "spam": [1, 0],
+        "ignored": [1, 0],
+        "left a message": [1, 0],
+        "abandoned": [1, 0],
+    }
+    again = await chart(world, OVERVIEW, pb.REPORT_CHART_OUTCOMES, AS_SVG)
+    assert again.image == outcomes.image  # the same chart, the same SVG
+    response = await chart(world, OVERVIEW, pb.REPORT_CHART_FIRST_RESPONSE, AS_PNG)
+    assert list(response.x_labels) == ["≤5 s", "5–15 s", "15–30 s", "30–60 s", "60–180 s", ">180 s"]
+    assert plotted(response) == {"first responses": [3, 1, 2, 1, 0, 0]}
+    per_queue = await chart(world, QUEUES, pb.REPORT_CHART_OUTCOMES, AS_PNG)
+    assert list(per_queue.x_labels) == ["(none)", "Sales", "Support"]
+    assert plotted(per_queue)["resolved"] == [0, 2, 1]  # A and H; G
+    per_agent = await chart(world, AGENTS, pb.REPORT_CHART_VOLUME, AS_PNG)
+    assert plotted(per_agent) == {
+        "assigned": [6, 1],
+        "handled": [6, 1],
+        "offers missed": [1, 0],
+    }
+    with pytest.raises(InvalidArgument) as refused:
+        await world.reports.get_report_chart(
+            pb.GetReportChartRequest(kind=OVERVIEW, query=query(DAY3, DAY1))
+        )
+    assert _violations(refused.value) == {"chart", "query.end_time"}
 
 
 def _violations(error: UsherError) -> set[str]:

@@ -57,6 +57,14 @@ class ReportClient(BaseClient):
             self._stub.ListAgentLogins, request, idempotent=True, timeout=timeout
         )
 
+    async def get_report_chart(
+        self, request: pb.GetReportChartRequest, *, timeout: float | None = None
+    ) -> pb.GetReportChartResponse:
+        """One chart of a report as PNG or SVG, with the data it plots."""
+        return await self._call(
+            self._stub.GetReportChart, request, idempotent=True, timeout=timeout
+        )
+
     async def export_report(
         self, request: pb.ExportReportRequest, *, timeout: float | None = None
     ) -> AsyncIterator[bytes]:

@@ -22,6 +22,46 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _ReportChart:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReportChartEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportChart.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REPORT_CHART_UNSPECIFIED: _ReportChart.ValueType  # 0
+    REPORT_CHART_VOLUME: _ReportChart.ValueType  # 1
+    REPORT_CHART_OUTCOMES: _ReportChart.ValueType  # 2
+    REPORT_CHART_FIRST_RESPONSE: _ReportChart.ValueType  # 3
+
+class ReportChart(_ReportChart, metaclass=_ReportChartEnumTypeWrapper):
+    """Which chart of a report."""
+
+REPORT_CHART_UNSPECIFIED: ReportChart.ValueType  # 0
+REPORT_CHART_VOLUME: ReportChart.ValueType  # 1
+REPORT_CHART_OUTCOMES: ReportChart.ValueType  # 2
+REPORT_CHART_FIRST_RESPONSE: ReportChart.ValueType  # 3
+Global___ReportChart: _TypeAlias = ReportChart  # noqa: Y015
+
+class _ImageFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ImageFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ImageFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    IMAGE_FORMAT_UNSPECIFIED: _ImageFormat.ValueType  # 0
+    """PNG."""
+    IMAGE_FORMAT_PNG: _ImageFormat.ValueType  # 1
+    IMAGE_FORMAT_SVG: _ImageFormat.ValueType  # 2
+
+class ImageFormat(_ImageFormat, metaclass=_ImageFormatEnumTypeWrapper):
+    """An image format."""
+
+IMAGE_FORMAT_UNSPECIFIED: ImageFormat.ValueType  # 0
+"""PNG."""
+IMAGE_FORMAT_PNG: ImageFormat.ValueType  # 1
+IMAGE_FORMAT_SVG: ImageFormat.ValueType  # 2
+Global___ImageFormat: _TypeAlias = ImageFormat  # noqa: Y015
+
 class _ReportGrouping:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -69,6 +109,102 @@ REPORT_KIND_AGENTS: ReportKind.ValueType  # 2
 REPORT_KIND_QUEUES: ReportKind.ValueType  # 3
 REPORT_KIND_CHANNELS: ReportKind.ValueType  # 4
 Global___ReportKind: _TypeAlias = ReportKind  # noqa: Y015
+
+@_typing.final
+class GetReportChartRequest(_message.Message):
+    """Draw a chart."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    CHART_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    kind: Global___ReportKind.ValueType
+    chart: Global___ReportChart.ValueType
+    format: Global___ImageFormat.ValueType
+    @_builtins.property
+    def query(self) -> Global___ReportQuery: ...
+    def __init__(
+        self,
+        *,
+        kind: Global___ReportKind.ValueType = ...,
+        query: Global___ReportQuery | None = ...,
+        chart: Global___ReportChart.ValueType = ...,
+        format: Global___ImageFormat.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["query", b"query"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chart", b"chart", "format", b"format", "kind", b"kind", "query", b"query"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReportChartRequest: _TypeAlias = GetReportChartRequest  # noqa: Y015
+
+@_typing.final
+class ChartSeries(_message.Message):
+    """One plotted series: a line, a stacked segment or the histogram's bars."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """One value per x label."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        values: _abc.Iterable[_builtins.float] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChartSeries: _TypeAlias = ChartSeries  # noqa: Y015
+
+@_typing.final
+class GetReportChartResponse(_message.Message):
+    """The image and what it shows."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    IMAGE_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    X_LABELS_FIELD_NUMBER: _builtins.int
+    SERIES_FIELD_NUMBER: _builtins.int
+    content_type: _builtins.str
+    """`image/png` or `image/svg+xml`."""
+    image: _builtins.bytes
+    title: _builtins.str
+    @_builtins.property
+    def x_labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The periods, groups or buckets along the x axis."""
+
+    @_builtins.property
+    def series(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChartSeries]: ...
+    def __init__(
+        self,
+        *,
+        content_type: _builtins.str = ...,
+        image: _builtins.bytes = ...,
+        title: _builtins.str = ...,
+        x_labels: _abc.Iterable[_builtins.str] | None = ...,
+        series: _abc.Iterable[Global___ChartSeries] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "image", b"image", "series", b"series", "title", b"title", "x_labels", b"x_labels"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReportChartResponse: _TypeAlias = GetReportChartResponse  # noqa: Y015
 
 @_typing.final
 class ReportFilter(_message.Message):

@@ -77,6 +77,11 @@ class ReportServiceStub:
                 request_serializer=usher_dot_v1_dot_report__service__pb2.ExportReportRequest.SerializeToString,
                 response_deserializer=usher_dot_v1_dot_report__service__pb2.ExportReportResponse.FromString,
                 _registered_method=True)
+        self.GetReportChart = channel.unary_unary(
+                '/usher.v1.ReportService/GetReportChart',
+                request_serializer=usher_dot_v1_dot_report__service__pb2.GetReportChartRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_report__service__pb2.GetReportChartResponse.FromString,
+                _registered_method=True)
 
 
 class ReportServiceServicer:
@@ -143,6 +148,17 @@ class ReportServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReportChart(self, request, context):
+        """One chart of a report as a PNG or SVG image, with the data it plots: `volume` (a time
+        series of conversations started, answered and abandoned; for agents assigned, handled and
+        offers missed), `outcomes` (stacked bars of resolved, spam, ignored, left a message and
+        abandoned, per period for the overview, per agent, queue or channel otherwise) or
+        `first_response` (the first-response buckets over the range).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -175,6 +191,11 @@ def add_ReportServiceServicer_to_server(servicer, server):
                     servicer.ExportReport,
                     request_deserializer=usher_dot_v1_dot_report__service__pb2.ExportReportRequest.FromString,
                     response_serializer=usher_dot_v1_dot_report__service__pb2.ExportReportResponse.SerializeToString,
+            ),
+            'GetReportChart': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReportChart,
+                    request_deserializer=usher_dot_v1_dot_report__service__pb2.GetReportChartRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_report__service__pb2.GetReportChartResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -352,6 +373,33 @@ class ReportService:
             '/usher.v1.ReportService/ExportReport',
             usher_dot_v1_dot_report__service__pb2.ExportReportRequest.SerializeToString,
             usher_dot_v1_dot_report__service__pb2.ExportReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReportChart(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usher.v1.ReportService/GetReportChart',
+            usher_dot_v1_dot_report__service__pb2.GetReportChartRequest.SerializeToString,
+            usher_dot_v1_dot_report__service__pb2.GetReportChartResponse.FromString,
             options,
             channel_credentials,
             insecure,

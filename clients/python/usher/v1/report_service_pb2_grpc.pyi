@@ -68,6 +68,13 @@ class ReportServiceStub:
     """A report as a CSV or XLSX file (one row per period and group, then the totals; the agent
     report's XLSX adds a `logins` sheet), in chunks of at most 64 KiB.
     """
+    GetReportChart: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetReportChartRequest, _report_service_pb2.GetReportChartResponse]
+    """One chart of a report as a PNG or SVG image, with the data it plots: `volume` (a time
+    series of conversations started, answered and abandoned; for agents assigned, handled and
+    offers missed), `outcomes` (stacked bars of resolved, spam, ignored, left a message and
+    abandoned, per period for the overview, per agent, queue or channel otherwise) or
+    `first_response` (the first-response buckets over the range).
+    """
 
 @_typing.type_check_only
 class ReportServiceAsyncStub(ReportServiceStub):
@@ -108,6 +115,13 @@ class ReportServiceAsyncStub(ReportServiceStub):
     ExportReport: _aio.UnaryStreamMultiCallable[_report_service_pb2.ExportReportRequest, _report_service_pb2.ExportReportResponse]  # type: ignore[assignment]
     """A report as a CSV or XLSX file (one row per period and group, then the totals; the agent
     report's XLSX adds a `logins` sheet), in chunks of at most 64 KiB.
+    """
+    GetReportChart: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetReportChartRequest, _report_service_pb2.GetReportChartResponse]  # type: ignore[assignment]
+    """One chart of a report as a PNG or SVG image, with the data it plots: `volume` (a time
+    series of conversations started, answered and abandoned; for agents assigned, handled and
+    offers missed), `outcomes` (stacked bars of resolved, spam, ignored, left a message and
+    abandoned, per period for the overview, per agent, queue or channel otherwise) or
+    `first_response` (the first-response buckets over the range).
     """
 
 class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -182,6 +196,19 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_report_service_pb2.ExportReportResponse], _abc.AsyncIterator[_report_service_pb2.ExportReportResponse]]:
         """A report as a CSV or XLSX file (one row per period and group, then the totals; the agent
         report's XLSX adds a `logins` sheet), in chunks of at most 64 KiB.
+        """
+
+    @_abc_1.abstractmethod
+    def GetReportChart(
+        self,
+        request: _report_service_pb2.GetReportChartRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_report_service_pb2.GetReportChartResponse, _abc.Awaitable[_report_service_pb2.GetReportChartResponse]]:
+        """One chart of a report as a PNG or SVG image, with the data it plots: `volume` (a time
+        series of conversations started, answered and abandoned; for agents assigned, handled and
+        offers missed), `outcomes` (stacked bars of resolved, spam, ignored, left a message and
+        abandoned, per period for the overview, per agent, queue or channel otherwise) or
+        `first_response` (the first-response buckets over the range).
         """
 
 def add_ReportServiceServicer_to_server(servicer: ReportServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

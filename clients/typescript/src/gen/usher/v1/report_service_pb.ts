@@ -14,7 +14,110 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file usher/v1/report_service.proto.
  */
 export const file_usher_v1_report_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch11c2hlci92MS9yZXBvcnRfc2VydmljZS5wcm90bxIIdXNoZXIudjEiYQoMUmVwb3J0RmlsdGVyEg4KBnF1ZXVlcxgBIAMoCRIOCgZhZ2VudHMYAiADKAkSEAoIY2hhbm5lbHMYAyADKAkSEgoKZGVwYXJ0bWVudBgEIAEoCRILCgN0YWcYBSABKAkivwEKC1JlcG9ydFF1ZXJ5Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCghncm91cF9ieRgDIAEoDjIYLnVzaGVyLnYxLlJlcG9ydEdyb3VwaW5nEiYKBmZpbHRlchgEIAEoCzIWLnVzaGVyLnYxLlJlcG9ydEZpbHRlciJ7CgxSZXBvcnRQZXJpb2QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxhYmVsGAMgASgJIn4KC1JlcG9ydFJhbmdlEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl0aW1lX3pvbmUYAyABKAkiwQEKD0R1cmF0aW9uRmlndXJlcxINCgVjb3VudBgBIAEoAxInCgRtZWFuGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiYKA3A1MBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhImCgNwOTAYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJgoDcDk1GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIogBCg9SZXNwb25zZUJ1Y2tldHMSEQoJd2l0aGluXzVzGAEgASgDEhIKCndpdGhpbl8xNXMYAiABKAMSEgoKd2l0aGluXzMwcxgDIAEoAxISCgp3aXRoaW5fNjBzGAQgASgDEhMKC3dpdGhpbl8xODBzGAUgASgDEhEKCW92ZXJfMTgwcxgGIAEoAyKOBgoTQ29udmVyc2F0aW9uRmlndXJlcxIPCgdzdGFydGVkGAEgASgDEhMKC2JvdF9zdGFydGVkGAIgASgDEhAKCGJvdF9vbmx5GAMgASgDEhYKDmJvdF9oYW5kZWRfb2ZmGAQgASgDEhgKEGhhbmRlZF90b19hZ2VudHMYBSABKAMSDgoGcXVldWVkGAYgASgDEhAKCGFuc3dlcmVkGAcgASgDEiEKGWFuc3dlcmVkX3dpdGhpbl90aHJlc2hvbGQYCCABKAMSEQoJYWJhbmRvbmVkGAkgASgDEiIKGmFiYW5kb25lZF93aXRoaW5fdGhyZXNob2xkGAogASgDEhUKDWxlZnRfbWVzc2FnZXMYCyABKAMSEgoKb3ZlcmZsb3dlZBgMIAEoAxIRCgl0cmFuc2ZlcnMYDSABKAMSDQoFZW5kZWQYDiABKAMSEAoIcmVzb2x2ZWQYDyABKAMSDAoEc3BhbRgQIAEoAxIPCgdpZ25vcmVkGBEgASgDEhoKDXNlcnZpY2VfbGV2ZWwYEiABKAFIAIgBARI5ChZmaXJzdF9yZXNwb25zZV9idWNrZXRzGBMgASgLMhkudXNoZXIudjEuUmVzcG9uc2VCdWNrZXRzEjEKDmZpcnN0X3Jlc3BvbnNlGBQgASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEicKBHdhaXQYFSABKAsyGS51c2hlci52MS5EdXJhdGlvbkZpZ3VyZXMSKQoGaGFuZGxlGBYgASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEhkKEWN1c3RvbWVyX21lc3NhZ2VzGBcgASgDEhYKDmFnZW50X21lc3NhZ2VzGBggASgDEhQKDGJvdF9tZXNzYWdlcxgZIAEoAxISCgpmb2xsb3dfdXBzGBogASgDEhwKFGJvdF9jb3VsZF9ub3RfYW5zd2VyGBsgASgDEigKB3JhdGluZ3MYHCABKAsyFy51c2hlci52MS5SYXRpbmdGaWd1cmVzQhAKDl9zZXJ2aWNlX2xldmVsIpUBCg1SYXRpbmdGaWd1cmVzEg0KBWNvdW50GAEgASgDEhQKB2F2ZXJhZ2UYAiABKAFIAIgBARIPCgdzY29yZV8xGAMgASgDEg8KB3Njb3JlXzIYBCABKAMSDwoHc2NvcmVfMxgFIAEoAxIPCgdzY29yZV80GAYgASgDEg8KB3Njb3JlXzUYByABKANCCgoIX2F2ZXJhZ2Ui/AMKDEFnZW50RmlndXJlcxIQCghhc3NpZ25lZBgBIAEoAxIPCgdoYW5kbGVkGAIgASgDEhUKDW1lc3NhZ2VzX3NlbnQYAyABKAMSFgoOY2FubmVkX3JlcGxpZXMYBCABKAMSOQoWZmlyc3RfcmVzcG9uc2VfYnVja2V0cxgFIAEoCzIZLnVzaGVyLnYxLlJlc3BvbnNlQnVja2V0cxIxCg5maXJzdF9yZXNwb25zZRgGIAEoCzIZLnVzaGVyLnYxLkR1cmF0aW9uRmlndXJlcxIpCgZoYW5kbGUYByABKAsyGS51c2hlci52MS5EdXJhdGlvbkZpZ3VyZXMSFAoMdHJhbnNmZXJzX2luGAggASgDEhUKDXRyYW5zZmVyc19vdXQYCSABKAMSDgoGb2ZmZXJzGAogASgDEhUKDW9mZmVyc19taXNzZWQYCyABKAMSFwoPb2ZmZXJzX3JlamVjdGVkGAwgASgDEhAKCGFuc3dlcmVkGA0gASgDEicKBHdhaXQYDiABKAsyGS51c2hlci52MS5EdXJhdGlvbkZpZ3VyZXMSEAoIcmVzb2x2ZWQYDyABKAMSDAoEc3BhbRgQIAEoAxIPCgdpZ25vcmVkGBEgASgDEigKB3JhdGluZ3MYEiABKAsyFy51c2hlci52MS5SYXRpbmdGaWd1cmVzIpIDCgpBdHRlbmRhbmNlEjYKEmZpcnN0X3NpZ25faW5fdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbGFzdF9vbmxpbmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoGb25saW5lGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEicKBGF3YXkYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLQoKYnJlYWtfdGltZRgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhJBCg9jdXN0b21fc3RhdHVzZXMYBiADKAsyKC51c2hlci52MS5BdHRlbmRhbmNlLkN1c3RvbVN0YXR1c2VzRW50cnkaUAoTQ3VzdG9tU3RhdHVzZXNFbnRyeRILCgNrZXkYASABKAkSKAoFdmFsdWUYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb246AjgBIkAKGEdldE92ZXJ2aWV3UmVwb3J0UmVxdWVzdBIkCgVxdWVyeRgBIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFF1ZXJ5ImUKC092ZXJ2aWV3Um93EiYKBnBlcmlvZBgBIAEoCzIWLnVzaGVyLnYxLlJlcG9ydFBlcmlvZBIuCgdmaWd1cmVzGAIgASgLMh0udXNoZXIudjEuQ29udmVyc2F0aW9uRmlndXJlcyKUAQoZR2V0T3ZlcnZpZXdSZXBvcnRSZXNwb25zZRIkCgVyYW5nZRgBIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFJhbmdlEiMKBHJvd3MYAiADKAsyFS51c2hlci52MS5PdmVydmlld1JvdxIsCgV0b3RhbBgDIAEoCzIdLnVzaGVyLnYxLkNvbnZlcnNhdGlvbkZpZ3VyZXMiPQoVR2V0QWdlbnRSZXBvcnRSZXF1ZXN0EiQKBXF1ZXJ5GAEgASgLMhUudXNoZXIudjEuUmVwb3J0UXVlcnkiqgEKCEFnZW50Um93EiYKBnBlcmlvZBgBIAEoCzIWLnVzaGVyLnYxLlJlcG9ydFBlcmlvZBINCgVhZ2VudBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSJwoHZmlndXJlcxgEIAEoCzIWLnVzaGVyLnYxLkFnZW50RmlndXJlcxIoCgphdHRlbmRhbmNlGAUgASgLMhQudXNoZXIudjEuQXR0ZW5kYW5jZSKEAQoWR2V0QWdlbnRSZXBvcnRSZXNwb25zZRIkCgVyYW5nZRgBIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFJhbmdlEiAKBHJvd3MYAiADKAsyEi51c2hlci52MS5BZ2VudFJvdxIiCgZ0b3RhbHMYAyADKAsyEi51c2hlci52MS5BZ2VudFJvdyI9ChVHZXRRdWV1ZVJlcG9ydFJlcXVlc3QSJAoFcXVlcnkYASABKAsyFS51c2hlci52MS5SZXBvcnRRdWVyeSKHAQoIUXVldWVSb3cSJgoGcGVyaW9kGAEgASgLMhYudXNoZXIudjEuUmVwb3J0UGVyaW9kEg0KBXF1ZXVlGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIuCgdmaWd1cmVzGAQgASgLMh0udXNoZXIudjEuQ29udmVyc2F0aW9uRmlndXJlcyKEAQoWR2V0UXVldWVSZXBvcnRSZXNwb25zZRIkCgVyYW5nZRgBIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFJhbmdlEiAKBHJvd3MYAiADKAsyEi51c2hlci52MS5RdWV1ZVJvdxIiCgZ0b3RhbHMYAyADKAsyEi51c2hlci52MS5RdWV1ZVJvdyI/ChdHZXRDaGFubmVsUmVwb3J0UmVxdWVzdBIkCgVxdWVyeRgBIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFF1ZXJ5InUKCkNoYW5uZWxSb3cSJgoGcGVyaW9kGAEgASgLMhYudXNoZXIudjEuUmVwb3J0UGVyaW9kEg8KB2NoYW5uZWwYAiABKAkSLgoHZmlndXJlcxgDIAEoCzIdLnVzaGVyLnYxLkNvbnZlcnNhdGlvbkZpZ3VyZXMiigEKGEdldENoYW5uZWxSZXBvcnRSZXNwb25zZRIkCgVyYW5nZRgBIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFJhbmdlEiIKBHJvd3MYAiADKAsyFC51c2hlci52MS5DaGFubmVsUm93EiQKBnRvdGFscxgDIAMoCzIULnVzaGVyLnYxLkNoYW5uZWxSb3ciwQEKFkxpc3RBZ2VudExvZ2luc1JlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmFnZW50cxgDIAMoCRISCgpkZXBhcnRtZW50GAQgASgJEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJIpgBCgpBZ2VudExvZ2luEg0KBWFnZW50GAEgASgJEjAKDHNpZ25faW5fdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNc2lnbl9vdXRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOY2xpZW50X2FkZHJlc3MYBCABKAkiWAoXTGlzdEFnZW50TG9naW5zUmVzcG9uc2USJAoGbG9naW5zGAEgAygLMhQudXNoZXIudjEuQWdlbnRMb2dpbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkihwEKE0V4cG9ydFJlcG9ydFJlcXVlc3QSIgoEa2luZBgBIAEoDjIULnVzaGVyLnYxLlJlcG9ydEtpbmQSJAoFcXVlcnkYAiABKAsyFS51c2hlci52MS5SZXBvcnRRdWVyeRImCgZmb3JtYXQYAyABKA4yFi51c2hlci52MS5FeHBvcnRGb3JtYXQiJQoURXhwb3J0UmVwb3J0UmVzcG9uc2USDQoFY2h1bmsYASABKAwqmQEKDlJlcG9ydEdyb3VwaW5nEh8KG1JFUE9SVF9HUk9VUElOR19VTlNQRUNJRklFRBAAEhgKFFJFUE9SVF9HUk9VUElOR19IT1VSEAESFwoTUkVQT1JUX0dST1VQSU5HX0RBWRACEhgKFFJFUE9SVF9HUk9VUElOR19XRUVLEAMSGQoVUkVQT1JUX0dST1VQSU5HX01PTlRIEAQqjQEKClJlcG9ydEtpbmQSGwoXUkVQT1JUX0tJTkRfVU5TUEVDSUZJRUQQABIYChRSRVBPUlRfS0lORF9PVkVSVklFVxABEhYKElJFUE9SVF9LSU5EX0FHRU5UUxACEhYKElJFUE9SVF9LSU5EX1FVRVVFUxADEhgKFFJFUE9SVF9LSU5EX0NIQU5ORUxTEAQymwQKDVJlcG9ydFNlcnZpY2USXAoRR2V0T3ZlcnZpZXdSZXBvcnQSIi51c2hlci52MS5HZXRPdmVydmlld1JlcG9ydFJlcXVlc3QaIy51c2hlci52MS5HZXRPdmVydmlld1JlcG9ydFJlc3BvbnNlElMKDkdldEFnZW50UmVwb3J0Eh8udXNoZXIudjEuR2V0QWdlbnRSZXBvcnRSZXF1ZXN0GiAudXNoZXIudjEuR2V0QWdlbnRSZXBvcnRSZXNwb25zZRJTCg5HZXRRdWV1ZVJlcG9ydBIfLnVzaGVyLnYxLkdldFF1ZXVlUmVwb3J0UmVxdWVzdBogLnVzaGVyLnYxLkdldFF1ZXVlUmVwb3J0UmVzcG9uc2USWQoQR2V0Q2hhbm5lbFJlcG9ydBIhLnVzaGVyLnYxLkdldENoYW5uZWxSZXBvcnRSZXF1ZXN0GiIudXNoZXIudjEuR2V0Q2hhbm5lbFJlcG9ydFJlc3BvbnNlElYKD0xpc3RBZ2VudExvZ2lucxIgLnVzaGVyLnYxLkxpc3RBZ2VudExvZ2luc1JlcXVlc3QaIS51c2hlci52MS5MaXN0QWdlbnRMb2dpbnNSZXNwb25zZRJPCgxFeHBvcnRSZXBvcnQSHS51c2hlci52MS5FeHBvcnRSZXBvcnRSZXF1ZXN0Gh4udXNoZXIudjEuRXhwb3J0UmVwb3J0UmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_usher_v1_record_service]);
+  fileDesc("Ch11c2hlci92MS9yZXBvcnRfc2VydmljZS5wcm90bxIIdXNoZXIudjEirgEKFUdldFJlcG9ydENoYXJ0UmVxdWVzdBIiCgRraW5kGAEgASgOMhQudXNoZXIudjEuUmVwb3J0S2luZBIkCgVxdWVyeRgCIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFF1ZXJ5EiQKBWNoYXJ0GAMgASgOMhUudXNoZXIudjEuUmVwb3J0Q2hhcnQSJQoGZm9ybWF0GAQgASgOMhUudXNoZXIudjEuSW1hZ2VGb3JtYXQiKwoLQ2hhcnRTZXJpZXMSDAoEbmFtZRgBIAEoCRIOCgZ2YWx1ZXMYAiADKAEihQEKFkdldFJlcG9ydENoYXJ0UmVzcG9uc2USFAoMY29udGVudF90eXBlGAEgASgJEg0KBWltYWdlGAIgASgMEg0KBXRpdGxlGAMgASgJEhAKCHhfbGFiZWxzGAQgAygJEiUKBnNlcmllcxgFIAMoCzIVLnVzaGVyLnYxLkNoYXJ0U2VyaWVzImEKDFJlcG9ydEZpbHRlchIOCgZxdWV1ZXMYASADKAkSDgoGYWdlbnRzGAIgAygJEhAKCGNoYW5uZWxzGAMgAygJEhIKCmRlcGFydG1lbnQYBCABKAkSCwoDdGFnGAUgASgJIr8BCgtSZXBvcnRRdWVyeRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoIZ3JvdXBfYnkYAyABKA4yGC51c2hlci52MS5SZXBvcnRHcm91cGluZxImCgZmaWx0ZXIYBCABKAsyFi51c2hlci52MS5SZXBvcnRGaWx0ZXIiewoMUmVwb3J0UGVyaW9kEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsYWJlbBgDIAEoCSJ+CgtSZXBvcnRSYW5nZRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGltZV96b25lGAMgASgJIsEBCg9EdXJhdGlvbkZpZ3VyZXMSDQoFY291bnQYASABKAMSJwoEbWVhbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhImCgNwNTAYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJgoDcDkwGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiYKA3A5NRgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKIAQoPUmVzcG9uc2VCdWNrZXRzEhEKCXdpdGhpbl81cxgBIAEoAxISCgp3aXRoaW5fMTVzGAIgASgDEhIKCndpdGhpbl8zMHMYAyABKAMSEgoKd2l0aGluXzYwcxgEIAEoAxITCgt3aXRoaW5fMTgwcxgFIAEoAxIRCglvdmVyXzE4MHMYBiABKAMijgYKE0NvbnZlcnNhdGlvbkZpZ3VyZXMSDwoHc3RhcnRlZBgBIAEoAxITCgtib3Rfc3RhcnRlZBgCIAEoAxIQCghib3Rfb25seRgDIAEoAxIWCg5ib3RfaGFuZGVkX29mZhgEIAEoAxIYChBoYW5kZWRfdG9fYWdlbnRzGAUgASgDEg4KBnF1ZXVlZBgGIAEoAxIQCghhbnN3ZXJlZBgHIAEoAxIhChlhbnN3ZXJlZF93aXRoaW5fdGhyZXNob2xkGAggASgDEhEKCWFiYW5kb25lZBgJIAEoAxIiChphYmFuZG9uZWRfd2l0aGluX3RocmVzaG9sZBgKIAEoAxIVCg1sZWZ0X21lc3NhZ2VzGAsgASgDEhIKCm92ZXJmbG93ZWQYDCABKAMSEQoJdHJhbnNmZXJzGA0gASgDEg0KBWVuZGVkGA4gASgDEhAKCHJlc29sdmVkGA8gASgDEgwKBHNwYW0YECABKAMSDwoHaWdub3JlZBgRIAEoAxIaCg1zZXJ2aWNlX2xldmVsGBIgASgBSACIAQESOQoWZmlyc3RfcmVzcG9uc2VfYnVja2V0cxgTIAEoCzIZLnVzaGVyLnYxLlJlc3BvbnNlQnVja2V0cxIxCg5maXJzdF9yZXNwb25zZRgUIAEoCzIZLnVzaGVyLnYxLkR1cmF0aW9uRmlndXJlcxInCgR3YWl0GBUgASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEikKBmhhbmRsZRgWIAEoCzIZLnVzaGVyLnYxLkR1cmF0aW9uRmlndXJlcxIZChFjdXN0b21lcl9tZXNzYWdlcxgXIAEoAxIWCg5hZ2VudF9tZXNzYWdlcxgYIAEoAxIUCgxib3RfbWVzc2FnZXMYGSABKAMSEgoKZm9sbG93X3VwcxgaIAEoAxIcChRib3RfY291bGRfbm90X2Fuc3dlchgbIAEoAxIoCgdyYXRpbmdzGBwgASgLMhcudXNoZXIudjEuUmF0aW5nRmlndXJlc0IQCg5fc2VydmljZV9sZXZlbCKVAQoNUmF0aW5nRmlndXJlcxINCgVjb3VudBgBIAEoAxIUCgdhdmVyYWdlGAIgASgBSACIAQESDwoHc2NvcmVfMRgDIAEoAxIPCgdzY29yZV8yGAQgASgDEg8KB3Njb3JlXzMYBSABKAMSDwoHc2NvcmVfNBgGIAEoAxIPCgdzY29yZV81GAcgASgDQgoKCF9hdmVyYWdlIvwDCgxBZ2VudEZpZ3VyZXMSEAoIYXNzaWduZWQYASABKAMSDwoHaGFuZGxlZBgCIAEoAxIVCg1tZXNzYWdlc19zZW50GAMgASgDEhYKDmNhbm5lZF9yZXBsaWVzGAQgASgDEjkKFmZpcnN0X3Jlc3BvbnNlX2J1Y2tldHMYBSABKAsyGS51c2hlci52MS5SZXNwb25zZUJ1Y2tldHMSMQoOZmlyc3RfcmVzcG9uc2UYBiABKAsyGS51c2hlci52MS5EdXJhdGlvbkZpZ3VyZXMSKQoGaGFuZGxlGAcgASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEhQKDHRyYW5zZmVyc19pbhgIIAEoAxIVCg10cmFuc2ZlcnNfb3V0GAkgASgDEg4KBm9mZmVycxgKIAEoAxIVCg1vZmZlcnNfbWlzc2VkGAsgASgDEhcKD29mZmVyc19yZWplY3RlZBgMIAEoAxIQCghhbnN3ZXJlZBgNIAEoAxInCgR3YWl0GA4gASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEhAKCHJlc29sdmVkGA8gASgDEgwKBHNwYW0YECABKAMSDwoHaWdub3JlZBgRIAEoAxIoCgdyYXRpbmdzGBIgASgLMhcudXNoZXIudjEuUmF0aW5nRmlndXJlcyKSAwoKQXR0ZW5kYW5jZRI2ChJmaXJzdF9zaWduX2luX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3Rfb25saW5lX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBm9ubGluZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhInCgRhd2F5GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi0KCmJyZWFrX3RpbWUYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SQQoPY3VzdG9tX3N0YXR1c2VzGAYgAygLMigudXNoZXIudjEuQXR0ZW5kYW5jZS5DdXN0b21TdGF0dXNlc0VudHJ5GlAKE0N1c3RvbVN0YXR1c2VzRW50cnkSCwoDa2V5GAEgASgJEigKBXZhbHVlGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uOgI4ASJAChhHZXRPdmVydmlld1JlcG9ydFJlcXVlc3QSJAoFcXVlcnkYASABKAsyFS51c2hlci52MS5SZXBvcnRRdWVyeSJlCgtPdmVydmlld1JvdxImCgZwZXJpb2QYASABKAsyFi51c2hlci52MS5SZXBvcnRQZXJpb2QSLgoHZmlndXJlcxgCIAEoCzIdLnVzaGVyLnYxLkNvbnZlcnNhdGlvbkZpZ3VyZXMilAEKGUdldE92ZXJ2aWV3UmVwb3J0UmVzcG9uc2USJAoFcmFuZ2UYASABKAsyFS51c2hlci52MS5SZXBvcnRSYW5nZRIjCgRyb3dzGAIgAygLMhUudXNoZXIudjEuT3ZlcnZpZXdSb3cSLAoFdG90YWwYAyABKAsyHS51c2hlci52MS5Db252ZXJzYXRpb25GaWd1cmVzIj0KFUdldEFnZW50UmVwb3J0UmVxdWVzdBIkCgVxdWVyeRgBIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFF1ZXJ5IqoBCghBZ2VudFJvdxImCgZwZXJpb2QYASABKAsyFi51c2hlci52MS5SZXBvcnRQZXJpb2QSDQoFYWdlbnQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEicKB2ZpZ3VyZXMYBCABKAsyFi51c2hlci52MS5BZ2VudEZpZ3VyZXMSKAoKYXR0ZW5kYW5jZRgFIAEoCzIULnVzaGVyLnYxLkF0dGVuZGFuY2UihAEKFkdldEFnZW50UmVwb3J0UmVzcG9uc2USJAoFcmFuZ2UYASABKAsyFS51c2hlci52MS5SZXBvcnRSYW5nZRIgCgRyb3dzGAIgAygLMhIudXNoZXIudjEuQWdlbnRSb3cSIgoGdG90YWxzGAMgAygLMhIudXNoZXIudjEuQWdlbnRSb3ciPQoVR2V0UXVldWVSZXBvcnRSZXF1ZXN0EiQKBXF1ZXJ5GAEgASgLMhUudXNoZXIudjEuUmVwb3J0UXVlcnkihwEKCFF1ZXVlUm93EiYKBnBlcmlvZBgBIAEoCzIWLnVzaGVyLnYxLlJlcG9ydFBlcmlvZBINCgVxdWV1ZRgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLgoHZmlndXJlcxgEIAEoCzIdLnVzaGVyLnYxLkNvbnZlcnNhdGlvbkZpZ3VyZXMihAEKFkdldFF1ZXVlUmVwb3J0UmVzcG9uc2USJAoFcmFuZ2UYASABKAsyFS51c2hlci52MS5SZXBvcnRSYW5nZRIgCgRyb3dzGAIgAygLMhIudXNoZXIudjEuUXVldWVSb3cSIgoGdG90YWxzGAMgAygLMhIudXNoZXIudjEuUXVldWVSb3ciPwoXR2V0Q2hhbm5lbFJlcG9ydFJlcXVlc3QSJAoFcXVlcnkYASABKAsyFS51c2hlci52MS5SZXBvcnRRdWVyeSJ1CgpDaGFubmVsUm93EiYKBnBlcmlvZBgBIAEoCzIWLnVzaGVyLnYxLlJlcG9ydFBlcmlvZBIPCgdjaGFubmVsGAIgASgJEi4KB2ZpZ3VyZXMYAyABKAsyHS51c2hlci52MS5Db252ZXJzYXRpb25GaWd1cmVzIooBChhHZXRDaGFubmVsUmVwb3J0UmVzcG9uc2USJAoFcmFuZ2UYASABKAsyFS51c2hlci52MS5SZXBvcnRSYW5nZRIiCgRyb3dzGAIgAygLMhQudXNoZXIudjEuQ2hhbm5lbFJvdxIkCgZ0b3RhbHMYAyADKAsyFC51c2hlci52MS5DaGFubmVsUm93IsEBChZMaXN0QWdlbnRMb2dpbnNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhZ2VudHMYAyADKAkSEgoKZGVwYXJ0bWVudBgEIAEoCRIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCSKYAQoKQWdlbnRMb2dpbhINCgVhZ2VudBgBIAEoCRIwCgxzaWduX2luX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXNpZ25fb3V0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNsaWVudF9hZGRyZXNzGAQgASgJIlgKF0xpc3RBZ2VudExvZ2luc1Jlc3BvbnNlEiQKBmxvZ2lucxgBIAMoCzIULnVzaGVyLnYxLkFnZW50TG9naW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIocBChNFeHBvcnRSZXBvcnRSZXF1ZXN0EiIKBGtpbmQYASABKA4yFC51c2hlci52MS5SZXBvcnRLaW5kEiQKBXF1ZXJ5GAIgASgLMhUudXNoZXIudjEuUmVwb3J0UXVlcnkSJgoGZm9ybWF0GAMgASgOMhYudXNoZXIudjEuRXhwb3J0Rm9ybWF0IiUKFEV4cG9ydFJlcG9ydFJlc3BvbnNlEg0KBWNodW5rGAEgASgMKoABCgtSZXBvcnRDaGFydBIcChhSRVBPUlRfQ0hBUlRfVU5TUEVDSUZJRUQQABIXChNSRVBPUlRfQ0hBUlRfVk9MVU1FEAESGQoVUkVQT1JUX0NIQVJUX09VVENPTUVTEAISHwobUkVQT1JUX0NIQVJUX0ZJUlNUX1JFU1BPTlNFEAMqVwoLSW1hZ2VGb3JtYXQSHAoYSU1BR0VfRk9STUFUX1VOU1BFQ0lGSUVEEAASFAoQSU1BR0VfRk9STUFUX1BORxABEhQKEElNQUdFX0ZPUk1BVF9TVkcQAiqZAQoOUmVwb3J0R3JvdXBpbmcSHwobUkVQT1JUX0dST1VQSU5HX1VOU1BFQ0lGSUVEEAASGAoUUkVQT1JUX0dST1VQSU5HX0hPVVIQARIXChNSRVBPUlRfR1JPVVBJTkdfREFZEAISGAoUUkVQT1JUX0dST1VQSU5HX1dFRUsQAxIZChVSRVBPUlRfR1JPVVBJTkdfTU9OVEgQBCqNAQoKUmVwb3J0S2luZBIbChdSRVBPUlRfS0lORF9VTlNQRUNJRklFRBAAEhgKFFJFUE9SVF9LSU5EX09WRVJWSUVXEAESFgoSUkVQT1JUX0tJTkRfQUdFTlRTEAISFgoSUkVQT1JUX0tJTkRfUVVFVUVTEAMSGAoUUkVQT1JUX0tJTkRfQ0hBTk5FTFMQBDLwBAoNUmVwb3J0U2VydmljZRJcChFHZXRPdmVydmlld1JlcG9ydBIiLnVzaGVyLnYxLkdldE92ZXJ2aWV3UmVwb3J0UmVxdWVzdBojLnVzaGVyLnYxLkdldE92ZXJ2aWV3UmVwb3J0UmVzcG9uc2USUwoOR2V0QWdlbnRSZXBvcnQSHy51c2hlci52MS5HZXRBZ2VudFJlcG9ydFJlcXVlc3QaIC51c2hlci52MS5HZXRBZ2VudFJlcG9ydFJlc3BvbnNlElMKDkdldFF1ZXVlUmVwb3J0Eh8udXNoZXIudjEuR2V0UXVldWVSZXBvcnRSZXF1ZXN0GiAudXNoZXIudjEuR2V0UXVldWVSZXBvcnRSZXNwb25zZRJZChBHZXRDaGFubmVsUmVwb3J0EiEudXNoZXIudjEuR2V0Q2hhbm5lbFJlcG9ydFJlcXVlc3QaIi51c2hlci52MS5HZXRDaGFubmVsUmVwb3J0UmVzcG9uc2USVgoPTGlzdEFnZW50TG9naW5zEiAudXNoZXIudjEuTGlzdEFnZW50TG9naW5zUmVxdWVzdBohLnVzaGVyLnYxLkxpc3RBZ2VudExvZ2luc1Jlc3BvbnNlEk8KDEV4cG9ydFJlcG9ydBIdLnVzaGVyLnYxLkV4cG9ydFJlcG9ydFJlcXVlc3QaHi51c2hlci52MS5FeHBvcnRSZXBvcnRSZXNwb25zZTABElMKDkdldFJlcG9ydENoYXJ0Eh8udXNoZXIudjEuR2V0UmVwb3J0Q2hhcnRSZXF1ZXN0GiAudXNoZXIudjEuR2V0UmVwb3J0Q2hhcnRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_usher_v1_record_service]);
+
+/**
+ * Draw a chart.
+ *
+ * @generated from message usher.v1.GetReportChartRequest
+ */
+export type GetReportChartRequest = Message<"usher.v1.GetReportChartRequest"> & {
+  /**
+   * @generated from field: usher.v1.ReportKind kind = 1;
+   */
+  kind: ReportKind;
+
+  /**
+   * @generated from field: usher.v1.ReportQuery query = 2;
+   */
+  query?: ReportQuery | undefined;
+
+  /**
+   * @generated from field: usher.v1.ReportChart chart = 3;
+   */
+  chart: ReportChart;
+
+  /**
+   * @generated from field: usher.v1.ImageFormat format = 4;
+   */
+  format: ImageFormat;
+};
+
+/**
+ * Describes the message usher.v1.GetReportChartRequest.
+ * Use `create(GetReportChartRequestSchema)` to create a new message.
+ */
+export const GetReportChartRequestSchema: GenMessage<GetReportChartRequest> = /*@__PURE__*/
+  messageDesc(file_usher_v1_report_service, 0);
+
+/**
+ * One plotted series: a line, a stacked segment or the histogram's bars.
+ *
+ * @generated from message usher.v1.ChartSeries
+ */
+export type ChartSeries = Message<"usher.v1.ChartSeries"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * One value per x label.
+   *
+   * @generated from field: repeated double values = 2;
+   */
+  values: number[];
+};
+
+/**
+ * Describes the message usher.v1.ChartSeries.
+ * Use `create(ChartSeriesSchema)` to create a new message.
+ */
+export const ChartSeriesSchema: GenMessage<ChartSeries> = /*@__PURE__*/
+  messageDesc(file_usher_v1_report_service, 1);
+
+/**
+ * The image and what it shows.
+ *
+ * @generated from message usher.v1.GetReportChartResponse
+ */
+export type GetReportChartResponse = Message<"usher.v1.GetReportChartResponse"> & {
+  /**
+   * `image/png` or `image/svg+xml`.
+   *
+   * @generated from field: string content_type = 1;
+   */
+  contentType: string;
+
+  /**
+   * @generated from field: bytes image = 2;
+   */
+  image: Uint8Array;
+
+  /**
+   * @generated from field: string title = 3;
+   */
+  title: string;
+
+  /**
+   * The periods, groups or buckets along the x axis.
+   *
+   * @generated from field: repeated string x_labels = 4;
+   */
+  xLabels: string[];
+
+  /**
+   * @generated from field: repeated usher.v1.ChartSeries series = 5;
+   */
+  series: ChartSeries[];
+};
+
+/**
+ * Describes the message usher.v1.GetReportChartResponse.
+ * Use `create(GetReportChartResponseSchema)` to create a new message.
+ */
+export const GetReportChartResponseSchema: GenMessage<GetReportChartResponse> = /*@__PURE__*/
+  messageDesc(file_usher_v1_report_service, 2);
 
 /**
  * Which facts count; the fields set combine with AND, values within a repeated field with OR.
@@ -66,7 +169,7 @@ export type ReportFilter = Message<"usher.v1.ReportFilter"> & {
  * Use `create(ReportFilterSchema)` to create a new message.
  */
 export const ReportFilterSchema: GenMessage<ReportFilter> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 0);
+  messageDesc(file_usher_v1_report_service, 3);
 
 /**
  * The range, grouping and filter every report takes.
@@ -104,7 +207,7 @@ export type ReportQuery = Message<"usher.v1.ReportQuery"> & {
  * Use `create(ReportQuerySchema)` to create a new message.
  */
 export const ReportQuerySchema: GenMessage<ReportQuery> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 1);
+  messageDesc(file_usher_v1_report_service, 4);
 
 /**
  * One period of a report, in the tenant's zone.
@@ -135,7 +238,7 @@ export type ReportPeriod = Message<"usher.v1.ReportPeriod"> & {
  * Use `create(ReportPeriodSchema)` to create a new message.
  */
 export const ReportPeriodSchema: GenMessage<ReportPeriod> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 2);
+  messageDesc(file_usher_v1_report_service, 5);
 
 /**
  * How a report's range came out.
@@ -168,7 +271,7 @@ export type ReportRange = Message<"usher.v1.ReportRange"> & {
  * Use `create(ReportRangeSchema)` to create a new message.
  */
 export const ReportRangeSchema: GenMessage<ReportRange> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 3);
+  messageDesc(file_usher_v1_report_service, 6);
 
 /**
  * A duration measure over a group: how many values, their exact mean, and percentiles
@@ -209,7 +312,7 @@ export type DurationFigures = Message<"usher.v1.DurationFigures"> & {
  * Use `create(DurationFiguresSchema)` to create a new message.
  */
 export const DurationFiguresSchema: GenMessage<DurationFigures> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 4);
+  messageDesc(file_usher_v1_report_service, 7);
 
 /**
  * First responses per bucket; each bucket starts above the previous one's edge (exactly 5 s is
@@ -254,7 +357,7 @@ export type ResponseBuckets = Message<"usher.v1.ResponseBuckets"> & {
  * Use `create(ResponseBucketsSchema)` to create a new message.
  */
 export const ResponseBucketsSchema: GenMessage<ResponseBuckets> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 5);
+  messageDesc(file_usher_v1_report_service, 8);
 
 /**
  * The conversation figures shared by the overview, queue and channel reports.
@@ -451,7 +554,7 @@ export type ConversationFigures = Message<"usher.v1.ConversationFigures"> & {
  * Use `create(ConversationFiguresSchema)` to create a new message.
  */
 export const ConversationFiguresSchema: GenMessage<ConversationFigures> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 6);
+  messageDesc(file_usher_v1_report_service, 9);
 
 /**
  * Satisfaction ratings over a group, counted when given, where the conversation was when it
@@ -507,7 +610,7 @@ export type RatingFigures = Message<"usher.v1.RatingFigures"> & {
  * Use `create(RatingFiguresSchema)` to create a new message.
  */
 export const RatingFiguresSchema: GenMessage<RatingFigures> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 7);
+  messageDesc(file_usher_v1_report_service, 10);
 
 /**
  * An agent's figures over a group.
@@ -627,7 +730,7 @@ export type AgentFigures = Message<"usher.v1.AgentFigures"> & {
  * Use `create(AgentFiguresSchema)` to create a new message.
  */
 export const AgentFiguresSchema: GenMessage<AgentFigures> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 8);
+  messageDesc(file_usher_v1_report_service, 11);
 
 /**
  * An agent's attendance over a group, from their status changes.
@@ -677,7 +780,7 @@ export type Attendance = Message<"usher.v1.Attendance"> & {
  * Use `create(AttendanceSchema)` to create a new message.
  */
 export const AttendanceSchema: GenMessage<Attendance> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 9);
+  messageDesc(file_usher_v1_report_service, 12);
 
 /**
  * Get the overview.
@@ -696,7 +799,7 @@ export type GetOverviewReportRequest = Message<"usher.v1.GetOverviewReportReques
  * Use `create(GetOverviewReportRequestSchema)` to create a new message.
  */
 export const GetOverviewReportRequestSchema: GenMessage<GetOverviewReportRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 10);
+  messageDesc(file_usher_v1_report_service, 13);
 
 /**
  * One period of the overview.
@@ -720,7 +823,7 @@ export type OverviewRow = Message<"usher.v1.OverviewRow"> & {
  * Use `create(OverviewRowSchema)` to create a new message.
  */
 export const OverviewRowSchema: GenMessage<OverviewRow> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 11);
+  messageDesc(file_usher_v1_report_service, 14);
 
 /**
  * The overview: a row per period, and the whole range.
@@ -749,7 +852,7 @@ export type GetOverviewReportResponse = Message<"usher.v1.GetOverviewReportRespo
  * Use `create(GetOverviewReportResponseSchema)` to create a new message.
  */
 export const GetOverviewReportResponseSchema: GenMessage<GetOverviewReportResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 12);
+  messageDesc(file_usher_v1_report_service, 15);
 
 /**
  * Get the agent report.
@@ -768,7 +871,7 @@ export type GetAgentReportRequest = Message<"usher.v1.GetAgentReportRequest"> & 
  * Use `create(GetAgentReportRequestSchema)` to create a new message.
  */
 export const GetAgentReportRequestSchema: GenMessage<GetAgentReportRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 13);
+  messageDesc(file_usher_v1_report_service, 16);
 
 /**
  * One agent in one period (or, in `totals`, over the range).
@@ -811,7 +914,7 @@ export type AgentRow = Message<"usher.v1.AgentRow"> & {
  * Use `create(AgentRowSchema)` to create a new message.
  */
 export const AgentRowSchema: GenMessage<AgentRow> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 14);
+  messageDesc(file_usher_v1_report_service, 17);
 
 /**
  * The agent report.
@@ -842,7 +945,7 @@ export type GetAgentReportResponse = Message<"usher.v1.GetAgentReportResponse"> 
  * Use `create(GetAgentReportResponseSchema)` to create a new message.
  */
 export const GetAgentReportResponseSchema: GenMessage<GetAgentReportResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 15);
+  messageDesc(file_usher_v1_report_service, 18);
 
 /**
  * Get the queue report.
@@ -861,7 +964,7 @@ export type GetQueueReportRequest = Message<"usher.v1.GetQueueReportRequest"> & 
  * Use `create(GetQueueReportRequestSchema)` to create a new message.
  */
 export const GetQueueReportRequestSchema: GenMessage<GetQueueReportRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 16);
+  messageDesc(file_usher_v1_report_service, 19);
 
 /**
  * One queue in one period (or, in `totals`, over the range).
@@ -899,7 +1002,7 @@ export type QueueRow = Message<"usher.v1.QueueRow"> & {
  * Use `create(QueueRowSchema)` to create a new message.
  */
 export const QueueRowSchema: GenMessage<QueueRow> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 17);
+  messageDesc(file_usher_v1_report_service, 20);
 
 /**
  * The queue report.
@@ -928,7 +1031,7 @@ export type GetQueueReportResponse = Message<"usher.v1.GetQueueReportResponse"> 
  * Use `create(GetQueueReportResponseSchema)` to create a new message.
  */
 export const GetQueueReportResponseSchema: GenMessage<GetQueueReportResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 18);
+  messageDesc(file_usher_v1_report_service, 21);
 
 /**
  * Get the channel report.
@@ -947,7 +1050,7 @@ export type GetChannelReportRequest = Message<"usher.v1.GetChannelReportRequest"
  * Use `create(GetChannelReportRequestSchema)` to create a new message.
  */
 export const GetChannelReportRequestSchema: GenMessage<GetChannelReportRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 19);
+  messageDesc(file_usher_v1_report_service, 22);
 
 /**
  * One channel in one period (or, in `totals`, over the range).
@@ -978,7 +1081,7 @@ export type ChannelRow = Message<"usher.v1.ChannelRow"> & {
  * Use `create(ChannelRowSchema)` to create a new message.
  */
 export const ChannelRowSchema: GenMessage<ChannelRow> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 20);
+  messageDesc(file_usher_v1_report_service, 23);
 
 /**
  * The channel report.
@@ -1007,7 +1110,7 @@ export type GetChannelReportResponse = Message<"usher.v1.GetChannelReportRespons
  * Use `create(GetChannelReportResponseSchema)` to create a new message.
  */
 export const GetChannelReportResponseSchema: GenMessage<GetChannelReportResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 21);
+  messageDesc(file_usher_v1_report_service, 24);
 
 /**
  * List agents' logins.
@@ -1059,7 +1162,7 @@ export type ListAgentLoginsRequest = Message<"usher.v1.ListAgentLoginsRequest"> 
  * Use `create(ListAgentLoginsRequestSchema)` to create a new message.
  */
 export const ListAgentLoginsRequestSchema: GenMessage<ListAgentLoginsRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 22);
+  messageDesc(file_usher_v1_report_service, 25);
 
 /**
  * A sign-in and its sign-out.
@@ -1099,7 +1202,7 @@ export type AgentLogin = Message<"usher.v1.AgentLogin"> & {
  * Use `create(AgentLoginSchema)` to create a new message.
  */
 export const AgentLoginSchema: GenMessage<AgentLogin> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 23);
+  messageDesc(file_usher_v1_report_service, 26);
 
 /**
  * A page of logins.
@@ -1123,7 +1226,7 @@ export type ListAgentLoginsResponse = Message<"usher.v1.ListAgentLoginsResponse"
  * Use `create(ListAgentLoginsResponseSchema)` to create a new message.
  */
 export const ListAgentLoginsResponseSchema: GenMessage<ListAgentLoginsResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 24);
+  messageDesc(file_usher_v1_report_service, 27);
 
 /**
  * Export a report.
@@ -1154,7 +1257,7 @@ export type ExportReportRequest = Message<"usher.v1.ExportReportRequest"> & {
  * Use `create(ExportReportRequestSchema)` to create a new message.
  */
 export const ExportReportRequestSchema: GenMessage<ExportReportRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 25);
+  messageDesc(file_usher_v1_report_service, 28);
 
 /**
  * A chunk of the file.
@@ -1173,7 +1276,70 @@ export type ExportReportResponse = Message<"usher.v1.ExportReportResponse"> & {
  * Use `create(ExportReportResponseSchema)` to create a new message.
  */
 export const ExportReportResponseSchema: GenMessage<ExportReportResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 26);
+  messageDesc(file_usher_v1_report_service, 29);
+
+/**
+ * Which chart of a report.
+ *
+ * @generated from enum usher.v1.ReportChart
+ */
+export enum ReportChart {
+  /**
+   * @generated from enum value: REPORT_CHART_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: REPORT_CHART_VOLUME = 1;
+   */
+  VOLUME = 1,
+
+  /**
+   * @generated from enum value: REPORT_CHART_OUTCOMES = 2;
+   */
+  OUTCOMES = 2,
+
+  /**
+   * @generated from enum value: REPORT_CHART_FIRST_RESPONSE = 3;
+   */
+  FIRST_RESPONSE = 3,
+}
+
+/**
+ * Describes the enum usher.v1.ReportChart.
+ */
+export const ReportChartSchema: GenEnum<ReportChart> = /*@__PURE__*/
+  enumDesc(file_usher_v1_report_service, 0);
+
+/**
+ * An image format.
+ *
+ * @generated from enum usher.v1.ImageFormat
+ */
+export enum ImageFormat {
+  /**
+   * PNG.
+   *
+   * @generated from enum value: IMAGE_FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: IMAGE_FORMAT_PNG = 1;
+   */
+  PNG = 1,
+
+  /**
+   * @generated from enum value: IMAGE_FORMAT_SVG = 2;
+   */
+  SVG = 2,
+}
+
+/**
+ * Describes the enum usher.v1.ImageFormat.
+ */
+export const ImageFormatSchema: GenEnum<ImageFormat> = /*@__PURE__*/
+  enumDesc(file_usher_v1_report_service, 1);
 
 /**
  * How a report's rows are grouped in time (in the tenant's zone).
@@ -1215,7 +1381,7 @@ export enum ReportGrouping {
  * Describes the enum usher.v1.ReportGrouping.
  */
 export const ReportGroupingSchema: GenEnum<ReportGrouping> = /*@__PURE__*/
-  enumDesc(file_usher_v1_report_service, 0);
+  enumDesc(file_usher_v1_report_service, 2);
 
 /**
  * Which report.
@@ -1253,7 +1419,7 @@ export enum ReportKind {
  * Describes the enum usher.v1.ReportKind.
  */
 export const ReportKindSchema: GenEnum<ReportKind> = /*@__PURE__*/
-  enumDesc(file_usher_v1_report_service, 1);
+  enumDesc(file_usher_v1_report_service, 3);
 
 /**
  * ReportService answers what happened over a time range: conversations, agents, queues and
@@ -1338,6 +1504,20 @@ export const ReportService: GenService<{
     methodKind: "server_streaming";
     input: typeof ExportReportRequestSchema;
     output: typeof ExportReportResponseSchema;
+  },
+  /**
+   * One chart of a report as a PNG or SVG image, with the data it plots: `volume` (a time
+   * series of conversations started, answered and abandoned; for agents assigned, handled and
+   * offers missed), `outcomes` (stacked bars of resolved, spam, ignored, left a message and
+   * abandoned, per period for the overview, per agent, queue or channel otherwise) or
+   * `first_response` (the first-response buckets over the range).
+   *
+   * @generated from rpc usher.v1.ReportService.GetReportChart
+   */
+  getReportChart: {
+    methodKind: "unary";
+    input: typeof GetReportChartRequestSchema;
+    output: typeof GetReportChartResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_usher_v1_report_service, 0);
