@@ -105,10 +105,10 @@ class ReportsConfig:
 
 
 def smoke(config: ReportsConfig) -> ReportsConfig:
-    """A smoke size that runs in seconds."""
+    """A smoke size that runs in seconds (a month of 2,000 conversations)."""
     return ReportsConfig(
-        conversations=3_000,
-        days=config.days,
+        conversations=2_000,
+        days=31,
         agents=20,
         queues=4,
         samples=3,
@@ -656,7 +656,9 @@ def run_suite(
     help="PostgreSQL to measure: pending migrations are applied, the benchmark's rows deleted "
     "afterwards [default: an embedded one in a temporary directory].",
 )
-@click.option("--quick", is_flag=True, help="A smoke size (3,000 conversations): seconds.")
+@click.option(
+    "--quick", is_flag=True, help="A smoke size (2,000 conversations over a month): seconds."
+)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead.")
 @click.option(
