@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Final
 
@@ -22,8 +23,10 @@ from google.protobuf import duration_pb2
 from usher.v1 import supervisor_service_pb2
 
 from core.api import convert as cv
+from core.reports.today import ServiceLevel
 from core.routing.errors import NotFound
-from core.runtime.live import TenantLive
+from core.routing.model import AgentStatus
+from core.runtime.live import QueueLive, TenantLive
 from core.runtime.shard import Failure
 
 Live = Callable[[str], Awaitable[TenantLive]]
@@ -176,24 +179,32 @@ def interval_of(request: supervisor_service_pb2.StreamDashboardRequest) -> float
     return max(MIN_INTERVAL, d.seconds + d.nanos / 1e9)
 
 
+def _duration(seconds: float) -> duration_pb2.Duration:
+    out = duration_pb2.Duration()
+    out.FromNanoseconds(round(seconds * 1e9))
+    return out
+
+
 def snapshot(
     live: TenantLive, queues: Sequence[str] = ()
 ) -> supervisor_service_pb2.DashboardSnapshot:
-    """The dashboard snapshot of ``live``: all queues, or only ``queues``; all agents."""
+    """The dashboard snapshot of ``live``: all queues, or only ``queues``; all agents; and
+    their totals (``totals``)."""
     wanted = set(queues)
     out = supervisor_service_pb2.DashboardSnapshot(time=cv.timestamp(live.at))
-    for q in live.queues:
-        if wanted and q.queue_id not in wanted:
-            continue
-        wait = duration_pb2.Duration()
-        wait.FromNanoseconds(round(q.longest_wait * 1e9))
+    shown = [q for q in live.queues if not wanted or q.queue_id in wanted]
+    for q in shown:
         out.queues.append(
             supervisor_service_pb2.QueueSummary(
                 queue=cv.queue_name(q.queue_id),
                 waiting=q.waiting,
                 offered=q.offered,
-                longest_wait=wait,
+                longest_wait=_duration(q.longest_wait),
                 open=q.open,
+                answered_today=q.today.answered,
+                answered_within_threshold_today=q.today.answered_in_sl,
+                abandoned_today=q.today.abandoned,
+                service_level_today=q.today.value,
             )
         )
     for a in live.agents:
@@ -208,11 +219,39 @@ def snapshot(
                 offers=[cv.offer_name(x) for x in a.offers],
             )
         )
+    out.totals.CopyFrom(totals(live, shown))
     return out
+
+
+def totals(live: TenantLive, shown: Sequence[QueueLive]) -> supervisor_service_pb2.DashboardTotals:
+    """The shown queues' figures added up, and every agent by status."""
+    today = sum((q.today for q in shown), ServiceLevel())
+    statuses = Counter((a.status, a.custom_status or "") for a in live.agents)
+    online = [a for a in live.agents if a.status is AgentStatus.ONLINE]
+    return supervisor_service_pb2.DashboardTotals(
+        waiting=sum(q.waiting for q in shown),
+        offered=sum(q.offered for q in shown),
+        longest_wait=_duration(max((q.longest_wait for q in shown), default=0.0)),
+        answered_today=today.answered,
+        answered_within_threshold_today=today.answered_in_sl,
+        abandoned_today=today.abandoned,
+        service_level_today=today.value,
+        time_zone=live.time_zone,
+        agents_by_status=[
+            supervisor_service_pb2.AgentStatusCount(
+                status=cv.status_to_proto(status), custom_status=custom, agents=n
+            )
+            for (status, custom), n in sorted(
+                statuses.items(), key=lambda x: (x[0][0].value, x[0][1])
+            )
+        ],
+        load=sum(a.load for a in online),
+        capacity=sum(a.capacity for a in online),
+    )
 
 
 def same_figures(
     a: supervisor_service_pb2.DashboardSnapshot, b: supervisor_service_pb2.DashboardSnapshot
 ) -> bool:
     """Equal but for the time."""
-    return a.queues == b.queues and a.agents == b.agents
+    return a.queues == b.queues and a.agents == b.agents and a.totals == b.totals

@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from core.reports import measures as ms
 from core.reports.calendar import Buckets
+from core.reports.today import Today
 from core.routing import events as ev
 from core.routing.model import (
     AgentStatus,
@@ -108,6 +109,8 @@ class RollupState:
         self.statuses: dict[str, tuple[AgentStatus, float]] = {}
         """Each agent's status and since when (the interval ``agent_sessions`` holds open)."""
         self.conversations: dict[str, _Conversation] = {}
+        self.today = Today()
+        """Today's waits answered and abandoned per queue (live dashboards' service level)."""
         self.pending: Deltas = {}
         """Deltas of stored events not yet written as facts (``hold``, ``take``): they are
         written with a later append, which also moves the tenant's ``reports_through`` mark."""
@@ -171,6 +174,7 @@ class RollupState:
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.pending = {}
+        self.today = Today()  # a snapshot from before it counted today: from its next event
         for name, value in state.items():
             setattr(self, name, value)
         self._deltas, self._collect = {}, True
@@ -212,6 +216,11 @@ class RollupState:
             else:
                 row[index] += value
 
+    def _day(self, at: float) -> tuple[float, float]:
+        """The local day holding ``at``: its start and end (epoch seconds)."""
+        start = self.buckets.of(at)[1]
+        return start, self.buckets.of(start + 26 * HOUR)[1]
+
     def _threshold(self, conv: _Conversation) -> float:
         return self.thresholds.get(conv.queue, DEFAULT_SERVICE_LEVEL_SECONDS)
 
@@ -239,8 +248,10 @@ class RollupState:
             else:
                 waited = at - conv.waiting_since
                 values = ((_I["answered"], 1), *self._timed(_WAIT, "wait_ms", waited))
-                if waited <= self._threshold(conv):
+                in_sl = waited <= self._threshold(conv)
+                if in_sl:
                     values += ((_I["answered_in_sl"], 1),)
+                self.today.count(self._day(at), conv.queue, answered=True, in_sl=in_sl)
                 if conv.wait_from_transfer:
                     values += ((_I["transfers_in"], 1),)
                 self._add(at, conv, agent, values)
@@ -401,6 +412,7 @@ class RollupState:
         values: tuple[Measure, ...] = ((_I["abandoned"], 1),)
         if e.at - conv.waiting_since <= self._threshold(conv):
             values += ((_I["abandoned_in_sl"], 1),)
+        self.today.count(self._day(e.at), conv.queue, answered=False, in_sl=False)
         conv.waiting_since = None
         self._add(e.at, conv, "", values)
 
@@ -464,6 +476,7 @@ _STATE: Final = (
     "departments",
     "statuses",
     "conversations",
+    "today",
     "pending",
 )
 

@@ -13,12 +13,17 @@ shard returns them as they are.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
 
+from core.reports.today import ServiceLevel
 from core.routing.hours import HoursStatus, status_at
 from core.routing.model import AgentStatus
 from core.routing.router import Router
 from core.routing.state import UNIT, QueueRuntime
+
+NONE_TODAY: Final = ServiceLevel()
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,9 @@ class QueueLive:
     queued here (an overflow keeps its age); 0 when none waits."""
     hours: HoursStatus
     """From the queue's business hours at the instant (OPEN when it has none)."""
+    today: ServiceLevel = NONE_TODAY
+    """Waits answered (within the threshold) and abandoned today, in the tenant's zone
+    (``core.reports.today``, kept by the shard's reports fold)."""
 
     @property
     def open(self) -> bool:
@@ -75,6 +83,8 @@ class TenantLive:
     """By queue id."""
     agents: tuple[AgentLive, ...]
     """By agent id."""
+    time_zone: str = "UTC"
+    """The zone whose day ``QueueLive.today`` counts."""
 
     @classmethod
     def empty(cls, tenant: str, at: float) -> TenantLive:
@@ -82,9 +92,16 @@ class TenantLive:
         return cls(tenant, at, 0, (), ())
 
 
-def tenant_live(router: Router, at: float) -> TenantLive:
+def tenant_live(
+    router: Router,
+    at: float,
+    today: Mapping[str, ServiceLevel] | None = None,
+    time_zone: str = "UTC",
+) -> TenantLive:
     """The tenant's figures at ``at``; ``router`` is only read. Call it between commands (as a
-    shard does), when every routable conversation is in its group's line."""
+    shard does), when every routable conversation is in its group's line. ``today``: each
+    queue's service-level counts of the day in ``time_zone`` (``core.reports.today``)."""
+    today = today or {}
     queues = router.queues
     waiting = {queue_id: q.waiting + len(q.held) for queue_id, q in queues.items()}
     offered = dict.fromkeys(queues, 0)
@@ -120,6 +137,7 @@ def tenant_live(router: Router, at: float) -> TenantLive:
                 offered=offered[queue_id],
                 longest_wait=max(0.0, at - oldest.get(queue_id, at)),
                 hours=_hours(q, at),
+                today=today.get(queue_id, NONE_TODAY),
             )
             for queue_id, q in sorted(queues.items())
         ),
@@ -135,6 +153,7 @@ def tenant_live(router: Router, at: float) -> TenantLive:
             )
             for agent_id, a in sorted(router.agents.items())
         ),
+        time_zone=time_zone,
     )
 
 

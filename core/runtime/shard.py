@@ -434,7 +434,10 @@ class Shard:
             router = self.engine.router(tenant)
         except RoutingError:  # nothing stored yet for this tenant
             return TenantLive.empty(tenant, now)
-        return tenant_live(router, now)
+        reports = self._rollups.get(tenant)
+        if reports is None:
+            return tenant_live(router, now)
+        return tenant_live(router, now, reports.today.as_of(now), reports.zone_name)
 
     def __repr__(self) -> str:
         return f"<Shard {self.name} tenants={sorted(self._epochs)}>"

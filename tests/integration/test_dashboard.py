@@ -196,6 +196,64 @@ async def test_the_dashboard_shows_the_shards_live_state(env: Env) -> None:
     stream.cancel()
 
 
+def start(conversation_id: str) -> c.StartConversation:
+    return c.StartConversation(
+        tenant=T,
+        conversation_id=conversation_id,
+        channel="webchat",
+        customer_id=f"k-{conversation_id}",
+        queue_id="q",
+    )
+
+
+async def accept_offer(env: Env, stream: Any) -> None:
+    offered = await next_where(stream, lambda s: len(agent(s, "ann").offers) == 1)
+    offer_id = agent(offered, "ann").offers[0].removeprefix("offers/")
+    await env.run(c.AcceptOffer(tenant=T, offer_id=offer_id, agent_id="ann"))
+
+
+async def test_service_level_today_waiting_and_agents_by_status(env: Env) -> None:
+    """Queue q's threshold is 20 s: c1 answered after 5 s (within), c2 abandoned after 30 s,
+    c3 answered after 25 s (outside): 1 / 3 today; c4 waits (ann is full). A day later the
+    counts start again."""
+    await env.run(c.SetAgentStatus(tenant=T, agent_id="ann", status=m.AgentStatus.ONLINE))
+    stream = dashboard(env, "supervisor")
+    first = await next_where(stream, lambda s: True)
+    assert not first.totals.HasField("service_level_today")
+    assert first.totals.time_zone == "UTC"
+    await env.run(start("c1"))
+    env.clock.advance(5)
+    await accept_offer(env, stream)
+    await env.run(start("c2"))  # offered to ann, who lets it be
+    env.clock.advance(30)
+    await env.run(c.CustomerLeft(tenant=T, conversation_id="c2"))
+    await env.run(start("c3"))
+    env.clock.advance(25)
+    await accept_offer(env, stream)
+    await env.run(start("c4"))
+    env.clock.advance(10)
+    now = await next_where(stream, lambda s: s.totals.waiting == 1)
+    q = queue(now, "q")
+    assert (q.answered_today, q.answered_within_threshold_today, q.abandoned_today) == (2, 1, 1)
+    assert round(q.service_level_today, 4) == round(1 / 3, 4)
+    totals = now.totals
+    assert (totals.answered_today, totals.answered_within_threshold_today) == (2, 1)
+    assert (totals.abandoned_today, round(totals.service_level_today, 4)) == (1, round(1 / 3, 4))
+    assert seconds(totals.longest_wait) == 10.0
+    by_status = {(x.status, x.custom_status): x.agents for x in totals.agents_by_status}
+    assert by_status == {
+        (agent_pb2.AGENT_STATUS_ONLINE, ""): 1,
+        (agent_pb2.AGENT_STATUS_OFFLINE, ""): 1,
+    }
+    assert (totals.load, totals.capacity) == (2.0, 2.0)
+    only_hours = await next_where(dashboard(env, "admin", "queues/hours"), lambda s: True)
+    assert (only_hours.totals.waiting, only_hours.totals.answered_today) == (0, 0)
+    env.clock.advance(86400)  # the next day: nothing answered or abandoned yet
+    tomorrow = await next_where(stream, lambda s: s.totals.answered_today == 0)
+    assert not tomorrow.totals.HasField("service_level_today")
+    stream.cancel()
+
+
 async def test_an_admin_sees_only_the_queues_asked_for_and_streams_share_one_poller(
     env: Env,
 ) -> None:

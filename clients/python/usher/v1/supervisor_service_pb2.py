@@ -29,7 +29,7 @@ from usher.v1 import conversation_pb2 as usher_dot_v1_dot_conversation__pb2
 from usher.v1 import routing_pb2 as usher_dot_v1_dot_routing__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!usher/v1/supervisor_service.proto\x12\x08usher.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14usher/v1/agent.proto\x1a\x1busher/v1/conversation.proto\x1a\x16usher/v1/routing.proto\"Y\n\x16StreamDashboardRequest\x12\x0e\n\x06queues\x18\x01 \x03(\t\x12/\n\x0cmin_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"H\n\x17StreamDashboardResponse\x12-\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1b.usher.v1.DashboardSnapshot\"\x8d\x01\n\x11\x44\x61shboardSnapshot\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x06queues\x18\x02 \x03(\x0b\x32\x16.usher.v1.QueueSummary\x12&\n\x06\x61gents\x18\x03 \x03(\x0b\x32\x16.usher.v1.AgentSummary\"~\n\x0cQueueSummary\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0f\n\x07waiting\x18\x02 \x01(\x05\x12\x0f\n\x07offered\x18\x03 \x01(\x05\x12/\n\x0clongest_wait\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04open\x18\x05 \x01(\x08\"\xa2\x01\n\x0c\x41gentSummary\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12%\n\x06status\x18\x02 \x01(\x0e\x32\x15.usher.v1.AgentStatus\x12\x15\n\rcustom_status\x18\x03 \x01(\t\x12\x0c\n\x04load\x18\x04 \x01(\x01\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\x01\x12\x15\n\rconversations\x18\x06 \x03(\t\x12\x0e\n\x06offers\x18\x07 \x03(\t\"2\n\x1aMonitorConversationRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\"K\n\x1bMonitorConversationResponse\x12,\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x16.usher.v1.Conversation\"-\n\x15StopMonitoringRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\"F\n\x16StopMonitoringResponse\x12,\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x16.usher.v1.Conversation\"P\n\x19StreamConversationRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\x12\x1d\n\x15resume_after_event_id\x18\x02 \x01(\x04\"I\n\x1aStreamConversationResponse\x12+\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.usher.v1.ConversationEvent\"\xed\x01\n\x11\x43onversationEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x04\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x07message\x18\n \x01(\x0b\x32\x11.usher.v1.MessageH\x00\x12)\n\x07updated\x18\x0b \x01(\x0b\x32\x16.usher.v1.ConversationH\x00\x12\x1e\n\x04note\x18\x0c \x01(\x0b\x32\x0e.usher.v1.NoteH\x00\x12\"\n\x06typing\x18\r \x01(\x0b\x32\x10.usher.v1.TypingH\x00\x42\x07\n\x05\x65vent\"T\n\x12\x46orceAssignRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\x12\r\n\x05\x61gent\x18\x02 \x01(\t\x12\x19\n\x11override_capacity\x18\x03 \x01(\x08\"C\n\x13\x46orceAssignResponse\x12,\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x16.usher.v1.Conversation\"-\n\x15\x45xplainRoutingRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\"F\n\x16\x45xplainRoutingResponse\x12,\n\tdecisions\x18\x01 \x03(\x0b\x32\x19.usher.v1.RoutingDecision2\xaa\x04\n\x11SupervisorService\x12X\n\x0fStreamDashboard\x12 .usher.v1.StreamDashboardRequest\x1a!.usher.v1.StreamDashboardResponse0\x01\x12\x62\n\x13MonitorConversation\x12$.usher.v1.MonitorConversationRequest\x1a%.usher.v1.MonitorConversationResponse\x12S\n\x0eStopMonitoring\x12\x1f.usher.v1.StopMonitoringRequest\x1a .usher.v1.StopMonitoringResponse\x12\x61\n\x12StreamConversation\x12#.usher.v1.StreamConversationRequest\x1a$.usher.v1.StreamConversationResponse0\x01\x12J\n\x0b\x46orceAssign\x12\x1c.usher.v1.ForceAssignRequest\x1a\x1d.usher.v1.ForceAssignResponse\x12S\n\x0e\x45xplainRouting\x12\x1f.usher.v1.ExplainRoutingRequest\x1a .usher.v1.ExplainRoutingResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!usher/v1/supervisor_service.proto\x12\x08usher.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14usher/v1/agent.proto\x1a\x1busher/v1/conversation.proto\x1a\x16usher/v1/routing.proto\"Y\n\x16StreamDashboardRequest\x12\x0e\n\x06queues\x18\x01 \x03(\t\x12/\n\x0cmin_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"H\n\x17StreamDashboardResponse\x12-\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1b.usher.v1.DashboardSnapshot\"\xb8\x01\n\x11\x44\x61shboardSnapshot\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x06queues\x18\x02 \x03(\x0b\x32\x16.usher.v1.QueueSummary\x12&\n\x06\x61gents\x18\x03 \x03(\x0b\x32\x16.usher.v1.AgentSummary\x12)\n\x06totals\x18\x04 \x01(\x0b\x32\x19.usher.v1.DashboardTotals\"\xe1\x02\n\x0f\x44\x61shboardTotals\x12\x0f\n\x07waiting\x18\x01 \x01(\x05\x12\x0f\n\x07offered\x18\x02 \x01(\x05\x12/\n\x0clongest_wait\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0e\x61nswered_today\x18\x04 \x01(\x05\x12\'\n\x1f\x61nswered_within_threshold_today\x18\x05 \x01(\x05\x12\x17\n\x0f\x61\x62\x61ndoned_today\x18\x06 \x01(\x05\x12 \n\x13service_level_today\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12\x11\n\ttime_zone\x18\x08 \x01(\t\x12\x34\n\x10\x61gents_by_status\x18\t \x03(\x0b\x32\x1a.usher.v1.AgentStatusCount\x12\x0c\n\x04load\x18\n \x01(\x01\x12\x10\n\x08\x63\x61pacity\x18\x0b \x01(\x01\x42\x16\n\x14_service_level_today\"`\n\x10\x41gentStatusCount\x12%\n\x06status\x18\x01 \x01(\x0e\x32\x15.usher.v1.AgentStatus\x12\x15\n\rcustom_status\x18\x02 \x01(\t\x12\x0e\n\x06\x61gents\x18\x03 \x01(\x05\"\x92\x02\n\x0cQueueSummary\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0f\n\x07waiting\x18\x02 \x01(\x05\x12\x0f\n\x07offered\x18\x03 \x01(\x05\x12/\n\x0clongest_wait\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04open\x18\x05 \x01(\x08\x12\x16\n\x0e\x61nswered_today\x18\x06 \x01(\x05\x12\'\n\x1f\x61nswered_within_threshold_today\x18\x07 \x01(\x05\x12\x17\n\x0f\x61\x62\x61ndoned_today\x18\x08 \x01(\x05\x12 \n\x13service_level_today\x18\t \x01(\x01H\x00\x88\x01\x01\x42\x16\n\x14_service_level_today\"\xa2\x01\n\x0c\x41gentSummary\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12%\n\x06status\x18\x02 \x01(\x0e\x32\x15.usher.v1.AgentStatus\x12\x15\n\rcustom_status\x18\x03 \x01(\t\x12\x0c\n\x04load\x18\x04 \x01(\x01\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\x01\x12\x15\n\rconversations\x18\x06 \x03(\t\x12\x0e\n\x06offers\x18\x07 \x03(\t\"2\n\x1aMonitorConversationRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\"K\n\x1bMonitorConversationResponse\x12,\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x16.usher.v1.Conversation\"-\n\x15StopMonitoringRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\"F\n\x16StopMonitoringResponse\x12,\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x16.usher.v1.Conversation\"P\n\x19StreamConversationRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\x12\x1d\n\x15resume_after_event_id\x18\x02 \x01(\x04\"I\n\x1aStreamConversationResponse\x12+\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.usher.v1.ConversationEvent\"\xed\x01\n\x11\x43onversationEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x04\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x07message\x18\n \x01(\x0b\x32\x11.usher.v1.MessageH\x00\x12)\n\x07updated\x18\x0b \x01(\x0b\x32\x16.usher.v1.ConversationH\x00\x12\x1e\n\x04note\x18\x0c \x01(\x0b\x32\x0e.usher.v1.NoteH\x00\x12\"\n\x06typing\x18\r \x01(\x0b\x32\x10.usher.v1.TypingH\x00\x42\x07\n\x05\x65vent\"T\n\x12\x46orceAssignRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\x12\r\n\x05\x61gent\x18\x02 \x01(\t\x12\x19\n\x11override_capacity\x18\x03 \x01(\x08\"C\n\x13\x46orceAssignResponse\x12,\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x16.usher.v1.Conversation\"-\n\x15\x45xplainRoutingRequest\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\"F\n\x16\x45xplainRoutingResponse\x12,\n\tdecisions\x18\x01 \x03(\x0b\x32\x19.usher.v1.RoutingDecision2\xaa\x04\n\x11SupervisorService\x12X\n\x0fStreamDashboard\x12 .usher.v1.StreamDashboardRequest\x1a!.usher.v1.StreamDashboardResponse0\x01\x12\x62\n\x13MonitorConversation\x12$.usher.v1.MonitorConversationRequest\x1a%.usher.v1.MonitorConversationResponse\x12S\n\x0eStopMonitoring\x12\x1f.usher.v1.StopMonitoringRequest\x1a .usher.v1.StopMonitoringResponse\x12\x61\n\x12StreamConversation\x12#.usher.v1.StreamConversationRequest\x1a$.usher.v1.StreamConversationResponse0\x01\x12J\n\x0b\x46orceAssign\x12\x1c.usher.v1.ForceAssignRequest\x1a\x1d.usher.v1.ForceAssignResponse\x12S\n\x0e\x45xplainRouting\x12\x1f.usher.v1.ExplainRoutingRequest\x1a .usher.v1.ExplainRoutingResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,33 +41,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMDASHBOARDRESPONSE']._serialized_start=278
   _globals['_STREAMDASHBOARDRESPONSE']._serialized_end=350
   _globals['_DASHBOARDSNAPSHOT']._serialized_start=353
-  _globals['_DASHBOARDSNAPSHOT']._serialized_end=494
-  _globals['_QUEUESUMMARY']._serialized_start=496
-  _globals['_QUEUESUMMARY']._serialized_end=622
-  _globals['_AGENTSUMMARY']._serialized_start=625
-  _globals['_AGENTSUMMARY']._serialized_end=787
-  _globals['_MONITORCONVERSATIONREQUEST']._serialized_start=789
-  _globals['_MONITORCONVERSATIONREQUEST']._serialized_end=839
-  _globals['_MONITORCONVERSATIONRESPONSE']._serialized_start=841
-  _globals['_MONITORCONVERSATIONRESPONSE']._serialized_end=916
-  _globals['_STOPMONITORINGREQUEST']._serialized_start=918
-  _globals['_STOPMONITORINGREQUEST']._serialized_end=963
-  _globals['_STOPMONITORINGRESPONSE']._serialized_start=965
-  _globals['_STOPMONITORINGRESPONSE']._serialized_end=1035
-  _globals['_STREAMCONVERSATIONREQUEST']._serialized_start=1037
-  _globals['_STREAMCONVERSATIONREQUEST']._serialized_end=1117
-  _globals['_STREAMCONVERSATIONRESPONSE']._serialized_start=1119
-  _globals['_STREAMCONVERSATIONRESPONSE']._serialized_end=1192
-  _globals['_CONVERSATIONEVENT']._serialized_start=1195
-  _globals['_CONVERSATIONEVENT']._serialized_end=1432
-  _globals['_FORCEASSIGNREQUEST']._serialized_start=1434
-  _globals['_FORCEASSIGNREQUEST']._serialized_end=1518
-  _globals['_FORCEASSIGNRESPONSE']._serialized_start=1520
-  _globals['_FORCEASSIGNRESPONSE']._serialized_end=1587
-  _globals['_EXPLAINROUTINGREQUEST']._serialized_start=1589
-  _globals['_EXPLAINROUTINGREQUEST']._serialized_end=1634
-  _globals['_EXPLAINROUTINGRESPONSE']._serialized_start=1636
-  _globals['_EXPLAINROUTINGRESPONSE']._serialized_end=1706
-  _globals['_SUPERVISORSERVICE']._serialized_start=1709
-  _globals['_SUPERVISORSERVICE']._serialized_end=2263
+  _globals['_DASHBOARDSNAPSHOT']._serialized_end=537
+  _globals['_DASHBOARDTOTALS']._serialized_start=540
+  _globals['_DASHBOARDTOTALS']._serialized_end=893
+  _globals['_AGENTSTATUSCOUNT']._serialized_start=895
+  _globals['_AGENTSTATUSCOUNT']._serialized_end=991
+  _globals['_QUEUESUMMARY']._serialized_start=994
+  _globals['_QUEUESUMMARY']._serialized_end=1268
+  _globals['_AGENTSUMMARY']._serialized_start=1271
+  _globals['_AGENTSUMMARY']._serialized_end=1433
+  _globals['_MONITORCONVERSATIONREQUEST']._serialized_start=1435
+  _globals['_MONITORCONVERSATIONREQUEST']._serialized_end=1485
+  _globals['_MONITORCONVERSATIONRESPONSE']._serialized_start=1487
+  _globals['_MONITORCONVERSATIONRESPONSE']._serialized_end=1562
+  _globals['_STOPMONITORINGREQUEST']._serialized_start=1564
+  _globals['_STOPMONITORINGREQUEST']._serialized_end=1609
+  _globals['_STOPMONITORINGRESPONSE']._serialized_start=1611
+  _globals['_STOPMONITORINGRESPONSE']._serialized_end=1681
+  _globals['_STREAMCONVERSATIONREQUEST']._serialized_start=1683
+  _globals['_STREAMCONVERSATIONREQUEST']._serialized_end=1763
+  _globals['_STREAMCONVERSATIONRESPONSE']._serialized_start=1765
+  _globals['_STREAMCONVERSATIONRESPONSE']._serialized_end=1838
+  _globals['_CONVERSATIONEVENT']._serialized_start=1841
+  _globals['_CONVERSATIONEVENT']._serialized_end=2078
+  _globals['_FORCEASSIGNREQUEST']._serialized_start=2080
+  _globals['_FORCEASSIGNREQUEST']._serialized_end=2164
+  _globals['_FORCEASSIGNRESPONSE']._serialized_start=2166
+  _globals['_FORCEASSIGNRESPONSE']._serialized_end=2233
+  _globals['_EXPLAINROUTINGREQUEST']._serialized_start=2235
+  _globals['_EXPLAINROUTINGREQUEST']._serialized_end=2280
+  _globals['_EXPLAINROUTINGRESPONSE']._serialized_start=2282
+  _globals['_EXPLAINROUTINGRESPONSE']._serialized_end=2352
+  _globals['_SUPERVISORSERVICE']._serialized_start=2355
+  _globals['_SUPERVISORSERVICE']._serialized_end=2909
 # @@protoc_insertion_point(module_scope)

@@ -84,26 +84,127 @@ class DashboardSnapshot(_message.Message):
     TIME_FIELD_NUMBER: _builtins.int
     QUEUES_FIELD_NUMBER: _builtins.int
     AGENTS_FIELD_NUMBER: _builtins.int
+    TOTALS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def queues(self) -> _containers.RepeatedCompositeFieldContainer[Global___QueueSummary]: ...
     @_builtins.property
     def agents(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentSummary]: ...
+    @_builtins.property
+    def totals(self) -> Global___DashboardTotals:
+        """The figures of the queues shown, together, and the agents by status."""
+
     def __init__(
         self,
         *,
         time: _timestamp_pb2.Timestamp | None = ...,
         queues: _abc.Iterable[Global___QueueSummary] | None = ...,
         agents: _abc.Iterable[Global___AgentSummary] | None = ...,
+        totals: Global___DashboardTotals | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time", "totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "queues", b"queues", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "queues", b"queues", "time", b"time", "totals", b"totals"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DashboardSnapshot: _TypeAlias = DashboardSnapshot  # noqa: Y015
+
+@_typing.final
+class DashboardTotals(_message.Message):
+    """The tenant at a glance: over the queues the snapshot shows (waiting, today's service level)
+    and every agent (statuses, load).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WAITING_FIELD_NUMBER: _builtins.int
+    OFFERED_FIELD_NUMBER: _builtins.int
+    LONGEST_WAIT_FIELD_NUMBER: _builtins.int
+    ANSWERED_TODAY_FIELD_NUMBER: _builtins.int
+    ANSWERED_WITHIN_THRESHOLD_TODAY_FIELD_NUMBER: _builtins.int
+    ABANDONED_TODAY_FIELD_NUMBER: _builtins.int
+    SERVICE_LEVEL_TODAY_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    AGENTS_BY_STATUS_FIELD_NUMBER: _builtins.int
+    LOAD_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    waiting: _builtins.int
+    """Conversations waiting, and on offer."""
+    offered: _builtins.int
+    answered_today: _builtins.int
+    """Today (since midnight in the tenant's zone, `time_zone`): waits answered, answered within
+    their queue's threshold, abandoned; the service level is answered within the threshold /
+    (answered + abandoned), unset with neither (docs/reports.md).
+    """
+    answered_within_threshold_today: _builtins.int
+    abandoned_today: _builtins.int
+    service_level_today: _builtins.float
+    time_zone: _builtins.str
+    load: _builtins.float
+    """Capacity in use and capacity of the agents online, in channel-weight units."""
+    capacity: _builtins.float
+    @_builtins.property
+    def longest_wait(self) -> _duration_pb2.Duration:
+        """The longest wait of any of them."""
+
+    @_builtins.property
+    def agents_by_status(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentStatusCount]:
+        """How many agents are in each status (custom statuses apart)."""
+
+    def __init__(
+        self,
+        *,
+        waiting: _builtins.int = ...,
+        offered: _builtins.int = ...,
+        longest_wait: _duration_pb2.Duration | None = ...,
+        answered_today: _builtins.int = ...,
+        answered_within_threshold_today: _builtins.int = ...,
+        abandoned_today: _builtins.int = ...,
+        service_level_today: _builtins.float | None = ...,
+        time_zone: _builtins.str = ...,
+        agents_by_status: _abc.Iterable[Global___AgentStatusCount] | None = ...,
+        load: _builtins.float = ...,
+        capacity: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_service_level_today", b"_service_level_today", "longest_wait", b"longest_wait", "service_level_today", b"service_level_today"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_service_level_today", b"_service_level_today", "abandoned_today", b"abandoned_today", "agents_by_status", b"agents_by_status", "answered_today", b"answered_today", "answered_within_threshold_today", b"answered_within_threshold_today", "capacity", b"capacity", "load", b"load", "longest_wait", b"longest_wait", "offered", b"offered", "service_level_today", b"service_level_today", "time_zone", b"time_zone", "waiting", b"waiting"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__service_level_today: _TypeAlias = _typing.Literal["service_level_today"]  # noqa: Y015
+    _WhichOneofArgType__service_level_today: _TypeAlias = _typing.Literal["_service_level_today", b"_service_level_today"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__service_level_today) -> _WhichOneofReturnType__service_level_today | None: ...
+
+Global___DashboardTotals: _TypeAlias = DashboardTotals  # noqa: Y015
+
+@_typing.final
+class AgentStatusCount(_message.Message):
+    """Agents in one status."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    CUSTOM_STATUS_FIELD_NUMBER: _builtins.int
+    AGENTS_FIELD_NUMBER: _builtins.int
+    status: _agent_pb2.AgentStatus.ValueType
+    custom_status: _builtins.str
+    """Set for a custom status (counted apart from its base status)."""
+    agents: _builtins.int
+    def __init__(
+        self,
+        *,
+        status: _agent_pb2.AgentStatus.ValueType = ...,
+        custom_status: _builtins.str = ...,
+        agents: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "custom_status", b"custom_status", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentStatusCount: _TypeAlias = AgentStatusCount  # noqa: Y015
 
 @_typing.final
 class QueueSummary(_message.Message):
@@ -116,6 +217,10 @@ class QueueSummary(_message.Message):
     OFFERED_FIELD_NUMBER: _builtins.int
     LONGEST_WAIT_FIELD_NUMBER: _builtins.int
     OPEN_FIELD_NUMBER: _builtins.int
+    ANSWERED_TODAY_FIELD_NUMBER: _builtins.int
+    ANSWERED_WITHIN_THRESHOLD_TODAY_FIELD_NUMBER: _builtins.int
+    ABANDONED_TODAY_FIELD_NUMBER: _builtins.int
+    SERVICE_LEVEL_TODAY_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """`queues/{queue}`."""
     waiting: _builtins.int
@@ -124,6 +229,13 @@ class QueueSummary(_message.Message):
     """Conversations on offer to an agent."""
     open: _builtins.bool
     """Within business hours and not on a break."""
+    answered_today: _builtins.int
+    """Today, in the tenant's zone: waits answered, answered within the queue's threshold and
+    abandoned, and the service level (unset with none answered or abandoned).
+    """
+    answered_within_threshold_today: _builtins.int
+    abandoned_today: _builtins.int
+    service_level_today: _builtins.float
     @_builtins.property
     def longest_wait(self) -> _duration_pb2.Duration:
         """How long the longest-waiting conversation has waited."""
@@ -136,12 +248,18 @@ class QueueSummary(_message.Message):
         offered: _builtins.int = ...,
         longest_wait: _duration_pb2.Duration | None = ...,
         open: _builtins.bool = ...,
+        answered_today: _builtins.int = ...,
+        answered_within_threshold_today: _builtins.int = ...,
+        abandoned_today: _builtins.int = ...,
+        service_level_today: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["longest_wait", b"longest_wait"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_service_level_today", b"_service_level_today", "longest_wait", b"longest_wait", "service_level_today", b"service_level_today"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["longest_wait", b"longest_wait", "offered", b"offered", "open", b"open", "queue", b"queue", "waiting", b"waiting"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_service_level_today", b"_service_level_today", "abandoned_today", b"abandoned_today", "answered_today", b"answered_today", "answered_within_threshold_today", b"answered_within_threshold_today", "longest_wait", b"longest_wait", "offered", b"offered", "open", b"open", "queue", b"queue", "service_level_today", b"service_level_today", "waiting", b"waiting"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__service_level_today: _TypeAlias = _typing.Literal["service_level_today"]  # noqa: Y015
+    _WhichOneofArgType__service_level_today: _TypeAlias = _typing.Literal["_service_level_today", b"_service_level_today"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__service_level_today) -> _WhichOneofReturnType__service_level_today | None: ...
 
 Global___QueueSummary: _TypeAlias = QueueSummary  # noqa: Y015
 

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file usher/v1/supervisor_service.proto.
  */
 export const file_usher_v1_supervisor_service: GenFile = /*@__PURE__*/
-  fileDesc("CiF1c2hlci92MS9zdXBlcnZpc29yX3NlcnZpY2UucHJvdG8SCHVzaGVyLnYxIlkKFlN0cmVhbURhc2hib2FyZFJlcXVlc3QSDgoGcXVldWVzGAEgAygJEi8KDG1pbl9pbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJIChdTdHJlYW1EYXNoYm9hcmRSZXNwb25zZRItCghzbmFwc2hvdBgBIAEoCzIbLnVzaGVyLnYxLkRhc2hib2FyZFNuYXBzaG90Io0BChFEYXNoYm9hcmRTbmFwc2hvdBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgZxdWV1ZXMYAiADKAsyFi51c2hlci52MS5RdWV1ZVN1bW1hcnkSJgoGYWdlbnRzGAMgAygLMhYudXNoZXIudjEuQWdlbnRTdW1tYXJ5In4KDFF1ZXVlU3VtbWFyeRINCgVxdWV1ZRgBIAEoCRIPCgd3YWl0aW5nGAIgASgFEg8KB29mZmVyZWQYAyABKAUSLwoMbG9uZ2VzdF93YWl0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEgwKBG9wZW4YBSABKAgiogEKDEFnZW50U3VtbWFyeRINCgVhZ2VudBgBIAEoCRIlCgZzdGF0dXMYAiABKA4yFS51c2hlci52MS5BZ2VudFN0YXR1cxIVCg1jdXN0b21fc3RhdHVzGAMgASgJEgwKBGxvYWQYBCABKAESEAoIY2FwYWNpdHkYBSABKAESFQoNY29udmVyc2F0aW9ucxgGIAMoCRIOCgZvZmZlcnMYByADKAkiMgoaTW9uaXRvckNvbnZlcnNhdGlvblJlcXVlc3QSFAoMY29udmVyc2F0aW9uGAEgASgJIksKG01vbml0b3JDb252ZXJzYXRpb25SZXNwb25zZRIsCgxjb252ZXJzYXRpb24YASABKAsyFi51c2hlci52MS5Db252ZXJzYXRpb24iLQoVU3RvcE1vbml0b3JpbmdSZXF1ZXN0EhQKDGNvbnZlcnNhdGlvbhgBIAEoCSJGChZTdG9wTW9uaXRvcmluZ1Jlc3BvbnNlEiwKDGNvbnZlcnNhdGlvbhgBIAEoCzIWLnVzaGVyLnYxLkNvbnZlcnNhdGlvbiJQChlTdHJlYW1Db252ZXJzYXRpb25SZXF1ZXN0EhQKDGNvbnZlcnNhdGlvbhgBIAEoCRIdChVyZXN1bWVfYWZ0ZXJfZXZlbnRfaWQYAiABKAQiSQoaU3RyZWFtQ29udmVyc2F0aW9uUmVzcG9uc2USKwoGZXZlbnRzGAEgAygLMhsudXNoZXIudjEuQ29udmVyc2F0aW9uRXZlbnQi7QEKEUNvbnZlcnNhdGlvbkV2ZW50EhAKCGV2ZW50X2lkGAEgASgEEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiQKB21lc3NhZ2UYCiABKAsyES51c2hlci52MS5NZXNzYWdlSAASKQoHdXBkYXRlZBgLIAEoCzIWLnVzaGVyLnYxLkNvbnZlcnNhdGlvbkgAEh4KBG5vdGUYDCABKAsyDi51c2hlci52MS5Ob3RlSAASIgoGdHlwaW5nGA0gASgLMhAudXNoZXIudjEuVHlwaW5nSABCBwoFZXZlbnQiVAoSRm9yY2VBc3NpZ25SZXF1ZXN0EhQKDGNvbnZlcnNhdGlvbhgBIAEoCRINCgVhZ2VudBgCIAEoCRIZChFvdmVycmlkZV9jYXBhY2l0eRgDIAEoCCJDChNGb3JjZUFzc2lnblJlc3BvbnNlEiwKDGNvbnZlcnNhdGlvbhgBIAEoCzIWLnVzaGVyLnYxLkNvbnZlcnNhdGlvbiItChVFeHBsYWluUm91dGluZ1JlcXVlc3QSFAoMY29udmVyc2F0aW9uGAEgASgJIkYKFkV4cGxhaW5Sb3V0aW5nUmVzcG9uc2USLAoJZGVjaXNpb25zGAEgAygLMhkudXNoZXIudjEuUm91dGluZ0RlY2lzaW9uMqoEChFTdXBlcnZpc29yU2VydmljZRJYCg9TdHJlYW1EYXNoYm9hcmQSIC51c2hlci52MS5TdHJlYW1EYXNoYm9hcmRSZXF1ZXN0GiEudXNoZXIudjEuU3RyZWFtRGFzaGJvYXJkUmVzcG9uc2UwARJiChNNb25pdG9yQ29udmVyc2F0aW9uEiQudXNoZXIudjEuTW9uaXRvckNvbnZlcnNhdGlvblJlcXVlc3QaJS51c2hlci52MS5Nb25pdG9yQ29udmVyc2F0aW9uUmVzcG9uc2USUwoOU3RvcE1vbml0b3JpbmcSHy51c2hlci52MS5TdG9wTW9uaXRvcmluZ1JlcXVlc3QaIC51c2hlci52MS5TdG9wTW9uaXRvcmluZ1Jlc3BvbnNlEmEKElN0cmVhbUNvbnZlcnNhdGlvbhIjLnVzaGVyLnYxLlN0cmVhbUNvbnZlcnNhdGlvblJlcXVlc3QaJC51c2hlci52MS5TdHJlYW1Db252ZXJzYXRpb25SZXNwb25zZTABEkoKC0ZvcmNlQXNzaWduEhwudXNoZXIudjEuRm9yY2VBc3NpZ25SZXF1ZXN0Gh0udXNoZXIudjEuRm9yY2VBc3NpZ25SZXNwb25zZRJTCg5FeHBsYWluUm91dGluZxIfLnVzaGVyLnYxLkV4cGxhaW5Sb3V0aW5nUmVxdWVzdBogLnVzaGVyLnYxLkV4cGxhaW5Sb3V0aW5nUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_usher_v1_agent, file_usher_v1_conversation, file_usher_v1_routing]);
+  fileDesc("CiF1c2hlci92MS9zdXBlcnZpc29yX3NlcnZpY2UucHJvdG8SCHVzaGVyLnYxIlkKFlN0cmVhbURhc2hib2FyZFJlcXVlc3QSDgoGcXVldWVzGAEgAygJEi8KDG1pbl9pbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJIChdTdHJlYW1EYXNoYm9hcmRSZXNwb25zZRItCghzbmFwc2hvdBgBIAEoCzIbLnVzaGVyLnYxLkRhc2hib2FyZFNuYXBzaG90IrgBChFEYXNoYm9hcmRTbmFwc2hvdBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgZxdWV1ZXMYAiADKAsyFi51c2hlci52MS5RdWV1ZVN1bW1hcnkSJgoGYWdlbnRzGAMgAygLMhYudXNoZXIudjEuQWdlbnRTdW1tYXJ5EikKBnRvdGFscxgEIAEoCzIZLnVzaGVyLnYxLkRhc2hib2FyZFRvdGFscyLhAgoPRGFzaGJvYXJkVG90YWxzEg8KB3dhaXRpbmcYASABKAUSDwoHb2ZmZXJlZBgCIAEoBRIvCgxsb25nZXN0X3dhaXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoOYW5zd2VyZWRfdG9kYXkYBCABKAUSJwofYW5zd2VyZWRfd2l0aGluX3RocmVzaG9sZF90b2RheRgFIAEoBRIXCg9hYmFuZG9uZWRfdG9kYXkYBiABKAUSIAoTc2VydmljZV9sZXZlbF90b2RheRgHIAEoAUgAiAEBEhEKCXRpbWVfem9uZRgIIAEoCRI0ChBhZ2VudHNfYnlfc3RhdHVzGAkgAygLMhoudXNoZXIudjEuQWdlbnRTdGF0dXNDb3VudBIMCgRsb2FkGAogASgBEhAKCGNhcGFjaXR5GAsgASgBQhYKFF9zZXJ2aWNlX2xldmVsX3RvZGF5ImAKEEFnZW50U3RhdHVzQ291bnQSJQoGc3RhdHVzGAEgASgOMhUudXNoZXIudjEuQWdlbnRTdGF0dXMSFQoNY3VzdG9tX3N0YXR1cxgCIAEoCRIOCgZhZ2VudHMYAyABKAUikgIKDFF1ZXVlU3VtbWFyeRINCgVxdWV1ZRgBIAEoCRIPCgd3YWl0aW5nGAIgASgFEg8KB29mZmVyZWQYAyABKAUSLwoMbG9uZ2VzdF93YWl0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEgwKBG9wZW4YBSABKAgSFgoOYW5zd2VyZWRfdG9kYXkYBiABKAUSJwofYW5zd2VyZWRfd2l0aGluX3RocmVzaG9sZF90b2RheRgHIAEoBRIXCg9hYmFuZG9uZWRfdG9kYXkYCCABKAUSIAoTc2VydmljZV9sZXZlbF90b2RheRgJIAEoAUgAiAEBQhYKFF9zZXJ2aWNlX2xldmVsX3RvZGF5IqIBCgxBZ2VudFN1bW1hcnkSDQoFYWdlbnQYASABKAkSJQoGc3RhdHVzGAIgASgOMhUudXNoZXIudjEuQWdlbnRTdGF0dXMSFQoNY3VzdG9tX3N0YXR1cxgDIAEoCRIMCgRsb2FkGAQgASgBEhAKCGNhcGFjaXR5GAUgASgBEhUKDWNvbnZlcnNhdGlvbnMYBiADKAkSDgoGb2ZmZXJzGAcgAygJIjIKGk1vbml0b3JDb252ZXJzYXRpb25SZXF1ZXN0EhQKDGNvbnZlcnNhdGlvbhgBIAEoCSJLChtNb25pdG9yQ29udmVyc2F0aW9uUmVzcG9uc2USLAoMY29udmVyc2F0aW9uGAEgASgLMhYudXNoZXIudjEuQ29udmVyc2F0aW9uIi0KFVN0b3BNb25pdG9yaW5nUmVxdWVzdBIUCgxjb252ZXJzYXRpb24YASABKAkiRgoWU3RvcE1vbml0b3JpbmdSZXNwb25zZRIsCgxjb252ZXJzYXRpb24YASABKAsyFi51c2hlci52MS5Db252ZXJzYXRpb24iUAoZU3RyZWFtQ29udmVyc2F0aW9uUmVxdWVzdBIUCgxjb252ZXJzYXRpb24YASABKAkSHQoVcmVzdW1lX2FmdGVyX2V2ZW50X2lkGAIgASgEIkkKGlN0cmVhbUNvbnZlcnNhdGlvblJlc3BvbnNlEisKBmV2ZW50cxgBIAMoCzIbLnVzaGVyLnYxLkNvbnZlcnNhdGlvbkV2ZW50Iu0BChFDb252ZXJzYXRpb25FdmVudBIQCghldmVudF9pZBgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIkCgdtZXNzYWdlGAogASgLMhEudXNoZXIudjEuTWVzc2FnZUgAEikKB3VwZGF0ZWQYCyABKAsyFi51c2hlci52MS5Db252ZXJzYXRpb25IABIeCgRub3RlGAwgASgLMg4udXNoZXIudjEuTm90ZUgAEiIKBnR5cGluZxgNIAEoCzIQLnVzaGVyLnYxLlR5cGluZ0gAQgcKBWV2ZW50IlQKEkZvcmNlQXNzaWduUmVxdWVzdBIUCgxjb252ZXJzYXRpb24YASABKAkSDQoFYWdlbnQYAiABKAkSGQoRb3ZlcnJpZGVfY2FwYWNpdHkYAyABKAgiQwoTRm9yY2VBc3NpZ25SZXNwb25zZRIsCgxjb252ZXJzYXRpb24YASABKAsyFi51c2hlci52MS5Db252ZXJzYXRpb24iLQoVRXhwbGFpblJvdXRpbmdSZXF1ZXN0EhQKDGNvbnZlcnNhdGlvbhgBIAEoCSJGChZFeHBsYWluUm91dGluZ1Jlc3BvbnNlEiwKCWRlY2lzaW9ucxgBIAMoCzIZLnVzaGVyLnYxLlJvdXRpbmdEZWNpc2lvbjKqBAoRU3VwZXJ2aXNvclNlcnZpY2USWAoPU3RyZWFtRGFzaGJvYXJkEiAudXNoZXIudjEuU3RyZWFtRGFzaGJvYXJkUmVxdWVzdBohLnVzaGVyLnYxLlN0cmVhbURhc2hib2FyZFJlc3BvbnNlMAESYgoTTW9uaXRvckNvbnZlcnNhdGlvbhIkLnVzaGVyLnYxLk1vbml0b3JDb252ZXJzYXRpb25SZXF1ZXN0GiUudXNoZXIudjEuTW9uaXRvckNvbnZlcnNhdGlvblJlc3BvbnNlElMKDlN0b3BNb25pdG9yaW5nEh8udXNoZXIudjEuU3RvcE1vbml0b3JpbmdSZXF1ZXN0GiAudXNoZXIudjEuU3RvcE1vbml0b3JpbmdSZXNwb25zZRJhChJTdHJlYW1Db252ZXJzYXRpb24SIy51c2hlci52MS5TdHJlYW1Db252ZXJzYXRpb25SZXF1ZXN0GiQudXNoZXIudjEuU3RyZWFtQ29udmVyc2F0aW9uUmVzcG9uc2UwARJKCgtGb3JjZUFzc2lnbhIcLnVzaGVyLnYxLkZvcmNlQXNzaWduUmVxdWVzdBodLnVzaGVyLnYxLkZvcmNlQXNzaWduUmVzcG9uc2USUwoORXhwbGFpblJvdXRpbmcSHy51c2hlci52MS5FeHBsYWluUm91dGluZ1JlcXVlc3QaIC51c2hlci52MS5FeHBsYWluUm91dGluZ1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_usher_v1_agent, file_usher_v1_conversation, file_usher_v1_routing]);
 
 /**
  * Open the dashboard feed.
@@ -87,6 +87,13 @@ export type DashboardSnapshot = Message<"usher.v1.DashboardSnapshot"> & {
    * @generated from field: repeated usher.v1.AgentSummary agents = 3;
    */
   agents: AgentSummary[];
+
+  /**
+   * The figures of the queues shown, together, and the agents by status.
+   *
+   * @generated from field: usher.v1.DashboardTotals totals = 4;
+   */
+  totals?: DashboardTotals | undefined;
 };
 
 /**
@@ -95,6 +102,119 @@ export type DashboardSnapshot = Message<"usher.v1.DashboardSnapshot"> & {
  */
 export const DashboardSnapshotSchema: GenMessage<DashboardSnapshot> = /*@__PURE__*/
   messageDesc(file_usher_v1_supervisor_service, 2);
+
+/**
+ * The tenant at a glance: over the queues the snapshot shows (waiting, today's service level)
+ * and every agent (statuses, load).
+ *
+ * @generated from message usher.v1.DashboardTotals
+ */
+export type DashboardTotals = Message<"usher.v1.DashboardTotals"> & {
+  /**
+   * Conversations waiting, and on offer.
+   *
+   * @generated from field: int32 waiting = 1;
+   */
+  waiting: number;
+
+  /**
+   * @generated from field: int32 offered = 2;
+   */
+  offered: number;
+
+  /**
+   * The longest wait of any of them.
+   *
+   * @generated from field: google.protobuf.Duration longest_wait = 3;
+   */
+  longestWait?: Duration | undefined;
+
+  /**
+   * Today (since midnight in the tenant's zone, `time_zone`): waits answered, answered within
+   * their queue's threshold, abandoned; the service level is answered within the threshold /
+   * (answered + abandoned), unset with neither (docs/reports.md).
+   *
+   * @generated from field: int32 answered_today = 4;
+   */
+  answeredToday: number;
+
+  /**
+   * @generated from field: int32 answered_within_threshold_today = 5;
+   */
+  answeredWithinThresholdToday: number;
+
+  /**
+   * @generated from field: int32 abandoned_today = 6;
+   */
+  abandonedToday: number;
+
+  /**
+   * @generated from field: optional double service_level_today = 7;
+   */
+  serviceLevelToday?: number | undefined;
+
+  /**
+   * @generated from field: string time_zone = 8;
+   */
+  timeZone: string;
+
+  /**
+   * How many agents are in each status (custom statuses apart).
+   *
+   * @generated from field: repeated usher.v1.AgentStatusCount agents_by_status = 9;
+   */
+  agentsByStatus: AgentStatusCount[];
+
+  /**
+   * Capacity in use and capacity of the agents online, in channel-weight units.
+   *
+   * @generated from field: double load = 10;
+   */
+  load: number;
+
+  /**
+   * @generated from field: double capacity = 11;
+   */
+  capacity: number;
+};
+
+/**
+ * Describes the message usher.v1.DashboardTotals.
+ * Use `create(DashboardTotalsSchema)` to create a new message.
+ */
+export const DashboardTotalsSchema: GenMessage<DashboardTotals> = /*@__PURE__*/
+  messageDesc(file_usher_v1_supervisor_service, 3);
+
+/**
+ * Agents in one status.
+ *
+ * @generated from message usher.v1.AgentStatusCount
+ */
+export type AgentStatusCount = Message<"usher.v1.AgentStatusCount"> & {
+  /**
+   * @generated from field: usher.v1.AgentStatus status = 1;
+   */
+  status: AgentStatus;
+
+  /**
+   * Set for a custom status (counted apart from its base status).
+   *
+   * @generated from field: string custom_status = 2;
+   */
+  customStatus: string;
+
+  /**
+   * @generated from field: int32 agents = 3;
+   */
+  agents: number;
+};
+
+/**
+ * Describes the message usher.v1.AgentStatusCount.
+ * Use `create(AgentStatusCountSchema)` to create a new message.
+ */
+export const AgentStatusCountSchema: GenMessage<AgentStatusCount> = /*@__PURE__*/
+  messageDesc(file_usher_v1_supervisor_service, 4);
 
 /**
  * One queue, now.
@@ -136,6 +256,29 @@ export type QueueSummary = Message<"usher.v1.QueueSummary"> & {
    * @generated from field: bool open = 5;
    */
   open: boolean;
+
+  /**
+   * Today, in the tenant's zone: waits answered, answered within the queue's threshold and
+   * abandoned, and the service level (unset with none answered or abandoned).
+   *
+   * @generated from field: int32 answered_today = 6;
+   */
+  answeredToday: number;
+
+  /**
+   * @generated from field: int32 answered_within_threshold_today = 7;
+   */
+  answeredWithinThresholdToday: number;
+
+  /**
+   * @generated from field: int32 abandoned_today = 8;
+   */
+  abandonedToday: number;
+
+  /**
+   * @generated from field: optional double service_level_today = 9;
+   */
+  serviceLevelToday?: number | undefined;
 };
 
 /**
@@ -143,7 +286,7 @@ export type QueueSummary = Message<"usher.v1.QueueSummary"> & {
  * Use `create(QueueSummarySchema)` to create a new message.
  */
 export const QueueSummarySchema: GenMessage<QueueSummary> = /*@__PURE__*/
-  messageDesc(file_usher_v1_supervisor_service, 3);
+  messageDesc(file_usher_v1_supervisor_service, 5);
 
 /**
  * One agent, now.
@@ -200,7 +343,7 @@ export type AgentSummary = Message<"usher.v1.AgentSummary"> & {
  * Use `create(AgentSummarySchema)` to create a new message.
  */
 export const AgentSummarySchema: GenMessage<AgentSummary> = /*@__PURE__*/
-  messageDesc(file_usher_v1_supervisor_service, 4);
+  messageDesc(file_usher_v1_supervisor_service, 6);
 
 /**
  * Start monitoring.
@@ -221,7 +364,7 @@ export type MonitorConversationRequest = Message<"usher.v1.MonitorConversationRe
  * Use `create(MonitorConversationRequestSchema)` to create a new message.
  */
 export const MonitorConversationRequestSchema: GenMessage<MonitorConversationRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_supervisor_service, 5);
+  messageDesc(file_usher_v1_supervisor_service, 7);
 
 /**
  * The monitored conversation.
@@ -240,7 +383,7 @@ export type MonitorConversationResponse = Message<"usher.v1.MonitorConversationR
  * Use `create(MonitorConversationResponseSchema)` to create a new message.
  */
 export const MonitorConversationResponseSchema: GenMessage<MonitorConversationResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_supervisor_service, 6);
+  messageDesc(file_usher_v1_supervisor_service, 8);
 
 /**
  * Stop monitoring.
@@ -261,7 +404,7 @@ export type StopMonitoringRequest = Message<"usher.v1.StopMonitoringRequest"> & 
  * Use `create(StopMonitoringRequestSchema)` to create a new message.
  */
 export const StopMonitoringRequestSchema: GenMessage<StopMonitoringRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_supervisor_service, 7);
+  messageDesc(file_usher_v1_supervisor_service, 9);
 
 /**
  * The conversation no longer monitored.
@@ -280,7 +423,7 @@ export type StopMonitoringResponse = Message<"usher.v1.StopMonitoringResponse"> 
  * Use `create(StopMonitoringResponseSchema)` to create a new message.
  */
 export const StopMonitoringResponseSchema: GenMessage<StopMonitoringResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_supervisor_service, 8);
+  messageDesc(file_usher_v1_supervisor_service, 10);
 
 /**
  * Open one conversation's feed.
@@ -308,7 +451,7 @@ export type StreamConversationRequest = Message<"usher.v1.StreamConversationRequ
  * Use `create(StreamConversationRequestSchema)` to create a new message.
  */
 export const StreamConversationRequestSchema: GenMessage<StreamConversationRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_supervisor_service, 9);
+  messageDesc(file_usher_v1_supervisor_service, 11);
 
 /**
  * One or more conversation events, in `event_id` order.
@@ -327,7 +470,7 @@ export type StreamConversationResponse = Message<"usher.v1.StreamConversationRes
  * Use `create(StreamConversationResponseSchema)` to create a new message.
  */
 export const StreamConversationResponseSchema: GenMessage<StreamConversationResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_supervisor_service, 10);
+  messageDesc(file_usher_v1_supervisor_service, 12);
 
 /**
  * Something that happened in a watched conversation.
@@ -392,7 +535,7 @@ export type ConversationEvent = Message<"usher.v1.ConversationEvent"> & {
  * Use `create(ConversationEventSchema)` to create a new message.
  */
 export const ConversationEventSchema: GenMessage<ConversationEvent> = /*@__PURE__*/
-  messageDesc(file_usher_v1_supervisor_service, 11);
+  messageDesc(file_usher_v1_supervisor_service, 13);
 
 /**
  * Assign by hand.
@@ -427,7 +570,7 @@ export type ForceAssignRequest = Message<"usher.v1.ForceAssignRequest"> & {
  * Use `create(ForceAssignRequestSchema)` to create a new message.
  */
 export const ForceAssignRequestSchema: GenMessage<ForceAssignRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_supervisor_service, 12);
+  messageDesc(file_usher_v1_supervisor_service, 14);
 
 /**
  * The conversation, now the agent's.
@@ -446,7 +589,7 @@ export type ForceAssignResponse = Message<"usher.v1.ForceAssignResponse"> & {
  * Use `create(ForceAssignResponseSchema)` to create a new message.
  */
 export const ForceAssignResponseSchema: GenMessage<ForceAssignResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_supervisor_service, 13);
+  messageDesc(file_usher_v1_supervisor_service, 15);
 
 /**
  * Explain a conversation's routing.
@@ -467,7 +610,7 @@ export type ExplainRoutingRequest = Message<"usher.v1.ExplainRoutingRequest"> & 
  * Use `create(ExplainRoutingRequestSchema)` to create a new message.
  */
 export const ExplainRoutingRequestSchema: GenMessage<ExplainRoutingRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_supervisor_service, 14);
+  messageDesc(file_usher_v1_supervisor_service, 16);
 
 /**
  * The decisions, oldest first.
@@ -486,7 +629,7 @@ export type ExplainRoutingResponse = Message<"usher.v1.ExplainRoutingResponse"> 
  * Use `create(ExplainRoutingResponseSchema)` to create a new message.
  */
 export const ExplainRoutingResponseSchema: GenMessage<ExplainRoutingResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_supervisor_service, 15);
+  messageDesc(file_usher_v1_supervisor_service, 17);
 
 /**
  * SupervisorService is for supervisors' wallboards and consoles (roles SUPERVISOR and ADMIN):
