@@ -52,6 +52,7 @@ from core.bots.flow import (
     PhraseTrigger,
     ReferenceTrigger,
     SetFieldAction,
+    SetTagsAction,
 )
 from core.routing import commands as c
 from core.routing import model as m
@@ -384,6 +385,10 @@ async def test_a_flow_that_hands_off_while_offered_is_shown_to_the_offered_agent
                         SetFieldAction(
                             field=FieldSpec(key="address", type="text"), value="Main St 1"
                         ),
+                        SetFieldAction(
+                            field=FieldSpec(key="display_name", type="text"), value="Mei Chan"
+                        ),
+                        SetTagsAction(add=("refund",)),
                         HandOffAction(queue="support"),
                     ),
                 ),
@@ -402,13 +407,26 @@ async def test_a_flow_that_hands_off_while_offered_is_shown_to_the_offered_agent
 
     await desk.write("I want a refund", customer="k9")  # the keyword's flow hands off at once
 
+    seen: list[Any] = []
+
     async def next_hand_off() -> Any:
         async for event in events:
+            seen.append(event)
             if event.WhichOneof("event") == "bot_hand_off":
                 return event
         raise AssertionError("the agent stream ended")
 
     shown = await asyncio.wait_for(next_hand_off(), WAIT)
+    # what the bot wrote to the customer's record shows on Ann's card at once
+    [changed] = [e for e in seen if e.WhichOneof("event") == "customer_profile_changed"]
+    assert changed.conversation == started.conversation.name
+    profile = changed.customer_profile_changed.profile
+    assert profile.display_name == "Mei Chan" and "refund" in profile.tags
+    got = await desk.agent.get_conversation(
+        agent_service_pb2.GetConversationRequest(name=started.conversation.name)
+    )
+    stored = got.conversation.customer_profile  # read from the record: the same values
+    assert stored.display_name == "Mei Chan" and list(stored.tags) == list(profile.tags)
     assert shown.conversation == started.conversation.name
     hand_off = shown.bot_hand_off
     assert (hand_off.bot, hand_off.bot_version, hand_off.reason) == (
@@ -416,7 +434,11 @@ async def test_a_flow_that_hands_off_while_offered_is_shown_to_the_offered_agent
         1,
         "bot_handoff",
     )
-    assert dict(hand_off.fields) == {"address": "Main St 1", "company": "Acme"}
+    assert dict(hand_off.fields) == {
+        "address": "Main St 1",
+        "company": "Acme",
+        "display_name": "Mei Chan",
+    }
     await events.aclose()
 
 

@@ -10,15 +10,20 @@ import datetime as dt
 import pytest
 
 from core.bots.flow import (
+    ActionsStep,
     BotStatus,
     ChoiceStyle,
     Content,
+    FieldSpec,
+    FieldValue,
     KeywordTrigger,
     MessageStep,
     OutOfHoursTrigger,
     PhraseMatch,
     PhraseTrigger,
     ReferenceTrigger,
+    SetFieldAction,
+    SetTagsAction,
 )
 from core.bots.interpreter import Waiting
 from core.routing import Engine, ManualClock, RoutingError
@@ -286,7 +291,8 @@ def test_a_failed_webhook_takes_the_fallback_and_hands_off_with_skills_and_prior
 
 
 def test_a_hand_off_card_is_bounded() -> None:
-    fields = tuple((f"f{i:02}", "x" * 300) for i in range(30)) + (
+    fields: tuple[tuple[str, FieldValue], ...] = (
+        *((f"f{i:02}", "x" * 300) for i in range(30)),
         ("a_list", tuple(str(i) for i in range(50))),
         ("a_number", 3.5),
     )
@@ -295,7 +301,7 @@ def test_a_hand_off_card_is_bounded() -> None:
     assert [key for key, _ in card.fields[:3]] == ["a_list", "a_number", "f00"]
     assert card.fields[0][1] == tuple(str(i) for i in range(m.MAX_HAND_OFF_CHOICES))
     assert card.fields[1][1] == 3.5
-    assert all(len(v) == m.MAX_PROFILE_TEXT for _, v in card.fields[2:])
+    assert all(v == "x" * m.MAX_PROFILE_TEXT for _, v in card.fields[2:])
 
 
 def test_an_agent_taking_over_stops_the_flow_and_a_hand_back_resumes_it() -> None:
@@ -375,3 +381,56 @@ def test_hours_are_read_at_the_clock_now() -> None:
     night = bot("night", (MessageStep(id="n", content=Content(body="closed")),))
     publish(k, dataclasses.replace(night, triggers=(OutOfHoursTrigger(),)))
     assert not of_type(start(k, "c1", "hi"), ev.BotTurned)
+
+
+def test_a_bots_writes_show_on_the_customers_profile_cards_at_once() -> None:
+    k = kit()
+    k.agent("ann")
+    writer = bot(
+        "writer",
+        (
+            ActionsStep(
+                id="write",
+                actions=(
+                    SetFieldAction(field=FieldSpec(key="plan", type="text"), value="gold"),
+                    SetFieldAction(field=FieldSpec(key="seats", type="number"), value=12.0),
+                    SetFieldAction(field=FieldSpec(key="display_name", type="text"), value="Mei"),
+                    SetFieldAction(
+                        field=FieldSpec(key="phone", type="phone"), value="+85291234567"
+                    ),
+                    SetTagsAction(add=("vip", "new"), remove=("lead",)),
+                ),
+                next="said",
+            ),
+            MessageStep(id="said", content=Content(body="Noted.")),
+        ),
+        triggers=(KeywordTrigger(keywords=("upgrade",)),),
+        channels=("webchat",),
+    )
+    publish(k, writer)
+    profile = m.CustomerProfile(
+        customer_id="k1",
+        display_name="M.",
+        fields=(m.ProfileField(key="plan", label="Plan", value="silver"),),
+        tags=("lead", "vip"),
+    )
+    card = m.CustomerCard(external_id="k1", profile=profile)
+    k.start("wa1", "support", channel="whatsapp", customer_id="k1", customer=card)  # to Ann
+    offered = k.router.conversations["wa1"]
+    assert offered.state is S.OFFERED
+    start(k, "c1", "hello", customer_id="k1", customer=card, with_bot=True)
+    events = say(k, "c1", "I want to upgrade")
+    assert bot_texts(events) == ["Noted."]
+    changed = of_type(events, ev.CustomerProfileChanged)
+    assert [e.conversation_id for e in changed] == ["c1", "wa1"]  # every open card of theirs
+    assert changed[1].agent_ids == ("ann",)  # the offered agent's console is told
+    shown = changed[0].profile
+    assert shown.display_name == "Mei"
+    assert shown.fields == (
+        m.ProfileField(key="plan", label="Plan", value="gold"),
+        m.ProfileField(key="seats", label="seats", value="12"),
+    )
+    assert shown.tags == ("vip", "new")
+    assert k.router.conversations["wa1"].customer.profile == shown
+    assert say(k, "c1", "thanks") is not None
+    replay_equal(k)

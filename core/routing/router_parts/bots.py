@@ -271,6 +271,8 @@ class BotsMixin(RouterBase):
                 tags_removed=tuple(removed),
             )
         )
+        if fields or added or removed:  # consoles show what the bot wrote, at once
+            self._bot_wrote(conv, tuple(sorted(fields.items())), tuple(added), tuple(removed))
         for output in turn.outputs:
             if isinstance(output, it.Reply):
                 if conv.state in _WITHOUT_OWNER:

@@ -1,14 +1,17 @@
 """Customers' profiles on their conversations: their bounds, the refresh when a customer's
-record changes, and the block a profile carries (a blocked customer's messages reach no one)."""
+record changes (or a bot's turn writes to it), and the block a profile carries (a blocked
+customer's messages reach no one)."""
 
 from __future__ import annotations
 
 import dataclasses
 
+from core.bots.flow import FieldValue
 from core.routing import commands as c
 from core.routing import events as ev
 from core.routing.errors import Blocked, InvalidArgument
 from core.routing.model import CustomerCard, CustomerProfile, TransferTarget
+from core.routing.profile_writes import written
 from core.routing.router_parts.base import RouterBase
 from core.routing.state import Conversation
 
@@ -46,6 +49,25 @@ class CustomersMixin(RouterBase):
             conv = self.conversations[conversation_id]
             if not conv.state.is_terminal and conv.customer.profile != cmd.profile:
                 self._show_profile(conv, cmd.profile)
+
+    def _bot_wrote(
+        self,
+        conv: Conversation,
+        fields: tuple[tuple[str, FieldValue], ...],
+        added: tuple[str, ...],
+        removed: tuple[str, ...],
+    ) -> None:
+        """A bot's turn wrote to the customer's record: each open conversation of the customer
+        that shows a profile shows the values now (``core.routing.profile_writes``), as a
+        ``RefreshCustomerProfile`` would."""
+        for conversation_id in sorted(self.customer_conversations.get(conv.customer_id, ())):
+            other = self.conversations[conversation_id]
+            profile = other.customer.profile
+            if profile is None or other.state.is_terminal:
+                continue
+            changed = written(profile, fields, added, removed)
+            if changed != profile:
+                self._show_profile(other, changed)
 
     def _show_profile(self, conv: Conversation, profile: CustomerProfile) -> None:
         self._emit(
