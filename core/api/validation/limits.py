@@ -173,8 +173,6 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}StartConversationRequest.priority": PRIORITY,
     f"{_P}StartConversationRequest.tags": TAGS,
     f"{_P}StartConversationRequest.reference": ID,
-    f"{_P}StartConversationRequest.page": Limit(max_len=2048),
-    f"{_P}StartConversationRequest.referrer": Limit(max_len=2048),
     f"{_P}ReceiveCustomerMessageRequest.channel": ID,
     f"{_P}PostCustomerMessageRequest.conversation": CONVERSATION,
     f"{_P}PostCustomerMessageRequest.text": MESSAGE_TEXT,

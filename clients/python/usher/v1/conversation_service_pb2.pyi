@@ -85,8 +85,6 @@ class StartConversationRequest(_message.Message):
     WITH_BOT_FIELD_NUMBER: _builtins.int
     FIRST_MESSAGE_FIELD_NUMBER: _builtins.int
     REFERENCE_FIELD_NUMBER: _builtins.int
-    PAGE_FIELD_NUMBER: _builtins.int
-    REFERRER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key chosen by the gateway: a UUID, or the provider id of the message that
     starts the conversation. Repeats within 24 hours return the first result.
@@ -108,14 +106,6 @@ class StartConversationRequest(_message.Message):
     reference: _builtins.str
     """The QR code's or campaign link's reference the customer came from: bots' reference
     triggers start on it (up to 64 characters).
-    """
-    page: _builtins.str
-    """The web page the customer wrote from (web chat: the widget's page URL; up to 2048
-    characters). Reports count conversations by page (ReportService.GetVisitorReport).
-    """
-    referrer: _builtins.str
-    """Where the customer came to that page from (the page's referrer URL, or a source name such
-    as a campaign's; up to 2048 characters). Reports count conversations by its host.
     """
     @_builtins.property
     def customer(self) -> _conversation_pb2.CustomerIdentity:
@@ -141,12 +131,10 @@ class StartConversationRequest(_message.Message):
         with_bot: _builtins.bool = ...,
         first_message: Global___CustomerMessage | None = ...,
         reference: _builtins.str = ...,
-        page: _builtins.str = ...,
-        referrer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "first_message", b"first_message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "customer", b"customer", "first_message", b"first_message", "language", b"language", "page", b"page", "priority", b"priority", "queue", b"queue", "reference", b"reference", "referrer", b"referrer", "region", b"region", "request_id", b"request_id", "tags", b"tags", "with_bot", b"with_bot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "customer", b"customer", "first_message", b"first_message", "language", b"language", "priority", b"priority", "queue", b"queue", "reference", b"reference", "region", b"region", "request_id", b"request_id", "tags", b"tags", "with_bot", b"with_bot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
