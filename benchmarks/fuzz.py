@@ -41,6 +41,7 @@ from usher.v1 import (
     canned_reply_service_pb2,
     conversation_service_pb2,
     record_service_pb2,
+    report_service_pb2,
     supervisor_service_pb2,
 )
 
@@ -62,6 +63,7 @@ SERVICES: Final = (
     record_service_pb2,
     bot_service_pb2,
     canned_reply_service_pb2,
+    report_service_pb2,
 )
 ROLE_OF: Final = {
     "ConversationService": ("gateway", None),
@@ -71,6 +73,7 @@ ROLE_OF: Final = {
     "RecordService": ("agent", "ann"),
     "BotService": ("admin", None),
     "CannedReplyService": ("agent", "ann"),
+    "ReportService": ("supervisor", None),
 }
 LEAKS: Final = ("Traceback", 'File "', ".py", "/work/", "site-packages", "Error(")
 """Text that shows an exception or a server path reached the client."""
