@@ -174,8 +174,10 @@ class Email(Provider):
             automatic=kind == "system_message",
             time=item.time.ToDatetime(tzinfo=dt.UTC) if item.HasField("time") else None,
         )
-        # recorded first: a reply to this mail finds its conversation even after a crash here
+        # recorded first (the Message-ID is fixed by the key, so a retry reuses it): a reply or
+        # a bounce naming this mail finds its conversation and message even if it is read before
+        # send returns, or after a crash here
         threads.record_outbound(tenant, channel, item.conversation, reply.message_id)
-        await relay.send(reply.compose(), address, item.external_id)
         if kind == "message":
             gateway.sent.remember(tenant, channel, reply.message_id, item.message.name)
+        await relay.send(reply.compose(), address, item.external_id)
