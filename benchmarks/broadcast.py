@@ -64,7 +64,7 @@ from core.api.auth import RateLimit
 from core.api.local import build_local_context
 from core.api.server import Server, available_servicers
 from core.store import credentials
-from core.store.connect import Connections
+from core.store.connect import Connections, create_pool
 from core.store.embedded import EmbeddedRedis
 from core.store.migrate import migrate
 
@@ -228,7 +228,7 @@ async def run_broadcast(
     tenant = f"{prefix}-broadcast"
     work = Path(tempfile.mkdtemp(prefix="usher-bench-broadcast-"))
     async with database(url) as dsn, _redis(redis_url) as rurl:
-        pool = await asyncpg.create_pool(dsn, min_size=2, max_size=12)
+        pool = await create_pool(dsn, min_size=2, max_size=12)
         client = aioredis.Redis.from_url(rurl)
         ctx, shard = build_local_context(Connections(pool, client, dsn, rurl))
         server = Server(

@@ -250,17 +250,17 @@ async def _claim_one(
 
 
 async def _complete(conn: asyncpg.Connection, tenant: str, broadcast_ids: Sequence[str]) -> None:
-    """Complete the sending broadcasts among ``broadcast_ids`` that have nothing left to send."""
-    if broadcast_ids:
+    """Complete the sending broadcasts among ``broadcast_ids`` that have nothing left to send
+    (one broadcast at a time, so that the check walks the pending recipients' index)."""
+    for broadcast_id in broadcast_ids:
         await conn.execute(
             """UPDATE broadcasts b SET state = 'completed', ended_at = now(), updated_at = now()
-               WHERE b.tenant_id = $1 AND b.broadcast_id = ANY($2::text[]) AND b.state = 'sending'
+               WHERE b.tenant_id = $1 AND b.broadcast_id = $2 AND b.state = 'sending'
                  AND NOT EXISTS (SELECT 1 FROM broadcast_recipients r
-                                 WHERE r.tenant_id = b.tenant_id
-                                   AND r.broadcast_id = b.broadcast_id
+                                 WHERE r.tenant_id = $1 AND r.broadcast_id = $2
                                    AND r.state IN ('queued', 'sending'))""",
             tenant,
-            list(broadcast_ids),
+            broadcast_id,
         )
 
 

@@ -11,7 +11,7 @@ The loop, per channel (``ChannelSender``):
 
 1. ``ClaimBroadcastSends``: up to ``rate x 2 s`` sends (at most 500), for ``lease`` seconds,
    under this gateway's stable ``sender`` id and this run's ``session``, into a queue, and
-   again whenever the queue is down to a quarter of that (so workers never wait on a claim).
+   again whenever the queue is down to half of that (so workers never wait on a claim).
 2. Each send, by up to ``concurrency`` workers (over a ``LeanTransport``: HTTP/1.1 kept alive,
    a fraction of httpx's default transport's CPU a request), each taking a token from the
    channel's bucket (``TokenBucket``: the channel's ``broadcast_rate`` setting, else the
@@ -216,7 +216,7 @@ class ChannelSender:
             await self.lane.http.aclose()
 
     async def _claimer(self) -> None:
-        low = max(1, self.batch // 4)
+        low = max(1, self.batch // 2)
         while True:
             while self._queue.qsize() > low:
                 self._drained.clear()
@@ -255,7 +255,7 @@ class ChannelSender:
     async def _worker(self) -> None:
         while True:
             message, deadline = await self._queue.get()
-            if self._queue.qsize() <= max(1, self.batch // 4):
+            if self._queue.qsize() <= max(1, self.batch // 2):
                 self._drained.set()
             await self._one(self.lane, message, deadline)
 
