@@ -122,6 +122,20 @@ SERVICES: dict[str, set[str]] = {
         "ExportCustomers",
         "GetUsage",
     },
+    "BroadcastService": {
+        "CreateBroadcast",
+        "GetBroadcast",
+        "ListBroadcasts",
+        "DeleteBroadcast",
+        "PreviewBroadcast",
+        "SendBroadcast",
+        "PauseBroadcast",
+        "ResumeBroadcast",
+        "CancelBroadcast",
+        "ListBroadcastRecipients",
+        "ClaimBroadcastSends",
+        "ReportBroadcastSends",
+    },
     "QrCodeService": {
         *(
             f"{verb}QrCode"
