@@ -94,6 +94,7 @@ SERVICES: dict[str, set[str]] = {
         *(f"List{kinds}" for kinds in ("Agents", "Queues", "Skills", "Departments", "Channels")),
         "GetTenantSettings",
         "UpdateTenantSettings",
+        "SetAgentPassword",
         "CreateCredential",
         "ListCredentials",
         "RevokeCredential",
@@ -203,6 +204,7 @@ SERVICES: dict[str, set[str]] = {
         "GetChannelReport",
         "ListAgentLogins",
         "ExportReport",
+        "GetReportChart",
     },
     "AuthService": {"SignIn", "RefreshSession", "SignOut", "ListLogins"},
     "TeamChatService": {
