@@ -272,6 +272,8 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
                 customer=_card(request.customer, profile),
                 first_message=first,
                 reference=request.reference,
+                page=request.page,
+                referrer=request.referrer,
             )
         )
         if await self._kept(tenant, outcome.failure, kept):
@@ -339,6 +341,8 @@ class ConversationServicer(conversation_service_pb2_grpc.ConversationServiceServ
             tags=tags,
             with_bot=start.with_bot,
             reference=start.reference,
+            page=start.page,
+            referrer=start.referrer,
             require_profile=True,
         )
         outcome = await self._api.submit(command)

@@ -225,6 +225,9 @@ class StartConversation(Command):
     """The customer's first message, recorded in the same command: both or neither."""
     reference: str = ""
     """The QR code's or campaign link's reference the customer came from (bots' triggers)."""
+    page: str = ""
+    """The web page the customer wrote from, and its referrer (visitor reports; empty: none)."""
+    referrer: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -246,6 +249,9 @@ class ReceiveMessage(Command):
     with_bot: bool = False
     reference: str = ""
     """As ``StartConversation.reference``, for a conversation this message starts."""
+    page: str = ""
+    """As ``StartConversation.page`` and ``referrer``, for a conversation this message starts."""
+    referrer: str = ""
     require_profile: bool = False
     """Refuse with ``ProfileNeeded`` (nothing changes) when the message would start a
     conversation and ``customer`` has no profile: the door reads the profile then, and only

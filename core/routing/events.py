@@ -116,6 +116,10 @@ class ConversationStarted(Event):
     customer: CustomerCard = field(default_factory=CustomerCard)
     reference: str = ""
     """The QR code's or campaign link's reference it was opened with (empty: none)."""
+    page: str = ""
+    """The web page the customer wrote from, and its referrer (empty: none); carried for
+    reports only, not kept in the engine's state."""
+    referrer: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -52,6 +52,10 @@ class Inbound:
     """The QR code's or campaign link's reference the customer came with (web chat: the
     page's ``ref``): a conversation this message starts carries it (bots' reference triggers,
     QR codes' counts)."""
+    page: str = ""
+    """The web page the customer wrote from and its referrer (web chat): a conversation this
+    message starts carries them (visitor reports)."""
+    referrer: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,8 @@ class Inbox:
                     language=message.language or settings.get("language", ""),
                     tags=list(message.tags),
                     reference=message.reference,
+                    page=message.page,
+                    referrer=message.referrer,
                 ),
             )
         )

@@ -109,6 +109,8 @@ class Chat:
                 language=self.language(served, visit.language),
                 selected_option_id=say.option,
                 reference=visit.reference,
+                page=visit.page,
+                referrer=visit.referrer,
             ),
         )
         self._record_post(served, visit.visitor, posted, say.id)

@@ -135,6 +135,8 @@ def _seconds(high: float, low: float = 0) -> Limit:
 
 
 _P = "usher.v1."
+VISIT_URL: Final = Limit(max_len=2048, form=f.LINE)
+"""A web chat visitor's page or referrer URL (reports count them by path and host)."""
 
 LIMITS: Final[Mapping[str, Limit]] = {
     # --- shared values -------------------------------------------------------------------------
@@ -164,6 +166,8 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}ConversationOptions.priority": PRIORITY,
     f"{_P}ConversationOptions.tags": TAGS,
     f"{_P}ConversationOptions.reference": ID,
+    f"{_P}ConversationOptions.page": VISIT_URL,
+    f"{_P}ConversationOptions.referrer": VISIT_URL,
     # --- ConversationService -------------------------------------------------------------------
     f"{_P}StartConversationRequest.request_id": Limit(max_len=MAX_REQUEST_ID),
     f"{_P}StartConversationRequest.channel": ID,
@@ -173,6 +177,8 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}StartConversationRequest.priority": PRIORITY,
     f"{_P}StartConversationRequest.tags": TAGS,
     f"{_P}StartConversationRequest.reference": ID,
+    f"{_P}StartConversationRequest.page": VISIT_URL,
+    f"{_P}StartConversationRequest.referrer": VISIT_URL,
     f"{_P}ReceiveCustomerMessageRequest.channel": ID,
     f"{_P}PostCustomerMessageRequest.conversation": CONVERSATION,
     f"{_P}PostCustomerMessageRequest.text": MESSAGE_TEXT,

@@ -96,6 +96,8 @@ class MessagesMixin(RouterBase):
                 queue_id=queue_id,
                 customer=cmd.customer,
                 reference=cmd.reference,
+                page=cmd.page,
+                referrer=cmd.referrer,
             )
         )
         conv = self.conversations[cmd.conversation_id]

@@ -85,6 +85,8 @@ class StartConversationRequest(_message.Message):
     WITH_BOT_FIELD_NUMBER: _builtins.int
     FIRST_MESSAGE_FIELD_NUMBER: _builtins.int
     REFERENCE_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    REFERRER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key chosen by the gateway: a UUID, or the provider id of the message that
     starts the conversation. Repeats within 24 hours return the first result.
@@ -107,6 +109,12 @@ class StartConversationRequest(_message.Message):
     """The QR code's or campaign link's reference the customer came from: bots' reference
     triggers start on it (up to 64 characters).
     """
+    page: _builtins.str
+    """The web page the customer wrote from (web chat: the widget's page URL; up to 2048
+    characters), recorded on the conversation-start event for visitor reports.
+    """
+    referrer: _builtins.str
+    """The page's referrer (web chat: document.referrer; up to 2048 characters)."""
     @_builtins.property
     def customer(self) -> _conversation_pb2.CustomerIdentity:
         """Who the customer is; `external_id` is required."""
@@ -131,10 +139,12 @@ class StartConversationRequest(_message.Message):
         with_bot: _builtins.bool = ...,
         first_message: Global___CustomerMessage | None = ...,
         reference: _builtins.str = ...,
+        page: _builtins.str = ...,
+        referrer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "first_message", b"first_message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "customer", b"customer", "first_message", b"first_message", "language", b"language", "priority", b"priority", "queue", b"queue", "reference", b"reference", "region", b"region", "request_id", b"request_id", "tags", b"tags", "with_bot", b"with_bot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "customer", b"customer", "first_message", b"first_message", "language", b"language", "page", b"page", "priority", b"priority", "queue", b"queue", "reference", b"reference", "referrer", b"referrer", "region", b"region", "request_id", b"request_id", "tags", b"tags", "with_bot", b"with_bot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -351,6 +361,8 @@ class ConversationOptions(_message.Message):
     TAGS_FIELD_NUMBER: _builtins.int
     WITH_BOT_FIELD_NUMBER: _builtins.int
     REFERENCE_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    REFERRER_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """The queue to wait in, `queues/{queue}`. Empty: the tenant's region rule, else its default."""
     region: _builtins.str
@@ -363,6 +375,9 @@ class ConversationOptions(_message.Message):
     """Start with a bot: the conversation stays in BOT state until RequestAgent."""
     reference: _builtins.str
     """The QR code's or campaign link's reference, as in StartConversationRequest."""
+    page: _builtins.str
+    """The web page and its referrer, as in StartConversationRequest."""
+    referrer: _builtins.str
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -375,10 +390,12 @@ class ConversationOptions(_message.Message):
         tags: _abc.Iterable[_builtins.str] | None = ...,
         with_bot: _builtins.bool = ...,
         reference: _builtins.str = ...,
+        page: _builtins.str = ...,
+        referrer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["language", b"language", "priority", b"priority", "queue", b"queue", "reference", b"reference", "region", b"region", "tags", b"tags", "with_bot", b"with_bot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["language", b"language", "page", b"page", "priority", b"priority", "queue", b"queue", "reference", b"reference", "referrer", b"referrer", "region", b"region", "tags", b"tags", "with_bot", b"with_bot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
