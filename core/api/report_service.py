@@ -21,6 +21,7 @@ from usher.v1 import report_service_pb2 as pb
 from usher.v1 import report_service_pb2_grpc as pb_grpc
 
 from core.api import convert as cv
+from core.api import report_extras as extras
 from core.api.auth import caller
 from core.api.context import ApiContext
 from core.api.errors import abort
@@ -31,7 +32,7 @@ from core.reports.calendar import Grouping, Period
 from core.reports.query import MAX_RANGE, BadQuery, Filter, Kind, ReportQuery, problems
 from core.reports.series import Report, Row, run
 from core.routing.errors import InvalidArgument
-from core.store import attendance, report_reads
+from core.store import attendance, bot_report, report_reads, visits
 from core.store.attendance import Attendance, Login
 
 Ctx = Any  # grpc.aio.ServicerContext
@@ -463,6 +464,31 @@ class ReportServicer(pb_grpc.ReportServiceServicer):
             x_labels=chart.x_labels,
             series=[pb.ChartSeries(name=s.name, values=s.values) for s in chart.series],
         )
+
+    @cv.guarded
+    async def GetVisitorReport(
+        self, request: pb.GetVisitorReportRequest, context: Ctx
+    ) -> pb.GetVisitorReportResponse:
+        bad: dict[str, str] = {}
+        start, end = extras.plain_range(request, bad)
+        limit = extras.visitor_limit(request, bad)
+        if bad:
+            await _refuse(context, BadQuery(bad))
+        report = await visits.report(
+            self.ctx.pool, caller(context).tenant, start, end, channel=request.channel, limit=limit
+        )
+        return extras.visitor_response(report)
+
+    @cv.guarded
+    async def GetBotReport(
+        self, request: pb.GetBotReportRequest, context: Ctx
+    ) -> pb.GetBotReportResponse:
+        bad: dict[str, str] = {}
+        start, end = extras.plain_range(request, bad)
+        if bad:
+            await _refuse(context, BadQuery(bad))
+        rows = await bot_report.report(self.ctx.pool, caller(context).tenant, start, end)
+        return extras.bot_response(rows)
 
     @cv.guarded_stream
     async def ExportReport(

@@ -435,6 +435,13 @@ _PROJECTION_SQL: list[tuple[str, str]] = [
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
            ON CONFLICT (tenant_id, conversation_id) DO NOTHING""",
     ),
+    (
+        "visits",
+        """INSERT INTO conversation_visits (tenant_id, conversation_id, channel, page,
+                                            referrer_host, region, started_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (tenant_id, conversation_id) DO NOTHING""",
+    ),
 ]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from core.reports import visits
 from core.reports.rollup import Deltas, merge
 from core.routing import events as ev
 from core.routing.router import Router
@@ -89,6 +90,9 @@ class Projection:
     shard folds them, ``project`` does not)."""
     ratings: list[Row] = field(default_factory=list)
     """Satisfaction ratings (``conversation_ratings``), one per ``ConversationRated``."""
+    visits: list[Row] = field(default_factory=list)
+    """Web chat visitors' conversations (``conversation_visits``): one per
+    ``ConversationStarted`` with a page or referrer (``core.reports.visits``)."""
     bots: BotRows = field(default_factory=BotRows)
     """Bots' flows and what they wrote to customers' records (``core.store.bot_runs``)."""
 
@@ -295,6 +299,18 @@ def project(router: Router, events: list[ev.Event]) -> Projection:
                 out.messages.append(system_message_row(router, e))
             case ev.BotTurned() | ev.BotHandedOff() | ev.BotEnded():
                 out.bots.add(tenant, e)
+            case ev.ConversationStarted() if e.page or e.referrer:
+                out.visits.append(
+                    (
+                        tenant,
+                        e.conversation_id,
+                        e.channel,
+                        visits.page_path(e.page),
+                        visits.referrer_host(e.referrer),
+                        e.region,
+                        ts(e.at),
+                    )
+                )
             case ev.ConversationRated():
                 out.ratings.append(
                     (

@@ -205,6 +205,8 @@ SERVICES: dict[str, set[str]] = {
         "ListAgentLogins",
         "ExportReport",
         "GetReportChart",
+        "GetVisitorReport",
+        "GetBotReport",
     },
     "AuthService": {"SignIn", "RefreshSession", "SignOut", "ListLogins"},
     "TeamChatService": {

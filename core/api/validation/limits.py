@@ -469,6 +469,7 @@ LIMITS: Final[Mapping[str, Limit]] = {
     f"{_P}ListAgentLoginsRequest.department": _name("departments"),
     f"{_P}ListAgentLoginsRequest.page_size": PAGE_SIZE,
     f"{_P}ListAgentLoginsRequest.page_token": PAGE_TOKEN,
+    f"{_P}GetVisitorReportRequest.channel": ID,
     # --- CannedReplyService (whole replies are checked by core.store.canned_replies) ---------
     f"{_P}CannedReplyCategory.name": _name("cannedReplyCategories"),
     f"{_P}CannedReplyCategory.owner": _name("agents"),

@@ -65,6 +65,20 @@ class ReportClient(BaseClient):
             self._stub.GetReportChart, request, idempotent=True, timeout=timeout
         )
 
+    async def get_visitor_report(
+        self, request: pb.GetVisitorReportRequest, *, timeout: float | None = None
+    ) -> pb.GetVisitorReportResponse:
+        """Web chat visitors' conversations per page path, referrer host and region."""
+        return await self._call(
+            self._stub.GetVisitorReport, request, idempotent=True, timeout=timeout
+        )
+
+    async def get_bot_report(
+        self, request: pb.GetBotReportRequest, *, timeout: float | None = None
+    ) -> pb.GetBotReportResponse:
+        """Every bot's flows started, finished in the bot, handed off and not answered."""
+        return await self._call(self._stub.GetBotReport, request, idempotent=True, timeout=timeout)
+
     async def export_report(
         self, request: pb.ExportReportRequest, *, timeout: float | None = None
     ) -> AsyncIterator[bytes]:

@@ -111,6 +111,197 @@ REPORT_KIND_CHANNELS: ReportKind.ValueType  # 4
 Global___ReportKind: _TypeAlias = ReportKind  # noqa: Y015
 
 @_typing.final
+class GetVisitorReportRequest(_message.Message):
+    """Count web chat visitors' conversations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    channel: _builtins.str
+    """Only conversations on this channel; empty: every channel."""
+    limit: _builtins.int
+    """At most this many rows (1 to 1000); 0 means 100."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Inclusive."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Exclusive; at most two years after `start_time`."""
+
+    def __init__(
+        self,
+        *,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        channel: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "end_time", b"end_time", "limit", b"limit", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetVisitorReportRequest: _TypeAlias = GetVisitorReportRequest  # noqa: Y015
+
+@_typing.final
+class VisitorRow(_message.Message):
+    """Conversations started from one page, referrer and region."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    REFERRER_HOST_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    STARTED_FIELD_NUMBER: _builtins.int
+    page: _builtins.str
+    """The page's path, without its query or fragment (`/pricing`); empty: not given."""
+    referrer_host: _builtins.str
+    """The referrer's host (`www.google.com`); empty: none (typed, a bookmark, not given)."""
+    region: _builtins.str
+    """The conversation's region as the gateway gave it; empty: unknown."""
+    started: _builtins.int
+    def __init__(
+        self,
+        *,
+        page: _builtins.str = ...,
+        referrer_host: _builtins.str = ...,
+        region: _builtins.str = ...,
+        started: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "referrer_host", b"referrer_host", "region", b"region", "started", b"started"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VisitorRow: _TypeAlias = VisitorRow  # noqa: Y015
+
+@_typing.final
+class GetVisitorReportResponse(_message.Message):
+    """The rows, most conversations first, and the total over the range."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    STARTED_FIELD_NUMBER: _builtins.int
+    started: _builtins.int
+    """Every visitor conversation started over the range (also those beyond `limit`)."""
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___VisitorRow]: ...
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___VisitorRow] | None = ...,
+        started: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows", "started", b"started"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetVisitorReportResponse: _TypeAlias = GetVisitorReportResponse  # noqa: Y015
+
+@_typing.final
+class GetBotReportRequest(_message.Message):
+    """Count every bot's flows."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Inclusive: flows started from then."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Exclusive; at most two years after `start_time`."""
+
+    def __init__(
+        self,
+        *,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBotReportRequest: _TypeAlias = GetBotReportRequest  # noqa: Y015
+
+@_typing.final
+class BotReportRow(_message.Message):
+    """One bot's flows over the range."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    STARTED_FIELD_NUMBER: _builtins.int
+    CONVERSATIONS_FIELD_NUMBER: _builtins.int
+    FINISHED_IN_BOT_FIELD_NUMBER: _builtins.int
+    HANDED_OFF_FIELD_NUMBER: _builtins.int
+    COULD_NOT_ANSWER_FIELD_NUMBER: _builtins.int
+    bot: _builtins.str
+    """`bots/{bot}`."""
+    started: _builtins.int
+    """Flows started."""
+    conversations: _builtins.int
+    """Conversations the bot ran in."""
+    finished_in_bot: _builtins.int
+    """Flows that ended in the bot."""
+    handed_off: _builtins.int
+    """Flows that handed the conversation to people, for any reason."""
+    could_not_answer: _builtins.int
+    """Hand-offs because the bot found no answer (`bot_could_not_answer`)."""
+    def __init__(
+        self,
+        *,
+        bot: _builtins.str = ...,
+        started: _builtins.int = ...,
+        conversations: _builtins.int = ...,
+        finished_in_bot: _builtins.int = ...,
+        handed_off: _builtins.int = ...,
+        could_not_answer: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "conversations", b"conversations", "could_not_answer", b"could_not_answer", "finished_in_bot", b"finished_in_bot", "handed_off", b"handed_off", "started", b"started"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BotReportRow: _TypeAlias = BotReportRow  # noqa: Y015
+
+@_typing.final
+class GetBotReportResponse(_message.Message):
+    """Every bot that started a flow over the range, by id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___BotReportRow]: ...
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___BotReportRow] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBotReportResponse: _TypeAlias = GetBotReportResponse  # noqa: Y015
+
+@_typing.final
 class GetReportChartRequest(_message.Message):
     """Draw a chart."""
 

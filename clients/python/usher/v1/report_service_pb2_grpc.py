@@ -82,6 +82,16 @@ class ReportServiceStub:
                 request_serializer=usher_dot_v1_dot_report__service__pb2.GetReportChartRequest.SerializeToString,
                 response_deserializer=usher_dot_v1_dot_report__service__pb2.GetReportChartResponse.FromString,
                 _registered_method=True)
+        self.GetVisitorReport = channel.unary_unary(
+                '/usher.v1.ReportService/GetVisitorReport',
+                request_serializer=usher_dot_v1_dot_report__service__pb2.GetVisitorReportRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_report__service__pb2.GetVisitorReportResponse.FromString,
+                _registered_method=True)
+        self.GetBotReport = channel.unary_unary(
+                '/usher.v1.ReportService/GetBotReport',
+                request_serializer=usher_dot_v1_dot_report__service__pb2.GetBotReportRequest.SerializeToString,
+                response_deserializer=usher_dot_v1_dot_report__service__pb2.GetBotReportResponse.FromString,
+                _registered_method=True)
 
 
 class ReportServiceServicer:
@@ -159,6 +169,23 @@ class ReportServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetVisitorReport(self, request, context):
+        """Web chat visitors: conversations started over the range that carried a page or referrer
+        (StartConversationRequest.page and referrer), per page path (no query), referrer host and
+        region, most first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBotReport(self, request, context):
+        """Per bot: flows started over the range, finished in the bot, handed off to people, and
+        handed off because the bot could not answer (BotService.GetBotStats' figures, every bot).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +223,16 @@ def add_ReportServiceServicer_to_server(servicer, server):
                     servicer.GetReportChart,
                     request_deserializer=usher_dot_v1_dot_report__service__pb2.GetReportChartRequest.FromString,
                     response_serializer=usher_dot_v1_dot_report__service__pb2.GetReportChartResponse.SerializeToString,
+            ),
+            'GetVisitorReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVisitorReport,
+                    request_deserializer=usher_dot_v1_dot_report__service__pb2.GetVisitorReportRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_report__service__pb2.GetVisitorReportResponse.SerializeToString,
+            ),
+            'GetBotReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBotReport,
+                    request_deserializer=usher_dot_v1_dot_report__service__pb2.GetBotReportRequest.FromString,
+                    response_serializer=usher_dot_v1_dot_report__service__pb2.GetBotReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -400,6 +437,60 @@ class ReportService:
             '/usher.v1.ReportService/GetReportChart',
             usher_dot_v1_dot_report__service__pb2.GetReportChartRequest.SerializeToString,
             usher_dot_v1_dot_report__service__pb2.GetReportChartResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVisitorReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usher.v1.ReportService/GetVisitorReport',
+            usher_dot_v1_dot_report__service__pb2.GetVisitorReportRequest.SerializeToString,
+            usher_dot_v1_dot_report__service__pb2.GetVisitorReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBotReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/usher.v1.ReportService/GetBotReport',
+            usher_dot_v1_dot_report__service__pb2.GetBotReportRequest.SerializeToString,
+            usher_dot_v1_dot_report__service__pb2.GetBotReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

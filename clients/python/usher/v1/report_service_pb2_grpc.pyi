@@ -75,6 +75,15 @@ class ReportServiceStub:
     abandoned, per period for the overview, per agent, queue or channel otherwise) or
     `first_response` (the first-response buckets over the range).
     """
+    GetVisitorReport: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetVisitorReportRequest, _report_service_pb2.GetVisitorReportResponse]
+    """Web chat visitors: conversations started over the range that carried a page or referrer
+    (StartConversationRequest.page and referrer), per page path (no query), referrer host and
+    region, most first.
+    """
+    GetBotReport: _grpc.UnaryUnaryMultiCallable[_report_service_pb2.GetBotReportRequest, _report_service_pb2.GetBotReportResponse]
+    """Per bot: flows started over the range, finished in the bot, handed off to people, and
+    handed off because the bot could not answer (BotService.GetBotStats' figures, every bot).
+    """
 
 @_typing.type_check_only
 class ReportServiceAsyncStub(ReportServiceStub):
@@ -122,6 +131,15 @@ class ReportServiceAsyncStub(ReportServiceStub):
     offers missed), `outcomes` (stacked bars of resolved, spam, ignored, left a message and
     abandoned, per period for the overview, per agent, queue or channel otherwise) or
     `first_response` (the first-response buckets over the range).
+    """
+    GetVisitorReport: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetVisitorReportRequest, _report_service_pb2.GetVisitorReportResponse]  # type: ignore[assignment]
+    """Web chat visitors: conversations started over the range that carried a page or referrer
+    (StartConversationRequest.page and referrer), per page path (no query), referrer host and
+    region, most first.
+    """
+    GetBotReport: _aio.UnaryUnaryMultiCallable[_report_service_pb2.GetBotReportRequest, _report_service_pb2.GetBotReportResponse]  # type: ignore[assignment]
+    """Per bot: flows started over the range, finished in the bot, handed off to people, and
+    handed off because the bot could not answer (BotService.GetBotStats' figures, every bot).
     """
 
 class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -209,6 +227,27 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         offers missed), `outcomes` (stacked bars of resolved, spam, ignored, left a message and
         abandoned, per period for the overview, per agent, queue or channel otherwise) or
         `first_response` (the first-response buckets over the range).
+        """
+
+    @_abc_1.abstractmethod
+    def GetVisitorReport(
+        self,
+        request: _report_service_pb2.GetVisitorReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_report_service_pb2.GetVisitorReportResponse, _abc.Awaitable[_report_service_pb2.GetVisitorReportResponse]]:
+        """Web chat visitors: conversations started over the range that carried a page or referrer
+        (StartConversationRequest.page and referrer), per page path (no query), referrer host and
+        region, most first.
+        """
+
+    @_abc_1.abstractmethod
+    def GetBotReport(
+        self,
+        request: _report_service_pb2.GetBotReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_report_service_pb2.GetBotReportResponse, _abc.Awaitable[_report_service_pb2.GetBotReportResponse]]:
+        """Per bot: flows started over the range, finished in the bot, handed off to people, and
+        handed off because the bot could not answer (BotService.GetBotStats' figures, every bot).
         """
 
 def add_ReportServiceServicer_to_server(servicer: ReportServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -14,7 +14,218 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file usher/v1/report_service.proto.
  */
 export const file_usher_v1_report_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch11c2hlci92MS9yZXBvcnRfc2VydmljZS5wcm90bxIIdXNoZXIudjEirgEKFUdldFJlcG9ydENoYXJ0UmVxdWVzdBIiCgRraW5kGAEgASgOMhQudXNoZXIudjEuUmVwb3J0S2luZBIkCgVxdWVyeRgCIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFF1ZXJ5EiQKBWNoYXJ0GAMgASgOMhUudXNoZXIudjEuUmVwb3J0Q2hhcnQSJQoGZm9ybWF0GAQgASgOMhUudXNoZXIudjEuSW1hZ2VGb3JtYXQiKwoLQ2hhcnRTZXJpZXMSDAoEbmFtZRgBIAEoCRIOCgZ2YWx1ZXMYAiADKAEihQEKFkdldFJlcG9ydENoYXJ0UmVzcG9uc2USFAoMY29udGVudF90eXBlGAEgASgJEg0KBWltYWdlGAIgASgMEg0KBXRpdGxlGAMgASgJEhAKCHhfbGFiZWxzGAQgAygJEiUKBnNlcmllcxgFIAMoCzIVLnVzaGVyLnYxLkNoYXJ0U2VyaWVzImEKDFJlcG9ydEZpbHRlchIOCgZxdWV1ZXMYASADKAkSDgoGYWdlbnRzGAIgAygJEhAKCGNoYW5uZWxzGAMgAygJEhIKCmRlcGFydG1lbnQYBCABKAkSCwoDdGFnGAUgASgJIr8BCgtSZXBvcnRRdWVyeRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoIZ3JvdXBfYnkYAyABKA4yGC51c2hlci52MS5SZXBvcnRHcm91cGluZxImCgZmaWx0ZXIYBCABKAsyFi51c2hlci52MS5SZXBvcnRGaWx0ZXIiewoMUmVwb3J0UGVyaW9kEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsYWJlbBgDIAEoCSJ+CgtSZXBvcnRSYW5nZRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGltZV96b25lGAMgASgJIsEBCg9EdXJhdGlvbkZpZ3VyZXMSDQoFY291bnQYASABKAMSJwoEbWVhbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhImCgNwNTAYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJgoDcDkwGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiYKA3A5NRgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKIAQoPUmVzcG9uc2VCdWNrZXRzEhEKCXdpdGhpbl81cxgBIAEoAxISCgp3aXRoaW5fMTVzGAIgASgDEhIKCndpdGhpbl8zMHMYAyABKAMSEgoKd2l0aGluXzYwcxgEIAEoAxITCgt3aXRoaW5fMTgwcxgFIAEoAxIRCglvdmVyXzE4MHMYBiABKAMijgYKE0NvbnZlcnNhdGlvbkZpZ3VyZXMSDwoHc3RhcnRlZBgBIAEoAxITCgtib3Rfc3RhcnRlZBgCIAEoAxIQCghib3Rfb25seRgDIAEoAxIWCg5ib3RfaGFuZGVkX29mZhgEIAEoAxIYChBoYW5kZWRfdG9fYWdlbnRzGAUgASgDEg4KBnF1ZXVlZBgGIAEoAxIQCghhbnN3ZXJlZBgHIAEoAxIhChlhbnN3ZXJlZF93aXRoaW5fdGhyZXNob2xkGAggASgDEhEKCWFiYW5kb25lZBgJIAEoAxIiChphYmFuZG9uZWRfd2l0aGluX3RocmVzaG9sZBgKIAEoAxIVCg1sZWZ0X21lc3NhZ2VzGAsgASgDEhIKCm92ZXJmbG93ZWQYDCABKAMSEQoJdHJhbnNmZXJzGA0gASgDEg0KBWVuZGVkGA4gASgDEhAKCHJlc29sdmVkGA8gASgDEgwKBHNwYW0YECABKAMSDwoHaWdub3JlZBgRIAEoAxIaCg1zZXJ2aWNlX2xldmVsGBIgASgBSACIAQESOQoWZmlyc3RfcmVzcG9uc2VfYnVja2V0cxgTIAEoCzIZLnVzaGVyLnYxLlJlc3BvbnNlQnVja2V0cxIxCg5maXJzdF9yZXNwb25zZRgUIAEoCzIZLnVzaGVyLnYxLkR1cmF0aW9uRmlndXJlcxInCgR3YWl0GBUgASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEikKBmhhbmRsZRgWIAEoCzIZLnVzaGVyLnYxLkR1cmF0aW9uRmlndXJlcxIZChFjdXN0b21lcl9tZXNzYWdlcxgXIAEoAxIWCg5hZ2VudF9tZXNzYWdlcxgYIAEoAxIUCgxib3RfbWVzc2FnZXMYGSABKAMSEgoKZm9sbG93X3VwcxgaIAEoAxIcChRib3RfY291bGRfbm90X2Fuc3dlchgbIAEoAxIoCgdyYXRpbmdzGBwgASgLMhcudXNoZXIudjEuUmF0aW5nRmlndXJlc0IQCg5fc2VydmljZV9sZXZlbCKVAQoNUmF0aW5nRmlndXJlcxINCgVjb3VudBgBIAEoAxIUCgdhdmVyYWdlGAIgASgBSACIAQESDwoHc2NvcmVfMRgDIAEoAxIPCgdzY29yZV8yGAQgASgDEg8KB3Njb3JlXzMYBSABKAMSDwoHc2NvcmVfNBgGIAEoAxIPCgdzY29yZV81GAcgASgDQgoKCF9hdmVyYWdlIvwDCgxBZ2VudEZpZ3VyZXMSEAoIYXNzaWduZWQYASABKAMSDwoHaGFuZGxlZBgCIAEoAxIVCg1tZXNzYWdlc19zZW50GAMgASgDEhYKDmNhbm5lZF9yZXBsaWVzGAQgASgDEjkKFmZpcnN0X3Jlc3BvbnNlX2J1Y2tldHMYBSABKAsyGS51c2hlci52MS5SZXNwb25zZUJ1Y2tldHMSMQoOZmlyc3RfcmVzcG9uc2UYBiABKAsyGS51c2hlci52MS5EdXJhdGlvbkZpZ3VyZXMSKQoGaGFuZGxlGAcgASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEhQKDHRyYW5zZmVyc19pbhgIIAEoAxIVCg10cmFuc2ZlcnNfb3V0GAkgASgDEg4KBm9mZmVycxgKIAEoAxIVCg1vZmZlcnNfbWlzc2VkGAsgASgDEhcKD29mZmVyc19yZWplY3RlZBgMIAEoAxIQCghhbnN3ZXJlZBgNIAEoAxInCgR3YWl0GA4gASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEhAKCHJlc29sdmVkGA8gASgDEgwKBHNwYW0YECABKAMSDwoHaWdub3JlZBgRIAEoAxIoCgdyYXRpbmdzGBIgASgLMhcudXNoZXIudjEuUmF0aW5nRmlndXJlcyKSAwoKQXR0ZW5kYW5jZRI2ChJmaXJzdF9zaWduX2luX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3Rfb25saW5lX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBm9ubGluZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhInCgRhd2F5GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi0KCmJyZWFrX3RpbWUYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SQQoPY3VzdG9tX3N0YXR1c2VzGAYgAygLMigudXNoZXIudjEuQXR0ZW5kYW5jZS5DdXN0b21TdGF0dXNlc0VudHJ5GlAKE0N1c3RvbVN0YXR1c2VzRW50cnkSCwoDa2V5GAEgASgJEigKBXZhbHVlGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uOgI4ASJAChhHZXRPdmVydmlld1JlcG9ydFJlcXVlc3QSJAoFcXVlcnkYASABKAsyFS51c2hlci52MS5SZXBvcnRRdWVyeSJlCgtPdmVydmlld1JvdxImCgZwZXJpb2QYASABKAsyFi51c2hlci52MS5SZXBvcnRQZXJpb2QSLgoHZmlndXJlcxgCIAEoCzIdLnVzaGVyLnYxLkNvbnZlcnNhdGlvbkZpZ3VyZXMilAEKGUdldE92ZXJ2aWV3UmVwb3J0UmVzcG9uc2USJAoFcmFuZ2UYASABKAsyFS51c2hlci52MS5SZXBvcnRSYW5nZRIjCgRyb3dzGAIgAygLMhUudXNoZXIudjEuT3ZlcnZpZXdSb3cSLAoFdG90YWwYAyABKAsyHS51c2hlci52MS5Db252ZXJzYXRpb25GaWd1cmVzIj0KFUdldEFnZW50UmVwb3J0UmVxdWVzdBIkCgVxdWVyeRgBIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFF1ZXJ5IqoBCghBZ2VudFJvdxImCgZwZXJpb2QYASABKAsyFi51c2hlci52MS5SZXBvcnRQZXJpb2QSDQoFYWdlbnQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEicKB2ZpZ3VyZXMYBCABKAsyFi51c2hlci52MS5BZ2VudEZpZ3VyZXMSKAoKYXR0ZW5kYW5jZRgFIAEoCzIULnVzaGVyLnYxLkF0dGVuZGFuY2UihAEKFkdldEFnZW50UmVwb3J0UmVzcG9uc2USJAoFcmFuZ2UYASABKAsyFS51c2hlci52MS5SZXBvcnRSYW5nZRIgCgRyb3dzGAIgAygLMhIudXNoZXIudjEuQWdlbnRSb3cSIgoGdG90YWxzGAMgAygLMhIudXNoZXIudjEuQWdlbnRSb3ciPQoVR2V0UXVldWVSZXBvcnRSZXF1ZXN0EiQKBXF1ZXJ5GAEgASgLMhUudXNoZXIudjEuUmVwb3J0UXVlcnkihwEKCFF1ZXVlUm93EiYKBnBlcmlvZBgBIAEoCzIWLnVzaGVyLnYxLlJlcG9ydFBlcmlvZBINCgVxdWV1ZRgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLgoHZmlndXJlcxgEIAEoCzIdLnVzaGVyLnYxLkNvbnZlcnNhdGlvbkZpZ3VyZXMihAEKFkdldFF1ZXVlUmVwb3J0UmVzcG9uc2USJAoFcmFuZ2UYASABKAsyFS51c2hlci52MS5SZXBvcnRSYW5nZRIgCgRyb3dzGAIgAygLMhIudXNoZXIudjEuUXVldWVSb3cSIgoGdG90YWxzGAMgAygLMhIudXNoZXIudjEuUXVldWVSb3ciPwoXR2V0Q2hhbm5lbFJlcG9ydFJlcXVlc3QSJAoFcXVlcnkYASABKAsyFS51c2hlci52MS5SZXBvcnRRdWVyeSJ1CgpDaGFubmVsUm93EiYKBnBlcmlvZBgBIAEoCzIWLnVzaGVyLnYxLlJlcG9ydFBlcmlvZBIPCgdjaGFubmVsGAIgASgJEi4KB2ZpZ3VyZXMYAyABKAsyHS51c2hlci52MS5Db252ZXJzYXRpb25GaWd1cmVzIooBChhHZXRDaGFubmVsUmVwb3J0UmVzcG9uc2USJAoFcmFuZ2UYASABKAsyFS51c2hlci52MS5SZXBvcnRSYW5nZRIiCgRyb3dzGAIgAygLMhQudXNoZXIudjEuQ2hhbm5lbFJvdxIkCgZ0b3RhbHMYAyADKAsyFC51c2hlci52MS5DaGFubmVsUm93IsEBChZMaXN0QWdlbnRMb2dpbnNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhZ2VudHMYAyADKAkSEgoKZGVwYXJ0bWVudBgEIAEoCRIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCSKYAQoKQWdlbnRMb2dpbhINCgVhZ2VudBgBIAEoCRIwCgxzaWduX2luX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXNpZ25fb3V0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNsaWVudF9hZGRyZXNzGAQgASgJIlgKF0xpc3RBZ2VudExvZ2luc1Jlc3BvbnNlEiQKBmxvZ2lucxgBIAMoCzIULnVzaGVyLnYxLkFnZW50TG9naW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIocBChNFeHBvcnRSZXBvcnRSZXF1ZXN0EiIKBGtpbmQYASABKA4yFC51c2hlci52MS5SZXBvcnRLaW5kEiQKBXF1ZXJ5GAIgASgLMhUudXNoZXIudjEuUmVwb3J0UXVlcnkSJgoGZm9ybWF0GAMgASgOMhYudXNoZXIudjEuRXhwb3J0Rm9ybWF0IiUKFEV4cG9ydFJlcG9ydFJlc3BvbnNlEg0KBWNodW5rGAEgASgMKoABCgtSZXBvcnRDaGFydBIcChhSRVBPUlRfQ0hBUlRfVU5TUEVDSUZJRUQQABIXChNSRVBPUlRfQ0hBUlRfVk9MVU1FEAESGQoVUkVQT1JUX0NIQVJUX09VVENPTUVTEAISHwobUkVQT1JUX0NIQVJUX0ZJUlNUX1JFU1BPTlNFEAMqVwoLSW1hZ2VGb3JtYXQSHAoYSU1BR0VfRk9STUFUX1VOU1BFQ0lGSUVEEAASFAoQSU1BR0VfRk9STUFUX1BORxABEhQKEElNQUdFX0ZPUk1BVF9TVkcQAiqZAQoOUmVwb3J0R3JvdXBpbmcSHwobUkVQT1JUX0dST1VQSU5HX1VOU1BFQ0lGSUVEEAASGAoUUkVQT1JUX0dST1VQSU5HX0hPVVIQARIXChNSRVBPUlRfR1JPVVBJTkdfREFZEAISGAoUUkVQT1JUX0dST1VQSU5HX1dFRUsQAxIZChVSRVBPUlRfR1JPVVBJTkdfTU9OVEgQBCqNAQoKUmVwb3J0S2luZBIbChdSRVBPUlRfS0lORF9VTlNQRUNJRklFRBAAEhgKFFJFUE9SVF9LSU5EX09WRVJWSUVXEAESFgoSUkVQT1JUX0tJTkRfQUdFTlRTEAISFgoSUkVQT1JUX0tJTkRfUVVFVUVTEAMSGAoUUkVQT1JUX0tJTkRfQ0hBTk5FTFMQBDLwBAoNUmVwb3J0U2VydmljZRJcChFHZXRPdmVydmlld1JlcG9ydBIiLnVzaGVyLnYxLkdldE92ZXJ2aWV3UmVwb3J0UmVxdWVzdBojLnVzaGVyLnYxLkdldE92ZXJ2aWV3UmVwb3J0UmVzcG9uc2USUwoOR2V0QWdlbnRSZXBvcnQSHy51c2hlci52MS5HZXRBZ2VudFJlcG9ydFJlcXVlc3QaIC51c2hlci52MS5HZXRBZ2VudFJlcG9ydFJlc3BvbnNlElMKDkdldFF1ZXVlUmVwb3J0Eh8udXNoZXIudjEuR2V0UXVldWVSZXBvcnRSZXF1ZXN0GiAudXNoZXIudjEuR2V0UXVldWVSZXBvcnRSZXNwb25zZRJZChBHZXRDaGFubmVsUmVwb3J0EiEudXNoZXIudjEuR2V0Q2hhbm5lbFJlcG9ydFJlcXVlc3QaIi51c2hlci52MS5HZXRDaGFubmVsUmVwb3J0UmVzcG9uc2USVgoPTGlzdEFnZW50TG9naW5zEiAudXNoZXIudjEuTGlzdEFnZW50TG9naW5zUmVxdWVzdBohLnVzaGVyLnYxLkxpc3RBZ2VudExvZ2luc1Jlc3BvbnNlEk8KDEV4cG9ydFJlcG9ydBIdLnVzaGVyLnYxLkV4cG9ydFJlcG9ydFJlcXVlc3QaHi51c2hlci52MS5FeHBvcnRSZXBvcnRSZXNwb25zZTABElMKDkdldFJlcG9ydENoYXJ0Eh8udXNoZXIudjEuR2V0UmVwb3J0Q2hhcnRSZXF1ZXN0GiAudXNoZXIudjEuR2V0UmVwb3J0Q2hhcnRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_usher_v1_record_service]);
+  fileDesc("Ch11c2hlci92MS9yZXBvcnRfc2VydmljZS5wcm90bxIIdXNoZXIudjEilwEKF0dldFZpc2l0b3JSZXBvcnRSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdjaGFubmVsGAMgASgJEg0KBWxpbWl0GAQgASgFIlIKClZpc2l0b3JSb3cSDAoEcGFnZRgBIAEoCRIVCg1yZWZlcnJlcl9ob3N0GAIgASgJEg4KBnJlZ2lvbhgDIAEoCRIPCgdzdGFydGVkGAQgASgDIk8KGEdldFZpc2l0b3JSZXBvcnRSZXNwb25zZRIiCgRyb3dzGAEgAygLMhQudXNoZXIudjEuVmlzaXRvclJvdxIPCgdzdGFydGVkGAIgASgDInMKE0dldEJvdFJlcG9ydFJlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIooBCgxCb3RSZXBvcnRSb3cSCwoDYm90GAEgASgJEg8KB3N0YXJ0ZWQYAiABKAMSFQoNY29udmVyc2F0aW9ucxgDIAEoAxIXCg9maW5pc2hlZF9pbl9ib3QYBCABKAMSEgoKaGFuZGVkX29mZhgFIAEoAxIYChBjb3VsZF9ub3RfYW5zd2VyGAYgASgDIjwKFEdldEJvdFJlcG9ydFJlc3BvbnNlEiQKBHJvd3MYASADKAsyFi51c2hlci52MS5Cb3RSZXBvcnRSb3cirgEKFUdldFJlcG9ydENoYXJ0UmVxdWVzdBIiCgRraW5kGAEgASgOMhQudXNoZXIudjEuUmVwb3J0S2luZBIkCgVxdWVyeRgCIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFF1ZXJ5EiQKBWNoYXJ0GAMgASgOMhUudXNoZXIudjEuUmVwb3J0Q2hhcnQSJQoGZm9ybWF0GAQgASgOMhUudXNoZXIudjEuSW1hZ2VGb3JtYXQiKwoLQ2hhcnRTZXJpZXMSDAoEbmFtZRgBIAEoCRIOCgZ2YWx1ZXMYAiADKAEihQEKFkdldFJlcG9ydENoYXJ0UmVzcG9uc2USFAoMY29udGVudF90eXBlGAEgASgJEg0KBWltYWdlGAIgASgMEg0KBXRpdGxlGAMgASgJEhAKCHhfbGFiZWxzGAQgAygJEiUKBnNlcmllcxgFIAMoCzIVLnVzaGVyLnYxLkNoYXJ0U2VyaWVzImEKDFJlcG9ydEZpbHRlchIOCgZxdWV1ZXMYASADKAkSDgoGYWdlbnRzGAIgAygJEhAKCGNoYW5uZWxzGAMgAygJEhIKCmRlcGFydG1lbnQYBCABKAkSCwoDdGFnGAUgASgJIr8BCgtSZXBvcnRRdWVyeRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoIZ3JvdXBfYnkYAyABKA4yGC51c2hlci52MS5SZXBvcnRHcm91cGluZxImCgZmaWx0ZXIYBCABKAsyFi51c2hlci52MS5SZXBvcnRGaWx0ZXIiewoMUmVwb3J0UGVyaW9kEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsYWJlbBgDIAEoCSJ+CgtSZXBvcnRSYW5nZRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGltZV96b25lGAMgASgJIsEBCg9EdXJhdGlvbkZpZ3VyZXMSDQoFY291bnQYASABKAMSJwoEbWVhbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhImCgNwNTAYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJgoDcDkwGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiYKA3A5NRgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKIAQoPUmVzcG9uc2VCdWNrZXRzEhEKCXdpdGhpbl81cxgBIAEoAxISCgp3aXRoaW5fMTVzGAIgASgDEhIKCndpdGhpbl8zMHMYAyABKAMSEgoKd2l0aGluXzYwcxgEIAEoAxITCgt3aXRoaW5fMTgwcxgFIAEoAxIRCglvdmVyXzE4MHMYBiABKAMijgYKE0NvbnZlcnNhdGlvbkZpZ3VyZXMSDwoHc3RhcnRlZBgBIAEoAxITCgtib3Rfc3RhcnRlZBgCIAEoAxIQCghib3Rfb25seRgDIAEoAxIWCg5ib3RfaGFuZGVkX29mZhgEIAEoAxIYChBoYW5kZWRfdG9fYWdlbnRzGAUgASgDEg4KBnF1ZXVlZBgGIAEoAxIQCghhbnN3ZXJlZBgHIAEoAxIhChlhbnN3ZXJlZF93aXRoaW5fdGhyZXNob2xkGAggASgDEhEKCWFiYW5kb25lZBgJIAEoAxIiChphYmFuZG9uZWRfd2l0aGluX3RocmVzaG9sZBgKIAEoAxIVCg1sZWZ0X21lc3NhZ2VzGAsgASgDEhIKCm92ZXJmbG93ZWQYDCABKAMSEQoJdHJhbnNmZXJzGA0gASgDEg0KBWVuZGVkGA4gASgDEhAKCHJlc29sdmVkGA8gASgDEgwKBHNwYW0YECABKAMSDwoHaWdub3JlZBgRIAEoAxIaCg1zZXJ2aWNlX2xldmVsGBIgASgBSACIAQESOQoWZmlyc3RfcmVzcG9uc2VfYnVja2V0cxgTIAEoCzIZLnVzaGVyLnYxLlJlc3BvbnNlQnVja2V0cxIxCg5maXJzdF9yZXNwb25zZRgUIAEoCzIZLnVzaGVyLnYxLkR1cmF0aW9uRmlndXJlcxInCgR3YWl0GBUgASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEikKBmhhbmRsZRgWIAEoCzIZLnVzaGVyLnYxLkR1cmF0aW9uRmlndXJlcxIZChFjdXN0b21lcl9tZXNzYWdlcxgXIAEoAxIWCg5hZ2VudF9tZXNzYWdlcxgYIAEoAxIUCgxib3RfbWVzc2FnZXMYGSABKAMSEgoKZm9sbG93X3VwcxgaIAEoAxIcChRib3RfY291bGRfbm90X2Fuc3dlchgbIAEoAxIoCgdyYXRpbmdzGBwgASgLMhcudXNoZXIudjEuUmF0aW5nRmlndXJlc0IQCg5fc2VydmljZV9sZXZlbCKVAQoNUmF0aW5nRmlndXJlcxINCgVjb3VudBgBIAEoAxIUCgdhdmVyYWdlGAIgASgBSACIAQESDwoHc2NvcmVfMRgDIAEoAxIPCgdzY29yZV8yGAQgASgDEg8KB3Njb3JlXzMYBSABKAMSDwoHc2NvcmVfNBgGIAEoAxIPCgdzY29yZV81GAcgASgDQgoKCF9hdmVyYWdlIvwDCgxBZ2VudEZpZ3VyZXMSEAoIYXNzaWduZWQYASABKAMSDwoHaGFuZGxlZBgCIAEoAxIVCg1tZXNzYWdlc19zZW50GAMgASgDEhYKDmNhbm5lZF9yZXBsaWVzGAQgASgDEjkKFmZpcnN0X3Jlc3BvbnNlX2J1Y2tldHMYBSABKAsyGS51c2hlci52MS5SZXNwb25zZUJ1Y2tldHMSMQoOZmlyc3RfcmVzcG9uc2UYBiABKAsyGS51c2hlci52MS5EdXJhdGlvbkZpZ3VyZXMSKQoGaGFuZGxlGAcgASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEhQKDHRyYW5zZmVyc19pbhgIIAEoAxIVCg10cmFuc2ZlcnNfb3V0GAkgASgDEg4KBm9mZmVycxgKIAEoAxIVCg1vZmZlcnNfbWlzc2VkGAsgASgDEhcKD29mZmVyc19yZWplY3RlZBgMIAEoAxIQCghhbnN3ZXJlZBgNIAEoAxInCgR3YWl0GA4gASgLMhkudXNoZXIudjEuRHVyYXRpb25GaWd1cmVzEhAKCHJlc29sdmVkGA8gASgDEgwKBHNwYW0YECABKAMSDwoHaWdub3JlZBgRIAEoAxIoCgdyYXRpbmdzGBIgASgLMhcudXNoZXIudjEuUmF0aW5nRmlndXJlcyKSAwoKQXR0ZW5kYW5jZRI2ChJmaXJzdF9zaWduX2luX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3Rfb25saW5lX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBm9ubGluZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhInCgRhd2F5GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi0KCmJyZWFrX3RpbWUYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SQQoPY3VzdG9tX3N0YXR1c2VzGAYgAygLMigudXNoZXIudjEuQXR0ZW5kYW5jZS5DdXN0b21TdGF0dXNlc0VudHJ5GlAKE0N1c3RvbVN0YXR1c2VzRW50cnkSCwoDa2V5GAEgASgJEigKBXZhbHVlGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uOgI4ASJAChhHZXRPdmVydmlld1JlcG9ydFJlcXVlc3QSJAoFcXVlcnkYASABKAsyFS51c2hlci52MS5SZXBvcnRRdWVyeSJlCgtPdmVydmlld1JvdxImCgZwZXJpb2QYASABKAsyFi51c2hlci52MS5SZXBvcnRQZXJpb2QSLgoHZmlndXJlcxgCIAEoCzIdLnVzaGVyLnYxLkNvbnZlcnNhdGlvbkZpZ3VyZXMilAEKGUdldE92ZXJ2aWV3UmVwb3J0UmVzcG9uc2USJAoFcmFuZ2UYASABKAsyFS51c2hlci52MS5SZXBvcnRSYW5nZRIjCgRyb3dzGAIgAygLMhUudXNoZXIudjEuT3ZlcnZpZXdSb3cSLAoFdG90YWwYAyABKAsyHS51c2hlci52MS5Db252ZXJzYXRpb25GaWd1cmVzIj0KFUdldEFnZW50UmVwb3J0UmVxdWVzdBIkCgVxdWVyeRgBIAEoCzIVLnVzaGVyLnYxLlJlcG9ydFF1ZXJ5IqoBCghBZ2VudFJvdxImCgZwZXJpb2QYASABKAsyFi51c2hlci52MS5SZXBvcnRQZXJpb2QSDQoFYWdlbnQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEicKB2ZpZ3VyZXMYBCABKAsyFi51c2hlci52MS5BZ2VudEZpZ3VyZXMSKAoKYXR0ZW5kYW5jZRgFIAEoCzIULnVzaGVyLnYxLkF0dGVuZGFuY2UihAEKFkdldEFnZW50UmVwb3J0UmVzcG9uc2USJAoFcmFuZ2UYASABKAsyFS51c2hlci52MS5SZXBvcnRSYW5nZRIgCgRyb3dzGAIgAygLMhIudXNoZXIudjEuQWdlbnRSb3cSIgoGdG90YWxzGAMgAygLMhIudXNoZXIudjEuQWdlbnRSb3ciPQoVR2V0UXVldWVSZXBvcnRSZXF1ZXN0EiQKBXF1ZXJ5GAEgASgLMhUudXNoZXIudjEuUmVwb3J0UXVlcnkihwEKCFF1ZXVlUm93EiYKBnBlcmlvZBgBIAEoCzIWLnVzaGVyLnYxLlJlcG9ydFBlcmlvZBINCgVxdWV1ZRgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLgoHZmlndXJlcxgEIAEoCzIdLnVzaGVyLnYxLkNvbnZlcnNhdGlvbkZpZ3VyZXMihAEKFkdldFF1ZXVlUmVwb3J0UmVzcG9uc2USJAoFcmFuZ2UYASABKAsyFS51c2hlci52MS5SZXBvcnRSYW5nZRIgCgRyb3dzGAIgAygLMhIudXNoZXIudjEuUXVldWVSb3cSIgoGdG90YWxzGAMgAygLMhIudXNoZXIudjEuUXVldWVSb3ciPwoXR2V0Q2hhbm5lbFJlcG9ydFJlcXVlc3QSJAoFcXVlcnkYASABKAsyFS51c2hlci52MS5SZXBvcnRRdWVyeSJ1CgpDaGFubmVsUm93EiYKBnBlcmlvZBgBIAEoCzIWLnVzaGVyLnYxLlJlcG9ydFBlcmlvZBIPCgdjaGFubmVsGAIgASgJEi4KB2ZpZ3VyZXMYAyABKAsyHS51c2hlci52MS5Db252ZXJzYXRpb25GaWd1cmVzIooBChhHZXRDaGFubmVsUmVwb3J0UmVzcG9uc2USJAoFcmFuZ2UYASABKAsyFS51c2hlci52MS5SZXBvcnRSYW5nZRIiCgRyb3dzGAIgAygLMhQudXNoZXIudjEuQ2hhbm5lbFJvdxIkCgZ0b3RhbHMYAyADKAsyFC51c2hlci52MS5DaGFubmVsUm93IsEBChZMaXN0QWdlbnRMb2dpbnNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhZ2VudHMYAyADKAkSEgoKZGVwYXJ0bWVudBgEIAEoCRIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCSKYAQoKQWdlbnRMb2dpbhINCgVhZ2VudBgBIAEoCRIwCgxzaWduX2luX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXNpZ25fb3V0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNsaWVudF9hZGRyZXNzGAQgASgJIlgKF0xpc3RBZ2VudExvZ2luc1Jlc3BvbnNlEiQKBmxvZ2lucxgBIAMoCzIULnVzaGVyLnYxLkFnZW50TG9naW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIocBChNFeHBvcnRSZXBvcnRSZXF1ZXN0EiIKBGtpbmQYASABKA4yFC51c2hlci52MS5SZXBvcnRLaW5kEiQKBXF1ZXJ5GAIgASgLMhUudXNoZXIudjEuUmVwb3J0UXVlcnkSJgoGZm9ybWF0GAMgASgOMhYudXNoZXIudjEuRXhwb3J0Rm9ybWF0IiUKFEV4cG9ydFJlcG9ydFJlc3BvbnNlEg0KBWNodW5rGAEgASgMKoABCgtSZXBvcnRDaGFydBIcChhSRVBPUlRfQ0hBUlRfVU5TUEVDSUZJRUQQABIXChNSRVBPUlRfQ0hBUlRfVk9MVU1FEAESGQoVUkVQT1JUX0NIQVJUX09VVENPTUVTEAISHwobUkVQT1JUX0NIQVJUX0ZJUlNUX1JFU1BPTlNFEAMqVwoLSW1hZ2VGb3JtYXQSHAoYSU1BR0VfRk9STUFUX1VOU1BFQ0lGSUVEEAASFAoQSU1BR0VfRk9STUFUX1BORxABEhQKEElNQUdFX0ZPUk1BVF9TVkcQAiqZAQoOUmVwb3J0R3JvdXBpbmcSHwobUkVQT1JUX0dST1VQSU5HX1VOU1BFQ0lGSUVEEAASGAoUUkVQT1JUX0dST1VQSU5HX0hPVVIQARIXChNSRVBPUlRfR1JPVVBJTkdfREFZEAISGAoUUkVQT1JUX0dST1VQSU5HX1dFRUsQAxIZChVSRVBPUlRfR1JPVVBJTkdfTU9OVEgQBCqNAQoKUmVwb3J0S2luZBIbChdSRVBPUlRfS0lORF9VTlNQRUNJRklFRBAAEhgKFFJFUE9SVF9LSU5EX09WRVJWSUVXEAESFgoSUkVQT1JUX0tJTkRfQUdFTlRTEAISFgoSUkVQT1JUX0tJTkRfUVVFVUVTEAMSGAoUUkVQT1JUX0tJTkRfQ0hBTk5FTFMQBDKaBgoNUmVwb3J0U2VydmljZRJcChFHZXRPdmVydmlld1JlcG9ydBIiLnVzaGVyLnYxLkdldE92ZXJ2aWV3UmVwb3J0UmVxdWVzdBojLnVzaGVyLnYxLkdldE92ZXJ2aWV3UmVwb3J0UmVzcG9uc2USUwoOR2V0QWdlbnRSZXBvcnQSHy51c2hlci52MS5HZXRBZ2VudFJlcG9ydFJlcXVlc3QaIC51c2hlci52MS5HZXRBZ2VudFJlcG9ydFJlc3BvbnNlElMKDkdldFF1ZXVlUmVwb3J0Eh8udXNoZXIudjEuR2V0UXVldWVSZXBvcnRSZXF1ZXN0GiAudXNoZXIudjEuR2V0UXVldWVSZXBvcnRSZXNwb25zZRJZChBHZXRDaGFubmVsUmVwb3J0EiEudXNoZXIudjEuR2V0Q2hhbm5lbFJlcG9ydFJlcXVlc3QaIi51c2hlci52MS5HZXRDaGFubmVsUmVwb3J0UmVzcG9uc2USVgoPTGlzdEFnZW50TG9naW5zEiAudXNoZXIudjEuTGlzdEFnZW50TG9naW5zUmVxdWVzdBohLnVzaGVyLnYxLkxpc3RBZ2VudExvZ2luc1Jlc3BvbnNlEk8KDEV4cG9ydFJlcG9ydBIdLnVzaGVyLnYxLkV4cG9ydFJlcG9ydFJlcXVlc3QaHi51c2hlci52MS5FeHBvcnRSZXBvcnRSZXNwb25zZTABElMKDkdldFJlcG9ydENoYXJ0Eh8udXNoZXIudjEuR2V0UmVwb3J0Q2hhcnRSZXF1ZXN0GiAudXNoZXIudjEuR2V0UmVwb3J0Q2hhcnRSZXNwb25zZRJZChBHZXRWaXNpdG9yUmVwb3J0EiEudXNoZXIudjEuR2V0VmlzaXRvclJlcG9ydFJlcXVlc3QaIi51c2hlci52MS5HZXRWaXNpdG9yUmVwb3J0UmVzcG9uc2USTQoMR2V0Qm90UmVwb3J0Eh0udXNoZXIudjEuR2V0Qm90UmVwb3J0UmVxdWVzdBoeLnVzaGVyLnYxLkdldEJvdFJlcG9ydFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_usher_v1_record_service]);
+
+/**
+ * Count web chat visitors' conversations.
+ *
+ * @generated from message usher.v1.GetVisitorReportRequest
+ */
+export type GetVisitorReportRequest = Message<"usher.v1.GetVisitorReportRequest"> & {
+  /**
+   * Inclusive.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Exclusive; at most two years after `start_time`.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Only conversations on this channel; empty: every channel.
+   *
+   * @generated from field: string channel = 3;
+   */
+  channel: string;
+
+  /**
+   * At most this many rows (1 to 1000); 0 means 100.
+   *
+   * @generated from field: int32 limit = 4;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message usher.v1.GetVisitorReportRequest.
+ * Use `create(GetVisitorReportRequestSchema)` to create a new message.
+ */
+export const GetVisitorReportRequestSchema: GenMessage<GetVisitorReportRequest> = /*@__PURE__*/
+  messageDesc(file_usher_v1_report_service, 0);
+
+/**
+ * Conversations started from one page, referrer and region.
+ *
+ * @generated from message usher.v1.VisitorRow
+ */
+export type VisitorRow = Message<"usher.v1.VisitorRow"> & {
+  /**
+   * The page's path, without its query or fragment (`/pricing`); empty: not given.
+   *
+   * @generated from field: string page = 1;
+   */
+  page: string;
+
+  /**
+   * The referrer's host (`www.google.com`); empty: none (typed, a bookmark, not given).
+   *
+   * @generated from field: string referrer_host = 2;
+   */
+  referrerHost: string;
+
+  /**
+   * The conversation's region as the gateway gave it; empty: unknown.
+   *
+   * @generated from field: string region = 3;
+   */
+  region: string;
+
+  /**
+   * @generated from field: int64 started = 4;
+   */
+  started: bigint;
+};
+
+/**
+ * Describes the message usher.v1.VisitorRow.
+ * Use `create(VisitorRowSchema)` to create a new message.
+ */
+export const VisitorRowSchema: GenMessage<VisitorRow> = /*@__PURE__*/
+  messageDesc(file_usher_v1_report_service, 1);
+
+/**
+ * The rows, most conversations first, and the total over the range.
+ *
+ * @generated from message usher.v1.GetVisitorReportResponse
+ */
+export type GetVisitorReportResponse = Message<"usher.v1.GetVisitorReportResponse"> & {
+  /**
+   * @generated from field: repeated usher.v1.VisitorRow rows = 1;
+   */
+  rows: VisitorRow[];
+
+  /**
+   * Every visitor conversation started over the range (also those beyond `limit`).
+   *
+   * @generated from field: int64 started = 2;
+   */
+  started: bigint;
+};
+
+/**
+ * Describes the message usher.v1.GetVisitorReportResponse.
+ * Use `create(GetVisitorReportResponseSchema)` to create a new message.
+ */
+export const GetVisitorReportResponseSchema: GenMessage<GetVisitorReportResponse> = /*@__PURE__*/
+  messageDesc(file_usher_v1_report_service, 2);
+
+/**
+ * Count every bot's flows.
+ *
+ * @generated from message usher.v1.GetBotReportRequest
+ */
+export type GetBotReportRequest = Message<"usher.v1.GetBotReportRequest"> & {
+  /**
+   * Inclusive: flows started from then.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Exclusive; at most two years after `start_time`.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message usher.v1.GetBotReportRequest.
+ * Use `create(GetBotReportRequestSchema)` to create a new message.
+ */
+export const GetBotReportRequestSchema: GenMessage<GetBotReportRequest> = /*@__PURE__*/
+  messageDesc(file_usher_v1_report_service, 3);
+
+/**
+ * One bot's flows over the range.
+ *
+ * @generated from message usher.v1.BotReportRow
+ */
+export type BotReportRow = Message<"usher.v1.BotReportRow"> & {
+  /**
+   * `bots/{bot}`.
+   *
+   * @generated from field: string bot = 1;
+   */
+  bot: string;
+
+  /**
+   * Flows started.
+   *
+   * @generated from field: int64 started = 2;
+   */
+  started: bigint;
+
+  /**
+   * Conversations the bot ran in.
+   *
+   * @generated from field: int64 conversations = 3;
+   */
+  conversations: bigint;
+
+  /**
+   * Flows that ended in the bot.
+   *
+   * @generated from field: int64 finished_in_bot = 4;
+   */
+  finishedInBot: bigint;
+
+  /**
+   * Flows that handed the conversation to people, for any reason.
+   *
+   * @generated from field: int64 handed_off = 5;
+   */
+  handedOff: bigint;
+
+  /**
+   * Hand-offs because the bot found no answer (`bot_could_not_answer`).
+   *
+   * @generated from field: int64 could_not_answer = 6;
+   */
+  couldNotAnswer: bigint;
+};
+
+/**
+ * Describes the message usher.v1.BotReportRow.
+ * Use `create(BotReportRowSchema)` to create a new message.
+ */
+export const BotReportRowSchema: GenMessage<BotReportRow> = /*@__PURE__*/
+  messageDesc(file_usher_v1_report_service, 4);
+
+/**
+ * Every bot that started a flow over the range, by id.
+ *
+ * @generated from message usher.v1.GetBotReportResponse
+ */
+export type GetBotReportResponse = Message<"usher.v1.GetBotReportResponse"> & {
+  /**
+   * @generated from field: repeated usher.v1.BotReportRow rows = 1;
+   */
+  rows: BotReportRow[];
+};
+
+/**
+ * Describes the message usher.v1.GetBotReportResponse.
+ * Use `create(GetBotReportResponseSchema)` to create a new message.
+ */
+export const GetBotReportResponseSchema: GenMessage<GetBotReportResponse> = /*@__PURE__*/
+  messageDesc(file_usher_v1_report_service, 5);
 
 /**
  * Draw a chart.
@@ -48,7 +259,7 @@ export type GetReportChartRequest = Message<"usher.v1.GetReportChartRequest"> & 
  * Use `create(GetReportChartRequestSchema)` to create a new message.
  */
 export const GetReportChartRequestSchema: GenMessage<GetReportChartRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 0);
+  messageDesc(file_usher_v1_report_service, 6);
 
 /**
  * One plotted series: a line, a stacked segment or the histogram's bars.
@@ -74,7 +285,7 @@ export type ChartSeries = Message<"usher.v1.ChartSeries"> & {
  * Use `create(ChartSeriesSchema)` to create a new message.
  */
 export const ChartSeriesSchema: GenMessage<ChartSeries> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 1);
+  messageDesc(file_usher_v1_report_service, 7);
 
 /**
  * The image and what it shows.
@@ -117,7 +328,7 @@ export type GetReportChartResponse = Message<"usher.v1.GetReportChartResponse"> 
  * Use `create(GetReportChartResponseSchema)` to create a new message.
  */
 export const GetReportChartResponseSchema: GenMessage<GetReportChartResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 2);
+  messageDesc(file_usher_v1_report_service, 8);
 
 /**
  * Which facts count; the fields set combine with AND, values within a repeated field with OR.
@@ -169,7 +380,7 @@ export type ReportFilter = Message<"usher.v1.ReportFilter"> & {
  * Use `create(ReportFilterSchema)` to create a new message.
  */
 export const ReportFilterSchema: GenMessage<ReportFilter> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 3);
+  messageDesc(file_usher_v1_report_service, 9);
 
 /**
  * The range, grouping and filter every report takes.
@@ -207,7 +418,7 @@ export type ReportQuery = Message<"usher.v1.ReportQuery"> & {
  * Use `create(ReportQuerySchema)` to create a new message.
  */
 export const ReportQuerySchema: GenMessage<ReportQuery> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 4);
+  messageDesc(file_usher_v1_report_service, 10);
 
 /**
  * One period of a report, in the tenant's zone.
@@ -238,7 +449,7 @@ export type ReportPeriod = Message<"usher.v1.ReportPeriod"> & {
  * Use `create(ReportPeriodSchema)` to create a new message.
  */
 export const ReportPeriodSchema: GenMessage<ReportPeriod> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 5);
+  messageDesc(file_usher_v1_report_service, 11);
 
 /**
  * How a report's range came out.
@@ -271,7 +482,7 @@ export type ReportRange = Message<"usher.v1.ReportRange"> & {
  * Use `create(ReportRangeSchema)` to create a new message.
  */
 export const ReportRangeSchema: GenMessage<ReportRange> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 6);
+  messageDesc(file_usher_v1_report_service, 12);
 
 /**
  * A duration measure over a group: how many values, their exact mean, and percentiles
@@ -312,7 +523,7 @@ export type DurationFigures = Message<"usher.v1.DurationFigures"> & {
  * Use `create(DurationFiguresSchema)` to create a new message.
  */
 export const DurationFiguresSchema: GenMessage<DurationFigures> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 7);
+  messageDesc(file_usher_v1_report_service, 13);
 
 /**
  * First responses per bucket; each bucket starts above the previous one's edge (exactly 5 s is
@@ -357,7 +568,7 @@ export type ResponseBuckets = Message<"usher.v1.ResponseBuckets"> & {
  * Use `create(ResponseBucketsSchema)` to create a new message.
  */
 export const ResponseBucketsSchema: GenMessage<ResponseBuckets> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 8);
+  messageDesc(file_usher_v1_report_service, 14);
 
 /**
  * The conversation figures shared by the overview, queue and channel reports.
@@ -554,7 +765,7 @@ export type ConversationFigures = Message<"usher.v1.ConversationFigures"> & {
  * Use `create(ConversationFiguresSchema)` to create a new message.
  */
 export const ConversationFiguresSchema: GenMessage<ConversationFigures> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 9);
+  messageDesc(file_usher_v1_report_service, 15);
 
 /**
  * Satisfaction ratings over a group, counted when given, where the conversation was when it
@@ -610,7 +821,7 @@ export type RatingFigures = Message<"usher.v1.RatingFigures"> & {
  * Use `create(RatingFiguresSchema)` to create a new message.
  */
 export const RatingFiguresSchema: GenMessage<RatingFigures> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 10);
+  messageDesc(file_usher_v1_report_service, 16);
 
 /**
  * An agent's figures over a group.
@@ -730,7 +941,7 @@ export type AgentFigures = Message<"usher.v1.AgentFigures"> & {
  * Use `create(AgentFiguresSchema)` to create a new message.
  */
 export const AgentFiguresSchema: GenMessage<AgentFigures> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 11);
+  messageDesc(file_usher_v1_report_service, 17);
 
 /**
  * An agent's attendance over a group, from their status changes.
@@ -780,7 +991,7 @@ export type Attendance = Message<"usher.v1.Attendance"> & {
  * Use `create(AttendanceSchema)` to create a new message.
  */
 export const AttendanceSchema: GenMessage<Attendance> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 12);
+  messageDesc(file_usher_v1_report_service, 18);
 
 /**
  * Get the overview.
@@ -799,7 +1010,7 @@ export type GetOverviewReportRequest = Message<"usher.v1.GetOverviewReportReques
  * Use `create(GetOverviewReportRequestSchema)` to create a new message.
  */
 export const GetOverviewReportRequestSchema: GenMessage<GetOverviewReportRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 13);
+  messageDesc(file_usher_v1_report_service, 19);
 
 /**
  * One period of the overview.
@@ -823,7 +1034,7 @@ export type OverviewRow = Message<"usher.v1.OverviewRow"> & {
  * Use `create(OverviewRowSchema)` to create a new message.
  */
 export const OverviewRowSchema: GenMessage<OverviewRow> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 14);
+  messageDesc(file_usher_v1_report_service, 20);
 
 /**
  * The overview: a row per period, and the whole range.
@@ -852,7 +1063,7 @@ export type GetOverviewReportResponse = Message<"usher.v1.GetOverviewReportRespo
  * Use `create(GetOverviewReportResponseSchema)` to create a new message.
  */
 export const GetOverviewReportResponseSchema: GenMessage<GetOverviewReportResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 15);
+  messageDesc(file_usher_v1_report_service, 21);
 
 /**
  * Get the agent report.
@@ -871,7 +1082,7 @@ export type GetAgentReportRequest = Message<"usher.v1.GetAgentReportRequest"> & 
  * Use `create(GetAgentReportRequestSchema)` to create a new message.
  */
 export const GetAgentReportRequestSchema: GenMessage<GetAgentReportRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 16);
+  messageDesc(file_usher_v1_report_service, 22);
 
 /**
  * One agent in one period (or, in `totals`, over the range).
@@ -914,7 +1125,7 @@ export type AgentRow = Message<"usher.v1.AgentRow"> & {
  * Use `create(AgentRowSchema)` to create a new message.
  */
 export const AgentRowSchema: GenMessage<AgentRow> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 17);
+  messageDesc(file_usher_v1_report_service, 23);
 
 /**
  * The agent report.
@@ -945,7 +1156,7 @@ export type GetAgentReportResponse = Message<"usher.v1.GetAgentReportResponse"> 
  * Use `create(GetAgentReportResponseSchema)` to create a new message.
  */
 export const GetAgentReportResponseSchema: GenMessage<GetAgentReportResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 18);
+  messageDesc(file_usher_v1_report_service, 24);
 
 /**
  * Get the queue report.
@@ -964,7 +1175,7 @@ export type GetQueueReportRequest = Message<"usher.v1.GetQueueReportRequest"> & 
  * Use `create(GetQueueReportRequestSchema)` to create a new message.
  */
 export const GetQueueReportRequestSchema: GenMessage<GetQueueReportRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 19);
+  messageDesc(file_usher_v1_report_service, 25);
 
 /**
  * One queue in one period (or, in `totals`, over the range).
@@ -1002,7 +1213,7 @@ export type QueueRow = Message<"usher.v1.QueueRow"> & {
  * Use `create(QueueRowSchema)` to create a new message.
  */
 export const QueueRowSchema: GenMessage<QueueRow> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 20);
+  messageDesc(file_usher_v1_report_service, 26);
 
 /**
  * The queue report.
@@ -1031,7 +1242,7 @@ export type GetQueueReportResponse = Message<"usher.v1.GetQueueReportResponse"> 
  * Use `create(GetQueueReportResponseSchema)` to create a new message.
  */
 export const GetQueueReportResponseSchema: GenMessage<GetQueueReportResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 21);
+  messageDesc(file_usher_v1_report_service, 27);
 
 /**
  * Get the channel report.
@@ -1050,7 +1261,7 @@ export type GetChannelReportRequest = Message<"usher.v1.GetChannelReportRequest"
  * Use `create(GetChannelReportRequestSchema)` to create a new message.
  */
 export const GetChannelReportRequestSchema: GenMessage<GetChannelReportRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 22);
+  messageDesc(file_usher_v1_report_service, 28);
 
 /**
  * One channel in one period (or, in `totals`, over the range).
@@ -1081,7 +1292,7 @@ export type ChannelRow = Message<"usher.v1.ChannelRow"> & {
  * Use `create(ChannelRowSchema)` to create a new message.
  */
 export const ChannelRowSchema: GenMessage<ChannelRow> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 23);
+  messageDesc(file_usher_v1_report_service, 29);
 
 /**
  * The channel report.
@@ -1110,7 +1321,7 @@ export type GetChannelReportResponse = Message<"usher.v1.GetChannelReportRespons
  * Use `create(GetChannelReportResponseSchema)` to create a new message.
  */
 export const GetChannelReportResponseSchema: GenMessage<GetChannelReportResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 24);
+  messageDesc(file_usher_v1_report_service, 30);
 
 /**
  * List agents' logins.
@@ -1162,7 +1373,7 @@ export type ListAgentLoginsRequest = Message<"usher.v1.ListAgentLoginsRequest"> 
  * Use `create(ListAgentLoginsRequestSchema)` to create a new message.
  */
 export const ListAgentLoginsRequestSchema: GenMessage<ListAgentLoginsRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 25);
+  messageDesc(file_usher_v1_report_service, 31);
 
 /**
  * A sign-in and its sign-out.
@@ -1202,7 +1413,7 @@ export type AgentLogin = Message<"usher.v1.AgentLogin"> & {
  * Use `create(AgentLoginSchema)` to create a new message.
  */
 export const AgentLoginSchema: GenMessage<AgentLogin> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 26);
+  messageDesc(file_usher_v1_report_service, 32);
 
 /**
  * A page of logins.
@@ -1226,7 +1437,7 @@ export type ListAgentLoginsResponse = Message<"usher.v1.ListAgentLoginsResponse"
  * Use `create(ListAgentLoginsResponseSchema)` to create a new message.
  */
 export const ListAgentLoginsResponseSchema: GenMessage<ListAgentLoginsResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 27);
+  messageDesc(file_usher_v1_report_service, 33);
 
 /**
  * Export a report.
@@ -1257,7 +1468,7 @@ export type ExportReportRequest = Message<"usher.v1.ExportReportRequest"> & {
  * Use `create(ExportReportRequestSchema)` to create a new message.
  */
 export const ExportReportRequestSchema: GenMessage<ExportReportRequest> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 28);
+  messageDesc(file_usher_v1_report_service, 34);
 
 /**
  * A chunk of the file.
@@ -1276,7 +1487,7 @@ export type ExportReportResponse = Message<"usher.v1.ExportReportResponse"> & {
  * Use `create(ExportReportResponseSchema)` to create a new message.
  */
 export const ExportReportResponseSchema: GenMessage<ExportReportResponse> = /*@__PURE__*/
-  messageDesc(file_usher_v1_report_service, 29);
+  messageDesc(file_usher_v1_report_service, 35);
 
 /**
  * Which chart of a report.
@@ -1518,6 +1729,29 @@ export const ReportService: GenService<{
     methodKind: "unary";
     input: typeof GetReportChartRequestSchema;
     output: typeof GetReportChartResponseSchema;
+  },
+  /**
+   * Web chat visitors: conversations started over the range that carried a page or referrer
+   * (StartConversationRequest.page and referrer), per page path (no query), referrer host and
+   * region, most first.
+   *
+   * @generated from rpc usher.v1.ReportService.GetVisitorReport
+   */
+  getVisitorReport: {
+    methodKind: "unary";
+    input: typeof GetVisitorReportRequestSchema;
+    output: typeof GetVisitorReportResponseSchema;
+  },
+  /**
+   * Per bot: flows started over the range, finished in the bot, handed off to people, and
+   * handed off because the bot could not answer (BotService.GetBotStats' figures, every bot).
+   *
+   * @generated from rpc usher.v1.ReportService.GetBotReport
+   */
+  getBotReport: {
+    methodKind: "unary";
+    input: typeof GetBotReportRequestSchema;
+    output: typeof GetBotReportResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_usher_v1_report_service, 0);
