@@ -25,6 +25,7 @@ from rich.table import Table
 from core.admin_cli import _data_dir, _database_url, _on_database
 from core.reports import charts, export
 from core.reports.calendar import Grouping, zone
+from core.reports.cli_extras import bots_command, visitors_command
 from core.reports.figures import Distribution
 from core.reports.query import BadQuery, Filter, Kind, ReportQuery
 from core.reports.series import Report, run
@@ -242,6 +243,8 @@ def _report_command(kind: Kind) -> click.Command:
 
 for _kind in Kind:
     report.add_command(_report_command(_kind))
+report.add_command(visitors_command)
+report.add_command(bots_command)
 
 
 @report.command("rebuild")

@@ -40,7 +40,12 @@ ORDER BY bot_id"""
 
 
 async def report(
-    pool: asyncpg.Pool, tenant: str, start: dt.datetime, end: dt.datetime, *, timeout: float = 10.0
+    pool: asyncpg.Pool | asyncpg.Connection,
+    tenant: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    timeout: float = 10.0,
 ) -> tuple[BotFigures, ...]:
     """Each bot with a flow started in ``[start, end)``, by id."""
     with translated_errors():

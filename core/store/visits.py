@@ -40,7 +40,7 @@ ORDER BY started DESC, page, referrer_host, region"""
 
 
 async def report(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | asyncpg.Connection,
     tenant: str,
     start: dt.datetime,
     end: dt.datetime,
