@@ -455,7 +455,8 @@ def bots(
     gRPC at a steady rate."""
     from core.serve import configure_logging
 
-    configure_logging()  # the shard's log lines go to stderr: stdout is the document
+    # the shard's log lines go to stderr (stdout is the document); tests run this in process
+    configure_logging(cache_loggers=False)
     config = (
         smoke()
         if quick

@@ -167,8 +167,9 @@ async def _keep_shards_started(handles: list[Any], every: float = 5.0) -> None:
                 await handle.health.remote()
 
 
-def configure_logging() -> None:
-    """structlog JSON lines on stderr."""
+def configure_logging(*, cache_loggers: bool = True) -> None:
+    """structlog JSON lines on stderr. ``cache_loggers=False`` for a command that may run inside
+    another process (a test): a logger cached once keeps this configuration for good."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     structlog.configure(
         processors=[
@@ -179,7 +180,7 @@ def configure_logging() -> None:
             structlog.processors.JSONRenderer(),
         ],
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache_loggers,
     )
 
 
